@@ -1,0 +1,87 @@
+// ByteWriter and ByteReader: the little-endian, fixed-width encoding of journal records
+// and snapshots. Every read is bounds-checked: a short or malformed buffer makes the
+// reader fail (ok() false) rather than read past the end, so a corrupted record is
+// reported as kCorruption, never undefined behaviour.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "base/id.h"
+
+namespace atrium {
+
+class ByteWriter {
+ public:
+  explicit ByteWriter(std::string* out) : out_(out) {}
+
+  template <typename T>
+    requires std::is_integral_v<T> || std::is_same_v<T, Id128>
+  void Put(T value) {
+    char raw[sizeof(T)];
+    for (size_t byte_idx = 0; byte_idx < sizeof(T); ++byte_idx) {
+      raw[byte_idx] = static_cast<char>(static_cast<uint8_t>(value >> (8 * byte_idx)));
+    }
+    out_->append(raw, sizeof(T));
+  }
+  void PutBytes(std::string_view bytes) {
+    Put<uint32_t>(static_cast<uint32_t>(bytes.size()));
+    out_->append(bytes);
+  }
+
+ private:
+  std::string* out_;
+};
+
+class ByteReader {
+ public:
+  explicit ByteReader(std::string_view in) : in_(in) {}
+
+  template <typename T>
+    requires std::is_integral_v<T> || std::is_same_v<T, Id128>
+  T Get() {
+    if (!ok_ || in_.size() - pos_ < sizeof(T)) {
+      ok_ = false;
+      return T{};
+    }
+    using U = std::make_unsigned_t<T>;
+    U value = 0;
+    for (size_t byte_idx = 0; byte_idx < sizeof(T); ++byte_idx) {
+      value |= static_cast<U>(static_cast<U>(static_cast<uint8_t>(in_[pos_ + byte_idx]))
+                              << (8 * byte_idx));
+    }
+    pos_ += sizeof(T);
+    return static_cast<T>(value);
+  }
+  std::string_view GetBytes() {
+    const auto size = Get<uint32_t>();
+    if (!ok_ || in_.size() - pos_ < size) {
+      ok_ = false;
+      return {};
+    }
+    std::string_view bytes = in_.substr(pos_, size);
+    pos_ += size;
+    return bytes;
+  }
+  // A count of items each at least `item_bytes_min` long: refuses counts the remaining
+  // input cannot hold, so a corrupted count cannot trigger a huge allocation.
+  uint32_t GetCount(size_t item_bytes_min) {
+    const auto count = Get<uint32_t>();
+    if (ok_ && item_bytes_min > 0 && count > (in_.size() - pos_) / item_bytes_min) ok_ = false;
+    return ok_ ? count : 0;
+  }
+
+  bool ok() const { return ok_; }
+  bool at_end() const { return pos_ == in_.size(); }
+  void Fail() { ok_ = false; }
+
+ private:
+  std::string_view in_;
+  size_t pos_ = 0;
+  bool ok_ = true;
+};
+
+}  // namespace atrium
