@@ -1,0 +1,18 @@
+// The `atrium` command's subcommand groups. Each group lives in its own file and adds
+// itself to the application here; main.cc calls every Register function in turn.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace atrium::cli {
+
+// Exit codes shared by every subcommand.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRefused = 1;  // the request was understood and refused (a code says why)
+inline constexpr int kExitUsage = 2;    // malformed command line or input file
+inline constexpr int kExitStorage = 3;  // the store could not be read or written, or is corrupt
+
+// `atrium ledger ...`: accounts, transfers, holds, balances, verify, bench, demo.
+void RegisterLedgerCommands(CLI::App& app);
+
+}  // namespace atrium::cli

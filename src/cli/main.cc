@@ -1,0 +1,20 @@
+// The `atrium` command: one binary for every role. Subcommand groups register
+// themselves (commands.h). A subcommand that fails prints its error and throws
+// CLI::RuntimeError(exit code), which ends up here as the process's exit code.
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Atrium: research-compute grant programs and the accelerator cluster they fund"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "atrium 0.1.0");
+  atrium::cli::RegisterLedgerCommands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& failure) {
+    return failure.get_exit_code();
+  } catch (const CLI::ParseError& error) {
+    const int code = app.exit(error);
+    return code == 0 ? atrium::cli::kExitOk : atrium::cli::kExitUsage;
+  }
+  return atrium::cli::kExitOk;
+}
