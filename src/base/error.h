@@ -65,7 +65,25 @@ namespace atrium {
   /* journal */                                                 \
   X(kJournalPoisoned, "journal_poisoned")                       \
   X(kChainBroken, "chain_broken")                               \
-  X(kInvariantViolated, "invariant_violated")
+  X(kInvariantViolated, "invariant_violated")                   \
+  /* program: calls, proposals, reviews, decisions, grants */   \
+  X(kCallNotOpen, "call_not_open")                              \
+  X(kCallClosed, "call_closed")                                 \
+  X(kIneligible, "ineligible")                                  \
+  X(kConflictOfInterest, "conflict_of_interest")                \
+  X(kNotAssigned, "not_assigned")                               \
+  X(kScoreOutOfRange, "score_out_of_range")                     \
+  X(kDeadlinePassed, "deadline_passed")                         \
+  X(kOverBudget, "over_budget")                                 \
+  X(kCapExceeded, "cap_exceeded")                               \
+  X(kInvalidState, "invalid_state")                             \
+  X(kUnassignable, "unassignable")                              \
+  X(kInvalidPersonId, "invalid_person_id")                      \
+  X(kInvalidPaperId, "invalid_paper_id")                        \
+  X(kInvalidRepository, "invalid_repository")                   \
+  X(kInvalidLicense, "invalid_license")                         \
+  X(kGrantNotActive, "grant_not_active")                        \
+  X(kSolverFailed, "solver_failed")
 
 enum class ErrorCode : uint16_t {
 #define ATRIUM_ERROR_ENUM(name, text) name,

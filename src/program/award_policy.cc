@@ -1,0 +1,126 @@
+#include "program/award_policy.h"
+
+#include <algorithm>
+
+#include "base/assert.h"
+
+namespace atrium::program {
+
+std::unique_ptr<AwardPolicy> MakeGreedyPolicy();
+std::unique_ptr<AwardPolicy> MakeMipPolicy(const AwardOptions& options);
+
+Result<std::unique_ptr<AwardPolicy>> MakeAwardPolicy(std::string_view name,
+                                                     const AwardOptions& options) {
+  if (name == "greedy") return MakeGreedyPolicy();
+  if (name == "mip") return MakeMipPolicy(options);
+  return MakeError(ErrorCode::kInvalidArgument,
+                   "unknown award policy '" + std::string(name) + "' (mip, greedy)", "policy");
+}
+
+Status ValidateProblem(const AwardProblem& problem) {
+  if (problem.budget.is_negative()) {
+    return MakeError(ErrorCode::kInvalidArgument, "negative budget", "budget");
+  }
+  for (const AwardFloor& floor : problem.floors) {
+    if (floor.share_bp < 0 || floor.share_bp > kBasisPointsFull) {
+      return MakeError(ErrorCode::kInvalidArgument, "floor share outside 0..100%", floor.name);
+    }
+  }
+  for (const AwardCandidate& candidate : problem.candidates) {
+    if (candidate.levels.empty() || candidate.levels.back() != candidate.requested ||
+        candidate.merit < 0 || candidate.in_floor.size() != problem.floors.size() ||
+        candidate.institution >= static_cast<int>(problem.institution_room.size())) {
+      return MakeError(ErrorCode::kInvalidArgument, "malformed candidate", candidate.id);
+    }
+    for (size_t level_idx = 0; level_idx < candidate.levels.size(); ++level_idx) {
+      if (candidate.levels[level_idx] <= Credits::Zero() ||
+          (level_idx > 0 && candidate.levels[level_idx] <= candidate.levels[level_idx - 1])) {
+        return MakeError(ErrorCode::kInvalidArgument, "levels must ascend and be positive",
+                         candidate.id);
+      }
+    }
+  }
+  return OkStatus();
+}
+
+int64_t ShareBp(Credits part, Credits total) {
+  if (total.micro() <= 0) return 0;
+  return static_cast<int64_t>(static_cast<__int128>(part.micro()) * kBasisPointsFull /
+                              total.micro());
+}
+
+Status CheckSolution(const AwardProblem& problem, const std::vector<Credits>& awarded) {
+  if (awarded.size() != problem.candidates.size()) {
+    return MakeError(ErrorCode::kInvalidArgument, "one award per candidate expected");
+  }
+  __int128 total = 0;
+  std::vector<__int128> per_institution(problem.institution_room.size(), 0);
+  std::vector<__int128> per_floor(problem.floors.size(), 0);
+  for (size_t idx = 0; idx < awarded.size(); ++idx) {
+    const AwardCandidate& candidate = problem.candidates[idx];
+    if (awarded[idx].is_zero()) continue;
+    if (std::find(candidate.levels.begin(), candidate.levels.end(), awarded[idx]) ==
+        candidate.levels.end()) {
+      return MakeError(ErrorCode::kInvalidArgument, "award is not one of the allowed levels",
+                       candidate.id);
+    }
+    total += awarded[idx].micro();
+    if (candidate.institution >= 0) {
+      per_institution[static_cast<size_t>(candidate.institution)] += awarded[idx].micro();
+    }
+    for (size_t floor_idx = 0; floor_idx < problem.floors.size(); ++floor_idx) {
+      if (candidate.in_floor[floor_idx]) per_floor[floor_idx] += awarded[idx].micro();
+    }
+  }
+  if (total > problem.budget.micro()) {
+    return MakeError(ErrorCode::kOverBudget, "awards exceed the budget");
+  }
+  for (size_t inst = 0; inst < per_institution.size(); ++inst) {
+    if (per_institution[inst] > problem.institution_room[inst].micro()) {
+      return MakeError(ErrorCode::kCapExceeded, "awards exceed an institution cap",
+                       std::to_string(inst));
+    }
+  }
+  for (size_t floor_idx = 0; floor_idx < problem.floors.size(); ++floor_idx) {
+    if (per_floor[floor_idx] * kBasisPointsFull < problem.floors[floor_idx].share_bp * total) {
+      return MakeError(ErrorCode::kCapExceeded, "fairness floor not met",
+                       problem.floors[floor_idx].name);
+    }
+  }
+  return OkStatus();
+}
+
+double Objective(const AwardProblem& problem, const std::vector<Credits>& awarded) {
+  double objective = 0;
+  for (size_t idx = 0; idx < awarded.size(); ++idx) {
+    const AwardCandidate& candidate = problem.candidates[idx];
+    if (awarded[idx].is_zero()) continue;
+    objective += candidate.merit * static_cast<double>(awarded[idx].micro()) /
+                 static_cast<double>(candidate.requested.micro());
+  }
+  return objective;
+}
+
+double UpperBound(const AwardProblem& problem) {
+  std::vector<size_t> order(problem.candidates.size());
+  for (size_t idx = 0; idx < order.size(); ++idx) order[idx] = idx;
+  const auto density = [&](size_t idx) {
+    const AwardCandidate& candidate = problem.candidates[idx];
+    return candidate.merit / static_cast<double>(candidate.requested.micro());
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return density(a) > density(b); });
+  double room = static_cast<double>(problem.budget.micro());
+  double bound = 0;
+  for (size_t idx : order) {
+    if (room <= 0) break;
+    const AwardCandidate& candidate = problem.candidates[idx];
+    const double request = static_cast<double>(candidate.requested.micro());
+    const double take = std::min(room, request);
+    bound += candidate.merit * take / request;
+    room -= take;
+  }
+  return bound;
+}
+
+}  // namespace atrium::program

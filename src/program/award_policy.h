@@ -1,0 +1,98 @@
+// The award decision as an optimization problem, and the policies that solve it.
+//
+// Each candidate proposal may be declined or funded at one of its `levels`: amounts in
+// increasing order whose last is the full request (all-or-nothing tracks have one
+// level; tracks with partial awards have the floor and steps up to the request). A
+// candidate funded with amount a contributes merit x a / requested to the objective.
+// A solution must keep, in exact integer arithmetic:
+//   - the total of all awards <= budget;
+//   - per institution: its awards <= institution_room (what its cap leaves);
+//   - per fairness floor: awards to the floor's members >= share_bp of the total.
+// The all-declined solution is always feasible, so every instance has an optimum.
+//
+// Policies are built by name: "mip" (an exact mixed-integer program solved with
+// COIN-OR CBC, which falls back to "greedy" beyond its size or node limits and reports
+// the gap) and "greedy" (rank order with floors first; its gap is reported against an
+// upper bound). Both are deterministic: the same problem gives the same solution.
+//
+//   ATRIUM_ASSIGN_OR_RETURN(auto policy, MakeAwardPolicy("mip", {}));
+//   ATRIUM_ASSIGN_OR_RETURN(AwardSolution solution, policy->Solve(problem));
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/credits.h"
+#include "base/error.h"
+#include "program/model.h"
+
+namespace atrium::program {
+
+struct AwardCandidate {
+  std::string id;
+  double merit = 0;  // >= 0
+  Credits requested;
+  std::vector<Credits> levels;  // ascending, > 0, last == requested
+  int institution = -1;         // index into AwardProblem::institution_room; -1: uncapped
+  std::vector<bool> in_floor;   // one per floor
+};
+
+struct AwardFloor {
+  std::string name;
+  int64_t share_bp = 0;
+};
+
+struct AwardProblem {
+  std::vector<AwardCandidate> candidates;  // in rank order (best merit first, then id)
+  Credits budget;
+  std::vector<Credits> institution_room;
+  std::vector<AwardFloor> floors;
+};
+
+struct AwardSolution {
+  std::vector<Credits> awarded;  // one per candidate; zero = declined
+  std::string policy;            // the policy that produced these awards
+  double objective = 0;
+  double bound = 0;  // an upper bound on the optimum
+  bool optimal = false;
+  std::string note;  // why a fallback happened, if one did
+  double gap() const { return bound > 0 ? (bound - objective) / bound : 0; }
+};
+
+struct AwardOptions {
+  // CBC stops after this many branch-and-bound nodes (a node limit keeps runs
+  // deterministic, where a time limit would not) and the greedy answer stands if better.
+  int mip_nodes_max = 20'000;
+  // Beyond this many binary variables the MIP is not attempted: the greedy answers.
+  int mip_variables_max = 60'000;
+  // A safety net only: a run that reaches it is reported as not optimal.
+  double mip_seconds_max = 8.0;
+};
+
+class AwardPolicy {
+ public:
+  virtual ~AwardPolicy() = default;
+  virtual std::string_view name() const = 0;
+  virtual Result<AwardSolution> Solve(const AwardProblem& problem) const = 0;
+};
+
+// "mip" or "greedy"; kInvalidArgument for another name.
+Result<std::unique_ptr<AwardPolicy>> MakeAwardPolicy(std::string_view name,
+                                                     const AwardOptions& options);
+
+// Structural checks of a problem (levels ascending and ending at the request, ...).
+Status ValidateProblem(const AwardProblem& problem);
+// Every constraint, exactly; kCapExceeded / kOverBudget / kInvalidArgument say which.
+Status CheckSolution(const AwardProblem& problem, const std::vector<Credits>& awarded);
+double Objective(const AwardProblem& problem, const std::vector<Credits>& awarded);
+// The fractional-knapsack bound: budget only, any fraction of any request.
+double UpperBound(const AwardProblem& problem);
+// Share of `total` in basis points, rounded down (0 when total is zero).
+int64_t ShareBp(Credits part, Credits total);
+
+// The greedy, usable directly by other policies as a starting point.
+AwardSolution SolveGreedy(const AwardProblem& problem);
+
+}  // namespace atrium::program

@@ -1,0 +1,421 @@
+#include "program/loader.h"
+
+#include <toml++/toml.h>
+
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <string>
+
+namespace atrium::program {
+namespace {
+
+Error Bad(const std::string& field, const std::string& message) {
+  return MakeError(ErrorCode::kParseError, field + ": " + message, field);
+}
+
+// Reads fields of one TOML table, remembering the first error.
+class Reader {
+ public:
+  Reader(const toml::table& table, std::string path) : table_(table), path_(std::move(path)) {}
+
+  std::string String(const char* key, bool required = true) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) {
+      if (required) Fail(key, "is required");
+      return {};
+    }
+    if (!node->is_string()) {
+      Fail(key, "must be a string");
+      return {};
+    }
+    return std::string(*node->value<std::string_view>());
+  }
+  int64_t Integer(const char* key, int64_t fallback) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return fallback;
+    if (!node->is_integer()) {
+      Fail(key, "must be an integer");
+      return fallback;
+    }
+    return *node->value<int64_t>();
+  }
+  bool Bool(const char* key, bool fallback) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return fallback;
+    if (!node->is_boolean()) {
+      Fail(key, "must be true or false");
+      return fallback;
+    }
+    return *node->value<bool>();
+  }
+  // Whole credits as an integer, or a decimal string.
+  Credits Money(const char* key, bool required = true) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) {
+      if (required) Fail(key, "is required");
+      return Credits::Zero();
+    }
+    if (node->is_integer()) {
+      const int64_t whole = *node->value<int64_t>();
+      if (whole < 0 || whole > INT64_MAX / Credits::kMicroPerCredit) {
+        Fail(key, "out of range");
+        return Credits::Zero();
+      }
+      return Credits::FromWhole(whole);
+    }
+    if (node->is_string()) {
+      Result<Credits> parsed = Credits::Parse(*node->value<std::string_view>());
+      if (parsed.ok()) return *parsed;
+    }
+    Fail(key, "must be whole credits (integer) or a decimal string");
+    return Credits::Zero();
+  }
+  // A percentage (integer or float, up to two decimals) as basis points.
+  int64_t Percent(const char* key, int64_t fallback_bp) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return fallback_bp;
+    double value = 0;
+    if (node->is_integer()) {
+      value = static_cast<double>(*node->value<int64_t>());
+    } else if (node->is_floating_point()) {
+      value = *node->value<double>();
+    } else {
+      Fail(key, "must be a number");
+      return fallback_bp;
+    }
+    if (!(value >= 0 && value <= 100)) {
+      Fail(key, "must be within 0..100");
+      return fallback_bp;
+    }
+    return static_cast<int64_t>(std::llround(value * 100.0));
+  }
+  std::vector<std::string> Strings(const char* key) {
+    std::vector<std::string> out;
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return out;
+    const toml::array* array = node->as_array();
+    if (array == nullptr) {
+      Fail(key, "must be an array of strings");
+      return out;
+    }
+    for (const toml::node& item : *array) {
+      if (!item.is_string()) {
+        Fail(key, "must be an array of strings");
+        return {};
+      }
+      out.emplace_back(*item.value<std::string_view>());
+    }
+    return out;
+  }
+  std::vector<int64_t> Integers(const char* key) {
+    std::vector<int64_t> out;
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return out;
+    const toml::array* array = node->as_array();
+    if (array == nullptr) {
+      Fail(key, "must be an array of integers");
+      return out;
+    }
+    for (const toml::node& item : *array) {
+      if (!item.is_integer()) {
+        Fail(key, "must be an array of integers");
+        return {};
+      }
+      out.push_back(*item.value<int64_t>());
+    }
+    return out;
+  }
+  int64_t Time(const char* key) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) {
+      Fail(key, "is required");
+      return 0;
+    }
+    if (const auto* date = node->as_date()) {
+      const toml::date& d = date->get();
+      return DaysFromCivil(d.year, d.month, d.day) * kMicrosPerDay;
+    }
+    if (const auto* date_time = node->as_date_time()) {
+      const toml::date_time& dt = date_time->get();
+      const int64_t offset_s = dt.offset ? static_cast<int64_t>(dt.offset->minutes) * 60 : 0;
+      return DaysFromCivil(dt.date.year, dt.date.month, dt.date.day) * kMicrosPerDay +
+             ((dt.time.hour * 3600 + dt.time.minute * 60 + dt.time.second) - offset_s) *
+                 kMicrosPerSecond;
+    }
+    if (node->is_string()) {
+      Result<int64_t> parsed = ParseTimeUs(*node->value<std::string_view>());
+      if (parsed.ok()) return *parsed;
+    }
+    Fail(key, "must be a date (2026-01-15) or date-time (2026-01-15T09:00:00Z)");
+    return 0;
+  }
+  // The tables of an array of tables; empty when absent.
+  std::vector<const toml::table*> Tables(const char* key) {
+    std::vector<const toml::table*> out;
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return out;
+    const toml::array* array = node->as_array();
+    if (array == nullptr) {
+      Fail(key, "must be an array of tables ([[" + std::string(key) + "]])");
+      return out;
+    }
+    for (const toml::node& item : *array) {
+      if (const toml::table* table = item.as_table()) {
+        out.push_back(table);
+      } else {
+        Fail(key, "must be an array of tables");
+        return {};
+      }
+    }
+    return out;
+  }
+  const toml::table* Table(const char* key) {
+    const toml::node* node = table_.get(key);
+    if (node == nullptr) return nullptr;
+    if (!node->is_table()) Fail(key, "must be a table");
+    return node->as_table();
+  }
+
+  void Fail(const std::string& key, const std::string& message) {
+    if (!error_) error_ = Bad(path_ + "." + key, message);
+  }
+  void Absorb(const Reader& child) {
+    if (!error_ && child.error_) error_ = child.error_;
+  }
+  const std::optional<Error>& error() const { return error_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  const toml::table& table_;
+  std::string path_;
+  std::optional<Error> error_;
+};
+
+Result<toml::table> Parse(std::string_view text) {
+  try {
+    return toml::parse(text);
+  } catch (const toml::parse_error& error) {
+    const auto& where = error.source().begin;
+    return MakeError(ErrorCode::kParseError,
+                     "TOML line " + std::to_string(where.line) + ", column " +
+                         std::to_string(where.column) + ": " + std::string(error.description()));
+  }
+}
+
+Track ReadTrack(Reader& reader, const toml::table& table, size_t index) {
+  Reader r(table, "track[" + std::to_string(index) + "]");
+  Track track;
+  track.id = r.String("id");
+  track.name = r.String("name", false);
+  const std::string kind = r.String("kind", false);
+  if (kind == "education") {
+    track.kind = TrackKind::kEducation;
+  } else if (!kind.empty() && kind != "research") {
+    r.Fail("kind", "must be research or education");
+  }
+  track.budget = r.Money("budget");
+  track.award_cap = r.Money("award_cap", false);
+  track.institution_cap = r.Money("institution_cap", false);
+  track.eligibility.pi_roles = r.Strings("pi_roles");
+  track.eligibility.institution_types = r.Strings("institution_types");
+  track.eligibility.one_proposal_per_pi = r.Bool("one_proposal_per_pi", true);
+  track.partial_floor_bp = r.Percent("partial_floor_percent", 0);
+  track.partial_step_bp = r.Percent("partial_step_percent", 2'500);
+  size_t tranche_idx = 0;
+  for (const toml::table* tranche_table : r.Tables("tranche")) {
+    Reader t(*tranche_table, r.path() + ".tranche[" + std::to_string(tranche_idx++) + "]");
+    track.tranches.push_back({t.Percent("share_percent", 0), t.String("condition")});
+    r.Absorb(t);
+  }
+  reader.Absorb(r);
+  return track;
+}
+
+}  // namespace
+
+int64_t DaysFromCivil(int64_t year, int64_t month, int64_t day) {
+  // Howard Hinnant's days_from_civil.
+  year -= month <= 2 ? 1 : 0;
+  const int64_t era = (year >= 0 ? year : year - 399) / 400;
+  const int64_t year_of_era = year - era * 400;
+  const int64_t day_of_year = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+  const int64_t day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+  return era * 146097 + day_of_era - 719468;
+}
+
+Result<int64_t> ParseTimeUs(std::string_view text) {
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
+  char tail = 0;
+  const std::string copy(text);
+  const bool date_only = copy.size() == 10 &&
+                         std::sscanf(copy.c_str(), "%4d-%2d-%2d", &year, &month, &day) == 3;
+  const bool date_time =
+      copy.size() == 20 && std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &year, &month,
+                                       &day, &hour, &minute, &second, &tail) == 7 &&
+      tail == 'Z';
+  if ((!date_only && !date_time) || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 ||
+      minute > 59 || second > 60) {
+    return MakeError(ErrorCode::kParseError,
+                     "time must be 2026-01-15 or 2026-01-15T09:30:00Z, got '" + copy + "'", "at");
+  }
+  return DaysFromCivil(year, month, day) * kMicrosPerDay +
+         (hour * 3600LL + minute * 60LL + second) * kMicrosPerSecond;
+}
+
+std::string FormatTimeUs(int64_t time_us) {
+  int64_t seconds = time_us / kMicrosPerSecond;
+  int64_t days = seconds / 86'400;
+  int64_t rest = seconds % 86'400;
+  if (rest < 0) {
+    rest += 86'400;
+    --days;
+  }
+  // Hinnant's civil_from_days.
+  days += 719468;
+  const int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+  const int64_t day_of_era = days - era * 146097;
+  const int64_t year_of_era =
+      (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+  const int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const int64_t mp = (5 * day_of_year + 2) / 153;
+  const int64_t day = day_of_year - (153 * mp + 2) / 5 + 1;
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = year_of_era + era * 400 + (month <= 2 ? 1 : 0);
+  char buffer[40];
+  std::snprintf(buffer, sizeof(buffer), "%04lld-%02lld-%02lldT%02lld:%02lld:%02lldZ",
+                static_cast<long long>(year), static_cast<long long>(month),
+                static_cast<long long>(day), static_cast<long long>(rest / 3600),
+                static_cast<long long>(rest / 60 % 60), static_cast<long long>(rest % 60));
+  return buffer;
+}
+
+Result<ProgramDefinition> ParseProgramToml(std::string_view text) {
+  ATRIUM_ASSIGN_OR_RETURN(toml::table root, Parse(text));
+  Reader top(root, "");
+  const toml::table* program_table = top.Table("program");
+  if (program_table == nullptr) return Bad("program", "the [program] table is required");
+  Reader r(*program_table, "program");
+  ProgramDefinition def;
+  def.id = r.String("id");
+  def.name = r.String("name", false);
+  const std::string currency = r.String("currency", false);
+  if (!currency.empty()) def.currency = currency;
+  def.total_budget = r.Money("total_budget");
+  const std::string policy = r.String("award_policy", false);
+  if (!policy.empty()) def.award_policy = policy;
+  def.topics = r.Strings("topics");
+  if (const toml::table* prices = r.Table("prices")) {
+    Reader p(*prices, "program.prices");
+    for (const auto& [key, node] : *prices) {
+      const std::string name(key.str());
+      def.price_per_chip_hour[name] = p.Money(name.c_str());
+    }
+    r.Absorb(p);
+  }
+  size_t idx = 0;
+  for (const toml::table* table : r.Tables("rubric")) {
+    Reader c(*table, "program.rubric[" + std::to_string(idx++) + "]");
+    def.rubric.push_back({c.String("name"), c.Integer("weight", 1), c.Integer("min", 1),
+                          c.Integer("max", 5)});
+    r.Absorb(c);
+  }
+  idx = 0;
+  for (const toml::table* table : r.Tables("fairness_floor")) {
+    Reader f(*table, "program.fairness_floor[" + std::to_string(idx++) + "]");
+    def.fairness_floors.push_back({f.String("name"), f.Strings("topics"),
+                                   f.Strings("institution_types"), f.Percent("share_percent", 0)});
+    r.Absorb(f);
+  }
+  if (const toml::table* obligations = r.Table("obligations")) {
+    Reader o(*obligations, "program.obligations");
+    ObligationRules& rules = def.obligations;
+    rules.progress_report_months = o.Integers("progress_report_months");
+    rules.final_report = o.Bool("final_report", true);
+    rules.paper = o.Bool("paper", true);
+    rules.repository = o.Bool("repository", true);
+    rules.final_grace_months = o.Integer("final_grace_months", 3);
+    rules.freeze_when_overdue = o.Bool("freeze_when_overdue", true);
+    r.Absorb(o);
+  }
+  idx = 0;
+  for (const toml::table* table : top.Tables("track")) def.tracks.push_back(ReadTrack(top, *table, idx++));
+  idx = 0;
+  for (const toml::table* table : top.Tables("call")) {
+    Reader c(*table, "call[" + std::to_string(idx++) + "]");
+    def.calls.push_back({.id = c.String("id"),
+                         .track = c.String("track"),
+                         .opens_us = c.Time("opens"),
+                         .closes_us = c.Time("closes"),
+                         .review_deadline_us = c.Time("review_deadline"),
+                         .decision_us = c.Time("decision"),
+                         .reviewers_per_proposal = c.Integer("reviewers_per_proposal", 3)});
+    top.Absorb(c);
+  }
+  top.Absorb(r);
+  if (top.error()) return *top.error();
+  return def;
+}
+
+Result<PeopleFile> ParsePeopleToml(std::string_view text) {
+  ATRIUM_ASSIGN_OR_RETURN(toml::table root, Parse(text));
+  Reader top(root, "");
+  PeopleFile file;
+  size_t idx = 0;
+  for (const toml::table* table : top.Tables("institution")) {
+    Reader r(*table, "institution[" + std::to_string(idx++) + "]");
+    file.institutions.push_back(
+        {r.String("id"), r.String("name", false), r.String("type"), r.String("country", false)});
+    top.Absorb(r);
+  }
+  idx = 0;
+  for (const toml::table* table : top.Tables("person")) {
+    Reader r(*table, "person[" + std::to_string(idx++) + "]");
+    file.people.push_back({.id = r.String("id"),
+                           .name = r.String("name", false),
+                           .institution = r.String("institution"),
+                           .role = r.String("role"),
+                           .expertise = r.Strings("expertise"),
+                           .collaborators = r.Strings("collaborators"),
+                           .reviewer = r.Bool("reviewer", false)});
+    top.Absorb(r);
+  }
+  if (top.error()) return *top.error();
+  return file;
+}
+
+Result<std::vector<ProposalInput>> ParseProposalsToml(std::string_view text) {
+  ATRIUM_ASSIGN_OR_RETURN(toml::table root, Parse(text));
+  Reader top(root, "");
+  std::vector<const toml::table*> tables = top.Tables("proposal");
+  if (tables.empty() && root.contains("id")) tables.push_back(&root);
+  std::vector<ProposalInput> out;
+  size_t idx = 0;
+  for (const toml::table* table : tables) {
+    Reader r(*table, "proposal[" + std::to_string(idx++) + "]");
+    ProposalInput input;
+    input.id = r.String("id");
+    input.call = r.String("call");
+    input.pi = r.String("pi");
+    input.co_investigators = r.Strings("co_investigators");
+    input.title = r.String("title");
+    input.abstract = r.String("abstract", false);
+    input.topics = r.Strings("topics");
+    input.requested = r.Money("requested", false);
+    size_t chip_idx = 0;
+    for (const toml::table* chips : r.Tables("chip_hours")) {
+      Reader c(*chips, r.path() + ".chip_hours[" + std::to_string(chip_idx++) + "]");
+      input.chip_hours.push_back({c.String("accelerator"), c.Integer("chip_hours", 0)});
+      r.Absorb(c);
+    }
+    input.duration_months = r.Integer("duration_months", 12);
+    input.open_source_plan = r.String("open_source_plan", false);
+    top.Absorb(r);
+    out.push_back(std::move(input));
+  }
+  if (top.error()) return *top.error();
+  if (out.empty()) return Bad("proposal", "no [[proposal]] found");
+  return out;
+}
+
+}  // namespace atrium::program

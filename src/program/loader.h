@@ -1,0 +1,35 @@
+// Program definitions, people and proposals from TOML text (see docs/program.md for
+// the formats). Pure parsing: the caller reads the file; these functions only turn
+// text into model values, reporting kParseError with the offending field.
+//
+//   ATRIUM_ASSIGN_OR_RETURN(ProgramDefinition def, ParseProgramToml(text));
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "program/model.h"
+
+namespace atrium::program {
+
+Result<ProgramDefinition> ParseProgramToml(std::string_view text);
+
+struct PeopleFile {
+  std::vector<Institution> institutions;
+  std::vector<Person> people;
+};
+// [[institution]] and [[person]] tables.
+Result<PeopleFile> ParsePeopleToml(std::string_view text);
+
+// [[proposal]] tables (or one top-level proposal).
+Result<std::vector<ProposalInput>> ParseProposalsToml(std::string_view text);
+
+// "2026-01-15" (midnight UTC) or "2026-01-15T09:30:00Z" -> microseconds since the epoch.
+Result<int64_t> ParseTimeUs(std::string_view text);
+// 2026-01-15T09:30:00Z
+std::string FormatTimeUs(int64_t time_us);
+// Days since 1970-01-01 of a proleptic Gregorian date.
+int64_t DaysFromCivil(int64_t year, int64_t month, int64_t day);
+
+}  // namespace atrium::program
