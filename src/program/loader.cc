@@ -324,7 +324,8 @@ Result<ProgramDefinition> ParseProgramToml(std::string_view text) {
   for (const toml::table* table : r.Tables("fairness_floor")) {
     Reader f(*table, "program.fairness_floor[" + std::to_string(idx++) + "]");
     def.fairness_floors.push_back({f.String("name"), f.Strings("topics"),
-                                   f.Strings("institution_types"), f.Percent("share_percent", 0)});
+                                   f.Strings("institution_types"), f.Percent("share_percent", 0),
+                                   f.Strings("tracks")});
     r.Absorb(f);
   }
   if (const toml::table* obligations = r.Table("obligations")) {

@@ -36,12 +36,13 @@ struct Criterion {
 
 // A fairness floor: at least share_bp of the credits of a decision must go to the
 // proposals it selects: those tagged with one of `topics`, or from institutions of one
-// of `institution_types`.
+// of `institution_types`. It applies to the decisions of `tracks` (empty: every track).
 struct FairnessFloor {
   std::string name;
   std::vector<std::string> topics;
   std::vector<std::string> institution_types;
   int64_t share_bp = 0;
+  std::vector<std::string> tracks;
 };
 
 // A tranche of every grant of a track: share_bp of the award, released when `condition`

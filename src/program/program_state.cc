@@ -63,6 +63,11 @@ Status ValidateDefinition(const ProgramDefinition& definition) {
     for (const std::string& topic : floor.topics) {
       if (!Contains(definition.topics, topic)) return bad("unknown topic " + topic, floor.name);
     }
+    for (const std::string& track : floor.tracks) {
+      const bool known = std::any_of(definition.tracks.begin(), definition.tracks.end(),
+                                     [&](const Track& t) { return t.id == track; });
+      if (!known) return bad("unknown track " + track, floor.name);
+    }
   }
   if (definition.tracks.empty()) return bad("program has no tracks", "track");
   __int128 track_total = 0;
@@ -178,7 +183,8 @@ Result<ProgramState> ProgramState::Create(ProgramDefinition definition, int64_t 
     floors.push_back({{"name", floor.name},
                       {"topics", floor.topics},
                       {"institution_types", floor.institution_types},
-                      {"share_bp", floor.share_bp}});
+                      {"share_bp", floor.share_bp},
+                      {"tracks", floor.tracks}});
   }
   state.log_.Append(now_us, "program_created",
                     {{"program", def.id},
@@ -654,7 +660,10 @@ Result<AwardProblem> ProgramState::BuildProblem(const std::string& call_id,
                    });
   AwardProblem problem;
   problem.budget = AccountAvailable(TrackPoolAccount(track.id));
+  std::vector<const FairnessFloor*> floors;
   for (const FairnessFloor& floor : definition_.fairness_floors) {
+    if (!floor.tracks.empty() && !Contains(floor.tracks, track.id)) continue;
+    floors.push_back(&floor);
     problem.floors.push_back({floor.name, floor.share_bp});
   }
   std::map<std::string, int> institution_index;
@@ -684,10 +693,10 @@ Result<AwardProblem> ProgramState::BuildProblem(const std::string& call_id,
       }
       candidate.institution = slot->second;
     }
-    for (const FairnessFloor& floor : definition_.fairness_floors) {
-      bool member = Contains(floor.institution_types, institution.type);
+    for (const FairnessFloor* floor : floors) {
+      bool member = Contains(floor->institution_types, institution.type);
       for (const std::string& topic : proposal.input.topics) {
-        member = member || Contains(floor.topics, topic);
+        member = member || Contains(floor->topics, topic);
       }
       candidate.in_floor.push_back(member);
     }

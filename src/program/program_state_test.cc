@@ -1,1 +1,451 @@
+#include "program/program_state.h"
+
 #include <gtest/gtest.h>
+
+#include "program/loader.h"
+#include "program/validate.h"
+
+namespace atrium::program {
+namespace {
+
+constexpr char kProgramToml[] = R"(
+[program]
+id = "test-program"
+name = "Test program"
+total_budget = 1000000
+topics = ["theory", "systems", "vision"]
+[[program.rubric]]
+name = "merit"
+weight = 3
+[[program.rubric]]
+name = "need"
+weight = 1
+min = 0
+max = 10
+[[program.fairness_floor]]
+name = "fundamental"
+topics = ["theory"]
+share_percent = 20
+tracks = ["research"]
+[program.obligations]
+progress_report_months = [6]
+final_grace_months = 3
+
+[[track]]
+id = "research"
+kind = "research"
+budget = 600000
+award_cap = 200000
+institution_cap = 300000
+pi_roles = ["faculty"]
+partial_floor_percent = 50
+partial_step_percent = 25
+[[track.tranche]]
+share_percent = 50
+condition = "start"
+[[track.tranche]]
+share_percent = 50
+condition = "progress_report:1"
+
+[[track]]
+id = "education"
+kind = "education"
+budget = 100000
+award_cap = 20000
+
+[[call]]
+id = "r1"
+track = "research"
+opens = 2026-01-01
+closes = 2026-02-01
+review_deadline = 2026-03-01
+decision = 2026-03-15
+reviewers_per_proposal = 2
+
+[[call]]
+id = "r2"
+track = "research"
+opens = 2026-01-01
+closes = 2026-02-01
+review_deadline = 2026-03-01
+decision = 2026-03-15
+reviewers_per_proposal = 2
+
+[[call]]
+id = "e1"
+track = "education"
+opens = 2026-01-01
+closes = 2026-02-01
+review_deadline = 2026-03-01
+decision = 2026-03-15
+reviewers_per_proposal = 2
+)";
+
+int64_t At(const char* text) { return *ParseTimeUs(text); }
+std::string Person(int number) { return OrcidFromNumber(static_cast<uint64_t>(number)); }
+Credits Whole(int64_t value) { return Credits::FromWhole(value); }
+
+// Sum of all balances: zero when no credit was created or lost.
+int64_t LedgerSum(const ProgramState& state) {
+  __int128 sum = 0;
+  state.ledger().ForEachAccount([&](const ledger::Account& account) {
+    sum += account.balance().micro();
+  });
+  return static_cast<int64_t>(sum);
+}
+
+// Everything a refused command must leave unchanged.
+std::string Fingerprint(const ProgramState& state) {
+  std::string out = state.log().head() + "|" + std::to_string(state.ledger().transfer_count()) +
+                    "|" + std::to_string(state.ledger().account_count()) + "|" +
+                    std::to_string(state.reviews().size()) + "|" +
+                    std::to_string(state.assignments().size()) + "|";
+  for (const auto& [id, proposal] : state.proposals()) {
+    out += id + ":" + std::string(ToString(proposal.status)) + ":" + proposal.input.title + ",";
+  }
+  for (const auto& [id, grant] : state.grants()) {
+    out += id + ":" + std::string(ToString(grant.status)) + ":" + grant.spent.ToString() + ",";
+  }
+  for (const auto& [id, obligation] : state.obligations()) {
+    out += id + ":" + std::string(ToString(obligation.state)) + ",";
+  }
+  state.ledger().ForEachAccount([&](const ledger::Account& account) {
+    out += account.balance().ToString() + "/" + std::to_string(account.flags) + ",";
+  });
+  return out;
+}
+
+class ProgramStateTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<ProgramDefinition> definition = ParseProgramToml(kProgramToml);
+    ASSERT_TRUE(definition.ok()) << definition.error().ToString();
+    Result<ProgramState> created = ProgramState::Create(*definition, At("2025-12-01"));
+    ASSERT_TRUE(created.ok()) << created.error().ToString();
+    state_.emplace(std::move(created).value());
+    const int64_t t = At("2025-12-01");
+    for (const auto& [id, type] : std::vector<std::pair<std::string, std::string>>{
+             {"mit", "r1"}, {"howard", "minority_serving"}, {"eth", "r1"}, {"ai2", "nonprofit"}}) {
+      ASSERT_TRUE(state().AddInstitution({id, id, type, "US"}, t).ok());
+    }
+    // PIs 1..8 (faculty, one student), reviewers 101..106.
+    const std::vector<std::string> institutions = {"mit", "howard", "eth", "ai2"};
+    for (int idx = 1; idx <= 8; ++idx) {
+      ASSERT_TRUE(state()
+                      .AddPerson({.id = Person(idx),
+                                  .name = "PI " + std::to_string(idx),
+                                  .institution = institutions[static_cast<size_t>(idx % 4)],
+                                  .role = idx == 8 ? "student" : "faculty"},
+                                 t)
+                      .ok());
+    }
+    for (int idx = 101; idx <= 106; ++idx) {
+      ASSERT_TRUE(state()
+                      .AddPerson({.id = Person(idx),
+                                  .name = "Reviewer " + std::to_string(idx),
+                                  .institution = institutions[static_cast<size_t>(idx % 4)],
+                                  .role = "faculty",
+                                  .expertise = {"theory", "systems"},
+                                  .reviewer = true},
+                                 t)
+                      .ok());
+    }
+  }
+
+  ProgramState& state() { return *state_; }
+
+  ProposalInput Proposal(const std::string& id, const std::string& call, int pi, int64_t credits,
+                         std::string topic = "systems") {
+    return {.id = id, .call = call, .pi = Person(pi), .title = "Proposal " + id,
+            .topics = {std::move(topic)}, .requested = Whole(credits), .duration_months = 12};
+  }
+
+  // Opens, fills, closes, assigns and reviews a call; scores rise with `quality`.
+  void RunToReviews(const std::string& call, const std::vector<ProposalInput>& proposals,
+                    const std::map<std::string, int64_t>& quality) {
+    ASSERT_TRUE(state().OpenCall(call, At("2026-01-02")).ok());
+    for (const ProposalInput& proposal : proposals) {
+      const Status submitted = state().SubmitProposal(proposal, At("2026-01-10"));
+      ASSERT_TRUE(submitted.ok()) << submitted.error().ToString();
+    }
+    ASSERT_TRUE(state().CloseCall(call, At("2026-02-01")).ok());
+    Result<AssignmentStats> stats = state().AssignReviewers(call, At("2026-02-02"));
+    ASSERT_TRUE(stats.ok()) << stats.error().ToString();
+    for (const Assignment& assignment : std::vector<Assignment>(state().assignments())) {
+      if (state().proposals().at(assignment.proposal).input.call != call) continue;
+      const int64_t q = quality.at(assignment.proposal);
+      const Status reviewed = state().SubmitReview(assignment.reviewer, assignment.proposal,
+                                                   {q, 2 * q}, "secret comment " + assignment.reviewer,
+                                                   At("2026-02-15"));
+      ASSERT_TRUE(reviewed.ok()) << reviewed.error().ToString();
+    }
+  }
+
+  std::optional<ProgramState> state_;
+};
+
+TEST_F(ProgramStateTest, CreationFundsPoolsAndSumsToZero) {
+  EXPECT_EQ(state().AccountBalance(kProgramPoolAccount), Whole(300000));
+  EXPECT_EQ(state().AccountBalance(state().TrackPoolAccount("research")), Whole(600000));
+  EXPECT_EQ(LedgerSum(state()), 0);
+  EXPECT_TRUE(state().ledger().Verify().ok());
+}
+
+TEST_F(ProgramStateTest, WholeLifecycleKeepsTheLedgerAtZero) {
+  RunToReviews("r1",
+               {Proposal("A", "r1", 1, 200000), Proposal("B", "r1", 2, 150000, "theory"),
+                Proposal("C", "r1", 3, 100000), Proposal("D", "r1", 4, 200000)},
+               {{"A", 5}, {"B", 4}, {"C", 3}, {"D", 2}});
+  Result<Decision> decision = state().DraftDecision("r1", At("2026-03-10"));
+  ASSERT_TRUE(decision.ok()) << decision.error().ToString();
+  EXPECT_TRUE(decision->optimal);
+  EXPECT_LE(decision->total_awarded, Whole(600000));
+  for (const FloorOutcome& floor : decision->floors) EXPECT_TRUE(floor.met) << floor.name;
+  ASSERT_TRUE(state().CommitDecision("r1", At("2026-03-15")).ok());
+  EXPECT_EQ(state().call_state("r1"), CallState::kDecided);
+  EXPECT_EQ(LedgerSum(state()), 0);
+  ASSERT_FALSE(state().grants().empty());
+
+  const Grant& grant = state().grants().begin()->second;
+  const std::string grant_id = grant.id;
+  // Half at start, half held on the track pool until the progress report is accepted.
+  EXPECT_EQ(state().AccountBalance(grant.account), Credits::FromMicro(grant.awarded.micro() / 2));
+  ASSERT_TRUE(state().RecordUsage(grant_id, Whole(1000), At("2026-04-01")).ok());
+  EXPECT_EQ(state().RecordUsage(grant_id, Whole(10'000'000), At("2026-04-01")).code(),
+            ErrorCode::kInsufficientCredits);
+  ASSERT_TRUE(state().SubmitObligation(grant_id + "/progress-1", "report.pdf", "", At("2026-08-01")).ok());
+  ASSERT_TRUE(state().ReviewObligation(grant_id + "/progress-1", true, At("2026-08-02")).ok());
+  EXPECT_EQ(state().AccountBalance(state().grants().at(grant_id).account),
+            Credits::FromMicro(grant.awarded.micro() - Whole(1000).micro()));
+  EXPECT_EQ(LedgerSum(state()), 0);
+
+  const Credits pool_before = state().AccountBalance(kProgramPoolAccount);
+  EXPECT_GT(state().Tick(At("2027-04-01")), 0);  // every 12-month grant has expired
+  EXPECT_EQ(state().grants().at(grant_id).status, GrantStatus::kExpired);
+  EXPECT_EQ(state().AccountBalance(state().grants().at(grant_id).account), Credits::Zero());
+  EXPECT_GT(state().AccountBalance(kProgramPoolAccount), pool_before);
+  EXPECT_EQ(state().RecordUsage(grant_id, Whole(1), At("2027-04-02")).code(),
+            ErrorCode::kGrantNotActive);
+  EXPECT_EQ(LedgerSum(state()), 0);
+  EXPECT_TRUE(state().ledger().Verify().ok());
+
+  // The public log verifies and carries no reviewer identity or review text.
+  const std::string exported = state().log().Export();
+  EXPECT_TRUE(VerifyLog(exported).ok);
+  EXPECT_EQ(exported.find("secret comment"), std::string::npos);
+  for (int idx = 101; idx <= 106; ++idx) EXPECT_EQ(exported.find(Person(idx)), std::string::npos);
+}
+
+TEST_F(ProgramStateTest, DecisionOverBudgetIsRefusedWhole) {
+  RunToReviews("r1", {Proposal("A", "r1", 1, 200000), Proposal("B", "r1", 2, 200000, "theory"),
+                      Proposal("C", "r1", 3, 200000)},
+               {{"A", 5}, {"B", 4}, {"C", 3}});
+  // A second call on the same track competes for the same pool.
+  ASSERT_TRUE(state().OpenCall("r2", At("2026-01-02")).ok());
+  ASSERT_TRUE(state().SubmitProposal(Proposal("X", "r2", 5, 200000, "theory"), At("2026-01-10")).ok());
+  ASSERT_TRUE(state().SubmitProposal(Proposal("Y", "r2", 6, 200000), At("2026-01-10")).ok());
+  ASSERT_TRUE(state().CloseCall("r2", At("2026-02-01")).ok());
+  ASSERT_TRUE(state().AssignReviewers("r2", At("2026-02-02")).ok());
+  for (const Assignment& assignment : std::vector<Assignment>(state().assignments())) {
+    if (assignment.proposal == "X" || assignment.proposal == "Y") {
+      ASSERT_TRUE(state().SubmitReview(assignment.reviewer, assignment.proposal, {5, 10}, "",
+                                       At("2026-02-15")).ok());
+    }
+  }
+  ASSERT_TRUE(state().DraftDecision("r1", At("2026-03-10")).ok());
+  Result<Decision> second = state().DraftDecision("r2", At("2026-03-10"));
+  ASSERT_TRUE(second.ok());
+  ASSERT_GT(second->total_awarded, Whole(0));
+  ASSERT_TRUE(state().CommitDecision("r1", At("2026-03-15")).ok());
+  const Credits pool_left = state().AccountAvailable(state().TrackPoolAccount("research"));
+  ASSERT_LT(pool_left, second->total_awarded);
+
+  const std::string before = Fingerprint(state());
+  EXPECT_EQ(state().CommitDecision("r2", At("2026-03-15")).code(), ErrorCode::kOverBudget);
+  EXPECT_EQ(Fingerprint(state()), before);
+  EXPECT_EQ(state().call_state("r2"), CallState::kClosed);
+  // A fresh draft fits what is left.
+  Result<Decision> redraft = state().DraftDecision("r2", At("2026-03-16"));
+  ASSERT_TRUE(redraft.ok());
+  EXPECT_LE(redraft->total_awarded, pool_left);
+  EXPECT_TRUE(state().CommitDecision("r2", At("2026-03-16")).ok());
+  EXPECT_EQ(LedgerSum(state()), 0);
+}
+
+TEST_F(ProgramStateTest, InstitutionCapAcrossCallsIsRechecked) {
+  // PI 1 and PI 5 are both at howard (idx % 4 == 1): cap 300000 across the program.
+  RunToReviews("r1", {Proposal("A", "r1", 1, 200000, "theory")}, {{"A", 5}});
+  ASSERT_TRUE(state().OpenCall("r2", At("2026-01-02")).ok());
+  ASSERT_TRUE(state().SubmitProposal(Proposal("X", "r2", 5, 200000, "theory"), At("2026-01-10")).ok());
+  ASSERT_TRUE(state().CloseCall("r2", At("2026-02-01")).ok());
+  ASSERT_TRUE(state().AssignReviewers("r2", At("2026-02-02")).ok());
+  for (const Assignment& assignment : std::vector<Assignment>(state().assignments())) {
+    if (assignment.proposal == "X") {
+      ASSERT_TRUE(state().SubmitReview(assignment.reviewer, "X", {5, 10}, "", At("2026-02-15")).ok());
+    }
+  }
+  ASSERT_TRUE(state().DraftDecision("r1", At("2026-03-10")).ok());
+  Result<Decision> second = state().DraftDecision("r2", At("2026-03-10"));
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->total_awarded, Whole(200000));
+  ASSERT_TRUE(state().CommitDecision("r1", At("2026-03-15")).ok());
+  const std::string before = Fingerprint(state());
+  EXPECT_EQ(state().CommitDecision("r2", At("2026-03-15")).code(), ErrorCode::kCapExceeded);
+  EXPECT_EQ(Fingerprint(state()), before);
+  // Re-drafted, the award is cut to what the cap leaves (50% level = 100000).
+  Result<Decision> redraft = state().DraftDecision("r2", At("2026-03-16"));
+  ASSERT_TRUE(redraft.ok());
+  EXPECT_EQ(redraft->total_awarded, Whole(100000));
+  EXPECT_EQ(redraft->outcomes.front().rationale, Rationale::kCutInstitutionCap);
+}
+
+TEST_F(ProgramStateTest, BadInputGetsItsCodeAndChangesNothing) {
+  ASSERT_TRUE(state().OpenCall("r1", At("2026-01-02")).ok());
+  ASSERT_TRUE(state().SubmitProposal(Proposal("A", "r1", 1, 100000), At("2026-01-10")).ok());
+  ASSERT_TRUE(state().SubmitProposal(Proposal("B", "r1", 2, 100000), At("2026-01-10")).ok());
+  const auto refused = [&](ErrorCode code, const std::function<Status()>& command) {
+    const std::string before = Fingerprint(state());
+    const Status status = command();
+    EXPECT_EQ(status.code(), code) << (status.ok() ? "ok" : status.error().ToString());
+    EXPECT_EQ(Fingerprint(state()), before);
+  };
+  refused(ErrorCode::kCapExceeded, [&] {
+    return state().SubmitProposal(Proposal("C", "r1", 3, 200001), At("2026-01-10"));
+  });
+  refused(ErrorCode::kIneligible, [&] {  // a student PI
+    return state().SubmitProposal(Proposal("C", "r1", 8, 1000), At("2026-01-10"));
+  });
+  refused(ErrorCode::kIneligible, [&] {  // one proposal per PI per call
+    return state().SubmitProposal(Proposal("C", "r1", 1, 1000), At("2026-01-10"));
+  });
+  refused(ErrorCode::kNotFound, [&] {
+    return state().SubmitProposal(Proposal("C", "r1", 99, 1000), At("2026-01-10"));
+  });
+  refused(ErrorCode::kInvalidArgument, [&] {
+    return state().SubmitProposal(Proposal("C", "r1", 3, 1000, "astrology"), At("2026-01-10"));
+  });
+  refused(ErrorCode::kCallNotOpen, [&] {
+    return state().SubmitProposal(Proposal("C", "e1", 3, 1000), At("2026-01-10"));
+  });
+  refused(ErrorCode::kCallClosed, [&] {  // after the deadline, even before the close
+    return state().SubmitProposal(Proposal("C", "r1", 3, 1000), At("2026-02-01"));
+  });
+  ASSERT_TRUE(state().CloseCall("r1", At("2026-02-01")).ok());
+  refused(ErrorCode::kCallClosed, [&] {  // an edit after the close
+    ProposalInput edit = Proposal("A", "r1", 1, 1000);
+    edit.title = "changed";
+    return state().SubmitProposal(edit, At("2026-02-03"));
+  });
+  ASSERT_TRUE(state().AssignReviewers("r1", At("2026-02-02")).ok());
+  std::string assigned, unassigned, conflicted;
+  for (int idx = 101; idx <= 106; ++idx) {
+    bool on_a = false;
+    for (const Assignment& assignment : state().assignments()) {
+      on_a = on_a || (assignment.reviewer == Person(idx) && assignment.proposal == "A");
+    }
+    bool in_conflict = false;
+    for (const Conflict& conflict : state().conflicts()) {
+      in_conflict = in_conflict || (conflict.reviewer == Person(idx) && conflict.proposal == "A");
+    }
+    if (on_a) assigned = Person(idx);
+    if (in_conflict) conflicted = Person(idx);
+    if (!on_a && !in_conflict) unassigned = Person(idx);
+  }
+  ASSERT_FALSE(assigned.empty());
+  ASSERT_FALSE(conflicted.empty());  // reviewer 105 is at howard, like PI 1
+  ASSERT_FALSE(unassigned.empty());
+  refused(ErrorCode::kScoreOutOfRange,
+          [&] { return state().SubmitReview(assigned, "A", {6, 5}, "", At("2026-02-10")); });
+  refused(ErrorCode::kInvalidArgument,
+          [&] { return state().SubmitReview(assigned, "A", {4}, "", At("2026-02-10")); });
+  refused(ErrorCode::kNotFound,
+          [&] { return state().SubmitReview(Person(555), "A", {4, 5}, "", At("2026-02-10")); });
+  refused(ErrorCode::kNotAssigned,
+          [&] { return state().SubmitReview(unassigned, "A", {4, 5}, "", At("2026-02-10")); });
+  refused(ErrorCode::kConflictOfInterest,
+          [&] { return state().SubmitReview(conflicted, "A", {4, 5}, "", At("2026-02-10")); });
+  refused(ErrorCode::kDeadlinePassed,
+          [&] { return state().SubmitReview(assigned, "A", {4, 5}, "", At("2026-03-02")); });
+  refused(ErrorCode::kInvalidState, [&] { return state().CommitDecision("r1", At("2026-03-02")).ok()
+                                                     ? OkStatus()
+                                                     : Status(MakeError(ErrorCode::kInvalidState, "")); });
+  refused(ErrorCode::kInvalidArgument, [&] {
+    return state().DraftDecision("r1", At("2026-03-10"), "lottery").status();
+  });
+}
+
+TEST_F(ProgramStateTest, ObligationsSanctionsAndEvidence) {
+  RunToReviews("r1", {Proposal("A", "r1", 1, 100000, "theory")}, {{"A", 5}});
+  ASSERT_TRUE(state().DraftDecision("r1", At("2026-03-10")).ok());
+  ASSERT_TRUE(state().CommitDecision("r1", At("2026-03-15")).ok());
+  const std::string grant = "G-A";
+  ASSERT_EQ(state().grants().count(grant), 1u);
+  const auto refused = [&](ErrorCode code, const std::function<Status()>& command) {
+    const std::string before = Fingerprint(state());
+    EXPECT_EQ(command().code(), code);
+    EXPECT_EQ(Fingerprint(state()), before);
+  };
+  refused(ErrorCode::kInvalidRepository, [&] {
+    return state().SubmitObligation(grant + "/repository", "https://example.com/me/code", "MIT",
+                                    At("2026-04-01"));
+  });
+  refused(ErrorCode::kInvalidLicense, [&] {
+    return state().SubmitObligation(grant + "/repository", "https://github.com/me/code",
+                                    "Proprietary", At("2026-04-01"));
+  });
+  refused(ErrorCode::kInvalidPaperId, [&] {
+    return state().SubmitObligation(grant + "/paper", "my blog", "", At("2026-04-01"));
+  });
+  refused(ErrorCode::kNotFound, [&] {
+    return state().SubmitObligation(grant + "/nothing", "x", "", At("2026-04-01"));
+  });
+  ASSERT_TRUE(state().SubmitObligation(grant + "/paper", "arXiv:2604.01234", "", At("2026-04-01")).ok());
+  ASSERT_TRUE(state().ReviewObligation(grant + "/paper", true, At("2026-04-02")).ok());
+
+  // The progress report falls due six months after the start and is missed.
+  state().Tick(At("2026-09-20"));
+  EXPECT_EQ(state().obligations().at(grant + "/progress-1").state, ObligationState::kOverdue);
+  EXPECT_EQ(state().grants().at(grant).status, GrantStatus::kFrozen);
+  EXPECT_TRUE(state().ledger().FindAccount(state().grants().at(grant).account)->flags &
+              ledger::kFrozen);
+  EXPECT_EQ(state().RecordUsage(grant, Whole(10), At("2026-09-21")).code(),
+            ErrorCode::kGrantNotActive);
+  ASSERT_TRUE(state().SubmitObligation(grant + "/progress-1", "late report", "", At("2026-09-22")).ok());
+  ASSERT_TRUE(state().ReviewObligation(grant + "/progress-1", true, At("2026-09-23")).ok());
+  EXPECT_EQ(state().grants().at(grant).status, GrantStatus::kActive);
+  EXPECT_TRUE(state().grants().at(grant).tranches.back().released);
+  EXPECT_TRUE(state().obligations().at(grant + "/progress-1").was_overdue);
+  EXPECT_TRUE(state().RecordUsage(grant, Whole(10), At("2026-09-24")).ok());
+  EXPECT_EQ(LedgerSum(state()), 0);
+  EXPECT_TRUE(VerifyLog(state().log().Export()).ok);
+}
+
+TEST_F(ProgramStateTest, CourseGrantsSplitAmongStudents) {
+  RunToReviews("e1", {Proposal("E", "e1", 1, 20000)}, {{"E", 4}});
+  ASSERT_TRUE(state().DraftDecision("e1", At("2026-03-10")).ok());
+  ASSERT_TRUE(state().CommitDecision("e1", At("2026-03-15")).ok());
+  const Status allocated = state().AllocateToStudent("G-E", Person(8), Whole(5000), At("2026-03-20"));
+  ASSERT_TRUE(allocated.ok()) << allocated.error().ToString();
+  EXPECT_EQ(state().AllocateToStudent("G-E", Person(8), Whole(50000), At("2026-03-20")).code(),
+            ErrorCode::kInsufficientCredits);
+  EXPECT_EQ(state().AccountBalance(state().grants().at("G-E").students.at(Person(8))), Whole(5000));
+  ASSERT_TRUE(state().CloseGrant("G-E", At("2026-04-01")).ok());
+  EXPECT_EQ(state().grants().at("G-E").returned, Whole(20000));
+  EXPECT_EQ(LedgerSum(state()), 0);
+}
+
+TEST_F(ProgramStateTest, SameCommandsSameLog) {
+  const auto run = [&]() {
+    RunToReviews("r1", {Proposal("A", "r1", 1, 120000), Proposal("B", "r1", 2, 90000, "theory")},
+                 {{"A", 4}, {"B", 3}});
+    EXPECT_TRUE(state().DraftDecision("r1", At("2026-03-10")).ok());
+    EXPECT_TRUE(state().CommitDecision("r1", At("2026-03-15")).ok());
+    return state().log().head();
+  };
+  const std::string first = run();
+  SetUp();
+  EXPECT_EQ(run(), first);
+}
+
+}  // namespace
+}  // namespace atrium::program
