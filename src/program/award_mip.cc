@@ -2,7 +2,7 @@
 // with COIN-OR CBC.
 //
 //   variables  x[c][l] in {0,1}: candidate c funded at level l
-//   maximize   sum merit[c] * amount[c][l] / requested[c] * x[c][l]
+//   maximize   sum merit[c] * amount[c][l] * x[c][l]
 //   subject to sum_l x[c][l] <= 1                                   (one level each)
 //              sum amount[c][l] x[c][l] <= budget
 //              sum_{c at i} amount[c][l] x[c][l] <= room[i]          (institution caps)
@@ -30,6 +30,7 @@ namespace atrium::program {
 namespace {
 
 constexpr double kMicroPerUnit = 1e9;  // one MIP unit = 1000 credits
+constexpr double kCreditsPerUnit = 1e3;
 
 struct Column {
   size_t candidate;
@@ -119,9 +120,8 @@ std::vector<Credits> RunCbc(const AwardProblem& problem, const std::vector<Colum
   // CBC minimizes: the objective is negated.
   std::vector<double> objective(columns.size());
   for (size_t col = 0; col < columns.size(); ++col) {
-    const AwardCandidate& candidate = problem.candidates[columns[col].candidate];
-    objective[col] = -candidate.merit * static_cast<double>(columns[col].amount.micro()) /
-                     static_cast<double>(candidate.requested.micro());
+    // In merit x kilo-credits, like the rows; scaled back below.
+    objective[col] = -problem.candidates[columns[col].candidate].merit * amounts[col];
   }
   std::vector<double> column_lower(columns.size(), 0.0);
   std::vector<double> column_upper(columns.size(), 1.0);
@@ -153,11 +153,12 @@ std::vector<Credits> RunCbc(const AwardProblem& problem, const std::vector<Colum
   for (size_t col = 0; col < columns.size(); ++col) {
     if (start.awarded[columns[col].candidate] == columns[col].amount) start_values[col] = 1.0;
   }
-  model.setBestSolution(start_values.data(), column_count, -start.objective, true);
+  model.setBestSolution(start_values.data(), column_count, -start.objective / kCreditsPerUnit,
+                        true);
   model.branchAndBound();
 
   *proven = model.isProvenOptimal();
-  *bound = -model.getBestPossibleObjValue();
+  *bound = -model.getBestPossibleObjValue() * kCreditsPerUnit;
   std::vector<Credits> awarded;
   const double* best = model.bestSolution();
   if (best == nullptr) return awarded;

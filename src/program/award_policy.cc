@@ -96,7 +96,7 @@ double Objective(const AwardProblem& problem, const std::vector<Credits>& awarde
     const AwardCandidate& candidate = problem.candidates[idx];
     if (awarded[idx].is_zero()) continue;
     objective += candidate.merit * static_cast<double>(awarded[idx].micro()) /
-                 static_cast<double>(candidate.requested.micro());
+                 static_cast<double>(Credits::kMicroPerCredit);
   }
   return objective;
 }
@@ -104,20 +104,18 @@ double Objective(const AwardProblem& problem, const std::vector<Credits>& awarde
 double UpperBound(const AwardProblem& problem) {
   std::vector<size_t> order(problem.candidates.size());
   for (size_t idx = 0; idx < order.size(); ++idx) order[idx] = idx;
-  const auto density = [&](size_t idx) {
-    const AwardCandidate& candidate = problem.candidates[idx];
-    return candidate.merit / static_cast<double>(candidate.requested.micro());
-  };
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return density(a) > density(b); });
+  // Every credit is worth its proposal's merit, so the best fractional use of the budget
+  // takes proposals by merit.
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return problem.candidates[a].merit > problem.candidates[b].merit;
+  });
   double room = static_cast<double>(problem.budget.micro());
   double bound = 0;
   for (size_t idx : order) {
     if (room <= 0) break;
     const AwardCandidate& candidate = problem.candidates[idx];
-    const double request = static_cast<double>(candidate.requested.micro());
-    const double take = std::min(room, request);
-    bound += candidate.merit * take / request;
+    const double take = std::min(room, static_cast<double>(candidate.requested.micro()));
+    bound += candidate.merit * take / static_cast<double>(Credits::kMicroPerCredit);
     room -= take;
   }
   return bound;

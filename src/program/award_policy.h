@@ -3,7 +3,8 @@
 // Each candidate proposal may be declined or funded at one of its `levels`: amounts in
 // increasing order whose last is the full request (all-or-nothing tracks have one
 // level; tracks with partial awards have the floor and steps up to the request). A
-// candidate funded with amount a contributes merit x a / requested to the objective.
+// candidate funded with amount a (in credits) contributes merit x a to the objective:
+// total merit-weighted credits, so each credit goes to the best work it can reach.
 // A solution must keep, in exact integer arithmetic:
 //   - the total of all awards <= budget;
 //   - per institution: its awards <= institution_room (what its cap leaves);
@@ -64,7 +65,7 @@ struct AwardSolution {
 struct AwardOptions {
   // CBC stops after this many branch-and-bound nodes (a node limit keeps runs
   // deterministic, where a time limit would not) and the greedy answer stands if better.
-  int mip_nodes_max = 20'000;
+  int mip_nodes_max = 1'000;
   // Beyond this many binary variables the MIP is not attempted: the greedy answers.
   int mip_variables_max = 60'000;
   // A safety net only: a run that reaches it is reported as not optimal.
