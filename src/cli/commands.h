@@ -15,4 +15,14 @@ inline constexpr int kExitStorage = 3;  // the store could not be read or writte
 // `atrium ledger ...`: accounts, transfers, holds, balances, verify, bench, demo.
 void RegisterLedgerCommands(CLI::App& app);
 
+// `atrium program ...`: load a program, calls, proposals, review, decisions, grants,
+// obligations, demo and bench.
+void RegisterProgramCommands(CLI::App& app);
+
+// `atrium audit verify`: check an exported public decision log.
+void RegisterAuditCommands(CLI::App& app);
+
+// `atrium report program`: the transparency report.
+void RegisterReportCommands(CLI::App& app);
+
 }  // namespace atrium::cli

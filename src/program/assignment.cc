@@ -92,8 +92,9 @@ class Assigner {
       for (size_t r : chosen) {
         const size_t match = Match(p, r);
         if (match > 0) ++with_expertise;
-        std::string why = match > 0 ? "shares " + std::to_string(match) + " topic(s) with the proposal"
-                                    : "no topic match; chosen to balance loads";
+        std::string why = match > 0
+                              ? "shares " + std::to_string(match) + " topic(s) with the proposal"
+                              : "no topic match; chosen to balance loads";
         why += "; load " + std::to_string(load_[r]) + " (cap " + std::to_string(load_cap_) + ")";
         out.push_back({reviewers_[r].id, proposals_[p].id, std::move(why)});
       }
@@ -101,8 +102,8 @@ class Assigner {
     if (stats != nullptr && !reviewers_.empty()) {
       stats->load_min = static_cast<int64_t>(*std::min_element(load_.begin(), load_.end()));
       stats->load_max = static_cast<int64_t>(*std::max_element(load_.begin(), load_.end()));
-      stats->load_mean = static_cast<double>(proposals_.size() * k_) /
-                         static_cast<double>(reviewers_.size());
+      stats->load_mean =
+          static_cast<double>(proposals_.size() * k_) / static_cast<double>(reviewers_.size());
       stats->with_expertise = with_expertise;
     }
     return out;

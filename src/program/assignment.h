@@ -35,9 +35,9 @@ struct ReviewerProfile {
 
 struct ProposalProfile {
   std::string id;
-  std::vector<std::string> people;        // PI first, then co-investigators
-  std::vector<std::string> institutions;  // of the PI and co-investigators
-  std::vector<std::string> collaborators; // declared by the PI or co-investigators
+  std::vector<std::string> people;         // PI first, then co-investigators
+  std::vector<std::string> institutions;   // of the PI and co-investigators
+  std::vector<std::string> collaborators;  // declared by the PI or co-investigators
   std::vector<std::string> topics;
 };
 

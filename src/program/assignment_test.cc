@@ -25,7 +25,8 @@ Instance RandomInstance(uint64_t seed, int proposal_count, int reviewer_count) {
   for (int idx = 0; idx < reviewer_count; ++idx) {
     ReviewerProfile reviewer{.id = "R" + std::to_string(idx),
                              .institution = "I" + std::to_string(pick(8))};
-    reviewer.expertise = {topics[static_cast<size_t>(pick(8))], topics[static_cast<size_t>(pick(8))]};
+    reviewer.expertise = {topics[static_cast<size_t>(pick(8))],
+                          topics[static_cast<size_t>(pick(8))]};
     if (pick(5) == 0) reviewer.collaborators.push_back("A" + std::to_string(pick(proposal_count)));
     instance.reviewers.push_back(std::move(reviewer));
   }
@@ -134,8 +135,10 @@ TEST(AssignmentTest, ConflictReasonsAreRecorded) {
 TEST(AssignmentTest, PrefersMatchingExpertise) {
   std::vector<ReviewerProfile> reviewers;
   for (int idx = 0; idx < 6; ++idx) {
-    reviewers.push_back({"R" + std::to_string(idx), "I" + std::to_string(idx),
-                         {idx < 2 ? "theory" : "vision"}, {}});
+    reviewers.push_back({"R" + std::to_string(idx),
+                         "I" + std::to_string(idx),
+                         {idx < 2 ? "theory" : "vision"},
+                         {}});
   }
   const std::vector<ProposalProfile> proposals = {
       {"P1", {"A"}, {"X"}, {}, {"theory"}},

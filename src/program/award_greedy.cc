@@ -70,8 +70,7 @@ struct GreedyState {
     return total;
   }
   bool FloorHolds(size_t floor_idx) const {
-    return FloorTotal(floor_idx) * kBasisPointsFull >=
-           Total() * problem.floors[floor_idx].share_bp;
+    return FloorTotal(floor_idx) * kBasisPointsFull >= Total() * problem.floors[floor_idx].share_bp;
   }
 };
 
@@ -90,7 +89,8 @@ AwardSolution SolveGreedy(const AwardProblem& problem) {
   GreedyState state(problem);
   const size_t count = problem.candidates.size();
   __int128 requests = 0;
-  for (const AwardCandidate& candidate : problem.candidates) requests += candidate.requested.micro();
+  for (const AwardCandidate& candidate : problem.candidates)
+    requests += candidate.requested.micro();
   const __int128 expected_total = std::min<__int128>(requests, problem.budget.micro());
 
   for (size_t floor_idx = 0; floor_idx < problem.floors.size(); ++floor_idx) {

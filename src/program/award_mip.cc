@@ -59,8 +59,8 @@ double Units(Credits amount) { return static_cast<double>(amount.micro()) / kMic
 
 // Runs CBC; returns the awards it found (empty if none) and sets *bound and *proven.
 std::vector<Credits> RunCbc(const AwardProblem& problem, const std::vector<Column>& columns,
-                            const AwardSolution& start, const AwardOptions& options,
-                            double* bound, bool* proven) {
+                            const AwardSolution& start, const AwardOptions& options, double* bound,
+                            bool* proven) {
   const int column_count = static_cast<int>(columns.size());
   CoinPackedMatrix matrix(false, 0, 0);
   matrix.setDimensions(0, column_count);
@@ -81,7 +81,8 @@ std::vector<Credits> RunCbc(const AwardProblem& problem, const std::vector<Colum
     while (last < columns.size() && columns[last].candidate == columns[first].candidate) {
       indices.push_back(static_cast<int>(last++));
     }
-    if (indices.size() > 1) add_row(indices, std::vector<double>(indices.size(), 1.0), -infinity, 1);
+    if (indices.size() > 1)
+      add_row(indices, std::vector<double>(indices.size(), 1.0), -infinity, 1);
     first = last;
   }
   std::vector<int> all(columns.size());
@@ -106,8 +107,7 @@ std::vector<Credits> RunCbc(const AwardProblem& problem, const std::vector<Colum
     if (!indices.empty() && demand > room) add_row(indices, values, -infinity, room);
   }
   for (size_t floor_idx = 0; floor_idx < problem.floors.size(); ++floor_idx) {
-    const double share =
-        static_cast<double>(problem.floors[floor_idx].share_bp) / kBasisPointsFull;
+    const double share = static_cast<double>(problem.floors[floor_idx].share_bp) / kBasisPointsFull;
     if (share <= 0) continue;
     std::vector<double> values(columns.size());
     for (size_t col = 0; col < columns.size(); ++col) {

@@ -41,7 +41,8 @@ AwardProblem RandomProblem(uint64_t seed, int candidates_max) {
     }
     candidate.levels.push_back(candidate.requested);
     candidate.institution = static_cast<int>(uniform(-1, institutions - 1));
-    for (int64_t floor = 0; floor < floors; ++floor) candidate.in_floor.push_back(uniform(0, 2) == 0);
+    for (int64_t floor = 0; floor < floors; ++floor)
+      candidate.in_floor.push_back(uniform(0, 2) == 0);
     problem.candidates.push_back(std::move(candidate));
   }
   problem.budget = Whole(uniform(30, 400));
@@ -56,7 +57,8 @@ double BruteForce(const AwardProblem& problem) {
   double best = 0;
   while (true) {
     for (size_t idx = 0; idx < count; ++idx) {
-      awarded[idx] = choice[idx] == 0 ? Credits::Zero() : problem.candidates[idx].levels[choice[idx] - 1];
+      awarded[idx] =
+          choice[idx] == 0 ? Credits::Zero() : problem.candidates[idx].levels[choice[idx] - 1];
     }
     if (CheckSolution(problem, awarded).ok()) best = std::max(best, Objective(problem, awarded));
     size_t position = 0;
@@ -149,10 +151,18 @@ TEST(AwardPolicyTest, CheckSolutionNamesTheBrokenConstraint) {
   problem.institution_room = {Whole(50)};
   problem.floors = {{"fundamental", 5'000}};
   problem.candidates = {
-      {.id = "a", .merit = 80, .requested = Whole(60), .levels = {Whole(30), Whole(60)},
-       .institution = 0, .in_floor = {false}},
-      {.id = "b", .merit = 70, .requested = Whole(60), .levels = {Whole(60)},
-       .institution = -1, .in_floor = {true}},
+      {.id = "a",
+       .merit = 80,
+       .requested = Whole(60),
+       .levels = {Whole(30), Whole(60)},
+       .institution = 0,
+       .in_floor = {false}},
+      {.id = "b",
+       .merit = 70,
+       .requested = Whole(60),
+       .levels = {Whole(60)},
+       .institution = -1,
+       .in_floor = {true}},
   };
   EXPECT_EQ(CheckSolution(problem, {Whole(60), Credits::Zero()}).code(), ErrorCode::kCapExceeded);
   EXPECT_EQ(CheckSolution(problem, {Whole(30), Whole(60)}).code(), ErrorCode::kOk);
@@ -167,8 +177,10 @@ TEST(AwardPolicyTest, GreedyFundsInRankOrderWithoutConstraints) {
   AwardProblem problem;
   problem.budget = Whole(100);
   for (int idx = 0; idx < 4; ++idx) {
-    problem.candidates.push_back({.id = std::to_string(idx), .merit = 90.0 - idx,
-                                  .requested = Whole(40), .levels = {Whole(40)}});
+    problem.candidates.push_back({.id = std::to_string(idx),
+                                  .merit = 90.0 - idx,
+                                  .requested = Whole(40),
+                                  .levels = {Whole(40)}});
   }
   const AwardSolution solution = SolveGreedy(problem);
   EXPECT_EQ(solution.awarded,

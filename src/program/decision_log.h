@@ -55,10 +55,10 @@ class DecisionLog {
 
 struct LogVerification {
   bool ok = false;
-  int64_t entries = 0;          // entries that verified
-  int64_t first_broken = 0;     // 1-based entry (line) number of the first broken entry
+  int64_t entries = 0;       // entries that verified
+  int64_t first_broken = 0;  // 1-based entry (line) number of the first broken entry
   std::string reason;
-  std::string head;             // hash of the last verified entry
+  std::string head;  // hash of the last verified entry
 };
 
 // Recomputes the chain of an exported log. Never throws.

@@ -11,8 +11,9 @@ DecisionLog SampleLog() {
   DecisionLog log;
   log.Append(10, "program_created", {{"program", "bot"}, {"total_budget", "110000000"}});
   log.Append(20, "call_opened", {{"call", "c1"}, {"track", "research"}});
-  log.Append(30, "proposal_submitted",
-             {{"proposal", "P-1"}, {"institution", "Université de Montréal"}, {"topics", {"a", "b"}}});
+  log.Append(
+      30, "proposal_submitted",
+      {{"proposal", "P-1"}, {"institution", "Université de Montréal"}, {"topics", {"a", "b"}}});
   log.Append(40, "conflict_recorded", {{"proposal", "P-1"}, {"reason", "same_institution"}});
   log.Append(50, "review_submitted", {{"proposal", "P-1"}, {"scores", {4, 5, 3}}});
   log.Append(60, "decision_committed", {{"call", "c1"}, {"total_awarded", "500000"}});
@@ -21,8 +22,9 @@ DecisionLog SampleLog() {
 }
 
 int64_t EntryOfByte(const std::string& text, size_t position) {
-  return static_cast<int64_t>(std::count(text.begin(), text.begin() + static_cast<long>(position),
-                                         '\n')) + 1;
+  return static_cast<int64_t>(
+             std::count(text.begin(), text.begin() + static_cast<long>(position), '\n')) +
+         1;
 }
 
 TEST(DecisionLogTest, ChainsAndVerifies) {

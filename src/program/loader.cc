@@ -197,9 +197,9 @@ Result<toml::table> Parse(std::string_view text) {
     return toml::parse(text);
   } catch (const toml::parse_error& error) {
     const auto& where = error.source().begin;
-    return MakeError(ErrorCode::kParseError,
-                     "TOML line " + std::to_string(where.line) + ", column " +
-                         std::to_string(where.column) + ": " + std::string(error.description()));
+    return MakeError(ErrorCode::kParseError, "TOML line " + std::to_string(where.line) +
+                                                 ", column " + std::to_string(where.column) + ": " +
+                                                 std::string(error.description()));
   }
 }
 
@@ -248,12 +248,12 @@ Result<int64_t> ParseTimeUs(std::string_view text) {
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
   char tail = 0;
   const std::string copy(text);
-  const bool date_only = copy.size() == 10 &&
-                         std::sscanf(copy.c_str(), "%4d-%2d-%2d", &year, &month, &day) == 3;
-  const bool date_time =
-      copy.size() == 20 && std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &year, &month,
-                                       &day, &hour, &minute, &second, &tail) == 7 &&
-      tail == 'Z';
+  const bool date_only =
+      copy.size() == 10 && std::sscanf(copy.c_str(), "%4d-%2d-%2d", &year, &month, &day) == 3;
+  const bool date_time = copy.size() == 20 &&
+                         std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &year, &month, &day,
+                                     &hour, &minute, &second, &tail) == 7 &&
+                         tail == 'Z';
   if ((!date_only && !date_time) || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 ||
       minute > 59 || second > 60) {
     return MakeError(ErrorCode::kParseError,
@@ -277,7 +277,8 @@ std::string FormatTimeUs(int64_t time_us) {
   const int64_t day_of_era = days - era * 146097;
   const int64_t year_of_era =
       (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
-  const int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const int64_t day_of_year =
+      day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
   const int64_t mp = (5 * day_of_year + 2) / 153;
   const int64_t day = day_of_year - (153 * mp + 2) / 5 + 1;
   const int64_t month = mp < 10 ? mp + 3 : mp - 9;
@@ -316,8 +317,8 @@ Result<ProgramDefinition> ParseProgramToml(std::string_view text) {
   size_t idx = 0;
   for (const toml::table* table : r.Tables("rubric")) {
     Reader c(*table, "program.rubric[" + std::to_string(idx++) + "]");
-    def.rubric.push_back({c.String("name"), c.Integer("weight", 1), c.Integer("min", 1),
-                          c.Integer("max", 5)});
+    def.rubric.push_back(
+        {c.String("name"), c.Integer("weight", 1), c.Integer("min", 1), c.Integer("max", 5)});
     r.Absorb(c);
   }
   idx = 0;
@@ -340,7 +341,8 @@ Result<ProgramDefinition> ParseProgramToml(std::string_view text) {
     r.Absorb(o);
   }
   idx = 0;
-  for (const toml::table* table : top.Tables("track")) def.tracks.push_back(ReadTrack(top, *table, idx++));
+  for (const toml::table* table : top.Tables("track"))
+    def.tracks.push_back(ReadTrack(top, *table, idx++));
   idx = 0;
   for (const toml::table* table : top.Tables("call")) {
     Reader c(*table, "call[" + std::to_string(idx++) + "]");

@@ -7,7 +7,8 @@ namespace {
 
 TEST(LoaderTest, TimesRoundTrip) {
   EXPECT_EQ(*ParseTimeUs("1970-01-01"), 0);
-  EXPECT_EQ(*ParseTimeUs("2026-01-15T09:30:00Z"), (DaysFromCivil(2026, 1, 15) * 86400 + 34200) * 1'000'000);
+  EXPECT_EQ(*ParseTimeUs("2026-01-15T09:30:00Z"),
+            (DaysFromCivil(2026, 1, 15) * 86400 + 34200) * 1'000'000);
   EXPECT_EQ(FormatTimeUs(*ParseTimeUs("2028-02-29T23:59:59Z")), "2028-02-29T23:59:59Z");
   EXPECT_EQ(ParseTimeUs("2026-13-01").code(), ErrorCode::kParseError);
   EXPECT_EQ(ParseTimeUs("yesterday").code(), ErrorCode::kParseError);
@@ -19,12 +20,12 @@ TEST(LoaderTest, ErrorsNameTheField) {
   EXPECT_EQ(missing.error().field, "program.total_budget");
   Result<ProgramDefinition> malformed = ParseProgramToml("[program\n");
   EXPECT_EQ(malformed.code(), ErrorCode::kParseError);
-  Result<ProgramDefinition> money =
-      ParseProgramToml("[program]\nid = 'x'\ntotal_budget = '1e6'\n");
+  Result<ProgramDefinition> money = ParseProgramToml("[program]\nid = 'x'\ntotal_budget = '1e6'\n");
   ASSERT_FALSE(money.ok());
   EXPECT_EQ(money.error().field, "program.total_budget");
   Result<ProgramDefinition> percent = ParseProgramToml(
-      "[program]\nid='x'\ntotal_budget=5\n[[program.fairness_floor]]\nname='f'\nshare_percent=120\n");
+      "[program]\nid='x'\ntotal_budget=5\n[[program.fairness_floor]]\nname='f'\nshare_percent="
+      "120\n");
   ASSERT_FALSE(percent.ok());
   EXPECT_EQ(percent.error().field, "program.fairness_floor[0].share_percent");
 }

@@ -116,7 +116,7 @@ struct ProgramDefinition {
 struct Institution {
   std::string id;
   std::string name;
-  std::string type;  // r1, r2, minority_serving, nonprofit_lab, company, ...
+  std::string type;     // r1, r2, minority_serving, nonprofit_lab, company, ...
   std::string country;  // ISO 3166 alpha-2
 };
 
@@ -150,7 +150,7 @@ struct ProposalInput {
   std::string title;
   std::string abstract;
   std::vector<std::string> topics;
-  Credits requested;                // either credits ...
+  Credits requested;                  // either credits ...
   std::vector<ChipHours> chip_hours;  // ... or chip-hours (added to `requested`)
   int64_t duration_months = 12;
   std::string open_source_plan;
@@ -215,17 +215,22 @@ std::string_view ToString(Rationale rationale);
 
 struct ProposalOutcome {
   std::string proposal;
-  int64_t rank = 0;       // 1 = best merit among reviewed proposals; 0 = unranked
-  double merit = 0;       // mean normalized score, 0..100
+  int64_t rank = 0;  // 1 = best merit among reviewed proposals; 0 = unranked
+  double merit = 0;  // mean normalized score, 0..100
   Credits requested;
   Credits awarded;
   Rationale rationale = Rationale::kDeclinedBelowLine;
   std::string explanation;
 };
 
+// A floor the eligible proposals cannot reach (their requests, within their
+// institutions' caps, are less than share x budget) is enforced at the share they can
+// reach, so that it never forces the whole decision to zero; `met` still compares the
+// achieved share with the required one.
 struct FloorOutcome {
   std::string name;
   int64_t share_bp_required = 0;
+  int64_t share_bp_enforced = 0;
   int64_t share_bp_achieved = 0;
   bool met = false;
 };
@@ -235,8 +240,8 @@ struct Decision {
   std::string policy;  // the policy that produced the chosen awards
   bool optimal = false;
   double objective = 0;
-  double bound = 0;     // best known upper bound on the objective
-  double gap = 0;       // (bound - objective) / bound, 0 when optimal
+  double bound = 0;  // best known upper bound on the objective
+  double gap = 0;    // (bound - objective) / bound, 0 when optimal
   Credits total_awarded;
   std::vector<ProposalOutcome> outcomes;  // in rank order, then unranked by id
   std::vector<FloorOutcome> floors;

@@ -48,8 +48,8 @@ void BM_DraftDecision(benchmark::State& bench) {
   }
 }
 BENCHMARK(BM_DraftDecision)
-    ->Args({5000, 1000, 0})      // greedy
-    ->Args({5000, 1000, 1000})   // mip with its default node limit
+    ->Args({5000, 1000, 0})     // greedy
+    ->Args({5000, 1000, 1000})  // mip with its default node limit
     ->Unit(benchmark::kMillisecond)
     ->Iterations(2);
 

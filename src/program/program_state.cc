@@ -31,8 +31,8 @@ std::string Money(Credits amount) { return amount.ToString(); }
 int64_t Milli(double value) { return static_cast<int64_t>(std::llround(value * 1000.0)); }
 
 Credits ScaleBp(Credits amount, int64_t share_bp) {
-  return Credits::FromMicro(static_cast<int64_t>(static_cast<__int128>(amount.micro()) * share_bp /
-                                                 kBasisPointsFull));
+  return Credits::FromMicro(
+      static_cast<int64_t>(static_cast<__int128>(amount.micro()) * share_bp / kBasisPointsFull));
 }
 
 Status CheckText(const std::string& text, const char* field) {
@@ -144,7 +144,8 @@ Result<ProgramState> ProgramState::Create(ProgramDefinition definition, int64_t 
   const ProgramDefinition& def = state.definition_;
   std::vector<AccountSpec> accounts = {
       {.id = kSponsorAccount, .kind = AccountKind::kSponsor},
-      {.id = kProgramPoolAccount, .kind = AccountKind::kProgramPool,
+      {.id = kProgramPoolAccount,
+       .kind = AccountKind::kProgramPool,
        .flags = ledger::kDebitsMustNotExceedCredits},
       {.id = kClusterRevenueAccount, .kind = AccountKind::kClusterRevenue},
   };
@@ -156,8 +157,10 @@ Result<ProgramState> ProgramState::Create(ProgramDefinition definition, int64_t 
                                           .flags = ledger::kLinked}};
   for (size_t idx = 0; idx < def.tracks.size(); ++idx) {
     const uint64_t account = kTrackPoolAccountBase + idx;
-    accounts.push_back({.id = account, .kind = AccountKind::kTrackPool,
-                        .flags = ledger::kDebitsMustNotExceedCredits, .user_data = idx});
+    accounts.push_back({.id = account,
+                        .kind = AccountKind::kTrackPool,
+                        .flags = ledger::kDebitsMustNotExceedCredits,
+                        .user_data = idx});
     transfers.push_back({.id = state.NextTransferId(),
                          .debit_account_id = kProgramPoolAccount,
                          .credit_account_id = account,
@@ -415,10 +418,10 @@ Status ProgramState::SubmitProposal(ProposalInput input, int64_t now_us) {
   ATRIUM_ASSIGN_OR_RETURN(Credits requested, RequestInCredits(input));
   const Track& track = *FindTrack(call->track);
   if (!track.award_cap.is_zero() && requested > track.award_cap) {
-    return MakeError(ErrorCode::kCapExceeded,
-                     "request " + Money(requested) + " exceeds the per-award cap " +
-                         Money(track.award_cap),
-                     "requested");
+    return MakeError(
+        ErrorCode::kCapExceeded,
+        "request " + Money(requested) + " exceeds the per-award cap " + Money(track.award_cap),
+        "requested");
   }
   if (requested > track.budget) {
     return MakeError(ErrorCode::kOverBudget, "request exceeds the track's budget", "requested");
@@ -530,8 +533,7 @@ std::vector<ReviewerProfile> ProgramState::ReviewerProfiles() const {
   return profiles;
 }
 
-Result<AssignmentStats> ProgramState::AssignReviewers(const std::string& call_id,
-                                                      int64_t now_us) {
+Result<AssignmentStats> ProgramState::AssignReviewers(const std::string& call_id, int64_t now_us) {
   const CallDefinition* call = FindCall(call_id);
   if (call == nullptr) return MakeError(ErrorCode::kNotFound, "unknown call", "call");
   if (call_state(call_id) != CallState::kClosed) {
@@ -549,10 +551,9 @@ Result<AssignmentStats> ProgramState::AssignReviewers(const std::string& call_id
   }
   std::vector<Conflict> conflicts = FindConflicts(reviewers, proposals, declared);
   AssignmentStats stats;
-  ATRIUM_ASSIGN_OR_RETURN(
-      std::vector<Assignment> assignments,
-      program::AssignReviewers(reviewers, proposals, conflicts, call->reviewers_per_proposal,
-                               &stats));
+  ATRIUM_ASSIGN_OR_RETURN(std::vector<Assignment> assignments,
+                          program::AssignReviewers(reviewers, proposals, conflicts,
+                                                   call->reviewers_per_proposal, &stats));
 
   // Accepted: record conflicts found automatically (declared ones are recorded already).
   for (Conflict& conflict : conflicts) {
@@ -588,10 +589,10 @@ Status ProgramState::SubmitReview(const std::string& reviewer, const std::string
   }
   for (const Conflict& conflict : conflicts_) {
     if (conflict.reviewer == reviewer && conflict.proposal == proposal_id) {
-      return MakeError(ErrorCode::kConflictOfInterest,
-                       std::string("the reviewer is in conflict: ") +
-                           std::string(ToString(conflict.reason)),
-                       "reviewer");
+      return MakeError(
+          ErrorCode::kConflictOfInterest,
+          std::string("the reviewer is in conflict: ") + std::string(ToString(conflict.reason)),
+          "reviewer");
     }
   }
   const bool assigned = std::any_of(assignments_.begin(), assignments_.end(), [&](const auto& a) {
@@ -602,7 +603,8 @@ Status ProgramState::SubmitReview(const std::string& reviewer, const std::string
                      "reviewer");
   }
   const CallDefinition& call = *FindCall(proposal->second.input.call);
-  if (call_state(call.id) != CallState::kClosed || proposal->second.status != ProposalStatus::kInReview) {
+  if (call_state(call.id) != CallState::kClosed ||
+      proposal->second.status != ProposalStatus::kInReview) {
     return MakeError(ErrorCode::kInvalidState, "the proposal is not in review", "proposal");
   }
   if (now_us > call.review_deadline_us) {
@@ -654,10 +656,9 @@ Result<AwardProblem> ProgramState::BuildProblem(const std::string& call_id,
       candidate_ids->push_back(id);
     }
   }
-  std::stable_sort(candidate_ids->begin(), candidate_ids->end(),
-                   [&](const std::string& a, const std::string& b) {
-                     return merit->at(a) > merit->at(b);
-                   });
+  std::stable_sort(
+      candidate_ids->begin(), candidate_ids->end(),
+      [&](const std::string& a, const std::string& b) { return merit->at(a) > merit->at(b); });
   AwardProblem problem;
   problem.budget = AccountAvailable(TrackPoolAccount(track.id));
   std::vector<const FairnessFloor*> floors;
@@ -672,10 +673,11 @@ Result<AwardProblem> ProgramState::BuildProblem(const std::string& call_id,
     const Institution& institution = institutions_.at(proposal.institution);
     AwardCandidate candidate{.id = id, .merit = merit->at(id), .requested = proposal.requested};
     if (track.partial_floor_bp > 0) {
-      for (int64_t bp = track.partial_floor_bp; bp < kBasisPointsFull; bp += track.partial_step_bp) {
+      for (int64_t bp = track.partial_floor_bp; bp < kBasisPointsFull;
+           bp += track.partial_step_bp) {
         // Partial levels are whole credits, so amounts stay round.
-        const Credits level = Credits::FromWhole(ScaleBp(proposal.requested, bp).micro() /
-                                                 Credits::kMicroPerCredit);
+        const Credits level =
+            Credits::FromWhole(ScaleBp(proposal.requested, bp).micro() / Credits::kMicroPerCredit);
         if (level > Credits::Zero() && level < proposal.requested &&
             (candidate.levels.empty() || level > candidate.levels.back())) {
           candidate.levels.push_back(level);
@@ -701,6 +703,29 @@ Result<AwardProblem> ProgramState::BuildProblem(const std::string& call_id,
       candidate.in_floor.push_back(member);
     }
     problem.candidates.push_back(std::move(candidate));
+  }
+  // Lower each floor to what its members can reach (see FloorOutcome).
+  for (size_t floor_idx = 0; floor_idx < problem.floors.size(); ++floor_idx) {
+    std::vector<__int128> demand(problem.institution_room.size(), 0);
+    __int128 reachable = 0;
+    for (const AwardCandidate& candidate : problem.candidates) {
+      if (!candidate.in_floor[floor_idx]) continue;
+      if (candidate.institution < 0) {
+        reachable += candidate.requested.micro();
+      } else {
+        demand[static_cast<size_t>(candidate.institution)] += candidate.requested.micro();
+      }
+    }
+    for (size_t inst = 0; inst < demand.size(); ++inst) {
+      reachable += std::min<__int128>(demand[inst], problem.institution_room[inst].micro());
+    }
+    reachable = std::min<__int128>(reachable, problem.budget.micro());
+    if (problem.budget.micro() > 0) {
+      const auto reachable_bp =
+          static_cast<int64_t>(reachable * kBasisPointsFull / problem.budget.micro());
+      problem.floors[floor_idx].share_bp =
+          std::min(problem.floors[floor_idx].share_bp, reachable_bp);
+    }
   }
   return problem;
 }
@@ -728,9 +753,9 @@ void ProgramState::ExplainOutcomes(const AwardProblem& problem, const AwardSolut
                             .merit = candidate.merit,
                             .requested = candidate.requested,
                             .awarded = awarded};
-    const int64_t room =
-        candidate.institution >= 0 ? room_left[static_cast<size_t>(candidate.institution)]
-                                   : INT64_MAX;
+    const int64_t room = candidate.institution >= 0
+                             ? room_left[static_cast<size_t>(candidate.institution)]
+                             : INT64_MAX;
     const auto fits = [&](Credits level) {
       return level.micro() - awarded.micro() <= budget_left &&
              level.micro() - awarded.micro() <= room;
@@ -744,15 +769,15 @@ void ProgramState::ExplainOutcomes(const AwardProblem& problem, const AwardSolut
     } else if (!awarded.is_zero()) {
       const auto next = std::upper_bound(candidate.levels.begin(), candidate.levels.end(), awarded);
       const int64_t step = next->micro() - awarded.micro();
-      outcome.rationale = step > room         ? Rationale::kCutInstitutionCap
+      outcome.rationale = step > room          ? Rationale::kCutInstitutionCap
                           : step > budget_left ? Rationale::kCutBudget
                                                : Rationale::kCutFloor;
       outcome.explanation = "funded in part (" + Money(awarded) + " of " +
                             Money(candidate.requested) + "): " + rank_text + "; bound by " +
                             std::string(ToString(outcome.rationale)).substr(4);
     } else if (fits(candidate.levels.front())) {
-      outcome.rationale = candidate.merit <= 0 ? Rationale::kDeclinedBelowLine
-                                               : Rationale::kDeclinedFloor;
+      outcome.rationale =
+          candidate.merit <= 0 ? Rationale::kDeclinedBelowLine : Rationale::kDeclinedFloor;
       outcome.explanation = rank_text + "; funding it would break a fairness floor";
       if (candidate.merit <= 0) outcome.explanation = rank_text + "; no merit above zero";
     } else if (candidate.levels.front().micro() > room) {
@@ -824,11 +849,13 @@ Result<Decision> ProgramState::DraftDecision(const std::string& call_id, int64_t
       }
     }
     const int64_t achieved = ShareBp(members, decision.total_awarded);
-    decision.floors.push_back({problem.floors[floor_idx].name, problem.floors[floor_idx].share_bp,
-                               achieved,
-                               static_cast<__int128>(members.micro()) * kBasisPointsFull >=
-                                   static_cast<__int128>(decision.total_awarded.micro()) *
-                                       problem.floors[floor_idx].share_bp});
+    const FairnessFloor& rule = *std::find_if(
+        definition_.fairness_floors.begin(), definition_.fairness_floors.end(),
+        [&](const FairnessFloor& floor) { return floor.name == problem.floors[floor_idx].name; });
+    decision.floors.push_back(
+        {rule.name, rule.share_bp, problem.floors[floor_idx].share_bp, achieved,
+         static_cast<__int128>(members.micro()) * kBasisPointsFull >=
+             static_cast<__int128>(decision.total_awarded.micro()) * rule.share_bp});
   }
 
   // Accepted: keep the normalized figures on the reviews and the draft.
@@ -845,11 +872,13 @@ Result<Decision> ProgramState::DraftDecision(const std::string& call_id, int64_t
   for (const FloorOutcome& floor : decision.floors) {
     floors.push_back({{"name", floor.name},
                       {"share_bp_required", floor.share_bp_required},
+                      {"share_bp_enforced", floor.share_bp_enforced},
                       {"share_bp_achieved", floor.share_bp_achieved},
                       {"met", floor.met}});
   }
   int64_t funded = 0;
-  for (const ProposalOutcome& outcome : decision.outcomes) funded += outcome.awarded.is_zero() ? 0 : 1;
+  for (const ProposalOutcome& outcome : decision.outcomes)
+    funded += outcome.awarded.is_zero() ? 0 : 1;
   log_.Append(now_us, "decision_drafted",
               {{"call", call_id},
                {"policy", decision.policy},
@@ -894,8 +923,8 @@ Status ProgramState::CommitDecision(const std::string& call_id, int64_t now_us) 
   // Re-check every budget and cap against the state as it is now.
   if (draft.total_awarded > AccountAvailable(pool)) {
     return MakeError(ErrorCode::kOverBudget,
-                     "the decision awards " + Money(draft.total_awarded) + " but the track pool has " +
-                         Money(AccountAvailable(pool)),
+                     "the decision awards " + Money(draft.total_awarded) +
+                         " but the track pool has " + Money(AccountAvailable(pool)),
                      "call");
   }
   std::map<std::string, __int128> per_institution;
@@ -910,10 +939,10 @@ Status ProgramState::CommitDecision(const std::string& call_id, int64_t now_us) 
   if (!track.institution_cap.is_zero()) {
     for (const auto& [institution, amount] : per_institution) {
       if (amount + InstitutionAwarded(institution).micro() > track.institution_cap.micro()) {
-        return MakeError(ErrorCode::kCapExceeded,
-                         "awards to " + institution + " would exceed its cap of " +
-                             Money(track.institution_cap),
-                         institution);
+        return MakeError(
+            ErrorCode::kCapExceeded,
+            "awards to " + institution + " would exceed its cap of " + Money(track.institution_cap),
+            institution);
       }
     }
   }
@@ -940,9 +969,10 @@ Status ProgramState::CommitDecision(const std::string& call_id, int64_t now_us) 
                 .end_us = now_us + proposal.input.duration_months * kMicrosPerMonth,
                 .account = next_account++};
     grant.members.push_back(proposal.input.pi);
-    for (const std::string& member : proposal.input.co_investigators) grant.members.push_back(member);
-    accounts.push_back({.id = grant.account, .kind = kind,
-                        .flags = ledger::kDebitsMustNotExceedCredits});
+    for (const std::string& member : proposal.input.co_investigators)
+      grant.members.push_back(member);
+    accounts.push_back(
+        {.id = grant.account, .kind = kind, .flags = ledger::kDebitsMustNotExceedCredits});
     std::vector<TrancheRule> rules = track.tranches;
     if (rules.empty()) rules.push_back({kBasisPointsFull, "start"});
     int64_t left = outcome.awarded.micro();
@@ -953,15 +983,15 @@ Status ProgramState::CommitDecision(const std::string& call_id, int64_t now_us) 
       if (amount <= 0) continue;
       const bool at_start = rules[idx].condition == "start";
       const uint64_t transfer = next_transfer++;
-      transfers.push_back({.id = transfer,
-                           .debit_account_id = pool,
-                           .credit_account_id = grant.account,
-                           .amount = Credits::FromMicro(amount),
-                           .code = kCodeAward,
-                           .flags = static_cast<uint16_t>(ledger::kLinked |
-                                                          (at_start ? 0 : ledger::kPending))});
-      grant.tranches.push_back({Credits::FromMicro(amount), rules[idx].condition, at_start,
-                                at_start ? 0 : transfer});
+      transfers.push_back(
+          {.id = transfer,
+           .debit_account_id = pool,
+           .credit_account_id = grant.account,
+           .amount = Credits::FromMicro(amount),
+           .code = kCodeAward,
+           .flags = static_cast<uint16_t>(ledger::kLinked | (at_start ? 0 : ledger::kPending))});
+      grant.tranches.push_back(
+          {Credits::FromMicro(amount), rules[idx].condition, at_start, at_start ? 0 : transfer});
     }
     grants.push_back(std::move(grant));
   }
@@ -1006,8 +1036,8 @@ Status ProgramState::CommitDecision(const std::string& call_id, int64_t now_us) 
   }
   const ObligationRules& rules = definition_.obligations;
   for (Grant& grant : grants) {
-    institution_awarded_[grant.institution] = Credits::FromMicro(
-        InstitutionAwarded(grant.institution).micro() + grant.awarded.micro());
+    institution_awarded_[grant.institution] =
+        Credits::FromMicro(InstitutionAwarded(grant.institution).micro() + grant.awarded.micro());
     json tranches = json::array();
     for (const Tranche& tranche : grant.tranches) {
       tranches.push_back({{"amount", Money(tranche.amount)},
@@ -1025,25 +1055,31 @@ Status ProgramState::CommitDecision(const std::string& call_id, int64_t now_us) 
                  {"tranches", tranches}});
     std::vector<Obligation> obligations;
     for (size_t idx = 0; idx < rules.progress_report_months.size(); ++idx) {
-      obligations.push_back({.id = grant.id + "/progress-" + std::to_string(idx + 1),
-                             .grant = grant.id,
-                             .kind = ObligationKind::kProgressReport,
-                             .sequence = static_cast<int64_t>(idx) + 1,
-                             .due_us = grant.start_us +
-                                       rules.progress_report_months[idx] * kMicrosPerMonth});
+      obligations.push_back(
+          {.id = grant.id + "/progress-" + std::to_string(idx + 1),
+           .grant = grant.id,
+           .kind = ObligationKind::kProgressReport,
+           .sequence = static_cast<int64_t>(idx) + 1,
+           .due_us = grant.start_us + rules.progress_report_months[idx] * kMicrosPerMonth});
     }
     const int64_t final_due_us = grant.end_us + rules.final_grace_months * kMicrosPerMonth;
     if (rules.final_report) {
-      obligations.push_back({.id = grant.id + "/final-report", .grant = grant.id,
-                             .kind = ObligationKind::kFinalReport, .due_us = final_due_us});
+      obligations.push_back({.id = grant.id + "/final-report",
+                             .grant = grant.id,
+                             .kind = ObligationKind::kFinalReport,
+                             .due_us = final_due_us});
     }
     if (rules.paper) {
-      obligations.push_back({.id = grant.id + "/paper", .grant = grant.id,
-                             .kind = ObligationKind::kPaper, .due_us = final_due_us});
+      obligations.push_back({.id = grant.id + "/paper",
+                             .grant = grant.id,
+                             .kind = ObligationKind::kPaper,
+                             .due_us = final_due_us});
     }
     if (rules.repository) {
-      obligations.push_back({.id = grant.id + "/repository", .grant = grant.id,
-                             .kind = ObligationKind::kRepository, .due_us = final_due_us});
+      obligations.push_back({.id = grant.id + "/repository",
+                             .grant = grant.id,
+                             .kind = ObligationKind::kRepository,
+                             .due_us = final_due_us});
     }
     for (Obligation& obligation : obligations) {
       LogObligation(obligation, now_us);
@@ -1061,7 +1097,8 @@ Status ProgramState::AddGrantMember(const std::string& grant_id, const std::stri
                                     int64_t /*now_us*/) {
   const auto grant = grants_.find(grant_id);
   if (grant == grants_.end()) return MakeError(ErrorCode::kNotFound, "unknown grant", "grant");
-  if (people_.count(person) == 0) return MakeError(ErrorCode::kNotFound, "unknown person", "person");
+  if (people_.count(person) == 0)
+    return MakeError(ErrorCode::kNotFound, "unknown person", "person");
   if (Contains(grant->second.members, person)) {
     return MakeError(ErrorCode::kAlreadyExists, "already a member", "person");
   }
@@ -1101,7 +1138,8 @@ Status ProgramState::AllocateToStudent(const std::string& grant_id, const std::s
   if (grant.status != GrantStatus::kActive) {
     return MakeError(ErrorCode::kGrantNotActive, "the grant is not active", "grant");
   }
-  if (people_.count(student) == 0) return MakeError(ErrorCode::kNotFound, "unknown student", "student");
+  if (people_.count(student) == 0)
+    return MakeError(ErrorCode::kNotFound, "unknown student", "student");
   if (amount <= Credits::Zero()) {
     return MakeError(ErrorCode::kInvalidArgument, "allocation must be positive", "amount");
   }
@@ -1112,7 +1150,8 @@ Status ProgramState::AllocateToStudent(const std::string& grant_id, const std::s
   } else {
     account = next_account_;
     const auto failures = ledger_.CreateAccounts(
-        std::vector<AccountSpec>{{.id = account, .kind = AccountKind::kGrant,
+        std::vector<AccountSpec>{{.id = account,
+                                  .kind = AccountKind::kGrant,
                                   .flags = ledger::kDebitsMustNotExceedCredits,
                                   .user_data = grant.account}},
         now_us);
@@ -1139,30 +1178,36 @@ Status ProgramState::ReturnUnspent(Grant& grant, GrantStatus final_status, int64
   std::vector<TransferSpec> transfers;
   for (const Tranche& tranche : grant.tranches) {
     if (tranche.released) continue;
-    transfers.push_back({.id = NextTransferId(), .pending_id = tranche.hold_transfer,
-                         .code = kCodeAward, .flags = ledger::kVoidPending | ledger::kLinked});
+    transfers.push_back({.id = NextTransferId(),
+                         .pending_id = tranche.hold_transfer,
+                         .code = kCodeAward,
+                         .flags = ledger::kVoidPending | ledger::kLinked});
   }
   std::vector<uint64_t> sweeps;
   for (const auto& [student, account] : grant.students) {
     sweeps.push_back(NextTransferId());
-    transfers.push_back({.id = sweeps.back(), .debit_account_id = account,
-                         .credit_account_id = kProgramPoolAccount, .amount = Credits::Max(),
+    transfers.push_back({.id = sweeps.back(),
+                         .debit_account_id = account,
+                         .credit_account_id = kProgramPoolAccount,
+                         .amount = Credits::Max(),
                          .code = kCodeReturn,
                          .flags = ledger::kBalancingDebit | ledger::kLinked});
   }
   sweeps.push_back(NextTransferId());
-  transfers.push_back({.id = sweeps.back(), .debit_account_id = grant.account,
-                       .credit_account_id = kProgramPoolAccount, .amount = Credits::Max(),
-                       .code = kCodeReturn, .flags = ledger::kBalancingDebit});
+  transfers.push_back({.id = sweeps.back(),
+                       .debit_account_id = grant.account,
+                       .credit_account_id = kProgramPoolAccount,
+                       .amount = Credits::Max(),
+                       .code = kCodeReturn,
+                       .flags = ledger::kBalancingDebit});
   ATRIUM_TRY(TransferOrError(std::move(transfers), now_us));
   int64_t returned = 0;
   for (uint64_t id : sweeps) returned += ledger_.FindTransfer(id)->amount.micro();
   grant.returned = Credits::FromMicro(returned);
   grant.status = final_status;
-  log_.Append(now_us, final_status == GrantStatus::kExpired ? "grant_expired" : "grant_closed",
-              {{"grant", grant.id},
-               {"spent", Money(grant.spent)},
-               {"returned", Money(grant.returned)}});
+  log_.Append(
+      now_us, final_status == GrantStatus::kExpired ? "grant_expired" : "grant_closed",
+      {{"grant", grant.id}, {"spent", Money(grant.spent)}, {"returned", Money(grant.returned)}});
   return OkStatus();
 }
 
@@ -1178,10 +1223,12 @@ Status ProgramState::CloseGrant(const std::string& grant_id, int64_t now_us) {
 
 Status ProgramState::SetFrozen(Grant& grant, bool frozen, int64_t now_us) {
   std::vector<ledger::AccountUpdate> updates = {
-      {.id = grant.account, .set_flags = static_cast<uint16_t>(frozen ? ledger::kFrozen : 0),
+      {.id = grant.account,
+       .set_flags = static_cast<uint16_t>(frozen ? ledger::kFrozen : 0),
        .clear_flags = static_cast<uint16_t>(frozen ? 0 : ledger::kFrozen)}};
   for (const auto& [student, account] : grant.students) {
-    updates.push_back({.id = account, .set_flags = updates.front().set_flags,
+    updates.push_back({.id = account,
+                       .set_flags = updates.front().set_flags,
                        .clear_flags = updates.front().clear_flags});
   }
   const auto failures = ledger_.UpdateAccounts(updates, now_us);
@@ -1241,8 +1288,8 @@ Status ProgramState::SubmitObligation(const std::string& obligation_id, std::str
   Obligation& obligation = found->second;
   if (obligation.state == ObligationState::kAccepted ||
       obligation.state == ObligationState::kSubmitted) {
-    return MakeError(ErrorCode::kInvalidState, "the obligation is already " +
-                                                   std::string(ToString(obligation.state)),
+    return MakeError(ErrorCode::kInvalidState,
+                     "the obligation is already " + std::string(ToString(obligation.state)),
                      "obligation");
   }
   ATRIUM_TRY(CheckText(reference, "reference"));
@@ -1281,10 +1328,11 @@ Status ProgramState::ReviewObligation(const std::string& obligation_id, bool acc
   }
   Grant& grant = grants_.at(obligation.grant);
   if (!accept) {
-    obligation.state = now_us >= obligation.due_us ? ObligationState::kOverdue : ObligationState::kDue;
+    obligation.state =
+        now_us >= obligation.due_us ? ObligationState::kOverdue : ObligationState::kDue;
     LogObligation(obligation, now_us);
-    if (obligation.state == ObligationState::kOverdue && definition_.obligations.freeze_when_overdue &&
-        grant.status == GrantStatus::kActive) {
+    if (obligation.state == ObligationState::kOverdue &&
+        definition_.obligations.freeze_when_overdue && grant.status == GrantStatus::kActive) {
       ATRIUM_CHECK(SetFrozen(grant, true, now_us).ok(), "freezing an active grant");
       log_.Append(now_us, "sanction_applied", {{"grant", grant.id}, {"obligation", obligation.id}});
     }

@@ -37,11 +37,11 @@ namespace atrium::program {
 
 // Ledger transfer codes used by the program (TransferSpec::code).
 enum TransferCode : uint16_t {
-  kCodeFunding = 1,   // sponsor -> program pool -> track pools
-  kCodeAward = 2,     // track pool -> grant (and tranche holds)
-  kCodeUsage = 3,     // grant -> cluster revenue
-  kCodeReturn = 4,    // grant -> program pool at expiry or close
-  kCodeStudent = 5,   // course -> student sub-allocation
+  kCodeFunding = 1,  // sponsor -> program pool -> track pools
+  kCodeAward = 2,    // track pool -> grant (and tranche holds)
+  kCodeUsage = 3,    // grant -> cluster revenue
+  kCodeReturn = 4,   // grant -> program pool at expiry or close
+  kCodeStudent = 5,  // course -> student sub-allocation
 };
 
 // Fixed ledger account ids of a program.
@@ -91,8 +91,7 @@ class ProgramState {
   // means the program's award_policy. Commit re-checks every budget and cap against the
   // ledger as it stands and is refused whole (kOverBudget, kCapExceeded) if any fails.
   Result<Decision> DraftDecision(const std::string& call_id, int64_t now_us,
-                                 const std::string& policy = {},
-                                 const AwardOptions& options = {});
+                                 const std::string& policy = {}, const AwardOptions& options = {});
   Status CommitDecision(const std::string& call_id, int64_t now_us);
 
   // Grants.
@@ -100,8 +99,8 @@ class ProgramState {
   // Charges actual use to a grant (the cluster's settlement, here as one transfer).
   Status RecordUsage(const std::string& grant_id, Credits amount, int64_t now_us);
   // Education grants: the instructor gives a student part of the course's credits.
-  Status AllocateToStudent(const std::string& grant_id, const std::string& student,
-                           Credits amount, int64_t now_us);
+  Status AllocateToStudent(const std::string& grant_id, const std::string& student, Credits amount,
+                           int64_t now_us);
   // Returns a grant's unspent credits to the program pool and closes it.
   Status CloseGrant(const std::string& grant_id, int64_t now_us);
 
@@ -140,8 +139,7 @@ class ProgramState {
   ProgramState() = default;
 
   Result<Credits> RequestInCredits(const ProposalInput& input) const;
-  Status CheckEligibility(const ProposalInput& input, const Track& track,
-                          const Person& pi) const;
+  Status CheckEligibility(const ProposalInput& input, const Track& track, const Person& pi) const;
   std::vector<ProposalProfile> ProposalProfiles(const std::string& call_id) const;
   std::vector<ReviewerProfile> ReviewerProfiles() const;
   Result<AwardProblem> BuildProblem(const std::string& call_id,

@@ -88,9 +88,8 @@ Credits Whole(int64_t value) { return Credits::FromWhole(value); }
 // Sum of all balances: zero when no credit was created or lost.
 int64_t LedgerSum(const ProgramState& state) {
   __int128 sum = 0;
-  state.ledger().ForEachAccount([&](const ledger::Account& account) {
-    sum += account.balance().micro();
-  });
+  state.ledger().ForEachAccount(
+      [&](const ledger::Account& account) { sum += account.balance().micro(); });
   return static_cast<int64_t>(sum);
 }
 
@@ -156,8 +155,13 @@ class ProgramStateTest : public ::testing::Test {
 
   ProposalInput Proposal(const std::string& id, const std::string& call, int pi, int64_t credits,
                          std::string topic = "systems") {
-    return {.id = id, .call = call, .pi = Person(pi), .title = "Proposal " + id,
-            .topics = {std::move(topic)}, .requested = Whole(credits), .duration_months = 12};
+    return {.id = id,
+            .call = call,
+            .pi = Person(pi),
+            .title = "Proposal " + id,
+            .topics = {std::move(topic)},
+            .requested = Whole(credits),
+            .duration_months = 12};
   }
 
   // Opens, fills, closes, assigns and reviews a call; scores rise with `quality`.
@@ -174,9 +178,9 @@ class ProgramStateTest : public ::testing::Test {
     for (const Assignment& assignment : std::vector<Assignment>(state().assignments())) {
       if (state().proposals().at(assignment.proposal).input.call != call) continue;
       const int64_t q = quality.at(assignment.proposal);
-      const Status reviewed = state().SubmitReview(assignment.reviewer, assignment.proposal,
-                                                   {q, 2 * q}, "secret comment " + assignment.reviewer,
-                                                   At("2026-02-15"));
+      const Status reviewed =
+          state().SubmitReview(assignment.reviewer, assignment.proposal, {q, 2 * q},
+                               "secret comment " + assignment.reviewer, At("2026-02-15"));
       ASSERT_TRUE(reviewed.ok()) << reviewed.error().ToString();
     }
   }
@@ -213,7 +217,8 @@ TEST_F(ProgramStateTest, WholeLifecycleKeepsTheLedgerAtZero) {
   ASSERT_TRUE(state().RecordUsage(grant_id, Whole(1000), At("2026-04-01")).ok());
   EXPECT_EQ(state().RecordUsage(grant_id, Whole(10'000'000), At("2026-04-01")).code(),
             ErrorCode::kInsufficientCredits);
-  ASSERT_TRUE(state().SubmitObligation(grant_id + "/progress-1", "report.pdf", "", At("2026-08-01")).ok());
+  ASSERT_TRUE(
+      state().SubmitObligation(grant_id + "/progress-1", "report.pdf", "", At("2026-08-01")).ok());
   ASSERT_TRUE(state().ReviewObligation(grant_id + "/progress-1", true, At("2026-08-02")).ok());
   EXPECT_EQ(state().AccountBalance(state().grants().at(grant_id).account),
             Credits::FromMicro(grant.awarded.micro() - Whole(1000).micro()));
@@ -237,19 +242,23 @@ TEST_F(ProgramStateTest, WholeLifecycleKeepsTheLedgerAtZero) {
 }
 
 TEST_F(ProgramStateTest, DecisionOverBudgetIsRefusedWhole) {
-  RunToReviews("r1", {Proposal("A", "r1", 1, 200000), Proposal("B", "r1", 2, 200000, "theory"),
-                      Proposal("C", "r1", 3, 200000)},
+  RunToReviews("r1",
+               {Proposal("A", "r1", 1, 200000), Proposal("B", "r1", 2, 200000, "theory"),
+                Proposal("C", "r1", 3, 200000)},
                {{"A", 5}, {"B", 4}, {"C", 3}});
   // A second call on the same track competes for the same pool.
   ASSERT_TRUE(state().OpenCall("r2", At("2026-01-02")).ok());
-  ASSERT_TRUE(state().SubmitProposal(Proposal("X", "r2", 5, 200000, "theory"), At("2026-01-10")).ok());
+  ASSERT_TRUE(
+      state().SubmitProposal(Proposal("X", "r2", 5, 200000, "theory"), At("2026-01-10")).ok());
   ASSERT_TRUE(state().SubmitProposal(Proposal("Y", "r2", 6, 200000), At("2026-01-10")).ok());
   ASSERT_TRUE(state().CloseCall("r2", At("2026-02-01")).ok());
   ASSERT_TRUE(state().AssignReviewers("r2", At("2026-02-02")).ok());
   for (const Assignment& assignment : std::vector<Assignment>(state().assignments())) {
     if (assignment.proposal == "X" || assignment.proposal == "Y") {
-      ASSERT_TRUE(state().SubmitReview(assignment.reviewer, assignment.proposal, {5, 10}, "",
-                                       At("2026-02-15")).ok());
+      ASSERT_TRUE(
+          state()
+              .SubmitReview(assignment.reviewer, assignment.proposal, {5, 10}, "", At("2026-02-15"))
+              .ok());
     }
   }
   ASSERT_TRUE(state().DraftDecision("r1", At("2026-03-10")).ok());
@@ -276,12 +285,14 @@ TEST_F(ProgramStateTest, InstitutionCapAcrossCallsIsRechecked) {
   // PI 1 and PI 5 are both at howard (idx % 4 == 1): cap 300000 across the program.
   RunToReviews("r1", {Proposal("A", "r1", 1, 200000, "theory")}, {{"A", 5}});
   ASSERT_TRUE(state().OpenCall("r2", At("2026-01-02")).ok());
-  ASSERT_TRUE(state().SubmitProposal(Proposal("X", "r2", 5, 200000, "theory"), At("2026-01-10")).ok());
+  ASSERT_TRUE(
+      state().SubmitProposal(Proposal("X", "r2", 5, 200000, "theory"), At("2026-01-10")).ok());
   ASSERT_TRUE(state().CloseCall("r2", At("2026-02-01")).ok());
   ASSERT_TRUE(state().AssignReviewers("r2", At("2026-02-02")).ok());
   for (const Assignment& assignment : std::vector<Assignment>(state().assignments())) {
     if (assignment.proposal == "X") {
-      ASSERT_TRUE(state().SubmitReview(assignment.reviewer, "X", {5, 10}, "", At("2026-02-15")).ok());
+      ASSERT_TRUE(
+          state().SubmitReview(assignment.reviewer, "X", {5, 10}, "", At("2026-02-15")).ok());
     }
   }
   ASSERT_TRUE(state().DraftDecision("r1", At("2026-03-10")).ok());
@@ -299,6 +310,19 @@ TEST_F(ProgramStateTest, InstitutionCapAcrossCallsIsRechecked) {
   EXPECT_EQ(redraft->outcomes.front().rationale, Rationale::kCutInstitutionCap);
 }
 
+TEST_F(ProgramStateTest, AnUnreachableFloorIsLoweredNotFatal) {
+  // No proposal is tagged theory: the 20% floor cannot be reached by anyone.
+  RunToReviews("r1", {Proposal("A", "r1", 1, 100000), Proposal("B", "r1", 2, 50000)},
+               {{"A", 5}, {"B", 3}});
+  Result<Decision> decision = state().DraftDecision("r1", At("2026-03-10"));
+  ASSERT_TRUE(decision.ok());
+  EXPECT_EQ(decision->total_awarded, Whole(150000));
+  ASSERT_EQ(decision->floors.size(), 1u);
+  EXPECT_EQ(decision->floors[0].share_bp_required, 2'000);
+  EXPECT_EQ(decision->floors[0].share_bp_enforced, 0);
+  EXPECT_FALSE(decision->floors[0].met);
+}
+
 TEST_F(ProgramStateTest, BadInputGetsItsCodeAndChangesNothing) {
   ASSERT_TRUE(state().OpenCall("r1", At("2026-01-02")).ok());
   ASSERT_TRUE(state().SubmitProposal(Proposal("A", "r1", 1, 100000), At("2026-01-10")).ok());
@@ -309,24 +333,21 @@ TEST_F(ProgramStateTest, BadInputGetsItsCodeAndChangesNothing) {
     EXPECT_EQ(status.code(), code) << (status.ok() ? "ok" : status.error().ToString());
     EXPECT_EQ(Fingerprint(state()), before);
   };
-  refused(ErrorCode::kCapExceeded, [&] {
-    return state().SubmitProposal(Proposal("C", "r1", 3, 200001), At("2026-01-10"));
-  });
+  refused(ErrorCode::kCapExceeded,
+          [&] { return state().SubmitProposal(Proposal("C", "r1", 3, 200001), At("2026-01-10")); });
   refused(ErrorCode::kIneligible, [&] {  // a student PI
     return state().SubmitProposal(Proposal("C", "r1", 8, 1000), At("2026-01-10"));
   });
   refused(ErrorCode::kIneligible, [&] {  // one proposal per PI per call
     return state().SubmitProposal(Proposal("C", "r1", 1, 1000), At("2026-01-10"));
   });
-  refused(ErrorCode::kNotFound, [&] {
-    return state().SubmitProposal(Proposal("C", "r1", 99, 1000), At("2026-01-10"));
-  });
+  refused(ErrorCode::kNotFound,
+          [&] { return state().SubmitProposal(Proposal("C", "r1", 99, 1000), At("2026-01-10")); });
   refused(ErrorCode::kInvalidArgument, [&] {
     return state().SubmitProposal(Proposal("C", "r1", 3, 1000, "astrology"), At("2026-01-10"));
   });
-  refused(ErrorCode::kCallNotOpen, [&] {
-    return state().SubmitProposal(Proposal("C", "e1", 3, 1000), At("2026-01-10"));
-  });
+  refused(ErrorCode::kCallNotOpen,
+          [&] { return state().SubmitProposal(Proposal("C", "e1", 3, 1000), At("2026-01-10")); });
   refused(ErrorCode::kCallClosed, [&] {  // after the deadline, even before the close
     return state().SubmitProposal(Proposal("C", "r1", 3, 1000), At("2026-02-01"));
   });
@@ -354,24 +375,30 @@ TEST_F(ProgramStateTest, BadInputGetsItsCodeAndChangesNothing) {
   ASSERT_FALSE(assigned.empty());
   ASSERT_FALSE(conflicted.empty());  // reviewer 105 is at howard, like PI 1
   ASSERT_FALSE(unassigned.empty());
-  refused(ErrorCode::kScoreOutOfRange,
-          [&] { return state().SubmitReview(assigned, "A", {6, 5}, "", At("2026-02-10")); });
+  refused(ErrorCode::kScoreOutOfRange, [&] {
+    return state().SubmitReview(assigned, "A", {6, 5}, "", At("2026-02-10"));
+  });
   refused(ErrorCode::kInvalidArgument,
           [&] { return state().SubmitReview(assigned, "A", {4}, "", At("2026-02-10")); });
-  refused(ErrorCode::kNotFound,
-          [&] { return state().SubmitReview(Person(555), "A", {4, 5}, "", At("2026-02-10")); });
-  refused(ErrorCode::kNotAssigned,
-          [&] { return state().SubmitReview(unassigned, "A", {4, 5}, "", At("2026-02-10")); });
-  refused(ErrorCode::kConflictOfInterest,
-          [&] { return state().SubmitReview(conflicted, "A", {4, 5}, "", At("2026-02-10")); });
-  refused(ErrorCode::kDeadlinePassed,
-          [&] { return state().SubmitReview(assigned, "A", {4, 5}, "", At("2026-03-02")); });
-  refused(ErrorCode::kInvalidState, [&] { return state().CommitDecision("r1", At("2026-03-02")).ok()
-                                                     ? OkStatus()
-                                                     : Status(MakeError(ErrorCode::kInvalidState, "")); });
-  refused(ErrorCode::kInvalidArgument, [&] {
-    return state().DraftDecision("r1", At("2026-03-10"), "lottery").status();
+  refused(ErrorCode::kNotFound, [&] {
+    return state().SubmitReview(Person(555), "A", {4, 5}, "", At("2026-02-10"));
   });
+  refused(ErrorCode::kNotAssigned, [&] {
+    return state().SubmitReview(unassigned, "A", {4, 5}, "", At("2026-02-10"));
+  });
+  refused(ErrorCode::kConflictOfInterest, [&] {
+    return state().SubmitReview(conflicted, "A", {4, 5}, "", At("2026-02-10"));
+  });
+  refused(ErrorCode::kDeadlinePassed, [&] {
+    return state().SubmitReview(assigned, "A", {4, 5}, "", At("2026-03-02"));
+  });
+  refused(ErrorCode::kInvalidState, [&] {
+    return state().CommitDecision("r1", At("2026-03-02")).ok()
+               ? OkStatus()
+               : Status(MakeError(ErrorCode::kInvalidState, ""));
+  });
+  refused(ErrorCode::kInvalidArgument,
+          [&] { return state().DraftDecision("r1", At("2026-03-10"), "lottery").status(); });
 }
 
 TEST_F(ProgramStateTest, ObligationsSanctionsAndEvidence) {
@@ -396,10 +423,10 @@ TEST_F(ProgramStateTest, ObligationsSanctionsAndEvidence) {
   refused(ErrorCode::kInvalidPaperId, [&] {
     return state().SubmitObligation(grant + "/paper", "my blog", "", At("2026-04-01"));
   });
-  refused(ErrorCode::kNotFound, [&] {
-    return state().SubmitObligation(grant + "/nothing", "x", "", At("2026-04-01"));
-  });
-  ASSERT_TRUE(state().SubmitObligation(grant + "/paper", "arXiv:2604.01234", "", At("2026-04-01")).ok());
+  refused(ErrorCode::kNotFound,
+          [&] { return state().SubmitObligation(grant + "/nothing", "x", "", At("2026-04-01")); });
+  ASSERT_TRUE(
+      state().SubmitObligation(grant + "/paper", "arXiv:2604.01234", "", At("2026-04-01")).ok());
   ASSERT_TRUE(state().ReviewObligation(grant + "/paper", true, At("2026-04-02")).ok());
 
   // The progress report falls due six months after the start and is missed.
@@ -410,7 +437,8 @@ TEST_F(ProgramStateTest, ObligationsSanctionsAndEvidence) {
               ledger::kFrozen);
   EXPECT_EQ(state().RecordUsage(grant, Whole(10), At("2026-09-21")).code(),
             ErrorCode::kGrantNotActive);
-  ASSERT_TRUE(state().SubmitObligation(grant + "/progress-1", "late report", "", At("2026-09-22")).ok());
+  ASSERT_TRUE(
+      state().SubmitObligation(grant + "/progress-1", "late report", "", At("2026-09-22")).ok());
   ASSERT_TRUE(state().ReviewObligation(grant + "/progress-1", true, At("2026-09-23")).ok());
   EXPECT_EQ(state().grants().at(grant).status, GrantStatus::kActive);
   EXPECT_TRUE(state().grants().at(grant).tranches.back().released);
@@ -424,7 +452,8 @@ TEST_F(ProgramStateTest, CourseGrantsSplitAmongStudents) {
   RunToReviews("e1", {Proposal("E", "e1", 1, 20000)}, {{"E", 4}});
   ASSERT_TRUE(state().DraftDecision("e1", At("2026-03-10")).ok());
   ASSERT_TRUE(state().CommitDecision("e1", At("2026-03-15")).ok());
-  const Status allocated = state().AllocateToStudent("G-E", Person(8), Whole(5000), At("2026-03-20"));
+  const Status allocated =
+      state().AllocateToStudent("G-E", Person(8), Whole(5000), At("2026-03-20"));
   ASSERT_TRUE(allocated.ok()) << allocated.error().ToString();
   EXPECT_EQ(state().AllocateToStudent("G-E", Person(8), Whole(50000), At("2026-03-20")).code(),
             ErrorCode::kInsufficientCredits);

@@ -72,8 +72,8 @@ void NormalizeScores(const std::vector<Criterion>& rubric, std::vector<Review>* 
     double normalized = review.raw;
     if (mine.count >= 2) {
       const double my_deviation = mine.Deviation();
-      normalized = my_deviation > 0 ? mean + deviation * (review.raw - mine.Mean()) / my_deviation
-                                    : mean;
+      normalized =
+          my_deviation > 0 ? mean + deviation * (review.raw - mine.Mean()) / my_deviation : mean;
     }
     review.normalized = std::clamp(normalized, 0.0, 100.0);
   }

@@ -28,8 +28,8 @@ class SplitMix {
 
 constexpr int64_t kDayUs = kMicrosPerDay;
 const std::vector<std::string> kTopics = {
-    "fundamental-ml", "responsible-ai", "ml-systems", "compilers", "nlp",     "vision",
-    "robotics",       "science-ai",     "hpc",        "security",  "theory",  "health"};
+    "fundamental-ml", "responsible-ai", "ml-systems", "compilers", "nlp",    "vision",
+    "robotics",       "science-ai",     "hpc",        "security",  "theory", "health"};
 const std::vector<std::string> kTypes = {"r1", "r1", "r2", "minority_serving", "nonprofit_lab"};
 const std::vector<std::string> kCountries = {"US", "CA", "GB", "DE", "IN", "BR", "KE", "JP"};
 
@@ -42,8 +42,10 @@ Result<ProgramState> MakeSyntheticCall(const SyntheticOptions& options) {
   definition.name = "Synthetic program";
   definition.total_budget = Credits::FromWhole(110'000'000);
   definition.topics = kTopics;
-  definition.rubric = {{"scientific_merit", 3, 1, 5}, {"need_for_compute", 2, 1, 5},
-                       {"feasibility", 2, 1, 5},      {"openness", 1, 1, 5}};
+  definition.rubric = {{"scientific_merit", 3, 1, 5},
+                       {"need_for_compute", 2, 1, 5},
+                       {"feasibility", 2, 1, 5},
+                       {"openness", 1, 1, 5}};
   definition.fairness_floors = {
       {"fundamental_or_responsible_ai", {"fundamental-ml", "responsible-ai"}, {}, 2'000},
       {"outside_r1", {}, {"r2", "minority_serving", "nonprofit_lab"}, 3'000}};
@@ -57,9 +59,13 @@ Result<ProgramState> MakeSyntheticCall(const SyntheticOptions& options) {
               .partial_floor_bp = 5'000,
               .partial_step_bp = 2'500};
   definition.tracks.push_back(track);
-  definition.calls.push_back({.id = kSyntheticCall, .track = "research", .opens_us = 10 * kDayUs,
-                              .closes_us = 40 * kDayUs, .review_deadline_us = 70 * kDayUs,
-                              .decision_us = 80 * kDayUs, .reviewers_per_proposal = 3});
+  definition.calls.push_back({.id = kSyntheticCall,
+                              .track = "research",
+                              .opens_us = 10 * kDayUs,
+                              .closes_us = 40 * kDayUs,
+                              .review_deadline_us = 70 * kDayUs,
+                              .decision_us = 80 * kDayUs,
+                              .reviewers_per_proposal = 3});
   ATRIUM_ASSIGN_OR_RETURN(ProgramState state, ProgramState::Create(definition, kDayUs));
 
   for (int64_t idx = 0; idx < options.institutions; ++idx) {
@@ -74,7 +80,8 @@ Result<ProgramState> MakeSyntheticCall(const SyntheticOptions& options) {
     return "inst-" + std::to_string(random.Uniform(0, options.institutions - 1));
   };
   const auto any_topic = [&] {
-    return kTopics[static_cast<size_t>(random.Uniform(0, static_cast<int64_t>(kTopics.size()) - 1))];
+    return kTopics[static_cast<size_t>(
+        random.Uniform(0, static_cast<int64_t>(kTopics.size()) - 1))];
   };
   for (int64_t idx = 0; idx < options.reviewers; ++idx) {
     Person reviewer{.id = OrcidFromNumber(static_cast<uint64_t>(1'000'000 + idx)),

@@ -29,7 +29,6 @@ Result<ProgramState> MakeSyntheticCall(const SyntheticOptions& options);
 
 // Every assignment of `call` gets a review: each proposal has a hidden quality, each
 // reviewer a bias (harsh or lenient) and each score a little noise, all from `seed`.
-Status SimulateReviews(ProgramState& state, const std::string& call, uint64_t seed,
-                       int64_t now_us);
+Status SimulateReviews(ProgramState& state, const std::string& call, uint64_t seed, int64_t now_us);
 
 }  // namespace atrium::program

@@ -22,16 +22,16 @@ bool IsNameChar(char c) {
 // Forges that host public repositories. Self-hosted forges are not accepted because
 // their public availability cannot be checked from the identifier alone.
 constexpr std::array<std::string_view, 7> kPublicForges = {
-    "github.com", "gitlab.com", "codeberg.org", "bitbucket.org",
+    "github.com", "gitlab.com",     "codeberg.org", "bitbucket.org",
     "git.sr.ht",  "huggingface.co", "gitea.com"};
 
 // A subset of the OSI-approved licenses by SPDX id: the ones research code uses.
 constexpr std::array<std::string_view, 26> kOsiLicenses = {
-    "0BSD",         "AFL-3.0",         "AGPL-3.0-only",   "AGPL-3.0-or-later", "Apache-2.0",
-    "Artistic-2.0", "BSD-2-Clause",    "BSD-3-Clause",    "BSL-1.0",           "CDDL-1.0",
-    "ECL-2.0",      "EPL-2.0",         "EUPL-1.2",        "GPL-2.0-only",      "GPL-2.0-or-later",
-    "GPL-3.0-only", "GPL-3.0-or-later", "ISC",            "LGPL-2.1-only",     "LGPL-2.1-or-later",
-    "LGPL-3.0-only", "LGPL-3.0-or-later", "MIT",          "MPL-2.0",           "UPL-1.0",
+    "0BSD",          "AFL-3.0",           "AGPL-3.0-only", "AGPL-3.0-or-later", "Apache-2.0",
+    "Artistic-2.0",  "BSD-2-Clause",      "BSD-3-Clause",  "BSL-1.0",           "CDDL-1.0",
+    "ECL-2.0",       "EPL-2.0",           "EUPL-1.2",      "GPL-2.0-only",      "GPL-2.0-or-later",
+    "GPL-3.0-only",  "GPL-3.0-or-later",  "ISC",           "LGPL-2.1-only",     "LGPL-2.1-or-later",
+    "LGPL-3.0-only", "LGPL-3.0-or-later", "MIT",           "MPL-2.0",           "UPL-1.0",
     "Zlib"};
 
 bool IsNewArxiv(std::string_view id) {

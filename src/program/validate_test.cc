@@ -24,9 +24,9 @@ TEST(ValidateTest, PaperIds) {
                            "0704.0001", "hep-th/9901001", "math.AG/0601001v3"}) {
     EXPECT_TRUE(ValidatePaperId(good).ok()) << good;
   }
-  for (const char* bad : {"", "10.12/abc", "10.1145/", "11.1145/abc", "2413.01234", "2403.123",
-                          "2403.01234vx", "HEP-th/9901001", "hep-th/990100", "see my website",
-                          "10.1145/has space"}) {
+  for (const char* bad :
+       {"", "10.12/abc", "10.1145/", "11.1145/abc", "2413.01234", "2403.123", "2403.01234vx",
+        "HEP-th/9901001", "hep-th/990100", "see my website", "10.1145/has space"}) {
     EXPECT_EQ(ValidatePaperId(bad).code(), ErrorCode::kInvalidPaperId) << bad;
   }
 }
@@ -37,9 +37,10 @@ TEST(ValidateTest, Repositories) {
   EXPECT_TRUE(ValidateRepository("https://codeberg.org/someone/thing/", "GPL-3.0-only").ok());
   EXPECT_TRUE(ValidateRepository("https://git.sr.ht/~user/tool", "BSD-3-Clause").ok());
   for (const char* bad :
-       {"http://github.com/acme/atrium", "https://example.com/acme/atrium", "https://github.com/acme",
-        "https://github.com/", "github.com/acme/atrium", "https://github.com/acme/at rium",
-        "https://github.com.evil.org/acme/atrium", "https://github.com//atrium"}) {
+       {"http://github.com/acme/atrium", "https://example.com/acme/atrium",
+        "https://github.com/acme", "https://github.com/", "github.com/acme/atrium",
+        "https://github.com/acme/at rium", "https://github.com.evil.org/acme/atrium",
+        "https://github.com//atrium"}) {
     EXPECT_EQ(ValidateRepository(bad, "MIT").code(), ErrorCode::kInvalidRepository) << bad;
   }
   EXPECT_EQ(ValidateRepository("https://github.com/acme/atrium", "Proprietary").code(),

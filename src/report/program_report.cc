@@ -32,11 +32,20 @@ std::string Escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -52,7 +61,8 @@ std::string HtmlTable(const json& rows, const std::vector<std::string>& columns,
                       const std::string& bar = {}) {
   double largest = 0;
   if (!bar.empty()) {
-    for (const json& row : rows) largest = std::max(largest, std::stod(row.at(bar).get<std::string>()));
+    for (const json& row : rows)
+      largest = std::max(largest, std::stod(row.at(bar).get<std::string>()));
   }
   std::string out = "<table><tr>";
   for (const std::string& column : columns) out += "<th>" + Escape(column) + "</th>";
@@ -102,8 +112,8 @@ json ProgramReportJson(const ProgramState& state) {
     spent = Add(spent, grant.spent);
     returned = Add(returned, grant.returned);
     const program::Institution& institution = state.institutions().at(grant.institution);
-    for (Bucket* bucket : {&by_track[grant.track], &by_type[institution.type],
-                           &by_country[institution.country]}) {
+    for (Bucket* bucket :
+         {&by_track[grant.track], &by_type[institution.type], &by_country[institution.country]}) {
       bucket->credits = Add(bucket->credits, grant.awarded);
       ++bucket->grants;
     }
@@ -124,13 +134,14 @@ json ProgramReportJson(const ProgramState& state) {
       if (call != nullptr && call->track == track.id) ++proposals;
     }
     const Bucket& bucket = by_track[track.id];
-    tracks.push_back({{"track", track.id},
-                      {"kind", program::ToString(track.kind)},
-                      {"budget", Money(track.budget)},
-                      {"committed", Money(bucket.credits)},
-                      {"grants", bucket.grants},
-                      {"proposals", proposals},
-                      {"pool_available", Money(state.AccountAvailable(state.TrackPoolAccount(track.id)))}});
+    tracks.push_back(
+        {{"track", track.id},
+         {"kind", program::ToString(track.kind)},
+         {"budget", Money(track.budget)},
+         {"committed", Money(bucket.credits)},
+         {"grants", bucket.grants},
+         {"proposals", proposals},
+         {"pool_available", Money(state.AccountAvailable(state.TrackPoolAccount(track.id)))}});
   }
   json decisions = json::array();
   json floors = json::array();
@@ -152,6 +163,7 @@ json ProgramReportJson(const ProgramState& state) {
       floors.push_back({{"call", call},
                         {"floor", floor.name},
                         {"required_percent", static_cast<double>(floor.share_bp_required) / 100.0},
+                        {"enforced_percent", static_cast<double>(floor.share_bp_enforced) / 100.0},
                         {"achieved_percent", static_cast<double>(floor.share_bp_achieved) / 100.0},
                         {"met", floor.met}});
     }
@@ -193,7 +205,8 @@ json ProgramReportJson(const ProgramState& state) {
         {"grants_frozen", frozen}}},
       {"grants", static_cast<int64_t>(state.grants().size())},
       {"proposals", static_cast<int64_t>(state.proposals().size())},
-      {"log", {{"entries", static_cast<int64_t>(state.log().size())}, {"head", state.log().head()}}},
+      {"log",
+       {{"entries", static_cast<int64_t>(state.log().size())}, {"head", state.log().head()}}},
   };
 }
 
@@ -215,8 +228,8 @@ std::string ProgramReportHtml(const ProgramState& state) {
   }
   out += HtmlTable(budget_rows, {"item", "credits"});
   out += "<h2>Tracks</h2>\n" +
-         HtmlTable(report["tracks"], {"track", "kind", "budget", "committed", "grants", "proposals"},
-                   "committed");
+         HtmlTable(report["tracks"],
+                   {"track", "kind", "budget", "committed", "grants", "proposals"}, "committed");
   out += "<h2>Awards by institution type</h2>\n" +
          HtmlTable(report["awards_by_institution_type"], {"key", "credits", "grants"}, "credits");
   out += "<h2>Awards by country</h2>\n" +
@@ -227,20 +240,19 @@ std::string ProgramReportHtml(const ProgramState& state) {
          std::to_string(report["institutions_applied"].get<int64_t>()) +
          " institutions that applied: <b>" + report["gini_institutions"].dump() + "</b></p>\n";
   out += "<h2>Decisions</h2>\n" +
-         HtmlTable(report["decisions"],
-                   {"call", "committed", "policy", "optimal", "gap", "total_awarded", "funded",
-                    "candidates"});
+         HtmlTable(report["decisions"], {"call", "committed", "policy", "optimal", "gap",
+                                         "total_awarded", "funded", "candidates"});
   out += "<h2>Fairness floors</h2>\n" +
-         HtmlTable(report["fairness_floors"],
-                   {"call", "floor", "required_percent", "achieved_percent", "met"});
+         HtmlTable(report["fairness_floors"], {"call", "floor", "required_percent",
+                                               "enforced_percent", "achieved_percent", "met"});
   json obligation_rows = json::array();
   for (const auto& [key, value] : report["obligations"].items()) {
     obligation_rows.push_back({{"obligations", key}, {"count", value}});
   }
   out += "<h2>Obligations</h2>\n" + HtmlTable(obligation_rows, {"obligations", "count"});
   out += "<h2>Public decision log</h2>\n<p>" +
-         std::to_string(report["log"]["entries"].get<int64_t>()) +
-         " entries; head hash <code>" + report["log"]["head"].get<std::string>() +
+         std::to_string(report["log"]["entries"].get<int64_t>()) + " entries; head hash <code>" +
+         report["log"]["head"].get<std::string>() +
          "</code>. Verify an export with <code>atrium audit verify FILE</code>.</p>\n";
   return out + "</body></html>\n";
 }

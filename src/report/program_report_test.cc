@@ -16,9 +16,10 @@ TEST(ProgramReportTest, GiniOfKnownDistributions) {
 
 TEST(ProgramReportTest, ReportAddsUpToTheLedger) {
   using namespace program;
-  ProgramState state = std::move(MakeSyntheticCall({.proposals = 120, .reviewers = 40,
-                                                    .institutions = 30, .seed = 3}))
-                           .value();
+  ProgramState state =
+      std::move(
+          MakeSyntheticCall({.proposals = 120, .reviewers = 40, .institutions = 30, .seed = 3}))
+          .value();
   ASSERT_TRUE(state.AssignReviewers(kSyntheticCall, 41 * kMicrosPerDay).ok());
   ASSERT_TRUE(SimulateReviews(state, kSyntheticCall, 3, 50 * kMicrosPerDay).ok());
   ASSERT_TRUE(state.DraftDecision(kSyntheticCall, 75 * kMicrosPerDay).ok());
@@ -41,7 +42,8 @@ TEST(ProgramReportTest, ReportAddsUpToTheLedger) {
   EXPECT_EQ(report["budget"]["spent"], "100");
   Credits by_type;
   for (const auto& bucket : report["awards_by_institution_type"]) {
-    by_type = Credits::FromMicro(by_type.micro() + Credits::Parse(bucket["credits"].get<std::string>())->micro());
+    by_type = Credits::FromMicro(by_type.micro() +
+                                 Credits::Parse(bucket["credits"].get<std::string>())->micro());
   }
   EXPECT_EQ(by_type, committed);
   EXPECT_GE(report["gini_institutions"].get<double>(), 0.0);
