@@ -19,7 +19,7 @@ class ByteWriter {
   explicit ByteWriter(std::string* out) : out_(out) {}
 
   template <typename T>
-    requires std::is_integral_v<T> || std::is_same_v<T, Id128>
+  requires std::is_integral_v<T> || std::is_same_v<T, Id128>
   void Put(T value) {
     char raw[sizeof(T)];
     for (size_t byte_idx = 0; byte_idx < sizeof(T); ++byte_idx) {
@@ -41,8 +41,7 @@ class ByteReader {
   explicit ByteReader(std::string_view in) : in_(in) {}
 
   template <typename T>
-    requires std::is_integral_v<T> || std::is_same_v<T, Id128>
-  T Get() {
+  requires std::is_integral_v<T> || std::is_same_v<T, Id128> T Get() {
     if (!ok_ || in_.size() - pos_ < sizeof(T)) {
       ok_ = false;
       return T{};

@@ -14,8 +14,7 @@ constexpr int64_t kMicrosPerSecond = 1'000'000;
 constexpr uint32_t kSnapshotMagic = 0x31474C41;  // "ALG1"
 
 constexpr std::array<std::string_view, 8> kAccountKindNames = {
-    "",      "sponsor",         "program_pool", "track_pool",
-    "grant", "cluster_revenue", "course",       "operating"};
+    "", "sponsor", "program_pool", "track_pool", "grant", "cluster_revenue", "course", "operating"};
 
 constexpr uint16_t kPhaseFlags = kPending | kPostPending | kVoidPending;
 constexpr uint16_t kBalancingFlags = kBalancingDebit | kBalancingCredit;
@@ -43,11 +42,16 @@ Result<AccountKind> ParseAccountKind(std::string_view text) {
 
 std::string_view ToString(PendingState state) {
   switch (state) {
-    case PendingState::kNone: return "none";
-    case PendingState::kOpen: return "open";
-    case PendingState::kPosted: return "posted";
-    case PendingState::kVoided: return "voided";
-    case PendingState::kExpired: return "expired";
+    case PendingState::kNone:
+      return "none";
+    case PendingState::kOpen:
+      return "open";
+    case PendingState::kPosted:
+      return "posted";
+    case PendingState::kVoided:
+      return "voided";
+    case PendingState::kExpired:
+      return "expired";
   }
   return "unknown";
 }
@@ -214,7 +218,8 @@ ErrorCode Ledger::ApplyUpdate(const AccountUpdate& update, int64_t timestamp_us)
   if (found == account_index_.end()) return ErrorCode::kAccountNotFound;
   AccountRecord& account = accounts_[found->second];
   if (account.flags & kClosed) return ErrorCode::kAccountClosed;
-  if ((update.set_flags & kClosed) && (account.debits_pending != 0 || account.credits_pending != 0)) {
+  if ((update.set_flags & kClosed) &&
+      (account.debits_pending != 0 || account.credits_pending != 0)) {
     return ErrorCode::kAccountHasPending;
   }
   account.flags = static_cast<uint16_t>((account.flags | update.set_flags) & ~update.clear_flags);
@@ -297,8 +302,8 @@ ErrorCode Ledger::ApplySinglePhase(const TransferSpec& spec, int64_t timestamp_u
 
   int64_t amount = spec.amount.micro();
   if ((spec.flags & kBalancingDebit) && (debit.flags & kDebitsMustNotExceedCredits)) {
-    const __int128 available = static_cast<__int128>(debit.credits_posted) -
-                               debit.debits_posted - debit.debits_pending;
+    const __int128 available =
+        static_cast<__int128>(debit.credits_posted) - debit.debits_posted - debit.debits_pending;
     amount = static_cast<int64_t>(std::clamp<__int128>(available, 0, amount));
   }
   if ((spec.flags & kBalancingCredit) && (credit.flags & kCreditsMustNotExceedDebits)) {
@@ -336,17 +341,18 @@ ErrorCode Ledger::ApplySinglePhase(const TransferSpec& spec, int64_t timestamp_u
   (pending ? debit.debits_pending : debit.debits_posted) = debit_after;
   (pending ? credit.credits_pending : credit.credits_posted) = credit_after;
   const auto transfer_index = static_cast<uint32_t>(transfers_.size());
-  transfers_.push_back(TransferRecord{.id = spec.id,
-                                      .user_data = spec.user_data,
-                                      .amount = amount,
-                                      .timestamp_us = timestamp_us,
-                                      .debit_index = debit_index,
-                                      .credit_index = credit_index,
-                                      .pending_index = kNoIndex,
-                                      .timeout_s = spec.timeout_s,
-                                      .code = spec.code,
-                                      .flags = spec.flags,
-                                      .state = pending ? PendingState::kOpen : PendingState::kNone});
+  transfers_.push_back(
+      TransferRecord{.id = spec.id,
+                     .user_data = spec.user_data,
+                     .amount = amount,
+                     .timestamp_us = timestamp_us,
+                     .debit_index = debit_index,
+                     .credit_index = credit_index,
+                     .pending_index = kNoIndex,
+                     .timeout_s = spec.timeout_s,
+                     .code = spec.code,
+                     .flags = spec.flags,
+                     .state = pending ? PendingState::kOpen : PendingState::kNone});
   transfer_index_.emplace(spec.id, transfer_index);
   if (pending && spec.timeout_s != 0) {
     expiries_.push(Expiry{ExpiresAt(timestamp_us, spec.timeout_s), transfer_index});
@@ -369,11 +375,16 @@ ErrorCode Ledger::ApplyResolve(const TransferSpec& spec, int64_t timestamp_us) {
     return ErrorCode::kPendingAccountMismatch;
   }
   switch (hold.state) {
-    case PendingState::kPosted: return ErrorCode::kPendingAlreadyPosted;
-    case PendingState::kVoided: return ErrorCode::kPendingAlreadyVoided;
-    case PendingState::kExpired: return ErrorCode::kPendingExpired;
-    case PendingState::kOpen: break;
-    case PendingState::kNone: return ErrorCode::kNotPending;
+    case PendingState::kPosted:
+      return ErrorCode::kPendingAlreadyPosted;
+    case PendingState::kVoided:
+      return ErrorCode::kPendingAlreadyVoided;
+    case PendingState::kExpired:
+      return ErrorCode::kPendingExpired;
+    case PendingState::kOpen:
+      break;
+    case PendingState::kNone:
+      return ErrorCode::kNotPending;
   }
   if (hold.timeout_s != 0 && timestamp_us >= ExpiresAt(hold.timestamp_us, hold.timeout_s)) {
     return ErrorCode::kPendingExpired;
