@@ -14,5 +14,7 @@ inline constexpr int kExitStorage = 3;  // the store could not be read or writte
 
 // `atrium ledger ...`: accounts, transfers, holds, balances, verify, bench, demo.
 void RegisterLedgerCommands(CLI::App& app);
+// `atrium ledger demo`, added to the ledger group by RegisterLedgerCommands.
+void RegisterLedgerDemo(CLI::App* ledger_app);
 
 }  // namespace atrium::cli

@@ -92,10 +92,14 @@ std::vector<EventFailure> Ledger::ApplyBatch(std::span<const Spec> events, int64
   };
   constexpr size_t kNoChain = SIZE_MAX;
   size_t chain_start = kNoChain;
+  // Whether every event of the open chain so far answered kExists: a retried chain,
+  // which answers kExists throughout rather than failing.
+  bool chain_all_exist = false;
   for (size_t event_idx = 0; event_idx < event_count; ++event_idx) {
     const bool linked = is_linked(event_idx);
     if (linked && chain_start == kNoChain) {
       chain_start = event_idx;
+      chain_all_exist = true;
       undo_ = Undo{.transfer_count = transfers_.size(),
                    .account_count = accounts_.size(),
                    .last_timestamp_us = last_timestamp_us_,
@@ -104,27 +108,43 @@ std::vector<EventFailure> Ledger::ApplyBatch(std::span<const Spec> events, int64
     const ErrorCode code = (linked && event_idx + 1 == event_count)
                                ? ErrorCode::kLinkedEventChainOpen
                                : apply(events[event_idx], NextTimestamp(now_us));
+    if (chain_start == kNoChain) {
+      if (code != ErrorCode::kOk) failures.push_back({static_cast<uint32_t>(event_idx), code});
+      continue;
+    }
+    // Inside a chain. A chain mixing existing and new events is a retry that differs
+    // from the original: it fails at its first existing event.
+    size_t failed_idx = event_idx;
+    bool chain_fails = false;
     if (code == ErrorCode::kOk) {
-      if (chain_start != kNoChain && !linked) {
+      if (chain_all_exist && event_idx > chain_start) {
+        chain_fails = true;
+        failed_idx = chain_start;
+      }
+      chain_all_exist = false;
+    } else if (code != ErrorCode::kExists || !chain_all_exist) {
+      chain_fails = true;
+    }
+    if (!chain_fails) {
+      if (!linked) {  // the chain is complete
+        if (chain_all_exist) {
+          for (size_t chain_idx = chain_start; chain_idx <= event_idx; ++chain_idx) {
+            failures.push_back({static_cast<uint32_t>(chain_idx), ErrorCode::kExists});
+          }
+        }
         chain_start = kNoChain;
         undo_ = Undo{};
       }
       continue;
     }
-    if (chain_start == kNoChain) {
-      failures.push_back({static_cast<uint32_t>(event_idx), code});
-      continue;
-    }
-    // A link failed: undo the chain so far and fail every event of the chain.
+    // Undo the chain so far and fail every one of its events.
     Rollback();
-    for (size_t chain_idx = chain_start; chain_idx < event_idx; ++chain_idx) {
-      failures.push_back({static_cast<uint32_t>(chain_idx), ErrorCode::kLinkedEventFailed});
-    }
-    failures.push_back({static_cast<uint32_t>(event_idx), code});
+    const ErrorCode failed_code = failed_idx == event_idx ? code : ErrorCode::kExists;
     size_t chain_end = event_idx;
-    while (chain_end + 1 < event_count && is_linked(chain_end)) {
-      ++chain_end;
-      failures.push_back({static_cast<uint32_t>(chain_end), ErrorCode::kLinkedEventFailed});
+    while (chain_end + 1 < event_count && is_linked(chain_end)) ++chain_end;
+    for (size_t chain_idx = chain_start; chain_idx <= chain_end; ++chain_idx) {
+      failures.push_back({static_cast<uint32_t>(chain_idx),
+                          chain_idx == failed_idx ? failed_code : ErrorCode::kLinkedEventFailed});
     }
     event_idx = chain_end;
     chain_start = kNoChain;
