@@ -190,8 +190,7 @@ void SubmitAndReport(DurableCore& durable, const core::Command& command,
     } else if (code == ErrorCode::kOk || code == ErrorCode::kExists) {
       std::cout << event_labels[event_idx] << ": " << ToString(code) << '\n';
     } else {
-      std::cerr << "atrium: refused: " << event_labels[event_idx] << ": " << ToString(code)
-                << '\n';
+      std::cerr << "atrium: refused: " << event_labels[event_idx] << ": " << ToString(code) << '\n';
     }
   }
   if (json) std::cout << out.dump() << '\n';
@@ -207,9 +206,8 @@ void PrintBalances(const ledger::Ledger& ledger, std::optional<Id128> only, bool
     }
     accounts.push_back(*account);
   } else {
-    ledger.ForEachAccount([&accounts](const ledger::Account& account) {
-      accounts.push_back(account);
-    });
+    ledger.ForEachAccount(
+        [&accounts](const ledger::Account& account) { accounts.push_back(account); });
   }
   if (json) {
     nlohmann::json out = nlohmann::json::array();
@@ -217,13 +215,13 @@ void PrintBalances(const ledger::Ledger& ledger, std::optional<Id128> only, bool
     std::cout << out.dump(2) << '\n';
     return;
   }
-  std::cout << fmt::format("{:>12} {:<16} {:>18} {:>18} {:>16} {}\n", "account", "kind",
-                           "balance", "available", "held", "flags");
+  std::cout << fmt::format("{:>12} {:<16} {:>18} {:>18} {:>16} {}\n", "account", "kind", "balance",
+                           "available", "held", "flags");
   for (const auto& account : accounts) {
     std::cout << fmt::format("{:>12} {:<16} {:>18} {:>18} {:>16} {}\n", FormatId128(account.id),
                              ToString(account.kind), account.balance().ToString(),
-                             account.available().ToString(),
-                             account.debits_pending.ToString(), FlagNames(account.flags));
+                             account.available().ToString(), account.debits_pending.ToString(),
+                             FlagNames(account.flags));
   }
 }
 
@@ -242,10 +240,12 @@ void RegisterAccount(CLI::App* ledger_app) {
   auto create_args = std::make_shared<CreateArgs>();
   CLI::App* create = account->add_subcommand("create", "Create an account");
   AddStoreOptions(create, &create_args->store, true);
-  create->add_option("--id", create_args->id, "Account id (128-bit, decimal or 0x hex)")->required();
-  create->add_option("--kind", create_args->kind,
-                     "sponsor, program_pool, track_pool, grant, cluster_revenue, course, "
-                     "operating")
+  create->add_option("--id", create_args->id, "Account id (128-bit, decimal or 0x hex)")
+      ->required();
+  create
+      ->add_option("--kind", create_args->kind,
+                   "sponsor, program_pool, track_pool, grant, cluster_revenue, course, "
+                   "operating")
       ->capture_default_str();
   create->add_option("--flag", create_args->flags,
                      "debits_must_not_exceed_credits, credits_must_not_exceed_debits, frozen");
@@ -271,8 +271,7 @@ void RegisterAccount(CLI::App* ledger_app) {
   const std::vector<std::tuple<const char*, const char*, uint16_t, uint16_t>> updates = {
       {"freeze", "Refuse new transfers on an account", ledger::kFrozen, 0},
       {"unfreeze", "Accept transfers on a frozen account again", 0, ledger::kFrozen},
-      {"close", "Close an account for good (it must hold no pending credits)", ledger::kClosed,
-       0}};
+      {"close", "Close an account for good (it must hold no pending credits)", ledger::kClosed, 0}};
   for (const auto& [name, help, set_flags, clear_flags] : updates) {
     auto args = std::make_shared<UpdateArgs>();
     CLI::App* update = account->add_subcommand(name, help);
@@ -281,11 +280,11 @@ void RegisterAccount(CLI::App* ledger_app) {
     update->callback([args, set = set_flags, clear = clear_flags, verb = std::string(name)] {
       const Id128 id = ParseIdOption(args->id, "id");
       auto durable = OpenStore(args->store.db, OpenMode::kReadWrite);
-      SubmitAndReport(*durable,
-                      core::UpdateAccounts{.now_us = args->store.Now(),
-                                           .updates = {{.id = id, .set_flags = set,
-                                                        .clear_flags = clear}}},
-                      {verb + " account " + FormatId128(id)}, args->store.json);
+      SubmitAndReport(
+          *durable,
+          core::UpdateAccounts{.now_us = args->store.Now(),
+                               .updates = {{.id = id, .set_flags = set, .clear_flags = clear}}},
+          {verb + " account " + FormatId128(id)}, args->store.json);
     });
   }
 }
@@ -322,8 +321,7 @@ void SubmitTransfer(const TransferArgs& args, TransferSpec spec, const std::stri
   spec.code = args.code;
   spec.user_data = args.user_data;
   auto durable = OpenStore(args.store.db, OpenMode::kReadWrite);
-  SubmitAndReport(*durable,
-                  core::CreateTransfers{.now_us = args.store.Now(), .transfers = {spec}},
+  SubmitAndReport(*durable, core::CreateTransfers{.now_us = args.store.Now(), .transfers = {spec}},
                   {label + " " + FormatId128(spec.id)}, args.store.json);
 }
 
@@ -341,8 +339,8 @@ void RegisterTransfers(CLI::App* ledger_app) {
     uint32_t timeout_s = 0;
     try {
       const unsigned long parsed = std::stoul(hold_args->timeout);
-      if (parsed > UINT32_MAX || hold_args->timeout.find_first_not_of("0123456789") !=
-                                     std::string::npos) {
+      if (parsed > UINT32_MAX ||
+          hold_args->timeout.find_first_not_of("0123456789") != std::string::npos) {
         throw std::out_of_range("timeout");
       }
       timeout_s = static_cast<uint32_t>(parsed);
@@ -370,9 +368,8 @@ void RegisterTransfers(CLI::App* ledger_app) {
   CLI::App* sweep = ledger_app->add_subcommand(
       "sweep", "Move what the debit account has available, up to --amount (a balancing debit)");
   AddTransferOptions(sweep, sweep_args.get(), true, true, false);
-  sweep->callback([sweep_args] {
-    SubmitTransfer(*sweep_args, {.flags = ledger::kBalancingDebit}, "sweep");
-  });
+  sweep->callback(
+      [sweep_args] { SubmitTransfer(*sweep_args, {.flags = ledger::kBalancingDebit}, "sweep"); });
 }
 
 Result<TransferSpec> ParseBatchItem(const nlohmann::json& item, size_t index) {
@@ -439,7 +436,8 @@ void RegisterBatch(CLI::App* ledger_app) {
   };
   auto args = std::make_shared<BatchArgs>();
   CLI::App* batch = ledger_app->add_subcommand(
-      "batch", "Apply a JSON array of transfers in one command; 'linked' chains are all-or-nothing");
+      "batch",
+      "Apply a JSON array of transfers in one command; 'linked' chains are all-or-nothing");
   AddStoreOptions(batch, &args->store, true);
   batch->add_option("--file", args->file, "JSON file ('-' for standard input)")->required();
   batch->callback([args] {
@@ -449,7 +447,8 @@ void RegisterBatch(CLI::App* ledger_app) {
       std::istream* in = &std::cin;
       if (args->file != "-") {
         file_stream.open(args->file, std::ios::binary);
-        if (!file_stream) Fail(MakeError(ErrorCode::kNotFound, "cannot read " + args->file, "file"));
+        if (!file_stream)
+          Fail(MakeError(ErrorCode::kNotFound, "cannot read " + args->file, "file"));
         in = &file_stream;
       }
       text.assign(std::istreambuf_iterator<char>(*in), {});
@@ -476,8 +475,9 @@ void RegisterBatch(CLI::App* ledger_app) {
       specs.push_back(*spec);
     }
     auto durable = OpenStore(args->store.db, OpenMode::kReadWrite);
-    SubmitAndReport(*durable, core::CreateTransfers{.now_us = args->store.Now(), .transfers = specs},
-                    labels, args->store.json);
+    SubmitAndReport(*durable,
+                    core::CreateTransfers{.now_us = args->store.Now(), .transfers = specs}, labels,
+                    args->store.json);
   });
 }
 
@@ -508,7 +508,8 @@ void RegisterQueries(CLI::App* ledger_app) {
     auto durable = OpenStore(history_args->store.db, OpenMode::kReadOnly);
     const ledger::Ledger& ledger = durable->core().ledger();
     if (!ledger.FindAccount(id).has_value()) {
-      Fail(MakeError(ErrorCode::kAccountNotFound, "no account " + history_args->account, "account"));
+      Fail(
+          MakeError(ErrorCode::kAccountNotFound, "no account " + history_args->account, "account"));
     }
     const auto transfers = ledger.History(id, history_args->limit);
     if (history_args->store.json) {
@@ -517,14 +518,13 @@ void RegisterQueries(CLI::App* ledger_app) {
       std::cout << out.dump(2) << '\n';
       return;
     }
-    std::cout << fmt::format("{:>22} {:<8} {:>12} {:>12} {:>16} {}\n", "transfer", "kind",
-                             "debit", "credit", "amount", "state");
+    std::cout << fmt::format("{:>22} {:<8} {:>12} {:>12} {:>16} {}\n", "transfer", "kind", "debit",
+                             "credit", "amount", "state");
     for (const auto& transfer : transfers) {
-      std::cout << fmt::format(
-          "{:>22} {:<8} {:>12} {:>12} {:>16} {}\n", FormatId128(transfer.id),
-          TransferKind(transfer.flags), FormatId128(transfer.debit_account_id),
-          FormatId128(transfer.credit_account_id), transfer.amount.ToString(),
-          (transfer.flags & ledger::kPending) ? ToString(transfer.state) : "");
+      std::cout << fmt::format("{:>22} {:<8} {:>12} {:>12} {:>16} {}\n", FormatId128(transfer.id),
+                               TransferKind(transfer.flags), FormatId128(transfer.debit_account_id),
+                               FormatId128(transfer.credit_account_id), transfer.amount.ToString(),
+                               (transfer.flags & ledger::kPending) ? ToString(transfer.state) : "");
     }
   });
 }
@@ -551,8 +551,8 @@ void RegisterMaintenance(CLI::App* ledger_app) {
     std::cout << fmt::format(
         "ok: {} journal entries chain to {}; {} snapshots match; {} accounts and {} transfers "
         "balance to zero\n",
-        report.entries, journal::ToHex(report.last_hash), report.snapshots_checked,
-        report.accounts, report.transfers);
+        report.entries, journal::ToHex(report.last_hash), report.snapshots_checked, report.accounts,
+        report.transfers);
   });
 
   auto snapshot_args = std::make_shared<StoreOptions>();
@@ -577,8 +577,8 @@ void RegisterMaintenance(CLI::App* ledger_app) {
 
 void RegisterBench(CLI::App* ledger_app) {
   auto options = std::make_shared<BenchOptions>();
-  CLI::App* bench = ledger_app->add_subcommand(
-      "bench", "Measure transfer throughput; prints one JSON line last");
+  CLI::App* bench =
+      ledger_app->add_subcommand("bench", "Measure transfer throughput; prints one JSON line last");
   bench->add_option("--transfers", options->transfers, "Transfers to apply")
       ->check(CLI::Range(uint64_t{1}, uint64_t{4'000'000'000}))
       ->capture_default_str();

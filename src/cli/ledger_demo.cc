@@ -36,16 +36,26 @@ enum DemoAccount : uint32_t {
 
 const char* Name(Id128 id) {
   switch (static_cast<uint32_t>(id)) {
-    case kSponsor: return "sponsor (accelerator credits)";
-    case kProgramPool: return "program pool";
-    case kPartnerTrack: return "track: partner universities";
-    case kResearcherTrack: return "track: individual researchers";
-    case kEducationTrack: return "track: courses";
-    case kUniversityGrant: return "grant: partner university";
-    case kResearcherGrant: return "grant: researcher";
-    case kCourse: return "course: intro to accelerators";
-    case kClusterRevenue: return "cluster revenue";
-    default: return "?";
+    case kSponsor:
+      return "sponsor (accelerator credits)";
+    case kProgramPool:
+      return "program pool";
+    case kPartnerTrack:
+      return "track: partner universities";
+    case kResearcherTrack:
+      return "track: individual researchers";
+    case kEducationTrack:
+      return "track: courses";
+    case kUniversityGrant:
+      return "grant: partner university";
+    case kResearcherGrant:
+      return "grant: researcher";
+    case kCourse:
+      return "course: intro to accelerators";
+    case kClusterRevenue:
+      return "cluster revenue";
+    default:
+      return "?";
   }
 }
 
@@ -96,48 +106,56 @@ void RunDemo(const std::string& db) {
 
   std::cout << "Atrium ledger demo: a Build-on-Trainium-style program (journal: " << db << ")\n";
   constexpr uint16_t kNoOverdraft = ledger::kDebitsMustNotExceedCredits;
-  demo.Step("open accounts: sponsor, pool, 3 tracks, 3 grants, cluster revenue",
-            core::CreateAccounts{
-                .now_us = kStartUs,
-                .accounts = {{.id = kSponsor, .kind = AccountKind::kSponsor},
-                             {.id = kProgramPool, .kind = AccountKind::kProgramPool,
-                              .flags = kNoOverdraft},
-                             {.id = kPartnerTrack, .kind = AccountKind::kTrackPool,
-                              .flags = kNoOverdraft},
-                             {.id = kResearcherTrack, .kind = AccountKind::kTrackPool,
-                              .flags = kNoOverdraft},
-                             {.id = kEducationTrack, .kind = AccountKind::kTrackPool,
-                              .flags = kNoOverdraft},
-                             {.id = kUniversityGrant, .kind = AccountKind::kGrant,
-                              .flags = kNoOverdraft},
-                             {.id = kResearcherGrant, .kind = AccountKind::kGrant,
-                              .flags = kNoOverdraft},
-                             {.id = kCourse, .kind = AccountKind::kCourse, .flags = kNoOverdraft},
-                             {.id = kClusterRevenue, .kind = AccountKind::kClusterRevenue}}});
+  demo.Step(
+      "open accounts: sponsor, pool, 3 tracks, 3 grants, cluster revenue",
+      core::CreateAccounts{
+          .now_us = kStartUs,
+          .accounts = {
+              {.id = kSponsor, .kind = AccountKind::kSponsor},
+              {.id = kProgramPool, .kind = AccountKind::kProgramPool, .flags = kNoOverdraft},
+              {.id = kPartnerTrack, .kind = AccountKind::kTrackPool, .flags = kNoOverdraft},
+              {.id = kResearcherTrack, .kind = AccountKind::kTrackPool, .flags = kNoOverdraft},
+              {.id = kEducationTrack, .kind = AccountKind::kTrackPool, .flags = kNoOverdraft},
+              {.id = kUniversityGrant, .kind = AccountKind::kGrant, .flags = kNoOverdraft},
+              {.id = kResearcherGrant, .kind = AccountKind::kGrant, .flags = kNoOverdraft},
+              {.id = kCourse, .kind = AccountKind::kCourse, .flags = kNoOverdraft},
+              {.id = kClusterRevenue, .kind = AccountKind::kClusterRevenue}}});
   demo.Step("sponsor funds the program with 110,000,000 credits",
             core::CreateTransfers{.now_us = kStartUs + 1,
-                                  .transfers = {{.id = 1001, .debit_account_id = kSponsor,
+                                  .transfers = {{.id = 1001,
+                                                 .debit_account_id = kSponsor,
                                                  .credit_account_id = kProgramPool,
                                                  .amount = Whole(110'000'000)}}});
   demo.Step("budget split into three tracks (one linked batch)",
-            core::CreateTransfers{
-                .now_us = kStartUs + 2,
-                .transfers = {{.id = 1002, .debit_account_id = kProgramPool,
-                               .credit_account_id = kPartnerTrack, .amount = Whole(66'000'000),
-                               .flags = ledger::kLinked},
-                              {.id = 1003, .debit_account_id = kProgramPool,
-                               .credit_account_id = kResearcherTrack,
-                               .amount = Whole(30'000'000), .flags = ledger::kLinked},
-                              {.id = 1004, .debit_account_id = kProgramPool,
-                               .credit_account_id = kEducationTrack,
-                               .amount = Whole(14'000'000)}}});
-  const std::vector<TransferSpec> awards = {
-      {.id = 1010, .debit_account_id = kPartnerTrack, .credit_account_id = kUniversityGrant,
-       .amount = Whole(11'000'000), .flags = ledger::kLinked},
-      {.id = 1011, .debit_account_id = kResearcherTrack, .credit_account_id = kResearcherGrant,
-       .amount = Whole(500'000), .flags = ledger::kLinked},
-      {.id = 1012, .debit_account_id = kEducationTrack, .credit_account_id = kCourse,
-       .amount = Whole(2'000)}};
+            core::CreateTransfers{.now_us = kStartUs + 2,
+                                  .transfers = {{.id = 1002,
+                                                 .debit_account_id = kProgramPool,
+                                                 .credit_account_id = kPartnerTrack,
+                                                 .amount = Whole(66'000'000),
+                                                 .flags = ledger::kLinked},
+                                                {.id = 1003,
+                                                 .debit_account_id = kProgramPool,
+                                                 .credit_account_id = kResearcherTrack,
+                                                 .amount = Whole(30'000'000),
+                                                 .flags = ledger::kLinked},
+                                                {.id = 1004,
+                                                 .debit_account_id = kProgramPool,
+                                                 .credit_account_id = kEducationTrack,
+                                                 .amount = Whole(14'000'000)}}});
+  const std::vector<TransferSpec> awards = {{.id = 1010,
+                                             .debit_account_id = kPartnerTrack,
+                                             .credit_account_id = kUniversityGrant,
+                                             .amount = Whole(11'000'000),
+                                             .flags = ledger::kLinked},
+                                            {.id = 1011,
+                                             .debit_account_id = kResearcherTrack,
+                                             .credit_account_id = kResearcherGrant,
+                                             .amount = Whole(500'000),
+                                             .flags = ledger::kLinked},
+                                            {.id = 1012,
+                                             .debit_account_id = kEducationTrack,
+                                             .credit_account_id = kCourse,
+                                             .amount = Whole(2'000)}};
   demo.Step("decision committed: 11 M, 500 k and a 2 k course (linked)",
             core::CreateTransfers{.now_us = kStartUs + kHourUs, .transfers = awards});
   demo.Step("the same decision retried by a client (idempotent)",
@@ -145,35 +163,43 @@ void RunDemo(const std::string& db) {
 
   const Credits job_hold = *UsageCost(64, 24 * 3600, trainium);
   demo.Step(fmt::format("job 1 starts: hold 64 chips x 24 h = {}", job_hold.ToString()),
-            core::CreateTransfers{
-                .now_us = kStartUs + 2 * kHourUs,
-                .transfers = {{.id = 2001, .debit_account_id = kResearcherGrant,
-                               .credit_account_id = kClusterRevenue, .amount = job_hold,
-                               .timeout_s = 25 * 3600, .flags = ledger::kPending}}});
+            core::CreateTransfers{.now_us = kStartUs + 2 * kHourUs,
+                                  .transfers = {{.id = 2001,
+                                                 .debit_account_id = kResearcherGrant,
+                                                 .credit_account_id = kClusterRevenue,
+                                                 .amount = job_hold,
+                                                 .timeout_s = 25 * 3600,
+                                                 .flags = ledger::kPending}}});
   const Credits job_used = *UsageCost(64, 10 * 3600, trainium);
   demo.Step(fmt::format("job 1 ends after 10 h: post {}, release the rest", job_used.ToString()),
             core::CreateTransfers{.now_us = kStartUs + 12 * kHourUs,
-                                  .transfers = {{.id = 2002, .amount = job_used,
+                                  .transfers = {{.id = 2002,
+                                                 .amount = job_used,
                                                  .pending_id = 2001,
                                                  .flags = ledger::kPostPending}}});
   const Credits huge_hold = *UsageCost(4096, 168 * 3600, trainium);
   demo.Step(fmt::format("job 2 asks to hold 4,096 chips x 1 week = {}", huge_hold.ToString()),
-            core::CreateTransfers{
-                .now_us = kStartUs + 13 * kHourUs,
-                .transfers = {{.id = 2003, .debit_account_id = kResearcherGrant,
-                               .credit_account_id = kClusterRevenue, .amount = huge_hold,
-                               .timeout_s = 169 * 3600, .flags = ledger::kPending}}});
+            core::CreateTransfers{.now_us = kStartUs + 13 * kHourUs,
+                                  .transfers = {{.id = 2003,
+                                                 .debit_account_id = kResearcherGrant,
+                                                 .credit_account_id = kClusterRevenue,
+                                                 .amount = huge_hold,
+                                                 .timeout_s = 169 * 3600,
+                                                 .flags = ledger::kPending}}});
   const Credits lab_hold = *UsageCost(16, 2 * 3600, trainium);
   demo.Step(fmt::format("student lab holds 16 chips x 2 h = {}, then is lost", lab_hold.ToString()),
-            core::CreateTransfers{
-                .now_us = kStartUs + 14 * kHourUs,
-                .transfers = {{.id = 2004, .debit_account_id = kCourse,
-                               .credit_account_id = kClusterRevenue, .amount = lab_hold,
-                               .timeout_s = 3 * 3600, .flags = ledger::kPending}}});
+            core::CreateTransfers{.now_us = kStartUs + 14 * kHourUs,
+                                  .transfers = {{.id = 2004,
+                                                 .debit_account_id = kCourse,
+                                                 .credit_account_id = kClusterRevenue,
+                                                 .amount = lab_hold,
+                                                 .timeout_s = 3 * 3600,
+                                                 .flags = ledger::kPending}}});
   demo.Step("the clock ticks 4 h later", core::Tick{.now_us = kStartUs + 18 * kHourUs});
   demo.Step("the course ends: sweep its unspent credits back to its track",
             core::CreateTransfers{.now_us = kStartUs + 19 * kHourUs,
-                                  .transfers = {{.id = 2005, .debit_account_id = kCourse,
+                                  .transfers = {{.id = 2005,
+                                                 .debit_account_id = kCourse,
                                                  .credit_account_id = kEducationTrack,
                                                  .amount = Whole(1'000'000),
                                                  .flags = ledger::kBalancingDebit}}});

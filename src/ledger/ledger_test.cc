@@ -394,12 +394,16 @@ TEST_F(LedgerTest, LinkedChainRollsBackHoldsAndPosts) {
 
 TEST_F(LedgerTest, RetriedLinkedChainAnswersExistsThroughout) {
   const std::vector<TransferSpec> chain{
-      {.id = 650, .debit_account_id = kPool, .credit_account_id = kGrant, .amount = Cr(1),
+      {.id = 650,
+       .debit_account_id = kPool,
+       .credit_account_id = kGrant,
+       .amount = Cr(1),
        .flags = kLinked},
       {.id = 651, .debit_account_id = kPool, .credit_account_id = kGrantB, .amount = Cr(2)}};
   ASSERT_THAT(ledger_.CreateTransfers(chain, Now()), IsEmpty());
-  EXPECT_THAT(ledger_.CreateTransfers(chain, Now()),
-              ElementsAre(EventFailure{0, ErrorCode::kExists}, EventFailure{1, ErrorCode::kExists}));
+  EXPECT_THAT(
+      ledger_.CreateTransfers(chain, Now()),
+      ElementsAre(EventFailure{0, ErrorCode::kExists}, EventFailure{1, ErrorCode::kExists}));
   // A "retry" that adds a new event to an existing one differs from the original.
   std::vector<TransferSpec> mixed = chain;
   mixed[1].id = 652;
@@ -408,10 +412,12 @@ TEST_F(LedgerTest, RetriedLinkedChainAnswersExistsThroughout) {
                           EventFailure{1, ErrorCode::kLinkedEventFailed}));
   EXPECT_FALSE(ledger_.FindTransfer(652).has_value());
   // And a new event followed by an existing one fails at the existing one.
-  std::vector<TransferSpec> reversed{
-      {.id = 653, .debit_account_id = kPool, .credit_account_id = kGrant, .amount = Cr(1),
-       .flags = kLinked},
-      chain[1]};
+  std::vector<TransferSpec> reversed{{.id = 653,
+                                      .debit_account_id = kPool,
+                                      .credit_account_id = kGrant,
+                                      .amount = Cr(1),
+                                      .flags = kLinked},
+                                     chain[1]};
   EXPECT_THAT(ledger_.CreateTransfers(reversed, Now()),
               ElementsAre(EventFailure{0, ErrorCode::kLinkedEventFailed},
                           EventFailure{1, ErrorCode::kExists}));
