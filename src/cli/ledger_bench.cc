@@ -105,7 +105,7 @@ std::vector<ledger::TransferSpec> BenchWorkload::FundingSpecs() const {
     specs.push_back({.id = kFundingIdBase + account_idx,
                      .debit_account_id = kSponsorId,
                      .credit_account_id = kFirstAccountId + account_idx,
-                     .amount = Credits::FromWhole(1'000'000'000)});
+                     .amount = Credits::FromWhole(1'000'000)});
   }
   return specs;
 }
@@ -133,7 +133,7 @@ Result<std::string> RunLedgerBench(const BenchOptions& options, std::ostream& pr
   if (options.durable) {
     ATRIUM_ASSIGN_OR_RETURN(auto store, journal::SqliteStore::Open(
                                             options.db_path, journal::OpenMode::kReadWriteCreate));
-    ATRIUM_ASSIGN_OR_RETURN(durable, journal::DurableCore::Open(std::move(store)));
+    ATRIUM_ASSIGN_OR_RETURN(durable, journal::DurableCore::Open(std::move(store), options.journal));
     const ledger::Ledger& ledger = durable->core().ledger();
     if (ledger.account_count() == 0) {
       ATRIUM_TRY(durable->Submit(setup_commands).status());

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "journal/journal.h"
 #include "ledger/ledger.h"
 
 namespace atrium::cli {
@@ -37,6 +38,7 @@ struct BenchOptions {
   std::string db_path;
   bool progress = false;
   bool baseline = true;  // durable runs also time the plain SQLite baseline
+  journal::Options journal;
 };
 
 // Runs the benchmark; writes progress lines (`acked N`) to `progress` when asked, and

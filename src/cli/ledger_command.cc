@@ -593,6 +593,10 @@ void RegisterBench(CLI::App* ledger_app) {
   bench->add_option("--db", options->db_path, "Journal file for --durable")->needs(durable);
   bench->add_flag("--progress", options->progress, "Print 'acked N' after each durable batch");
   bench->add_flag("!--no-baseline", options->baseline, "Skip the plain SQLite reference");
+  bench
+      ->add_option("--snapshot-min-bytes", options->journal.snapshot_bytes_min,
+                   "No automatic snapshot before this much journal since the last")
+      ->capture_default_str();
   bench->callback([options] {
     if (options->durable && options->db_path.empty()) {
       Fail(MakeError(ErrorCode::kInvalidArgument, "--durable needs --db FILE", "db"));

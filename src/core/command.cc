@@ -13,41 +13,44 @@ enum class Tag : uint8_t {
   kTick = 4
 };
 
-constexpr size_t kAccountSpecBytes = 16 + 1 + 2 + 8;
-constexpr size_t kAccountUpdateBytes = 16 + 2 + 2;
-constexpr size_t kTransferSpecBytes = 16 * 4 + 8 + 4 + 2 + 2 + 8;
+// The fewest bytes one item can take, to refuse impossible counts; and the most, to
+// reserve space when encoding.
+constexpr size_t kAccountSpecBytesMin = 4;
+constexpr size_t kAccountUpdateBytesMin = 3;
+constexpr size_t kTransferSpecBytesMin = 9;
+constexpr size_t kTransferSpecBytesMax = 19 * 4 + 10 + 5 + 3 + 3 + 10;
 
 void Encode(const CreateAccounts& command, ByteWriter& writer) {
   writer.Put<uint32_t>(static_cast<uint32_t>(command.accounts.size()));
   for (const ledger::AccountSpec& spec : command.accounts) {
-    writer.Put<Id128>(spec.id);
+    writer.PutVarint<Id128>(spec.id);
     writer.Put<uint8_t>(static_cast<uint8_t>(spec.kind));
-    writer.Put<uint16_t>(spec.flags);
-    writer.Put<uint64_t>(spec.user_data);
+    writer.PutVarint<uint16_t>(spec.flags);
+    writer.PutVarint<uint64_t>(spec.user_data);
   }
 }
 
 void Encode(const UpdateAccounts& command, ByteWriter& writer) {
   writer.Put<uint32_t>(static_cast<uint32_t>(command.updates.size()));
   for (const ledger::AccountUpdate& update : command.updates) {
-    writer.Put<Id128>(update.id);
-    writer.Put<uint16_t>(update.set_flags);
-    writer.Put<uint16_t>(update.clear_flags);
+    writer.PutVarint<Id128>(update.id);
+    writer.PutVarint<uint16_t>(update.set_flags);
+    writer.PutVarint<uint16_t>(update.clear_flags);
   }
 }
 
 void Encode(const CreateTransfers& command, ByteWriter& writer) {
   writer.Put<uint32_t>(static_cast<uint32_t>(command.transfers.size()));
   for (const ledger::TransferSpec& spec : command.transfers) {
-    writer.Put<Id128>(spec.id);
-    writer.Put<Id128>(spec.debit_account_id);
-    writer.Put<Id128>(spec.credit_account_id);
-    writer.Put<Id128>(spec.pending_id);
-    writer.Put<int64_t>(spec.amount.micro());
-    writer.Put<uint32_t>(spec.timeout_s);
-    writer.Put<uint16_t>(spec.code);
-    writer.Put<uint16_t>(spec.flags);
-    writer.Put<uint64_t>(spec.user_data);
+    writer.PutVarint<Id128>(spec.id);
+    writer.PutVarint<Id128>(spec.debit_account_id);
+    writer.PutVarint<Id128>(spec.credit_account_id);
+    writer.PutVarint<Id128>(spec.pending_id);
+    writer.PutZigzag(spec.amount.micro());
+    writer.PutVarint<uint32_t>(spec.timeout_s);
+    writer.PutVarint<uint16_t>(spec.code);
+    writer.PutVarint<uint16_t>(spec.flags);
+    writer.PutVarint<uint64_t>(spec.user_data);
   }
 }
 
@@ -71,6 +74,9 @@ std::string_view CommandName(const Command& command) {
 }
 
 void EncodeCommand(const Command& command, std::string* out) {
+  if (const auto* transfers = std::get_if<CreateTransfers>(&command)) {
+    out->reserve(out->size() + 16 + transfers->transfers.size() * kTransferSpecBytesMax);
+  }
   ByteWriter writer(out);
   std::visit(
       [&writer](const auto& typed) {
@@ -89,40 +95,40 @@ Result<Command> DecodeCommand(std::string_view bytes) {
   switch (tag) {
     case Tag::kCreateAccounts: {
       CreateAccounts typed{.now_us = now_us};
-      typed.accounts.resize(reader.GetCount(kAccountSpecBytes));
+      typed.accounts.resize(reader.GetCount(kAccountSpecBytesMin));
       for (ledger::AccountSpec& spec : typed.accounts) {
-        spec.id = reader.Get<Id128>();
+        spec.id = reader.GetVarint<Id128>();
         spec.kind = static_cast<ledger::AccountKind>(reader.Get<uint8_t>());
-        spec.flags = reader.Get<uint16_t>();
-        spec.user_data = reader.Get<uint64_t>();
+        spec.flags = reader.GetVarint<uint16_t>();
+        spec.user_data = reader.GetVarint<uint64_t>();
       }
       command = std::move(typed);
       break;
     }
     case Tag::kUpdateAccounts: {
       UpdateAccounts typed{.now_us = now_us};
-      typed.updates.resize(reader.GetCount(kAccountUpdateBytes));
+      typed.updates.resize(reader.GetCount(kAccountUpdateBytesMin));
       for (ledger::AccountUpdate& update : typed.updates) {
-        update.id = reader.Get<Id128>();
-        update.set_flags = reader.Get<uint16_t>();
-        update.clear_flags = reader.Get<uint16_t>();
+        update.id = reader.GetVarint<Id128>();
+        update.set_flags = reader.GetVarint<uint16_t>();
+        update.clear_flags = reader.GetVarint<uint16_t>();
       }
       command = std::move(typed);
       break;
     }
     case Tag::kCreateTransfers: {
       CreateTransfers typed{.now_us = now_us};
-      typed.transfers.resize(reader.GetCount(kTransferSpecBytes));
+      typed.transfers.resize(reader.GetCount(kTransferSpecBytesMin));
       for (ledger::TransferSpec& spec : typed.transfers) {
-        spec.id = reader.Get<Id128>();
-        spec.debit_account_id = reader.Get<Id128>();
-        spec.credit_account_id = reader.Get<Id128>();
-        spec.pending_id = reader.Get<Id128>();
-        spec.amount = Credits::FromMicro(reader.Get<int64_t>());
-        spec.timeout_s = reader.Get<uint32_t>();
-        spec.code = reader.Get<uint16_t>();
-        spec.flags = reader.Get<uint16_t>();
-        spec.user_data = reader.Get<uint64_t>();
+        spec.id = reader.GetVarint<Id128>();
+        spec.debit_account_id = reader.GetVarint<Id128>();
+        spec.credit_account_id = reader.GetVarint<Id128>();
+        spec.pending_id = reader.GetVarint<Id128>();
+        spec.amount = Credits::FromMicro(reader.GetZigzag());
+        spec.timeout_s = reader.GetVarint<uint32_t>();
+        spec.code = reader.GetVarint<uint16_t>();
+        spec.flags = reader.GetVarint<uint16_t>();
+        spec.user_data = reader.GetVarint<uint64_t>();
       }
       command = std::move(typed);
       break;

@@ -112,7 +112,8 @@ Result<std::vector<core::CommandResult>> DurableCore::Submit(
   last_hash_ = hash;
   bytes_since_snapshot_ += bytes;
   if (options_.auto_snapshot &&
-      bytes_since_snapshot_ >= std::max(options_.snapshot_bytes_min, last_snapshot_bytes_)) {
+      bytes_since_snapshot_ >= std::max(options_.snapshot_bytes_min,
+                                        options_.snapshot_growth_factor * last_snapshot_bytes_)) {
     // A failed snapshot loses nothing (the journal is complete); report it to the caller
     // by the next explicit Snapshot, not by failing commands that are already durable.
     (void)Snapshot();

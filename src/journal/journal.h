@@ -7,8 +7,8 @@
 //
 // Open = load the latest snapshot, check its digest and its place in the chain, replay
 // the entries after it, check the core's invariants. Snapshots are written on demand and
-// automatically once the journal written since the last one outweighs it (so replay
-// never costs more than about one snapshot's worth of entries).
+// automatically once the journal written since the last one outweighs it by a factor
+// (Options), so snapshot work stays a fixed share of all writes and replay stays bounded.
 //
 // If the store fails to append, the in-memory core is ahead of what is durable: the
 // DurableCore refuses every further command (kJournalPoisoned) and must be reopened.
@@ -31,6 +31,10 @@ namespace atrium::journal {
 struct Options {
   // No automatic snapshot before this many journal bytes since the last one.
   uint64_t snapshot_bytes_min = 4 << 20;
+  // Snapshot once the journal since the last snapshot is this many times that snapshot's
+  // size: snapshots then cost a constant share of the writes (about 1/(factor-1) of the
+  // final state in total), and recovery replays at most factor x one snapshot.
+  uint64_t snapshot_growth_factor = 2;
   bool auto_snapshot = true;
 };
 

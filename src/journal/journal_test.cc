@@ -174,8 +174,8 @@ TEST_F(JournalTest, AlteredEntryIsFoundAtThatEntry) {
     ASSERT_TRUE(durable->Submit(Fund(10, 5, 2)).ok());
     ASSERT_TRUE(durable->Submit(Fund(11, 7, 3)).ok());
   }
-  // Raise the amount of entry 2 by editing one byte of its payload.
-  Sql("UPDATE entries SET payload = substr(payload, 1, 60) || x'FF' || substr(payload, 62)"
+  // Edit one byte in the middle of entry 2's payload.
+  Sql("UPDATE entries SET payload = substr(payload, 1, 20) || x'7F' || substr(payload, 22)"
       " WHERE seq = 2");
   const Status opened = OpenStatus();
   EXPECT_EQ(opened.code(), ErrorCode::kChainBroken);

@@ -639,6 +639,10 @@ Status Ledger::Verify() const {
 // Snapshot encoding.
 
 void Ledger::Encode(std::string* out) const {
+  constexpr size_t kAccountBytes = 16 + 6 * 8 + 2 + 1;
+  constexpr size_t kTransferBytes = 16 + 3 * 8 + 4 * 4 + 2 * 2 + 1;
+  out->reserve(out->size() + 32 + accounts_.size() * kAccountBytes +
+               transfers_.size() * kTransferBytes);
   ByteWriter writer(out);
   writer.Put<uint32_t>(kSnapshotMagic);
   writer.Put<int64_t>(last_timestamp_us_);
