@@ -44,10 +44,15 @@ int ExitCodeFor(ErrorCode code) {
   }
 }
 
-[[noreturn]] void Fail(const Error& error) {
+[[noreturn]] void Fail(const Error& error, int exit_code) {
   std::cerr << "atrium: error: " << error.ToString() << '\n';
-  throw CLI::RuntimeError(ExitCodeFor(error.code));
+  throw CLI::RuntimeError(exit_code);
 }
+
+[[noreturn]] void Fail(const Error& error) { Fail(error, ExitCodeFor(error.code)); }
+
+// Malformed input on the command line or in an input file: exit 2, nothing opened.
+[[noreturn]] void FailUsage(const Error& error) { Fail(error, kExitUsage); }
 
 template <typename T>
 T Unwrap(Result<T> result) {
@@ -61,15 +66,15 @@ void Check(const Status& status) {
 
 Id128 ParseIdOption(const std::string& text, const char* field) {
   auto id = ParseId128(text);
-  if (!id.ok()) Fail(MakeError(ErrorCode::kParseError, id.error().message, field));
+  if (!id.ok()) FailUsage(MakeError(ErrorCode::kParseError, id.error().message, field));
   return *id;
 }
 
 Credits ParseAmountOption(const std::string& text, const char* field) {
   auto amount = Credits::Parse(text);
-  if (!amount.ok()) Fail(MakeError(ErrorCode::kParseError, amount.error().message, field));
+  if (!amount.ok()) FailUsage(MakeError(ErrorCode::kParseError, amount.error().message, field));
   if (amount->is_negative()) {
-    Fail(MakeError(ErrorCode::kNegativeAmount, "amounts are never negative: " + text, field));
+    FailUsage(MakeError(ErrorCode::kNegativeAmount, "amounts are never negative: " + text, field));
   }
   return *amount;
 }
@@ -252,14 +257,16 @@ void RegisterAccount(CLI::App* ledger_app) {
   create->add_option("--user-data", create_args->user_data, "Client reference number");
   create->callback([create_args] {
     const Id128 id = ParseIdOption(create_args->id, "id");
-    const AccountKind kind = Unwrap(ledger::ParseAccountKind(create_args->kind));
-    const uint16_t flags = Unwrap(ParseAccountFlags(create_args->flags));
+    auto kind = ledger::ParseAccountKind(create_args->kind);
+    if (!kind.ok()) FailUsage(kind.error());
+    auto flags = ParseAccountFlags(create_args->flags);
+    if (!flags.ok()) FailUsage(flags.error());
     auto durable = OpenStore(create_args->store.db, OpenMode::kReadWriteCreate);
     SubmitAndReport(*durable,
                     core::CreateAccounts{.now_us = create_args->store.Now(),
                                          .accounts = {{.id = id,
-                                                       .kind = kind,
-                                                       .flags = flags,
+                                                       .kind = *kind,
+                                                       .flags = *flags,
                                                        .user_data = create_args->user_data}}},
                     {"account " + FormatId128(id)}, create_args->store.json);
   });
@@ -345,8 +352,8 @@ void RegisterTransfers(CLI::App* ledger_app) {
       }
       timeout_s = static_cast<uint32_t>(parsed);
     } catch (const std::exception&) {
-      Fail(MakeError(ErrorCode::kParseError, "not a number of seconds: " + hold_args->timeout,
-                     "timeout-s"));
+      FailUsage(MakeError(ErrorCode::kParseError, "not a number of seconds: " + hold_args->timeout,
+                          "timeout-s"));
     }
     SubmitTransfer(*hold_args, {.timeout_s = timeout_s, .flags = ledger::kPending}, "hold");
   });
@@ -448,29 +455,23 @@ void RegisterBatch(CLI::App* ledger_app) {
       if (args->file != "-") {
         file_stream.open(args->file, std::ios::binary);
         if (!file_stream)
-          Fail(MakeError(ErrorCode::kNotFound, "cannot read " + args->file, "file"));
+          FailUsage(MakeError(ErrorCode::kNotFound, "cannot read " + args->file, "file"));
         in = &file_stream;
       }
       text.assign(std::istreambuf_iterator<char>(*in), {});
     }
     if (text.size() > kBatchFileBytesMax) {
-      Fail(MakeError(ErrorCode::kLimitExceeded, "batch file over 64 MiB", "file"));
+      FailUsage(MakeError(ErrorCode::kLimitExceeded, "batch file over 64 MiB", "file"));
     }
     const nlohmann::json parsed = nlohmann::json::parse(text, nullptr, false);
     if (parsed.is_discarded() || !parsed.is_array()) {
-      Fail(MakeError(ErrorCode::kParseError, "expected a JSON array of transfers", "file"));
+      FailUsage(MakeError(ErrorCode::kParseError, "expected a JSON array of transfers", "file"));
     }
     std::vector<TransferSpec> specs;
     std::vector<std::string> labels;
     for (size_t item_idx = 0; item_idx < parsed.size(); ++item_idx) {
       auto spec = ParseBatchItem(parsed[item_idx], item_idx);
-      if (!spec.ok()) {
-        Error error = spec.error();
-        if (error.code == ErrorCode::kParseError || error.code == ErrorCode::kInvalidFlags) {
-          error.code = ErrorCode::kParseError;
-        }
-        Fail(error);
-      }
+      if (!spec.ok()) FailUsage(spec.error());
       labels.push_back("transfer " + FormatId128(spec->id));
       specs.push_back(*spec);
     }
@@ -599,7 +600,7 @@ void RegisterBench(CLI::App* ledger_app) {
       ->capture_default_str();
   bench->callback([options] {
     if (options->durable && options->db_path.empty()) {
-      Fail(MakeError(ErrorCode::kInvalidArgument, "--durable needs --db FILE", "db"));
+      FailUsage(MakeError(ErrorCode::kInvalidArgument, "--durable needs --db FILE", "db"));
     }
     std::cout << Unwrap(RunLedgerBench(*options, std::cout)) << '\n';
   });
