@@ -145,6 +145,19 @@ TEST(AwardPolicyTest, CapsAndFloorsHoldOnLargerRandomInstances) {
   }
 }
 
+TEST(AwardPolicyTest, MipFallsBackToGreedyBeyondItsSizeLimit) {
+  const AwardProblem problem = RandomProblem(7, 40);
+  auto policy = std::move(MakeAwardPolicy("mip", {.mip_variables_max = 3})).value();
+  Result<AwardSolution> solution = policy->Solve(problem);
+  ASSERT_TRUE(solution.ok());
+  EXPECT_EQ(solution->policy, "greedy");
+  EXPECT_NE(solution->note.find("greedy used"), std::string::npos);
+  EXPECT_TRUE(CheckSolution(problem, solution->awarded).ok());
+  EXPECT_EQ(solution->awarded, SolveGreedy(problem).awarded);
+  EXPECT_GE(solution->gap(), 0.0);
+  EXPECT_GE(solution->bound, solution->objective);
+}
+
 TEST(AwardPolicyTest, CheckSolutionNamesTheBrokenConstraint) {
   AwardProblem problem;
   problem.budget = Whole(100);
