@@ -265,12 +265,17 @@ ErrorCode Ledger::ApplyTransfer(const TransferSpec& spec, int64_t timestamp_us) 
     return ErrorCode::kInvalidFlags;
   }
   if (spec.timeout_s != 0 && !(spec.flags & kPending)) return ErrorCode::kTimeoutWithoutPending;
-  if (auto found = transfer_index_.find(spec.id); found != transfer_index_.end()) {
-    return CompareExisting(spec, transfers_[found->second]);
-  }
   if (transfers_.size() >= kNoIndex) return ErrorCode::kLimitExceeded;
-  if (spec.flags & (kPostPending | kVoidPending)) return ApplyResolve(spec, timestamp_us);
-  return ApplySinglePhase(spec, timestamp_us);
+  // One probe both finds an existing id and reserves the slot for a new one; a refused
+  // transfer gives the slot back. Nothing else inserts in between, so the iterator holds.
+  const auto [slot, inserted] =
+      transfer_index_.try_emplace(spec.id, static_cast<uint32_t>(transfers_.size()));
+  if (!inserted) return CompareExisting(spec, transfers_[slot->second]);
+  const ErrorCode code = (spec.flags & (kPostPending | kVoidPending))
+                             ? ApplyResolve(spec, timestamp_us)
+                             : ApplySinglePhase(spec, timestamp_us);
+  if (code != ErrorCode::kOk) transfer_index_.erase(slot);
+  return code;
 }
 
 ErrorCode Ledger::CompareExisting(const TransferSpec& spec, const TransferRecord& existing) const {
@@ -373,7 +378,6 @@ ErrorCode Ledger::ApplySinglePhase(const TransferSpec& spec, int64_t timestamp_u
                      .code = spec.code,
                      .flags = spec.flags,
                      .state = pending ? PendingState::kOpen : PendingState::kNone});
-  transfer_index_.emplace(spec.id, transfer_index);
   if (pending && spec.timeout_s != 0) {
     expiries_.push(Expiry{ExpiresAt(timestamp_us, spec.timeout_s), transfer_index});
   }
@@ -384,7 +388,10 @@ ErrorCode Ledger::ApplySinglePhase(const TransferSpec& spec, int64_t timestamp_u
 ErrorCode Ledger::ApplyResolve(const TransferSpec& spec, int64_t timestamp_us) {
   const bool post = (spec.flags & kPostPending) != 0;
   const auto hold_found = transfer_index_.find(spec.pending_id);
-  if (hold_found == transfer_index_.end()) return ErrorCode::kPendingNotFound;
+  // The slot just reserved for this transfer's own id is not a hold (pending_id == id).
+  if (hold_found == transfer_index_.end() || hold_found->second >= transfers_.size()) {
+    return ErrorCode::kPendingNotFound;
+  }
   const uint32_t hold_index = hold_found->second;
   TransferRecord& hold = transfers_[hold_index];
   if (!(hold.flags & kPending)) return ErrorCode::kNotPending;
@@ -448,7 +455,6 @@ ErrorCode Ledger::ApplyResolve(const TransferSpec& spec, int64_t timestamp_us) {
                               .code = spec.code,
                               .flags = spec.flags,
                               .state = PendingState::kNone};
-  transfer_index_.emplace(spec.id, static_cast<uint32_t>(transfers_.size()));
   transfers_.push_back(record);
   last_timestamp_us_ = timestamp_us;
   return ErrorCode::kOk;
