@@ -10,7 +10,8 @@
 
 #include "core/core.h"
 #include "journal/journal.h"
-#include "journal/sqlite_store.h"
+#include "journal/open.h"
+#include "journal/pg_store.h"
 
 namespace atrium::cli {
 namespace {
@@ -131,7 +132,7 @@ Result<std::string> RunLedgerBench(const BenchOptions& options, std::ostream& pr
   std::unique_ptr<journal::DurableCore> durable;
   uint64_t first = 0;  // the first workload index this run applies
   if (options.durable) {
-    ATRIUM_ASSIGN_OR_RETURN(auto store, journal::SqliteStore::Open(
+    ATRIUM_ASSIGN_OR_RETURN(auto store, journal::OpenJournalStore(
                                             options.db_path, journal::OpenMode::kReadWriteCreate));
     ATRIUM_ASSIGN_OR_RETURN(durable, journal::DurableCore::Open(std::move(store), options.journal));
     const ledger::Ledger& ledger = durable->core().ledger();
@@ -191,7 +192,7 @@ Result<std::string> RunLedgerBench(const BenchOptions& options, std::ostream& pr
   if (durable) {
     summary["journal_entries"] = durable->last_seq();
     durable.reset();
-    if (options.baseline) {
+    if (options.baseline && !journal::IsPostgresUrl(options.db_path)) {
       ATRIUM_ASSIGN_OR_RETURN(const double baseline, RunSqliteBaseline(options, first, applied));
       summary["baseline_sqlite_per_s"] = baseline;
       summary["ratio_to_baseline"] =
