@@ -11,7 +11,8 @@
 
 #include "cli/commands.h"
 #include "journal/journal.h"
-#include "journal/sqlite_store.h"
+#include "journal/open.h"
+#include "journal/pg_store.h"
 
 namespace atrium::cli {
 namespace {
@@ -93,10 +94,12 @@ class Demo {
 };
 
 void RunDemo(const std::string& db) {
-  const auto parent = std::filesystem::path(db).parent_path();
-  std::error_code ignored;
-  if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
-  auto store = journal::SqliteStore::Open(db, journal::OpenMode::kReadWriteCreate);
+  if (!journal::IsPostgresUrl(db)) {
+    const auto parent = std::filesystem::path(db).parent_path();
+    std::error_code ignored;
+    if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
+  }
+  auto store = journal::OpenJournalStore(db, journal::OpenMode::kReadWriteCreate);
   if (!store.ok()) {
     std::cerr << "atrium: error: " << store.error().ToString() << '\n';
     throw CLI::RuntimeError(kExitStorage);
