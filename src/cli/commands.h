@@ -14,5 +14,7 @@ inline constexpr int kExitStorage = 3;  // the store could not be read or writte
 
 // `atrium ledger ...`: accounts, transfers, holds, balances, verify, bench, demo.
 void RegisterLedgerCommands(CLI::App& app);
+// `atrium simulate ...`: replay a workload on a cluster under a policy (virtual time).
+void RegisterSimulateCommands(CLI::App& app);
 
 }  // namespace atrium::cli

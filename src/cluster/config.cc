@@ -181,8 +181,8 @@ Status LoadPools(const Context& ctx, const toml::table& root, ClusterBuilder& bu
   }
   for (size_t pool_idx = 0; pool_idx < pools->size(); ++pool_idx) {
     const std::string where = fmt::format("pools[{}]", pool_idx);
-    const toml::table* spec = pools->get(pool_idx)->as_table();
-    if (spec == nullptr) return ctx.Fail(pools->get(pool_idx), where, "must be a table");
+    const toml::table* spec = (*pools)[pool_idx].as_table();
+    if (spec == nullptr) return ctx.Fail(&(*pools)[pool_idx], where, "must be a table");
     ATRIUM_ASSIGN_OR_RETURN(const std::string name, ctx.String(*spec, where, "name", {}));
     ATRIUM_ASSIGN_OR_RETURN(const std::string type, ctx.String(*spec, where, "node_type", {}));
     const auto found = std::find(node_types.begin(), node_types.end(), type);
@@ -243,8 +243,8 @@ Status LoadNodeStates(const Context& ctx, const toml::table& root, ClusterBuilde
   if (array == nullptr) return ctx.Fail(node, "node_states", "must be an array of tables");
   for (size_t idx = 0; idx < array->size(); ++idx) {
     const std::string where = fmt::format("node_states[{}]", idx);
-    const toml::table* spec = array->get(idx)->as_table();
-    if (spec == nullptr) return ctx.Fail(array->get(idx), where, "must be a table");
+    const toml::table* spec = (*array)[idx].as_table();
+    if (spec == nullptr) return ctx.Fail(&(*array)[idx], where, "must be a table");
     ATRIUM_ASSIGN_OR_RETURN(const std::string name, ctx.String(*spec, where, "node", {}));
     ATRIUM_ASSIGN_OR_RETURN(const std::string state_text, ctx.String(*spec, where, "state", {}));
     const auto state = ParseNodeState(state_text);

@@ -21,6 +21,7 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
   const size_t reservations_cap = 2 * static_cast<size_t>(std::max(1, policy_.reservations_max));
   if (job.reservation < 0 && pool.reservations.size() >= reservations_cap) return;
   job.preempt_retry_s = now_s + config_.preempt_grace_s;
+  ++pool.preempt_attempts;
   DropReservationOf(job);
 
   struct Candidate {

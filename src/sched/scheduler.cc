@@ -210,55 +210,105 @@ Credits Scheduler::Available(uint32_t grant) {
   return available_[grant];
 }
 
+namespace {
+
+struct Entry {
+  double priority;
+  int64_t submit_s;
+  JobId id;
+};
+
+bool Before(const Entry& left, const Entry& right) {
+  if (left.priority != right.priority) return left.priority > right.priority;
+  if (left.submit_s != right.submit_s) return left.submit_s < right.submit_s;
+  return left.id < right.id;
+}
+
+}  // namespace
+
 PassResult Scheduler::Pass(int64_t now_s) {
   PassResult result;
   ++pass_count_;
   fair_share_.Tick(now_s);
   for (uint32_t pool = 0; pool < pools_.size(); ++pool) {
     pools_[pool].blocked = false;
+    pools_[pool].preempt_attempts = 0;
     RevalidateReservations(pool, now_s);
   }
-  struct Entry {
-    double priority;
-    int64_t submit_s;
-    JobId id;
-  };
   std::vector<Entry> order;
   order.reserve(waiting_.size());
-  for (const JobId id : waiting_) {
-    order.push_back(
-        {policy_.priority->Priority(jobs_[id], fair_share_, now_s), jobs_[id].submit_s, id});
-  }
-  std::sort(order.begin(), order.end(), [](const Entry& left, const Entry& right) {
-    if (left.priority != right.priority) return left.priority > right.priority;
-    if (left.submit_s != right.submit_s) return left.submit_s < right.submit_s;
-    return left.id < right.id;
-  });
-  for (const Entry& entry : order) {
-    const JobId id = entry.id;
-    Job& job = jobs_[id];
-    PoolState& pool = pools_[job.shape.pool];
-    if (!policy_.backfill && pool.blocked) continue;
-    if (TryStart(id, now_s, &result)) continue;
-    if (job.reason == ErrorCode::kInsufficientCredits) continue;  // does not block others
-    if (!policy_.backfill) {
-      pool.blocked = true;
-      continue;
+  if (!policy_.backfill) {
+    // Strict order: every job's place in it matters, so sort them all.
+    for (const JobId id : waiting_) {
+      order.push_back(
+          {policy_.priority->Priority(jobs_[id], fair_share_, now_s), jobs_[id].submit_s, id});
     }
-    if (policy_.preemption && job.job_class == cluster::JobClass::kResearch) {
-      const int64_t starving_at = job.submit_s + config_.preempt_wait_s;
-      if (now_s >= starving_at) {
-        TryPreempt(id, now_s, &result);
-      } else if (result.wake_at_s < 0 || starving_at < result.wake_at_s) {
-        result.wake_at_s = starving_at;
+  } else {
+    // Capacity only shrinks during a pass, so a job that cannot be placed now cannot be
+    // placed later in it: only the placeable jobs need ordering, plus, per pool, the few
+    // highest blocked ones that may get a reservation or preempt. O(n) + a small sort.
+    const size_t keep_blocked = static_cast<size_t>(policy_.reservations_max) +
+                                static_cast<size_t>(config_.preempt_attempts_per_pass);
+    std::vector<std::vector<Entry>> blocked(pools_.size());
+    for (const JobId id : waiting_) {
+      Job& job = jobs_[id];
+      const Entry entry{policy_.priority->Priority(job, fair_share_, now_s), job.submit_s, id};
+      NodeIndex* from = nullptr;
+      const int64_t run_limit_s = std::max<int64_t>(1, job.walltime_s - job.ran_s);
+      if (PlaceFor(job, now_s + run_limit_s, &from)) {
+        order.push_back(entry);
+        continue;
       }
+      if (job.reason == ErrorCode::kInsufficientCredits) job.reason = ErrorCode::kOk;
+      if (policy_.preemption && job.job_class == cluster::JobClass::kResearch) {
+        const int64_t starving_at = job.submit_s + config_.preempt_wait_s;
+        if (starving_at > now_s && (result.wake_at_s < 0 || starving_at < result.wake_at_s)) {
+          result.wake_at_s = starving_at;
+        }
+      }
+      blocked[job.shape.pool].push_back(entry);
     }
-    if (job.reservation < 0 &&
-        pool.reservations.size() < static_cast<size_t>(policy_.reservations_max)) {
-      CreateReservation(id, now_s);
+    for (auto& pool_blocked : blocked) {
+      if (pool_blocked.size() > keep_blocked) {
+        std::nth_element(pool_blocked.begin(),
+                         pool_blocked.begin() + static_cast<std::ptrdiff_t>(keep_blocked),
+                         pool_blocked.end(), Before);
+        pool_blocked.resize(keep_blocked);
+      }
+      order.insert(order.end(), pool_blocked.begin(), pool_blocked.end());
     }
   }
+  std::sort(order.begin(), order.end(), Before);
+  for (const Entry& entry : order) ConsiderJob(entry.id, now_s, &result);
   return result;
+}
+
+void Scheduler::ConsiderJob(JobId id, int64_t now_s, PassResult* result) {
+  Job& job = jobs_[id];
+  PoolState& pool = pools_[job.shape.pool];
+  if (!policy_.backfill && pool.blocked) return;
+  if (TryStart(id, now_s, result)) return;
+  if (job.reason == ErrorCode::kInsufficientCredits) return;  // does not block others
+  if (!policy_.backfill) {
+    pool.blocked = true;
+    return;
+  }
+  // A job its grant could not pay for gets no reservation: it would idle the nodes.
+  const auto hold =
+      UsageCost(job.shape.chips, std::max<int64_t>(1, job.walltime_s - job.ran_s), PriceOf(job));
+  if (Available(job.grant) < *hold) {
+    job.reason = ErrorCode::kInsufficientCredits;
+    return;
+  }
+  if (policy_.preemption && job.job_class == cluster::JobClass::kResearch &&
+      now_s >= job.submit_s + config_.preempt_wait_s &&
+      pool.preempt_attempts < config_.preempt_attempts_per_pass) {
+    TryPreempt(id, now_s, result);
+  }
+  if (job.reservation < 0 &&
+      pool.reservations.size() < static_cast<size_t>(policy_.reservations_max)) {
+    CreateReservation(id, now_s);
+  }
 }
 
 bool Scheduler::PlaceFor(const Job& job, int64_t end_s, NodeIndex** from) {

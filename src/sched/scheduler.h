@@ -50,6 +50,9 @@ struct SchedulerConfig {
   int64_t preempt_wait_s = 2 * 3600;
   // Time a preempted job gets to checkpoint before its chips are taken.
   int64_t preempt_grace_s = 300;
+  // Preemption attempts per pool per pass: each scans the pool's running jobs, so a
+  // backlog of starving jobs is served a few per pass rather than all at once.
+  int preempt_attempts_per_pass = 2;
   // Fair-share use halves every week: last month's heavy use is mostly forgiven.
   double fair_share_half_life_s = 7 * 24 * 3600.0;
   // Ledger account ids the scheduler uses (the core assigns them in production).
@@ -135,11 +138,13 @@ class Scheduler {
     std::unique_ptr<NodeIndex> main;
     std::vector<Reservation> reservations;
     std::set<std::pair<int64_t, JobId>> running_by_end;
-    bool blocked = false;  // this pass, without backfill
+    bool blocked = false;      // this pass, without backfill
+    int preempt_attempts = 0;  // this pass
   };
 
   Status EnsureSystemAccounts(int64_t now_s);
   Id128 NextTransferId() { return next_transfer_id_++; }
+  void ConsiderJob(JobId id, int64_t now_s, PassResult* result);
   bool TryStart(JobId id, int64_t now_s, PassResult* result);
   bool PlaceFor(const Job& job, int64_t end_s, NodeIndex** from);
   void Start(JobId id, std::vector<Alloc> allocs, int64_t now_s, Credits hold);
