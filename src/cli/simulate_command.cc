@@ -126,8 +126,7 @@ sim::Summary RunOne(const SimulateArgs& args, const cluster::Cluster& cluster,
     Fail(ran.error());
   }
   if (Status verified = simulator.ledger().Verify(); !verified.ok()) Fail(verified.error());
-  sim::Summary summary = sim::Summarize(simulator.scheduler());
-  summary.passes = simulator.passes();
+  sim::Summary summary = sim::Summarize(simulator);
   summary.sim_wall_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   summary.peak_rss_mb = sim::PeakRssMb();

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "sim/simulator.h"
+
 namespace atrium::sim {
 namespace {
 
@@ -80,8 +82,8 @@ Summary Summarize(const sched::Scheduler& scheduler) {
   }
   if (last_end > first_submit) {
     summary.makespan_s = last_end - first_submit;
-    summary.utilization = chip_seconds / (static_cast<double>(scheduler.up_chips()) *
-                                          static_cast<double>(summary.makespan_s));
+    summary.utilization_makespan = chip_seconds / (static_cast<double>(scheduler.up_chips()) *
+                                                   static_cast<double>(summary.makespan_s));
   }
   // Jain's index over grants of each grant's service rate, 1 / mean bounded slowdown:
   // 1 when every grant's jobs are slowed alike, towards 1/n when one grant gets it all.
@@ -101,6 +103,13 @@ Summary Summarize(const sched::Scheduler& scheduler) {
   return summary;
 }
 
+Summary Summarize(const Simulator& simulator) {
+  Summary summary = Summarize(simulator.scheduler());
+  summary.utilization = simulator.window_utilization();
+  summary.passes = simulator.passes();
+  return summary;
+}
+
 nlohmann::json Summary::ToJson() const {
   return nlohmann::json{
       {"policy", policy},
@@ -111,6 +120,7 @@ nlohmann::json Summary::ToJson() const {
       {"unfinished", unfinished},
       {"preemptions", preemptions},
       {"utilization", utilization},
+      {"utilization_makespan", utilization_makespan},
       {"wait_mean_s", wait_mean_s},
       {"wait_p50_s", wait_p50_s},
       {"wait_p99_s", wait_p99_s},

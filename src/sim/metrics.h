@@ -23,7 +23,8 @@ struct Summary {
   int64_t rejected = 0;
   int64_t unfinished = 0;  // never ran to an end (counted in rejected in jobs.csv)
   int64_t preemptions = 0;
-  double utilization = 0;
+  double utilization = 0;           // over the submission window (Simulator)
+  double utilization_makespan = 0;  // over first submission .. last end
   double wait_mean_s = 0;
   double wait_p50_s = 0;
   double wait_p99_s = 0;
@@ -40,6 +41,9 @@ struct Summary {
 };
 
 Summary Summarize(const sched::Scheduler& scheduler);
+class Simulator;
+// The above, with the simulator's window utilisation and pass count.
+Summary Summarize(const Simulator& simulator);
 // The process's peak resident set (VmHWM), in MiB; 0 where /proc is unavailable.
 double PeakRssMb();
 

@@ -85,6 +85,10 @@ Status Simulator::Run(Workload workload, const std::vector<GrantSpec>* grants,
     return left.submit_s < right.submit_s;
   });
   sched::Scheduler& sched = *scheduler_;
+  if (!jobs.empty()) {
+    window_start_s_ = jobs.front().submit_s;
+    window_end_s_ = jobs.back().submit_s;
+  }
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events;
   size_t next_submit = 0;
   int64_t last_pass_s = INT64_MIN;
@@ -97,6 +101,10 @@ Status Simulator::Run(Workload workload, const std::vector<GrantSpec>* grants,
   auto finish = [&](sched::JobId id, int64_t now_s, sched::RunEnd how) {
     const sched::Job& job = sched.job(id);
     const RunRecord record{id, job.runs, job.run_start_s, now_s, how};
+    const int64_t overlap_s =
+        std::min(now_s, window_end_s_) - std::max(job.run_start_s, window_start_s_);
+    if (overlap_s > 0)
+      window_chip_s_ += static_cast<double>(job.shape.chips) * static_cast<double>(overlap_s);
     sched.Finish(id, now_s, how);
     if (observer != nullptr) observer->OnRun(sched, record);
     if (how != sched::RunEnd::kPreempted) ++done;
@@ -171,6 +179,12 @@ Status Simulator::Run(Workload workload, const std::vector<GrantSpec>* grants,
   }
   if (options_.progress) options_.progress(1.0);
   return OkStatus();
+}
+
+double Simulator::window_utilization() const {
+  if (window_end_s_ <= window_start_s_ || scheduler_ == nullptr) return 0;
+  return window_chip_s_ / (static_cast<double>(scheduler_->up_chips()) *
+                           static_cast<double>(window_end_s_ - window_start_s_));
 }
 
 }  // namespace atrium::sim

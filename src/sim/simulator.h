@@ -63,6 +63,9 @@ class Simulator {
   const sched::Scheduler& scheduler() const { return *scheduler_; }
   const ledger::Ledger& ledger() const { return ledger_; }
   int64_t passes() const { return passes_; }
+  // Chip utilisation over the submission window [first submission, last submission]:
+  // the steady state, without the drain after the last arrival. 0 for an empty window.
+  double window_utilization() const;
   // The raw grant, accelerator and chips of jobs the scheduler rejected (jobs.csv shows
   // what was asked for).
   struct Asked {
@@ -81,6 +84,9 @@ class Simulator {
   std::unique_ptr<sched::Scheduler> scheduler_;
   std::vector<std::pair<sched::JobId, Asked>> asked_;  // sorted by job
   int64_t passes_ = 0;
+  int64_t window_start_s_ = 0;
+  int64_t window_end_s_ = 0;
+  double window_chip_s_ = 0;
 };
 
 }  // namespace atrium::sim
