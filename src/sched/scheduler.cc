@@ -224,6 +224,14 @@ bool Before(const Entry& left, const Entry& right) {
   return left.id < right.id;
 }
 
+// Keeps the `count` highest entries (unordered).
+void KeepHighest(std::vector<Entry>* entries, size_t count) {
+  if (entries->size() <= count) return;
+  std::nth_element(entries->begin(), entries->begin() + static_cast<std::ptrdiff_t>(count),
+                   entries->end(), Before);
+  entries->resize(count);
+}
+
 }  // namespace
 
 PassResult Scheduler::Pass(int64_t now_s) {
@@ -250,6 +258,7 @@ PassResult Scheduler::Pass(int64_t now_s) {
     const size_t keep_blocked = static_cast<size_t>(policy_.reservations_max) +
                                 static_cast<size_t>(config_.preempt_attempts_per_pass);
     std::vector<std::vector<Entry>> blocked(pools_.size());
+    std::vector<std::vector<Entry>> starving(pools_.size());
     for (const JobId id : waiting_) {
       Job& job = jobs_[id];
       const Entry entry{policy_.priority->Priority(job, fair_share_, now_s), job.submit_s, id};
@@ -262,20 +271,28 @@ PassResult Scheduler::Pass(int64_t now_s) {
       if (job.reason == ErrorCode::kInsufficientCredits) job.reason = ErrorCode::kOk;
       if (policy_.preemption && job.job_class == cluster::JobClass::kResearch) {
         const int64_t starving_at = job.submit_s + config_.preempt_wait_s;
-        if (starving_at > now_s && (result.wake_at_s < 0 || starving_at < result.wake_at_s)) {
-          result.wake_at_s = starving_at;
+        if (starving_at > now_s) {
+          if (result.wake_at_s < 0 || starving_at < result.wake_at_s)
+            result.wake_at_s = starving_at;
+        } else if (job.preempt_retry_s <= now_s) {
+          starving[job.shape.pool].push_back(entry);
         }
       }
       blocked[job.shape.pool].push_back(entry);
     }
-    for (auto& pool_blocked : blocked) {
-      if (pool_blocked.size() > keep_blocked) {
-        std::nth_element(pool_blocked.begin(),
-                         pool_blocked.begin() + static_cast<std::ptrdiff_t>(keep_blocked),
-                         pool_blocked.end(), Before);
-        pool_blocked.resize(keep_blocked);
+    const size_t starving_keep = static_cast<size_t>(config_.preempt_attempts_per_pass);
+    for (uint32_t pool = 0; pool < pools_.size(); ++pool) {
+      KeepHighest(&blocked[pool], keep_blocked);
+      KeepHighest(&starving[pool], starving_keep);
+      // A starving job may also be among the highest blocked: add it once.
+      for (const Entry& entry : starving[pool]) {
+        if (std::find_if(blocked[pool].begin(), blocked[pool].end(), [&](const Entry& other) {
+              return other.id == entry.id;
+            }) == blocked[pool].end()) {
+          order.push_back(entry);
+        }
       }
-      order.insert(order.end(), pool_blocked.begin(), pool_blocked.end());
+      order.insert(order.end(), blocked[pool].begin(), blocked[pool].end());
     }
   }
   std::sort(order.begin(), order.end(), Before);
