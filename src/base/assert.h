@@ -14,9 +14,9 @@ namespace atrium::internal {
 }
 }  // namespace atrium::internal
 
-#define ATRIUM_CHECK(cond, msg)                                          \
-  do {                                                                   \
-    if (!(cond)) [[unlikely]]                                            \
+#define ATRIUM_CHECK(cond, msg)                                         \
+  do {                                                                  \
+    if (!(cond)) [[unlikely]]                                           \
       ::atrium::internal::AssertFail(#cond, (msg), __FILE__, __LINE__); \
   } while (false)
 

@@ -4,6 +4,7 @@
 // reported as kCorruption, never undefined behaviour.
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -19,13 +20,35 @@ class ByteWriter {
   explicit ByteWriter(std::string* out) : out_(out) {}
 
   template <typename T>
-    requires std::is_integral_v<T> || std::is_same_v<T, Id128>
+  requires std::is_integral_v<T> || std::is_same_v<T, Id128>
   void Put(T value) {
     char raw[sizeof(T)];
-    for (size_t byte_idx = 0; byte_idx < sizeof(T); ++byte_idx) {
-      raw[byte_idx] = static_cast<char>(static_cast<uint8_t>(value >> (8 * byte_idx)));
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(raw, &value, sizeof(T));
+    } else {
+      for (size_t byte_idx = 0; byte_idx < sizeof(T); ++byte_idx) {
+        raw[byte_idx] = static_cast<char>(static_cast<uint8_t>(value >> (8 * byte_idx)));
+      }
     }
     out_->append(raw, sizeof(T));
+  }
+  // LEB128: seven bits a byte, low first, so small numbers (account indexes, amounts,
+  // codes) take one to three bytes instead of eight or sixteen. Signed values are
+  // zig-zag mapped first so that small negative numbers stay small.
+  template <typename T>
+  requires std::is_unsigned_v<T> || std::is_same_v<T, Id128>
+  void PutVarint(T value) {
+    char raw[19];
+    size_t length = 0;
+    while (value >= 0x80) {
+      raw[length++] = static_cast<char>(static_cast<uint8_t>(value) | 0x80);
+      value >>= 7;
+    }
+    raw[length++] = static_cast<char>(static_cast<uint8_t>(value));
+    out_->append(raw, length);
+  }
+  void PutZigzag(int64_t value) {
+    PutVarint<uint64_t>((static_cast<uint64_t>(value) << 1) ^ static_cast<uint64_t>(value >> 63));
   }
   void PutBytes(std::string_view bytes) {
     Put<uint32_t>(static_cast<uint32_t>(bytes.size()));
@@ -41,20 +64,43 @@ class ByteReader {
   explicit ByteReader(std::string_view in) : in_(in) {}
 
   template <typename T>
-    requires std::is_integral_v<T> || std::is_same_v<T, Id128>
-  T Get() {
+  requires std::is_integral_v<T> || std::is_same_v<T, Id128> T Get() {
     if (!ok_ || in_.size() - pos_ < sizeof(T)) {
       ok_ = false;
       return T{};
     }
-    using U = std::make_unsigned_t<T>;
-    U value = 0;
-    for (size_t byte_idx = 0; byte_idx < sizeof(T); ++byte_idx) {
-      value |= static_cast<U>(static_cast<U>(static_cast<uint8_t>(in_[pos_ + byte_idx]))
-                              << (8 * byte_idx));
+    T value{};
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(&value, in_.data() + pos_, sizeof(T));
+    } else {
+      for (size_t byte_idx = 0; byte_idx < sizeof(T); ++byte_idx) {
+        value = static_cast<T>(
+            value | static_cast<T>(static_cast<T>(static_cast<uint8_t>(in_[pos_ + byte_idx]))
+                                   << (8 * byte_idx)));
+      }
     }
     pos_ += sizeof(T);
-    return static_cast<T>(value);
+    return value;
+  }
+  template <typename T>
+  requires std::is_unsigned_v<T> || std::is_same_v<T, Id128> T GetVarint() {
+    T value = 0;
+    for (unsigned shift = 0; ok_ && pos_ < in_.size(); shift += 7) {
+      const auto byte = static_cast<uint8_t>(in_[pos_++]);
+      // Refuse bits beyond T and non-minimal trailing zero bytes: one value, one encoding.
+      if (shift >= sizeof(T) * 8 || (shift > 0 && byte == 0) ||
+          (shift + 7 > sizeof(T) * 8 && (byte & 0x7F) >> (sizeof(T) * 8 - shift) != 0)) {
+        break;
+      }
+      value |= static_cast<T>(static_cast<T>(byte & 0x7F) << shift);
+      if ((byte & 0x80) == 0) return value;
+    }
+    ok_ = false;
+    return T{};
+  }
+  int64_t GetZigzag() {
+    const auto raw = GetVarint<uint64_t>();
+    return static_cast<int64_t>((raw >> 1) ^ (~(raw & 1) + 1));
   }
   std::string_view GetBytes() {
     const auto size = Get<uint32_t>();

@@ -7,8 +7,8 @@ namespace {
 constexpr int kFractionDigitsMax = 6;
 
 Error ParseFailure(std::string_view text, std::string_view why) {
-  return MakeError(ErrorCode::kParseError,
-                   "'" + std::string(text.substr(0, 64)) + "' is not an amount: " + std::string(why));
+  return MakeError(ErrorCode::kParseError, "'" + std::string(text.substr(0, 64)) +
+                                               "' is not an amount: " + std::string(why));
 }
 }  // namespace
 
@@ -21,7 +21,8 @@ Result<Credits> Credits::Parse(std::string_view text) {
   }
   const size_t dot = rest.find('.');
   std::string_view whole = rest.substr(0, dot);
-  std::string_view fraction = dot == std::string_view::npos ? std::string_view() : rest.substr(dot + 1);
+  std::string_view fraction =
+      dot == std::string_view::npos ? std::string_view() : rest.substr(dot + 1);
   if (whole.empty()) return ParseFailure(text, "digits expected before the decimal point");
   if (dot != std::string_view::npos && fraction.empty()) {
     return ParseFailure(text, "digits expected after the decimal point");

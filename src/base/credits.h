@@ -25,9 +25,7 @@ class Credits {
   constexpr Credits() = default;
   static constexpr Credits FromMicro(int64_t micro) { return Credits(micro); }
   // Whole credits; overflow is a programmer error here (use Parse for input).
-  static constexpr Credits FromWhole(int64_t whole) {
-    return Credits(whole * kMicroPerCredit);
-  }
+  static constexpr Credits FromWhole(int64_t whole) { return Credits(whole * kMicroPerCredit); }
   static constexpr Credits Zero() { return Credits(0); }
   static constexpr Credits Max() { return Credits(std::numeric_limits<int64_t>::max()); }
 

@@ -38,9 +38,9 @@ TEST(CreditsTest, RoundTripsTheWholeRange) {
 }
 
 TEST(CreditsTest, RefusesMalformedText) {
-  for (std::string_view bad : {"", "-", ".5", "5.", "1e3", "+1", " 1", "1 ", "1.2.3", "0x10",
-                               "1.0000001", "abc", "--1", "9223372036854.775808",
-                               "-9223372036854.775809", "99999999999999999999"}) {
+  for (std::string_view bad :
+       {"", "-", ".5", "5.", "1e3", "+1", " 1", "1 ", "1.2.3", "0x10", "1.0000001", "abc", "--1",
+        "9223372036854.775808", "-9223372036854.775809", "99999999999999999999"}) {
     auto parsed = Credits::Parse(bad);
     EXPECT_FALSE(parsed.ok()) << "'" << bad << "'";
     if (!parsed.ok()) {

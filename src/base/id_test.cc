@@ -16,8 +16,9 @@ TEST(IdTest, ParsesDecimalAndHex) {
 }
 
 TEST(IdTest, RefusesMalformedIds) {
-  for (std::string_view bad : {"", "0x", "-1", "12a", " 1", "340282366920938463463374607431768211456",
-                               "0xfffffffffffffffffffffffffffffffff"}) {
+  for (std::string_view bad :
+       {"", "0x", "-1", "12a", " 1", "340282366920938463463374607431768211456",
+        "0xfffffffffffffffffffffffffffffffff"}) {
     EXPECT_EQ(ParseId128(bad).code(), ErrorCode::kParseError) << bad;
   }
 }

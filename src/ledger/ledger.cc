@@ -14,8 +14,7 @@ constexpr int64_t kMicrosPerSecond = 1'000'000;
 constexpr uint32_t kSnapshotMagic = 0x31474C41;  // "ALG1"
 
 constexpr std::array<std::string_view, 8> kAccountKindNames = {
-    "",      "sponsor",         "program_pool", "track_pool",
-    "grant", "cluster_revenue", "course",       "operating"};
+    "", "sponsor", "program_pool", "track_pool", "grant", "cluster_revenue", "course", "operating"};
 
 constexpr uint16_t kPhaseFlags = kPending | kPostPending | kVoidPending;
 constexpr uint16_t kBalancingFlags = kBalancingDebit | kBalancingCredit;
@@ -43,11 +42,16 @@ Result<AccountKind> ParseAccountKind(std::string_view text) {
 
 std::string_view ToString(PendingState state) {
   switch (state) {
-    case PendingState::kNone: return "none";
-    case PendingState::kOpen: return "open";
-    case PendingState::kPosted: return "posted";
-    case PendingState::kVoided: return "voided";
-    case PendingState::kExpired: return "expired";
+    case PendingState::kNone:
+      return "none";
+    case PendingState::kOpen:
+      return "open";
+    case PendingState::kPosted:
+      return "posted";
+    case PendingState::kVoided:
+      return "voided";
+    case PendingState::kExpired:
+      return "expired";
   }
   return "unknown";
 }
@@ -88,10 +92,14 @@ std::vector<EventFailure> Ledger::ApplyBatch(std::span<const Spec> events, int64
   };
   constexpr size_t kNoChain = SIZE_MAX;
   size_t chain_start = kNoChain;
+  // Whether every event of the open chain so far answered kExists: a retried chain,
+  // which answers kExists throughout rather than failing.
+  bool chain_all_exist = false;
   for (size_t event_idx = 0; event_idx < event_count; ++event_idx) {
     const bool linked = is_linked(event_idx);
     if (linked && chain_start == kNoChain) {
       chain_start = event_idx;
+      chain_all_exist = true;
       undo_ = Undo{.transfer_count = transfers_.size(),
                    .account_count = accounts_.size(),
                    .last_timestamp_us = last_timestamp_us_,
@@ -100,27 +108,43 @@ std::vector<EventFailure> Ledger::ApplyBatch(std::span<const Spec> events, int64
     const ErrorCode code = (linked && event_idx + 1 == event_count)
                                ? ErrorCode::kLinkedEventChainOpen
                                : apply(events[event_idx], NextTimestamp(now_us));
+    if (chain_start == kNoChain) {
+      if (code != ErrorCode::kOk) failures.push_back({static_cast<uint32_t>(event_idx), code});
+      continue;
+    }
+    // Inside a chain. A chain mixing existing and new events is a retry that differs
+    // from the original: it fails at its first existing event.
+    size_t failed_idx = event_idx;
+    bool chain_fails = false;
     if (code == ErrorCode::kOk) {
-      if (chain_start != kNoChain && !linked) {
+      if (chain_all_exist && event_idx > chain_start) {
+        chain_fails = true;
+        failed_idx = chain_start;
+      }
+      chain_all_exist = false;
+    } else if (code != ErrorCode::kExists || !chain_all_exist) {
+      chain_fails = true;
+    }
+    if (!chain_fails) {
+      if (!linked) {  // the chain is complete
+        if (chain_all_exist) {
+          for (size_t chain_idx = chain_start; chain_idx <= event_idx; ++chain_idx) {
+            failures.push_back({static_cast<uint32_t>(chain_idx), ErrorCode::kExists});
+          }
+        }
         chain_start = kNoChain;
         undo_ = Undo{};
       }
       continue;
     }
-    if (chain_start == kNoChain) {
-      failures.push_back({static_cast<uint32_t>(event_idx), code});
-      continue;
-    }
-    // A link failed: undo the chain so far and fail every event of the chain.
+    // Undo the chain so far and fail every one of its events.
     Rollback();
-    for (size_t chain_idx = chain_start; chain_idx < event_idx; ++chain_idx) {
-      failures.push_back({static_cast<uint32_t>(chain_idx), ErrorCode::kLinkedEventFailed});
-    }
-    failures.push_back({static_cast<uint32_t>(event_idx), code});
+    const ErrorCode failed_code = failed_idx == event_idx ? code : ErrorCode::kExists;
     size_t chain_end = event_idx;
-    while (chain_end + 1 < event_count && is_linked(chain_end)) {
-      ++chain_end;
-      failures.push_back({static_cast<uint32_t>(chain_end), ErrorCode::kLinkedEventFailed});
+    while (chain_end + 1 < event_count && is_linked(chain_end)) ++chain_end;
+    for (size_t chain_idx = chain_start; chain_idx <= chain_end; ++chain_idx) {
+      failures.push_back({static_cast<uint32_t>(chain_idx),
+                          chain_idx == failed_idx ? failed_code : ErrorCode::kLinkedEventFailed});
     }
     event_idx = chain_end;
     chain_start = kNoChain;
@@ -214,7 +238,8 @@ ErrorCode Ledger::ApplyUpdate(const AccountUpdate& update, int64_t timestamp_us)
   if (found == account_index_.end()) return ErrorCode::kAccountNotFound;
   AccountRecord& account = accounts_[found->second];
   if (account.flags & kClosed) return ErrorCode::kAccountClosed;
-  if ((update.set_flags & kClosed) && (account.debits_pending != 0 || account.credits_pending != 0)) {
+  if ((update.set_flags & kClosed) &&
+      (account.debits_pending != 0 || account.credits_pending != 0)) {
     return ErrorCode::kAccountHasPending;
   }
   account.flags = static_cast<uint16_t>((account.flags | update.set_flags) & ~update.clear_flags);
@@ -297,8 +322,8 @@ ErrorCode Ledger::ApplySinglePhase(const TransferSpec& spec, int64_t timestamp_u
 
   int64_t amount = spec.amount.micro();
   if ((spec.flags & kBalancingDebit) && (debit.flags & kDebitsMustNotExceedCredits)) {
-    const __int128 available = static_cast<__int128>(debit.credits_posted) -
-                               debit.debits_posted - debit.debits_pending;
+    const __int128 available =
+        static_cast<__int128>(debit.credits_posted) - debit.debits_posted - debit.debits_pending;
     amount = static_cast<int64_t>(std::clamp<__int128>(available, 0, amount));
   }
   if ((spec.flags & kBalancingCredit) && (credit.flags & kCreditsMustNotExceedDebits)) {
@@ -336,17 +361,18 @@ ErrorCode Ledger::ApplySinglePhase(const TransferSpec& spec, int64_t timestamp_u
   (pending ? debit.debits_pending : debit.debits_posted) = debit_after;
   (pending ? credit.credits_pending : credit.credits_posted) = credit_after;
   const auto transfer_index = static_cast<uint32_t>(transfers_.size());
-  transfers_.push_back(TransferRecord{.id = spec.id,
-                                      .user_data = spec.user_data,
-                                      .amount = amount,
-                                      .timestamp_us = timestamp_us,
-                                      .debit_index = debit_index,
-                                      .credit_index = credit_index,
-                                      .pending_index = kNoIndex,
-                                      .timeout_s = spec.timeout_s,
-                                      .code = spec.code,
-                                      .flags = spec.flags,
-                                      .state = pending ? PendingState::kOpen : PendingState::kNone});
+  transfers_.push_back(
+      TransferRecord{.id = spec.id,
+                     .user_data = spec.user_data,
+                     .amount = amount,
+                     .timestamp_us = timestamp_us,
+                     .debit_index = debit_index,
+                     .credit_index = credit_index,
+                     .pending_index = kNoIndex,
+                     .timeout_s = spec.timeout_s,
+                     .code = spec.code,
+                     .flags = spec.flags,
+                     .state = pending ? PendingState::kOpen : PendingState::kNone});
   transfer_index_.emplace(spec.id, transfer_index);
   if (pending && spec.timeout_s != 0) {
     expiries_.push(Expiry{ExpiresAt(timestamp_us, spec.timeout_s), transfer_index});
@@ -369,11 +395,16 @@ ErrorCode Ledger::ApplyResolve(const TransferSpec& spec, int64_t timestamp_us) {
     return ErrorCode::kPendingAccountMismatch;
   }
   switch (hold.state) {
-    case PendingState::kPosted: return ErrorCode::kPendingAlreadyPosted;
-    case PendingState::kVoided: return ErrorCode::kPendingAlreadyVoided;
-    case PendingState::kExpired: return ErrorCode::kPendingExpired;
-    case PendingState::kOpen: break;
-    case PendingState::kNone: return ErrorCode::kNotPending;
+    case PendingState::kPosted:
+      return ErrorCode::kPendingAlreadyPosted;
+    case PendingState::kVoided:
+      return ErrorCode::kPendingAlreadyVoided;
+    case PendingState::kExpired:
+      return ErrorCode::kPendingExpired;
+    case PendingState::kOpen:
+      break;
+    case PendingState::kNone:
+      return ErrorCode::kNotPending;
   }
   if (hold.timeout_s != 0 && timestamp_us >= ExpiresAt(hold.timestamp_us, hold.timeout_s)) {
     return ErrorCode::kPendingExpired;
@@ -608,6 +639,10 @@ Status Ledger::Verify() const {
 // Snapshot encoding.
 
 void Ledger::Encode(std::string* out) const {
+  constexpr size_t kAccountBytes = 16 + 6 * 8 + 2 + 1;
+  constexpr size_t kTransferBytes = 16 + 3 * 8 + 4 * 4 + 2 * 2 + 1;
+  out->reserve(out->size() + 32 + accounts_.size() * kAccountBytes +
+               transfers_.size() * kTransferBytes);
   ByteWriter writer(out);
   writer.Put<uint32_t>(kSnapshotMagic);
   writer.Put<int64_t>(last_timestamp_us_);

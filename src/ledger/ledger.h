@@ -67,12 +67,12 @@ inline constexpr uint16_t kAccountFlagsAll =
 
 // Transfer flags (a bit set).
 enum TransferFlag : uint16_t {
-  kLinked = 1 << 0,          // this event succeeds only if the next one does
-  kPending = 1 << 1,         // a hold: reserve the amount, resolve later
-  kPostPending = 1 << 2,     // post (a part of) the hold named by pending_id
-  kVoidPending = 1 << 3,     // release the hold named by pending_id
-  kBalancingDebit = 1 << 4,  // move at most what the debit account has available
-  kBalancingCredit = 1 << 5, // move at most what the credit account may still receive
+  kLinked = 1 << 0,           // this event succeeds only if the next one does
+  kPending = 1 << 1,          // a hold: reserve the amount, resolve later
+  kPostPending = 1 << 2,      // post (a part of) the hold named by pending_id
+  kVoidPending = 1 << 3,      // release the hold named by pending_id
+  kBalancingDebit = 1 << 4,   // move at most what the debit account has available
+  kBalancingCredit = 1 << 5,  // move at most what the credit account may still receive
 };
 inline constexpr uint16_t kTransferFlagsAll =
     kLinked | kPending | kPostPending | kVoidPending | kBalancingDebit | kBalancingCredit;

@@ -16,13 +16,15 @@ Ledger MakeLedger(size_t accounts) {
   Ledger ledger;
   std::vector<AccountSpec> specs{{.id = kSponsor, .kind = AccountKind::kSponsor}};
   for (size_t account_idx = 0; account_idx < accounts; ++account_idx) {
-    specs.push_back({.id = 1000 + account_idx, .kind = AccountKind::kGrant,
+    specs.push_back({.id = 1000 + account_idx,
+                     .kind = AccountKind::kGrant,
                      .flags = kDebitsMustNotExceedCredits});
   }
   (void)ledger.CreateAccounts(specs, 1);
   std::vector<TransferSpec> funding;
   for (size_t account_idx = 0; account_idx < accounts; ++account_idx) {
-    funding.push_back({.id = (Id128{1} << 100) + account_idx, .debit_account_id = kSponsor,
+    funding.push_back({.id = (Id128{1} << 100) + account_idx,
+                       .debit_account_id = kSponsor,
                        .credit_account_id = 1000 + account_idx,
                        .amount = Credits::FromWhole(1'000'000'000)});
   }
@@ -44,7 +46,9 @@ void BM_CreateTransfers(benchmark::State& state) {
       const Id128 debit = 1000 + rng() % accounts;
       Id128 credit = 1000 + rng() % accounts;
       if (credit == debit) credit = kSponsor;
-      spec = {.id = next_id++, .debit_account_id = debit, .credit_account_id = credit,
+      spec = {.id = next_id++,
+              .debit_account_id = debit,
+              .credit_account_id = credit,
               .amount = Credits::FromMicro(static_cast<int64_t>(1 + rng() % 1'000'000))};
     }
     state.ResumeTiming();
@@ -67,10 +71,15 @@ void BM_HoldThenPost(benchmark::State& state) {
     state.PauseTiming();
     for (size_t pair_idx = 0; pair_idx < kPairs; ++pair_idx) {
       const Id128 hold_id = next_id++;
-      holds[pair_idx] = {.id = hold_id, .debit_account_id = 1000 + rng() % accounts,
-                         .credit_account_id = kSponsor, .amount = Credits::FromWhole(10),
-                         .timeout_s = 3600, .flags = kPending};
-      posts[pair_idx] = {.id = next_id++, .amount = Credits::FromWhole(3), .pending_id = hold_id,
+      holds[pair_idx] = {.id = hold_id,
+                         .debit_account_id = 1000 + rng() % accounts,
+                         .credit_account_id = kSponsor,
+                         .amount = Credits::FromWhole(10),
+                         .timeout_s = 3600,
+                         .flags = kPending};
+      posts[pair_idx] = {.id = next_id++,
+                         .amount = Credits::FromWhole(3),
+                         .pending_id = hold_id,
                          .flags = kPostPending};
     }
     state.ResumeTiming();

@@ -20,25 +20,28 @@ Credits Cr(int64_t whole) { return Credits::FromWhole(whole); }
 class LedgerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_THAT(ledger_.CreateAccounts(
-                    std::vector<AccountSpec>{
-                        {.id = kSponsor, .kind = AccountKind::kSponsor},
-                        {.id = kPool, .kind = AccountKind::kProgramPool,
-                         .flags = kDebitsMustNotExceedCredits},
-                        {.id = kGrant, .kind = AccountKind::kGrant,
-                         .flags = kDebitsMustNotExceedCredits},
-                        {.id = kRevenue, .kind = AccountKind::kClusterRevenue},
-                        {.id = kGrantB, .kind = AccountKind::kGrant,
-                         .flags = kDebitsMustNotExceedCredits}},
-                    Now()),
-                IsEmpty());
+    ASSERT_THAT(
+        ledger_.CreateAccounts(
+            std::vector<AccountSpec>{
+                {.id = kSponsor, .kind = AccountKind::kSponsor},
+                {.id = kPool,
+                 .kind = AccountKind::kProgramPool,
+                 .flags = kDebitsMustNotExceedCredits},
+                {.id = kGrant, .kind = AccountKind::kGrant, .flags = kDebitsMustNotExceedCredits},
+                {.id = kRevenue, .kind = AccountKind::kClusterRevenue},
+                {.id = kGrantB, .kind = AccountKind::kGrant, .flags = kDebitsMustNotExceedCredits}},
+            Now()),
+        IsEmpty());
     // The sponsor funds the pool with 1,000 credits; the pool awards 100 to the grant.
-    ASSERT_THAT(Transfer({.id = 100, .debit_account_id = kSponsor, .credit_account_id = kPool,
+    ASSERT_THAT(Transfer({.id = 100,
+                          .debit_account_id = kSponsor,
+                          .credit_account_id = kPool,
                           .amount = Cr(1000)}),
                 IsEmpty());
-    ASSERT_THAT(Transfer({.id = 101, .debit_account_id = kPool, .credit_account_id = kGrant,
-                          .amount = Cr(100)}),
-                IsEmpty());
+    ASSERT_THAT(
+        Transfer(
+            {.id = 101, .debit_account_id = kPool, .credit_account_id = kGrant, .amount = Cr(100)}),
+        IsEmpty());
   }
 
   int64_t Now() { return now_us_ += 1'000'000; }
@@ -74,8 +77,8 @@ TEST_F(LedgerTest, SingleTransferMovesCreditsAndConserves) {
 }
 
 TEST_F(LedgerTest, IdempotentRetryAnswersExistsAndChangesNothing) {
-  const TransferSpec award{.id = 101, .debit_account_id = kPool, .credit_account_id = kGrant,
-                           .amount = Cr(100)};
+  const TransferSpec award{
+      .id = 101, .debit_account_id = kPool, .credit_account_id = kGrant, .amount = Cr(100)};
   EXPECT_EQ(TransferCode(award), ErrorCode::kExists);
   TransferSpec other = award;
   other.amount = Cr(99);
@@ -91,43 +94,65 @@ TEST_F(LedgerTest, IdempotentRetryAnswersExistsAndChangesNothing) {
 }
 
 TEST_F(LedgerTest, RefusesEachMalformedTransferWithItsCode) {
-  EXPECT_EQ(TransferCode({.id = 0, .debit_account_id = kPool, .credit_account_id = kGrant,
-                          .amount = Cr(1)}),
+  EXPECT_EQ(TransferCode(
+                {.id = 0, .debit_account_id = kPool, .credit_account_id = kGrant, .amount = Cr(1)}),
             ErrorCode::kInvalidId);
-  EXPECT_EQ(TransferCode({.id = kIdMax, .debit_account_id = kPool, .credit_account_id = kGrant,
-                          .amount = Cr(1)}),
-            ErrorCode::kInvalidId);
-  EXPECT_EQ(TransferCode({.id = 200, .debit_account_id = kPool, .credit_account_id = kPool,
-                          .amount = Cr(1)}),
-            ErrorCode::kSameAccount);
-  EXPECT_EQ(TransferCode({.id = 200, .debit_account_id = kPool, .credit_account_id = kGrant,
-                          .amount = Cr(0)}),
-            ErrorCode::kZeroAmount);
-  EXPECT_EQ(TransferCode({.id = 200, .debit_account_id = kPool, .credit_account_id = kGrant,
-                          .amount = Cr(-1)}),
-            ErrorCode::kNegativeAmount);
-  EXPECT_EQ(TransferCode({.id = 200, .debit_account_id = 99, .credit_account_id = kGrant,
-                          .amount = Cr(1)}),
+  EXPECT_EQ(
+      TransferCode(
+          {.id = kIdMax, .debit_account_id = kPool, .credit_account_id = kGrant, .amount = Cr(1)}),
+      ErrorCode::kInvalidId);
+  EXPECT_EQ(
+      TransferCode(
+          {.id = 200, .debit_account_id = kPool, .credit_account_id = kPool, .amount = Cr(1)}),
+      ErrorCode::kSameAccount);
+  EXPECT_EQ(
+      TransferCode(
+          {.id = 200, .debit_account_id = kPool, .credit_account_id = kGrant, .amount = Cr(0)}),
+      ErrorCode::kZeroAmount);
+  EXPECT_EQ(
+      TransferCode(
+          {.id = 200, .debit_account_id = kPool, .credit_account_id = kGrant, .amount = Cr(-1)}),
+      ErrorCode::kNegativeAmount);
+  EXPECT_EQ(TransferCode(
+                {.id = 200, .debit_account_id = 99, .credit_account_id = kGrant, .amount = Cr(1)}),
             ErrorCode::kAccountNotFound);
-  EXPECT_EQ(TransferCode({.id = 200, .debit_account_id = kPool, .credit_account_id = 99,
-                          .amount = Cr(1)}),
+  EXPECT_EQ(TransferCode(
+                {.id = 200, .debit_account_id = kPool, .credit_account_id = 99, .amount = Cr(1)}),
             ErrorCode::kAccountNotFound);
-  EXPECT_EQ(TransferCode({.id = 200, .debit_account_id = kPool, .credit_account_id = kGrant,
-                          .amount = Cr(1), .flags = 1 << 10}),
+  EXPECT_EQ(TransferCode({.id = 200,
+                          .debit_account_id = kPool,
+                          .credit_account_id = kGrant,
+                          .amount = Cr(1),
+                          .flags = 1 << 10}),
             ErrorCode::kInvalidFlags);
-  EXPECT_EQ(TransferCode({.id = 200, .debit_account_id = kPool, .credit_account_id = kGrant,
-                          .amount = Cr(1), .flags = kPending | kPostPending}),
+  EXPECT_EQ(TransferCode({.id = 200,
+                          .debit_account_id = kPool,
+                          .credit_account_id = kGrant,
+                          .amount = Cr(1),
+                          .flags = kPending | kPostPending}),
             ErrorCode::kInvalidFlags);
-  EXPECT_EQ(TransferCode({.id = 200, .debit_account_id = kPool, .credit_account_id = kGrant,
-                          .amount = Cr(1), .pending_id = 101, .flags = kPostPending | kBalancingDebit}),
+  EXPECT_EQ(TransferCode({.id = 200,
+                          .debit_account_id = kPool,
+                          .credit_account_id = kGrant,
+                          .amount = Cr(1),
+                          .pending_id = 101,
+                          .flags = kPostPending | kBalancingDebit}),
             ErrorCode::kInvalidFlags);
-  EXPECT_EQ(TransferCode({.id = 200, .debit_account_id = kPool, .credit_account_id = kGrant,
-                          .amount = Cr(1), .timeout_s = 5}),
+  EXPECT_EQ(TransferCode({.id = 200,
+                          .debit_account_id = kPool,
+                          .credit_account_id = kGrant,
+                          .amount = Cr(1),
+                          .timeout_s = 5}),
             ErrorCode::kTimeoutWithoutPending);
-  EXPECT_EQ(TransferCode({.id = 200, .debit_account_id = kPool, .credit_account_id = kGrant,
-                          .amount = Cr(1), .pending_id = 101}),
+  EXPECT_EQ(TransferCode({.id = 200,
+                          .debit_account_id = kPool,
+                          .credit_account_id = kGrant,
+                          .amount = Cr(1),
+                          .pending_id = 101}),
             ErrorCode::kInvalidArgument);
-  EXPECT_EQ(TransferCode({.id = 200, .debit_account_id = kSponsor, .credit_account_id = kPool,
+  EXPECT_EQ(TransferCode({.id = 200,
+                          .debit_account_id = kSponsor,
+                          .credit_account_id = kPool,
                           .amount = Credits::Max()}),
             ErrorCode::kOverflow);
   EXPECT_TRUE(ledger_.Verify().ok());
@@ -135,45 +160,58 @@ TEST_F(LedgerTest, RefusesEachMalformedTransferWithItsCode) {
 }
 
 TEST_F(LedgerTest, GrantMayNotGoBelowZero) {
-  EXPECT_EQ(TransferCode({.id = 200, .debit_account_id = kGrant, .credit_account_id = kRevenue,
+  EXPECT_EQ(TransferCode({.id = 200,
+                          .debit_account_id = kGrant,
+                          .credit_account_id = kRevenue,
                           .amount = Credits::FromMicro(100'000'001)}),
             ErrorCode::kInsufficientCredits);
-  EXPECT_THAT(Transfer({.id = 201, .debit_account_id = kGrant, .credit_account_id = kRevenue,
+  EXPECT_THAT(Transfer({.id = 201,
+                        .debit_account_id = kGrant,
+                        .credit_account_id = kRevenue,
                         .amount = Cr(100)}),
               IsEmpty());
   EXPECT_EQ(Get(kGrant).balance(), Cr(0));
-  EXPECT_EQ(TransferCode({.id = 202, .debit_account_id = kGrant, .credit_account_id = kRevenue,
+  EXPECT_EQ(TransferCode({.id = 202,
+                          .debit_account_id = kGrant,
+                          .credit_account_id = kRevenue,
                           .amount = Credits::FromMicro(1)}),
             ErrorCode::kInsufficientCredits);
 }
 
 TEST_F(LedgerTest, CreditsMustNotExceedDebitsGuardsPayOutAccounts) {
-  ASSERT_THAT(ledger_.CreateAccounts(std::vector<AccountSpec>{{.id = 50,
-                                                               .kind = AccountKind::kOperating,
-                                                               .flags = kCreditsMustNotExceedDebits}},
-                                     Now()),
-              IsEmpty());
-  EXPECT_EQ(TransferCode({.id = 200, .debit_account_id = kPool, .credit_account_id = 50,
-                          .amount = Cr(1)}),
+  ASSERT_THAT(
+      ledger_.CreateAccounts(
+          std::vector<AccountSpec>{
+              {.id = 50, .kind = AccountKind::kOperating, .flags = kCreditsMustNotExceedDebits}},
+          Now()),
+      IsEmpty());
+  EXPECT_EQ(TransferCode(
+                {.id = 200, .debit_account_id = kPool, .credit_account_id = 50, .amount = Cr(1)}),
             ErrorCode::kCreditsExceedDebits);
-  EXPECT_THAT(Transfer({.id = 201, .debit_account_id = 50, .credit_account_id = kPool,
-                        .amount = Cr(5)}),
-              IsEmpty());
-  EXPECT_THAT(Transfer({.id = 202, .debit_account_id = kPool, .credit_account_id = 50,
-                        .amount = Cr(5)}),
-              IsEmpty());
+  EXPECT_THAT(
+      Transfer({.id = 201, .debit_account_id = 50, .credit_account_id = kPool, .amount = Cr(5)}),
+      IsEmpty());
+  EXPECT_THAT(
+      Transfer({.id = 202, .debit_account_id = kPool, .credit_account_id = 50, .amount = Cr(5)}),
+      IsEmpty());
 }
 
 TEST_F(LedgerTest, HoldCountsAgainstAvailableAndPostsPartially) {
   // A job holds its worst case, 60; the grant has 100.
-  ASSERT_THAT(Transfer({.id = 300, .debit_account_id = kGrant, .credit_account_id = kRevenue,
-                        .amount = Cr(60), .flags = kPending}),
+  ASSERT_THAT(Transfer({.id = 300,
+                        .debit_account_id = kGrant,
+                        .credit_account_id = kRevenue,
+                        .amount = Cr(60),
+                        .flags = kPending}),
               IsEmpty());
   EXPECT_EQ(Get(kGrant).debits_pending, Cr(60));
   EXPECT_EQ(Get(kGrant).available(), Cr(40));
   // A second hold of 41 does not fit beside it.
-  EXPECT_EQ(TransferCode({.id = 301, .debit_account_id = kGrant, .credit_account_id = kRevenue,
-                          .amount = Cr(41), .flags = kPending}),
+  EXPECT_EQ(TransferCode({.id = 301,
+                          .debit_account_id = kGrant,
+                          .credit_account_id = kRevenue,
+                          .amount = Cr(41),
+                          .flags = kPending}),
             ErrorCode::kInsufficientCredits);
   // The job used 25: post 25, release the other 35.
   ASSERT_THAT(Transfer({.id = 302, .amount = Cr(25), .pending_id = 300, .flags = kPostPending}),
@@ -189,8 +227,11 @@ TEST_F(LedgerTest, HoldCountsAgainstAvailableAndPostsPartially) {
 }
 
 TEST_F(LedgerTest, PostAndVoidRulesHaveTheirCodes) {
-  ASSERT_THAT(Transfer({.id = 300, .debit_account_id = kGrant, .credit_account_id = kRevenue,
-                        .amount = Cr(10), .flags = kPending}),
+  ASSERT_THAT(Transfer({.id = 300,
+                        .debit_account_id = kGrant,
+                        .credit_account_id = kRevenue,
+                        .amount = Cr(10),
+                        .flags = kPending}),
               IsEmpty());
   EXPECT_EQ(TransferCode({.id = 310, .amount = Cr(1), .pending_id = 999, .flags = kPostPending}),
             ErrorCode::kPendingNotFound);
@@ -200,21 +241,27 @@ TEST_F(LedgerTest, PostAndVoidRulesHaveTheirCodes) {
             ErrorCode::kPostExceedsPending);
   EXPECT_EQ(TransferCode({.id = 310, .amount = Cr(-1), .pending_id = 300, .flags = kPostPending}),
             ErrorCode::kNegativeAmount);
-  EXPECT_EQ(TransferCode({.id = 310, .debit_account_id = kGrantB, .amount = Cr(1),
-                          .pending_id = 300, .flags = kPostPending}),
+  EXPECT_EQ(TransferCode({.id = 310,
+                          .debit_account_id = kGrantB,
+                          .amount = Cr(1),
+                          .pending_id = 300,
+                          .flags = kPostPending}),
             ErrorCode::kPendingAccountMismatch);
   // Full post with Credits::Max().
-  ASSERT_THAT(Transfer({.id = 311, .amount = Credits::Max(), .pending_id = 300,
-                        .flags = kPostPending}),
-              IsEmpty());
+  ASSERT_THAT(
+      Transfer({.id = 311, .amount = Credits::Max(), .pending_id = 300, .flags = kPostPending}),
+      IsEmpty());
   EXPECT_EQ(ledger_.FindTransfer(311)->amount, Cr(10));
   EXPECT_EQ(TransferCode({.id = 312, .amount = Cr(1), .pending_id = 300, .flags = kPostPending}),
             ErrorCode::kPendingAlreadyPosted);
   EXPECT_EQ(TransferCode({.id = 312, .pending_id = 300, .flags = kVoidPending}),
             ErrorCode::kPendingAlreadyPosted);
 
-  ASSERT_THAT(Transfer({.id = 320, .debit_account_id = kGrant, .credit_account_id = kRevenue,
-                        .amount = Cr(10), .flags = kPending}),
+  ASSERT_THAT(Transfer({.id = 320,
+                        .debit_account_id = kGrant,
+                        .credit_account_id = kRevenue,
+                        .amount = Cr(10),
+                        .flags = kPending}),
               IsEmpty());
   ASSERT_THAT(Transfer({.id = 321, .pending_id = 320, .flags = kVoidPending}), IsEmpty());
   EXPECT_EQ(ledger_.FindTransfer(320)->state, PendingState::kVoided);
@@ -232,17 +279,22 @@ TEST_F(LedgerTest, PostAndVoidRulesHaveTheirCodes) {
 
 TEST_F(LedgerTest, HoldsExpireByTickAndRefusePostAfterTimeout) {
   const int64_t placed_at = now_us_ + 1'000'000;
-  ASSERT_THAT(Transfer({.id = 400, .debit_account_id = kGrant, .credit_account_id = kRevenue,
-                        .amount = Cr(30), .timeout_s = 60, .flags = kPending}),
+  ASSERT_THAT(Transfer({.id = 400,
+                        .debit_account_id = kGrant,
+                        .credit_account_id = kRevenue,
+                        .amount = Cr(30),
+                        .timeout_s = 60,
+                        .flags = kPending}),
               IsEmpty());
   EXPECT_EQ(ledger_.ExpirePending(placed_at + 59'000'000), 0u);
   EXPECT_EQ(Get(kGrant).debits_pending, Cr(30));
   // Past the timeout a post is refused even before the tick releases the hold.
   now_us_ = placed_at + 60'000'000;
-  EXPECT_EQ(ledger_.CreateTransfers(std::vector<TransferSpec>{{.id = 401, .amount = Cr(1),
-                                                               .pending_id = 400,
-                                                               .flags = kPostPending}},
-                                    now_us_)[0]
+  EXPECT_EQ(ledger_
+                .CreateTransfers(
+                    std::vector<TransferSpec>{
+                        {.id = 401, .amount = Cr(1), .pending_id = 400, .flags = kPostPending}},
+                    now_us_)[0]
                 .code,
             ErrorCode::kPendingExpired);
   EXPECT_EQ(ledger_.ExpirePending(placed_at + 60'000'000), 1u);
@@ -255,19 +307,28 @@ TEST_F(LedgerTest, HoldsExpireByTickAndRefusePostAfterTimeout) {
 }
 
 TEST_F(LedgerTest, BalancingDebitSweepsWhatIsAvailable) {
-  ASSERT_THAT(Transfer({.id = 500, .debit_account_id = kGrant, .credit_account_id = kRevenue,
-                        .amount = Cr(30), .flags = kPending}),
+  ASSERT_THAT(Transfer({.id = 500,
+                        .debit_account_id = kGrant,
+                        .credit_account_id = kRevenue,
+                        .amount = Cr(30),
+                        .flags = kPending}),
               IsEmpty());
   // Sweep the expired grant back to the pool: at most 1,000, but only 70 is free.
-  ASSERT_THAT(Transfer({.id = 501, .debit_account_id = kGrant, .credit_account_id = kPool,
-                        .amount = Cr(1000), .flags = kBalancingDebit}),
+  ASSERT_THAT(Transfer({.id = 501,
+                        .debit_account_id = kGrant,
+                        .credit_account_id = kPool,
+                        .amount = Cr(1000),
+                        .flags = kBalancingDebit}),
               IsEmpty());
   EXPECT_EQ(ledger_.FindTransfer(501)->amount, Cr(70));
   EXPECT_EQ(Get(kGrant).available(), Cr(0));
   EXPECT_EQ(Get(kPool).balance(), Cr(970));
   // A retry with the same request is recognised although it moved less.
-  EXPECT_EQ(TransferCode({.id = 501, .debit_account_id = kGrant, .credit_account_id = kPool,
-                          .amount = Cr(1000), .flags = kBalancingDebit}),
+  EXPECT_EQ(TransferCode({.id = 501,
+                          .debit_account_id = kGrant,
+                          .credit_account_id = kPool,
+                          .amount = Cr(1000),
+                          .flags = kBalancingDebit}),
             ErrorCode::kExists);
   EXPECT_TRUE(ledger_.Verify().ok());
 }
@@ -276,10 +337,16 @@ TEST_F(LedgerTest, LinkedChainAppliesAllOrNothing) {
   // Award two grants in one chain; the second exceeds the pool, so neither happens.
   const auto failures = ledger_.CreateTransfers(
       std::vector<TransferSpec>{
-          {.id = 600, .debit_account_id = kPool, .credit_account_id = kGrant, .amount = Cr(100),
+          {.id = 600,
+           .debit_account_id = kPool,
+           .credit_account_id = kGrant,
+           .amount = Cr(100),
            .flags = kLinked},
-          {.id = 601, .debit_account_id = kPool, .credit_account_id = kGrantB,
-           .amount = Cr(5000), .flags = kLinked},
+          {.id = 601,
+           .debit_account_id = kPool,
+           .credit_account_id = kGrantB,
+           .amount = Cr(5000),
+           .flags = kLinked},
           {.id = 602, .debit_account_id = kPool, .credit_account_id = kGrantB, .amount = Cr(1)},
           {.id = 603, .debit_account_id = kPool, .credit_account_id = kGrantB, .amount = Cr(2)}},
       Now());
@@ -295,14 +362,22 @@ TEST_F(LedgerTest, LinkedChainAppliesAllOrNothing) {
 }
 
 TEST_F(LedgerTest, LinkedChainRollsBackHoldsAndPosts) {
-  ASSERT_THAT(Transfer({.id = 700, .debit_account_id = kGrant, .credit_account_id = kRevenue,
-                        .amount = Cr(10), .timeout_s = 30, .flags = kPending}),
+  ASSERT_THAT(Transfer({.id = 700,
+                        .debit_account_id = kGrant,
+                        .credit_account_id = kRevenue,
+                        .amount = Cr(10),
+                        .timeout_s = 30,
+                        .flags = kPending}),
               IsEmpty());
   const auto failures = ledger_.CreateTransfers(
       std::vector<TransferSpec>{
           {.id = 701, .amount = Cr(4), .pending_id = 700, .flags = kPostPending | kLinked},
-          {.id = 702, .debit_account_id = kGrant, .credit_account_id = kRevenue,
-           .amount = Cr(5), .timeout_s = 1, .flags = kPending | kLinked},
+          {.id = 702,
+           .debit_account_id = kGrant,
+           .credit_account_id = kRevenue,
+           .amount = Cr(5),
+           .timeout_s = 1,
+           .flags = kPending | kLinked},
           {.id = 703, .debit_account_id = kGrant, .credit_account_id = 12345, .amount = Cr(1)}},
       Now());
   EXPECT_THAT(failures, ElementsAre(EventFailure{0, ErrorCode::kLinkedEventFailed},
@@ -317,61 +392,111 @@ TEST_F(LedgerTest, LinkedChainRollsBackHoldsAndPosts) {
   EXPECT_EQ(Get(kGrant).debits_pending, Cr(10));
 }
 
+TEST_F(LedgerTest, RetriedLinkedChainAnswersExistsThroughout) {
+  const std::vector<TransferSpec> chain{
+      {.id = 650,
+       .debit_account_id = kPool,
+       .credit_account_id = kGrant,
+       .amount = Cr(1),
+       .flags = kLinked},
+      {.id = 651, .debit_account_id = kPool, .credit_account_id = kGrantB, .amount = Cr(2)}};
+  ASSERT_THAT(ledger_.CreateTransfers(chain, Now()), IsEmpty());
+  EXPECT_THAT(
+      ledger_.CreateTransfers(chain, Now()),
+      ElementsAre(EventFailure{0, ErrorCode::kExists}, EventFailure{1, ErrorCode::kExists}));
+  // A "retry" that adds a new event to an existing one differs from the original.
+  std::vector<TransferSpec> mixed = chain;
+  mixed[1].id = 652;
+  EXPECT_THAT(ledger_.CreateTransfers(mixed, Now()),
+              ElementsAre(EventFailure{0, ErrorCode::kExists},
+                          EventFailure{1, ErrorCode::kLinkedEventFailed}));
+  EXPECT_FALSE(ledger_.FindTransfer(652).has_value());
+  // And a new event followed by an existing one fails at the existing one.
+  std::vector<TransferSpec> reversed{{.id = 653,
+                                      .debit_account_id = kPool,
+                                      .credit_account_id = kGrant,
+                                      .amount = Cr(1),
+                                      .flags = kLinked},
+                                     chain[1]};
+  EXPECT_THAT(ledger_.CreateTransfers(reversed, Now()),
+              ElementsAre(EventFailure{0, ErrorCode::kLinkedEventFailed},
+                          EventFailure{1, ErrorCode::kExists}));
+  EXPECT_FALSE(ledger_.FindTransfer(653).has_value());
+  EXPECT_EQ(Get(kGrantB).balance(), Cr(2));
+  EXPECT_TRUE(ledger_.Verify().ok());
+}
+
 TEST_F(LedgerTest, OpenChainAtEndOfBatchFails) {
-  const auto failures = ledger_.CreateTransfers(
-      std::vector<TransferSpec>{{.id = 800, .debit_account_id = kPool, .credit_account_id = kGrant,
-                                 .amount = Cr(1), .flags = kLinked},
-                                {.id = 801, .debit_account_id = kPool, .credit_account_id = kGrant,
-                                 .amount = Cr(1), .flags = kLinked}},
-      Now());
+  const auto failures =
+      ledger_.CreateTransfers(std::vector<TransferSpec>{{.id = 800,
+                                                         .debit_account_id = kPool,
+                                                         .credit_account_id = kGrant,
+                                                         .amount = Cr(1),
+                                                         .flags = kLinked},
+                                                        {.id = 801,
+                                                         .debit_account_id = kPool,
+                                                         .credit_account_id = kGrant,
+                                                         .amount = Cr(1),
+                                                         .flags = kLinked}},
+                              Now());
   EXPECT_THAT(failures, ElementsAre(EventFailure{0, ErrorCode::kLinkedEventFailed},
                                     EventFailure{1, ErrorCode::kLinkedEventChainOpen}));
   EXPECT_EQ(ledger_.transfer_count(), 2u);
 }
 
 TEST_F(LedgerTest, FrozenAndClosedAccounts) {
-  ASSERT_THAT(Transfer({.id = 900, .debit_account_id = kGrant, .credit_account_id = kRevenue,
-                        .amount = Cr(10), .flags = kPending}),
+  ASSERT_THAT(Transfer({.id = 900,
+                        .debit_account_id = kGrant,
+                        .credit_account_id = kRevenue,
+                        .amount = Cr(10),
+                        .flags = kPending}),
               IsEmpty());
-  ASSERT_THAT(ledger_.UpdateAccounts(std::vector<AccountUpdate>{{.id = kGrant, .set_flags = kFrozen}},
-                                     Now()),
+  ASSERT_THAT(ledger_.UpdateAccounts(
+                  std::vector<AccountUpdate>{{.id = kGrant, .set_flags = kFrozen}}, Now()),
               IsEmpty());
-  EXPECT_EQ(TransferCode({.id = 901, .debit_account_id = kGrant, .credit_account_id = kRevenue,
-                          .amount = Cr(1)}),
-            ErrorCode::kAccountFrozen);
-  EXPECT_EQ(TransferCode({.id = 901, .debit_account_id = kPool, .credit_account_id = kGrant,
-                          .amount = Cr(1)}),
-            ErrorCode::kAccountFrozen);
+  EXPECT_EQ(
+      TransferCode(
+          {.id = 901, .debit_account_id = kGrant, .credit_account_id = kRevenue, .amount = Cr(1)}),
+      ErrorCode::kAccountFrozen);
+  EXPECT_EQ(
+      TransferCode(
+          {.id = 901, .debit_account_id = kPool, .credit_account_id = kGrant, .amount = Cr(1)}),
+      ErrorCode::kAccountFrozen);
   // The hold of a job already running may still be settled.
   EXPECT_THAT(Transfer({.id = 902, .amount = Cr(3), .pending_id = 900, .flags = kPostPending}),
               IsEmpty());
   // Closing is final: it cannot be cleared, and a closed account takes no transfer.
-  EXPECT_THAT(ledger_.UpdateAccounts(std::vector<AccountUpdate>{{.id = kGrant, .clear_flags = kFrozen},
-                                                               {.id = 77, .set_flags = kFrozen},
-                                                               {.id = kGrant, .clear_flags = kClosed},
-                                                               {.id = kGrant, .set_flags = 0}},
-                                     Now()),
-              ElementsAre(EventFailure{1, ErrorCode::kAccountNotFound},
-                          EventFailure{2, ErrorCode::kInvalidFlags},
-                          EventFailure{3, ErrorCode::kInvalidFlags}));
-  ASSERT_THAT(ledger_.UpdateAccounts(std::vector<AccountUpdate>{{.id = kGrant, .set_flags = kClosed}},
-                                     Now()),
+  EXPECT_THAT(
+      ledger_.UpdateAccounts(std::vector<AccountUpdate>{{.id = kGrant, .clear_flags = kFrozen},
+                                                        {.id = 77, .set_flags = kFrozen},
+                                                        {.id = kGrant, .clear_flags = kClosed},
+                                                        {.id = kGrant, .set_flags = 0}},
+                             Now()),
+      ElementsAre(EventFailure{1, ErrorCode::kAccountNotFound},
+                  EventFailure{2, ErrorCode::kInvalidFlags},
+                  EventFailure{3, ErrorCode::kInvalidFlags}));
+  ASSERT_THAT(ledger_.UpdateAccounts(
+                  std::vector<AccountUpdate>{{.id = kGrant, .set_flags = kClosed}}, Now()),
               IsEmpty());
-  EXPECT_EQ(TransferCode({.id = 904, .debit_account_id = kPool, .credit_account_id = kGrant,
-                          .amount = Cr(1)}),
-            ErrorCode::kAccountClosed);
-  EXPECT_THAT(ledger_.UpdateAccounts(std::vector<AccountUpdate>{{.id = kGrant, .set_flags = kFrozen}},
-                                     Now()),
+  EXPECT_EQ(
+      TransferCode(
+          {.id = 904, .debit_account_id = kPool, .credit_account_id = kGrant, .amount = Cr(1)}),
+      ErrorCode::kAccountClosed);
+  EXPECT_THAT(ledger_.UpdateAccounts(
+                  std::vector<AccountUpdate>{{.id = kGrant, .set_flags = kFrozen}}, Now()),
               ElementsAre(EventFailure{0, ErrorCode::kAccountClosed}));
   EXPECT_TRUE(ledger_.Verify().ok());
 }
 
 TEST_F(LedgerTest, AccountCannotCloseWithOpenHolds) {
-  ASSERT_THAT(Transfer({.id = 950, .debit_account_id = kGrant, .credit_account_id = kRevenue,
-                        .amount = Cr(10), .flags = kPending}),
+  ASSERT_THAT(Transfer({.id = 950,
+                        .debit_account_id = kGrant,
+                        .credit_account_id = kRevenue,
+                        .amount = Cr(10),
+                        .flags = kPending}),
               IsEmpty());
-  EXPECT_THAT(ledger_.UpdateAccounts(std::vector<AccountUpdate>{{.id = kGrant, .set_flags = kClosed}},
-                                     Now()),
+  EXPECT_THAT(ledger_.UpdateAccounts(
+                  std::vector<AccountUpdate>{{.id = kGrant, .set_flags = kClosed}}, Now()),
               ElementsAre(EventFailure{0, ErrorCode::kAccountHasPending}));
 }
 
@@ -382,7 +507,8 @@ TEST_F(LedgerTest, AccountCreationRules) {
               {.id = kGrant, .kind = AccountKind::kGrant, .flags = kDebitsMustNotExceedCredits},
               {.id = kGrant, .kind = AccountKind::kCourse, .flags = kDebitsMustNotExceedCredits},
               {.id = 0, .kind = AccountKind::kGrant},
-              {.id = 60, .kind = AccountKind::kGrant,
+              {.id = 60,
+               .kind = AccountKind::kGrant,
                .flags = kDebitsMustNotExceedCredits | kCreditsMustNotExceedDebits},
               {.id = 61, .kind = AccountKind::kGrant, .flags = kClosed},
               {.id = 62, .kind = static_cast<AccountKind>(42)},
@@ -401,10 +527,9 @@ TEST_F(LedgerTest, AccountCreationRules) {
 
 TEST_F(LedgerTest, TimestampsStrictlyIncreaseEvenWhenTheClockDoesNot) {
   const auto failures = ledger_.CreateTransfers(
-      std::vector<TransferSpec>{{.id = 1000, .debit_account_id = kPool, .credit_account_id = kGrant,
-                                 .amount = Cr(1)},
-                                {.id = 1001, .debit_account_id = kPool, .credit_account_id = kGrant,
-                                 .amount = Cr(1)}},
+      std::vector<TransferSpec>{
+          {.id = 1000, .debit_account_id = kPool, .credit_account_id = kGrant, .amount = Cr(1)},
+          {.id = 1001, .debit_account_id = kPool, .credit_account_id = kGrant, .amount = Cr(1)}},
       0);
   ASSERT_THAT(failures, IsEmpty());
   EXPECT_LT(ledger_.FindTransfer(101)->timestamp_us, ledger_.FindTransfer(1000)->timestamp_us);
@@ -412,8 +537,12 @@ TEST_F(LedgerTest, TimestampsStrictlyIncreaseEvenWhenTheClockDoesNot) {
 }
 
 TEST_F(LedgerTest, SnapshotRoundTripsAndDetectsCorruption) {
-  ASSERT_THAT(Transfer({.id = 1100, .debit_account_id = kGrant, .credit_account_id = kRevenue,
-                        .amount = Cr(10), .timeout_s = 100, .flags = kPending}),
+  ASSERT_THAT(Transfer({.id = 1100,
+                        .debit_account_id = kGrant,
+                        .credit_account_id = kRevenue,
+                        .amount = Cr(10),
+                        .timeout_s = 100,
+                        .flags = kPending}),
               IsEmpty());
   std::string bytes;
   ledger_.Encode(&bytes);
@@ -446,9 +575,10 @@ TEST_F(LedgerTest, VerifyCatchesADoctoredSnapshot) {
 }
 
 TEST_F(LedgerTest, HistoryListsAnAccountsTransfersInOrder) {
-  ASSERT_THAT(Transfer({.id = 1200, .debit_account_id = kGrant, .credit_account_id = kRevenue,
-                        .amount = Cr(1)}),
-              IsEmpty());
+  ASSERT_THAT(
+      Transfer(
+          {.id = 1200, .debit_account_id = kGrant, .credit_account_id = kRevenue, .amount = Cr(1)}),
+      IsEmpty());
   const auto history = ledger_.History(kGrant, 10);
   ASSERT_EQ(history.size(), 2u);
   EXPECT_EQ(history[0].id, Id128{101});

@@ -1,0 +1,50 @@
+// Core: Atrium's state machine. It holds all state (today: the credit ledger; the
+// program and cluster state join it) and applies one Command at a time at the command's
+// logical time. It reads no clock, opens no file and draws no randomness, so replaying
+// the journal rebuilds exactly the state that was acknowledged.
+//
+//   Core core;
+//   CommandResult result = core.Apply(CreateTransfers{.now_us = t, .transfers = {...}});
+//   if (result.changed) journal.Append(command);  // a command that changed nothing
+//                                                 // need not be journaled
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/error.h"
+#include "core/command.h"
+#include "ledger/ledger.h"
+
+namespace atrium::core {
+
+struct CommandResult {
+  // The refused events of a batch command (index and code); empty when all applied.
+  std::vector<ledger::EventFailure> failures;
+  // Holds released by a Tick.
+  size_t expired = 0;
+  // Whether the state changed. A command that changed nothing can be left out of the
+  // journal: replay would not change anything either.
+  bool changed = false;
+};
+
+class Core {
+ public:
+  CommandResult Apply(const Command& command);
+
+  const ledger::Ledger& ledger() const { return ledger_; }
+
+  // Checks every invariant of every component (see Ledger::Verify).
+  Status Verify() const;
+
+  // The whole state, for snapshots; deterministic bytes.
+  void Encode(std::string* out) const;
+  static Result<Core> Decode(std::string_view bytes);
+
+ private:
+  ledger::Ledger ledger_;
+};
+
+}  // namespace atrium::core

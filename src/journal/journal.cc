@@ -1,0 +1,189 @@
+#include "journal/journal.h"
+
+#include <algorithm>
+
+#include "base/bytes.h"
+
+namespace atrium::journal {
+namespace {
+
+Error Broken(uint64_t seq, const std::string& why) {
+  return MakeError(ErrorCode::kChainBroken, "entry " + std::to_string(seq) + ": " + why);
+}
+
+// Checks one entry against the chain so far and decodes its command.
+Result<core::Command> Follow(const StoredEntry& entry, uint64_t expected_seq,
+                             const Digest& previous) {
+  if (entry.seq != expected_seq) {
+    return Broken(expected_seq, "missing (next stored entry is " + std::to_string(entry.seq) + ")");
+  }
+  if (ChainHash(previous, entry.seq, entry.payload) != entry.hash) {
+    return Broken(entry.seq, "hash does not match its content and predecessor");
+  }
+  auto command = core::DecodeCommand(entry.payload);
+  if (!command.ok()) {
+    return MakeError(ErrorCode::kCorruption,
+                     "entry " + std::to_string(entry.seq) + ": " + command.error().message);
+  }
+  return command;
+}
+
+}  // namespace
+
+Digest ChainHash(const Digest& previous, uint64_t seq, std::string_view payload) {
+  std::string seq_bytes;
+  ByteWriter(&seq_bytes).Put<uint64_t>(seq);
+  return Sha256()
+      .Update(std::string_view(reinterpret_cast<const char*>(previous.data()), previous.size()))
+      .Update(seq_bytes)
+      .Update(payload)
+      .Finish();
+}
+
+Result<std::unique_ptr<DurableCore>> DurableCore::Open(std::unique_ptr<JournalStore> store,
+                                                       Options options) {
+  std::unique_ptr<DurableCore> durable(new DurableCore(std::move(store), options));
+  ATRIUM_TRY(durable->Recover());
+  return durable;
+}
+
+Status DurableCore::Recover() {
+  ATRIUM_ASSIGN_OR_RETURN(std::optional<StoredSnapshot> snapshot, store_->LatestSnapshot());
+  if (snapshot.has_value()) {
+    if (Sha256Of(snapshot->state) != snapshot->state_digest) {
+      return MakeError(ErrorCode::kCorruption,
+                       "snapshot " + std::to_string(snapshot->seq) + " does not match its digest");
+    }
+    ATRIUM_ASSIGN_OR_RETURN(core_, core::Core::Decode(snapshot->state));
+    last_seq_ = snapshot->seq;
+    last_hash_ = snapshot->chain_hash;
+    recovered_from_seq_ = snapshot->seq;
+    last_snapshot_bytes_ = snapshot->state.size();
+  }
+  snapshot.reset();
+  ATRIUM_TRY(store_->Scan(last_seq_, [this](const StoredEntry& entry) -> Status {
+    ATRIUM_ASSIGN_OR_RETURN(core::Command command, Follow(entry, last_seq_ + 1, last_hash_));
+    (void)core_.Apply(command);
+    last_seq_ = entry.seq;
+    last_hash_ = entry.hash;
+    bytes_since_snapshot_ += entry.payload.size();
+    return OkStatus();
+  }));
+  ATRIUM_ASSIGN_OR_RETURN(std::optional<StoredEntry> last, store_->LastEntry());
+  if (last.has_value() && (last->seq != last_seq_ || last->hash != last_hash_)) {
+    return Broken(last->seq, "the snapshot does not belong to this journal");
+  }
+  if (!last.has_value() && last_seq_ != 0) {
+    return MakeError(ErrorCode::kCorruption, "snapshot without the journal it summarises");
+  }
+  return core_.Verify();
+}
+
+Result<std::vector<core::CommandResult>> DurableCore::Submit(
+    std::span<const core::Command> commands) {
+  if (poisoned_) {
+    return MakeError(ErrorCode::kJournalPoisoned,
+                     "an earlier append failed; reopen the journal to continue");
+  }
+  if (store_->read_only()) {
+    return MakeError(ErrorCode::kInvalidArgument, "the journal is open read-only");
+  }
+  std::vector<core::CommandResult> results;
+  results.reserve(commands.size());
+  std::vector<StoredEntry> entries;
+  uint64_t seq = last_seq_;
+  Digest hash = last_hash_;
+  uint64_t bytes = 0;
+  for (const core::Command& command : commands) {
+    results.push_back(core_.Apply(command));
+    if (!results.back().changed) continue;
+    StoredEntry& entry = entries.emplace_back();
+    entry.seq = ++seq;
+    core::EncodeCommand(command, &entry.payload);
+    entry.hash = ChainHash(hash, entry.seq, entry.payload);
+    hash = entry.hash;
+    bytes += entry.payload.size();
+  }
+  if (Status appended = store_->Append(entries); !appended.ok()) {
+    poisoned_ = true;
+    return appended.error();
+  }
+  last_seq_ = seq;
+  last_hash_ = hash;
+  bytes_since_snapshot_ += bytes;
+  if (options_.auto_snapshot &&
+      bytes_since_snapshot_ >= std::max(options_.snapshot_bytes_min,
+                                        options_.snapshot_growth_factor * last_snapshot_bytes_)) {
+    // A failed snapshot loses nothing (the journal is complete); report it to the caller
+    // by the next explicit Snapshot, not by failing commands that are already durable.
+    (void)Snapshot();
+  }
+  return results;
+}
+
+Result<core::CommandResult> DurableCore::Submit(const core::Command& command) {
+  ATRIUM_ASSIGN_OR_RETURN(std::vector<core::CommandResult> results,
+                          Submit(std::span<const core::Command>(&command, 1)));
+  return std::move(results.front());
+}
+
+Status DurableCore::Snapshot() {
+  if (poisoned_) return MakeError(ErrorCode::kJournalPoisoned, "reopen the journal first");
+  StoredSnapshot snapshot;
+  snapshot.seq = last_seq_;
+  snapshot.chain_hash = last_hash_;
+  core_.Encode(&snapshot.state);
+  snapshot.state_digest = Sha256Of(snapshot.state);
+  ATRIUM_TRY(store_->PutSnapshot(snapshot));
+  bytes_since_snapshot_ = 0;
+  last_snapshot_bytes_ = snapshot.state.size();
+  return OkStatus();
+}
+
+Result<VerifyReport> VerifyStore(JournalStore& store) {
+  ATRIUM_ASSIGN_OR_RETURN(std::vector<StoredSnapshot> snapshots, store.SnapshotIndex());
+  for (const StoredSnapshot& listed : snapshots) {
+    ATRIUM_ASSIGN_OR_RETURN(StoredSnapshot stored, store.ReadSnapshot(listed.seq));
+    if (Sha256Of(stored.state) != stored.state_digest) {
+      return MakeError(ErrorCode::kCorruption,
+                       "snapshot " + std::to_string(stored.seq) + " does not match its digest");
+    }
+  }
+  VerifyReport report;
+  core::Core core;
+  size_t next_snapshot = 0;
+  auto check_snapshots = [&]() -> Status {
+    while (next_snapshot < snapshots.size() && snapshots[next_snapshot].seq == report.entries) {
+      const StoredSnapshot& snapshot = snapshots[next_snapshot++];
+      std::string state;
+      core.Encode(&state);
+      if (Sha256Of(state) != snapshot.state_digest || snapshot.chain_hash != report.last_hash) {
+        return MakeError(ErrorCode::kCorruption,
+                         "snapshot " + std::to_string(snapshot.seq) +
+                             " differs from the state the journal replays to");
+      }
+      ++report.snapshots_checked;
+    }
+    return OkStatus();
+  };
+  ATRIUM_TRY(check_snapshots());
+  ATRIUM_TRY(store.Scan(0, [&](const StoredEntry& entry) -> Status {
+    ATRIUM_ASSIGN_OR_RETURN(core::Command command,
+                            Follow(entry, report.entries + 1, report.last_hash));
+    (void)core.Apply(command);
+    report.entries = entry.seq;
+    report.last_hash = entry.hash;
+    return check_snapshots();
+  }));
+  if (next_snapshot != snapshots.size()) {
+    return MakeError(ErrorCode::kCorruption, "snapshot " +
+                                                 std::to_string(snapshots[next_snapshot].seq) +
+                                                 " is past the end of the journal");
+  }
+  ATRIUM_TRY(core.Verify());
+  report.accounts = core.ledger().account_count();
+  report.transfers = core.ledger().transfer_count();
+  return report;
+}
+
+}  // namespace atrium::journal

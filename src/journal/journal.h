@@ -1,0 +1,94 @@
+// Journal: durability for the core. DurableCore wraps a core::Core and a JournalStore:
+// Submit applies commands to the core and, before returning their results, appends every
+// command that changed state to the store in one durable transaction (group commit: one
+// fsync for the whole group). Entries are hash-chained: entry n's hash is
+// SHA-256(hash of entry n-1 || n as 8 little-endian bytes || payload), entry 0's hash
+// being 32 zero bytes, so any edit to the history breaks the chain at that entry.
+//
+// Open = load the latest snapshot, check its digest and its place in the chain, replay
+// the entries after it, check the core's invariants. Snapshots are written on demand and
+// automatically once the journal written since the last one outweighs it by a factor
+// (Options), so snapshot work stays a fixed share of all writes and replay stays bounded.
+//
+// If the store fails to append, the in-memory core is ahead of what is durable: the
+// DurableCore refuses every further command (kJournalPoisoned) and must be reopened.
+//
+//   auto store = SqliteStore::Open("atrium.db", OpenMode::kReadWriteCreate);
+//   auto durable = DurableCore::Open(std::move(*store), {});
+//   auto results = (*durable)->Submit(commands);  // durable when ok
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/core.h"
+#include "journal/store.h"
+
+namespace atrium::journal {
+
+struct Options {
+  // No automatic snapshot before this many journal bytes since the last one.
+  uint64_t snapshot_bytes_min = 4 << 20;
+  // Snapshot once the journal since the last snapshot is this many times that snapshot's
+  // size: snapshots then cost a constant share of the writes (about 1/(factor-1) of the
+  // final state in total), and recovery replays at most factor x one snapshot.
+  uint64_t snapshot_growth_factor = 2;
+  bool auto_snapshot = true;
+};
+
+class DurableCore {
+ public:
+  static Result<std::unique_ptr<DurableCore>> Open(std::unique_ptr<JournalStore> store,
+                                                   Options options = {});
+
+  // Applies the commands in order; returns their results once every command that
+  // changed state is durable. On a store failure returns the error and poisons.
+  Result<std::vector<core::CommandResult>> Submit(std::span<const core::Command> commands);
+  Result<core::CommandResult> Submit(const core::Command& command);
+
+  // Writes a snapshot of the current state.
+  Status Snapshot();
+
+  const core::Core& core() const { return core_; }
+  uint64_t last_seq() const { return last_seq_; }
+  const Digest& last_hash() const { return last_hash_; }
+  // The seq of the snapshot Open started from (0: replayed from the beginning).
+  uint64_t recovered_from_seq() const { return recovered_from_seq_; }
+
+ private:
+  DurableCore(std::unique_ptr<JournalStore> store, Options options)
+      : store_(std::move(store)), options_(options) {}
+  Status Recover();
+
+  std::unique_ptr<JournalStore> store_;
+  Options options_;
+  core::Core core_;
+  uint64_t last_seq_ = 0;
+  Digest last_hash_{};
+  uint64_t recovered_from_seq_ = 0;
+  uint64_t bytes_since_snapshot_ = 0;
+  uint64_t last_snapshot_bytes_ = 0;
+  bool poisoned_ = false;
+};
+
+// The chain hash of entry `seq` after `previous`.
+Digest ChainHash(const Digest& previous, uint64_t seq, std::string_view payload);
+
+struct VerifyReport {
+  uint64_t entries = 0;
+  uint64_t snapshots_checked = 0;
+  size_t accounts = 0;
+  size_t transfers = 0;
+  Digest last_hash{};
+};
+
+// Verifies a store from its journal alone: recomputes the hash chain from the first
+// entry, replays every command into a fresh core, compares each stored snapshot with the
+// replayed state at its seq, and checks the core's invariants at the end. The first
+// problem is returned: kChainBroken names the first entry whose hash or seq does not
+// follow, kCorruption an undecodable entry or snapshot, kInvariantViolated a breach.
+Result<VerifyReport> VerifyStore(JournalStore& store);
+
+}  // namespace atrium::journal

@@ -1,0 +1,325 @@
+#include "journal/sqlite_store.h"
+
+#include <sqlite3.h>
+#include <sys/stat.h>
+
+#include <cstring>
+
+namespace atrium::journal {
+namespace {
+
+constexpr std::string_view kFormat = "atrium-journal";
+constexpr std::string_view kVersion = "1";
+constexpr int kBusyTimeoutMs = 5000;
+
+// A prepared statement that finalizes itself.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  bool ok() const { return rc_ == SQLITE_OK; }
+  sqlite3_stmt* get() { return stmt_; }
+  void BindInt(int index, uint64_t value) {
+    sqlite3_bind_int64(stmt_, index, static_cast<sqlite3_int64>(value));
+  }
+  void BindBlob(int index, std::string_view bytes) {
+    sqlite3_bind_blob64(stmt_, index, bytes.data(), bytes.size(), SQLITE_STATIC);
+  }
+  void BindText(int index, std::string_view text) {
+    sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
+  }
+  int Step() { return sqlite3_step(stmt_); }
+  void Reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+  uint64_t ColumnInt(int column) {
+    return static_cast<uint64_t>(sqlite3_column_int64(stmt_, column));
+  }
+  std::string_view ColumnBlob(int column) {
+    const void* data = sqlite3_column_blob(stmt_, column);
+    const int size = sqlite3_column_bytes(stmt_, column);
+    return data == nullptr
+               ? std::string_view()
+               : std::string_view(static_cast<const char*>(data), static_cast<size_t>(size));
+  }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_ = SQLITE_ERROR;
+};
+
+bool ToDigest(std::string_view bytes, Digest* digest) {
+  if (bytes.size() != digest->size()) return false;
+  std::memcpy(digest->data(), bytes.data(), digest->size());
+  return true;
+}
+
+std::string_view AsBytes(const Digest& digest) {
+  return std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, OpenMode mode) {
+  struct stat info {};
+  const bool exists = ::stat(path.c_str(), &info) == 0;
+  if (!exists && mode != OpenMode::kReadWriteCreate) {
+    return MakeError(ErrorCode::kNotFound, "no journal at " + path, "db");
+  }
+  if (exists && !S_ISREG(info.st_mode)) {
+    return MakeError(ErrorCode::kInvalidArgument, path + " is not a regular file", "db");
+  }
+  const bool read_only = mode == OpenMode::kReadOnly;
+  const int flags =
+      read_only
+          ? SQLITE_OPEN_READONLY
+          : (SQLITE_OPEN_READWRITE | (mode == OpenMode::kReadWriteCreate ? SQLITE_OPEN_CREATE : 0));
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<SqliteStore> store(new SqliteStore(db, read_only));
+  if (rc != SQLITE_OK) return store->Failure("cannot open " + path);
+  sqlite3_extended_result_codes(db, 1);
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  ATRIUM_TRY(store->Prepare());
+  return store;
+}
+
+SqliteStore::~SqliteStore() { sqlite3_close_v2(db_); }
+
+Error SqliteStore::Failure(const std::string& what) const {
+  const int code = sqlite3_errcode(db_);
+  const int primary = code & 0xFF;
+  const ErrorCode mapped = (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB)
+                               ? ErrorCode::kCorruption
+                               : ErrorCode::kIoError;
+  return MakeError(mapped, what + ": " + sqlite3_errmsg(db_));
+}
+
+Status SqliteStore::Exec(const char* sql) {
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return Failure(std::string("sqlite: ") + sql);
+  }
+  return OkStatus();
+}
+
+Status SqliteStore::Prepare() {
+  if (!read_only_) {
+    // WAL: readers never block the writer; FULL: fsync the WAL at every commit.
+    ATRIUM_TRY(Exec("PRAGMA journal_mode=WAL"));
+    ATRIUM_TRY(Exec("PRAGMA synchronous=FULL"));
+    ATRIUM_TRY(Exec("BEGIN IMMEDIATE"));
+    Status created = Exec(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL,"
+        " hash BLOB NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, chain_hash BLOB NOT NULL,"
+        " state_digest BLOB NOT NULL, state_bytes INTEGER NOT NULL, chunks INTEGER NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS snapshot_chunks (seq INTEGER NOT NULL, chunk INTEGER NOT NULL,"
+        " data BLOB NOT NULL, PRIMARY KEY (seq, chunk));"
+        "INSERT OR IGNORE INTO meta VALUES ('format', 'atrium-journal'), ('version', '1');");
+    if (!created.ok()) {
+      (void)Exec("ROLLBACK");
+      return created;
+    }
+    ATRIUM_TRY(Exec("COMMIT"));
+  }
+  Statement meta(db_, "SELECT key, value FROM meta");
+  if (!meta.ok()) {
+    if ((sqlite3_errcode(db_) & 0xFF) == SQLITE_NOTADB) return Failure("not a journal");
+    return MakeError(ErrorCode::kCorruption, "not an Atrium journal (no meta table)");
+  }
+  bool format_ok = false;
+  bool version_ok = false;
+  int rc = 0;
+  while ((rc = meta.Step()) == SQLITE_ROW) {
+    const std::string_view key(reinterpret_cast<const char*>(sqlite3_column_text(meta.get(), 0)));
+    const std::string_view value(reinterpret_cast<const char*>(sqlite3_column_text(meta.get(), 1)));
+    if (key == "format") format_ok = value == kFormat;
+    if (key == "version") version_ok = value == kVersion;
+  }
+  if (rc != SQLITE_DONE) return Failure("reading meta");
+  if (!format_ok || !version_ok) {
+    return MakeError(ErrorCode::kCorruption, "not an Atrium journal of version 1");
+  }
+  return OkStatus();
+}
+
+Status SqliteStore::Append(std::span<const StoredEntry> entries) {
+  if (read_only_) return MakeError(ErrorCode::kInvalidArgument, "journal opened read-only");
+  if (entries.empty()) return OkStatus();
+  ATRIUM_TRY(Exec("BEGIN IMMEDIATE"));
+  Statement insert(db_, "INSERT INTO entries (seq, payload, hash) VALUES (?, ?, ?)");
+  bool ok = insert.ok();
+  for (size_t entry_idx = 0; ok && entry_idx < entries.size(); ++entry_idx) {
+    const StoredEntry& entry = entries[entry_idx];
+    insert.BindInt(1, entry.seq);
+    insert.BindBlob(2, entry.payload);
+    insert.BindBlob(3, AsBytes(entry.hash));
+    ok = insert.Step() == SQLITE_DONE;
+    insert.Reset();
+  }
+  if (!ok) {
+    Error error = Failure("appending to the journal");
+    (void)Exec("ROLLBACK");
+    return error;
+  }
+  return Exec("COMMIT");
+}
+
+Status SqliteStore::Scan(uint64_t after_seq,
+                         const std::function<Status(const StoredEntry&)>& visit) {
+  Statement select(db_, "SELECT seq, payload, hash FROM entries WHERE seq > ? ORDER BY seq");
+  if (!select.ok()) return Failure("reading the journal");
+  select.BindInt(1, after_seq);
+  StoredEntry entry;
+  int rc = 0;
+  while ((rc = select.Step()) == SQLITE_ROW) {
+    entry.seq = select.ColumnInt(0);
+    entry.payload.assign(select.ColumnBlob(1));
+    if (!ToDigest(select.ColumnBlob(2), &entry.hash)) {
+      return MakeError(ErrorCode::kCorruption,
+                       "entry " + std::to_string(entry.seq) + " has a malformed hash");
+    }
+    ATRIUM_TRY(visit(entry));
+  }
+  if (rc != SQLITE_DONE) return Failure("reading the journal");
+  return OkStatus();
+}
+
+Result<std::optional<StoredEntry>> SqliteStore::LastEntry() {
+  Statement select(db_, "SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1");
+  if (!select.ok()) return Failure("reading the journal");
+  const int rc = select.Step();
+  if (rc == SQLITE_DONE) return std::optional<StoredEntry>();
+  if (rc != SQLITE_ROW) return Failure("reading the journal");
+  StoredEntry entry;
+  entry.seq = select.ColumnInt(0);
+  if (!ToDigest(select.ColumnBlob(1), &entry.hash)) {
+    return MakeError(ErrorCode::kCorruption, "last entry has a malformed hash");
+  }
+  return std::optional<StoredEntry>(std::move(entry));
+}
+
+Status SqliteStore::PutSnapshot(const StoredSnapshot& snapshot) {
+  if (read_only_) return MakeError(ErrorCode::kInvalidArgument, "journal opened read-only");
+  const size_t chunks = (snapshot.state.size() + kChunkBytesMax - 1) / kChunkBytesMax;
+  ATRIUM_TRY(Exec("BEGIN IMMEDIATE"));
+  bool ok = true;
+  {
+    Statement head(db_,
+                   "INSERT OR REPLACE INTO snapshots (seq, chain_hash, state_digest, state_bytes,"
+                   " chunks) VALUES (?, ?, ?, ?, ?)");
+    ok = head.ok();
+    if (ok) {
+      head.BindInt(1, snapshot.seq);
+      head.BindBlob(2, AsBytes(snapshot.chain_hash));
+      head.BindBlob(3, AsBytes(snapshot.state_digest));
+      head.BindInt(4, snapshot.state.size());
+      head.BindInt(5, chunks);
+      ok = head.Step() == SQLITE_DONE;
+    }
+    Statement chunk(db_,
+                    "INSERT OR REPLACE INTO snapshot_chunks (seq, chunk, data) VALUES (?, ?, ?)");
+    ok = ok && chunk.ok();
+    for (size_t chunk_idx = 0; ok && chunk_idx < chunks; ++chunk_idx) {
+      chunk.BindInt(1, snapshot.seq);
+      chunk.BindInt(2, chunk_idx);
+      chunk.BindBlob(
+          3, std::string_view(snapshot.state).substr(chunk_idx * kChunkBytesMax, kChunkBytesMax));
+      ok = chunk.Step() == SQLITE_DONE;
+      chunk.Reset();
+    }
+    // Keep the newest snapshots only; the entries themselves are never pruned.
+    Statement prune(db_,
+                    "DELETE FROM snapshots WHERE seq NOT IN"
+                    " (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)");
+    ok = ok && prune.ok();
+    if (ok) {
+      prune.BindInt(1, kSnapshotsKept);
+      ok = prune.Step() == SQLITE_DONE;
+    }
+    ok =
+        ok && Exec("DELETE FROM snapshot_chunks WHERE seq NOT IN (SELECT seq FROM snapshots)").ok();
+  }
+  if (!ok) {
+    Error error = Failure("writing a snapshot");
+    (void)Exec("ROLLBACK");
+    return error;
+  }
+  return Exec("COMMIT");
+}
+
+Result<std::vector<StoredSnapshot>> SqliteStore::SnapshotIndex() {
+  Statement select(db_, "SELECT seq, chain_hash, state_digest FROM snapshots ORDER BY seq");
+  if (!select.ok()) return Failure("reading snapshots");
+  std::vector<StoredSnapshot> index;
+  int rc = 0;
+  while ((rc = select.Step()) == SQLITE_ROW) {
+    StoredSnapshot snapshot;
+    snapshot.seq = select.ColumnInt(0);
+    if (!ToDigest(select.ColumnBlob(1), &snapshot.chain_hash) ||
+        !ToDigest(select.ColumnBlob(2), &snapshot.state_digest)) {
+      return MakeError(ErrorCode::kCorruption,
+                       "snapshot " + std::to_string(snapshot.seq) + " has a malformed digest");
+    }
+    index.push_back(std::move(snapshot));
+  }
+  if (rc != SQLITE_DONE) return Failure("reading snapshots");
+  return index;
+}
+
+Result<std::optional<StoredSnapshot>> SqliteStore::LatestSnapshot() {
+  ATRIUM_ASSIGN_OR_RETURN(std::vector<StoredSnapshot> index, SnapshotIndex());
+  if (index.empty()) return std::optional<StoredSnapshot>();
+  ATRIUM_ASSIGN_OR_RETURN(StoredSnapshot snapshot, ReadSnapshot(index.back().seq));
+  return std::optional<StoredSnapshot>(std::move(snapshot));
+}
+
+Result<StoredSnapshot> SqliteStore::ReadSnapshot(uint64_t seq) {
+  Statement head(
+      db_, "SELECT chain_hash, state_digest, state_bytes, chunks FROM snapshots WHERE seq = ?");
+  if (!head.ok()) return Failure("reading a snapshot");
+  head.BindInt(1, seq);
+  const int head_rc = head.Step();
+  if (head_rc == SQLITE_DONE) {
+    return MakeError(ErrorCode::kNotFound, "no snapshot at " + std::to_string(seq));
+  }
+  if (head_rc != SQLITE_ROW) return Failure("reading a snapshot");
+  StoredSnapshot snapshot;
+  snapshot.seq = seq;
+  if (!ToDigest(head.ColumnBlob(0), &snapshot.chain_hash) ||
+      !ToDigest(head.ColumnBlob(1), &snapshot.state_digest)) {
+    return MakeError(ErrorCode::kCorruption,
+                     "snapshot " + std::to_string(seq) + " has a malformed digest");
+  }
+  const uint64_t state_bytes = head.ColumnInt(2);
+  const uint64_t chunks = head.ColumnInt(3);
+  Statement select(db_, "SELECT chunk, data FROM snapshot_chunks WHERE seq = ? ORDER BY chunk");
+  if (!select.ok()) return Failure("reading a snapshot");
+  select.BindInt(1, seq);
+  if (state_bytes > chunks * kChunkBytesMax) {
+    return MakeError(ErrorCode::kCorruption, "snapshot " + std::to_string(seq) + " size is wrong");
+  }
+  snapshot.state.reserve(state_bytes);
+  uint64_t expected_chunk = 0;
+  int rc = 0;
+  while ((rc = select.Step()) == SQLITE_ROW) {
+    if (select.ColumnInt(0) != expected_chunk++) {
+      return MakeError(ErrorCode::kCorruption, "snapshot chunk missing");
+    }
+    snapshot.state.append(select.ColumnBlob(1));
+  }
+  if (rc != SQLITE_DONE) return Failure("reading a snapshot");
+  if (expected_chunk != chunks || snapshot.state.size() != state_bytes) {
+    return MakeError(ErrorCode::kCorruption, "snapshot " + std::to_string(seq) + " is incomplete");
+  }
+  return snapshot;
+}
+
+}  // namespace atrium::journal
