@@ -23,6 +23,11 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
   job.preempt_retry_s = now_s + config_.preempt_grace_s;
   ++pool.preempt_attempts;
   DropReservationOf(job);
+  // Its reserved nodes and the free ones together may already hold it: take no one's.
+  if (pool.main->CanFit(job.shape)) {
+    if (!TryStart(id, now_s, result)) CreateReservation(id, now_s);
+    return;
+  }
 
   struct Candidate {
     cluster::JobClass job_class;
@@ -47,6 +52,7 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
   uint32_t free_whole = main.free_whole_nodes();
   size_t released = 0;
   bool fits = false;
+  uint32_t fit_node = 0;
   while (!fits && released < candidates.size()) {
     for (const Alloc& alloc : jobs_[candidates[released].id].placement) {
       if (!main.Contains(alloc.node)) continue;
@@ -57,7 +63,10 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
         if (!was_full && mask == full) ++free_whole;
         fits = fits || free_whole >= job.shape.whole_nodes;
       } else {
-        fits = fits || main.LargestBlockOf(mask) >= job.shape.sub_node_chips;
+        if (!fits && main.LargestBlockOf(mask) >= job.shape.sub_node_chips) {
+          fits = true;
+          fit_node = alloc.node;
+        }
       }
     }
     ++released;
@@ -67,7 +76,7 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
     return;
   }
   std::vector<Alloc> target;
-  if (!FindOnScratch(job.shape, &target)) return;
+  if (!FindOnScratch(job.shape, fit_node, &target)) return;
   for (size_t idx = 0; idx < released; ++idx) {
     Job& victim = jobs_[candidates[idx].id];
     bool needed = false;

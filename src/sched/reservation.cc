@@ -14,12 +14,21 @@ void Scheduler::LoadScratch(uint32_t pool) {
   }
 }
 
-bool Scheduler::FindOnScratch(const cluster::JobShape& shape, std::vector<Alloc>* out) const {
-  const cluster::Pool& p = cluster_->pools()[shape.pool];
+bool Scheduler::FindOnScratch(const cluster::JobShape& shape, uint32_t fit_node,
+                              std::vector<Alloc>* out) const {
+  out->clear();
   const NodeIndex& main = *pools_[shape.pool].main;
+  if (shape.sub_node_chips > 0) {
+    // The node whose release made the block fit is the placement.
+    out->push_back({fit_node, main.ChooseChips(scratch_masks_[fit_node], shape.sub_node_chips)});
+    return true;
+  }
+  // Only wholly free nodes matter to a whole-node job: index just those.
+  const cluster::Pool& p = cluster_->pools()[shape.pool];
+  const uint64_t full = FullMask(p.chips_per_node);
   NodeIndex future(*cluster_, shape.pool, &scratch_masks_);
   for (uint32_t node = p.first_node; node < p.first_node + p.node_count; ++node) {
-    if (main.Contains(node)) future.Insert(node);
+    if (scratch_masks_[node] == full && main.Contains(node)) future.Insert(node);
   }
   return future.Find(shape, out);
 }
@@ -86,6 +95,7 @@ bool Scheduler::CreateReservation(JobId id, int64_t now_s) {
   const uint64_t full = FullMask(cluster_->pools()[pool_index].chips_per_node);
   uint32_t free_whole = main.free_whole_nodes();
   int64_t shadow_s = -1;
+  uint32_t fit_node = 0;
   for (const auto& [end_s, other] : pool.running_by_end) {
     bool fits = false;
     for (const Alloc& alloc : jobs_[other].placement) {
@@ -97,7 +107,10 @@ bool Scheduler::CreateReservation(JobId id, int64_t now_s) {
         if (!was_full && mask == full) ++free_whole;
         fits = fits || free_whole >= job.shape.whole_nodes;
       } else {
-        fits = fits || main.LargestBlockOf(mask) >= job.shape.sub_node_chips;
+        if (!fits && main.LargestBlockOf(mask) >= job.shape.sub_node_chips) {
+          fits = true;
+          fit_node = alloc.node;
+        }
       }
     }
     if (fits) {
@@ -107,7 +120,7 @@ bool Scheduler::CreateReservation(JobId id, int64_t now_s) {
   }
   if (shadow_s < 0) return false;  // not even when everything running has ended
   std::vector<Alloc> allocs;
-  const bool found = FindOnScratch(job.shape, &allocs);
+  const bool found = FindOnScratch(job.shape, fit_node, &allocs);
   ATRIUM_ASSERT(found, "the shadow state fits by count but Find disagrees");
   if (!found) return false;
   Reservation reservation{.job = id, .start_s = shadow_s};

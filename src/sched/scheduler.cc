@@ -228,7 +228,7 @@ bool Before(const Entry& left, const Entry& right) {
 void KeepHighest(std::vector<Entry>* entries, size_t count) {
   if (entries->size() <= count) return;
   std::nth_element(entries->begin(), entries->begin() + static_cast<std::ptrdiff_t>(count),
-                   entries->end(), Before);
+                   entries->end(), [](const Entry& a, const Entry& b) { return Before(a, b); });
   entries->resize(count);
 }
 
@@ -295,7 +295,9 @@ PassResult Scheduler::Pass(int64_t now_s) {
       order.insert(order.end(), blocked[pool].begin(), blocked[pool].end());
     }
   }
-  std::sort(order.begin(), order.end(), Before);
+  // A lambda, not the function pointer, so that the comparison inlines.
+  std::sort(order.begin(), order.end(),
+            [](const Entry& a, const Entry& b) { return Before(a, b); });
   for (const Entry& entry : order) ConsiderJob(entry.id, now_s, &result);
   return result;
 }

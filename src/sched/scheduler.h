@@ -163,8 +163,10 @@ class Scheduler {
   void TryPreempt(JobId id, int64_t now_s, PassResult* result);
   // Fills scratch_masks_ with the free chips of the pool's main members.
   void LoadScratch(uint32_t pool);
-  // Finds a placement on scratch_masks_ for the shape among the main members.
-  bool FindOnScratch(const cluster::JobShape& shape, std::vector<Alloc>* out) const;
+  // Finds a placement on scratch_masks_ for the shape among the main members; a sub-node
+  // job goes to `fit_node`, the node whose release made it fit.
+  bool FindOnScratch(const cluster::JobShape& shape, uint32_t fit_node,
+                     std::vector<Alloc>* out) const;
 
   const cluster::Cluster* cluster_;
   ledger::Ledger* ledger_;
