@@ -188,5 +188,52 @@ TEST_F(SchedulerTest, FairShareFavoursTheGrantThatUsedLess) {
   EXPECT_FALSE(Started(pass, mine));
 }
 
+TEST(SchedulerPoolsTest, FifoBlocksOnlyThePoolOfTheBlockedJob) {
+  cluster::ClusterBuilder builder("two");
+  const uint32_t trn =
+      builder.AddAccelerator({.name = "trn1", .price_per_chip_hour = Credits::FromWhole(1)});
+  const uint32_t gpu =
+      builder.AddAccelerator({.name = "h100", .price_per_chip_hour = Credits::FromWhole(4)});
+  ASSERT_TRUE(builder
+                  .AddPool("trn",
+                           builder.AddNodeType({.name = "t", .accelerator = trn, .chips = 16}), 2,
+                           2, 1)
+                  .ok());
+  ASSERT_TRUE(builder
+                  .AddPool("gpu",
+                           builder.AddNodeType({.name = "g", .accelerator = gpu, .chips = 8}), 2, 1,
+                           2)
+                  .ok());
+  const cluster::Cluster cluster = *std::move(builder).Build();
+  ledger::Ledger ledger;
+  Scheduler sched(cluster, ledger, *MakePolicy("fifo"));
+  ASSERT_TRUE(sched.AddGrant("g", Credits::FromWhole(100000), 1, JobClass::kResearch, 0).ok());
+  auto submit = [&](std::string id, std::string accelerator, int64_t chips, int64_t now_s) {
+    return sched.Submit({.id = std::move(id),
+                         .grant = "g",
+                         .accelerator = std::move(accelerator),
+                         .chips = chips,
+                         .submit_s = now_s,
+                         .duration_s = 100,
+                         .walltime_s = 100},
+                        now_s);
+  };
+  const JobId holder = submit("holder", "trn1", 16, 0);
+  const JobId blocked = submit("blocked", "trn1", 32, 1);
+  const JobId small_trn = submit("small-trn", "trn1", 1, 2);
+  const JobId gpu_job = submit("gpu", "h100", 12, 3);  // 12 GPUs: not a whole number of nodes
+  const JobId gpu_ok = submit("gpu-ok", "h100", 16, 4);
+  const PassResult pass = sched.Pass(5);
+  auto started = [&](JobId id) {
+    return std::find(pass.started.begin(), pass.started.end(), id) != pass.started.end();
+  };
+  EXPECT_TRUE(started(holder));
+  EXPECT_FALSE(started(blocked));
+  EXPECT_FALSE(started(small_trn));  // behind the blocked job in its pool
+  EXPECT_EQ(sched.job(gpu_job).reason, ErrorCode::kInvalidAllocationSize);
+  EXPECT_TRUE(started(gpu_ok));  // another pool: not blocked
+  EXPECT_EQ(sched.job(gpu_ok).placement.size(), 2u);
+}
+
 }  // namespace
 }  // namespace atrium::sched
