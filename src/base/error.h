@@ -65,7 +65,16 @@ namespace atrium {
   /* journal */                                                 \
   X(kJournalPoisoned, "journal_poisoned")                       \
   X(kChainBroken, "chain_broken")                               \
-  X(kInvariantViolated, "invariant_violated")
+  X(kInvariantViolated, "invariant_violated")                   \
+  /* cluster and scheduler */                                   \
+  X(kConfigInvalid, "config_invalid")                           \
+  X(kUnknownAccelerator, "unknown_accelerator")                 \
+  X(kInvalidAllocationSize, "invalid_allocation_size")          \
+  X(kJobTooLarge, "job_too_large")                              \
+  X(kUnknownGrant, "unknown_grant")                             \
+  X(kUnknownPolicy, "unknown_policy")                           \
+  X(kPartitionLimit, "partition_limit")                         \
+  X(kTraceInvalid, "trace_invalid")
 
 enum class ErrorCode : uint16_t {
 #define ATRIUM_ERROR_ENUM(name, text) name,

@@ -16,5 +16,7 @@ inline constexpr int kExitStorage = 3;  // the store could not be read or writte
 void RegisterLedgerCommands(CLI::App& app);
 // `atrium ledger demo`, added to the ledger group by RegisterLedgerCommands.
 void RegisterLedgerDemo(CLI::App* ledger_app);
+// `atrium simulate ...`: replay a workload on a cluster under a policy (virtual time).
+void RegisterSimulateCommands(CLI::App& app);
 
 }  // namespace atrium::cli
