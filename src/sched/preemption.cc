@@ -54,21 +54,7 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
   bool fits = false;
   uint32_t fit_node = 0;
   while (!fits && released < candidates.size()) {
-    for (const Alloc& alloc : jobs_[candidates[released].id].placement) {
-      if (!main.Contains(alloc.node)) continue;
-      uint64_t& mask = scratch_masks_[alloc.node];
-      const bool was_full = mask == full;
-      mask |= alloc.mask;
-      if (job.shape.whole_nodes > 0) {
-        if (!was_full && mask == full) ++free_whole;
-        fits = fits || free_whole >= job.shape.whole_nodes;
-      } else {
-        if (!fits && main.LargestBlockOf(mask) >= job.shape.sub_node_chips) {
-          fits = true;
-          fit_node = alloc.node;
-        }
-      }
-    }
+    fits = ReleaseOnScratch(job.shape, candidates[released].id, main, full, &free_whole, &fit_node);
     ++released;
   }
   if (!fits) {

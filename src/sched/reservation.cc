@@ -14,6 +14,25 @@ void Scheduler::LoadScratch(uint32_t pool) {
   }
 }
 
+bool Scheduler::ReleaseOnScratch(const cluster::JobShape& shape, JobId other, const NodeIndex& main,
+                                 uint64_t full_mask, uint32_t* free_whole, uint32_t* fit_node) {
+  bool fits = false;
+  for (const Alloc& alloc : jobs_[other].placement) {
+    if (!main.Contains(alloc.node)) continue;
+    uint64_t& mask = scratch_masks_[alloc.node];
+    const bool was_full = mask == full_mask;
+    mask |= alloc.mask;
+    if (shape.whole_nodes > 0) {
+      if (!was_full && mask == full_mask) ++*free_whole;
+      fits = fits || *free_whole >= shape.whole_nodes;
+    } else if (!fits && main.LargestBlockOf(mask) >= shape.sub_node_chips) {
+      fits = true;
+      *fit_node = alloc.node;
+    }
+  }
+  return fits;
+}
+
 bool Scheduler::FindOnScratch(const cluster::JobShape& shape, uint32_t fit_node,
                               std::vector<Alloc>* out) const {
   out->clear();
@@ -97,23 +116,7 @@ bool Scheduler::CreateReservation(JobId id, int64_t now_s) {
   int64_t shadow_s = -1;
   uint32_t fit_node = 0;
   for (const auto& [end_s, other] : pool.running_by_end) {
-    bool fits = false;
-    for (const Alloc& alloc : jobs_[other].placement) {
-      if (!main.Contains(alloc.node)) continue;
-      uint64_t& mask = scratch_masks_[alloc.node];
-      const bool was_full = mask == full;
-      mask |= alloc.mask;
-      if (job.shape.whole_nodes > 0) {
-        if (!was_full && mask == full) ++free_whole;
-        fits = fits || free_whole >= job.shape.whole_nodes;
-      } else {
-        if (!fits && main.LargestBlockOf(mask) >= job.shape.sub_node_chips) {
-          fits = true;
-          fit_node = alloc.node;
-        }
-      }
-    }
-    if (fits) {
+    if (ReleaseOnScratch(job.shape, other, main, full, &free_whole, &fit_node)) {
       shadow_s = std::max(end_s, now_s);
       break;
     }

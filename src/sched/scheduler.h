@@ -163,6 +163,11 @@ class Scheduler {
   void TryPreempt(JobId id, int64_t now_s, PassResult* result);
   // Fills scratch_masks_ with the free chips of the pool's main members.
   void LoadScratch(uint32_t pool);
+  // Frees `other`'s chips on scratch_masks_ (main members only) and says whether the shape
+  // now fits there: whole nodes are counted in *free_whole; a sub-node fit sets *fit_node
+  // to the node whose release made it fit.
+  bool ReleaseOnScratch(const cluster::JobShape& shape, JobId other, const NodeIndex& main,
+                        uint64_t full_mask, uint32_t* free_whole, uint32_t* fit_node);
   // Finds a placement on scratch_masks_ for the shape among the main members; a sub-node
   // job goes to `fit_node`, the node whose release made it fit.
   bool FindOnScratch(const cluster::JobShape& shape, uint32_t fit_node,
