@@ -1,6 +1,7 @@
 // Crash test: `atrium ledger bench --durable --progress` applies transfers to a journal
 // and prints `acked N` once N transfers are durable. It is killed with SIGKILL at random
-// moments, 24 times, on the same journal. After each kill the journal is reopened (the
+// moments (during start-up and recovery, or in the middle of a batch), 24 times, on the
+// same journal. After each kill the journal is reopened (the
 // same recovery a restart does) and checked: every acknowledged transfer is there with
 // its exact fields, the transfers present are exactly a prefix of the workload ending at a
 // batch boundary (nothing half-applied), the hash chain verifies, and the balances sum to
@@ -41,15 +42,22 @@ TEST(CrashTest, EveryAcknowledgedTransferSurvivesSigkill) {
   int killed_mid_run = 0;
   for (int kill_idx = 0; kill_idx < kKills; ++kill_idx) {
     const uint32_t batch = static_cast<uint32_t>(50 + rng() % 1500);
-    const auto delay = std::chrono::milliseconds(20 + rng() % 400);
+    // One run in four dies at a random moment of its start (recovery, setup); the others
+    // die just after their k-th acknowledgement, in the middle of the next batch.
+    const bool kill_by_time = rng() % 4 == 0;
+    const uint64_t kill_after_acks = 1 + rng() % 6;
+    const auto delay =
+        kill_by_time ? std::chrono::milliseconds(rng() % 300) : std::chrono::milliseconds(60'000);
     uint64_t acked = 0;
+    uint64_t acks_this_run = 0;
     const testing::ProcessResult run = testing::RunAndKill(
         {ATRIUM_BINARY, "ledger", "bench", "--durable", "--db", db, "--progress", "--no-baseline",
          "--transfers", "2000000", "--batch", std::to_string(batch), "--accounts",
          std::to_string(kAccounts), "--seed", std::to_string(kWorkloadSeed)},
-        delay, [&acked](const std::string& line) {
-          if (line.rfind("acked ", 0) == 0) acked = std::stoull(line.substr(6));
-          return false;
+        delay, [&](const std::string& line) {
+          if (line.rfind("acked ", 0) != 0) return false;
+          acked = std::stoull(line.substr(6));
+          return !kill_by_time && ++acks_this_run >= kill_after_acks;
         });
     ASSERT_EQ(run.signal, SIGKILL) << "run " << kill_idx << " ended by itself: " << run.err;
     if (acked > durable_before) ++killed_mid_run;
@@ -95,7 +103,7 @@ TEST(CrashTest, EveryAcknowledgedTransferSurvivesSigkill) {
     durable_before = present;
     acked_total = std::max(acked_total, acked);
   }
-  // The kills must have landed while work was being acknowledged, not only before it.
+  // Most kills must have landed while work was being acknowledged.
   EXPECT_GE(killed_mid_run, kKills / 2);
   EXPECT_GT(acked_total, 0u);
   std::filesystem::remove_all(dir);

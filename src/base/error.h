@@ -10,6 +10,7 @@
 // of a failed Status or Result, and ATRIUM_ASSIGN_OR_RETURN(lhs, expr) unwraps a Result.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -66,6 +67,15 @@ namespace atrium {
   X(kJournalPoisoned, "journal_poisoned")                       \
   X(kChainBroken, "chain_broken")                               \
   X(kInvariantViolated, "invariant_violated")                   \
+  /* cluster and scheduler */                                   \
+  X(kConfigInvalid, "config_invalid")                           \
+  X(kUnknownAccelerator, "unknown_accelerator")                 \
+  X(kInvalidAllocationSize, "invalid_allocation_size")          \
+  X(kJobTooLarge, "job_too_large")                              \
+  X(kUnknownGrant, "unknown_grant")                             \
+  X(kUnknownPolicy, "unknown_policy")                           \
+  X(kPartitionLimit, "partition_limit")                         \
+  X(kTraceInvalid, "trace_invalid")                             \
   /* program: calls, proposals, reviews, decisions, grants */   \
   X(kCallNotOpen, "call_not_open")                              \
   X(kCallClosed, "call_closed")                                 \
@@ -90,6 +100,11 @@ enum class ErrorCode : uint16_t {
   ATRIUM_ERROR_CODES(ATRIUM_ERROR_ENUM)
 #undef ATRIUM_ERROR_ENUM
 };
+
+// How many codes there are (they number 0 .. kErrorCodeCount - 1).
+#define ATRIUM_ERROR_COUNT(name, text) +1
+inline constexpr size_t kErrorCodeCount = 0 ATRIUM_ERROR_CODES(ATRIUM_ERROR_COUNT);
+#undef ATRIUM_ERROR_COUNT
 
 // The stable string of a code ("insufficient_credits").
 std::string_view ToString(ErrorCode code);

@@ -16,6 +16,8 @@ inline constexpr int kExitStorage = 3;  // the store could not be read or writte
 void RegisterLedgerCommands(CLI::App& app);
 // `atrium ledger demo`, added to the ledger group by RegisterLedgerCommands.
 void RegisterLedgerDemo(CLI::App* ledger_app);
+// `atrium simulate ...`: replay a workload on a cluster under a policy (virtual time).
+void RegisterSimulateCommands(CLI::App& app);
 
 // `atrium program ...`: load a program, calls, proposals, review, decisions, grants,
 // obligations, demo and bench.

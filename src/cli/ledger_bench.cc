@@ -4,13 +4,16 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <deque>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <ostream>
 
 #include "core/core.h"
+#include "journal/committer.h"
 #include "journal/journal.h"
-#include "journal/sqlite_store.h"
+#include "journal/open.h"
+#include "journal/pg_store.h"
 
 namespace atrium::cli {
 namespace {
@@ -116,6 +119,94 @@ double PeakRssMb() {
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
+namespace {
+
+core::CreateTransfers BenchBatch(const BenchWorkload& workload, uint64_t first, uint64_t end,
+                                 int64_t now_us) {
+  core::CreateTransfers command{.now_us = now_us};
+  command.transfers.reserve(end - first);
+  for (uint64_t index = first; index < end; ++index) {
+    command.transfers.push_back(workload.Transfer(index));
+  }
+  return command;
+}
+
+// In memory: the core alone; only applying is timed.
+Result<double> RunInMemory(const BenchOptions& options, const std::vector<core::Command>& setup) {
+  core::Core core;
+  for (const core::Command& command : setup) (void)core.Apply(command);
+  double seconds = 0;
+  int64_t now_us = 3;
+  for (uint64_t next = 0; next < options.transfers;) {
+    const uint64_t end = std::min<uint64_t>(options.transfers, next + options.batch);
+    const core::Command command = BenchBatch(options.workload, next, end, ++now_us);
+    const auto start = Clock::now();
+    const core::CommandResult result = core.Apply(command);
+    seconds += SecondsSince(start);
+    if (!result.failures.empty()) {
+      return MakeError(ErrorCode::kInternal, "the benchmark workload was refused");
+    }
+    next = end;
+  }
+  return seconds;
+}
+
+// Durable: through the Committer, as the service submits, with each batch its own
+// transaction; a few batches are outstanding so that applying one overlaps writing the
+// previous. Timed from the first submission to the last acknowledgement, generation
+// included.
+struct DurableRun {
+  double seconds = 0;
+  uint64_t first = 0;  // the first workload index of this run
+  uint64_t journal_entries = 0;
+};
+
+Result<DurableRun> RunDurable(const BenchOptions& options, const std::vector<core::Command>& setup,
+                              std::ostream& progress) {
+  ATRIUM_ASSIGN_OR_RETURN(
+      auto store, journal::OpenJournalStore(options.db_path, journal::OpenMode::kReadWriteCreate));
+  ATRIUM_ASSIGN_OR_RETURN(auto durable,
+                          journal::DurableCore::Open(std::move(store), options.journal));
+  const ledger::Ledger& ledger = durable->core().ledger();
+  if (ledger.account_count() == 0) {
+    ATRIUM_TRY(durable->Submit(setup).status());
+  } else if (ledger.account_count() != options.workload.accounts + 1u) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     options.db_path + " holds another workload; use a new --db", "db");
+  }
+  DurableRun run;
+  run.first = ledger.transfer_count() - options.workload.accounts;
+  constexpr size_t kOutstandingMax = 3;
+  journal::Committer committer(std::move(durable), {.group_commands_max = 1});
+  std::deque<std::pair<std::future<Result<core::CommandResult>>, uint64_t>> outstanding;
+  auto acknowledge = [&]() -> Status {
+    Result<core::CommandResult> result = outstanding.front().first.get();
+    ATRIUM_TRY(result.status());
+    if (!result->failures.empty()) {
+      return MakeError(ErrorCode::kInternal, "the benchmark workload was refused");
+    }
+    if (options.progress) progress << "acked " << outstanding.front().second << '\n' << std::flush;
+    outstanding.pop_front();
+    return OkStatus();
+  };
+  const auto start = Clock::now();
+  int64_t now_us = 3;
+  const uint64_t last = run.first + options.transfers;
+  for (uint64_t next = run.first; next < last;) {
+    const uint64_t end = std::min(last, next + options.batch);
+    outstanding.emplace_back(committer.Submit(BenchBatch(options.workload, next, end, ++now_us)),
+                             end);
+    if (outstanding.size() > kOutstandingMax) ATRIUM_TRY(acknowledge());
+    next = end;
+  }
+  while (!outstanding.empty()) ATRIUM_TRY(acknowledge());
+  run.seconds = SecondsSince(start);
+  run.journal_entries = committer.durable_seq();
+  return run;
+}
+
+}  // namespace
+
 Result<std::string> RunLedgerBench(const BenchOptions& options, std::ostream& progress) {
   if (options.workload.accounts < 2) {
     return MakeError(ErrorCode::kInvalidArgument, "at least 2 accounts", "accounts");
@@ -123,79 +214,30 @@ Result<std::string> RunLedgerBench(const BenchOptions& options, std::ostream& pr
   if (options.batch == 0 || options.batch > ledger::Ledger::kBatchEventsMax) {
     return MakeError(ErrorCode::kInvalidArgument, "batch must be 1 to 1048576", "batch");
   }
-  const auto setup_commands = std::vector<core::Command>{
+  const auto setup = std::vector<core::Command>{
       core::CreateAccounts{.now_us = 1, .accounts = options.workload.AccountSpecs()},
       core::CreateTransfers{.now_us = 2, .transfers = options.workload.FundingSpecs()}};
-
-  core::Core memory_core;
-  std::unique_ptr<journal::DurableCore> durable;
-  uint64_t first = 0;  // the first workload index this run applies
-  if (options.durable) {
-    ATRIUM_ASSIGN_OR_RETURN(auto store, journal::SqliteStore::Open(
-                                            options.db_path, journal::OpenMode::kReadWriteCreate));
-    ATRIUM_ASSIGN_OR_RETURN(durable, journal::DurableCore::Open(std::move(store), options.journal));
-    const ledger::Ledger& ledger = durable->core().ledger();
-    if (ledger.account_count() == 0) {
-      ATRIUM_TRY(durable->Submit(setup_commands).status());
-    } else if (ledger.account_count() != options.workload.accounts + 1u) {
-      return MakeError(ErrorCode::kInvalidArgument,
-                       options.db_path + " holds another workload; use a new --db", "db");
-    }
-    first = durable->core().ledger().transfer_count() - options.workload.accounts;
+  nlohmann::json summary{{"transfers", options.transfers},
+                         {"durable", options.durable},
+                         {"batch", options.batch},
+                         {"accounts", options.workload.accounts}};
+  if (!options.durable) {
+    ATRIUM_ASSIGN_OR_RETURN(const double seconds, RunInMemory(options, setup));
+    summary["seconds"] = seconds;
+    summary["transfers_per_s"] =
+        seconds > 0 ? static_cast<double>(options.transfers) / seconds : 0.0;
   } else {
-    for (const core::Command& command : setup_commands) (void)memory_core.Apply(command);
-  }
-
-  std::vector<core::Command> batch_command(1);
-  std::vector<ledger::TransferSpec> specs;
-  specs.reserve(options.batch);
-  double apply_seconds = 0;
-  uint64_t applied = 0;
-  int64_t now_us = 3;
-  for (uint64_t next = first; next < first + options.transfers;) {
-    const uint64_t batch_end = std::min(first + options.transfers, next + options.batch);
-    specs.clear();
-    for (uint64_t index = next; index < batch_end; ++index) {
-      specs.push_back(options.workload.Transfer(index));
-    }
-    core::CreateTransfers command{.now_us = ++now_us, .transfers = std::move(specs)};
-    const auto start = Clock::now();
-    size_t failures = 0;
-    if (durable) {
-      batch_command[0] = std::move(command);
-      ATRIUM_ASSIGN_OR_RETURN(std::vector<core::CommandResult> results,
-                              durable->Submit(batch_command));
-      failures = results[0].failures.size();
-      specs = std::move(std::get<core::CreateTransfers>(batch_command[0]).transfers);
-    } else {
-      failures = memory_core.Apply(command).failures.size();
-      specs = std::move(command.transfers);
-    }
-    apply_seconds += SecondsSince(start);
-    if (failures != 0) {
-      return MakeError(ErrorCode::kInternal, "the benchmark workload was refused");
-    }
-    applied += batch_end - next;
-    next = batch_end;
-    if (options.progress) progress << "acked " << next << '\n' << std::flush;
-  }
-
-  nlohmann::json summary{
-      {"transfers", applied},
-      {"seconds", apply_seconds},
-      {"transfers_per_s", apply_seconds > 0 ? static_cast<double>(applied) / apply_seconds : 0.0},
-      {"durable", options.durable},
-      {"batch", options.batch},
-      {"accounts", options.workload.accounts},
-  };
-  if (durable) {
-    summary["journal_entries"] = durable->last_seq();
-    durable.reset();
-    if (options.baseline) {
-      ATRIUM_ASSIGN_OR_RETURN(const double baseline, RunSqliteBaseline(options, first, applied));
+    ATRIUM_ASSIGN_OR_RETURN(const DurableRun run, RunDurable(options, setup, progress));
+    const double rate =
+        run.seconds > 0 ? static_cast<double>(options.transfers) / run.seconds : 0.0;
+    summary["seconds"] = run.seconds;
+    summary["transfers_per_s"] = rate;
+    summary["journal_entries"] = run.journal_entries;
+    if (options.baseline && !journal::IsPostgresUrl(options.db_path)) {
+      ATRIUM_ASSIGN_OR_RETURN(const double baseline,
+                              RunSqliteBaseline(options, run.first, options.transfers));
       summary["baseline_sqlite_per_s"] = baseline;
-      summary["ratio_to_baseline"] =
-          baseline > 0 ? summary["transfers_per_s"].get<double>() / baseline : 0.0;
+      summary["ratio_to_baseline"] = baseline > 0 ? rate / baseline : 0.0;
     }
   }
   summary["peak_rss_mb"] = PeakRssMb();

@@ -14,7 +14,8 @@
 #include "cli/commands.h"
 #include "cli/ledger_bench.h"
 #include "journal/journal.h"
-#include "journal/sqlite_store.h"
+#include "journal/open.h"
+#include "journal/pg_store.h"
 
 namespace atrium::cli {
 namespace {
@@ -38,6 +39,7 @@ int ExitCodeFor(ErrorCode code) {
     case ErrorCode::kNotFound:
     case ErrorCode::kJournalPoisoned:
     case ErrorCode::kInvariantViolated:
+    case ErrorCode::kUnavailable:
       return kExitStorage;
     default:
       return kExitRefused;
@@ -94,7 +96,8 @@ struct StoreOptions {
 };
 
 void AddStoreOptions(CLI::App* command, StoreOptions* options, bool with_now) {
-  command->add_option("--db", options->db, "Journal file (SQLite)")->capture_default_str();
+  command->add_option("--db", options->db, "Journal: a SQLite file, or postgresql://...")
+      ->capture_default_str();
   if (with_now) {
     command->add_option("--now-us", options->now_us,
                         "Logical time in microseconds since the epoch (default: the clock)");
@@ -103,12 +106,12 @@ void AddStoreOptions(CLI::App* command, StoreOptions* options, bool with_now) {
 }
 
 std::unique_ptr<DurableCore> OpenStore(const std::string& path, OpenMode mode) {
-  if (mode == OpenMode::kReadWriteCreate) {
+  if (mode == OpenMode::kReadWriteCreate && !journal::IsPostgresUrl(path)) {
     const auto parent = std::filesystem::path(path).parent_path();
     std::error_code ignored;
     if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
   }
-  auto store = Unwrap(journal::SqliteStore::Open(path, mode));
+  auto store = Unwrap(journal::OpenJournalStore(path, mode));
   return Unwrap(DurableCore::Open(std::move(store)));
 }
 
@@ -536,7 +539,7 @@ void RegisterMaintenance(CLI::App* ledger_app) {
       "verify", "Recompute the hash chain and every invariant from the journal alone");
   AddStoreOptions(verify, verify_args.get(), false);
   verify->callback([verify_args] {
-    auto store = Unwrap(journal::SqliteStore::Open(verify_args->db, OpenMode::kReadOnly));
+    auto store = Unwrap(journal::OpenJournalStore(verify_args->db, OpenMode::kReadOnly));
     const journal::VerifyReport report = Unwrap(journal::VerifyStore(*store));
     if (verify_args->json) {
       std::cout << nlohmann::json{{"ok", true},

@@ -11,7 +11,8 @@
 
 #include "cli/commands.h"
 #include "journal/journal.h"
-#include "journal/sqlite_store.h"
+#include "journal/open.h"
+#include "journal/pg_store.h"
 
 namespace atrium::cli {
 namespace {
@@ -71,10 +72,16 @@ class Demo {
       std::cerr << "atrium: error: " << result.error().ToString() << '\n';
       throw CLI::RuntimeError(kExitStorage);
     }
+    // One word per distinct outcome, with a count when an outcome repeats: "exists x9".
     std::string outcome = result->failures.empty() ? "ok" : "";
-    for (const ledger::EventFailure& failure : result->failures) {
+    for (size_t failure_idx = 0; failure_idx < result->failures.size();) {
+      const ErrorCode code = result->failures[failure_idx].code;
+      size_t run_end = failure_idx;
+      while (run_end < result->failures.size() && result->failures[run_end].code == code) ++run_end;
       if (!outcome.empty()) outcome += ", ";
-      outcome += std::string(ToString(failure.code));
+      outcome += std::string(ToString(code));
+      if (run_end - failure_idx > 1) outcome += fmt::format(" x{}", run_end - failure_idx);
+      failure_idx = run_end;
     }
     if (std::holds_alternative<core::Tick>(command)) {
       outcome = fmt::format("{} hold(s) expired", result->expired);
@@ -87,10 +94,12 @@ class Demo {
 };
 
 void RunDemo(const std::string& db) {
-  const auto parent = std::filesystem::path(db).parent_path();
-  std::error_code ignored;
-  if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
-  auto store = journal::SqliteStore::Open(db, journal::OpenMode::kReadWriteCreate);
+  if (!journal::IsPostgresUrl(db)) {
+    const auto parent = std::filesystem::path(db).parent_path();
+    std::error_code ignored;
+    if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
+  }
+  auto store = journal::OpenJournalStore(db, journal::OpenMode::kReadWriteCreate);
   if (!store.ok()) {
     std::cerr << "atrium: error: " << store.error().ToString() << '\n';
     throw CLI::RuntimeError(kExitStorage);

@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "atrium 0.1.0");
   atrium::cli::RegisterLedgerCommands(app);
+  atrium::cli::RegisterSimulateCommands(app);
   atrium::cli::RegisterProgramCommands(app);
   atrium::cli::RegisterAuditCommands(app);
   atrium::cli::RegisterReportCommands(app);

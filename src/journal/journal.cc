@@ -76,11 +76,11 @@ Status DurableCore::Recover() {
   if (!last.has_value() && last_seq_ != 0) {
     return MakeError(ErrorCode::kCorruption, "snapshot without the journal it summarises");
   }
+  durable_seq_ = last_seq_;
   return core_.Verify();
 }
 
-Result<std::vector<core::CommandResult>> DurableCore::Submit(
-    std::span<const core::Command> commands) {
+Result<PreparedGroup> DurableCore::Prepare(std::span<const core::Command> commands) {
   if (poisoned_) {
     return MakeError(ErrorCode::kJournalPoisoned,
                      "an earlier append failed; reopen the journal to continue");
@@ -88,37 +88,50 @@ Result<std::vector<core::CommandResult>> DurableCore::Submit(
   if (store_->read_only()) {
     return MakeError(ErrorCode::kInvalidArgument, "the journal is open read-only");
   }
-  std::vector<core::CommandResult> results;
-  results.reserve(commands.size());
-  std::vector<StoredEntry> entries;
-  uint64_t seq = last_seq_;
-  Digest hash = last_hash_;
-  uint64_t bytes = 0;
+  PreparedGroup group;
+  group.results.reserve(commands.size());
   for (const core::Command& command : commands) {
-    results.push_back(core_.Apply(command));
-    if (!results.back().changed) continue;
-    StoredEntry& entry = entries.emplace_back();
-    entry.seq = ++seq;
+    group.results.push_back(core_.Apply(command));
+    if (!group.results.back().changed) continue;
+    StoredEntry& entry = group.entries.emplace_back();
+    entry.seq = ++last_seq_;
     core::EncodeCommand(command, &entry.payload);
-    entry.hash = ChainHash(hash, entry.seq, entry.payload);
-    hash = entry.hash;
-    bytes += entry.payload.size();
+    entry.hash = ChainHash(last_hash_, entry.seq, entry.payload);
+    last_hash_ = entry.hash;
+    bytes_since_snapshot_ += entry.payload.size();
   }
-  if (Status appended = store_->Append(entries); !appended.ok()) {
+  return group;
+}
+
+Status DurableCore::Commit(const PreparedGroup& group) {
+  if (poisoned_) {
+    return MakeError(ErrorCode::kJournalPoisoned,
+                     "an earlier append failed; reopen the journal to continue");
+  }
+  if (Status appended = store_->Append(group.entries); !appended.ok()) {
     poisoned_ = true;
-    return appended.error();
+    return appended;
   }
-  last_seq_ = seq;
-  last_hash_ = hash;
-  bytes_since_snapshot_ += bytes;
-  if (options_.auto_snapshot &&
-      bytes_since_snapshot_ >= std::max(options_.snapshot_bytes_min,
-                                        options_.snapshot_growth_factor * last_snapshot_bytes_)) {
-    // A failed snapshot loses nothing (the journal is complete); report it to the caller
-    // by the next explicit Snapshot, not by failing commands that are already durable.
+  if (!group.entries.empty()) durable_seq_ = group.entries.back().seq;
+  return OkStatus();
+}
+
+bool DurableCore::snapshot_due() const {
+  return options_.auto_snapshot &&
+         bytes_since_snapshot_ >= std::max(options_.snapshot_bytes_min,
+                                           options_.snapshot_growth_factor * last_snapshot_bytes_);
+}
+
+Result<std::vector<core::CommandResult>> DurableCore::Submit(
+    std::span<const core::Command> commands) {
+  ATRIUM_ASSIGN_OR_RETURN(PreparedGroup group, Prepare(commands));
+  ATRIUM_TRY(Commit(group));
+  if (snapshot_due()) {
+    // A failed snapshot loses nothing (the journal is complete); it is retried when due
+    // again rather than failing commands that are already durable.
     (void)Snapshot();
   }
-  return results;
+  return std::move(group.results);
 }
 
 Result<core::CommandResult> DurableCore::Submit(const core::Command& command) {
@@ -129,6 +142,7 @@ Result<core::CommandResult> DurableCore::Submit(const core::Command& command) {
 
 Status DurableCore::Snapshot() {
   if (poisoned_) return MakeError(ErrorCode::kJournalPoisoned, "reopen the journal first");
+  ATRIUM_ASSERT(durable_seq_ == last_seq_, "snapshot of a state ahead of the journal");
   StoredSnapshot snapshot;
   snapshot.seq = last_seq_;
   snapshot.chain_hash = last_hash_;

@@ -1,3 +1,7 @@
+// The journal's behaviour, run against each store: this file is compiled twice, as
+// journal_test (SQLite) and, with ATRIUM_JOURNAL_TEST_PG, as journal_pg_test against the
+// real PostgreSQL server that the test fixture starts (scripts/pg-test-server.sh). The
+// PostgreSQL build fails, rather than skips, when no server is given.
 #include "journal/journal.h"
 
 #include <gtest/gtest.h>
@@ -5,16 +9,99 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "journal/sqlite_store.h"
+#ifdef ATRIUM_JOURNAL_TEST_PG
+#include <pqxx/pqxx>
+
+#include "journal/pg_store.h"
+#endif
 
 namespace atrium::journal {
 namespace {
 
 using core::Command;
 using ledger::AccountKind;
+
+// Where a test's journal lives, and how a test damages it behind the journal's back.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual Result<std::unique_ptr<JournalStore>> Open(OpenMode mode) = 0;
+  virtual void TamperEntry(uint64_t seq) = 0;  // change one byte inside its payload
+  virtual void DeleteEntry(uint64_t seq) = 0;
+  virtual void TamperSnapshots() = 0;  // change one byte of every snapshot
+};
+
+class SqliteBackend final : public Backend {
+ public:
+  explicit SqliteBackend(std::string path) : path_(std::move(path)) {}
+  Result<std::unique_ptr<JournalStore>> Open(OpenMode mode) override {
+    ATRIUM_ASSIGN_OR_RETURN(auto store, SqliteStore::Open(path_, mode));
+    return std::unique_ptr<JournalStore>(std::move(store));
+  }
+  void TamperEntry(uint64_t seq) override {
+    Sql("UPDATE entries SET payload = substr(payload, 1, 20) || x'7F' || substr(payload, 22)"
+        " WHERE seq = " +
+        std::to_string(seq));
+  }
+  void DeleteEntry(uint64_t seq) override {
+    Sql("DELETE FROM entries WHERE seq = " + std::to_string(seq));
+  }
+  void TamperSnapshots() override {
+    Sql("UPDATE snapshot_chunks SET data = substr(data, 1, 30) || x'01' || substr(data, 32)");
+  }
+  void Sql(const std::string& statement) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    char* message = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, statement.c_str(), nullptr, nullptr, &message), SQLITE_OK)
+        << (message ? message : "");
+    sqlite3_free(message);
+    sqlite3_close(db);
+  }
+
+ private:
+  std::string path_;
+};
+
+#ifdef ATRIUM_JOURNAL_TEST_PG
+class PgBackend final : public Backend {
+ public:
+  explicit PgBackend(std::string url) : url_(std::move(url)) {
+    Sql("DROP TABLE IF EXISTS atrium_meta, atrium_entries, atrium_snapshots,"
+        " atrium_snapshot_chunks");
+  }
+  Result<std::unique_ptr<JournalStore>> Open(OpenMode mode) override {
+    ATRIUM_ASSIGN_OR_RETURN(auto store, PgStore::Open(url_, mode));
+    return std::unique_ptr<JournalStore>(std::move(store));
+  }
+  void TamperEntry(uint64_t seq) override {
+    Sql("UPDATE atrium_entries SET payload = overlay(payload placing '\\x7f'::bytea from 21"
+        " for 1) WHERE seq = " +
+        std::to_string(seq));
+  }
+  void DeleteEntry(uint64_t seq) override {
+    Sql("DELETE FROM atrium_entries WHERE seq = " + std::to_string(seq));
+  }
+  void TamperSnapshots() override {
+    Sql("UPDATE atrium_snapshot_chunks SET data = overlay(data placing '\\x01'::bytea from 31"
+        " for 1)");
+  }
+  void Sql(const std::string& statement) {
+    pqxx::connection connection(url_);
+    pqxx::work work(connection);
+    work.exec(statement);
+    work.commit();
+  }
+
+ private:
+  std::string url_;
+};
+#endif
 
 class JournalTest : public ::testing::Test {
  protected:
@@ -25,34 +112,33 @@ class JournalTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
     path_ = (dir_ / "ledger.db").string();
+#ifdef ATRIUM_JOURNAL_TEST_PG
+    const char* url = std::getenv("ATRIUM_TEST_PG_URL");
+    ASSERT_NE(url, nullptr) << "ATRIUM_TEST_PG_URL must name the test PostgreSQL server";
+    backend_ = std::make_unique<PgBackend>(url);
+#else
+    backend_ = std::make_unique<SqliteBackend>(path_);
+#endif
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   std::unique_ptr<DurableCore> OpenDurable(Options options = {}) {
-    auto store = SqliteStore::Open(path_, OpenMode::kReadWriteCreate);
+    auto store = backend_->Open(OpenMode::kReadWriteCreate);
     EXPECT_TRUE(store.ok()) << store.error().ToString();
+    if (!store.ok()) return nullptr;
     auto durable = DurableCore::Open(std::move(*store), options);
     EXPECT_TRUE(durable.ok()) << durable.error().ToString();
     return durable.ok() ? std::move(*durable) : nullptr;
   }
   Status OpenStatus() {
-    auto store = SqliteStore::Open(path_, OpenMode::kReadWrite);
+    auto store = backend_->Open(OpenMode::kReadWrite);
     if (!store.ok()) return store.error();
     return DurableCore::Open(std::move(*store)).status();
   }
   Result<VerifyReport> Verify() {
-    auto store = SqliteStore::Open(path_, OpenMode::kReadOnly);
+    auto store = backend_->Open(OpenMode::kReadOnly);
     if (!store.ok()) return store.error();
     return VerifyStore(**store);
-  }
-  void Sql(const std::string& statement) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-    char* message = nullptr;
-    EXPECT_EQ(sqlite3_exec(db, statement.c_str(), nullptr, nullptr, &message), SQLITE_OK)
-        << (message ? message : "");
-    sqlite3_free(message);
-    sqlite3_close(db);
   }
 
   static Command Accounts(int64_t now_us) {
@@ -77,6 +163,7 @@ class JournalTest : public ::testing::Test {
 
   std::filesystem::path dir_;
   std::string path_;
+  std::unique_ptr<Backend> backend_;
 };
 
 TEST_F(JournalTest, ReopenReplaysEveryAcknowledgedCommand) {
@@ -160,10 +247,11 @@ TEST_F(JournalTest, AutomaticSnapshotsFollowTheJournalsGrowth) {
   auto reopened = OpenDurable(options);
   EXPECT_GT(reopened->recovered_from_seq(), 0u);
   EXPECT_EQ(reopened->last_seq(), 41u);
-  auto store = SqliteStore::Open(path_, OpenMode::kReadOnly);
+  auto store = backend_->Open(OpenMode::kReadOnly);
+  ASSERT_TRUE(store.ok());
   auto index = (*store)->SnapshotIndex();
   ASSERT_TRUE(index.ok());
-  EXPECT_LE(index->size(), SqliteStore::kSnapshotsKept);
+  EXPECT_LE(index->size(), 2u);
   EXPECT_TRUE(Verify().ok());
 }
 
@@ -174,9 +262,7 @@ TEST_F(JournalTest, AlteredEntryIsFoundAtThatEntry) {
     ASSERT_TRUE(durable->Submit(Fund(10, 5, 2)).ok());
     ASSERT_TRUE(durable->Submit(Fund(11, 7, 3)).ok());
   }
-  // Edit one byte in the middle of entry 2's payload.
-  Sql("UPDATE entries SET payload = substr(payload, 1, 20) || x'7F' || substr(payload, 22)"
-      " WHERE seq = 2");
+  backend_->TamperEntry(2);
   const Status opened = OpenStatus();
   EXPECT_EQ(opened.code(), ErrorCode::kChainBroken);
   EXPECT_NE(opened.error().message.find("entry 2"), std::string::npos) << opened.error().message;
@@ -192,7 +278,7 @@ TEST_F(JournalTest, MissingEntryBreaksTheChain) {
     ASSERT_TRUE(durable->Submit(Fund(10, 5, 2)).ok());
     ASSERT_TRUE(durable->Submit(Fund(11, 7, 3)).ok());
   }
-  Sql("DELETE FROM entries WHERE seq = 2");
+  backend_->DeleteEntry(2);
   EXPECT_EQ(OpenStatus().code(), ErrorCode::kChainBroken);
   auto report = Verify();
   EXPECT_EQ(report.code(), ErrorCode::kChainBroken);
@@ -206,7 +292,7 @@ TEST_F(JournalTest, TruncatedTailAfterASnapshotIsDetected) {
     ASSERT_TRUE(durable->Submit(Fund(10, 5, 2)).ok());
     ASSERT_TRUE(durable->Snapshot().ok());
   }
-  Sql("DELETE FROM entries WHERE seq = 2");
+  backend_->DeleteEntry(2);
   EXPECT_FALSE(OpenStatus().ok());
   EXPECT_FALSE(Verify().ok());
 }
@@ -218,11 +304,12 @@ TEST_F(JournalTest, AlteredSnapshotIsDetected) {
     ASSERT_TRUE(durable->Submit(Fund(10, 5, 2)).ok());
     ASSERT_TRUE(durable->Snapshot().ok());
   }
-  Sql("UPDATE snapshot_chunks SET data = substr(data, 1, 30) || x'01' || substr(data, 32)");
+  backend_->TamperSnapshots();
   EXPECT_EQ(OpenStatus().code(), ErrorCode::kCorruption);
   EXPECT_EQ(Verify().code(), ErrorCode::kCorruption);
 }
 
+#ifndef ATRIUM_JOURNAL_TEST_PG
 TEST_F(JournalTest, ForeignAndMissingFilesAreRefused) {
   EXPECT_EQ(SqliteStore::Open(path_, OpenMode::kReadOnly).code(), ErrorCode::kNotFound);
   EXPECT_EQ(SqliteStore::Open(path_, OpenMode::kReadWrite).code(), ErrorCode::kNotFound);
@@ -237,9 +324,23 @@ TEST_F(JournalTest, ForeignAndMissingFilesAreRefused) {
   EXPECT_EQ(std::filesystem::file_size(path_), size_before);
   // A SQLite database that is not an Atrium journal.
   std::filesystem::remove(path_);
-  Sql("CREATE TABLE other (x)");
+  SqliteBackend(path_).Sql("CREATE TABLE other (x)");
   EXPECT_EQ(SqliteStore::Open(path_, OpenMode::kReadOnly).code(), ErrorCode::kCorruption);
 }
+#else
+TEST_F(JournalTest, MissingOrForeignJournalIsRefused) {
+  EXPECT_EQ(PgStore::Open(std::getenv("ATRIUM_TEST_PG_URL"), OpenMode::kReadWrite).code(),
+            ErrorCode::kNotFound);
+  EXPECT_EQ(PgStore::Open(std::getenv("ATRIUM_TEST_PG_URL"), OpenMode::kReadOnly).code(),
+            ErrorCode::kNotFound);
+  { ASSERT_TRUE(OpenDurable()->Submit(Accounts(1)).ok()); }
+  static_cast<PgBackend*>(backend_.get())
+      ->Sql("UPDATE atrium_meta SET value = 'something-else' WHERE key = 'format'");
+  EXPECT_EQ(OpenStatus().code(), ErrorCode::kCorruption);
+  EXPECT_EQ(PgStore::Open("postgresql://nobody@127.0.0.1:1/none", OpenMode::kReadOnly).code(),
+            ErrorCode::kUnavailable);
+}
+#endif
 
 // A store that fails on demand, for the poisoning rule.
 class FailingStore final : public JournalStore {
@@ -271,9 +372,9 @@ class FailingStore final : public JournalStore {
 
 TEST_F(JournalTest, AFailedAppendPoisonsUntilReopenedAndLosesNothingAcknowledged) {
   {
-    auto sqlite = SqliteStore::Open(path_, OpenMode::kReadWriteCreate);
-    ASSERT_TRUE(sqlite.ok());
-    auto failing = std::make_unique<FailingStore>(std::move(*sqlite));
+    auto inner = backend_->Open(OpenMode::kReadWriteCreate);
+    ASSERT_TRUE(inner.ok());
+    auto failing = std::make_unique<FailingStore>(std::move(*inner));
     bool* fail = failing->fail();
     auto durable = DurableCore::Open(std::move(failing));
     ASSERT_TRUE(durable.ok());
@@ -292,7 +393,7 @@ TEST_F(JournalTest, AFailedAppendPoisonsUntilReopenedAndLosesNothingAcknowledged
 
 TEST_F(JournalTest, ReadOnlyOpenRefusesCommands) {
   { ASSERT_TRUE(OpenDurable()->Submit(Accounts(1)).ok()); }
-  auto store = SqliteStore::Open(path_, OpenMode::kReadOnly);
+  auto store = backend_->Open(OpenMode::kReadOnly);
   ASSERT_TRUE(store.ok());
   auto durable = DurableCore::Open(std::move(*store));
   ASSERT_TRUE(durable.ok());

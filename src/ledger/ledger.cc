@@ -105,6 +105,14 @@ std::vector<EventFailure> Ledger::ApplyBatch(std::span<const Spec> events, int64
                    .last_timestamp_us = last_timestamp_us_,
                    .active = true};
     }
+    if constexpr (std::is_same_v<Spec, TransferSpec>) {
+      // The transfer index is far larger than the caches: start fetching the slot of a
+      // transfer a few events ahead while this one is applied.
+      constexpr size_t kPrefetchDistance = 8;
+      if (event_idx + kPrefetchDistance < event_count) {
+        transfer_index_.prefetch(events[event_idx + kPrefetchDistance].id);
+      }
+    }
     const ErrorCode code = (linked && event_idx + 1 == event_count)
                                ? ErrorCode::kLinkedEventChainOpen
                                : apply(events[event_idx], NextTimestamp(now_us));
@@ -265,12 +273,17 @@ ErrorCode Ledger::ApplyTransfer(const TransferSpec& spec, int64_t timestamp_us) 
     return ErrorCode::kInvalidFlags;
   }
   if (spec.timeout_s != 0 && !(spec.flags & kPending)) return ErrorCode::kTimeoutWithoutPending;
-  if (auto found = transfer_index_.find(spec.id); found != transfer_index_.end()) {
-    return CompareExisting(spec, transfers_[found->second]);
-  }
   if (transfers_.size() >= kNoIndex) return ErrorCode::kLimitExceeded;
-  if (spec.flags & (kPostPending | kVoidPending)) return ApplyResolve(spec, timestamp_us);
-  return ApplySinglePhase(spec, timestamp_us);
+  // One probe both finds an existing id and reserves the slot for a new one; a refused
+  // transfer gives the slot back. Nothing else inserts in between, so the iterator holds.
+  const auto [slot, inserted] =
+      transfer_index_.try_emplace(spec.id, static_cast<uint32_t>(transfers_.size()));
+  if (!inserted) return CompareExisting(spec, transfers_[slot->second]);
+  const ErrorCode code = (spec.flags & (kPostPending | kVoidPending))
+                             ? ApplyResolve(spec, timestamp_us)
+                             : ApplySinglePhase(spec, timestamp_us);
+  if (code != ErrorCode::kOk) transfer_index_.erase(slot);
+  return code;
 }
 
 ErrorCode Ledger::CompareExisting(const TransferSpec& spec, const TransferRecord& existing) const {
@@ -373,7 +386,6 @@ ErrorCode Ledger::ApplySinglePhase(const TransferSpec& spec, int64_t timestamp_u
                      .code = spec.code,
                      .flags = spec.flags,
                      .state = pending ? PendingState::kOpen : PendingState::kNone});
-  transfer_index_.emplace(spec.id, transfer_index);
   if (pending && spec.timeout_s != 0) {
     expiries_.push(Expiry{ExpiresAt(timestamp_us, spec.timeout_s), transfer_index});
   }
@@ -384,7 +396,10 @@ ErrorCode Ledger::ApplySinglePhase(const TransferSpec& spec, int64_t timestamp_u
 ErrorCode Ledger::ApplyResolve(const TransferSpec& spec, int64_t timestamp_us) {
   const bool post = (spec.flags & kPostPending) != 0;
   const auto hold_found = transfer_index_.find(spec.pending_id);
-  if (hold_found == transfer_index_.end()) return ErrorCode::kPendingNotFound;
+  // The slot just reserved for this transfer's own id is not a hold (pending_id == id).
+  if (hold_found == transfer_index_.end() || hold_found->second >= transfers_.size()) {
+    return ErrorCode::kPendingNotFound;
+  }
   const uint32_t hold_index = hold_found->second;
   TransferRecord& hold = transfers_[hold_index];
   if (!(hold.flags & kPending)) return ErrorCode::kNotPending;
@@ -448,7 +463,6 @@ ErrorCode Ledger::ApplyResolve(const TransferSpec& spec, int64_t timestamp_us) {
                               .code = spec.code,
                               .flags = spec.flags,
                               .state = PendingState::kNone};
-  transfer_index_.emplace(spec.id, static_cast<uint32_t>(transfers_.size()));
   transfers_.push_back(record);
   last_timestamp_us_ = timestamp_us;
   return ErrorCode::kOk;

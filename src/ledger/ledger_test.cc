@@ -237,6 +237,9 @@ TEST_F(LedgerTest, PostAndVoidRulesHaveTheirCodes) {
             ErrorCode::kPendingNotFound);
   EXPECT_EQ(TransferCode({.id = 310, .amount = Cr(1), .pending_id = 101, .flags = kPostPending}),
             ErrorCode::kNotPending);
+  EXPECT_EQ(TransferCode({.id = 310, .amount = Cr(1), .pending_id = 310, .flags = kPostPending}),
+            ErrorCode::kPendingNotFound);
+  EXPECT_FALSE(ledger_.FindTransfer(310).has_value());
   EXPECT_EQ(TransferCode({.id = 310, .amount = Cr(11), .pending_id = 300, .flags = kPostPending}),
             ErrorCode::kPostExceedsPending);
   EXPECT_EQ(TransferCode({.id = 310, .amount = Cr(-1), .pending_id = 300, .flags = kPostPending}),

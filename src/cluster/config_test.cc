@@ -1,0 +1,111 @@
+#include "cluster/config.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace atrium::cluster {
+namespace {
+
+constexpr std::string_view kSmall = R"(
+name = "small"
+[accelerators.trn1]
+price_per_chip_hour = "1.34375"
+[node_types.trn]
+accelerator = "trn1"
+chips = 16
+allocation_sizes = [1, 4, 8, 16]
+[[pools]]
+name = "trn"
+node_type = "trn"
+nodes = 10
+nodes_per_group = 4
+groups_per_block = 2
+)";
+
+TEST(ConfigTest, LoadsTheShippedResearchCluster) {
+  auto cluster =
+      LoadClusterFile(std::string(ATRIUM_SOURCE_DIR) + "/examples/clusters/research-40k.toml");
+  ASSERT_TRUE(cluster.ok()) << cluster.error().ToString();
+  EXPECT_EQ(cluster->total_chips(), 40000);
+  EXPECT_EQ(cluster->nodes().size(), 2500u);
+  EXPECT_EQ(cluster->groups().size(), 625u);
+  EXPECT_EQ(cluster->blocks().size(), 25u);
+  EXPECT_EQ(cluster->accelerators()[0].price_per_chip_hour, *Credits::Parse("1.34375"));
+  EXPECT_EQ(cluster->node_types()[0].allocation_sizes, (std::vector<int>{1, 4, 8}));
+}
+
+TEST(ConfigTest, LoadsTheMixedClusterWithNodeStates) {
+  auto cluster = LoadClusterFile(std::string(ATRIUM_SOURCE_DIR) + "/examples/clusters/mixed.toml");
+  ASSERT_TRUE(cluster.ok()) << cluster.error().ToString();
+  EXPECT_EQ(cluster->pools().size(), 3u);
+  const auto gpu = cluster->FindNode("gpu-n0031");
+  ASSERT_TRUE(gpu.has_value());
+  EXPECT_EQ(cluster->nodes()[*gpu].state, NodeState::kDown);
+  EXPECT_EQ(cluster->nodes()[*cluster->FindNode("trn-n0063")].state, NodeState::kDraining);
+  EXPECT_TRUE(cluster->Shape("h100", 3).ok());  // no allocation sizes: any count
+  EXPECT_EQ(cluster->Shape("tpu-v5e", 2).code(), ErrorCode::kInvalidAllocationSize);
+}
+
+TEST(ConfigTest, LaysOutPartialGroupsAndBlocks) {
+  auto cluster = ParseClusterToml(kSmall, "small.toml");
+  ASSERT_TRUE(cluster.ok()) << cluster.error().ToString();
+  // 10 nodes, 4 per group: groups of 4, 4, 2; two groups per block: blocks of 8 and 2.
+  ASSERT_EQ(cluster->groups().size(), 3u);
+  EXPECT_EQ(cluster->groups()[2].node_count, 2u);
+  ASSERT_EQ(cluster->blocks().size(), 2u);
+  EXPECT_EQ(cluster->blocks()[0].node_count, 8u);
+  EXPECT_EQ(cluster->blocks()[1].group_count, 1u);
+  EXPECT_EQ(cluster->nodes()[9].group, 2u);
+  EXPECT_EQ(cluster->nodes()[9].block, 1u);
+  EXPECT_EQ(cluster->nodes()[9].name, "trn-n0009");
+}
+
+struct BadCase {
+  std::string_view from;
+  std::string_view to;
+  std::string_view expected;  // a fragment of the message: file, line and key
+};
+
+TEST(ConfigTest, BadConfigurationNamesFileLineAndKey) {
+  const BadCase cases[] = {
+      {"chips = 16", "chips = 0", "small.toml:7: node_types.trn.chips: must be an integer"},
+      {"chips = 16", "chips = \"16\"", "small.toml:7: node_types.trn.chips"},
+      {"[1, 4, 8, 16]", "[1, 3, 16]", "small.toml:8: node_types.trn.allocation_sizes"},
+      {"nodes = 10", "nodes = -1", "small.toml:12: pools[0].nodes"},
+      {"node_type = \"trn\"\nnodes", "node_type = \"gpu\"\nnodes",
+       "small.toml:11: pools[0].node_type: unknown node type 'gpu'"},
+      {"accelerator = \"trn1\"", "accelerator = \"h100\"",
+       "small.toml:6: node_types.trn.accelerator: unknown accelerator 'h100'"},
+      {"price_per_chip_hour = \"1.34375\"", "price_per_chip_hour = \"cheap\"",
+       "small.toml:4: accelerators.trn1.price_per_chip_hour"},
+      {"price_per_chip_hour = \"1.34375\"", "vendor = 3",
+       "accelerators.trn1.vendor: must be a non-empty string"},
+  };
+  for (const BadCase& bad : cases) {
+    std::string text(kSmall);
+    const size_t at = text.find(bad.from);
+    ASSERT_NE(at, std::string::npos) << bad.from;
+    text.replace(at, bad.from.size(), bad.to);
+    const auto cluster = ParseClusterToml(text, "small.toml");
+    ASSERT_FALSE(cluster.ok()) << bad.to;
+    EXPECT_EQ(cluster.code(), ErrorCode::kConfigInvalid) << cluster.error().ToString();
+    EXPECT_NE(cluster.error().message.find(bad.expected), std::string::npos)
+        << cluster.error().message;
+  }
+}
+
+TEST(ConfigTest, MalformedTomlNamesTheLine) {
+  const auto cluster = ParseClusterToml("name = \"x\"\n[accelerators\n", "broken.toml");
+  ASSERT_FALSE(cluster.ok());
+  EXPECT_EQ(cluster.code(), ErrorCode::kParseError);
+  EXPECT_NE(cluster.error().message.find("broken.toml:2"), std::string::npos)
+      << cluster.error().message;
+}
+
+TEST(ConfigTest, MissingFileIsAnIoError) {
+  EXPECT_EQ(LoadClusterFile("/nonexistent/cluster.toml").code(), ErrorCode::kIoError);
+}
+
+}  // namespace
+}  // namespace atrium::cluster

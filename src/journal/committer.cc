@@ -1,0 +1,140 @@
+#include "journal/committer.h"
+
+namespace atrium::journal {
+
+Committer::Committer(std::unique_ptr<DurableCore> durable, CommitterOptions options)
+    : durable_(std::move(durable)),
+      options_(options),
+      writer_([this] { WriteLoop(); }),
+      applier_([this] { ApplyLoop(); }) {}
+
+Committer::~Committer() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    stopping_ = true;
+  }
+  queue_ready_.notify_all();
+  applier_.join();  // applies what was accepted, then marks itself done
+  writer_.join();   // writes what was applied, then sees the applier done
+}
+
+std::future<Result<core::CommandResult>> Committer::Submit(core::Command command) {
+  Promise promise;
+  auto future = promise.get_future();
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (stopping_) {
+      promise.set_value(MakeError(ErrorCode::kUnavailable, "the journal is shutting down"));
+      return future;
+    }
+    if (queue_.size() >= options_.queue_depth_max) {
+      promise.set_value(MakeError(ErrorCode::kUnavailable,
+                                  "too many commands waiting for the journal; retry shortly"));
+      return future;
+    }
+    queue_.push_back(Pending{std::move(command), std::move(promise)});
+  }
+  queue_ready_.notify_one();
+  return future;
+}
+
+void Committer::ApplyLoop() {
+  std::vector<core::Command> commands;
+  for (;;) {
+    std::vector<Promise> promises;
+    commands.clear();
+    {
+      std::unique_lock lock(queue_mutex_);
+      queue_ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) break;  // stopping, and everything accepted is applied
+      const size_t take = std::min(queue_.size(), options_.group_commands_max);
+      for (size_t taken = 0; taken < take; ++taken) {
+        commands.push_back(std::move(queue_.front().command));
+        promises.push_back(std::move(queue_.front().promise));
+        queue_.pop_front();
+      }
+    }
+    {
+      // Bound the work applied ahead of the journal.
+      std::unique_lock lock(flight_mutex_);
+      flight_changed_.wait(lock,
+                           [this] { return in_flight_.size() < options_.groups_in_flight_max; });
+    }
+    Result<PreparedGroup> prepared = [&] {
+      std::lock_guard lock(state_mutex_);
+      return durable_->Prepare(commands);
+    }();
+    if (!prepared.ok()) {
+      for (Promise& promise : promises) promise.set_value(prepared.error());
+      continue;
+    }
+    {
+      std::lock_guard lock(flight_mutex_);
+      in_flight_.push_back(InFlight{std::move(*prepared), std::move(promises)});
+    }
+    flight_changed_.notify_all();
+    if (durable_->snapshot_due()) {
+      // A snapshot needs the state to equal the journal: let the writes catch up first.
+      WaitForWrites();
+      std::lock_guard lock(state_mutex_);
+      (void)durable_->Snapshot();  // a failed snapshot loses nothing; retried when due
+    }
+  }
+  {
+    std::lock_guard lock(flight_mutex_);
+    applier_done_ = true;
+  }
+  flight_changed_.notify_all();
+}
+
+void Committer::WriteLoop() {
+  for (;;) {
+    InFlight flight;
+    {
+      std::unique_lock lock(flight_mutex_);
+      flight_changed_.wait(lock, [this] { return applier_done_ || !in_flight_.empty(); });
+      if (in_flight_.empty()) return;
+      flight = std::move(in_flight_.front());
+      in_flight_.pop_front();
+      writing_ = true;
+    }
+    const Status written = durable_->Commit(flight.group);
+    for (size_t command_idx = 0; command_idx < flight.promises.size(); ++command_idx) {
+      if (written.ok()) {
+        flight.promises[command_idx].set_value(std::move(flight.group.results[command_idx]));
+      } else {
+        flight.promises[command_idx].set_value(written.error());
+      }
+    }
+    {
+      std::lock_guard lock(flight_mutex_);
+      writing_ = false;
+      ++stats_.groups;
+      stats_.commands += flight.promises.size();
+    }
+    flight_changed_.notify_all();
+  }
+}
+
+void Committer::WaitForWrites() const {
+  std::unique_lock lock(flight_mutex_);
+  flight_changed_.wait(lock, [this] { return in_flight_.empty() && !writing_; });
+}
+
+void Committer::Read(const std::function<void(const core::Core&)>& read) const {
+  std::lock_guard lock(state_mutex_);  // no new group is applied meanwhile
+  WaitForWrites();
+  read(durable_->core());
+}
+
+CommitterStats Committer::stats() const {
+  std::lock_guard lock(flight_mutex_);
+  return stats_;
+}
+
+size_t Committer::queue_depth() const {
+  std::lock_guard lock(queue_mutex_);
+  return queue_.size();
+}
+
+}  // namespace atrium::journal

@@ -1,0 +1,93 @@
+// Committer: group commit for many concurrent clients, pipelined. Callers on any thread
+// hand it a command and get a future. An apply thread takes every command waiting at
+// that moment (up to group_commands_max), applies them in arrival order
+// (DurableCore::Prepare) and passes the group to a write thread, which appends it to
+// the journal in one durable transaction (one fsync for the whole group) and only then
+// fulfils the futures. While one group is being written the next is being applied, so
+// on two cores throughput approaches the slower of the two stages rather than their sum.
+//
+// The queue is bounded: when queue_depth_max commands are waiting, Submit answers
+// kUnavailable at once (the service turns it into 503 with Retry-After), instead of
+// letting latency grow without limit. Read never sees a command before it is durable.
+//
+//   Committer committer(std::move(durable), {});
+//   auto future = committer.Submit(core::CreateTransfers{...});
+//   Result<core::CommandResult> result = future.get();  // durable when ok
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "journal/journal.h"
+
+namespace atrium::journal {
+
+struct CommitterOptions {
+  size_t queue_depth_max = 65'536;    // commands waiting; beyond it Submit refuses
+  size_t group_commands_max = 8'192;  // commands in one durable transaction
+  size_t groups_in_flight_max = 2;    // groups applied but not yet written
+};
+
+struct CommitterStats {
+  uint64_t commands = 0;
+  uint64_t groups = 0;  // durable transactions
+};
+
+class Committer {
+ public:
+  Committer(std::unique_ptr<DurableCore> durable, CommitterOptions options);
+  // Finishes every accepted command, then stops both threads.
+  ~Committer();
+  Committer(const Committer&) = delete;
+  Committer& operator=(const Committer&) = delete;
+
+  std::future<Result<core::CommandResult>> Submit(core::Command command);
+
+  // Runs `read` on a state that holds exactly the durable commands: it waits for the
+  // groups in flight to be written and holds the next group back meanwhile.
+  void Read(const std::function<void(const core::Core&)>& read) const;
+  CommitterStats stats() const;
+  size_t queue_depth() const;
+  uint64_t durable_seq() const { return durable_->durable_seq(); }
+
+ private:
+  using Promise = std::promise<Result<core::CommandResult>>;
+  struct Pending {
+    core::Command command;
+    Promise promise;
+  };
+  struct InFlight {
+    PreparedGroup group;
+    std::vector<Promise> promises;
+  };
+  void ApplyLoop();
+  void WriteLoop();
+  void WaitForWrites() const;  // until nothing is in flight
+
+  std::unique_ptr<DurableCore> durable_;
+  const CommitterOptions options_;
+
+  mutable std::mutex queue_mutex_;  // the commands waiting to be applied
+  std::condition_variable queue_ready_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+
+  mutable std::mutex state_mutex_;  // held while a group is applied, or the state read
+
+  mutable std::mutex flight_mutex_;  // the groups applied and not yet written
+  mutable std::condition_variable flight_changed_;
+  std::deque<InFlight> in_flight_;
+  bool writing_ = false;
+  bool applier_done_ = false;
+  CommitterStats stats_;
+
+  std::thread writer_;
+  std::thread applier_;
+};
+
+}  // namespace atrium::journal

@@ -1,0 +1,82 @@
+// Jobs as the scheduler holds them. A JobSpec is what a user (or a trace) submits; a Job
+// is the scheduler's record of it: its validated shape, its state, its current or last
+// run. Jobs are gangs: all their chips, of one accelerator type, start and stop together.
+//
+// States: pending -> running -> completed | killed_at_walltime, or pending -> rejected at
+// submission; a preempted run sends the job back to pending, keeping its submit time (its
+// age) and the time it already ran.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/credits.h"
+#include "base/error.h"
+#include "base/id.h"
+#include "cluster/cluster.h"
+#include "sched/node_index.h"
+
+namespace atrium::sched {
+
+using JobId = uint32_t;
+
+struct JobSpec {
+  std::string id;
+  std::string grant;
+  cluster::JobClass job_class = cluster::JobClass::kResearch;
+  bool class_given = true;  // false: take the grant's default class
+  std::string accelerator;  // "" = the cluster's default type
+  int64_t chips = 0;
+  int64_t submit_s = 0;
+  int64_t duration_s = 0;  // simulation only: how long the job really runs
+  int64_t walltime_s = 0;  // the limit: a run is killed when the job's total run time hits it
+};
+
+enum class JobState : uint8_t { kPending, kRunning, kCompleted, kKilledAtWalltime, kRejected };
+std::string_view ToString(JobState state);
+
+// Why a run ended; the strings are runs.csv's `ended_by`.
+enum class RunEnd : uint8_t { kCompleted, kWalltime, kPreempted };
+std::string_view ToString(RunEnd end);
+
+struct Job {
+  std::string id;
+  uint32_t grant = 0;
+  cluster::JobClass job_class = cluster::JobClass::kResearch;
+  cluster::JobShape shape;
+  int64_t submit_s = 0;
+  int64_t duration_s = 0;
+  int64_t walltime_s = 0;
+
+  JobState state = JobState::kPending;
+  // Rejected: why. Pending: kInsufficientCredits while its grant cannot hold its cost.
+  ErrorCode reason = ErrorCode::kOk;
+  std::string reason_text;
+
+  int64_t first_start_s = -1;
+  int64_t end_s = -1;
+  int64_t ran_s = 0;  // total over finished runs
+  uint32_t runs = 0;
+  Credits charged;
+
+  // The current run (or the last one, once finished).
+  int64_t run_start_s = -1;
+  int64_t run_limit_s = 0;    // this run's walltime: walltime_s - ran_s at its start
+  int64_t preempt_at_s = -1;  // set when the job was told to yield
+  Id128 hold_id = kIdNone;
+  std::vector<Alloc> placement;
+
+  uint32_t waiting_pos = UINT32_MAX;  // position in the waiting list
+  int32_t reservation = -1;           // slot in its pool's reservations, if any
+  int64_t preempt_retry_s = -1;       // no new preemption for this job before then
+
+  // When the current run will end at the latest, as far as the scheduler knows.
+  int64_t expected_end_s() const {
+    const int64_t by_walltime = run_start_s + run_limit_s;
+    return preempt_at_s >= 0 && preempt_at_s < by_walltime ? preempt_at_s : by_walltime;
+  }
+};
+
+}  // namespace atrium::sched

@@ -1,0 +1,150 @@
+#include "sim/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "sim/simulator.h"
+
+namespace atrium::sim {
+namespace {
+
+double Percentile(std::vector<int64_t>& values, double fraction) {
+  if (values.empty()) return 0;
+  const auto rank = static_cast<size_t>(std::ceil(fraction * static_cast<double>(values.size())));
+  const size_t index = rank == 0 ? 0 : std::min(values.size() - 1, rank - 1);
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(index),
+                   values.end());
+  return static_cast<double>(values[index]);
+}
+
+}  // namespace
+
+Summary Summarize(const sched::Scheduler& scheduler) {
+  Summary summary;
+  summary.policy = scheduler.policy().name;
+  std::vector<int64_t> waits;
+  double jct_total = 0;
+  double slowdown_total = 0;
+  int64_t finished = 0;
+  double chip_seconds = 0;
+  int64_t first_submit = INT64_MAX;
+  int64_t last_end = INT64_MIN;
+  std::vector<double> grant_slowdown(scheduler.grants().size(), 0);
+  std::vector<int64_t> grant_jobs(scheduler.grants().size(), 0);
+  int64_t charged = 0;
+  for (sched::JobId id = 0; id < scheduler.job_count(); ++id) {
+    const sched::Job& job = scheduler.job(id);
+    ++summary.jobs;
+    first_submit = std::min(first_submit, job.submit_s);
+    charged += job.charged.micro();
+    summary.preemptions += job.runs > 0 ? job.runs - 1 : 0;
+    if (job.first_start_s >= 0) waits.push_back(job.first_start_s - job.submit_s);
+    chip_seconds += static_cast<double>(job.shape.chips) * static_cast<double>(job.ran_s);
+    switch (job.state) {
+      case sched::JobState::kRejected:
+        ++summary.rejected;
+        continue;
+      case sched::JobState::kPending:
+      case sched::JobState::kRunning:
+        ++summary.unfinished;
+        continue;
+      case sched::JobState::kCompleted:
+        ++summary.completed;
+        break;
+      case sched::JobState::kKilledAtWalltime:
+        ++summary.killed_at_walltime;
+        break;
+    }
+    const int64_t jct = job.end_s - job.submit_s;
+    last_end = std::max(last_end, job.end_s);
+    const double slowdown = std::max(
+        1.0, static_cast<double>(jct) / static_cast<double>(std::max(job.ran_s, kSlowdownBoundS)));
+    jct_total += static_cast<double>(jct);
+    slowdown_total += slowdown;
+    ++finished;
+    grant_slowdown[job.grant] += slowdown;
+    ++grant_jobs[job.grant];
+  }
+  summary.credits_charged_micro = charged;
+  if (finished > 0) {
+    summary.jct_mean_s = jct_total / static_cast<double>(finished);
+    summary.bounded_slowdown_mean = slowdown_total / static_cast<double>(finished);
+  }
+  if (!waits.empty()) {
+    double wait_total = 0;
+    for (const int64_t wait : waits) wait_total += static_cast<double>(wait);
+    summary.wait_mean_s = wait_total / static_cast<double>(waits.size());
+    summary.wait_p50_s = Percentile(waits, 0.50);
+    summary.wait_p99_s = Percentile(waits, 0.99);
+  }
+  if (last_end > first_submit) {
+    summary.makespan_s = last_end - first_submit;
+    summary.utilization_makespan = chip_seconds / (static_cast<double>(scheduler.up_chips()) *
+                                                   static_cast<double>(summary.makespan_s));
+  }
+  // Jain's index over grants of each grant's service rate, 1 / mean bounded slowdown:
+  // 1 when every grant's jobs are slowed alike, towards 1/n when one grant gets it all.
+  double sum = 0;
+  double sum_squares = 0;
+  int64_t active = 0;
+  for (size_t grant = 0; grant < grant_jobs.size(); ++grant) {
+    if (grant_jobs[grant] == 0) continue;
+    const double rate = static_cast<double>(grant_jobs[grant]) / grant_slowdown[grant];
+    sum += rate;
+    sum_squares += rate * rate;
+    ++active;
+  }
+  if (active > 0 && sum_squares > 0) {
+    summary.jain_index_grants = sum * sum / (static_cast<double>(active) * sum_squares);
+  }
+  return summary;
+}
+
+Summary Summarize(const Simulator& simulator) {
+  Summary summary = Summarize(simulator.scheduler());
+  summary.utilization = simulator.window_utilization();
+  summary.passes = simulator.passes();
+  return summary;
+}
+
+nlohmann::json Summary::ToJson() const {
+  return nlohmann::json{
+      {"policy", policy},
+      {"jobs", jobs},
+      {"completed", completed},
+      {"killed_at_walltime", killed_at_walltime},
+      {"rejected", rejected},
+      {"unfinished", unfinished},
+      {"preemptions", preemptions},
+      {"utilization", utilization},
+      {"utilization_makespan", utilization_makespan},
+      {"wait_mean_s", wait_mean_s},
+      {"wait_p50_s", wait_p50_s},
+      {"wait_p99_s", wait_p99_s},
+      {"jct_mean_s", jct_mean_s},
+      {"bounded_slowdown_mean", bounded_slowdown_mean},
+      {"jain_index_grants", jain_index_grants},
+      {"credits_charged", static_cast<double>(credits_charged_micro) / 1e6},
+      {"credits_charged_micro", credits_charged_micro},
+      {"makespan_s", makespan_s},
+      {"passes", passes},
+      {"sim_wall_s", sim_wall_s},
+      {"peak_rss_mb", peak_rss_mb},
+  };
+}
+
+double PeakRssMb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      return static_cast<double>(std::stoll(line.substr(6))) / 1024.0;  // kB -> MiB
+    }
+  }
+  return 0;
+}
+
+}  // namespace atrium::sim

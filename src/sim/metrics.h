@@ -1,0 +1,50 @@
+// Summary metrics of a simulated run (summary.json; docs/simulate.md defines each):
+// counts, utilisation, waits, job completion times, bounded slowdown, Jain's fairness
+// index across grants, and the credits charged (exact, in micro-credits).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "sched/scheduler.h"
+
+namespace atrium::sim {
+
+// Runs shorter than this count as this long in the bounded slowdown (the usual 10 s).
+inline constexpr int64_t kSlowdownBoundS = 10;
+
+struct Summary {
+  std::string policy;
+  int64_t jobs = 0;
+  int64_t completed = 0;
+  int64_t killed_at_walltime = 0;
+  int64_t rejected = 0;
+  int64_t unfinished = 0;  // never ran to an end (counted in rejected in jobs.csv)
+  int64_t preemptions = 0;
+  double utilization = 0;           // over the submission window (Simulator)
+  double utilization_makespan = 0;  // over first submission .. last end
+  double wait_mean_s = 0;
+  double wait_p50_s = 0;
+  double wait_p99_s = 0;
+  double jct_mean_s = 0;
+  double bounded_slowdown_mean = 0;
+  double jain_index_grants = 0;
+  int64_t credits_charged_micro = 0;
+  int64_t makespan_s = 0;
+  int64_t passes = 0;
+  double sim_wall_s = 0;
+  double peak_rss_mb = 0;
+
+  nlohmann::json ToJson() const;
+};
+
+Summary Summarize(const sched::Scheduler& scheduler);
+class Simulator;
+// The above, with the simulator's window utilisation and pass count.
+Summary Summarize(const Simulator& simulator);
+// The process's peak resident set (VmHWM), in MiB; 0 where /proc is unavailable.
+double PeakRssMb();
+
+}  // namespace atrium::sim
