@@ -260,6 +260,10 @@ void RegisterAccount(CLI::App* ledger_app) {
   create->add_option("--user-data", create_args->user_data, "Client reference number");
   create->callback([create_args] {
     const Id128 id = ParseIdOption(create_args->id, "id");
+    // Refused before the journal is opened, so a bad id never creates a file.
+    if (!IsValidId(id)) {
+      FailUsage(MakeError(ErrorCode::kInvalidId, "account ids are neither 0 nor 2^128-1", "id"));
+    }
     auto kind = ledger::ParseAccountKind(create_args->kind);
     if (!kind.ok()) FailUsage(kind.error());
     auto flags = ParseAccountFlags(create_args->flags);

@@ -2,9 +2,18 @@
 
 namespace atrium::journal {
 
+namespace {
+CommitterOptions Sane(CommitterOptions options) {
+  // Zero would stall the pipeline for good; one is the smallest that works.
+  options.group_commands_max = std::max<size_t>(1, options.group_commands_max);
+  options.groups_in_flight_max = std::max<size_t>(1, options.groups_in_flight_max);
+  return options;
+}
+}  // namespace
+
 Committer::Committer(std::unique_ptr<DurableCore> durable, CommitterOptions options)
     : durable_(std::move(durable)),
-      options_(options),
+      options_(Sane(options)),
       writer_([this] { WriteLoop(); }),
       applier_([this] { ApplyLoop(); }) {}
 
@@ -60,16 +69,16 @@ void Committer::ApplyLoop() {
       flight_changed_.wait(lock,
                            [this] { return in_flight_.size() < options_.groups_in_flight_max; });
     }
-    Result<PreparedGroup> prepared = [&] {
-      std::lock_guard lock(state_mutex_);
-      return durable_->Prepare(commands);
-    }();
-    if (!prepared.ok()) {
-      for (Promise& promise : promises) promise.set_value(prepared.error());
-      continue;
-    }
     {
-      std::lock_guard lock(flight_mutex_);
+      // The group joins the flight before the state lock is released, so a reader that
+      // takes the lock next finds it there and waits for it to be written.
+      std::lock_guard state_lock(state_mutex_);
+      Result<PreparedGroup> prepared = durable_->Prepare(commands);
+      if (!prepared.ok()) {
+        for (Promise& promise : promises) promise.set_value(prepared.error());
+        continue;
+      }
+      std::lock_guard flight_lock(flight_mutex_);
       in_flight_.push_back(InFlight{std::move(*prepared), std::move(promises)});
     }
     flight_changed_.notify_all();
@@ -121,10 +130,16 @@ void Committer::WaitForWrites() const {
   flight_changed_.wait(lock, [this] { return in_flight_.empty() && !writing_; });
 }
 
-void Committer::Read(const std::function<void(const core::Core&)>& read) const {
+Status Committer::Read(const std::function<void(const core::Core&)>& read) const {
   std::lock_guard lock(state_mutex_);  // no new group is applied meanwhile
   WaitForWrites();
+  // After a failed append the state holds commands the journal lost: nothing may read it.
+  if (durable_->poisoned()) {
+    return MakeError(ErrorCode::kJournalPoisoned,
+                     "an append failed; the state is ahead of the journal until reopened");
+  }
   read(durable_->core());
+  return OkStatus();
 }
 
 CommitterStats Committer::stats() const {

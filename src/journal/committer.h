@@ -31,6 +31,7 @@ struct CommitterOptions {
   size_t queue_depth_max = 65'536;    // commands waiting; beyond it Submit refuses
   size_t group_commands_max = 8'192;  // commands in one durable transaction
   size_t groups_in_flight_max = 2;    // groups applied but not yet written
+  // (Both maxima are at least 1; a zero is taken as 1.)
 };
 
 struct CommitterStats {
@@ -50,7 +51,8 @@ class Committer {
 
   // Runs `read` on a state that holds exactly the durable commands: it waits for the
   // groups in flight to be written and holds the next group back meanwhile.
-  void Read(const std::function<void(const core::Core&)>& read) const;
+  // kJournalPoisoned (and `read` is not run) after a failed append.
+  Status Read(const std::function<void(const core::Core&)>& read) const;
   CommitterStats stats() const;
   size_t queue_depth() const;
   uint64_t durable_seq() const { return durable_->durable_seq(); }

@@ -69,9 +69,12 @@ TEST_F(CommitterTest, ConcurrentClientsShareFsyncsAndLoseNothing) {
     for (std::thread& client : clients) client.join();
     EXPECT_EQ(failures.load(), 0);
     stats = committer.stats();
-    committer.Read([](const core::Core& core) {
-      EXPECT_EQ(core.ledger().transfer_count(), static_cast<size_t>(kThreads * kPerThread));
-    });
+    EXPECT_TRUE(committer
+                    .Read([](const core::Core& core) {
+                      EXPECT_EQ(core.ledger().transfer_count(),
+                                static_cast<size_t>(kThreads * kPerThread));
+                    })
+                    .ok());
   }
   EXPECT_EQ(stats.commands, static_cast<uint64_t>(kThreads * kPerThread));
   // Eight clients waiting on each other's fsyncs must have been grouped.
@@ -82,6 +85,104 @@ TEST_F(CommitterTest, ConcurrentClientsShareFsyncsAndLoseNothing) {
   for (Id128 id = 100; id < 100 + kThreads; ++id) {
     EXPECT_EQ(reopened->core().ledger().FindAccount(id)->balance(), Credits::FromWhole(kPerThread));
   }
+}
+
+// A store whose appends start failing on demand.
+class FailingStore final : public JournalStore {
+ public:
+  explicit FailingStore(std::unique_ptr<JournalStore> inner) : inner_(std::move(inner)) {}
+  Status Append(std::span<const StoredEntry> entries) override {
+    if (fail_) return MakeError(ErrorCode::kIoError, "disk full (injected)");
+    return inner_->Append(entries);
+  }
+  Status Scan(uint64_t after, const std::function<Status(const StoredEntry&)>& visit) override {
+    return inner_->Scan(after, visit);
+  }
+  Result<std::optional<StoredEntry>> LastEntry() override { return inner_->LastEntry(); }
+  Status PutSnapshot(const StoredSnapshot& snapshot) override {
+    return inner_->PutSnapshot(snapshot);
+  }
+  Result<StoredSnapshot> ReadSnapshot(uint64_t seq) override { return inner_->ReadSnapshot(seq); }
+  Result<std::optional<StoredSnapshot>> LatestSnapshot() override {
+    return inner_->LatestSnapshot();
+  }
+  Result<std::vector<StoredSnapshot>> SnapshotIndex() override { return inner_->SnapshotIndex(); }
+  bool read_only() const override { return false; }
+  std::atomic<bool> fail_ = false;
+
+ private:
+  std::unique_ptr<JournalStore> inner_;
+};
+
+TEST_F(CommitterTest, AfterAFailedAppendNothingReadsOrCommits) {
+  auto sqlite = SqliteStore::Open(path_, OpenMode::kReadWriteCreate);
+  ASSERT_TRUE(sqlite.ok());
+  auto failing = std::make_unique<FailingStore>(std::move(*sqlite));
+  FailingStore* store = failing.get();
+  auto durable = DurableCore::Open(std::move(failing));
+  ASSERT_TRUE(durable.ok());
+  Committer committer(std::move(*durable), {});
+  const auto accounts =
+      core::CreateAccounts{.now_us = 1,
+                           .accounts = {{.id = 1, .kind = ledger::AccountKind::kSponsor},
+                                        {.id = 2, .kind = ledger::AccountKind::kGrant}}};
+  ASSERT_TRUE(committer.Submit(accounts).get().ok());
+  store->fail_ = true;
+  const auto transfer = core::CreateTransfers{.now_us = 2,
+                                              .transfers = {{.id = 9,
+                                                             .debit_account_id = 1,
+                                                             .credit_account_id = 2,
+                                                             .amount = Credits::FromWhole(1)}}};
+  EXPECT_EQ(committer.Submit(transfer).get().code(), ErrorCode::kIoError);
+  bool ran = false;
+  EXPECT_EQ(committer.Read([&ran](const core::Core&) { ran = true; }).code(),
+            ErrorCode::kJournalPoisoned);
+  EXPECT_FALSE(ran);
+  store->fail_ = false;
+  EXPECT_EQ(committer.Submit(core::Tick{.now_us = 3}).get().code(), ErrorCode::kJournalPoisoned);
+}
+
+TEST_F(CommitterTest, ReadersNeverSeeACommandBeforeItIsDurable) {
+  auto durable = Open();
+  ASSERT_TRUE(durable
+                  ->Submit(core::CreateAccounts{
+                      .now_us = 1,
+                      .accounts = {{.id = 1, .kind = ledger::AccountKind::kSponsor},
+                                   {.id = 2, .kind = ledger::AccountKind::kGrant}}})
+                  .ok());
+  Committer committer(std::move(durable), {.group_commands_max = 4});
+  std::atomic<bool> done = false;
+  std::atomic<int> violations = 0;
+  std::thread reader([&] {
+    while (!done) {
+      ASSERT_TRUE(committer
+                      .Read([&](const core::Core& core) {
+                        // Entry 1 made the accounts; each later entry is one transfer.
+                        const uint64_t durable_seq = committer.durable_seq();
+                        if (core.ledger().transfer_count() + 1 > durable_seq) ++violations;
+                      })
+                      .ok());
+    }
+  });
+  std::vector<std::thread> writers;
+  for (int writer_idx = 0; writer_idx < 3; ++writer_idx) {
+    writers.emplace_back([&, writer_idx] {
+      for (int request_idx = 0; request_idx < 200; ++request_idx) {
+        const Id128 id = 1000 + static_cast<Id128>(writer_idx * 1000 + request_idx);
+        (void)committer
+            .Submit(core::CreateTransfers{.now_us = 2,
+                                          .transfers = {{.id = id,
+                                                         .debit_account_id = 1,
+                                                         .credit_account_id = 2,
+                                                         .amount = Credits::FromWhole(1)}}})
+            .get();
+      }
+    });
+  }
+  for (std::thread& writer : writers) writer.join();
+  done = true;
+  reader.join();
+  EXPECT_EQ(violations.load(), 0);
 }
 
 TEST_F(CommitterTest, AFullQueueRefusesAtOnce) {

@@ -55,21 +55,31 @@ Status DurableCore::Recover() {
                        "snapshot " + std::to_string(snapshot->seq) + " does not match its digest");
     }
     ATRIUM_ASSIGN_OR_RETURN(core_, core::Core::Decode(snapshot->state));
+    // Check the snapshot's state before anything is replayed on top of it.
+    ATRIUM_TRY(core_.Verify());
     last_seq_ = snapshot->seq;
     last_hash_ = snapshot->chain_hash;
     recovered_from_seq_ = snapshot->seq;
     last_snapshot_bytes_ = snapshot->state.size();
   }
   snapshot.reset();
-  ATRIUM_TRY(store_->Scan(last_seq_, [this](const StoredEntry& entry) -> Status {
-    ATRIUM_ASSIGN_OR_RETURN(core::Command command, Follow(entry, last_seq_ + 1, last_hash_));
-    (void)core_.Apply(command);
-    last_seq_ = entry.seq;
-    last_hash_ = entry.hash;
-    bytes_since_snapshot_ += entry.payload.size();
-    return OkStatus();
-  }));
-  ATRIUM_ASSIGN_OR_RETURN(std::optional<StoredEntry> last, store_->LastEntry());
+  // Replay, then make sure the end was reached. Another process may be appending while
+  // this one reads (a reader beside the service): entries that appear during the scan
+  // are read by another pass, so only a journal that ends before what was replayed, or
+  // differs from it, is broken.
+  std::optional<StoredEntry> last;
+  for (;;) {
+    ATRIUM_TRY(store_->Scan(last_seq_, [this](const StoredEntry& entry) -> Status {
+      ATRIUM_ASSIGN_OR_RETURN(core::Command command, Follow(entry, last_seq_ + 1, last_hash_));
+      (void)core_.Apply(command);
+      last_seq_ = entry.seq;
+      last_hash_ = entry.hash;
+      bytes_since_snapshot_ += entry.payload.size();
+      return OkStatus();
+    }));
+    ATRIUM_ASSIGN_OR_RETURN(last, store_->LastEntry());
+    if (!last.has_value() || last->seq <= last_seq_) break;
+  }
   if (last.has_value() && (last->seq != last_seq_ || last->hash != last_hash_)) {
     return Broken(last->seq, "the snapshot does not belong to this journal");
   }

@@ -70,6 +70,8 @@ class DurableCore {
   bool snapshot_due() const;
   // The last entry known durable.
   uint64_t durable_seq() const { return durable_seq_.load(); }
+  // Whether an append failed (then the state is ahead of the journal until reopened).
+  bool poisoned() const { return poisoned_.load(); }
 
   // Writes a snapshot of the current state.
   Status Snapshot();

@@ -326,6 +326,20 @@ TEST_F(JournalTest, ForeignAndMissingFilesAreRefused) {
   std::filesystem::remove(path_);
   SqliteBackend(path_).Sql("CREATE TABLE other (x)");
   EXPECT_EQ(SqliteStore::Open(path_, OpenMode::kReadOnly).code(), ErrorCode::kCorruption);
+  // Opened for writing, or even for creating, it is refused untouched: no journal tables
+  // appear in it and it stays out of WAL mode.
+  EXPECT_EQ(SqliteStore::Open(path_, OpenMode::kReadWrite).code(), ErrorCode::kCorruption);
+  EXPECT_EQ(SqliteStore::Open(path_, OpenMode::kReadWriteCreate).code(), ErrorCode::kCorruption);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* count = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master", -1, &count, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(count), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(count, 0), 1);
+  sqlite3_finalize(count);
+  sqlite3_close(db);
+  EXPECT_FALSE(std::filesystem::exists(path_ + "-wal"));
 }
 #else
 TEST_F(JournalTest, MissingOrForeignJournalIsRefused) {

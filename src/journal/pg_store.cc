@@ -232,11 +232,11 @@ Result<StoredSnapshot> PgStore::ReadSnapshot(uint64_t seq) {
     }
     const auto state_bytes = head[0][2].as<uint64_t>();
     const auto chunks = head[0][3].as<uint64_t>();
-    if (state_bytes > chunks * kChunkBytesMax) {
+    if (chunks > (uint64_t{1} << 20) || state_bytes > chunks * kChunkBytesMax) {
       return MakeError(ErrorCode::kCorruption,
                        "snapshot " + std::to_string(seq) + " size is wrong");
     }
-    snapshot.state.reserve(state_bytes);
+    snapshot.state.reserve(std::min<uint64_t>(state_bytes, uint64_t{1} << 30));
     uint64_t expected_chunk = 0;
     for (const auto& row : read.exec_params(
              "SELECT chunk, data FROM atrium_snapshot_chunks WHERE seq = $1 ORDER BY chunk",

@@ -86,7 +86,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, 
   if (rc != SQLITE_OK) return store->Failure("cannot open " + path);
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
-  ATRIUM_TRY(store->Prepare());
+  ATRIUM_TRY(store->Prepare(mode));
   return store;
 }
 
@@ -108,46 +108,80 @@ Status SqliteStore::Exec(const char* sql) {
   return OkStatus();
 }
 
-Status SqliteStore::Prepare() {
-  if (!read_only_) {
-    // WAL: readers never block the writer; FULL: fsync the WAL at every commit.
-    ATRIUM_TRY(Exec("PRAGMA journal_mode=WAL"));
-    ATRIUM_TRY(Exec("PRAGMA synchronous=FULL"));
-    ATRIUM_TRY(Exec("BEGIN IMMEDIATE"));
-    Status created = Exec(
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL,"
-        " hash BLOB NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, chain_hash BLOB NOT NULL,"
-        " state_digest BLOB NOT NULL, state_bytes INTEGER NOT NULL, chunks INTEGER NOT NULL);"
-        "CREATE TABLE IF NOT EXISTS snapshot_chunks (seq INTEGER NOT NULL, chunk INTEGER NOT NULL,"
-        " data BLOB NOT NULL, PRIMARY KEY (seq, chunk));"
-        "INSERT OR IGNORE INTO meta VALUES ('format', 'atrium-journal'), ('version', '1');");
-    if (!created.ok()) {
-      (void)Exec("ROLLBACK");
-      return created;
+Status SqliteStore::Prepare(OpenMode mode) {
+  // Look before writing anything: a file that is not an Atrium journal is refused as it
+  // is, and only an empty database may be given the journal's schema.
+  uint64_t table_count = 0;
+  bool has_meta = false;
+  {
+    // Scoped: the statement must be finished before the journal mode can change.
+    Statement tables(db_, "SELECT count(*), coalesce(sum(name = 'meta'), 0) FROM sqlite_master");
+    if (!tables.ok() || tables.Step() != SQLITE_ROW) return Failure("not a journal");
+    table_count = tables.ColumnInt(0);
+    has_meta = tables.ColumnInt(1) > 0;
+  }
+  if (!has_meta) {
+    if (mode != OpenMode::kReadWriteCreate || table_count > 0) {
+      return MakeError(ErrorCode::kCorruption, "not an Atrium journal (no meta table)");
     }
-    ATRIUM_TRY(Exec("COMMIT"));
+  } else {
+    ATRIUM_TRY(CheckMeta());
   }
+  if (read_only_) return OkStatus();
+  // WAL: readers never block the writer; FULL: fsync the WAL at every commit. Both are
+  // checked, because a store that does not fsync must not acknowledge anything.
+  ATRIUM_TRY(Exec("PRAGMA journal_mode=WAL"));
+  ATRIUM_TRY(Exec("PRAGMA synchronous=FULL"));
+  {
+    Statement synchronous(db_, "PRAGMA synchronous");
+    if (!synchronous.ok() || synchronous.Step() != SQLITE_ROW || synchronous.ColumnInt(0) != 2) {
+      return MakeError(ErrorCode::kIoError, "SQLite refused synchronous=FULL");
+    }
+  }
+  if (has_meta) return OkStatus();
+  ATRIUM_TRY(Exec("BEGIN IMMEDIATE"));
+  Status created = Exec(
+      "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS entries (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL,"
+      " hash BLOB NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, chain_hash BLOB NOT NULL,"
+      " state_digest BLOB NOT NULL, state_bytes INTEGER NOT NULL, chunks INTEGER NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS snapshot_chunks (seq INTEGER NOT NULL, chunk INTEGER NOT NULL,"
+      " data BLOB NOT NULL, PRIMARY KEY (seq, chunk));"
+      "INSERT OR IGNORE INTO meta VALUES ('format', 'atrium-journal'), ('version', '1');");
+  if (!created.ok()) {
+    (void)Exec("ROLLBACK");
+    return created;
+  }
+  ATRIUM_TRY(Commit());
+  return CheckMeta();
+}
+
+Status SqliteStore::CheckMeta() {
   Statement meta(db_, "SELECT key, value FROM meta");
-  if (!meta.ok()) {
-    if ((sqlite3_errcode(db_) & 0xFF) == SQLITE_NOTADB) return Failure("not a journal");
-    return MakeError(ErrorCode::kCorruption, "not an Atrium journal (no meta table)");
-  }
+  if (!meta.ok()) return MakeError(ErrorCode::kCorruption, "not an Atrium journal (bad meta)");
   bool format_ok = false;
   bool version_ok = false;
   int rc = 0;
   while ((rc = meta.Step()) == SQLITE_ROW) {
-    const std::string_view key(reinterpret_cast<const char*>(sqlite3_column_text(meta.get(), 0)));
-    const std::string_view value(reinterpret_cast<const char*>(sqlite3_column_text(meta.get(), 1)));
-    if (key == "format") format_ok = value == kFormat;
-    if (key == "version") version_ok = value == kVersion;
+    const auto* key = reinterpret_cast<const char*>(sqlite3_column_text(meta.get(), 0));
+    const auto* value = reinterpret_cast<const char*>(sqlite3_column_text(meta.get(), 1));
+    if (key == nullptr || value == nullptr) continue;
+    if (std::string_view(key) == "format") format_ok = std::string_view(value) == kFormat;
+    if (std::string_view(key) == "version") version_ok = std::string_view(value) == kVersion;
   }
   if (rc != SQLITE_DONE) return Failure("reading meta");
   if (!format_ok || !version_ok) {
     return MakeError(ErrorCode::kCorruption, "not an Atrium journal of version 1");
   }
   return OkStatus();
+}
+
+Status SqliteStore::Commit() {
+  Status committed = Exec("COMMIT");
+  // A failed COMMIT can leave the transaction open; close it so the next one can begin.
+  if (!committed.ok() && sqlite3_get_autocommit(db_) == 0) (void)Exec("ROLLBACK");
+  return committed;
 }
 
 Status SqliteStore::Append(std::span<const StoredEntry> entries) {
@@ -169,7 +203,7 @@ Status SqliteStore::Append(std::span<const StoredEntry> entries) {
     (void)Exec("ROLLBACK");
     return error;
   }
-  return Exec("COMMIT");
+  return Commit();
 }
 
 Status SqliteStore::Scan(uint64_t after_seq,
@@ -252,7 +286,7 @@ Status SqliteStore::PutSnapshot(const StoredSnapshot& snapshot) {
     (void)Exec("ROLLBACK");
     return error;
   }
-  return Exec("COMMIT");
+  return Commit();
 }
 
 Result<std::vector<StoredSnapshot>> SqliteStore::SnapshotIndex() {
@@ -303,10 +337,11 @@ Result<StoredSnapshot> SqliteStore::ReadSnapshot(uint64_t seq) {
   Statement select(db_, "SELECT chunk, data FROM snapshot_chunks WHERE seq = ? ORDER BY chunk");
   if (!select.ok()) return Failure("reading a snapshot");
   select.BindInt(1, seq);
-  if (state_bytes > chunks * kChunkBytesMax) {
+  if (chunks > (uint64_t{1} << 20) || state_bytes > chunks * kChunkBytesMax) {
     return MakeError(ErrorCode::kCorruption, "snapshot " + std::to_string(seq) + " size is wrong");
   }
-  snapshot.state.reserve(state_bytes);
+  // Reserve only what is plausible; a damaged size must not cause a huge allocation.
+  snapshot.state.reserve(std::min<uint64_t>(state_bytes, uint64_t{1} << 30));
   uint64_t expected_chunk = 0;
   int rc = 0;
   while ((rc = select.Step()) == SQLITE_ROW) {

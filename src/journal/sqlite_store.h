@@ -42,7 +42,9 @@ class SqliteStore final : public JournalStore {
   SqliteStore(sqlite3* db, bool read_only) : db_(db), read_only_(read_only) {}
   Status Exec(const char* sql);
   Error Failure(const std::string& what) const;
-  Status Prepare();
+  Status Prepare(OpenMode mode);
+  Status CheckMeta();
+  Status Commit();  // COMMIT, rolling back if it fails
 
   sqlite3* db_;
   bool read_only_;

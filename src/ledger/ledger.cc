@@ -61,14 +61,17 @@ Credits Account::balance() const {
 }
 
 Credits Account::available() const {
-  return Credits::FromMicro(credits_posted.micro() - debits_posted.micro() -
-                            debits_pending.micro());
+  const __int128 available = static_cast<__int128>(credits_posted.micro()) - debits_posted.micro() -
+                             debits_pending.micro();
+  return Credits::FromMicro(static_cast<int64_t>(std::clamp<__int128>(
+      available, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max())));
 }
 
 // ---------------------------------------------------------------------------------------
 // Batches and linked chains.
 
 int64_t Ledger::NextTimestamp(int64_t now_us) const {
+  ATRIUM_ASSERT(last_timestamp_us_ < std::numeric_limits<int64_t>::max(), "timestamp overflow");
   return std::max(now_us, last_timestamp_us_ + 1);
 }
 
@@ -77,9 +80,11 @@ std::vector<EventFailure> Ledger::ApplyBatch(std::span<const Spec> events, int64
                                              Apply apply) {
   std::vector<EventFailure> failures;
   const size_t event_count = events.size();
-  if (event_count > kBatchEventsMax) {
+  const bool time_valid = now_us >= 0 && now_us <= kTimeMaxUs;
+  if (event_count > kBatchEventsMax || !time_valid) {
+    const ErrorCode code = time_valid ? ErrorCode::kLimitExceeded : ErrorCode::kTimestampOverflow;
     for (size_t event_idx = 0; event_idx < event_count; ++event_idx) {
-      failures.push_back({static_cast<uint32_t>(event_idx), ErrorCode::kLimitExceeded});
+      failures.push_back({static_cast<uint32_t>(event_idx), code});
     }
     return failures;
   }
@@ -300,7 +305,10 @@ ErrorCode Ledger::CompareExisting(const TransferSpec& spec, const TransferRecord
     if (spec.credit_account_id != kIdNone && spec.credit_account_id != credit_id) return kDifferent;
     const bool full = spec.amount == Credits::Max();
     if (existing.flags & kPostPending) {
-      return full || spec.amount.micro() == existing.amount ? ErrorCode::kExists : kDifferent;
+      // "The whole hold" matches only a post that took the whole hold.
+      const int64_t requested =
+          full ? transfers_[existing.pending_index].amount : spec.amount.micro();
+      return requested == existing.amount ? ErrorCode::kExists : kDifferent;
     }
     return full || spec.amount.is_zero() || spec.amount.micro() == existing.amount
                ? ErrorCode::kExists
@@ -334,12 +342,12 @@ ErrorCode Ledger::ApplySinglePhase(const TransferSpec& spec, int64_t timestamp_u
   if ((debit.flags | credit.flags) & kFrozen) return ErrorCode::kAccountFrozen;
 
   int64_t amount = spec.amount.micro();
-  if ((spec.flags & kBalancingDebit) && (debit.flags & kDebitsMustNotExceedCredits)) {
+  if (spec.flags & kBalancingDebit) {
     const __int128 available =
         static_cast<__int128>(debit.credits_posted) - debit.debits_posted - debit.debits_pending;
     amount = static_cast<int64_t>(std::clamp<__int128>(available, 0, amount));
   }
-  if ((spec.flags & kBalancingCredit) && (credit.flags & kCreditsMustNotExceedDebits)) {
+  if (spec.flags & kBalancingCredit) {
     const __int128 room = static_cast<__int128>(credit.debits_posted) - credit.credits_posted -
                           credit.credits_pending;
     amount = static_cast<int64_t>(std::clamp<__int128>(room, 0, amount));
@@ -697,6 +705,10 @@ Result<Ledger> Ledger::Decode(std::string_view bytes) {
   if (reader.Get<uint32_t>() != kSnapshotMagic) return corrupt("bad magic");
   Ledger ledger;
   ledger.last_timestamp_us_ = reader.Get<int64_t>();
+  if (ledger.last_timestamp_us_ < 0 ||
+      ledger.last_timestamp_us_ > kTimeMaxUs + (int64_t{1} << 40)) {
+    return corrupt("bad timestamp");
+  }
   constexpr size_t kAccountBytes = 16 + 6 * 8 + 2 + 1;
   const uint32_t account_count = reader.GetCount(kAccountBytes);
   ledger.accounts_.reserve(account_count);
@@ -710,6 +722,7 @@ Result<Ledger> Ledger::Decode(std::string_view bytes) {
     account.timestamp_us = reader.Get<int64_t>();
     account.user_data = reader.Get<uint64_t>();
     account.flags = reader.Get<uint16_t>();
+    if ((account.flags & ~kAccountFlagsAll) != 0) return corrupt("bad account flags");
     const auto kind = reader.Get<uint8_t>();
     if (kind == 0 || kind >= kAccountKindNames.size()) return corrupt("bad account kind");
     account.kind = static_cast<AccountKind>(kind);
@@ -737,6 +750,17 @@ Result<Ledger> Ledger::Decode(std::string_view bytes) {
     if (record.debit_index >= account_count || record.credit_index >= account_count ||
         (record.pending_index != kNoIndex && record.pending_index >= transfer_idx)) {
       return corrupt("transfer refers past the end");
+    }
+    // The shape every applied transfer has; Verify checks the arithmetic afterwards.
+    const bool resolves = (record.flags & (kPostPending | kVoidPending)) != 0;
+    if ((record.flags & ~kTransferFlagsAll) != 0 ||
+        std::popcount(static_cast<unsigned>(record.flags & kPhaseFlags)) > 1 ||
+        resolves != (record.pending_index != kNoIndex) ||
+        ((record.flags & kPending) != 0) != (record.state != PendingState::kNone) ||
+        (record.timeout_s != 0 && !(record.flags & kPending)) || record.timestamp_us < 0 ||
+        record.timestamp_us > kTimeMaxUs + static_cast<int64_t>(transfer_count) ||
+        !IsValidId(record.id)) {
+      return corrupt("malformed transfer " + FormatId128(record.id));
     }
     ledger.transfers_.push_back(record);
   }

@@ -126,8 +126,8 @@ struct Account {
   Credits credits_pending;
   Credits credits_posted;
 
-  // credits_posted - debits_posted (what is there), and that less debits_pending (what
-  // may still be spent). Computed in 128 bits; they fit in int64 by the ledger's checks.
+  // credits_posted - debits_posted (what is there; always within int64), and that less
+  // debits_pending (what may still be spent), clamped to int64's range.
   Credits balance() const;
   Credits available() const;
 };
@@ -159,6 +159,10 @@ class Ledger {
  public:
   // Bounds every batch; a larger batch is refused whole (kLimitExceeded on every event).
   static constexpr size_t kBatchEventsMax = 1 << 20;
+  // Logical times outside [0, kTimeMaxUs] (year 9999) are refused whole
+  // (kTimestampOverflow on every event): far from int64's end, so timestamps, which
+  // advance by one per event, and hold deadlines (at most 2^32 s later) never overflow.
+  static constexpr int64_t kTimeMaxUs = 253'402'300'799'000'000;
 
   Ledger() = default;
   Ledger(Ledger&&) = default;

@@ -592,3 +592,94 @@ TEST_F(LedgerTest, HistoryListsAnAccountsTransfersInOrder) {
 
 }  // namespace
 }  // namespace atrium::ledger
+
+namespace atrium::ledger {
+namespace {
+
+TEST(LedgerReviewTest, LogicalTimeOutsideTheWindowIsRefusedWhole) {
+  Ledger ledger;
+  const std::vector<AccountSpec> accounts{{.id = 1, .kind = AccountKind::kSponsor},
+                                          {.id = 2, .kind = AccountKind::kGrant}};
+  EXPECT_THAT(ledger.CreateAccounts(accounts, std::numeric_limits<int64_t>::max()),
+              ElementsAre(EventFailure{0, ErrorCode::kTimestampOverflow},
+                          EventFailure{1, ErrorCode::kTimestampOverflow}));
+  EXPECT_THAT(ledger.CreateAccounts(accounts, -1),
+              ElementsAre(EventFailure{0, ErrorCode::kTimestampOverflow},
+                          EventFailure{1, ErrorCode::kTimestampOverflow}));
+  EXPECT_EQ(ledger.account_count(), 0u);
+  ASSERT_THAT(ledger.CreateAccounts(accounts, Ledger::kTimeMaxUs), IsEmpty());
+  // At the end of the window timestamps still advance, one per event, without overflow.
+  ASSERT_THAT(ledger.CreateTransfers(std::vector<TransferSpec>{{.id = 5,
+                                                                .debit_account_id = 1,
+                                                                .credit_account_id = 2,
+                                                                .amount = Credits::FromWhole(1)}},
+                                     Ledger::kTimeMaxUs),
+              IsEmpty());
+  EXPECT_GT(ledger.FindTransfer(5)->timestamp_us, Ledger::kTimeMaxUs);
+  EXPECT_TRUE(ledger.Verify().ok());
+}
+
+TEST(LedgerReviewTest, BalancingDebitClampsAccountsWithoutLimitsToo) {
+  Ledger ledger;
+  ASSERT_THAT(
+      ledger.CreateAccounts(std::vector<AccountSpec>{{.id = 1, .kind = AccountKind::kSponsor},
+                                                     {.id = 2, .kind = AccountKind::kCourse},
+                                                     {.id = 3, .kind = AccountKind::kTrackPool}},
+                            1),
+      IsEmpty());
+  ASSERT_THAT(ledger.CreateTransfers(std::vector<TransferSpec>{{.id = 10,
+                                                                .debit_account_id = 1,
+                                                                .credit_account_id = 2,
+                                                                .amount = Credits::FromWhole(50)},
+                                                               {.id = 11,
+                                                                .debit_account_id = 2,
+                                                                .credit_account_id = 3,
+                                                                .amount = Credits::FromWhole(1000),
+                                                                .flags = kBalancingDebit}},
+                                     2),
+              IsEmpty());
+  EXPECT_EQ(ledger.FindTransfer(11)->amount, Credits::FromWhole(50));
+  EXPECT_EQ(ledger.FindAccount(2)->balance(), Credits::Zero());
+}
+
+TEST(LedgerReviewTest, RetryingAWholePostAfterAPartialOneDiffers) {
+  Ledger ledger;
+  ASSERT_THAT(
+      ledger.CreateAccounts(std::vector<AccountSpec>{{.id = 1, .kind = AccountKind::kSponsor},
+                                                     {.id = 2, .kind = AccountKind::kGrant}},
+                            1),
+      IsEmpty());
+  ASSERT_THAT(ledger.CreateTransfers(std::vector<TransferSpec>{{.id = 10,
+                                                                .debit_account_id = 1,
+                                                                .credit_account_id = 2,
+                                                                .amount = Credits::FromWhole(100),
+                                                                .flags = kPending},
+                                                               {.id = 11,
+                                                                .amount = Credits::FromWhole(30),
+                                                                .pending_id = 10,
+                                                                .flags = kPostPending}},
+                                     2),
+              IsEmpty());
+  EXPECT_THAT(
+      ledger.CreateTransfers(
+          std::vector<TransferSpec>{
+              {.id = 11, .amount = Credits::Max(), .pending_id = 10, .flags = kPostPending}},
+          3),
+      ElementsAre(EventFailure{0, ErrorCode::kExistsWithDifferentFields}));
+  EXPECT_THAT(ledger.CreateTransfers(std::vector<TransferSpec>{{.id = 11,
+                                                                .amount = Credits::FromWhole(30),
+                                                                .pending_id = 10,
+                                                                .flags = kPostPending}},
+                                     3),
+              ElementsAre(EventFailure{0, ErrorCode::kExists}));
+}
+
+TEST(LedgerReviewTest, AvailableClampsInsteadOfOverflowing) {
+  const Account account{.debits_pending = Credits::Max(),
+                        .debits_posted = Credits::Max(),
+                        .credits_posted = Credits::Zero()};
+  EXPECT_EQ(account.available().micro(), std::numeric_limits<int64_t>::min());
+}
+
+}  // namespace
+}  // namespace atrium::ledger
