@@ -15,12 +15,20 @@ as_owner() {
   if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# On failure, show what PostgreSQL said: the test log is all a CI run leaves behind.
+show_logs() {
+  for log in "$dir/initdb.log" "$dir/server.log"; do
+    [[ -r "$log" ]] && { echo "--- $log" >&2; tail -n 40 "$log" >&2; }
+  done
+}
+
 case "$action" in
   start)
+    trap show_logs ERR
     if [[ -f "$dir/data/postmaster.pid" ]]; then "$0" stop "$dir" || true; fi
     rm -rf "$dir"
     mkdir -p "$dir"
-    [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$dir"
+    if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$dir"; fi
     as_owner "$bin/initdb" -D "$dir/data" -A trust -U atrium --no-sync >"$dir/initdb.log" 2>&1
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
       -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on" \

@@ -108,6 +108,13 @@ void Committer::WriteLoop() {
       writing_ = true;
     }
     const Status written = durable_->Commit(flight.group);
+    {
+      // Counted before the futures are fulfilled, so a caller that saw its result also
+      // sees it counted.
+      std::lock_guard lock(flight_mutex_);
+      ++stats_.groups;
+      stats_.commands += flight.promises.size();
+    }
     for (size_t command_idx = 0; command_idx < flight.promises.size(); ++command_idx) {
       if (written.ok()) {
         flight.promises[command_idx].set_value(std::move(flight.group.results[command_idx]));
@@ -118,8 +125,6 @@ void Committer::WriteLoop() {
     {
       std::lock_guard lock(flight_mutex_);
       writing_ = false;
-      ++stats_.groups;
-      stats_.commands += flight.promises.size();
     }
     flight_changed_.notify_all();
   }
