@@ -48,7 +48,7 @@ void Core::Encode(std::string* out) const {
   ByteWriter writer(out);
   writer.Put<uint32_t>(kStateMagic);
   writer.Put<uint32_t>(kStateVersion);
-  // The ledger's length goes before it; write a placeholder and patch it, rather than
+  // The ledger's length goes before it; write zero and patch it, rather than
   // encode into a temporary copy of what may be hundreds of megabytes.
   const size_t length_at = out->size();
   writer.Put<uint64_t>(0);

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "journal/sqlite_store.h"
+#include "journal/testing/failing_store.h"
 
 namespace atrium::journal {
 namespace {
@@ -87,32 +88,7 @@ TEST_F(CommitterTest, ConcurrentClientsShareFsyncsAndLoseNothing) {
   }
 }
 
-// A store whose appends start failing on demand.
-class FailingStore final : public JournalStore {
- public:
-  explicit FailingStore(std::unique_ptr<JournalStore> inner) : inner_(std::move(inner)) {}
-  Status Append(std::span<const StoredEntry> entries) override {
-    if (fail_) return MakeError(ErrorCode::kIoError, "disk full (injected)");
-    return inner_->Append(entries);
-  }
-  Status Scan(uint64_t after, const std::function<Status(const StoredEntry&)>& visit) override {
-    return inner_->Scan(after, visit);
-  }
-  Result<std::optional<StoredEntry>> LastEntry() override { return inner_->LastEntry(); }
-  Status PutSnapshot(const StoredSnapshot& snapshot) override {
-    return inner_->PutSnapshot(snapshot);
-  }
-  Result<StoredSnapshot> ReadSnapshot(uint64_t seq) override { return inner_->ReadSnapshot(seq); }
-  Result<std::optional<StoredSnapshot>> LatestSnapshot() override {
-    return inner_->LatestSnapshot();
-  }
-  Result<std::vector<StoredSnapshot>> SnapshotIndex() override { return inner_->SnapshotIndex(); }
-  bool read_only() const override { return false; }
-  std::atomic<bool> fail_ = false;
-
- private:
-  std::unique_ptr<JournalStore> inner_;
-};
+using testing::FailingStore;
 
 TEST_F(CommitterTest, AfterAFailedAppendNothingReadsOrCommits) {
   auto sqlite = SqliteStore::Open(path_, OpenMode::kReadWriteCreate);
@@ -127,7 +103,7 @@ TEST_F(CommitterTest, AfterAFailedAppendNothingReadsOrCommits) {
                            .accounts = {{.id = 1, .kind = ledger::AccountKind::kSponsor},
                                         {.id = 2, .kind = ledger::AccountKind::kGrant}}};
   ASSERT_TRUE(committer.Submit(accounts).get().ok());
-  store->fail_ = true;
+  store->set_fail_appends(true);
   const auto transfer = core::CreateTransfers{.now_us = 2,
                                               .transfers = {{.id = 9,
                                                              .debit_account_id = 1,
@@ -138,7 +114,7 @@ TEST_F(CommitterTest, AfterAFailedAppendNothingReadsOrCommits) {
   EXPECT_EQ(committer.Read([&ran](const core::Core&) { ran = true; }).code(),
             ErrorCode::kJournalPoisoned);
   EXPECT_FALSE(ran);
-  store->fail_ = false;
+  store->set_fail_appends(false);
   EXPECT_EQ(committer.Submit(core::Tick{.now_us = 3}).get().code(), ErrorCode::kJournalPoisoned);
 }
 

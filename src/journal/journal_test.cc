@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "journal/sqlite_store.h"
+#include "journal/testing/failing_store.h"
 #ifdef ATRIUM_JOURNAL_TEST_PG
 #include <pqxx/pqxx>
 
@@ -356,47 +357,21 @@ TEST_F(JournalTest, MissingOrForeignJournalIsRefused) {
 }
 #endif
 
-// A store that fails on demand, for the poisoning rule.
-class FailingStore final : public JournalStore {
- public:
-  explicit FailingStore(std::unique_ptr<JournalStore> inner) : inner_(std::move(inner)) {}
-  Status Append(std::span<const StoredEntry> entries) override {
-    if (fail_) return MakeError(ErrorCode::kIoError, "disk full (injected)");
-    return inner_->Append(entries);
-  }
-  Status Scan(uint64_t after, const std::function<Status(const StoredEntry&)>& visit) override {
-    return inner_->Scan(after, visit);
-  }
-  Result<std::optional<StoredEntry>> LastEntry() override { return inner_->LastEntry(); }
-  Status PutSnapshot(const StoredSnapshot& snapshot) override {
-    return inner_->PutSnapshot(snapshot);
-  }
-  Result<std::optional<StoredSnapshot>> LatestSnapshot() override {
-    return inner_->LatestSnapshot();
-  }
-  Result<StoredSnapshot> ReadSnapshot(uint64_t seq) override { return inner_->ReadSnapshot(seq); }
-  Result<std::vector<StoredSnapshot>> SnapshotIndex() override { return inner_->SnapshotIndex(); }
-  bool read_only() const override { return false; }
-  bool* fail() { return &fail_; }
-
- private:
-  std::unique_ptr<JournalStore> inner_;
-  bool fail_ = false;
-};
+using testing::FailingStore;
 
 TEST_F(JournalTest, AFailedAppendPoisonsUntilReopenedAndLosesNothingAcknowledged) {
   {
     auto inner = backend_->Open(OpenMode::kReadWriteCreate);
     ASSERT_TRUE(inner.ok());
     auto failing = std::make_unique<FailingStore>(std::move(*inner));
-    bool* fail = failing->fail();
+    FailingStore* store = failing.get();
     auto durable = DurableCore::Open(std::move(failing));
     ASSERT_TRUE(durable.ok());
     ASSERT_TRUE((*durable)->Submit(Accounts(1)).ok());
     ASSERT_TRUE((*durable)->Submit(Fund(10, 5, 2)).ok());
-    *fail = true;
+    store->set_fail_appends(true);
     EXPECT_EQ((*durable)->Submit(Fund(11, 7, 3)).code(), ErrorCode::kIoError);
-    *fail = false;
+    store->set_fail_appends(false);
     EXPECT_EQ((*durable)->Submit(Fund(12, 1, 4)).code(), ErrorCode::kJournalPoisoned);
   }
   auto reopened = OpenDurable();
