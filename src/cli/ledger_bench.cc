@@ -57,9 +57,9 @@ Result<double> RunSqliteBaseline(const BenchOptions& options, uint64_t first, ui
     ok = exec("BEGIN") == SQLITE_OK;
     for (; ok && done < batch_end; ++done) {
       const ledger::TransferSpec spec = options.workload.Transfer(first + done);
-      sqlite3_bind_blob(insert, 1, &spec.id, sizeof(spec.id), SQLITE_TRANSIENT);
-      sqlite3_bind_blob(insert, 2, &spec.debit_account_id, sizeof(Id128), SQLITE_TRANSIENT);
-      sqlite3_bind_blob(insert, 3, &spec.credit_account_id, sizeof(Id128), SQLITE_TRANSIENT);
+      sqlite3_bind_blob(insert, 1, &spec.id, sizeof(spec.id), SQLITE_STATIC);
+      sqlite3_bind_blob(insert, 2, &spec.debit_account_id, sizeof(Id128), SQLITE_STATIC);
+      sqlite3_bind_blob(insert, 3, &spec.credit_account_id, sizeof(Id128), SQLITE_STATIC);
       sqlite3_bind_int64(insert, 4, spec.amount.micro());
       ok = sqlite3_step(insert) == SQLITE_DONE;
       sqlite3_reset(insert);

@@ -582,14 +582,15 @@ Status Ledger::Verify() const {
   int64_t previous_timestamp_us = std::numeric_limits<int64_t>::min();
   for (size_t transfer_idx = 0; transfer_idx < transfers_.size(); ++transfer_idx) {
     const TransferRecord& record = transfers_[transfer_idx];
-    const std::string where = "transfer " + FormatId128(record.id);
+    // Named only when something is wrong: Verify walks every transfer.
+    auto where = [&record] { return "transfer " + FormatId128(record.id); };
     if (record.debit_index >= accounts_.size() || record.credit_index >= accounts_.size() ||
         record.debit_index == record.credit_index) {
-      return violated(where + " has invalid accounts");
+      return violated(where() + " has invalid accounts");
     }
-    if (record.amount < 0) return violated(where + " has a negative amount");
+    if (record.amount < 0) return violated(where() + " has a negative amount");
     if (record.timestamp_us <= previous_timestamp_us) {
-      return violated(where + " is out of timestamp order");
+      return violated(where() + " is out of timestamp order");
     }
     previous_timestamp_us = record.timestamp_us;
     Totals& debit = recomputed[record.debit_index];
@@ -600,15 +601,15 @@ Status Ledger::Verify() const {
         credit.credits_pending += record.amount;
       }
     } else if (record.flags & (kPostPending | kVoidPending)) {
-      if (record.pending_index >= transfer_idx) return violated(where + " resolves a later hold");
+      if (record.pending_index >= transfer_idx) return violated(where() + " resolves a later hold");
       const TransferRecord& hold = transfers_[record.pending_index];
       const PendingState expected =
           (record.flags & kPostPending) ? PendingState::kPosted : PendingState::kVoided;
       if (!(hold.flags & kPending) || hold.state != expected ||
           ++resolutions[record.pending_index] != 1) {
-        return violated(where + " resolves a hold that is not resolved by it alone");
+        return violated(where() + " resolves a hold that is not resolved by it alone");
       }
-      if (record.amount > hold.amount) return violated(where + " posts more than its hold");
+      if (record.amount > hold.amount) return violated(where() + " posts more than its hold");
       if (record.flags & kPostPending) {
         debit.debits_posted += record.amount;
         credit.credits_posted += record.amount;
@@ -632,24 +633,24 @@ Status Ledger::Verify() const {
   for (size_t account_idx = 0; account_idx < accounts_.size(); ++account_idx) {
     const AccountRecord& account = accounts_[account_idx];
     const Totals& totals = recomputed[account_idx];
-    const std::string where = "account " + FormatId128(account.id);
+    auto where = [&account] { return "account " + FormatId128(account.id); };
     if (totals.debits_pending != account.debits_pending ||
         totals.debits_posted != account.debits_posted ||
         totals.credits_pending != account.credits_pending ||
         totals.credits_posted != account.credits_posted) {
-      return violated(where + " balances differ from its transfers");
+      return violated(where() + " balances differ from its transfers");
     }
     sum_posted += static_cast<__int128>(account.credits_posted) - account.debits_posted;
     sum_pending += static_cast<__int128>(account.credits_pending) - account.debits_pending;
     if ((account.flags & kDebitsMustNotExceedCredits) &&
         static_cast<__int128>(account.debits_pending) + account.debits_posted >
             account.credits_posted) {
-      return violated(where + " is below zero counting its holds");
+      return violated(where() + " is below zero counting its holds");
     }
     if ((account.flags & kCreditsMustNotExceedDebits) &&
         static_cast<__int128>(account.credits_pending) + account.credits_posted >
             account.debits_posted) {
-      return violated(where + " received more than it paid");
+      return violated(where() + " received more than it paid");
     }
   }
   if (sum_posted != 0) return violated("posted balances do not sum to zero");
