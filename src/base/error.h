@@ -93,7 +93,16 @@ namespace atrium {
   X(kInvalidRepository, "invalid_repository")                   \
   X(kInvalidLicense, "invalid_license")                         \
   X(kGrantNotActive, "grant_not_active")                        \
-  X(kSolverFailed, "solver_failed")
+  X(kSolverFailed, "solver_failed")                             \
+  /* The service (src/server). */                               \
+  X(kUnauthenticated, "unauthenticated")                        \
+  X(kForbidden, "forbidden")                                    \
+  X(kUnknownField, "unknown_field")                             \
+  X(kTooLarge, "too_large")                                     \
+  X(kTooLong, "too_long")                                       \
+  X(kIdempotencyKeyReused, "idempotency_key_reused")            \
+  X(kRateLimited, "rate_limited")                               \
+  X(kLocked, "locked")
 
 enum class ErrorCode : uint16_t {
 #define ATRIUM_ERROR_ENUM(name, text) name,

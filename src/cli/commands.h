@@ -29,4 +29,11 @@ void RegisterAuditCommands(CLI::App& app);
 // `atrium report program`: the transparency report.
 void RegisterReportCommands(CLI::App& app);
 
+// `atrium serve`: the service.
+void RegisterServeCommand(CLI::App& app);
+// The client of a running service: token, programs, call, decision, proposal, conflict,
+// review, grant, obligation, account, log, report show, job, node, partition, whoami.
+// Registered after the offline groups (it adds `report show` to theirs).
+void RegisterClientCommands(CLI::App& app);
+
 }  // namespace atrium::cli

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   atrium::cli::RegisterProgramCommands(app);
   atrium::cli::RegisterAuditCommands(app);
   atrium::cli::RegisterReportCommands(app);
+  atrium::cli::RegisterServeCommand(app);
+  atrium::cli::RegisterClientCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& failure) {

@@ -10,7 +10,8 @@ enum class Tag : uint8_t {
   kCreateAccounts = 1,
   kUpdateAccounts = 2,
   kCreateTransfers = 3,
-  kTick = 4
+  kTick = 4,
+  kAppCommand = 5,
 };
 
 // The fewest bytes one item can take, to refuse impossible counts; and the most, to
@@ -56,10 +57,13 @@ void Encode(const CreateTransfers& command, ByteWriter& writer) {
 
 void Encode(const Tick&, ByteWriter&) {}
 
+void Encode(const AppCommand& command, ByteWriter& writer) { writer.PutBytes(command.json); }
+
 Tag TagOf(const CreateAccounts&) { return Tag::kCreateAccounts; }
 Tag TagOf(const UpdateAccounts&) { return Tag::kUpdateAccounts; }
 Tag TagOf(const CreateTransfers&) { return Tag::kCreateTransfers; }
 Tag TagOf(const Tick&) { return Tag::kTick; }
+Tag TagOf(const AppCommand&) { return Tag::kAppCommand; }
 
 }  // namespace
 
@@ -69,7 +73,7 @@ int64_t CommandTime(const Command& command) {
 
 std::string_view CommandName(const Command& command) {
   static constexpr std::string_view kNames[] = {"create_accounts", "update_accounts",
-                                                "create_transfers", "tick"};
+                                                "create_transfers", "tick", "app"};
   return kNames[command.index()];
 }
 
@@ -135,6 +139,9 @@ Result<Command> DecodeCommand(std::string_view bytes) {
     }
     case Tag::kTick:
       command = Tick{.now_us = now_us};
+      break;
+    case Tag::kAppCommand:
+      command = AppCommand{.now_us = now_us, .json = std::string(reader.GetBytes())};
       break;
     default:
       return MakeError(ErrorCode::kCorruption, "unknown command tag");

@@ -40,7 +40,16 @@ struct Tick {
   friend bool operator==(const Tick&, const Tick&) = default;
 };
 
-using Command = std::variant<CreateAccounts, UpdateAccounts, CreateTransfers, Tick>;
+// A change to the service's state (programs, cluster and jobs, tokens): one JSON document
+// {"op": ..., "actor": ..., ...} that AppState applies (app_state.h). Its text is what the
+// journal keeps, so replay sees exactly the bytes that were acknowledged.
+struct AppCommand {
+  int64_t now_us = 0;
+  std::string json;
+  friend bool operator==(const AppCommand&, const AppCommand&) = default;
+};
+
+using Command = std::variant<CreateAccounts, UpdateAccounts, CreateTransfers, Tick, AppCommand>;
 
 // The logical time a command carries.
 int64_t CommandTime(const Command& command);

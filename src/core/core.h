@@ -1,5 +1,5 @@
-// Core: Atrium's state machine. It holds all state (today: the credit ledger; the
-// program and cluster state join it) and applies one Command at a time at the command's
+// Core: Atrium's state machine. It holds all state (the raw credit ledger, and the
+// service's programs, cluster, jobs and tokens in AppState) and applies one Command at a time at the command's
 // logical time. It reads no clock, opens no file and draws no randomness, so replaying
 // the journal rebuilds exactly the state that was acknowledged.
 //
@@ -10,11 +10,13 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/error.h"
+#include "core/app_state.h"
 #include "core/command.h"
 #include "ledger/ledger.h"
 
@@ -25,6 +27,8 @@ struct CommandResult {
   std::vector<ledger::EventFailure> failures;
   // Holds released by a Tick.
   size_t expired = 0;
+  // The answer of an AppCommand (ok with a JSON result, or an error).
+  std::optional<AppAnswer> app;
   // Whether the state changed. A command that changed nothing can be left out of the
   // journal: replay would not change anything either.
   bool changed = false;
@@ -35,6 +39,7 @@ class Core {
   CommandResult Apply(const Command& command);
 
   const ledger::Ledger& ledger() const { return ledger_; }
+  const AppState& app() const { return app_; }
 
   // Checks every invariant of every component (see Ledger::Verify).
   Status Verify() const;
@@ -45,6 +50,7 @@ class Core {
 
  private:
   ledger::Ledger ledger_;
+  AppState app_;
 };
 
 }  // namespace atrium::core

@@ -1,5 +1,7 @@
 #include "journal/committer.h"
 
+#include <chrono>
+
 namespace atrium::journal {
 
 namespace {
@@ -107,13 +109,22 @@ void Committer::WriteLoop() {
       in_flight_.pop_front();
       writing_ = true;
     }
+    const auto commit_started = std::chrono::steady_clock::now();
     const Status written = durable_->Commit(flight.group);
+    const double commit_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_started).count();
     {
       // Counted before the futures are fulfilled, so a caller that saw its result also
       // sees it counted.
       std::lock_guard lock(flight_mutex_);
       ++stats_.groups;
       stats_.commands += flight.promises.size();
+      stats_.commit_seconds_sum += commit_s;
+      for (size_t bucket = 0; bucket < stats_.commit_latency_le.size(); ++bucket) {
+        if (bucket == kCommitLatencyBoundsS.size() || commit_s <= kCommitLatencyBoundsS[bucket]) {
+          ++stats_.commit_latency_le[bucket];
+        }
+      }
     }
     for (size_t command_idx = 0; command_idx < flight.promises.size(); ++command_idx) {
       if (written.ok()) {

@@ -15,6 +15,7 @@
 //   Result<core::CommandResult> result = future.get();  // durable when ok
 #pragma once
 
+#include <array>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -34,9 +35,17 @@ struct CommitterOptions {
   // (Both maxima are at least 1; a zero is taken as 1.)
 };
 
+// Upper bounds (seconds) of the durable-append latency histogram (the last is +Inf).
+inline constexpr std::array<double, 11> kCommitLatencyBoundsS = {
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0};
+
 struct CommitterStats {
   uint64_t commands = 0;
   uint64_t groups = 0;  // durable transactions
+  // How long each durable append (one transaction, one fsync) took: counts per bucket of
+  // kCommitLatencyBoundsS, cumulative as Prometheus expects, plus the +Inf bucket.
+  std::array<uint64_t, kCommitLatencyBoundsS.size() + 1> commit_latency_le{};
+  double commit_seconds_sum = 0;
 };
 
 class Committer {

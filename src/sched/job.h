@@ -34,7 +34,14 @@ struct JobSpec {
   int64_t walltime_s = 0;  // the limit: a run is killed when the job's total run time hits it
 };
 
-enum class JobState : uint8_t { kPending, kRunning, kCompleted, kKilledAtWalltime, kRejected };
+enum class JobState : uint8_t {
+  kPending,
+  kRunning,
+  kCompleted,
+  kKilledAtWalltime,
+  kRejected,
+  kCancelled,  // by its owner or an operator, waiting or running (then charged for what ran)
+};
 std::string_view ToString(JobState state);
 
 // Why a run ended; the strings are runs.csv's `ended_by`.

@@ -25,6 +25,8 @@ std::string_view ToString(JobState state) {
       return "killed_at_walltime";
     case JobState::kRejected:
       return "rejected";
+    case JobState::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
@@ -473,6 +475,25 @@ void Scheduler::Finish(JobId id, int64_t now_s, RunEnd how) {
       waiting_.push_back(id);
       break;
   }
+}
+
+Status Scheduler::Cancel(JobId id, int64_t now_s) {
+  if (id >= jobs_.size()) return MakeError(ErrorCode::kNotFound, "no such job", "job");
+  Job& job = jobs_[id];
+  if (job.state == JobState::kPending) {
+    DropReservationOf(job);
+    RemoveWaiting(id);
+    job.end_s = now_s;
+  } else if (job.state == JobState::kRunning) {
+    if (now_s > job.expected_end_s()) {
+      return MakeError(ErrorCode::kInvalidState, "the run has ended", "job");
+    }
+    Finish(id, now_s, RunEnd::kCompleted);
+  } else {
+    return MakeError(ErrorCode::kInvalidState, "the job has ended", "job");
+  }
+  job.state = JobState::kCancelled;
+  return OkStatus();
 }
 
 Status Scheduler::SetNodeState(uint32_t node, cluster::NodeState state) {

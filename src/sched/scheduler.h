@@ -112,6 +112,9 @@ class Scheduler {
   // Ends the job's current run at now_s. kCompleted and kWalltime end the job;
   // kPreempted requeues it. Posts the run's cost and releases the rest of the hold.
   void Finish(JobId job, int64_t now_s, RunEnd how);
+  // Cancels a pending job (it leaves the queue) or a running one (its run ends now and is
+  // charged for what it ran). kInvalidState once the job has ended.
+  Status Cancel(JobId job, int64_t now_s);
   // up/down/draining; only up nodes take new work (running jobs are left alone).
   Status SetNodeState(uint32_t node, cluster::NodeState state);
 

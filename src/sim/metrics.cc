@@ -57,6 +57,9 @@ Summary Summarize(const sched::Scheduler& scheduler) {
       case sched::JobState::kKilledAtWalltime:
         ++summary.killed_at_walltime;
         break;
+      case sched::JobState::kCancelled:  // the simulator never cancels
+        ++summary.completed;
+        break;
     }
     const int64_t jct = job.end_s - job.submit_s;
     last_end = std::max(last_end, job.end_s);

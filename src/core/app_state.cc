@@ -1,0 +1,880 @@
+#include "core/app_state.h"
+
+#include <algorithm>
+#include <array>
+#include <set>
+
+#include "cluster/config.h"
+#include "core/access.h"
+#include "program/loader.h"
+#include "sched/policy.h"
+
+namespace atrium::core {
+namespace {
+
+using nlohmann::json;
+
+constexpr int64_t kMicrosPerSecond = 1'000'000;
+constexpr int64_t kWalltimeMaxS = 30 * 24 * 3600;
+constexpr size_t kTextMax = program::ProgramState::kTextBytesMax;
+constexpr size_t kListMax = 1'000;
+
+constexpr std::array<std::string_view, kRoleCount> kRoleNames = {
+    "admin", "officer", "reviewer", "researcher", "student", "operator", "public"};
+
+Error Invalid(std::string message, std::string field) {
+  return Error{ErrorCode::kInvalidArgument, std::move(message), std::move(field)};
+}
+
+Error Forbidden(std::string message) {
+  return Error{ErrorCode::kForbidden, std::move(message), ""};
+}
+
+// An id: 1..128 bytes of letters, digits and . _ : @ - (and / between segments where
+// `slash` allows it, as in obligation ids), never a "." or ".." segment.
+bool ValidId(std::string_view id, bool slash) {
+  if (id.empty() || id.size() > AppState::kIdBytesMax) return false;
+  size_t segment_start = 0;
+  for (size_t i = 0; i <= id.size(); ++i) {
+    if (i == id.size() || id[i] == '/') {
+      if (i < id.size() && !slash) return false;
+      const std::string_view segment = id.substr(segment_start, i - segment_start);
+      if (segment.empty() || segment == "." || segment == "..") return false;
+      segment_start = i + 1;
+      continue;
+    }
+    const char c = id[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == ':' || c == '@' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// Typed, bounded access to a JSON object's fields, and a check that it has no others.
+class Fields {
+ public:
+  Fields(const json& object, std::string prefix) : object_(object), prefix_(std::move(prefix)) {}
+
+  Status Only(std::initializer_list<std::string_view> allowed) const {
+    if (!object_.is_object()) return Invalid("expected an object", Name(""));
+    for (const auto& [key, value] : object_.items()) {
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        return Error{ErrorCode::kUnknownField, "unknown field " + Name(key), Name(key)};
+      }
+    }
+    return OkStatus();
+  }
+
+  bool Has(const char* key) const { return object_.contains(key) && !object_.at(key).is_null(); }
+
+  Result<std::string> Text(const char* key, size_t max_bytes = kTextMax,
+                           bool required = true) const {
+    if (!Has(key)) {
+      if (required) return Invalid(Name(key) + " is required", Name(key));
+      return std::string();
+    }
+    const json& value = object_.at(key);
+    if (!value.is_string()) return Invalid(Name(key) + " must be a string", Name(key));
+    std::string text = value.get<std::string>();
+    if (text.size() > max_bytes) {
+      return Error{ErrorCode::kTooLong,
+                   Name(key) + " is longer than " + std::to_string(max_bytes) + " bytes",
+                   Name(key)};
+    }
+    return text;
+  }
+
+  Result<std::string> Id(const char* key, bool slash = false, bool required = true) const {
+    ATRIUM_ASSIGN_OR_RETURN(std::string id, Text(key, AppState::kIdBytesMax + 1, required));
+    if (id.empty() && !required) return id;
+    if (!ValidId(id, slash)) {
+      return Error{ErrorCode::kInvalidId,
+                   Name(key) + " must be 1-128 characters of letters, digits and . _ : @ -",
+                   Name(key)};
+    }
+    return id;
+  }
+
+  Result<int64_t> Int(const char* key, int64_t min, int64_t max,
+                      std::optional<int64_t> fallback = std::nullopt) const {
+    if (!Has(key)) {
+      if (fallback) return *fallback;
+      return Invalid(Name(key) + " is required", Name(key));
+    }
+    const json& value = object_.at(key);
+    if (!value.is_number_integer()) return Invalid(Name(key) + " must be an integer", Name(key));
+    if (value.is_number_unsigned() && value.get<uint64_t>() > static_cast<uint64_t>(max)) {
+      return Error{ErrorCode::kOutOfRange, Name(key) + " is out of range", Name(key)};
+    }
+    const auto number = value.get<int64_t>();
+    if (number < min || number > max) {
+      return Error{ErrorCode::kOutOfRange,
+                   Name(key) + " must be between " + std::to_string(min) + " and " +
+                       std::to_string(max),
+                   Name(key)};
+    }
+    return number;
+  }
+
+  Result<bool> Bool(const char* key, bool fallback) const {
+    if (!Has(key)) return fallback;
+    if (!object_.at(key).is_boolean()) return Invalid(Name(key) + " must be true or false", Name(key));
+    return object_.at(key).get<bool>();
+  }
+
+  Result<Credits> Amount(const char* key, bool required = true) const {
+    ATRIUM_ASSIGN_OR_RETURN(const std::string text, Text(key, 40, required));
+    if (text.empty()) return Credits::Zero();
+    auto parsed = Credits::Parse(text);
+    if (!parsed.ok()) return Invalid(Name(key) + " must be a decimal amount such as \"12.5\"", Name(key));
+    if (parsed->is_negative()) return Invalid(Name(key) + " must not be negative", Name(key));
+    return *parsed;
+  }
+
+  Result<std::vector<std::string>> Strings(const char* key, bool ids) const {
+    std::vector<std::string> out;
+    if (!Has(key)) return out;
+    const json& value = object_.at(key);
+    if (!value.is_array()) return Invalid(Name(key) + " must be an array of strings", Name(key));
+    if (value.size() > kListMax) {
+      return Error{ErrorCode::kTooLong, Name(key) + " has too many items", Name(key)};
+    }
+    for (const json& item : value) {
+      if (!item.is_string()) return Invalid(Name(key) + " must be an array of strings", Name(key));
+      std::string text = item.get<std::string>();
+      if (ids ? !ValidId(text, false) : text.size() > kTextMax) {
+        return Error{ErrorCode::kInvalidId, Name(key) + " holds an invalid item", Name(key)};
+      }
+      out.push_back(std::move(text));
+    }
+    return out;
+  }
+
+  const json& Object(const char* key) const { return object_.at(key); }
+  std::string Name(std::string_view key) const {
+    if (prefix_.empty()) return std::string(key);
+    return key.empty() ? prefix_ : prefix_ + "." + std::string(key);
+  }
+
+ private:
+  const json& object_;
+  std::string prefix_;
+};
+
+Result<Actor> ParseActor(const json& command) {
+  if (!command.contains("actor") || !command.at("actor").is_object()) {
+    return Invalid("the command names no actor", "actor");
+  }
+  const Fields fields(command.at("actor"), "actor");
+  ATRIUM_TRY(fields.Only({"role", "person", "token"}));
+  ATRIUM_ASSIGN_OR_RETURN(const std::string role_text, fields.Text("role", 32));
+  ATRIUM_ASSIGN_OR_RETURN(const Role role, ParseRole(role_text));
+  Actor actor{.role = role};
+  ATRIUM_ASSIGN_OR_RETURN(actor.person, fields.Id("person", false, false));
+  ATRIUM_ASSIGN_OR_RETURN(actor.token, fields.Id("token", false, false));
+  return actor;
+}
+
+Status RequireRole(const Actor& actor, std::initializer_list<Role> roles) {
+  if (std::find(roles.begin(), roles.end(), actor.role) != roles.end()) return OkStatus();
+  return Forbidden("the " + std::string(ToString(actor.role)) + " role may not do this");
+}
+
+Status RequireStaff(const Actor& actor) { return RequireRole(actor, {Role::kAdmin, Role::kOfficer}); }
+
+// The ops, with the fields each accepts besides op, actor and idempotency_key.
+struct OpShape {
+  std::string_view op;
+  std::vector<std::string_view> fields;
+};
+
+const std::vector<OpShape>& OpShapes() {
+  static const std::vector<OpShape> shapes = {
+      {"token_create", {"token_id", "salt", "hash", "role", "person", "label"}},
+      {"token_revoke", {"token_id"}},
+      {"program_create", {"toml"}},
+      {"cluster_load", {"toml", "policy"}},
+      {"institution_add", {"program", "institution"}},
+      {"person_add", {"program", "person"}},
+      {"call_open", {"program", "call"}},
+      {"call_close", {"program", "call"}},
+      {"call_assign", {"program", "call"}},
+      {"decision_draft", {"program", "call", "policy"}},
+      {"decision_commit", {"program", "call"}},
+      {"proposal_submit", {"program", "proposal"}},
+      {"proposal_withdraw", {"program", "proposal"}},
+      {"conflict_declare", {"program", "proposal", "reviewer", "note"}},
+      {"review_submit", {"program", "proposal", "scores", "comment"}},
+      {"grant_member_add", {"program", "grant", "person"}},
+      {"grant_close", {"program", "grant"}},
+      {"student_allocate", {"program", "grant", "student", "amount"}},
+      {"obligation_submit", {"program", "obligation", "reference", "license"}},
+      {"obligation_review", {"program", "obligation", "accept"}},
+      {"job_submit",
+       {"program", "grant", "chips", "walltime_s", "accelerator", "class", "name", "argv"}},
+      {"job_cancel", {"job"}},
+      {"job_finish", {"job"}},
+      {"node_drain", {"node"}},
+      {"node_resume", {"node"}},
+      {"tick", {}},
+  };
+  return shapes;
+}
+
+}  // namespace
+
+const std::vector<std::string_view>* OpFields(std::string_view op) {
+  for (const OpShape& shape : OpShapes()) {
+    if (shape.op == op) return &shape.fields;
+  }
+  return nullptr;
+}
+
+namespace {
+
+Status CheckShape(const std::string& op, const json& command) {
+  for (const OpShape& shape : OpShapes()) {
+    if (shape.op != op) continue;
+    for (const auto& [key, value] : command.items()) {
+      if (key == "op" || key == "actor" || key == "idempotency_key") continue;
+      if (std::find(shape.fields.begin(), shape.fields.end(), key) == shape.fields.end()) {
+        return Error{ErrorCode::kUnknownField, "unknown field " + key, key};
+      }
+    }
+    return OkStatus();
+  }
+  return Invalid("unknown op " + op, "op");
+}
+
+std::string SchedGrantName(const std::string& program, const std::string& grant) {
+  return program + "/" + grant;
+}
+
+}  // namespace
+
+std::string_view ToString(Role role) { return kRoleNames[static_cast<size_t>(role)]; }
+
+Result<Role> ParseRole(std::string_view text) {
+  for (size_t i = 0; i < kRoleNames.size(); ++i) {
+    if (kRoleNames[i] == text) return static_cast<Role>(i);
+  }
+  return Invalid("role must be one of admin, officer, reviewer, researcher, student, operator",
+                 "role");
+}
+
+AppState::AppState() = default;
+AppState::AppState(AppState&&) noexcept = default;
+AppState& AppState::operator=(AppState&&) noexcept = default;
+AppState::~AppState() = default;
+
+const program::ProgramState* AppState::FindProgram(const std::string& id) const {
+  const auto found = programs_.find(id);
+  return found == programs_.end() ? nullptr : &found->second;
+}
+
+const TokenRecord* AppState::FindToken(const std::string& id) const {
+  const auto found = tokens_.find(id);
+  return found == tokens_.end() ? nullptr : &found->second;
+}
+
+const AppAnswer* AppState::FindIdempotent(const std::string& token, const std::string& key) const {
+  const auto found = idempotency_.find({token, key});
+  return found == idempotency_.end() ? nullptr : &found->second;
+}
+
+AppAnswer AppState::Apply(const json& command, int64_t now_us) {
+  AppAnswer answer;
+  auto fail = [&](Error error) {
+    answer.status = std::move(error);
+    answer.result = nullptr;
+    return answer;
+  };
+  if (!command.is_object()) return fail(Invalid("a command is a JSON object", ""));
+  if (!command.contains("op") || !command.at("op").is_string()) {
+    return fail(Invalid("the command has no op", "op"));
+  }
+  const std::string op = command.at("op").get<std::string>();
+  if (Status shape = CheckShape(op, command); !shape.ok()) return fail(shape.error());
+  auto actor = ParseActor(command);
+  if (!actor.ok()) return fail(actor.error());
+  if (now_us < last_now_us_) now_us = last_now_us_;  // logical time never runs backwards
+
+  std::string key;
+  if (command.contains("idempotency_key")) {
+    if (!command.at("idempotency_key").is_string()) {
+      return fail(Invalid("idempotency_key must be a string", "idempotency_key"));
+    }
+    key = command.at("idempotency_key").get<std::string>();
+    if (key.empty() || key.size() > 255) {
+      return fail(Invalid("an Idempotency-Key has 1 to 255 characters", "idempotency_key"));
+    }
+    if (const AppAnswer* first = FindIdempotent(actor->token, key)) {
+      AppAnswer again = *first;
+      again.changed = false;
+      again.replayed = true;
+      const auto request = command.dump();
+      if (first->result.is_object() && first->result.contains("_request") &&
+          first->result.at("_request") != request) {
+        return fail(Error{ErrorCode::kIdempotencyKeyReused,
+                          "this Idempotency-Key was used for a different request",
+                          "idempotency_key"});
+      }
+      return again;
+    }
+    if (idempotency_.size() >= kIdempotencyMax) {
+      return fail(Error{ErrorCode::kLimitExceeded, "too many idempotency keys", "idempotency_key"});
+    }
+  }
+
+  Result<json> result = [&]() -> Result<json> {
+    try {
+      return Dispatch(op, command, *actor, now_us);
+    } catch (const std::exception& e) {
+      // Reached only by a defect (every field is checked before use); refuse, change nothing
+      // that was not already checked.
+      return Error{ErrorCode::kInternal, std::string("internal error: ") + e.what(), ""};
+    }
+  }();
+  if (!result.ok()) return fail(result.error());
+  answer.result = std::move(*result);
+  answer.changed = true;
+  if (op == "tick") {
+    answer.changed = answer.result.value("changed", false);
+  }
+  if (answer.changed) {
+    last_now_us_ = now_us;
+    history_.emplace_back(now_us, command.dump());
+    if (!key.empty()) {
+      AppAnswer stored = answer;
+      stored.result["_request"] = command.dump();
+      idempotency_.emplace(std::make_pair(actor->token, key), std::move(stored));
+    }
+  }
+  return answer;
+}
+
+Result<program::ProgramState*> AppState::MutableProgram(const json& command) {
+  ATRIUM_ASSIGN_OR_RETURN(const std::string id, Fields(command, "").Id("program"));
+  const auto found = programs_.find(id);
+  if (found == programs_.end()) {
+    return Error{ErrorCode::kNotFound, "no program " + id, "program"};
+  }
+  return &found->second;
+}
+
+Result<json> AppState::Dispatch(const std::string& op, const json& command, const Actor& actor,
+                                int64_t now_us) {
+  const Fields fields(command, "");
+
+  if (op == "token_create") {
+    ATRIUM_ASSIGN_OR_RETURN(const std::string id, fields.Id("token_id"));
+    ATRIUM_ASSIGN_OR_RETURN(const std::string role_text, fields.Text("role", 32));
+    ATRIUM_ASSIGN_OR_RETURN(const Role role, ParseRole(role_text));
+    ATRIUM_ASSIGN_OR_RETURN(const std::string person, fields.Id("person", false, false));
+    ATRIUM_ASSIGN_OR_RETURN(const std::string label, fields.Text("label", 200, false));
+    ATRIUM_ASSIGN_OR_RETURN(const std::string salt, fields.Text("salt", 64));
+    ATRIUM_ASSIGN_OR_RETURN(const std::string hash, fields.Text("hash", 64));
+    if (role == Role::kPublic) return Invalid("a token cannot have the public role", "role");
+    const bool bootstrap = tokens_.empty() && role == Role::kAdmin;
+    if (!bootstrap && actor.role != Role::kAdmin &&
+        (role != actor.role || person != actor.person)) {
+      return Forbidden("only an admin creates tokens for other roles or people");
+    }
+    if (salt.size() != 32 || hash.size() != 64) {
+      return Invalid("a token record holds a 16-byte salt and a SHA-256 hash, in hex", "hash");
+    }
+    if (tokens_.contains(id)) return Error{ErrorCode::kAlreadyExists, "token exists", "token_id"};
+    if (tokens_.size() >= kTokensMax) return Error{ErrorCode::kLimitExceeded, "too many tokens", ""};
+    tokens_.emplace(id, TokenRecord{.id = id,
+                                    .role = role,
+                                    .person = person,
+                                    .label = label,
+                                    .salt_hex = salt,
+                                    .hash_hex = hash,
+                                    .created_us = now_us,
+                                    .created_by = bootstrap ? "bootstrap" : actor.token});
+    return json{{"token_id", id}, {"role", ToString(role)}, {"person", person}};
+  }
+  if (op == "token_revoke") {
+    ATRIUM_ASSIGN_OR_RETURN(const std::string id, fields.Id("token_id"));
+    const auto found = tokens_.find(id);
+    if (found == tokens_.end()) return Error{ErrorCode::kNotFound, "no token " + id, "token_id"};
+    if (actor.role != Role::kAdmin && actor.token != id) {
+      return Forbidden("only an admin revokes another's token");
+    }
+    if (found->second.revoked) return Error{ErrorCode::kInvalidState, "token already revoked", ""};
+    found->second.revoked = true;
+    return json{{"token_id", id}, {"revoked", true}};
+  }
+  if (op == "program_create") {
+    ATRIUM_TRY(RequireStaff(actor));
+    ATRIUM_ASSIGN_OR_RETURN(const std::string toml, fields.Text("toml", 1 << 20));
+    ATRIUM_ASSIGN_OR_RETURN(program::ProgramDefinition definition, program::ParseProgramToml(toml));
+    if (!ValidId(definition.id, false)) return Error{ErrorCode::kInvalidId, "bad program id", "id"};
+    if (programs_.contains(definition.id)) {
+      return Error{ErrorCode::kAlreadyExists, "program " + definition.id + " exists", "id"};
+    }
+    const std::string id = definition.id;
+    ATRIUM_ASSIGN_OR_RETURN(program::ProgramState state,
+                            program::ProgramState::Create(std::move(definition), now_us));
+    programs_.emplace(id, std::move(state));
+    return json{{"program", id}};
+  }
+  if (op == "cluster_load") {
+    ATRIUM_TRY(RequireRole(actor, {Role::kAdmin}));
+    ATRIUM_ASSIGN_OR_RETURN(const std::string toml, fields.Text("toml", 1 << 20));
+    if (cluster_) return Error{ErrorCode::kAlreadyExists, "the cluster is loaded", "toml"};
+    ATRIUM_TRY(LoadCluster(toml, now_us));
+    return json{{"cluster", cluster_->name()}, {"nodes", cluster_->nodes().size()}};
+  }
+  if (op == "tick") {
+    ATRIUM_TRY(RequireRole(actor, {Role::kAdmin}));
+    int64_t events = 0;
+    for (auto& [id, program] : programs_) events += program.Tick(now_us);
+    bool pass = false;
+    if (scheduler_ && (scheduler_->waiting_count() > 0 || TickDue(now_us))) {
+      Schedule(now_us);
+      pass = true;
+    }
+    return json{{"changed", events > 0 || pass}, {"program_events", events}};
+  }
+  if (op == "job_submit") return SubmitJob(command, actor, now_us);
+  if (op == "job_cancel" || op == "job_finish") return FinishJob(command, actor, now_us);
+  if (op == "node_drain" || op == "node_resume") {
+    ATRIUM_TRY(RequireRole(actor, {Role::kAdmin, Role::kOperator}));
+    if (!cluster_) return Error{ErrorCode::kInvalidState, "no cluster is loaded", ""};
+    ATRIUM_ASSIGN_OR_RETURN(const std::string name, fields.Id("node"));
+    const auto node = cluster_->FindNode(name);
+    if (!node) return Error{ErrorCode::kNotFound, "no node " + name, "node"};
+    const auto state = op == "node_drain" ? cluster::NodeState::kDraining : cluster::NodeState::kUp;
+    if (node_states_[*node] == state) {
+      return Error{ErrorCode::kInvalidState, "node " + name + " is already " +
+                                                 std::string(cluster::ToString(state)), "node"};
+    }
+    ATRIUM_TRY(scheduler_->SetNodeState(*node, state));
+    node_states_[*node] = state;
+    if (state == cluster::NodeState::kUp) Schedule(now_us);
+    return json{{"node", name}, {"state", cluster::ToString(state)}};
+  }
+
+  // Program ops.
+  ATRIUM_ASSIGN_OR_RETURN(program::ProgramState * program, MutableProgram(command));
+  program::ProgramState& state = *program;
+  if (op == "institution_add") {
+    ATRIUM_TRY(RequireStaff(actor));
+    if (!fields.Has("institution")) return Invalid("institution is required", "institution");
+    const Fields in(fields.Object("institution"), "institution");
+    ATRIUM_TRY(in.Only({"id", "name", "type", "country"}));
+    program::Institution institution;
+    ATRIUM_ASSIGN_OR_RETURN(institution.id, in.Id("id"));
+    ATRIUM_ASSIGN_OR_RETURN(institution.name, in.Text("name", 500));
+    ATRIUM_ASSIGN_OR_RETURN(institution.type, in.Text("type", 64));
+    ATRIUM_ASSIGN_OR_RETURN(institution.country, in.Text("country", 2));
+    const std::string id = institution.id;
+    ATRIUM_TRY(state.AddInstitution(std::move(institution), now_us));
+    return json{{"institution", id}};
+  }
+  if (op == "person_add") {
+    ATRIUM_TRY(RequireStaff(actor));
+    if (!fields.Has("person")) return Invalid("person is required", "person");
+    const Fields in(fields.Object("person"), "person");
+    ATRIUM_TRY(in.Only({"id", "name", "institution", "role", "expertise", "collaborators",
+                        "reviewer"}));
+    program::Person person;
+    ATRIUM_ASSIGN_OR_RETURN(person.id, in.Id("id"));
+    ATRIUM_ASSIGN_OR_RETURN(person.name, in.Text("name", 500));
+    ATRIUM_ASSIGN_OR_RETURN(person.institution, in.Id("institution"));
+    ATRIUM_ASSIGN_OR_RETURN(person.role, in.Text("role", 64));
+    ATRIUM_ASSIGN_OR_RETURN(person.expertise, in.Strings("expertise", false));
+    ATRIUM_ASSIGN_OR_RETURN(person.collaborators, in.Strings("collaborators", true));
+    ATRIUM_ASSIGN_OR_RETURN(person.reviewer, in.Bool("reviewer", false));
+    const std::string id = person.id;
+    ATRIUM_TRY(state.AddPerson(std::move(person), now_us));
+    return json{{"person", id}};
+  }
+  if (op == "call_open" || op == "call_close" || op == "call_assign" || op == "decision_draft" ||
+      op == "decision_commit") {
+    ATRIUM_TRY(RequireStaff(actor));
+    ATRIUM_ASSIGN_OR_RETURN(const std::string call, fields.Id("call"));
+    if (state.FindCall(call) == nullptr) return Error{ErrorCode::kNotFound, "no call " + call, "call"};
+    if (op == "call_open") ATRIUM_TRY(state.OpenCall(call, now_us));
+    if (op == "call_close") ATRIUM_TRY(state.CloseCall(call, now_us));
+    if (op == "call_assign") {
+      ATRIUM_ASSIGN_OR_RETURN(const program::AssignmentStats stats,
+                              state.AssignReviewers(call, now_us));
+      return json{{"call", call},
+                  {"reviewer_load_min", stats.load_min},
+                  {"reviewer_load_max", stats.load_max},
+                  {"with_expertise", stats.with_expertise}};
+    }
+    if (op == "decision_draft") {
+      ATRIUM_ASSIGN_OR_RETURN(const std::string policy, fields.Text("policy", 16, false));
+      ATRIUM_ASSIGN_OR_RETURN(const program::Decision decision,
+                              state.DraftDecision(call, now_us, policy));
+      return json{{"call", call},
+                  {"policy", decision.policy},
+                  {"optimal", decision.optimal},
+                  {"total_awarded", decision.total_awarded.ToString()}};
+    }
+    if (op == "decision_commit") ATRIUM_TRY(state.CommitDecision(call, now_us));
+    return json{{"call", call}, {"state", program::ToString(state.call_state(call))}};
+  }
+  if (op == "proposal_submit") {
+    ATRIUM_TRY(RequireRole(actor, {Role::kAdmin, Role::kOfficer, Role::kResearcher}));
+    if (!fields.Has("proposal")) return Invalid("proposal is required", "proposal");
+    const Fields in(fields.Object("proposal"), "proposal");
+    ATRIUM_TRY(in.Only({"id", "call", "pi", "co_investigators", "title", "abstract", "topics",
+                        "requested", "chip_hours", "duration_months", "open_source_plan"}));
+    program::ProposalInput input;
+    ATRIUM_ASSIGN_OR_RETURN(input.id, in.Id("id"));
+    ATRIUM_ASSIGN_OR_RETURN(input.call, in.Id("call"));
+    ATRIUM_ASSIGN_OR_RETURN(input.pi, in.Id("pi", false, actor.role != Role::kResearcher));
+    if (input.pi.empty()) input.pi = actor.person;
+    if (actor.role == Role::kResearcher && input.pi != actor.person) {
+      return Forbidden("a researcher submits proposals as their own PI");
+    }
+    ATRIUM_ASSIGN_OR_RETURN(input.co_investigators, in.Strings("co_investigators", true));
+    ATRIUM_ASSIGN_OR_RETURN(input.title, in.Text("title", 500));
+    ATRIUM_ASSIGN_OR_RETURN(input.abstract, in.Text("abstract"));
+    ATRIUM_ASSIGN_OR_RETURN(input.topics, in.Strings("topics", false));
+    ATRIUM_ASSIGN_OR_RETURN(input.requested, in.Amount("requested", false));
+    if (in.Has("chip_hours")) {
+      const json& list = in.Object("chip_hours");
+      if (!list.is_array() || list.size() > 16) {
+        return Invalid("proposal.chip_hours is an array of at most 16 requests", "proposal.chip_hours");
+      }
+      for (const json& item : list) {
+        const Fields ch(item, "proposal.chip_hours");
+        ATRIUM_TRY(ch.Only({"accelerator", "chip_hours"}));
+        program::ChipHours request;
+        ATRIUM_ASSIGN_OR_RETURN(request.accelerator, ch.Id("accelerator"));
+        ATRIUM_ASSIGN_OR_RETURN(request.chip_hours, ch.Int("chip_hours", 1, 1'000'000'000));
+        input.chip_hours.push_back(std::move(request));
+      }
+    }
+    ATRIUM_ASSIGN_OR_RETURN(input.duration_months, in.Int("duration_months", 1, 120, 12));
+    ATRIUM_ASSIGN_OR_RETURN(input.open_source_plan, in.Text("open_source_plan", kTextMax, false));
+    if (const auto existing = state.proposals().find(input.id);
+        existing != state.proposals().end() && actor.role == Role::kResearcher &&
+        existing->second.input.pi != actor.person) {
+      return Forbidden("only its PI edits a proposal");
+    }
+    const std::string id = input.id;
+    ATRIUM_TRY(state.SubmitProposal(std::move(input), now_us));
+    const program::Proposal& stored = state.proposals().at(id);
+    return json{{"proposal", id},
+                {"status", program::ToString(stored.status)},
+                {"requested", stored.requested.ToString()}};
+  }
+  if (op == "proposal_withdraw") {
+    ATRIUM_ASSIGN_OR_RETURN(const std::string id, fields.Id("proposal"));
+    const auto found = state.proposals().find(id);
+    if (found == state.proposals().end() || !CanSeeProposal(state, actor, found->second)) {
+      return Error{ErrorCode::kNotFound, "no proposal " + id, "proposal"};
+    }
+    if (!IsStaff(actor) && found->second.input.pi != actor.person) {
+      return Forbidden("only its PI or program staff withdraw a proposal");
+    }
+    ATRIUM_TRY(state.WithdrawProposal(id, now_us));
+    return json{{"proposal", id}, {"status", "withdrawn"}};
+  }
+  if (op == "conflict_declare") {
+    ATRIUM_TRY(RequireRole(actor, {Role::kAdmin, Role::kOfficer, Role::kReviewer}));
+    ATRIUM_ASSIGN_OR_RETURN(const std::string proposal, fields.Id("proposal"));
+    ATRIUM_ASSIGN_OR_RETURN(std::string reviewer,
+                            fields.Id("reviewer", false, actor.role != Role::kReviewer));
+    if (reviewer.empty()) reviewer = actor.person;
+    if (actor.role == Role::kReviewer && reviewer != actor.person) {
+      return Forbidden("a reviewer declares their own conflicts");
+    }
+    ATRIUM_ASSIGN_OR_RETURN(std::string note, fields.Text("note", 2000, false));
+    if (!state.proposals().contains(proposal)) {
+      return Error{ErrorCode::kNotFound, "no proposal " + proposal, "proposal"};
+    }
+    ATRIUM_TRY(state.DeclareConflict(reviewer, proposal, std::move(note), now_us));
+    return json{{"proposal", proposal}, {"reviewer", reviewer}};
+  }
+  if (op == "review_submit") {
+    ATRIUM_TRY(RequireRole(actor, {Role::kReviewer}));
+    ATRIUM_ASSIGN_OR_RETURN(const std::string proposal, fields.Id("proposal"));
+    if (!fields.Has("scores") || !fields.Object("scores").is_array() ||
+        fields.Object("scores").size() > 64) {
+      return Invalid("scores is an array of integers, one per rubric criterion", "scores");
+    }
+    std::vector<int64_t> scores;
+    for (const json& score : fields.Object("scores")) {
+      if (!score.is_number_integer()) return Invalid("scores are integers", "scores");
+      scores.push_back(score.get<int64_t>());
+    }
+    ATRIUM_ASSIGN_OR_RETURN(std::string comment, fields.Text("comment", kTextMax, false));
+    const auto found = state.proposals().find(proposal);
+    if (found == state.proposals().end() || !CanSeeProposal(state, actor, found->second)) {
+      return Error{ErrorCode::kNotFound, "no proposal " + proposal + " assigned to you", "proposal"};
+    }
+    ATRIUM_TRY(state.SubmitReview(actor.person, proposal, std::move(scores), std::move(comment),
+                                  now_us));
+    return json{{"proposal", proposal}, {"reviewer", actor.person}};
+  }
+  if (op == "grant_member_add" || op == "grant_close" || op == "student_allocate") {
+    ATRIUM_ASSIGN_OR_RETURN(const std::string grant_id, fields.Id("grant"));
+    const auto found = state.grants().find(grant_id);
+    if (found == state.grants().end() || !CanSeeGrant(actor, found->second)) {
+      return Error{ErrorCode::kNotFound, "no grant " + grant_id, "grant"};
+    }
+    const bool pi = actor.role == Role::kResearcher && found->second.pi == actor.person;
+    if (op == "grant_close") {
+      ATRIUM_TRY(RequireStaff(actor));
+      ATRIUM_TRY(state.CloseGrant(grant_id, now_us));
+      return json{{"grant", grant_id}, {"status", "closed"}};
+    }
+    if (!IsStaff(actor) && !pi) return Forbidden("only the grant's PI or program staff do this");
+    if (op == "grant_member_add") {
+      ATRIUM_ASSIGN_OR_RETURN(const std::string person, fields.Id("person"));
+      ATRIUM_TRY(state.AddGrantMember(grant_id, person, now_us));
+      return json{{"grant", grant_id}, {"member", person}};
+    }
+    ATRIUM_ASSIGN_OR_RETURN(const std::string student, fields.Id("student"));
+    ATRIUM_ASSIGN_OR_RETURN(const Credits amount, fields.Amount("amount"));
+    ATRIUM_TRY(state.AllocateToStudent(grant_id, student, amount, now_us));
+    return json{{"grant", grant_id}, {"student", student}, {"amount", amount.ToString()}};
+  }
+  if (op == "obligation_submit" || op == "obligation_review") {
+    ATRIUM_ASSIGN_OR_RETURN(const std::string id, fields.Id("obligation", true));
+    const auto found = state.obligations().find(id);
+    const auto grant = found == state.obligations().end()
+                           ? state.grants().end()
+                           : state.grants().find(found->second.grant);
+    if (grant == state.grants().end() || !CanSeeGrant(actor, grant->second)) {
+      return Error{ErrorCode::kNotFound, "no obligation " + id, "obligation"};
+    }
+    if (op == "obligation_review") {
+      ATRIUM_TRY(RequireStaff(actor));
+      ATRIUM_ASSIGN_OR_RETURN(const bool accept, fields.Bool("accept", false));
+      ATRIUM_TRY(state.ReviewObligation(id, accept, now_us));
+    } else {
+      if (!IsStaff(actor) && !(actor.role == Role::kResearcher && grant->second.pi == actor.person)) {
+        return Forbidden("only the grant's PI or program staff submit its obligations");
+      }
+      ATRIUM_ASSIGN_OR_RETURN(std::string reference, fields.Text("reference", 2000));
+      ATRIUM_ASSIGN_OR_RETURN(std::string license, fields.Text("license", 64, false));
+      ATRIUM_TRY(state.SubmitObligation(id, std::move(reference), std::move(license), now_us));
+    }
+    return json{{"obligation", id},
+                {"state", program::ToString(state.obligations().at(id).state)}};
+  }
+  return Invalid("unknown op " + op, "op");
+}
+
+Status AppState::LoadCluster(const std::string& toml, int64_t now_us) {
+  ATRIUM_ASSIGN_OR_RETURN(cluster::Cluster cluster, cluster::ParseClusterToml(toml, "cluster"));
+  auto policy = sched::MakePolicy("backfill");
+  if (!policy.ok()) return policy.error();
+  cluster_ = std::make_unique<cluster::Cluster>(std::move(cluster));
+  cluster_ledger_ = std::make_unique<ledger::Ledger>();
+  scheduler_ = std::make_unique<sched::Scheduler>(*cluster_, *cluster_ledger_, std::move(*policy));
+  node_states_.clear();
+  for (const cluster::Node& node : cluster_->nodes()) node_states_.push_back(node.state);
+  (void)now_us;
+  return OkStatus();
+}
+
+Status AppState::SyncGrant(const std::string& program_id, const std::string& grant_id,
+                           int64_t now_us) {
+  const program::ProgramState* program = FindProgram(program_id);
+  const auto grant = program->grants().find(grant_id);
+  const std::string name = SchedGrantName(program_id, grant_id);
+  auto index = scheduler_->FindGrant(name);
+  if (!index) {
+    const auto job_class = [&] {
+      const program::Track* track = program->FindTrack(grant->second.track);
+      return track != nullptr && track->kind == program::TrackKind::kEducation
+                 ? cluster::JobClass::kEducation
+                 : cluster::JobClass::kResearch;
+    }();
+    ATRIUM_ASSIGN_OR_RETURN(const uint32_t added,
+                            scheduler_->AddGrant(name, Credits::Zero(),
+                                                 static_cast<double>(grant->second.awarded.micro()),
+                                                 job_class, now_us / kMicrosPerSecond));
+    index = added;
+    sched_grants_.emplace(name, std::make_pair(program_id, grant_id));
+  }
+  // What the program lets the grant spend: nothing once frozen, expired or closed.
+  const Credits target = grant->second.status == program::GrantStatus::kActive
+                             ? program->AccountBalance(grant->second.account)
+                             : Credits::Zero();
+  const Id128 account = scheduler_->grants()[*index].account;
+  const auto current = cluster_ledger_->FindAccount(account);
+  const int64_t delta = target.micro() - current->balance().micro();
+  if (delta == 0) return OkStatus();
+  const ledger::TransferSpec sync{
+      .id = next_sync_transfer_++,
+      .debit_account_id = delta > 0 ? sched::SchedulerConfig{}.sponsor_account : account,
+      .credit_account_id = delta > 0 ? account : sched::SchedulerConfig{}.sponsor_account,
+      .amount = Credits::FromMicro(delta > 0 ? delta : -delta),
+      .flags = static_cast<uint16_t>(delta > 0 ? 0 : ledger::kBalancingDebit)};
+  const auto failures = cluster_ledger_->CreateTransfers({&sync, 1}, now_us);
+  if (!failures.empty() && failures[0].code != ErrorCode::kOk) {
+    // Only a balancing debit of an account whose credits are all held can move nothing:
+    // the held jobs keep their holds and nothing new is admitted.
+    return OkStatus();
+  }
+  return OkStatus();
+}
+
+void AppState::Schedule(int64_t now_us) {
+  const int64_t now_s = now_us / kMicrosPerSecond;
+  // Runs that reached their walltime end at their limit, not at now.
+  while (!running_by_end_.empty() && running_by_end_.begin()->first <= now_s) {
+    const auto [end_s, sched_id] = *running_by_end_.begin();
+    running_by_end_.erase(running_by_end_.begin());
+    scheduler_->Finish(sched_id, end_s, sched::RunEnd::kWalltime);
+    ChargeJob(jobs_.at(job_by_sched_.at(sched_id)), now_us);
+  }
+  if (scheduler_->waiting_count() == 0) return;
+  for (const auto& [name, grant] : sched_grants_) (void)SyncGrant(grant.first, grant.second, now_us);
+  const sched::PassResult pass = scheduler_->Pass(now_s);
+  for (const sched::JobId started : pass.started) {
+    running_by_end_.emplace(scheduler_->job(started).expected_end_s(), started);
+  }
+}
+
+void AppState::ChargeJob(JobRecord& record, int64_t now_us) {
+  const sched::Job& job = scheduler_->job(record.sched_id);
+  const int64_t due = job.charged.micro() - record.charged_recorded.micro();
+  if (due <= 0) return;
+  auto found = programs_.find(record.program);
+  if (found == programs_.end()) return;
+  // A grant frozen or closed while the job ran refuses the charge; it then stays in the
+  // cluster's record of the job (charged) and shows as unbilled (charged - billed).
+  if (found->second.RecordUsage(record.grant, Credits::FromMicro(due), now_us).ok()) {
+    record.charged_recorded = job.charged;
+  }
+}
+
+Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_t now_us) {
+  ATRIUM_TRY(RequireRole(actor, {Role::kAdmin, Role::kOfficer, Role::kResearcher, Role::kStudent}));
+  if (!cluster_) return Error{ErrorCode::kInvalidState, "no cluster is loaded", ""};
+  const Fields fields(command, "");
+  JobRecord record;
+  ATRIUM_ASSIGN_OR_RETURN(record.program, fields.Id("program"));
+  ATRIUM_ASSIGN_OR_RETURN(record.grant, fields.Id("grant"));
+  const program::ProgramState* program = FindProgram(record.program);
+  if (program == nullptr) return Error{ErrorCode::kNotFound, "no program " + record.program, "program"};
+  const auto grant = program->grants().find(record.grant);
+  if (grant == program->grants().end() || !CanSeeGrant(actor, grant->second)) {
+    return Error{ErrorCode::kNotFound, "no grant " + record.grant, "grant"};
+  }
+  if (grant->second.status != program::GrantStatus::kActive) {
+    return Error{ErrorCode::kGrantNotActive,
+                 "grant " + record.grant + " is " + std::string(program::ToString(grant->second.status)),
+                 "grant"};
+  }
+  ATRIUM_ASSIGN_OR_RETURN(const int64_t chips, fields.Int("chips", 1, 1'000'000));
+  ATRIUM_ASSIGN_OR_RETURN(const int64_t walltime_s, fields.Int("walltime_s", 1, kWalltimeMaxS));
+  ATRIUM_ASSIGN_OR_RETURN(const std::string accelerator, fields.Id("accelerator", false, false));
+  ATRIUM_ASSIGN_OR_RETURN(record.name, fields.Text("name", 200, false));
+  ATRIUM_ASSIGN_OR_RETURN(record.argv, fields.Strings("argv", false));
+  size_t argv_bytes = 0;
+  for (const std::string& arg : record.argv) argv_bytes += arg.size();
+  if (argv_bytes > kArgvBytesMax) {
+    return Error{ErrorCode::kTooLong, "argv is longer than 16 KiB", "argv"};
+  }
+  const program::Track* track = program->FindTrack(grant->second.track);
+  cluster::JobClass job_class = track != nullptr && track->kind == program::TrackKind::kEducation
+                                    ? cluster::JobClass::kEducation
+                                    : cluster::JobClass::kResearch;
+  ATRIUM_ASSIGN_OR_RETURN(const std::string class_text, fields.Text("class", 32, false));
+  if (!class_text.empty()) {
+    auto parsed = cluster::ParseJobClass(class_text);
+    if (!parsed.ok()) return Invalid("class must be research, education or preemptible", "class");
+    job_class = *parsed;
+  }
+  if (auto shape = cluster_->Shape(accelerator, chips); !shape.ok()) {
+    Error error = shape.error();
+    error.field = error.code == ErrorCode::kUnknownAccelerator ? "accelerator" : "chips";
+    return error;
+  }
+  if (Status partition = cluster_->CheckPartition(job_class, chips, walltime_s); !partition.ok()) {
+    return partition.error();
+  }
+  record.id = "J" + std::to_string(next_job_);
+  record.owner = actor.person;
+  record.submitted_us = now_us;
+  ATRIUM_TRY(SyncGrant(record.program, record.grant, now_us));
+  const int64_t now_s = now_us / kMicrosPerSecond;
+  record.sched_id = scheduler_->Submit(
+      sched::JobSpec{.id = record.id,
+                     .grant = SchedGrantName(record.program, record.grant),
+                     .job_class = job_class,
+                     .accelerator = accelerator,
+                     .chips = chips,
+                     .submit_s = now_s,
+                     .duration_s = walltime_s,
+                     .walltime_s = walltime_s},
+      now_s);
+  const sched::Job& job = scheduler_->job(record.sched_id);
+  ATRIUM_CHECK(job.state != sched::JobState::kRejected, "a checked job was rejected");
+  ++next_job_;
+  const std::string id = record.id;
+  job_by_sched_.emplace(record.sched_id, id);
+  jobs_.emplace(id, std::move(record));
+  // An empty queue gets its pass at once; a longer one waits for the clock's next tick
+  // (one pass serves every job submitted meanwhile, as in Slurm's main scheduler).
+  if (scheduler_->waiting_count() == 1) Schedule(now_us);
+  return json{{"job", id}, {"state", sched::ToString(scheduler_->job(jobs_.at(id).sched_id).state)}};
+}
+
+Result<json> AppState::FinishJob(const json& command, const Actor& actor, int64_t now_us) {
+  const Fields fields(command, "");
+  ATRIUM_ASSIGN_OR_RETURN(const std::string id, fields.Id("job"));
+  const auto found = jobs_.find(id);
+  if (found == jobs_.end() || !CanSeeJob(*this, actor, found->second)) {
+    return Error{ErrorCode::kNotFound, "no job " + id, "job"};
+  }
+  JobRecord& record = found->second;
+  const bool cancel = command.at("op") == "job_cancel";
+  if (cancel) {
+    const bool owner_or_pi = [&] {
+      if (record.owner == actor.person && !actor.person.empty()) return true;
+      const program::ProgramState* program = FindProgram(record.program);
+      const auto grant = program->grants().find(record.grant);
+      return grant != program->grants().end() && grant->second.pi == actor.person &&
+             !actor.person.empty();
+    }();
+    if (!owner_or_pi && actor.role != Role::kAdmin && actor.role != Role::kOperator &&
+        actor.role != Role::kOfficer) {
+      return Forbidden("only the job's owner, its grant's PI, an operator or staff cancel it");
+    }
+  } else {
+    ATRIUM_TRY(RequireRole(actor, {Role::kAdmin, Role::kOperator}));
+  }
+  const sched::Job& job = scheduler_->job(record.sched_id);
+  const int64_t now_s = now_us / kMicrosPerSecond;
+  // A run past its walltime has ended, whether or not a tick has recorded it yet.
+  const bool running = job.state == sched::JobState::kRunning && job.expected_end_s() > now_s;
+  if (cancel && !running && job.state != sched::JobState::kPending) {
+    return Error{ErrorCode::kInvalidState, "job " + id + " has ended", "job"};
+  }
+  if (!cancel && !running) {
+    return Error{ErrorCode::kInvalidState, "job " + id + " is not running", "job"};
+  }
+  if (running) running_by_end_.erase({job.expected_end_s(), record.sched_id});
+  if (cancel) {
+    ATRIUM_TRY(scheduler_->Cancel(record.sched_id, now_s));
+    record.cancelled = true;
+  } else {
+    scheduler_->Finish(record.sched_id, now_s, sched::RunEnd::kCompleted);
+  }
+  ChargeJob(record, now_us);
+  Schedule(now_us);
+  const sched::Job& after = scheduler_->job(record.sched_id);
+  return json{{"job", id}, {"state", sched::ToString(after.state)}, {"charged", after.charged.ToString()}};
+}
+
+bool AppState::TickDue(int64_t now_us) const {
+  if (!scheduler_) return false;
+  return !running_by_end_.empty() && running_by_end_.begin()->first <= now_us / kMicrosPerSecond;
+}
+
+}  // namespace atrium::core

@@ -1,0 +1,677 @@
+#include "server/api.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "core/access.h"
+#include "report/program_report.h"
+
+namespace atrium::server {
+namespace {
+
+using core::Actor;
+using core::Role;
+using nlohmann::json;
+
+constexpr RoleMask kAll = (RoleMask{1} << core::kRoleCount) - 1;
+constexpr RoleMask kSignedIn = kAll & ~RoleBit(Role::kPublic);
+constexpr RoleMask kStaff = RoleBit(Role::kAdmin) | RoleBit(Role::kOfficer);
+constexpr RoleMask kAdmin = RoleBit(Role::kAdmin);
+constexpr RoleMask kOps = RoleBit(Role::kAdmin) | RoleBit(Role::kOperator);
+constexpr RoleMask kResearchers = RoleBit(Role::kResearcher);
+constexpr RoleMask kReviewers = RoleBit(Role::kReviewer);
+constexpr RoleMask kStudents = RoleBit(Role::kStudent);
+
+// ---- paging ------------------------------------------------------------------------
+
+struct Page {
+  size_t limit = kPageDefault;
+  std::string after;
+};
+
+std::string QueryValue(const ReadRequest& request, const std::string& key) {
+  const auto found = request.query.find(key);
+  return found == request.query.end() ? std::string() : found->second;
+}
+
+Result<Page> PageOf(const ReadRequest& request) {
+  Page page;
+  const std::string limit = QueryValue(request, "limit");
+  if (!limit.empty()) {
+    size_t value = 0;
+    for (const char c : limit) {
+      if (c < '0' || c > '9' || value > kPageMax) {
+        return Error{ErrorCode::kInvalidArgument, "limit must be 1 to 1000", "limit"};
+      }
+      value = value * 10 + static_cast<size_t>(c - '0');
+    }
+    if (value < 1 || value > kPageMax) {
+      return Error{ErrorCode::kInvalidArgument, "limit must be 1 to 1000", "limit"};
+    }
+    page.limit = value;
+  }
+  page.after = QueryValue(request, "after");
+  if (page.after.size() > 256) return Error{ErrorCode::kInvalidArgument, "bad cursor", "after"};
+  return page;
+}
+
+// A page of a map ordered by key: the cursor is the last key shown.
+template <class Map, class Keep, class View>
+json ListMap(const Map& map, const Page& page, Keep keep, View view) {
+  json items = json::array();
+  auto it = page.after.empty() ? map.begin() : map.upper_bound(page.after);
+  std::string last;
+  bool more = false;
+  for (; it != map.end(); ++it) {
+    if (!keep(it->second)) continue;
+    if (items.size() == page.limit) {
+      more = true;
+      break;
+    }
+    items.push_back(view(it->second));
+    last = it->first;
+  }
+  return {{"items", std::move(items)}, {"next", more ? json(last) : json(nullptr)}};
+}
+
+// A page of a vector: the cursor is the index after the last item shown.
+template <class Vector, class Keep, class View>
+Result<json> ListVector(const Vector& vector, const Page& page, Keep keep, View view) {
+  size_t start = 0;
+  if (!page.after.empty()) {
+    for (const char c : page.after) {
+      if (c < '0' || c > '9' || start > vector.size()) {
+        return Error{ErrorCode::kInvalidArgument, "bad cursor", "after"};
+      }
+      start = start * 10 + static_cast<size_t>(c - '0');
+    }
+  }
+  json items = json::array();
+  bool more = false;
+  size_t next = start;
+  for (size_t i = start; i < vector.size(); ++i) {
+    if (!keep(vector[i])) continue;
+    if (items.size() == page.limit) {
+      more = true;
+      break;
+    }
+    items.push_back(view(vector[i]));
+    next = i + 1;
+  }
+  return json{{"items", std::move(items)},
+              {"next", more ? json(std::to_string(next)) : json(nullptr)}};
+}
+
+// ---- lookups -----------------------------------------------------------------------
+
+Result<const program::ProgramState*> ProgramOf(const ReadRequest& request) {
+  const std::string& id = request.params.at("program");
+  const program::ProgramState* program = request.app.FindProgram(id);
+  if (program == nullptr) return Error{ErrorCode::kNotFound, "no program " + id, "program"};
+  return program;
+}
+
+Result<const program::Grant*> GrantOf(const ReadRequest& request,
+                                      const program::ProgramState& program) {
+  const std::string& id = request.params.at("grant");
+  const auto found = program.grants().find(id);
+  if (found == program.grants().end() || !core::CanSeeGrant(request.actor, found->second)) {
+    return Error{ErrorCode::kNotFound, "no grant " + id, "grant"};
+  }
+  return &found->second;
+}
+
+// ---- views -------------------------------------------------------------------------
+
+json CallView(const program::ProgramState& program, const program::CallDefinition& call) {
+  return {{"id", call.id},
+          {"track", call.track},
+          {"state", program::ToString(program.call_state(call.id))},
+          {"opens_us", call.opens_us},
+          {"closes_us", call.closes_us},
+          {"review_deadline_us", call.review_deadline_us}};
+}
+
+json TrackView(const program::ProgramState& program, const program::Track& track) {
+  return {{"id", track.id},
+          {"name", track.name},
+          {"kind", track.kind == program::TrackKind::kEducation ? "education" : "research"},
+          {"budget", track.budget.ToString()},
+          {"available", program.AccountAvailable(program.TrackPoolAccount(track.id)).ToString()},
+          {"award_cap", track.award_cap.ToString()},
+          {"institution_cap", track.institution_cap.ToString()}};
+}
+
+json ProgramView(const program::ProgramState& program) {
+  const program::ProgramDefinition& def = program.definition();
+  json tracks = json::array();
+  for (const program::Track& track : def.tracks) tracks.push_back(TrackView(program, track));
+  json calls = json::array();
+  for (const program::CallDefinition& call : def.calls) calls.push_back(CallView(program, call));
+  return {{"id", def.id},
+          {"name", def.name},
+          {"currency", def.currency},
+          {"total_budget", def.total_budget.ToString()},
+          {"award_policy", def.award_policy},
+          {"topics", def.topics},
+          {"tracks", std::move(tracks)},
+          {"calls", std::move(calls)},
+          {"grants", program.grants().size()},
+          {"log_entries", program.log().size()},
+          {"log_head", program.log().head()}};
+}
+
+json ProposalView(const program::Proposal& proposal) {
+  const program::ProposalInput& in = proposal.input;
+  return {{"id", in.id},
+          {"call", in.call},
+          {"pi", in.pi},
+          {"co_investigators", in.co_investigators},
+          {"institution", proposal.institution},
+          {"title", in.title},
+          {"abstract", in.abstract},
+          {"topics", in.topics},
+          {"requested", proposal.requested.ToString()},
+          {"duration_months", in.duration_months},
+          {"open_source_plan", in.open_source_plan},
+          {"status", program::ToString(proposal.status)},
+          {"submitted_us", proposal.submitted_us}};
+}
+
+json GrantView(const program::ProgramState& program, const program::Grant& grant) {
+  json tranches = json::array();
+  for (const program::Tranche& tranche : grant.tranches) {
+    tranches.push_back({{"amount", tranche.amount.ToString()},
+                        {"condition", tranche.condition},
+                        {"released", tranche.released}});
+  }
+  json students = json::object();
+  for (const auto& [student, account] : grant.students) {
+    students[student] = program.AccountBalance(account).ToString();
+  }
+  return {{"id", grant.id},
+          {"proposal", grant.proposal},
+          {"call", grant.call},
+          {"track", grant.track},
+          {"pi", grant.pi},
+          {"institution", grant.institution},
+          {"members", grant.members},
+          {"awarded", grant.awarded.ToString()},
+          {"spent", grant.spent.ToString()},
+          {"returned", grant.returned.ToString()},
+          {"balance", program.AccountBalance(grant.account).ToString()},
+          {"start_us", grant.start_us},
+          {"end_us", grant.end_us},
+          {"status", program::ToString(grant.status)},
+          {"tranches", std::move(tranches)},
+          {"students", std::move(students)}};
+}
+
+json ObligationView(const program::Obligation& obligation) {
+  return {{"id", obligation.id},
+          {"grant", obligation.grant},
+          {"kind", program::ToString(obligation.kind)},
+          {"sequence", obligation.sequence},
+          {"due_us", obligation.due_us},
+          {"state", program::ToString(obligation.state)},
+          {"reference", obligation.reference},
+          {"license", obligation.license},
+          {"was_overdue", obligation.was_overdue}};
+}
+
+json JobView(const core::AppState& app, const core::JobRecord& record) {
+  const sched::Job& job = app.scheduler()->job(record.sched_id);
+  json placement = json::array();
+  for (const sched::Alloc& alloc : job.placement) {
+    placement.push_back(app.cluster()->nodes()[alloc.node].name);
+  }
+  return {{"id", record.id},
+          {"program", record.program},
+          {"grant", record.grant},
+          {"owner", record.owner},
+          {"name", record.name},
+          {"argv", record.argv},
+          {"chips", job.shape.chips},
+          {"class", cluster::ToString(job.job_class)},
+          {"walltime_s", job.walltime_s},
+          {"state", sched::ToString(job.state)},
+          {"reason", job.state == sched::JobState::kPending && job.reason != ErrorCode::kOk
+                         ? json(ToString(job.reason))
+                         : json(nullptr)},
+          {"submitted_us", record.submitted_us},
+          {"started_s", job.first_start_s},
+          {"ended_s", job.end_s},
+          {"ran_s", job.ran_s},
+          {"charged", job.charged.ToString()},
+          {"billed", record.charged_recorded.ToString()},
+          {"nodes", std::move(placement)}};
+}
+
+// ---- reads -------------------------------------------------------------------------
+
+Result<json> ListPrograms(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const Page page, PageOf(request));
+  return ListMap(request.app.programs(), page, [](const auto&) { return true; },
+                 [](const program::ProgramState& program) { return ProgramView(program); });
+}
+
+Result<json> ShowProgram(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  return ProgramView(*program);
+}
+
+Result<json> ListTracks(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  json items = json::array();
+  for (const program::Track& track : program->definition().tracks) {
+    items.push_back(TrackView(*program, track));
+  }
+  return json{{"items", std::move(items)}, {"next", nullptr}};
+}
+
+Result<json> ListCalls(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  const std::string state = QueryValue(request, "state");
+  json items = json::array();
+  for (const program::CallDefinition& call : program->definition().calls) {
+    if (!state.empty() && program::ToString(program->call_state(call.id)) != state) continue;
+    items.push_back(CallView(*program, call));
+  }
+  return json{{"items", std::move(items)}, {"next", nullptr}};
+}
+
+Result<json> ShowCall(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  const program::CallDefinition* call = program->FindCall(request.params.at("call"));
+  if (call == nullptr) return Error{ErrorCode::kNotFound, "no such call", "call"};
+  return CallView(*program, *call);
+}
+
+Result<json> ListProposals(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  ATRIUM_ASSIGN_OR_RETURN(const Page page, PageOf(request));
+  const std::string call = QueryValue(request, "call");
+  const std::string status = QueryValue(request, "status");
+  return ListMap(
+      program->proposals(), page,
+      [&](const program::Proposal& proposal) {
+        return core::CanSeeProposal(*program, request.actor, proposal) &&
+               (call.empty() || proposal.input.call == call) &&
+               (status.empty() || program::ToString(proposal.status) == status);
+      },
+      ProposalView);
+}
+
+Result<json> ShowProposal(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  const std::string& id = request.params.at("proposal");
+  const auto found = program->proposals().find(id);
+  if (found == program->proposals().end() ||
+      !core::CanSeeProposal(*program, request.actor, found->second)) {
+    return Error{ErrorCode::kNotFound, "no proposal " + id, "proposal"};
+  }
+  return ProposalView(found->second);
+}
+
+Result<json> ListReviews(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  ATRIUM_ASSIGN_OR_RETURN(const Page page, PageOf(request));
+  const std::string proposal = QueryValue(request, "proposal");
+  return ListVector(
+      program->reviews(), page,
+      [&](const program::Review& review) {
+        return (core::IsStaff(request.actor) || review.reviewer == request.actor.person) &&
+               (proposal.empty() || review.proposal == proposal);
+      },
+      [](const program::Review& review) {
+        return json{{"reviewer", review.reviewer},   {"proposal", review.proposal},
+                    {"scores", review.scores},       {"comment", review.comment},
+                    {"submitted_us", review.submitted_us}};
+      });
+}
+
+Result<json> ListConflicts(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  ATRIUM_ASSIGN_OR_RETURN(const Page page, PageOf(request));
+  return ListVector(
+      program->conflicts(), page,
+      [&](const program::Conflict& conflict) {
+        return core::IsStaff(request.actor) || conflict.reviewer == request.actor.person;
+      },
+      [](const program::Conflict& conflict) {
+        return json{{"reviewer", conflict.reviewer},
+                    {"proposal", conflict.proposal},
+                    {"reason", program::ToString(conflict.reason)},
+                    {"note", conflict.note}};
+      });
+}
+
+Result<json> ShowDecision(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  const std::string& call = request.params.at("call");
+  const auto found = program->decisions().find(call);
+  if (found == program->decisions().end()) {
+    return Error{ErrorCode::kNotFound, "no decision for call " + call, "call"};
+  }
+  const program::Decision& decision = found->second;
+  json outcomes = json::array();
+  for (const program::ProposalOutcome& outcome : decision.outcomes) {
+    outcomes.push_back({{"proposal", outcome.proposal},
+                        {"rank", outcome.rank},
+                        {"merit", outcome.merit},
+                        {"requested", outcome.requested.ToString()},
+                        {"awarded", outcome.awarded.ToString()},
+                        {"rationale", program::ToString(outcome.rationale)},
+                        {"explanation", outcome.explanation}});
+  }
+  return json{{"call", decision.call},
+              {"policy", decision.policy},
+              {"optimal", decision.optimal},
+              {"gap", decision.gap},
+              {"total_awarded", decision.total_awarded.ToString()},
+              {"committed", decision.committed},
+              {"outcomes", std::move(outcomes)}};
+}
+
+Result<json> ListGrants(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  ATRIUM_ASSIGN_OR_RETURN(const Page page, PageOf(request));
+  const std::string status = QueryValue(request, "status");
+  const std::string call = QueryValue(request, "call");
+  return ListMap(
+      program->grants(), page,
+      [&](const program::Grant& grant) {
+        return core::CanSeeGrant(request.actor, grant) &&
+               (status.empty() || program::ToString(grant.status) == status) &&
+               (call.empty() || grant.call == call);
+      },
+      [&](const program::Grant& grant) { return GrantView(*program, grant); });
+}
+
+Result<json> ShowGrant(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  ATRIUM_ASSIGN_OR_RETURN(const program::Grant* grant, GrantOf(request, *program));
+  return GrantView(*program, *grant);
+}
+
+Result<json> GrantBalance(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  ATRIUM_ASSIGN_OR_RETURN(const program::Grant* grant, GrantOf(request, *program));
+  return json{{"grant", grant->id},
+              {"balance", program->AccountBalance(grant->account).ToString()},
+              {"available", program->AccountAvailable(grant->account).ToString()},
+              {"awarded", grant->awarded.ToString()},
+              {"spent", grant->spent.ToString()},
+              {"status", program::ToString(grant->status)}};
+}
+
+Result<json> ListObligations(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  ATRIUM_ASSIGN_OR_RETURN(const Page page, PageOf(request));
+  const std::string grant = QueryValue(request, "grant");
+  const std::string state = QueryValue(request, "state");
+  return ListMap(
+      program->obligations(), page,
+      [&](const program::Obligation& obligation) {
+        const auto owner = program->grants().find(obligation.grant);
+        return owner != program->grants().end() && core::CanSeeGrant(request.actor, owner->second) &&
+               (grant.empty() || obligation.grant == grant) &&
+               (state.empty() || program::ToString(obligation.state) == state);
+      },
+      ObligationView);
+}
+
+Result<json> ListAccounts(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  json items = json::array();
+  program->ledger().ForEachAccount([&](const ledger::Account& account) {
+    items.push_back({{"id", FormatId128(account.id)},
+                     {"kind", ledger::ToString(account.kind)},
+                     {"balance", account.balance().ToString()},
+                     {"available", account.available().ToString()},
+                     {"frozen", (account.flags & ledger::kFrozen) != 0},
+                     {"closed", (account.flags & ledger::kClosed) != 0}});
+  });
+  return json{{"items", std::move(items)}, {"next", nullptr}};
+}
+
+Result<json> ProgramReport(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  return report::ProgramReportJson(*program);
+}
+
+Result<json> PublicLog(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  ATRIUM_ASSIGN_OR_RETURN(const Page page, PageOf(request));
+  ATRIUM_ASSIGN_OR_RETURN(
+      json list, ListVector(program->log().entries(), page, [](const auto&) { return true; },
+                            [](const program::LogEntry& entry) {
+                              return json{{"seq", entry.seq},   {"at_us", entry.at_us},
+                                          {"type", entry.type}, {"data", entry.data},
+                                          {"prev", entry.prev}, {"hash", entry.hash}};
+                            }));
+  list["head"] = program->log().head();
+  return list;
+}
+
+Result<json> ListJobs(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const Page page, PageOf(request));
+  const std::string state = QueryValue(request, "state");
+  const std::string grant = QueryValue(request, "grant");
+  const std::string program = QueryValue(request, "program");
+  const core::AppState& app = request.app;
+  return ListMap(
+      app.jobs(), page,
+      [&](const core::JobRecord& job) {
+        return core::CanSeeJob(app, request.actor, job) &&
+               (grant.empty() || job.grant == grant) &&
+               (program.empty() || job.program == program) &&
+               (state.empty() || sched::ToString(app.scheduler()->job(job.sched_id).state) == state);
+      },
+      [&](const core::JobRecord& job) { return JobView(app, job); });
+}
+
+Result<json> ShowJob(const ReadRequest& request) {
+  const std::string& id = request.params.at("job");
+  const auto found = request.app.jobs().find(id);
+  if (found == request.app.jobs().end() ||
+      !core::CanSeeJob(request.app, request.actor, found->second)) {
+    return Error{ErrorCode::kNotFound, "no job " + id, "job"};
+  }
+  return JobView(request.app, found->second);
+}
+
+Result<json> ListNodes(const ReadRequest& request) {
+  const cluster::Cluster* cluster = request.app.cluster();
+  if (cluster == nullptr) return json{{"items", json::array()}, {"next", nullptr}};
+  ATRIUM_ASSIGN_OR_RETURN(const Page page, PageOf(request));
+  const std::string state = QueryValue(request, "state");
+  std::vector<uint32_t> nodes(cluster->nodes().size());
+  for (uint32_t i = 0; i < nodes.size(); ++i) nodes[i] = i;
+  return ListVector(
+      nodes, page,
+      [&](uint32_t node) {
+        return state.empty() || cluster::ToString(request.app.node_states()[node]) == state;
+      },
+      [&](uint32_t node) {
+        const cluster::Pool& pool = cluster->pools()[cluster->nodes()[node].pool];
+        return json{{"name", cluster->nodes()[node].name},
+                    {"pool", pool.name},
+                    {"accelerator", cluster->accelerators()[pool.accelerator].name},
+                    {"chips", pool.chips_per_node},
+                    {"state", cluster::ToString(request.app.node_states()[node])}};
+      });
+}
+
+Result<json> ListPartitions(const ReadRequest& request) {
+  json items = json::array();
+  const cluster::Cluster* cluster = request.app.cluster();
+  if (cluster != nullptr) {
+    for (const cluster::Partition& partition : cluster->partitions()) {
+      json classes = json::array();
+      for (const cluster::JobClass job_class : partition.classes) {
+        classes.push_back(cluster::ToString(job_class));
+      }
+      items.push_back({{"name", partition.name},
+                       {"classes", std::move(classes)},
+                       {"chips_per_job_max", partition.chips_per_job_max},
+                       {"walltime_max_s", partition.walltime_max_s}});
+    }
+  }
+  json summary = {{"items", std::move(items)}, {"next", nullptr}};
+  if (const sched::Scheduler* scheduler = request.app.scheduler()) {
+    summary["chips_busy"] = scheduler->busy_chips();
+    summary["chips_up"] = scheduler->up_chips();
+    summary["jobs_waiting"] = scheduler->waiting_count();
+  }
+  return summary;
+}
+
+Result<json> ListTokens(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const Page page, PageOf(request));
+  return ListMap(
+      request.app.tokens(), page,
+      [&](const core::TokenRecord& token) {
+        return request.actor.role == Role::kAdmin || token.id == request.actor.token ||
+               (!request.actor.person.empty() && token.person == request.actor.person &&
+                token.role == request.actor.role);
+      },
+      [](const core::TokenRecord& token) {
+        return json{{"id", token.id},           {"role", core::ToString(token.role)},
+                    {"person", token.person},   {"label", token.label},
+                    {"created_us", token.created_us}, {"revoked", token.revoked}};
+      });
+}
+
+Result<json> WhoAmI(const ReadRequest& request) {
+  return json{{"role", core::ToString(request.actor.role)},
+              {"person", request.actor.person},
+              {"token", request.actor.token}};
+}
+
+}  // namespace
+
+const std::vector<Route>& Routes() {
+  static const std::vector<Route> routes = {
+      {"GET", "/v1/me", "whoami", kSignedIn, {}, {}, 200, WhoAmI, "The caller's role and person"},
+      {"GET", "/v1/tokens", "token_list", kSignedIn, {}, {}, 200, ListTokens,
+       "Tokens: all for an admin, one's own otherwise"},
+      {"POST", "/v1/tokens", "token_create", kSignedIn, "token_create", {}, 201, nullptr,
+       "Create a token (an admin for anyone, others for themselves); the secret is shown once"},
+      {"DELETE", "/v1/tokens/{token_id}", "token_revoke", kSignedIn, "token_revoke", {}, 200,
+       nullptr, "Revoke a token (an admin, or its owner)"},
+
+      {"GET", "/v1/programs", "program_list", kAll, {}, {}, 200, ListPrograms, "Programs"},
+      {"POST", "/v1/programs", "program_create", kStaff, "program_create", {}, 201, nullptr,
+       "Create a program from its TOML definition"},
+      {"GET", "/v1/programs/{program}", "program_show", kAll, {}, {}, 200, ShowProgram,
+       "A program: tracks, calls, budget"},
+      {"GET", "/v1/programs/{program}/tracks", "track_list", kAll, {}, {}, 200, ListTracks,
+       "A program's tracks and what is left in each"},
+      {"POST", "/v1/programs/{program}/institutions", "institution_add", kStaff,
+       "institution_add", "institution", 201, nullptr, "Register an institution"},
+      {"POST", "/v1/programs/{program}/people", "person_add", kStaff, "person_add", "person", 201,
+       nullptr, "Register a person (researcher, reviewer, student)"},
+      {"GET", "/v1/programs/{program}/calls", "call_list", kAll, {}, {}, 200, ListCalls,
+       "Calls, filter ?state="},
+      {"GET", "/v1/programs/{program}/calls/{call}", "call_show", kAll, {}, {}, 200, ShowCall,
+       "A call"},
+      {"POST", "/v1/programs/{program}/calls/{call}/open", "call_open", kStaff, "call_open", {},
+       200, nullptr, "Open a call for proposals"},
+      {"POST", "/v1/programs/{program}/calls/{call}/close", "call_close", kStaff, "call_close",
+       {}, 200, nullptr, "Close a call"},
+      {"POST", "/v1/programs/{program}/calls/{call}/assign", "call_assign", kStaff,
+       "call_assign", {}, 200, nullptr, "Find conflicts and assign reviewers"},
+      {"GET", "/v1/programs/{program}/calls/{call}/decision", "decision_show", kStaff, {}, {},
+       200, ShowDecision, "The call's draft or committed decision"},
+      {"POST", "/v1/programs/{program}/calls/{call}/decision/draft", "decision_draft", kStaff,
+       "decision_draft", {}, 200, nullptr, "Draft the awards (optimal under budgets and caps)"},
+      {"POST", "/v1/programs/{program}/calls/{call}/decision/commit", "decision_commit", kStaff,
+       "decision_commit", {}, 200, nullptr, "Commit the draft: grants are created and funded"},
+      {"GET", "/v1/programs/{program}/proposals", "proposal_list",
+       kStaff | kReviewers | kResearchers, {}, {}, 200, ListProposals,
+       "Proposals one may see, filter ?call= ?status="},
+      {"POST", "/v1/programs/{program}/proposals", "proposal_submit", kStaff | kResearchers,
+       "proposal_submit", "proposal", 201, nullptr, "Submit or edit a proposal"},
+      {"GET", "/v1/programs/{program}/proposals/{proposal}", "proposal_show",
+       kStaff | kReviewers | kResearchers, {}, {}, 200, ShowProposal, "A proposal"},
+      {"POST", "/v1/programs/{program}/proposals/{proposal}/withdraw", "proposal_withdraw",
+       kStaff | kResearchers, "proposal_withdraw", {}, 200, nullptr, "Withdraw a proposal"},
+      {"GET", "/v1/programs/{program}/conflicts", "conflict_list", kStaff | kReviewers, {}, {},
+       200, ListConflicts, "Conflicts of interest (a reviewer sees their own)"},
+      {"POST", "/v1/programs/{program}/conflicts", "conflict_declare", kStaff | kReviewers,
+       "conflict_declare", {}, 201, nullptr, "Declare a conflict of interest"},
+      {"GET", "/v1/programs/{program}/reviews", "review_list", kStaff | kReviewers, {}, {}, 200,
+       ListReviews, "Reviews (a reviewer sees their own)"},
+      {"POST", "/v1/programs/{program}/reviews", "review_submit", kReviewers, "review_submit",
+       {}, 201, nullptr, "Submit a review of an assigned proposal"},
+      {"GET", "/v1/programs/{program}/grants", "grant_list", kStaff | kResearchers | kStudents,
+       {}, {}, 200, ListGrants, "Grants one may see, filter ?status= ?call="},
+      {"GET", "/v1/programs/{program}/grants/{grant}", "grant_show",
+       kStaff | kResearchers | kStudents, {}, {}, 200, ShowGrant, "A grant"},
+      {"GET", "/v1/programs/{program}/grants/{grant}/balance", "grant_balance",
+       kStaff | kResearchers | kStudents, {}, {}, 200, GrantBalance, "A grant's balance"},
+      {"POST", "/v1/programs/{program}/grants/{grant}/members", "grant_member_add",
+       kStaff | kResearchers, "grant_member_add", {}, 201, nullptr,
+       "Add a member (the PI or staff)"},
+      {"POST", "/v1/programs/{program}/grants/{grant}/students", "student_allocate",
+       kStaff | kResearchers, "student_allocate", {}, 201, nullptr,
+       "Give a student part of a course's credits"},
+      {"POST", "/v1/programs/{program}/grants/{grant}/close", "grant_close", kStaff,
+       "grant_close", {}, 200, nullptr, "Close a grant, returning what is unspent"},
+      {"GET", "/v1/programs/{program}/obligations", "obligation_list",
+       kStaff | kResearchers | kStudents, {}, {}, 200, ListObligations,
+       "Obligations, filter ?grant= ?state="},
+      {"POST", "/v1/programs/{program}/obligations/{obligation}/submit", "obligation_submit",
+       kStaff | kResearchers, "obligation_submit", {}, 200, nullptr,
+       "Submit evidence (DOI, arXiv id, repository and license)"},
+      {"POST", "/v1/programs/{program}/obligations/{obligation}/review", "obligation_review",
+       kStaff, "obligation_review", {}, 200, nullptr, "Accept or reject evidence"},
+      {"GET", "/v1/programs/{program}/accounts", "account_list", kStaff, {}, {}, 200,
+       ListAccounts, "The program's ledger accounts and balances"},
+      {"GET", "/v1/programs/{program}/report", "report_show", kAll, {}, {}, 200, ProgramReport,
+       "The transparency report"},
+      {"GET", "/v1/programs/{program}/log", "log_list", kAll, {}, {}, 200, PublicLog,
+       "The public, hash-chained decision log"},
+
+      {"GET", "/v1/jobs", "job_list", kStaff | kResearchers | kStudents | RoleBit(Role::kOperator),
+       {}, {}, 200, ListJobs, "Jobs one may see, filter ?state= ?grant= ?program="},
+      {"POST", "/v1/jobs", "job_submit", kStaff | kResearchers | kStudents, "job_submit", {}, 201,
+       nullptr, "Submit a job charged to a grant"},
+      {"GET", "/v1/jobs/{job}", "job_show", kStaff | kResearchers | kStudents | RoleBit(Role::kOperator),
+       {}, {}, 200, ShowJob, "A job"},
+      {"POST", "/v1/jobs/{job}/cancel", "job_cancel",
+       kStaff | kResearchers | kStudents | RoleBit(Role::kOperator), "job_cancel", {}, 200, nullptr,
+       "Cancel a job (its owner, its grant's PI, an operator or staff)"},
+      {"POST", "/v1/jobs/{job}/finish", "job_finish", kOps, "job_finish", {}, 200, nullptr,
+       "Report a running job's end (the executor)"},
+      {"POST", "/v1/cluster", "cluster_load", kAdmin, "cluster_load", {}, 201, nullptr,
+       "Load the cluster description (TOML), once"},
+      {"GET", "/v1/cluster/nodes", "node_list", kSignedIn, {}, {}, 200, ListNodes,
+       "Nodes and their states, filter ?state="},
+      {"GET", "/v1/cluster/partitions", "partition_list", kSignedIn, {}, {}, 200, ListPartitions,
+       "Partitions, and chips busy"},
+      {"POST", "/v1/cluster/nodes/{node}/drain", "node_drain", kOps, "node_drain", {}, 200,
+       nullptr, "Drain a node: no new work"},
+      {"POST", "/v1/cluster/nodes/{node}/resume", "node_resume", kOps, "node_resume", {}, 200,
+       nullptr, "Return a node to service"},
+  };
+  return routes;
+}
+
+std::string RoutesMarkdown() {
+  std::string out =
+      "| method | path | operation | admin | officer | reviewer | researcher | student | "
+      "operator | public |\n|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const Route& route : Routes()) {
+    out += fmt::format("| {} | `{}` | {} |", route.method, route.path, route.name);
+    for (int role = 0; role < core::kRoleCount; ++role) {
+      out += (route.roles & RoleBit(static_cast<Role>(role))) != 0 ? " yes |" : " - |";
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace atrium::server

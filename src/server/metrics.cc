@@ -1,0 +1,67 @@
+#include "server/metrics.h"
+
+#include <fmt/format.h>
+
+namespace atrium::server {
+
+void Metrics::Observe(std::string_view operation, int status, double seconds) {
+  std::lock_guard lock(mutex_);
+  ++requests_[{std::string(operation), status}];
+  Latency& latency = latency_[std::string(operation)];
+  for (size_t i = 0; i < latency.le.size(); ++i) {
+    if (i == kBoundsS.size() || seconds <= kBoundsS[i]) ++latency.le[i];
+  }
+  latency.sum += seconds;
+  ++latency.count;
+}
+
+std::string Metrics::Render(size_t queue_depth, int64_t chips_busy, int64_t jobs_waiting,
+                            const journal::CommitterStats& committer) const {
+  std::string out;
+  std::lock_guard lock(mutex_);
+  out += "# HELP atrium_http_requests_total HTTP requests answered, by operation and status.\n";
+  out += "# TYPE atrium_http_requests_total counter\n";
+  for (const auto& [key, count] : requests_) {
+    out += fmt::format("atrium_http_requests_total{{operation=\"{}\",status=\"{}\"}} {}\n",
+                       key.first, key.second, count);
+  }
+  out += "# HELP atrium_http_request_seconds Time to answer a request, by operation.\n";
+  out += "# TYPE atrium_http_request_seconds histogram\n";
+  for (const auto& [operation, latency] : latency_) {
+    for (size_t i = 0; i < latency.le.size(); ++i) {
+      const std::string bound = i == kBoundsS.size() ? "+Inf" : fmt::format("{}", kBoundsS[i]);
+      out += fmt::format("atrium_http_request_seconds_bucket{{operation=\"{}\",le=\"{}\"}} {}\n",
+                         operation, bound, latency.le[i]);
+    }
+    out += fmt::format("atrium_http_request_seconds_sum{{operation=\"{}\"}} {}\n", operation,
+                       latency.sum);
+    out += fmt::format("atrium_http_request_seconds_count{{operation=\"{}\"}} {}\n", operation,
+                       latency.count);
+  }
+  out += "# HELP atrium_journal_queue_length Commands waiting to be applied and journaled.\n";
+  out += "# TYPE atrium_journal_queue_length gauge\n";
+  out += fmt::format("atrium_journal_queue_length {}\n", queue_depth);
+  out += "# HELP atrium_journal_commands_total Commands made durable.\n";
+  out += "# TYPE atrium_journal_commands_total counter\n";
+  out += fmt::format("atrium_journal_commands_total {}\n", committer.commands);
+  out += "# HELP atrium_journal_fsync_seconds Time of one durable append (one transaction).\n";
+  out += "# TYPE atrium_journal_fsync_seconds histogram\n";
+  for (size_t i = 0; i < committer.commit_latency_le.size(); ++i) {
+    const std::string bound = i == journal::kCommitLatencyBoundsS.size()
+                                  ? "+Inf"
+                                  : fmt::format("{}", journal::kCommitLatencyBoundsS[i]);
+    out += fmt::format("atrium_journal_fsync_seconds_bucket{{le=\"{}\"}} {}\n", bound,
+                       committer.commit_latency_le[i]);
+  }
+  out += fmt::format("atrium_journal_fsync_seconds_sum {}\n", committer.commit_seconds_sum);
+  out += fmt::format("atrium_journal_fsync_seconds_count {}\n", committer.groups);
+  out += "# HELP atrium_cluster_chips_busy Chips running jobs.\n";
+  out += "# TYPE atrium_cluster_chips_busy gauge\n";
+  out += fmt::format("atrium_cluster_chips_busy {}\n", chips_busy);
+  out += "# HELP atrium_cluster_jobs_waiting Jobs waiting in the queue.\n";
+  out += "# TYPE atrium_cluster_jobs_waiting gauge\n";
+  out += fmt::format("atrium_cluster_jobs_waiting {}\n", jobs_waiting);
+  return out;
+}
+
+}  // namespace atrium::server

@@ -1,0 +1,36 @@
+// Request metrics in Prometheus' text format: requests by operation and status, request
+// latency histograms by operation, and the gauges the server reads when scraped (journal
+// queue length, chips busy, jobs waiting, durable-append latency).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "journal/committer.h"
+
+namespace atrium::server {
+
+class Metrics {
+ public:
+  static constexpr std::array<double, 11> kBoundsS = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025,
+                                                      0.05,   0.1,   0.25,  0.5,   1.0};
+  void Observe(std::string_view operation, int status, double seconds);
+  std::string Render(size_t queue_depth, int64_t chips_busy, int64_t jobs_waiting,
+                     const journal::CommitterStats& committer) const;
+
+ private:
+  struct Latency {
+    std::array<uint64_t, kBoundsS.size() + 1> le{};  // cumulative; the last is +Inf
+    double sum = 0;
+    uint64_t count = 0;
+  };
+  mutable std::mutex mutex_;
+  std::map<std::pair<std::string, int>, uint64_t> requests_;
+  std::map<std::string, Latency> latency_;
+};
+
+}  // namespace atrium::server

@@ -1,0 +1,117 @@
+#include "server/openapi.h"
+
+#include <string>
+
+#include "server/api.h"
+
+namespace atrium::server {
+namespace {
+
+using nlohmann::json;
+
+json ErrorResponse(const char* description) {
+  return {{"description", description},
+          {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}};
+}
+
+}  // namespace
+
+json OpenApiDocument() {
+  json paths = json::object();
+  for (const Route& route : Routes()) {
+    json operation = {{"operationId", route.name}, {"summary", route.summary}};
+    json roles = json::array();
+    for (int role = 0; role < core::kRoleCount; ++role) {
+      if ((route.roles & RoleBit(static_cast<core::Role>(role))) != 0) {
+        roles.push_back(core::ToString(static_cast<core::Role>(role)));
+      }
+    }
+    operation["x-atrium-roles"] = roles;
+    if ((route.roles & RoleBit(core::Role::kPublic)) == 0) {
+      operation["security"] = json::array({{{"bearer", json::array()}}});
+    }
+    json parameters = json::array();
+    const std::string path(route.path);
+    std::vector<std::string> names;
+    for (size_t i = path.find('{'); i != std::string::npos; i = path.find('{', i + 1)) {
+      names.push_back(path.substr(i + 1, path.find('}', i) - i - 1));
+      parameters.push_back({{"name", names.back()},
+                            {"in", "path"},
+                            {"required", true},
+                            {"schema", {{"type", "string"}, {"maxLength", 128}}}});
+    }
+    if (route.read != nullptr && route.method == "GET") {
+      for (const char* name : {"limit", "after"}) {
+        parameters.push_back({{"name", name}, {"in", "query"}, {"required", false},
+                              {"schema", {{"type", "string"}}}});
+      }
+    }
+    if (!parameters.empty()) operation["parameters"] = parameters;
+    if (route.read == nullptr) {
+      json properties = json::object();
+      if (const auto* fields = core::OpFields(route.op)) {
+        for (const std::string_view field : *fields) {
+          const std::string name(field);
+          if (std::find(names.begin(), names.end(), name) != names.end()) continue;
+          if (route.op == "token_create" && (name == "token_id" || name == "salt" || name == "hash")) {
+            continue;
+          }
+          properties[name] = json::object();
+        }
+      }
+      json schema = route.body_field.empty()
+                        ? json{{"type", "object"}, {"properties", properties},
+                               {"additionalProperties", false}}
+                        : json{{"type", "object"},
+                               {"description", "the " + std::string(route.body_field) + " itself"}};
+      operation["requestBody"] = {{"required", false},
+                                  {"content", {{"application/json", {{"schema", schema}}}}}};
+      operation["parameters"].push_back({{"name", "Idempotency-Key"},
+                                         {"in", "header"},
+                                         {"required", false},
+                                         {"schema", {{"type", "string"}, {"maxLength", 255}}}});
+    }
+    operation["responses"] = {
+        {std::to_string(route.success_status),
+         {{"description", "ok"}, {"content", {{"application/json", {{"schema", {{"type", "object"}}}}}}}}},
+        {"400", ErrorResponse("malformed request: bad JSON, invalid UTF-8, invalid id")},
+        {"401", ErrorResponse("no valid token")},
+        {"403", ErrorResponse("the role may not do this")},
+        {"404", ErrorResponse("no such resource, or not visible to the caller")},
+        {"409", ErrorResponse("conflicts with the current state")},
+        {"413", ErrorResponse("body larger than the limit (1 MiB by default)")},
+        {"422", ErrorResponse("invalid field: wrong type, out of range, unknown field")},
+        {"429", ErrorResponse("rate limited; see Retry-After")},
+        {"503", ErrorResponse("journal queue full or store unavailable; see Retry-After")}};
+    std::string method = std::string(route.method);
+    for (char& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    paths[path][method] = std::move(operation);
+  }
+  return {
+      {"openapi", "3.0.3"},
+      {"info",
+       {{"title", "Atrium API"},
+        {"version", "1"},
+        {"description",
+         "Research-compute grant programs and the shared accelerator cluster. Amounts are "
+         "decimal strings of credits with at most six decimals; times are microseconds "
+         "since 1970 (*_us) or seconds (*_s). Lists return {items, next}: pass next as "
+         "?after= for the following page."}}},
+      {"paths", std::move(paths)},
+      {"components",
+       {{"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}},
+        {"schemas",
+         {{"Error",
+           {{"type", "object"},
+            {"required", json::array({"error"})},
+            {"properties",
+             {{"error",
+               {{"type", "object"},
+                {"required", json::array({"code", "message"})},
+                {"properties",
+                 {{"code", {{"type", "string"}}},
+                  {"message", {{"type", "string"}}},
+                  {"field", {{"type", "string"}}}}}}}}}}}}}}}};
+}
+
+}  // namespace atrium::server

@@ -1,0 +1,71 @@
+// The service: `atrium serve`. One process holds the core in memory behind the
+// Committer (group commit, durable before acknowledged) and answers the JSON API of
+// api.h over HTTP (cpp-httplib), with token authentication, idempotent retries,
+// Prometheus metrics and health probes.
+//
+// Lifecycle: Start takes the store's lock (a file lock beside a SQLite journal, a
+// PostgreSQL advisory lock otherwise; a second instance is refused with kLocked),
+// recovers the journal, bootstraps an empty store (admin token written to a 0600 file,
+// the example program and cluster), and binds. Run serves until Stop (SIGTERM):
+// in-flight requests finish, the committer flushes, the store closes.
+//
+//   Server server(options);
+//   ATRIUM_TRY(server.Start());   // prints nothing; see listen_url(), admin_token_path()
+//   server.Run();                 // until Stop() from a signal thread
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/error.h"
+
+namespace atrium::server {
+
+struct ServerOptions {
+  std::string listen_host = "127.0.0.1";
+  int port = 8080;                   // 0: any free port (see port())
+  std::string data_dir = "atrium-data";
+  std::string db;                    // "": <data_dir>/atrium.db; or a postgresql:// URL
+  size_t body_bytes_max = 1 << 20;   // larger request bodies answer 413 too_large
+  size_t threads = 64;               // HTTP worker threads (one per open connection)
+  int64_t rate_per_token = 20'000;   // requests per second per token (429 beyond); 0: none
+  size_t queue_depth_max = 65'536;   // commands waiting for the journal (503 beyond)
+  int64_t tick_interval_ms = 1'000;  // how often the clock looks for due work
+  bool bootstrap_examples = true;    // an empty store gets the example program and cluster
+  std::string examples_dir;          // where the examples are (programs/, clusters/)
+  bool access_log = false;           // one line per request on stderr (never a secret)
+};
+
+// Reads a TOML configuration file whose keys are the options' names (listen = "h:p",
+// data, db, body_bytes_max, threads, rate_per_token, tick_interval_ms, access_log);
+// options given on the command line are applied after it.
+Status LoadServerConfig(const std::string& path, ServerOptions* options);
+// "host:port" -> options; kInvalidArgument if malformed.
+Status ParseListen(const std::string& text, ServerOptions* options);
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  Status Start();
+  // Serves until Stop; then drains and closes.
+  void Run();
+  // Safe from any thread, once.
+  void Stop();
+
+  int port() const;
+  std::string listen_url() const;
+  // The admin token file written when the store was empty ("" if it was not).
+  const std::string& admin_token_path() const;
+  std::string store_location() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace atrium::server

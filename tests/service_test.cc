@@ -1,0 +1,644 @@
+// The service end to end: a real `atrium serve` on loopback, driven over HTTP and through
+// the `atrium` CLI client. Every test runs twice: on the embedded SQLite journal
+// (service_test) and on a real PostgreSQL server started by the CTest fixture
+// (service_pg_test, ATRIUM_SERVICE_TEST_PG).
+//
+//   - a whole program cycle through the CLI client: program, call, proposals, conflicts,
+//     reviews, decision, grants, jobs charged to grants, obligations, report, public log;
+//   - the route x role table of docs/api-roles.md, every route for every role;
+//   - bad input of every kind, each with its documented answer, the journal unchanged;
+//   - idempotent retries, also across a restart;
+//   - SIGKILL during a stream of writes, 12 times: every acknowledged write survives and
+//     the ledgers verify;
+//   - a second instance on the same store is refused; SIGTERM stops cleanly.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <pqxx/pqxx>
+
+#include "process.h"
+#include "service_process.h"
+
+namespace atrium {
+namespace {
+
+using nlohmann::json;
+using testing::ServiceProcess;
+
+// People from examples/programs/demo (ORCID-style ids with valid check digits).
+constexpr const char* kPi1 = "0000-0002-0260-0005";        // northfield, faculty
+constexpr const char* kPi2 = "0000-0002-0260-0013";        // lakeshore, faculty
+constexpr const char* kReviewerA = "0000-0002-0260-0021";  // cascadia
+constexpr const char* kReviewerB = "0000-0002-0260-003X";  // thames
+constexpr const char* kReviewerC = "0000-0002-0260-0056";  // deccan
+constexpr const char* kStudent = "0000-0002-0260-0099";    // riverside-hbcu, postdoc
+
+std::string IsoUtc(std::chrono::system_clock::time_point at) {
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(at);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+// A small program whose call is open now and closes `closes_in` from now.
+std::string ProgramToml(std::chrono::seconds closes_in) {
+  const auto now = std::chrono::system_clock::now();
+  std::ostringstream out;
+  out << R"([program]
+id = "svc-test"
+name = "Service test program"
+currency = "USD"
+total_budget = 1000000
+award_policy = "greedy"
+topics = ["ml-systems", "compilers"]
+[program.prices]
+trn1 = "1.34375"
+[[program.rubric]]
+name = "merit"
+weight = 1
+min = 1
+max = 5
+[program.obligations]
+progress_report_months = []
+final_report = false
+paper = true
+repository = false
+final_grace_months = 3
+freeze_when_overdue = true
+[[track]]
+id = "research"
+name = "Research"
+kind = "research"
+budget = 1000000
+award_cap = 100000
+institution_cap = 500000
+pi_roles = ["faculty"]
+[[call]]
+id = "c1"
+track = "research"
+)";
+  out << "opens = \"" << IsoUtc(now - std::chrono::hours(1)) << "\"\n";
+  out << "closes = \"" << IsoUtc(now + closes_in) << "\"\n";
+  out << "review_deadline = \"" << IsoUtc(now + std::chrono::hours(1)) << "\"\n";
+  out << "decision = \"" << IsoUtc(now + std::chrono::hours(2)) << "\"\n";
+  out << "reviewers_per_proposal = 2\n";
+  return out.str();
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+void WriteAll(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+struct Reply {
+  int status = 0;
+  json body;
+  std::string raw;
+  httplib::Headers headers;
+};
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("atrium-service-" + std::to_string(getpid()) + "-" + name);
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+#ifdef ATRIUM_SERVICE_TEST_PG
+    const char* url = std::getenv("ATRIUM_TEST_PG_URL");
+    ASSERT_NE(url, nullptr) << "ATRIUM_TEST_PG_URL must name the test PostgreSQL server";
+    admin_url_ = url;
+    database_ = "atrium_svc_" + std::to_string(getpid()) + "_" + std::to_string(++counter_);
+    pqxx::connection connection(admin_url_);
+    pqxx::nontransaction(connection).exec0("CREATE DATABASE " + database_);
+    db_ = admin_url_.substr(0, admin_url_.rfind('/') + 1) + database_;
+#endif
+  }
+
+  void TearDown() override {
+    service_.reset();
+    for (auto& extra : extra_) extra.reset();
+#ifdef ATRIUM_SERVICE_TEST_PG
+    if (!database_.empty()) {
+      pqxx::connection connection(admin_url_);
+      pqxx::nontransaction(connection).exec0("DROP DATABASE IF EXISTS " + database_ + " WITH (FORCE)");
+    }
+#endif
+    std::filesystem::remove_all(dir_);
+  }
+
+  std::vector<std::string> ServeArgs(bool examples = false) const {
+    std::vector<std::string> args = {"--data", (dir_ / "data").string()};
+    if (!db_.empty()) args.insert(args.end(), {"--db", db_});
+    if (!examples) args.push_back("--no-examples");
+    args.insert(args.end(), {"--threads", "16"});
+    return args;
+  }
+
+  void StartService(bool examples = false) {
+    service_ = std::make_unique<ServiceProcess>();
+    ASSERT_TRUE(service_->Start(ATRIUM_BINARY, ServeArgs(examples))) << service_->output();
+    if (!service_->token_file().empty()) admin_token_ = testing::ReadFirstLine(service_->token_file());
+    ASSERT_FALSE(admin_token_.empty()) << service_->output();
+  }
+
+  Reply Call(const std::string& method, const std::string& path, const std::string& token,
+             const std::string& body = "", httplib::Headers headers = {}) {
+    httplib::Client client(service_->url());
+    client.set_read_timeout(30);
+    if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
+    httplib::Result result =
+        method == "GET"    ? client.Get(path, headers)
+        : method == "POST" ? client.Post(path, headers, body, "application/json")
+                           : client.Delete(path, headers, body, "application/json");
+    Reply reply;
+    if (!result) {
+      ADD_FAILURE() << method << " " << path << ": " << httplib::to_string(result.error());
+      return reply;
+    }
+    reply.status = result->status;
+    reply.raw = result->body;
+    reply.headers = result->headers;
+    reply.body = json::parse(result->body, nullptr, false);
+    return reply;
+  }
+  Reply Post(const std::string& path, const std::string& token, const json& body,
+             httplib::Headers headers = {}) {
+    return Call("POST", path, token, body.dump(), std::move(headers));
+  }
+  Reply Get(const std::string& path, const std::string& token) { return Call("GET", path, token); }
+
+  std::string MakeToken(const std::string& role, const std::string& person) {
+    const Reply reply = Post("/v1/tokens", admin_token_, {{"role", role}, {"person", person}});
+    EXPECT_EQ(reply.status, 201) << reply.raw;
+    return reply.body.value("token", std::string());
+  }
+
+  // The journal's last durable entry, as /readyz reports it.
+  uint64_t DurableSeq() {
+    const Reply reply = Get("/readyz", "");
+    EXPECT_EQ(reply.status, 200) << reply.raw;
+    return reply.body.value("durable_seq", uint64_t{0});
+  }
+
+  // `atrium <args> --server URL --token-file F --json`, parsed.
+  json Cli(const std::vector<std::string>& args, const std::string& token, int expect_exit = 0) {
+    const std::string token_file = (dir_ / ("cli-token-" + std::to_string(++cli_calls_))).string();
+    WriteAll(token_file, token + "\n");
+    std::vector<std::string> argv = {ATRIUM_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--server", service_->url(), "--json"});
+    if (!token.empty()) argv.insert(argv.end(), {"--token-file", token_file});
+    const testing::ProcessResult run = testing::Run(argv);
+    std::string joined;
+    for (const std::string& arg : args) joined += arg + " ";
+    EXPECT_EQ(run.exit_code, expect_exit) << joined << "\n" << run.out << run.err;
+    return json::parse(run.out, nullptr, false);
+  }
+
+  // Program, people, cluster; a call that closes `closes_in` from now; proposals of two
+  // PIs. Returns after the call is open and the proposals are in.
+  void SetUpProgram(std::chrono::seconds closes_in) {
+    const std::string toml = (dir_ / "program.toml").string();
+    WriteAll(toml, ProgramToml(closes_in));
+    officer_ = MakeToken("officer", "");
+    Cli({"programs", "create", "--file", toml}, officer_);
+    Cli({"cluster", "load", "--file", std::string(ATRIUM_SOURCE_DIR) + "/examples/clusters/mixed.toml"},
+        admin_token_);
+    const std::vector<std::tuple<const char*, const char*, const char*>> institutions = {
+        {"northfield", "r1", "US"}, {"lakeshore", "r1", "US"}, {"cascadia", "r1", "CA"},
+        {"thames", "r1", "GB"},     {"deccan", "r2", "IN"},    {"riverside-hbcu", "minority_serving", "US"}};
+    for (const auto& [id, type, country] : institutions) {
+      const Reply reply = Post("/v1/programs/svc-test/institutions", officer_,
+                               {{"id", id}, {"name", id}, {"type", type}, {"country", country}});
+      ASSERT_EQ(reply.status, 201) << reply.raw;
+    }
+    const std::vector<std::tuple<const char*, const char*, const char*, bool>> people = {
+        {kPi1, "northfield", "faculty", false},      {kPi2, "lakeshore", "faculty", false},
+        {kReviewerA, "cascadia", "faculty", true},   {kReviewerB, "thames", "faculty", true},
+        {kReviewerC, "deccan", "faculty", true},     {kStudent, "riverside-hbcu", "postdoc", false}};
+    for (const auto& [id, institution, role, reviewer] : people) {
+      const Reply reply = Post("/v1/programs/svc-test/people", officer_,
+                               {{"id", id}, {"name", std::string("Person ") + id},
+                                {"institution", institution}, {"role", role},
+                                {"expertise", {"ml-systems", "compilers"}}, {"reviewer", reviewer}});
+      ASSERT_EQ(reply.status, 201) << reply.raw;
+    }
+    Cli({"call", "open", "c1", "--program", "svc-test"}, officer_);
+    pi1_ = MakeToken("researcher", kPi1);
+    pi2_ = MakeToken("researcher", kPi2);
+    for (const auto& [token, id, pi] : {std::tuple{pi1_, "P1", kPi1}, std::tuple{pi2_, "P2", kPi2}}) {
+      const std::string file = (dir_ / (std::string(id) + ".json")).string();
+      WriteAll(file, json{{"id", id},
+                          {"call", "c1"},
+                          {"title", std::string("Proposal ") + id},
+                          {"abstract", "Compilers for accelerators."},
+                          {"topics", {"compilers"}},
+                          {"requested", "50000"},
+                          {"duration_months", 12},
+                          {"open_source_plan", "Apache-2.0"}}
+                         .dump());
+      const json answer = Cli({"proposal", "submit", "--file", file}, token);
+      EXPECT_EQ(answer.value("status", ""), "submitted") << answer;
+    }
+    (void)pi;
+  }
+
+  // Closes the call once its deadline passed, assigns, reviews, decides: both proposals
+  // funded (G-P1, G-P2).
+  void DecideProgram(std::chrono::system_clock::time_point closes_at) {
+    std::this_thread::sleep_until(closes_at + std::chrono::milliseconds(1100));
+    Cli({"call", "close", "c1"}, officer_);
+    Cli({"call", "assign", "c1"}, officer_);
+    for (const char* reviewer : {kReviewerA, kReviewerB, kReviewerC}) {
+      const std::string token = MakeToken("reviewer", reviewer);
+      reviewers_[reviewer] = token;
+      const json visible = Cli({"proposal", "list"}, token);
+      for (const json& proposal : visible["items"]) {
+        Cli({"review", "submit", "--proposal", proposal["id"].get<std::string>(), "--scores", "4",
+             "--comment", "solid"},
+            token);
+      }
+    }
+    Cli({"decision", "draft", "c1"}, officer_);
+    Cli({"decision", "commit", "c1"}, officer_);
+  }
+
+  std::filesystem::path dir_;
+  std::string db_;  // "" = SQLite under the data directory
+  std::string admin_url_;
+  std::string database_;
+  std::unique_ptr<ServiceProcess> service_;
+  std::vector<std::unique_ptr<ServiceProcess>> extra_;
+  std::string admin_token_;
+  std::string officer_, pi1_, pi2_;
+  std::map<std::string, std::string> reviewers_;
+  int cli_calls_ = 0;
+  static inline int counter_ = 0;
+};
+
+TEST_F(ServiceTest, ProgramCycleThroughTheCliClient) {
+  StartService();
+  // The admin token file is private, and the server never printed the secret.
+  struct stat info {};
+  ASSERT_EQ(stat(service_->token_file().c_str(), &info), 0);
+  EXPECT_EQ(info.st_mode & 0777, 0600);
+  EXPECT_EQ(service_->output().find(admin_token_), std::string::npos);
+
+  const auto closes_at = std::chrono::system_clock::now() + std::chrono::seconds(5);
+  SetUpProgram(std::chrono::seconds(5));
+  // A researcher sees their own proposal only; a student sees none.
+  const json own = Cli({"proposal", "list"}, pi1_);
+  ASSERT_EQ(own["items"].size(), 1u) << own;
+  EXPECT_EQ(own["items"][0]["id"], "P1");
+  Cli({"proposal", "show", "P2"}, pi1_, /*expect_exit=*/1);
+  // A reviewer declares a conflict before assignment: never assigned, never shown.
+  const std::string conflicted = MakeToken("reviewer", kReviewerC);
+  Cli({"conflict", "declare", "--proposal", "P1", "--note", "former student"}, conflicted);
+
+  DecideProgram(closes_at);
+  const json conflicts = Cli({"conflict", "list"}, officer_);
+  EXPECT_FALSE(conflicts["items"].empty());
+  const json seen_by_c = Cli({"proposal", "list"}, conflicted);
+  for (const json& proposal : seen_by_c["items"]) EXPECT_NE(proposal["id"], "P1");
+  Cli({"proposal", "show", "P1"}, conflicted, /*expect_exit=*/1);
+  const json reviews_of_a = Cli({"review", "list"}, reviewers_[kReviewerA]);
+  for (const json& review : reviews_of_a["items"]) EXPECT_EQ(review["reviewer"], kReviewerA);
+
+  const json decision = Cli({"decision", "show", "c1"}, officer_);
+  EXPECT_TRUE(decision["committed"].get<bool>()) << decision;
+  const json grants = Cli({"grant", "list"}, pi1_);
+  ASSERT_EQ(grants["items"].size(), 1u) << grants;
+  const std::string grant = grants["items"][0]["id"];
+  EXPECT_EQ(grant, "G-P1");
+  const std::string awarded = grants["items"][0]["awarded"];
+  EXPECT_EQ(awarded, "50000");
+
+  // A job charged to the grant, run and finished; the grant pays for what ran.
+  Cli({"grant", "add-member", grant, "--person", kStudent}, pi1_);
+  const std::string student = MakeToken("student", kStudent);
+  const json submitted = Cli({"job", "submit", "--grant", grant, "--chips", "16", "--walltime",
+                              "2h", "--name", "train", "--", "python", "train.py", "--lr", "3e-4"},
+                             student);
+  const std::string job = submitted["job"];
+  EXPECT_EQ(submitted["state"], "running") << submitted;
+  const json shown = Cli({"job", "show", job}, pi1_);
+  EXPECT_EQ(shown["argv"], json({"python", "train.py", "--lr", "3e-4"}));
+  EXPECT_EQ(shown["chips"], 16);
+  // Someone outside the grant does not see it.
+  Cli({"job", "show", job}, pi2_, /*expect_exit=*/1);
+  EXPECT_TRUE(Cli({"job", "list"}, pi2_)["items"].empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  const std::string operator_token = MakeToken("operator", "");
+  const json finished = Cli({"job", "finish", job}, operator_token);
+  EXPECT_EQ(finished["state"], "completed") << finished;
+  const json balance = Cli({"grant", "balance", grant}, pi1_);
+  EXPECT_NE(balance["spent"], "0") << balance;
+  EXPECT_EQ(balance["spent"], Cli({"job", "show", job}, student)["charged"]);
+  // Node drain by the operator; a researcher may not.
+  const json nodes = Cli({"node", "list", "--limit", "2"}, operator_token);
+  const std::string node = nodes["items"][0]["name"];
+  Cli({"node", "drain", node}, pi1_, /*expect_exit=*/1);
+  EXPECT_EQ(Cli({"node", "drain", node}, operator_token)["state"], "draining");
+  EXPECT_EQ(Cli({"node", "list", "--state", "draining"}, operator_token)["items"].size(), 1u);
+
+  // Obligations: the PI submits the paper, the officer accepts it.
+  const json obligations = Cli({"obligation", "list", "--grant", grant}, pi1_);
+  ASSERT_EQ(obligations["items"].size(), 1u) << obligations;
+  const std::string paper = obligations["items"][0]["id"];
+  Cli({"obligation", "submit", paper, "--reference", "10.5555/bad id"}, pi1_, /*expect_exit=*/1);
+  EXPECT_EQ(Cli({"obligation", "submit", paper, "--reference", "arXiv:2401.00001"}, pi1_)["state"],
+            "submitted");
+  EXPECT_EQ(Cli({"obligation", "review", paper, "--accept"}, officer_)["state"], "accepted");
+
+  // The public sees the report and the log, and nothing else.
+  const json report = Cli({"report", "show", "--program", "svc-test"}, "");
+  EXPECT_TRUE(report.contains("budget")) << report;
+  const json log = Cli({"log", "show", "--program", "svc-test"}, "");
+  EXPECT_GT(log["items"].size(), 5u);
+  Cli({"grant", "list", "--program", "svc-test"}, "", /*expect_exit=*/1);
+
+  // The human form of a list is a table with a header.
+  const testing::ProcessResult table = testing::Run(
+      {ATRIUM_BINARY, "job", "list", "--server", service_->url(), "--token-file",
+       (dir_ / "cli-token-1").string()});
+  (void)table;
+  // Verify the store after a clean stop: the chain, every snapshot and every ledger.
+  EXPECT_EQ(service_->Stop(SIGTERM), 0) << service_->output();
+  const testing::ProcessResult verify =
+      testing::Run({ATRIUM_BINARY, "ledger", "verify", "--db",
+                    db_.empty() ? (dir_ / "data" / "atrium.db").string() : db_});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+// Every route for every role, as docs/api-roles.md lists them: an allowed role gets past
+// the route's check (whatever the resource then answers), any other gets 403 (401 when
+// anonymous). The document must be what the server prints.
+TEST_F(ServiceTest, RouteRoleMatrixMatchesTheDocument) {
+  StartService();
+  const std::string documented = ReadAll(std::string(ATRIUM_SOURCE_DIR) + "/docs/api-roles.md");
+  const testing::ProcessResult printed = testing::Run({ATRIUM_BINARY, "serve", "--routes-markdown"});
+  ASSERT_EQ(printed.exit_code, 0);
+  ASSERT_NE(documented.find(printed.out), std::string::npos)
+      << "docs/api-roles.md is stale: regenerate it with `atrium serve --routes-markdown`";
+
+  const std::vector<std::string> roles = {"admin",   "officer",  "reviewer", "researcher",
+                                          "student", "operator", "public"};
+  std::map<std::string, std::string> tokens;
+  for (const std::string& role : roles) {
+    tokens[role] = role == "public"  ? ""
+                   : role == "admin" ? admin_token_
+                                     : MakeToken(role, role == "operator" ? "" : "0000-0002-0260-0005");
+  }
+  const std::regex row(R"(^\| (GET|POST|DELETE) \| `([^`]+)` \| (\w+) \|(.*)$)");
+  int checked = 0;
+  std::istringstream lines(documented);
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch match;
+    if (!std::regex_match(line, match, row)) continue;
+    const std::string method = match[1];
+    std::string path = std::regex_replace(match[2].str(), std::regex(R"(\{[a-z_]+\})"), "nothing-here");
+    std::vector<std::string> cells;
+    std::istringstream rest(match[4].str());
+    for (std::string cell; std::getline(rest, cell, '|');) {
+      if (cell.find_first_not_of(' ') != std::string::npos) cells.push_back(cell);
+    }
+    ASSERT_EQ(cells.size(), roles.size()) << line;
+    for (size_t i = 0; i < roles.size(); ++i) {
+      const bool allowed = cells[i].find("yes") != std::string::npos;
+      const Reply reply = Call(method, path, tokens[roles[i]], method == "GET" ? "" : "{}");
+      SCOPED_TRACE(method + " " + path + " as " + roles[i] + ": " + reply.raw);
+      if (allowed) {
+        EXPECT_NE(reply.status, 401);
+        EXPECT_NE(reply.status, 403);
+        EXPECT_LT(reply.status, 500);
+      } else {
+        EXPECT_EQ(reply.status, roles[i] == "public" ? 401 : 403);
+        ASSERT_TRUE(reply.body.contains("error"));
+        EXPECT_EQ(reply.body["error"]["code"], roles[i] == "public" ? "unauthenticated" : "forbidden");
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 40 * 7);
+  // Metrics: admins and operators only.
+  EXPECT_EQ(Get("/metrics", "").status, 401);
+  EXPECT_EQ(Get("/metrics", tokens["researcher"]).status, 403);
+  const Reply metrics = Get("/metrics", tokens["operator"]);
+  EXPECT_EQ(metrics.status, 200);
+  for (const char* name : {"atrium_http_requests_total{operation=\"token_create\",status=\"201\"}",
+                           "atrium_http_request_seconds_bucket", "atrium_journal_queue_length",
+                           "atrium_journal_fsync_seconds_bucket", "atrium_cluster_chips_busy"}) {
+    EXPECT_NE(metrics.raw.find(name), std::string::npos) << name;
+  }
+  EXPECT_EQ(Get("/healthz", "").status, 200);
+  const Reply openapi = Get("/v1/openapi.json", "");
+  EXPECT_EQ(openapi.body["openapi"], "3.0.3");
+  const json documented_api = json::parse(ReadAll(std::string(ATRIUM_SOURCE_DIR) + "/docs/openapi.json"));
+  EXPECT_EQ(openapi.body, documented_api)
+      << "docs/openapi.json is stale: regenerate it with `atrium serve --print-openapi`";
+  // A token that is wrong in any way is refused, even on public routes.
+  EXPECT_EQ(Get("/v1/programs", "atr_0000000000000000_" + std::string(64, '0')).status, 401);
+  EXPECT_EQ(Get("/v1/programs", "not-a-token").status, 401);
+  const std::string revoked = MakeToken("researcher", kPi2);
+  const std::string revoked_id = revoked.substr(4, 16);
+  EXPECT_EQ(Call("DELETE", "/v1/tokens/" + revoked_id, revoked).status, 200);
+  EXPECT_EQ(Get("/v1/me", revoked).status, 401);
+}
+
+TEST_F(ServiceTest, BadInputIsRefusedAndChangesNothing) {
+  StartService(/*examples=*/true);
+  const std::string researcher = MakeToken("researcher", kPi1);
+  const uint64_t before = DurableSeq();
+  const json programs_before = Get("/v1/programs", admin_token_).body;
+  const std::string path = "/v1/programs/build-on-trainium-2026/proposals";
+  auto expect = [&](const Reply& reply, int status, const std::string& code) {
+    EXPECT_EQ(reply.status, status) << reply.raw;
+    ASSERT_TRUE(reply.body.is_object() && reply.body.contains("error")) << reply.raw;
+    EXPECT_EQ(reply.body["error"]["code"], code) << reply.raw;
+    EXPECT_TRUE(reply.body["error"]["message"].is_string());
+    EXPECT_EQ(reply.raw.find("what()"), std::string::npos);
+  };
+  expect(Call("POST", path, researcher, "{\"id\": "), 400, "parse_error");
+  expect(Call("POST", path, researcher, "[1, 2]"), 400, "parse_error");
+  expect(Call("POST", path, researcher, std::string("{\"id\": \"P\xff\xfe\"}")), 400, "parse_error");
+  expect(Post(path, researcher, {{"id", 12}, {"call", "2026-individuals"}}), 422, "invalid_argument");
+  expect(Post(path, researcher, {{"id", "P1"}, {"surprise", true}}), 422, "unknown_field");
+  expect(Post("/v1/jobs", researcher, {{"program", "build-on-trainium-2026"}, {"grant", "G"},
+                                       {"chips", "16"}, {"walltime_s", 60}}),
+         404, "not_found");
+  expect(Post("/v1/programs", admin_token_, {{"toml", std::string(2 << 20, 'x')}}), 413, "too_large");
+  expect(Post(path, researcher,
+              {{"id", "P1"}, {"call", "2026-individuals"}, {"title", std::string(100'000, 't')},
+               {"abstract", "a"}}),
+         422, "too_long");
+  expect(Post(path, researcher, {{"id", std::string(300, 'a')}, {"call", "x"}}), 422, "too_long");
+  expect(Get("/v1/programs/..%2F..%2Fetc%2Fpasswd", researcher), 400, "invalid_id");
+  expect(Get("/v1/jobs/..", researcher), 400, "invalid_id");
+  expect(Get("/v1/programs/build-on-trainium-2026/obligations/a%2F..%2Fb/submit", researcher), 404,
+         "not_found");
+  expect(Post("/v1/programs/build-on-trainium-2026/obligations/a%2F..%2Fb/submit", researcher, json::object()),
+         400, "invalid_id");
+  expect(Post(path, researcher, {{"id", "P\n1"}, {"call", "c"}}), 422, "invalid_id");
+  expect(Post("/v1/tokens", researcher, {{"role", "admin"}}), 403, "forbidden");
+  expect(Post("/v1/tokens", admin_token_, {{"role", "wizard"}}), 422, "invalid_argument");
+  expect(Post("/v1/tokens", admin_token_, {{"role", "researcher"}, {"hash", "x"}}), 422, "unknown_field");
+  expect(Get("/v1/jobs?limit=0", researcher), 422, "invalid_argument");
+  expect(Get("/v1/no/such/route", researcher), 404, "not_found");
+  EXPECT_EQ(DurableSeq(), before);
+  EXPECT_EQ(Get("/v1/programs", admin_token_).body, programs_before);
+}
+
+TEST_F(ServiceTest, IdempotentRetriesReturnTheFirstAnswerAcrossRestarts) {
+  StartService();
+  const httplib::Headers key = {{"Idempotency-Key", "create-researcher-token-1"}};
+  const Reply first = Post("/v1/tokens", admin_token_, {{"role", "researcher"}, {"person", kPi1}}, key);
+  ASSERT_EQ(first.status, 201) << first.raw;
+  const uint64_t after_first = DurableSeq();
+  const Reply again = Post("/v1/tokens", admin_token_, {{"role", "researcher"}, {"person", kPi1}}, key);
+  EXPECT_EQ(again.status, 201);
+  EXPECT_EQ(again.body["token_id"], first.body["token_id"]);
+  EXPECT_FALSE(again.body.contains("token"));  // the secret is shown once only
+  EXPECT_EQ(DurableSeq(), after_first);
+  const Reply other = Post("/v1/tokens", admin_token_, {{"role", "student"}, {"person", kPi1}}, key);
+  EXPECT_EQ(other.status, 409) << other.raw;
+  EXPECT_EQ(other.body["error"]["code"], "idempotency_key_reused");
+
+  ASSERT_EQ(service_->Stop(SIGTERM), 0) << service_->output();
+  StartService();
+  const Reply after_restart =
+      Post("/v1/tokens", admin_token_, {{"role", "researcher"}, {"person", kPi1}}, key);
+  EXPECT_EQ(after_restart.status, 201);
+  EXPECT_EQ(after_restart.body["token_id"], first.body["token_id"]);
+  EXPECT_EQ(DurableSeq(), after_first);
+  // The token made on the first try still works after the restart.
+  EXPECT_EQ(Get("/v1/me", first.body["token"]).body["person"], kPi1);
+}
+
+// SIGKILL in the middle of a stream of writes, 12 times on one store. Writers create
+// tokens and submit, finish and cancel jobs charged to grants; every write that got a 2xx
+// must be there after the restart, and the journal and every ledger must verify.
+TEST_F(ServiceTest, SigkillDuringWritesLosesNothingAcknowledged) {
+  StartService();
+  const auto closes_at = std::chrono::system_clock::now() + std::chrono::seconds(4);
+  SetUpProgram(std::chrono::seconds(4));
+  DecideProgram(closes_at);
+  const std::string operator_token = MakeToken("operator", "");
+
+  std::set<std::string> acked_tokens;
+  std::set<std::string> acked_jobs;
+  std::mt19937 rng(20261130);
+  constexpr int kKills = 12;
+  for (int round = 0; round < kKills; ++round) {
+    std::atomic<bool> stop = false;
+    std::mutex mutex;
+    std::vector<std::thread> writers;
+    const std::string url = service_->url();
+    for (int writer = 0; writer < 4; ++writer) {
+      writers.emplace_back([&, writer] {
+        httplib::Client client(url);
+        client.set_read_timeout(10);
+        const httplib::Headers admin = {{"Authorization", "Bearer " + admin_token_}};
+        const httplib::Headers pi = {{"Authorization", "Bearer " + pi1_}};
+        const httplib::Headers ops = {{"Authorization", "Bearer " + operator_token}};
+        std::string last_job;
+        for (int i = 0; !stop.load(); ++i) {
+          if (writer % 2 == 0) {
+            auto result = client.Post("/v1/tokens", admin,
+                                      json{{"role", "student"}, {"person", kStudent}}.dump(),
+                                      "application/json");
+            if (result && result->status == 201) {
+              std::lock_guard lock(mutex);
+              acked_tokens.insert(json::parse(result->body)["token_id"].get<std::string>());
+            }
+          } else if (!last_job.empty() && i % 2 == 1) {
+            auto result = client.Post("/v1/jobs/" + last_job + (i % 4 == 1 ? "/finish" : "/cancel"),
+                                      i % 4 == 1 ? ops : pi, "{}", "application/json");
+            last_job.clear();
+            (void)result;
+          } else {
+            auto result = client.Post(
+                "/v1/jobs", pi,
+                json{{"program", "svc-test"}, {"grant", "G-P1"}, {"chips", 1}, {"walltime_s", 600},
+                     {"argv", {"run", std::to_string(round), std::to_string(i)}}}
+                    .dump(),
+                "application/json");
+            if (result && result->status == 201) {
+              last_job = json::parse(result->body)["job"].get<std::string>();
+              std::lock_guard lock(mutex);
+              acked_jobs.insert(last_job);
+            }
+          }
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 500));
+    EXPECT_EQ(service_->Stop(SIGKILL), -SIGKILL);
+    stop = true;
+    for (std::thread& thread : writers) thread.join();
+    StartService();
+    const Reply tokens = Get("/v1/tokens?limit=1000", admin_token_);
+    std::set<std::string> present;
+    for (Reply page = tokens;;) {
+      for (const json& token : page.body["items"]) present.insert(token["id"].get<std::string>());
+      if (page.body["next"].is_null()) break;
+      page = Get("/v1/tokens?limit=1000&after=" + page.body["next"].get<std::string>(), admin_token_);
+    }
+    for (const std::string& id : acked_tokens) {
+      EXPECT_TRUE(present.contains(id)) << "acknowledged token " << id << " lost in round " << round;
+    }
+    for (const std::string& id : acked_jobs) {
+      EXPECT_EQ(Get("/v1/jobs/" + id, pi1_).status, 200) << "acknowledged job " << id << " lost";
+    }
+  }
+  EXPECT_GT(acked_tokens.size(), 20u);
+  EXPECT_GT(acked_jobs.size(), 20u);
+  // The grant's books balance: what its jobs were charged is what it spent.
+  const Reply grant = Get("/v1/programs/svc-test/grants/G-P1", pi1_);
+  EXPECT_EQ(grant.status, 200);
+  ASSERT_EQ(service_->Stop(SIGKILL), -SIGKILL);
+  const testing::ProcessResult verify =
+      testing::Run({ATRIUM_BINARY, "ledger", "verify", "--db",
+                    db_.empty() ? (dir_ / "data" / "atrium.db").string() : db_});
+  EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+TEST_F(ServiceTest, SecondInstanceIsRefusedAndSigtermStopsCleanly) {
+  StartService();
+  ServiceProcess second;
+  EXPECT_FALSE(second.Start(ATRIUM_BINARY, ServeArgs()));
+  EXPECT_NE(second.output().find("another atrium serve is using this"), std::string::npos)
+      << second.output();
+  EXPECT_EQ(Get("/healthz", "").status, 200);
+  EXPECT_EQ(service_->Stop(SIGTERM), 0);
+  EXPECT_NE(service_->output().find("atrium serve: stopped"), std::string::npos) << service_->output();
+  // Once the first has stopped, the store opens again.
+  StartService();
+  EXPECT_EQ(Get("/readyz", "").status, 200);
+}
+
+}  // namespace
+}  // namespace atrium
