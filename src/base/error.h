@@ -102,7 +102,8 @@ namespace atrium {
   X(kTooLong, "too_long")                                       \
   X(kIdempotencyKeyReused, "idempotency_key_reused")            \
   X(kRateLimited, "rate_limited")                               \
-  X(kLocked, "locked")
+  X(kLocked, "locked")                                          \
+  X(kInvalidPath, "invalid_path")
 
 enum class ErrorCode : uint16_t {
 #define ATRIUM_ERROR_ENUM(name, text) name,

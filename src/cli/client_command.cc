@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "core/app_state.h"
 #include "server/api.h"
 
 namespace atrium::cli {
@@ -445,6 +446,13 @@ void RunClient(const ClientOptions& options, const Bound& bound) {
     }
   }
   if (spec.trailing_argv) body["argv"] = bound.argv;
+  // A change outside /v1/programs/{program} that still names its program (a job).
+  if (route->read == nullptr && std::string(route->path).find("{program}") == std::string::npos) {
+    if (const auto* fields = core::OpFields(route->op);
+        fields != nullptr && std::find(fields->begin(), fields->end(), "program") != fields->end()) {
+      body["program"] = ProgramOf(options);
+    }
+  }
   if (route->read != nullptr) {
     if (!bound.after.empty()) add_query("after", bound.after);
     if (!bound.limit.empty()) add_query("limit", bound.limit);

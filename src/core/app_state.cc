@@ -247,6 +247,16 @@ Status CheckShape(const std::string& op, const json& command) {
   return Invalid("unknown op " + op, "op");
 }
 
+// What makes two requests the same for an Idempotency-Key: the command without the
+// fields the service draws afresh for every request (a new token's id, salt and hash).
+std::string Fingerprint(const json& command) {
+  json copy = command;
+  for (const char* drawn : {"token_id", "salt", "hash"}) {
+    if (copy.value("op", "") == "token_create") copy.erase(drawn);
+  }
+  return copy.dump();
+}
+
 std::string SchedGrantName(const std::string& program, const std::string& grant) {
   return program + "/" + grant;
 }
@@ -313,7 +323,7 @@ AppAnswer AppState::Apply(const json& command, int64_t now_us) {
       AppAnswer again = *first;
       again.changed = false;
       again.replayed = true;
-      const auto request = command.dump();
+      const auto request = Fingerprint(command);
       if (first->result.is_object() && first->result.contains("_request") &&
           first->result.at("_request") != request) {
         return fail(Error{ErrorCode::kIdempotencyKeyReused,
@@ -347,7 +357,7 @@ AppAnswer AppState::Apply(const json& command, int64_t now_us) {
     history_.emplace_back(now_us, command.dump());
     if (!key.empty()) {
       AppAnswer stored = answer;
-      stored.result["_request"] = command.dump();
+      stored.result["_request"] = Fingerprint(command);
       idempotency_.emplace(std::make_pair(actor->token, key), std::move(stored));
     }
   }

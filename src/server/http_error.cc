@@ -7,7 +7,7 @@ int HttpStatusOf(ErrorCode code) {
     case ErrorCode::kOk:
       return 200;
     case ErrorCode::kParseError:
-    case ErrorCode::kInvalidId:
+    case ErrorCode::kInvalidPath:
       return 400;
     case ErrorCode::kUnauthenticated:
       return 401;

@@ -370,7 +370,7 @@ struct Server::Impl {
     for (size_t i = 0; i < names.size(); ++i) {
       const std::string value = req.matches[i + 1].str();
       if (!ValidPathId(value, names[i] == "obligation")) {
-        return ReplyError(res, Error{ErrorCode::kInvalidId,
+        return ReplyError(res, Error{ErrorCode::kInvalidPath,
                                      "invalid " + names[i] +
                                          ": 1-128 characters of letters, digits and . _ : @ -",
                                      names[i]});
@@ -502,6 +502,22 @@ struct Server::Impl {
     });
     http.Get("/v1/openapi.json", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(openapi, "application/json");
+    });
+    // A path with a "." or ".." segment (after percent-decoding) never names a resource.
+    http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+      const std::string& path = req.path;
+      for (size_t start = 0; start <= path.size();) {
+        size_t end = path.find('/', start);
+        if (end == std::string::npos) end = path.size();
+        const std::string_view segment(path.data() + start, end - start);
+        if (segment == "." || segment == "..") {
+          ReplyError(res, Error{ErrorCode::kInvalidPath,
+                                "the path has a \".\" or \"..\" segment", "path"});
+          return httplib::Server::HandlerResponse::Handled;
+        }
+        start = end + 1;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
     });
     http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
       if (!res.body.empty()) return;
