@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds the release preset and runs Atrium's main job on
-# embedded defaults: for now, a ledger demonstration that prints balances.
+# embedded defaults: the service (`atrium serve`), its journal in SQLite under
+# ./atrium-data, listening on 127.0.0.1:8080. Extra arguments go to `atrium serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
-exec build/release/src/cli/atrium ledger demo "$@"
+exec build/release/src/cli/atrium serve "$@"

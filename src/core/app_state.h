@@ -79,6 +79,16 @@ struct JobRecord {
 // op. (The OpenAPI document lists them.)
 const std::vector<std::string_view>* OpFields(std::string_view op);
 
+// Orders job ids "J2" before "J10": shorter first, then by text (natural order for ids
+// that share a prefix), so lists page in submission order.
+struct ShortLexLess {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const {
+    return a.size() != b.size() ? a.size() < b.size() : a < b;
+  }
+};
+using JobMap = std::map<std::string, JobRecord, ShortLexLess>;
+
 // The answer to one op: ok with a JSON result, or an error. Stored whole for idempotent
 // retries.
 struct AppAnswer {
@@ -115,7 +125,7 @@ class AppState {
   const program::ProgramState* FindProgram(const std::string& id) const;
   const cluster::Cluster* cluster() const { return cluster_.get(); }
   const sched::Scheduler* scheduler() const { return scheduler_.get(); }
-  const std::map<std::string, JobRecord>& jobs() const { return jobs_; }
+  const JobMap& jobs() const { return jobs_; }
   const std::map<std::string, TokenRecord>& tokens() const { return tokens_; }
   const TokenRecord* FindToken(const std::string& id) const;
   // The stored answer of an idempotency key of a token, if any.
@@ -149,7 +159,7 @@ class AppState {
   std::unique_ptr<ledger::Ledger> cluster_ledger_;  // the scheduler's admission holds
   std::unique_ptr<sched::Scheduler> scheduler_;
   std::vector<cluster::NodeState> node_states_;
-  std::map<std::string, JobRecord> jobs_;
+  JobMap jobs_;
   std::map<sched::JobId, std::string> job_by_sched_;
   std::set<std::pair<int64_t, sched::JobId>> running_by_end_;  // (run end, job)
   // Scheduler grant name -> (program, grant).

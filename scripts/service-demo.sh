@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Walks a running `atrium serve` through a whole grant cycle with the CLI client: tokens
+# for each role, a program whose call closes a few seconds from now, institutions and
+# people, proposals, a declared conflict, reviewer assignment, reviews, the decision,
+# grants, a job charged to a grant, an obligation, the report and the public log.
+#
+#   scripts/service-demo.sh [SERVER_URL] [ADMIN_TOKEN_FILE] [ATRIUM_BINARY]
+#
+# Defaults: http://127.0.0.1:8080, ./atrium-data/admin.token, build/release/src/cli/atrium.
+# Prints what it does; leaves a funded grant G-D1 of program "demo-<time>" behind and
+# prints `program=<id> grant=G-D1 researcher_token=<file>` last (the benchmark uses it).
+set -euo pipefail
+server=${1:-http://127.0.0.1:8080}
+admin_file=${2:-atrium-data/admin.token}
+atrium=${3:-build/release/src/cli/atrium}
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+program="demo-$(date +%s)"
+export ATRIUM_SERVER=$server ATRIUM_PROGRAM=$program
+
+as() {  # as TOKEN_FILE atrium-args...
+  local file=$1
+  shift
+  ATRIUM_TOKEN_FILE=$file "$atrium" "$@"
+}
+token() {  # token ROLE PERSON -> file holding a new token
+  local file="$work/token-$1-${2:-none}"
+  as "$admin_file" token create --role "$1" ${2:+--person "$2"} --json | jq -r .token >"$file"
+  chmod 600 "$file"
+  echo "$file"
+}
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+
+now=$(date +%s)
+closes=$((now + 6))
+cat >"$work/program.toml" <<EOF
+[program]
+id = "$program"
+name = "Demo program"
+currency = "USD"
+total_budget = 10000000
+award_policy = "mip"
+topics = ["ml-systems", "compilers", "responsible-ai"]
+[program.prices]
+trn1 = "1.34375"
+[[program.rubric]]
+name = "merit"
+weight = 2
+min = 1
+max = 5
+[[program.rubric]]
+name = "openness"
+weight = 1
+min = 1
+max = 5
+[program.obligations]
+progress_report_months = []
+final_report = false
+paper = true
+repository = true
+final_grace_months = 3
+freeze_when_overdue = true
+[[track]]
+id = "research"
+name = "Research"
+kind = "research"
+budget = 10000000
+award_cap = 5000000
+institution_cap = 6000000
+pi_roles = ["faculty"]
+[[call]]
+id = "open-call"
+track = "research"
+opens = "$(iso $((now - 3600)))"
+closes = "$(iso "$closes")"
+review_deadline = "$(iso $((now + 3600)))"
+decision = "$(iso $((now + 7200)))"
+reviewers_per_proposal = 2
+EOF
+
+officer=$(token officer)
+echo "== program $program, call open-call (closes in 6 s)"
+as "$officer" programs create --file "$work/program.toml" --program "$program"
+as "$admin_file" cluster load --file "$here/examples/clusters/mixed.toml" 2>/dev/null ||
+  echo "(the service already has a cluster)"
+for inst in northfield:r1:US lakeshore:r1:US cascadia:r1:CA thames:r1:GB deccan:r2:IN; do
+  IFS=: read -r id type country <<<"$inst"
+  echo "{\"id\":\"$id\",\"name\":\"$id\",\"type\":\"$type\",\"country\":\"$country\"}" >"$work/i.json"
+  as "$officer" institution add --file "$work/i.json" >/dev/null
+done
+declare -A person_inst=([0000-0002-0260-0005]=northfield [0000-0002-0260-0013]=lakeshore
+  [0000-0002-0260-0021]=cascadia [0000-0002-0260-003X]=thames [0000-0002-0260-0056]=deccan)
+for id in "${!person_inst[@]}"; do
+  reviewer=false
+  [[ $id == 0000-0002-0260-0021 || $id == 0000-0002-0260-003X || $id == 0000-0002-0260-0056 ]] && reviewer=true
+  echo "{\"id\":\"$id\",\"name\":\"Person $id\",\"institution\":\"${person_inst[$id]}\",\"role\":\"faculty\",\"expertise\":[\"compilers\",\"ml-systems\"],\"reviewer\":$reviewer}" >"$work/p.json"
+  as "$officer" person add --file "$work/p.json" >/dev/null
+done
+as "$officer" call open open-call
+pi1=$(token researcher 0000-0002-0260-0005)
+pi2=$(token researcher 0000-0002-0260-0013)
+for pair in "D1:$pi1" "D2:$pi2"; do
+  id=${pair%%:*}
+  echo "{\"id\":\"$id\",\"call\":\"open-call\",\"title\":\"Proposal $id\",\"abstract\":\"Compilers for accelerators.\",\"topics\":[\"compilers\"],\"requested\":\"4000000\",\"duration_months\":12,\"open_source_plan\":\"Apache-2.0\"}" >"$work/prop.json"
+  as "${pair#*:}" proposal submit --file "$work/prop.json"
+done
+conflicted=$(token reviewer 0000-0002-0260-0056)
+as "$conflicted" conflict declare --proposal D1 --note "co-authored last year" >/dev/null
+echo "== waiting for the call to close"
+sleep $((closes - $(date +%s) + 1))
+as "$officer" call close open-call
+as "$officer" call assign open-call
+for reviewer in 0000-0002-0260-0021 0000-0002-0260-003X 0000-0002-0260-0056; do
+  file=$(token reviewer "$reviewer")
+  for proposal in $(as "$file" proposal list --json | jq -r '.items[].id'); do
+    as "$file" review submit --proposal "$proposal" --scores 5,4 --comment "clear plan" >/dev/null
+    echo "review of $proposal by $reviewer"
+  done
+done
+as "$officer" decision draft open-call
+as "$officer" decision commit open-call
+echo "== grants"
+as "$officer" grant list
+echo "== a job on G-D1"
+job=$(as "$pi1" job submit --grant G-D1 --chips 16 --walltime 2h --name demo --json -- python train.py | jq -r .job)
+as "$pi1" job show "$job"
+sleep 2
+ops=$(token operator)
+as "$ops" job finish "$job"
+as "$pi1" grant balance G-D1
+echo "== obligations"
+as "$pi1" obligation list --grant G-D1
+as "$pi1" obligation submit G-D1/paper --reference arXiv:2401.00001
+as "$officer" obligation review G-D1/paper --accept
+echo "== the public log (no token)"
+ATRIUM_TOKEN_FILE= "$atrium" log show --limit 5
+echo "program=$program grant=G-D1 researcher_token=$pi1"
