@@ -2,6 +2,8 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <atomic>
+#include <chrono>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -82,13 +84,20 @@ int Serve(const ServeArgs& args) {
   // Last: tests and scripts wait for this line.
   fmt::print("atrium serve: listening on {}\n", server.listen_url());
   std::fflush(stdout);
+  std::atomic<bool> run_ended = false;
   std::thread waiter([&] {
     int received = 0;
     sigwait(&signals, &received);
-    if (received != SIGUSR1) fmt::print("atrium serve: stopping (signal {})\n", received);
-    server.Stop();
+    if (!run_ended.load()) fmt::print("atrium serve: stopping (signal {})\n", received);
+    // Stop until Run has returned: a signal that came before the server began listening
+    // would otherwise be lost.
+    while (!run_ended.load()) {
+      server.Stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   });
   server.Run();
+  run_ended = true;
   // Run ends after Stop; wake the waiter if something else ended it.
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();

@@ -74,6 +74,7 @@ bool CanSeeJob(const AppState& app, const Actor& actor, const JobRecord& job) {
       return true;
     case Role::kResearcher:
     case Role::kStudent: {
+      if (actor.person.empty()) return false;
       if (job.owner == actor.person) return true;
       const program::ProgramState* program = app.FindProgram(job.program);
       if (program == nullptr) return false;

@@ -4,6 +4,8 @@
 #include <array>
 #include <set>
 
+#include <openssl/sha.h>
+
 #include "cluster/config.h"
 #include "core/access.h"
 #include "program/loader.h"
@@ -254,7 +256,16 @@ std::string Fingerprint(const json& command) {
   for (const char* drawn : {"token_id", "salt", "hash"}) {
     if (copy.value("op", "") == "token_create") copy.erase(drawn);
   }
-  return copy.dump();
+  const std::string text = copy.dump();
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (const unsigned char byte : digest) {
+    hex.push_back(kHex[byte >> 4]);
+    hex.push_back(kHex[byte & 15]);
+  }
+  return hex;
 }
 
 std::string SchedGrantName(const std::string& program, const std::string& grant) {
@@ -332,18 +343,16 @@ AppAnswer AppState::Apply(const json& command, int64_t now_us) {
       }
       return again;
     }
-    if (idempotency_.size() >= kIdempotencyMax) {
-      return fail(Error{ErrorCode::kLimitExceeded, "too many idempotency keys", "idempotency_key"});
-    }
   }
 
   Result<json> result = [&]() -> Result<json> {
     try {
       return Dispatch(op, command, *actor, now_us);
     } catch (const std::exception& e) {
-      // Reached only by a defect (every field is checked before use); refuse, change nothing
-      // that was not already checked.
-      return Error{ErrorCode::kInternal, std::string("internal error: ") + e.what(), ""};
+      // Reached only by a defect (every field is checked before use). The op may have
+      // changed part of the state, which the journal would not replay: stop here, and
+      // let the restart recover exactly what was acknowledged.
+      ::atrium::internal::AssertFail("no exception", e.what(), __FILE__, __LINE__);
     }
   }();
   if (!result.ok()) return fail(result.error());
@@ -359,6 +368,15 @@ AppAnswer AppState::Apply(const json& command, int64_t now_us) {
       AppAnswer stored = answer;
       stored.result["_request"] = Fingerprint(command);
       idempotency_.emplace(std::make_pair(actor->token, key), std::move(stored));
+      idempotency_order_.emplace_back(now_us, std::make_pair(actor->token, key));
+    }
+    // Keys are kept for a day (a retry comes within minutes), and at most
+    // kIdempotencyMax of them: the oldest go first.
+    while (!idempotency_order_.empty() &&
+           (idempotency_order_.front().first < now_us - kIdempotencyKeepUs ||
+            idempotency_order_.size() > kIdempotencyMax)) {
+      idempotency_.erase(idempotency_order_.front().second);
+      idempotency_order_.pop_front();
     }
   }
   return answer;
@@ -395,6 +413,17 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
       return Invalid("a token record holds a 16-byte salt and a SHA-256 hash, in hex", "hash");
     }
     if (tokens_.contains(id)) return Error{ErrorCode::kAlreadyExists, "token exists", "token_id"};
+    if (actor.role != Role::kAdmin && !bootstrap) {
+      const auto live = std::count_if(tokens_.begin(), tokens_.end(), [&](const auto& entry) {
+        return !entry.second.revoked && entry.second.role == role && entry.second.person == person;
+      });
+      if (static_cast<size_t>(live) >= kTokensPerPersonMax) {
+        return Error{ErrorCode::kLimitExceeded,
+                     "at most " + std::to_string(kTokensPerPersonMax) +
+                         " live tokens per person and role; revoke one first",
+                     "role"};
+      }
+    }
     if (tokens_.size() >= kTokensMax) return Error{ErrorCode::kLimitExceeded, "too many tokens", ""};
     tokens_.emplace(id, TokenRecord{.id = id,
                                     .role = role,
@@ -410,7 +439,12 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
     ATRIUM_ASSIGN_OR_RETURN(const std::string id, fields.Id("token_id"));
     const auto found = tokens_.find(id);
     if (found == tokens_.end()) return Error{ErrorCode::kNotFound, "no token " + id, "token_id"};
-    if (actor.role != Role::kAdmin && actor.token != id) {
+    // Its owner: the token itself, or any token of the same role and person (a lost
+    // token is revoked from another one).
+    const bool owner = actor.token == id || (!actor.person.empty() &&
+                                             found->second.person == actor.person &&
+                                             found->second.role == actor.role);
+    if (actor.role != Role::kAdmin && !owner) {
       return Forbidden("only an admin revokes another's token");
     }
     if (found->second.revoked) return Error{ErrorCode::kInvalidState, "token already revoked", ""};
@@ -798,7 +832,17 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   if (!class_text.empty()) {
     auto parsed = cluster::ParseJobClass(class_text);
     if (!parsed.ok()) return Invalid("class must be research, education or preemptible", "class");
+    // A grant's class sets its partition and priority; others may only step down to
+    // preemptible.
+    if (*parsed != job_class && *parsed != cluster::JobClass::kPreemptible && !IsStaff(actor)) {
+      return Forbidden("this grant's jobs are " + std::string(cluster::ToString(job_class)) +
+                       " (or preemptible)");
+    }
     job_class = *parsed;
+  }
+  if (scheduler_->waiting_count() >= kWaitingJobsMax ||
+      scheduler_->job_count() >= kJobsMax) {
+    return Error{ErrorCode::kLimitExceeded, "the job queue is full; retry later", ""};
   }
   if (auto shape = cluster_->Shape(accelerator, chips); !shape.ok()) {
     Error error = shape.error();

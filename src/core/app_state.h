@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -102,7 +103,11 @@ class AppState {
  public:
   // Bounds that keep every request's work and the state's memory finite.
   static constexpr size_t kTokensMax = 100'000;
+  static constexpr size_t kTokensPerPersonMax = 50;
   static constexpr size_t kIdempotencyMax = 1'000'000;
+  static constexpr int64_t kIdempotencyKeepUs = 24LL * 3600 * 1'000'000;
+  static constexpr size_t kWaitingJobsMax = 200'000;
+  static constexpr size_t kJobsMax = 20'000'000;
   static constexpr size_t kIdBytesMax = 128;
   static constexpr size_t kArgvBytesMax = 16 * 1024;
 
@@ -168,6 +173,7 @@ class AppState {
   uint64_t next_sync_transfer_ = 1;
   std::map<std::string, TokenRecord> tokens_;
   std::map<std::pair<std::string, std::string>, AppAnswer> idempotency_;
+  std::deque<std::pair<int64_t, std::pair<std::string, std::string>>> idempotency_order_;
   std::vector<std::pair<int64_t, std::string>> history_;
   int64_t last_now_us_ = 0;
 };

@@ -1143,6 +1143,12 @@ Status ProgramState::AllocateToStudent(const std::string& grant_id, const std::s
   if (amount <= Credits::Zero()) {
     return MakeError(ErrorCode::kInvalidArgument, "allocation must be positive", "amount");
   }
+  // Checked before the first change: a refused allocation must change nothing (no student
+  // account, no membership), or replaying the journal would not rebuild the same state.
+  if (amount > AccountAvailable(grant.account)) {
+    return MakeError(ErrorCode::kInsufficientCredits, "the course has less left than that",
+                     "amount");
+  }
   uint64_t account = 0;
   const auto existing = grant.students.find(student);
   if (existing != grant.students.end()) {

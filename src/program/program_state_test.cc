@@ -458,6 +458,13 @@ TEST_F(ProgramStateTest, CourseGrantsSplitAmongStudents) {
   EXPECT_EQ(state().AllocateToStudent("G-E", Person(8), Whole(50000), At("2026-03-20")).code(),
             ErrorCode::kInsufficientCredits);
   EXPECT_EQ(state().AccountBalance(state().grants().at("G-E").students.at(Person(8))), Whole(5000));
+  // A refused allocation to a new student changes nothing: no account, no membership (the
+  // journal does not keep refused commands, so replay must find the same state).
+  const size_t accounts = state().ledger().account_count();
+  EXPECT_EQ(state().AllocateToStudent("G-E", Person(7), Whole(50000), At("2026-03-20")).code(),
+            ErrorCode::kInsufficientCredits);
+  EXPECT_EQ(state().ledger().account_count(), accounts);
+  EXPECT_FALSE(state().grants().at("G-E").students.contains(Person(7)));
   ASSERT_TRUE(state().CloseGrant("G-E", At("2026-04-01")).ok());
   EXPECT_EQ(state().grants().at("G-E").returned, Whole(20000));
   EXPECT_EQ(LedgerSum(state()), 0);

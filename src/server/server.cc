@@ -93,6 +93,7 @@ class RateLimiter {
                             std::chrono::steady_clock::now().time_since_epoch())
                             .count();
     std::lock_guard lock(mutex_);
+    if (buckets_.size() > kBucketsMax) buckets_.clear();  // bounded memory; a reset only forgives
     Bucket& bucket = buckets_[key];
     if (bucket.at_us == 0) bucket = {now, rate_ * 1'000'000};
     bucket.micro_tokens = std::min(rate_ * 1'000'000, bucket.micro_tokens + (now - bucket.at_us) * rate_);
@@ -107,6 +108,7 @@ class RateLimiter {
     int64_t at_us = 0;
     int64_t micro_tokens = 0;  // millionths of a request
   };
+  static constexpr size_t kBucketsMax = 100'000;
   const int64_t rate_;
   std::mutex mutex_;
   std::unordered_map<std::string, Bucket> buckets_;
@@ -422,7 +424,17 @@ struct Server::Impl {
     }
     for (const auto& [name, value] : params) command[name] = value;
     const std::string key = req.get_header_value("Idempotency-Key");
-    if (!key.empty()) command["idempotency_key"] = key;
+    if (!key.empty()) {
+      const bool printable = key.size() <= 255 && std::all_of(key.begin(), key.end(), [](char c) {
+                               return c >= 0x21 && c <= 0x7e;
+                             });
+      if (!printable) {
+        return ReplyError(res, Error{ErrorCode::kInvalidArgument,
+                                     "Idempotency-Key is 1-255 printable ASCII characters",
+                                     "Idempotency-Key"});
+      }
+      command["idempotency_key"] = key;
+    }
     std::optional<IssuedToken> issued;
     if (route.op == "token_create") {
       issued = IssueToken();
@@ -546,7 +558,12 @@ struct Server::Impl {
   std::string openapi;
 
   void ClockLoop() {
-    int64_t last_program_tick_us = 0;
+    // A tick is journaled when a run reached its walltime, when jobs wait and something
+    // was journaled since the last tick (a pass could now decide differently), and once a
+    // minute for the program's deadlines. A queue stuck on credits adds one entry a
+    // minute, not one a second.
+    int64_t last_full_tick_us = 0;
+    uint64_t seq_after_tick = 0;
     std::unique_lock lock(clock_mutex);
     while (!stopping) {
       clock_wake.wait_for(lock, std::chrono::milliseconds(options.tick_interval_ms));
@@ -556,13 +573,14 @@ struct Server::Impl {
       bool due = false;
       (void)committer->Read([&](const core::Core& core) {
         const core::AppState& app = core.app();
-        due = app.TickDue(now) ||
-              (app.scheduler() != nullptr && app.scheduler()->waiting_count() > 0);
+        const bool waiting = app.scheduler() != nullptr && app.scheduler()->waiting_count() > 0;
+        due = app.TickDue(now) || (waiting && committer->durable_seq() != seq_after_tick);
       });
-      if (due || now - last_program_tick_us >= 60'000'000) {
-        last_program_tick_us = now;
+      if (due || now - last_full_tick_us >= 60'000'000) {
+        if (!due) last_full_tick_us = now;
         const core::Actor clock_actor{.role = core::Role::kAdmin, .person = "", .token = "clock"};
         (void)Submit(json{{"op", "tick"}, {"actor", ActorJson(clock_actor)}});
+        seq_after_tick = committer->durable_seq();
       }
       lock.lock();
     }
@@ -625,18 +643,25 @@ Status Server::Start() {
   return OkStatus();
 }
 
-void Server::Run() { impl_->http.listen_after_bind(); }
+void Server::Run() {
+  if (stopping()) return;
+  impl_->http.listen_after_bind();
+}
 
 void Server::Stop() {
   Impl& s = *impl_;
   {
     std::lock_guard lock(s.clock_mutex);
-    if (s.stopping) return;
     s.stopping = true;
   }
   s.ready = false;
   s.clock_wake.notify_all();
-  s.http.stop();
+  s.http.stop();  // a no-op until the server listens: the caller repeats it (see Run)
+}
+
+bool Server::stopping() const {
+  std::lock_guard lock(impl_->clock_mutex);
+  return impl_->stopping;
 }
 
 int Server::port() const { return impl_->bound_port; }

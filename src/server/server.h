@@ -54,8 +54,10 @@ class Server {
   Status Start();
   // Serves until Stop; then drains and closes.
   void Run();
-  // Safe from any thread, once.
+  // Safe from any thread, any number of times. A Stop that comes before Run has begun
+  // listening must be repeated until Run returns (serve_command.cc does).
   void Stop();
+  bool stopping() const;
 
   int port() const;
   std::string listen_url() const;
