@@ -143,7 +143,8 @@ class ServiceTest : public ::testing::Test {
 #ifdef ATRIUM_SERVICE_TEST_PG
     if (!database_.empty()) {
       pqxx::connection connection(admin_url_);
-      pqxx::nontransaction(connection).exec0("DROP DATABASE IF EXISTS " + database_ + " WITH (FORCE)");
+      pqxx::nontransaction(connection)
+          .exec0("DROP DATABASE IF EXISTS " + database_ + " WITH (FORCE)");
     }
 #endif
     std::filesystem::remove_all(dir_);
@@ -160,7 +161,8 @@ class ServiceTest : public ::testing::Test {
   void StartService(bool examples = false) {
     service_ = std::make_unique<ServiceProcess>();
     ASSERT_TRUE(service_->Start(ATRIUM_BINARY, ServeArgs(examples))) << service_->output();
-    if (!service_->token_file().empty()) admin_token_ = testing::ReadFirstLine(service_->token_file());
+    if (!service_->token_file().empty())
+      admin_token_ = testing::ReadFirstLine(service_->token_file());
     ASSERT_FALSE(admin_token_.empty()) << service_->output();
   }
 
@@ -169,10 +171,10 @@ class ServiceTest : public ::testing::Test {
     httplib::Client client(service_->url());
     client.set_read_timeout(30);
     if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
-    httplib::Result result =
-        method == "GET"    ? client.Get(path, headers)
-        : method == "POST" ? client.Post(path, headers, body, "application/json")
-                           : client.Delete(path, headers, body, "application/json");
+    httplib::Result result = method == "GET" ? client.Get(path, headers)
+                             : method == "POST"
+                                 ? client.Post(path, headers, body, "application/json")
+                                 : client.Delete(path, headers, body, "application/json");
     Reply reply;
     if (!result) {
       ADD_FAILURE() << method << " " << path << ": " << httplib::to_string(result.error());
@@ -228,25 +230,30 @@ class ServiceTest : public ::testing::Test {
     WriteAll(toml, ProgramToml(closes_in));
     officer_ = MakeToken("officer", "");
     Cli({"programs", "create", "--file", toml}, officer_);
-    Cli({"cluster", "load", "--file", std::string(ATRIUM_SOURCE_DIR) + "/examples/clusters/mixed.toml"},
+    Cli({"cluster", "load", "--file",
+         std::string(ATRIUM_SOURCE_DIR) + "/examples/clusters/mixed.toml"},
         admin_token_);
     const std::vector<std::tuple<const char*, const char*, const char*>> institutions = {
-        {"northfield", "r1", "US"}, {"lakeshore", "r1", "US"}, {"cascadia", "r1", "CA"},
-        {"thames", "r1", "GB"},     {"deccan", "r2", "IN"},    {"riverside-hbcu", "minority_serving", "US"}};
+        {"northfield", "r1", "US"}, {"lakeshore", "r1", "US"},
+        {"cascadia", "r1", "CA"},   {"thames", "r1", "GB"},
+        {"deccan", "r2", "IN"},     {"riverside-hbcu", "minority_serving", "US"}};
     for (const auto& [id, type, country] : institutions) {
       const Reply reply = Post("/v1/programs/svc-test/institutions", officer_,
                                {{"id", id}, {"name", id}, {"type", type}, {"country", country}});
       ASSERT_EQ(reply.status, 201) << reply.raw;
     }
     const std::vector<std::tuple<const char*, const char*, const char*, bool>> people = {
-        {kPi1, "northfield", "faculty", false},      {kPi2, "lakeshore", "faculty", false},
-        {kReviewerA, "cascadia", "faculty", true},   {kReviewerB, "thames", "faculty", true},
-        {kReviewerC, "deccan", "faculty", true},     {kStudent, "riverside-hbcu", "postdoc", false}};
+        {kPi1, "northfield", "faculty", false},    {kPi2, "lakeshore", "faculty", false},
+        {kReviewerA, "cascadia", "faculty", true}, {kReviewerB, "thames", "faculty", true},
+        {kReviewerC, "deccan", "faculty", true},   {kStudent, "riverside-hbcu", "postdoc", false}};
     for (const auto& [id, institution, role, reviewer] : people) {
       const Reply reply = Post("/v1/programs/svc-test/people", officer_,
-                               {{"id", id}, {"name", std::string("Person ") + id},
-                                {"institution", institution}, {"role", role},
-                                {"expertise", {"ml-systems", "compilers"}}, {"reviewer", reviewer}});
+                               {{"id", id},
+                                {"name", std::string("Person ") + id},
+                                {"institution", institution},
+                                {"role", role},
+                                {"expertise", {"ml-systems", "compilers"}},
+                                {"reviewer", reviewer}});
       ASSERT_EQ(reply.status, 201) << reply.raw;
     }
     Cli({"call", "open", "c1", "--program", "svc-test"}, officer_);
@@ -364,10 +371,12 @@ TEST_F(ServiceTest, ProgramCycleThroughTheCliClient) {
   // Node drain by the operator; a researcher may not.
   const json up = Cli({"node", "list", "--state", "up", "--limit", "2"}, operator_token);
   const std::string node = up["items"][0]["name"];
-  const size_t draining = Cli({"node", "list", "--state", "draining"}, operator_token)["items"].size();
+  const size_t draining =
+      Cli({"node", "list", "--state", "draining"}, operator_token)["items"].size();
   Cli({"node", "drain", node}, pi1_, /*expect_exit=*/1);
   EXPECT_EQ(Cli({"node", "drain", node}, operator_token)["state"], "draining");
-  EXPECT_EQ(Cli({"node", "list", "--state", "draining"}, operator_token)["items"].size(), draining + 1);
+  EXPECT_EQ(Cli({"node", "list", "--state", "draining"}, operator_token)["items"].size(),
+            draining + 1);
   EXPECT_EQ(Cli({"node", "resume", node}, operator_token)["state"], "up");
 
   // Obligations: the PI submits the paper, the officer accepts it.
@@ -387,9 +396,9 @@ TEST_F(ServiceTest, ProgramCycleThroughTheCliClient) {
   Cli({"grant", "list", "--program", "svc-test"}, "", /*expect_exit=*/1);
 
   // The human form of a list is a table with a header.
-  const testing::ProcessResult table = testing::Run(
-      {ATRIUM_BINARY, "job", "list", "--server", service_->url(), "--token-file",
-       (dir_ / "cli-token-1").string()});
+  const testing::ProcessResult table =
+      testing::Run({ATRIUM_BINARY, "job", "list", "--server", service_->url(), "--token-file",
+                    (dir_ / "cli-token-1").string()});
   (void)table;
   // Verify the store after a clean stop: the chain, every snapshot and every ledger.
   EXPECT_EQ(service_->Stop(SIGTERM), 0) << service_->output();
@@ -405,7 +414,8 @@ TEST_F(ServiceTest, ProgramCycleThroughTheCliClient) {
 TEST_F(ServiceTest, RouteRoleMatrixMatchesTheDocument) {
   StartService();
   const std::string documented = ReadAll(std::string(ATRIUM_SOURCE_DIR) + "/docs/api-roles.md");
-  const testing::ProcessResult printed = testing::Run({ATRIUM_BINARY, "serve", "--routes-markdown"});
+  const testing::ProcessResult printed =
+      testing::Run({ATRIUM_BINARY, "serve", "--routes-markdown"});
   ASSERT_EQ(printed.exit_code, 0);
   ASSERT_NE(documented.find(printed.out), std::string::npos)
       << "docs/api-roles.md is stale: regenerate it with `atrium serve --routes-markdown`";
@@ -414,9 +424,10 @@ TEST_F(ServiceTest, RouteRoleMatrixMatchesTheDocument) {
                                           "student", "operator", "public"};
   std::map<std::string, std::string> tokens;
   for (const std::string& role : roles) {
-    tokens[role] = role == "public"  ? ""
-                   : role == "admin" ? admin_token_
-                                     : MakeToken(role, role == "operator" ? "" : "0000-0002-0260-0005");
+    tokens[role] = role == "public" ? ""
+                   : role == "admin"
+                       ? admin_token_
+                       : MakeToken(role, role == "operator" ? "" : "0000-0002-0260-0005");
   }
   int checked = 0;
   std::istringstream lines(documented);
@@ -445,7 +456,8 @@ TEST_F(ServiceTest, RouteRoleMatrixMatchesTheDocument) {
       } else {
         EXPECT_EQ(reply.status, roles[i] == "public" ? 401 : 403);
         ASSERT_TRUE(reply.body.contains("error"));
-        EXPECT_EQ(reply.body["error"]["code"], roles[i] == "public" ? "unauthenticated" : "forbidden");
+        EXPECT_EQ(reply.body["error"]["code"],
+                  roles[i] == "public" ? "unauthenticated" : "forbidden");
       }
       ++checked;
     }
@@ -464,7 +476,8 @@ TEST_F(ServiceTest, RouteRoleMatrixMatchesTheDocument) {
   EXPECT_EQ(Get("/healthz", "").status, 200);
   const Reply openapi = Get("/v1/openapi.json", "");
   EXPECT_EQ(openapi.body["openapi"], "3.0.3");
-  const json documented_api = json::parse(ReadAll(std::string(ATRIUM_SOURCE_DIR) + "/docs/openapi.json"));
+  const json documented_api =
+      json::parse(ReadAll(std::string(ATRIUM_SOURCE_DIR) + "/docs/openapi.json"));
   EXPECT_EQ(openapi.body, documented_api)
       << "docs/openapi.json is stale: regenerate it with `atrium serve --print-openapi`";
   // A token that is wrong in any way is refused, even on public routes.
@@ -491,15 +504,23 @@ TEST_F(ServiceTest, BadInputIsRefusedAndChangesNothing) {
   };
   expect(Call("POST", path, researcher, "{\"id\": "), 400, "parse_error");
   expect(Call("POST", path, researcher, "[1, 2]"), 400, "parse_error");
-  expect(Call("POST", path, researcher, std::string("{\"id\": \"P\xff\xfe\"}")), 400, "parse_error");
-  expect(Post(path, researcher, {{"id", 12}, {"call", "2026-individuals"}}), 422, "invalid_argument");
+  expect(Call("POST", path, researcher, std::string("{\"id\": \"P\xff\xfe\"}")), 400,
+         "parse_error");
+  expect(Post(path, researcher, {{"id", 12}, {"call", "2026-individuals"}}), 422,
+         "invalid_argument");
   expect(Post(path, researcher, {{"id", "P1"}, {"surprise", true}}), 422, "unknown_field");
-  expect(Post("/v1/jobs", researcher, {{"program", "build-on-trainium-2026"}, {"grant", "G"},
-                                       {"chips", "16"}, {"walltime_s", 60}}),
+  expect(Post("/v1/jobs", researcher,
+              {{"program", "build-on-trainium-2026"},
+               {"grant", "G"},
+               {"chips", "16"},
+               {"walltime_s", 60}}),
          404, "not_found");
-  expect(Post("/v1/programs", admin_token_, {{"toml", std::string(2 << 20, 'x')}}), 413, "too_large");
+  expect(Post("/v1/programs", admin_token_, {{"toml", std::string(2 << 20, 'x')}}), 413,
+         "too_large");
   expect(Post(path, researcher,
-              {{"id", "P1"}, {"call", "2026-individuals"}, {"title", std::string(100'000, 't')},
+              {{"id", "P1"},
+               {"call", "2026-individuals"},
+               {"title", std::string(100'000, 't')},
                {"abstract", "a"}}),
          422, "too_long");
   expect(Post(path, researcher, {{"id", std::string(300, 'a')}, {"call", "x"}}), 422, "too_long");
@@ -508,12 +529,14 @@ TEST_F(ServiceTest, BadInputIsRefusedAndChangesNothing) {
   expect(Get("/v1/jobs/a%20b", researcher), 400, "invalid_path");
   expect(Get("/v1/programs/build-on-trainium-2026/obligations/a%2F..%2Fb/submit", researcher), 400,
          "invalid_path");
-  expect(Post("/v1/programs/build-on-trainium-2026/obligations/a%2F..%2Fb/submit", researcher, json::object()),
+  expect(Post("/v1/programs/build-on-trainium-2026/obligations/a%2F..%2Fb/submit", researcher,
+              json::object()),
          400, "invalid_path");
   expect(Post(path, researcher, {{"id", "P\n1"}, {"call", "c"}}), 422, "invalid_id");
   expect(Post("/v1/tokens", researcher, {{"role", "admin"}}), 403, "forbidden");
   expect(Post("/v1/tokens", admin_token_, {{"role", "wizard"}}), 422, "invalid_argument");
-  expect(Post("/v1/tokens", admin_token_, {{"role", "researcher"}, {"hash", "x"}}), 422, "unknown_field");
+  expect(Post("/v1/tokens", admin_token_, {{"role", "researcher"}, {"hash", "x"}}), 422,
+         "unknown_field");
   expect(Get("/v1/jobs?limit=0", researcher), 422, "invalid_argument");
   expect(Get("/v1/no/such/route", researcher), 404, "not_found");
   EXPECT_EQ(DurableSeq(), before);
@@ -523,15 +546,18 @@ TEST_F(ServiceTest, BadInputIsRefusedAndChangesNothing) {
 TEST_F(ServiceTest, IdempotentRetriesReturnTheFirstAnswerAcrossRestarts) {
   StartService();
   const httplib::Headers key = {{"Idempotency-Key", "create-researcher-token-1"}};
-  const Reply first = Post("/v1/tokens", admin_token_, {{"role", "researcher"}, {"person", kPi1}}, key);
+  const Reply first =
+      Post("/v1/tokens", admin_token_, {{"role", "researcher"}, {"person", kPi1}}, key);
   ASSERT_EQ(first.status, 201) << first.raw;
   const uint64_t after_first = DurableSeq();
-  const Reply again = Post("/v1/tokens", admin_token_, {{"role", "researcher"}, {"person", kPi1}}, key);
+  const Reply again =
+      Post("/v1/tokens", admin_token_, {{"role", "researcher"}, {"person", kPi1}}, key);
   EXPECT_EQ(again.status, 201);
   EXPECT_EQ(again.body["token_id"], first.body["token_id"]);
   EXPECT_FALSE(again.body.contains("token"));  // the secret is shown once only
   EXPECT_EQ(DurableSeq(), after_first);
-  const Reply other = Post("/v1/tokens", admin_token_, {{"role", "student"}, {"person", kPi1}}, key);
+  const Reply other =
+      Post("/v1/tokens", admin_token_, {{"role", "student"}, {"person", kPi1}}, key);
   EXPECT_EQ(other.status, 409) << other.raw;
   EXPECT_EQ(other.body["error"]["code"], "idempotency_key_reused");
 
@@ -588,12 +614,15 @@ TEST_F(ServiceTest, SigkillDuringWritesLosesNothingAcknowledged) {
             last_job.clear();
             (void)result;
           } else {
-            auto result = client.Post(
-                "/v1/jobs", pi,
-                json{{"program", "svc-test"}, {"grant", "G-P1"}, {"chips", 1}, {"walltime_s", 600},
-                     {"argv", {"run", std::to_string(round), std::to_string(i)}}}
-                    .dump(),
-                "application/json");
+            auto result =
+                client.Post("/v1/jobs", pi,
+                            json{{"program", "svc-test"},
+                                 {"grant", "G-P1"},
+                                 {"chips", 1},
+                                 {"walltime_s", 600},
+                                 {"argv", {"run", std::to_string(round), std::to_string(i)}}}
+                                .dump(),
+                            "application/json");
             if (result && result->status == 201) {
               last_job = json::parse(result->body)["job"].get<std::string>();
               std::lock_guard lock(mutex);
@@ -613,10 +642,12 @@ TEST_F(ServiceTest, SigkillDuringWritesLosesNothingAcknowledged) {
     for (Reply page = tokens;;) {
       for (const json& token : page.body["items"]) present.insert(token["id"].get<std::string>());
       if (page.body["next"].is_null()) break;
-      page = Get("/v1/tokens?limit=1000&after=" + page.body["next"].get<std::string>(), admin_token_);
+      page =
+          Get("/v1/tokens?limit=1000&after=" + page.body["next"].get<std::string>(), admin_token_);
     }
     for (const std::string& id : acked_tokens) {
-      EXPECT_TRUE(present.contains(id)) << "acknowledged token " << id << " lost in round " << round;
+      EXPECT_TRUE(present.contains(id))
+          << "acknowledged token " << id << " lost in round " << round;
     }
     for (const std::string& id : acked_jobs) {
       EXPECT_EQ(Get("/v1/jobs/" + id, pi1_).status, 200) << "acknowledged job " << id << " lost";
@@ -642,7 +673,8 @@ TEST_F(ServiceTest, SecondInstanceIsRefusedAndSigtermStopsCleanly) {
       << second.output();
   EXPECT_EQ(Get("/healthz", "").status, 200);
   EXPECT_EQ(service_->Stop(SIGTERM), 0);
-  EXPECT_NE(service_->output().find("atrium serve: stopped"), std::string::npos) << service_->output();
+  EXPECT_NE(service_->output().find("atrium serve: stopped"), std::string::npos)
+      << service_->output();
   // Once the first has stopped, the store opens again.
   StartService();
   EXPECT_EQ(Get("/readyz", "").status, 200);

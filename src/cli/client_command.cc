@@ -18,9 +18,9 @@
 #include <sstream>
 #include <thread>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <httplib.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
@@ -45,7 +45,7 @@ struct FieldSpec {
 struct ClientSpec {
   const char* group;
   const char* name;
-  const char* route;                   // operation id (api.h)
+  const char* route;                    // operation id (api.h)
   std::vector<const char*> positional;  // path parameters besides {program}, in order
   std::vector<FieldSpec> fields;
   const char* help;
@@ -55,8 +55,16 @@ struct ClientSpec {
 const std::vector<ClientSpec>& ClientSpecs() {
   using F = FieldType;
   static const std::vector<ClientSpec> specs = {
-      {"token", "list", "token_list", {}, {}, "List tokens (all for an admin, one's own otherwise)"},
-      {"token", "create", "token_create", {},
+      {"token",
+       "list",
+       "token_list",
+       {},
+       {},
+       "List tokens (all for an admin, one's own otherwise)"},
+      {"token",
+       "create",
+       "token_create",
+       {},
        {{"--role", "role", F::kString, "admin, officer, reviewer, researcher, student, operator"},
         {"--person", "person", F::kString, "the person the token speaks for"},
         {"--label", "label", F::kString, "a note for whoever lists tokens"}},
@@ -66,14 +74,23 @@ const std::vector<ClientSpec>& ClientSpecs() {
 
       {"programs", "list", "program_list", {}, {}, "List programs"},
       {"programs", "show", "program_show", {}, {}, "Show the program (--program)"},
-      {"programs", "create", "program_create", {},
+      {"programs",
+       "create",
+       "program_create",
+       {},
        {{"--file", "toml", F::kString, "program definition (TOML file)", true}},
        "Create a program from its TOML definition"},
       {"programs", "tracks", "track_list", {}, {}, "List the program's tracks"},
-      {"institution", "add", "institution_add", {},
+      {"institution",
+       "add",
+       "institution_add",
+       {},
        {{"--file", "", F::kJsonFile, "the institution as JSON {id,name,type,country}", true}},
        "Register an institution"},
-      {"person", "add", "person_add", {},
+      {"person",
+       "add",
+       "person_add",
+       {},
        {{"--file", "", F::kJsonFile, "the person as JSON {id,name,institution,role,...}", true}},
        "Register a person"},
 
@@ -83,60 +100,101 @@ const std::vector<ClientSpec>& ClientSpecs() {
       {"call", "close", "call_close", {"call"}, {}, "Close a call"},
       {"call", "assign", "call_assign", {"call"}, {}, "Find conflicts and assign reviewers"},
       {"decision", "show", "decision_show", {"call"}, {}, "Show a call's decision"},
-      {"decision", "draft", "decision_draft", {"call"},
+      {"decision",
+       "draft",
+       "decision_draft",
+       {"call"},
        {{"--policy", "policy", F::kString, "mip or greedy (default: the program's)"}},
        "Draft the awards"},
       {"decision", "commit", "decision_commit", {"call"}, {}, "Commit the drafted awards"},
 
-      {"proposal", "list", "proposal_list", {},
+      {"proposal",
+       "list",
+       "proposal_list",
+       {},
        {{"--call", "call", F::kString, "filter"}, {"--status", "status", F::kString, "filter"}},
        "List the proposals you may see"},
       {"proposal", "show", "proposal_show", {"proposal"}, {}, "Show a proposal"},
-      {"proposal", "submit", "proposal_submit", {},
+      {"proposal",
+       "submit",
+       "proposal_submit",
+       {},
        {{"--file", "", F::kJsonFile, "the proposal as JSON {id,call,title,...}", true}},
        "Submit or edit a proposal"},
       {"proposal", "withdraw", "proposal_withdraw", {"proposal"}, {}, "Withdraw a proposal"},
       {"conflict", "list", "conflict_list", {}, {}, "List conflicts of interest"},
-      {"conflict", "declare", "conflict_declare", {},
+      {"conflict",
+       "declare",
+       "conflict_declare",
+       {},
        {{"--proposal", "proposal", F::kString, "", true},
         {"--reviewer", "reviewer", F::kString, "(staff) the reviewer; default: you"},
         {"--note", "note", F::kString, "why"}},
        "Declare a conflict of interest"},
-      {"review", "list", "review_list", {}, {{"--proposal", "proposal", F::kString, "filter"}},
+      {"review",
+       "list",
+       "review_list",
+       {},
+       {{"--proposal", "proposal", F::kString, "filter"}},
        "List reviews"},
-      {"review", "submit", "review_submit", {},
+      {"review",
+       "submit",
+       "review_submit",
+       {},
        {{"--proposal", "proposal", F::kString, "", true},
         {"--scores", "scores", F::kStrings, "one integer per rubric criterion", true},
         {"--comment", "comment", F::kString, ""}},
        "Submit a review"},
 
-      {"grant", "list", "grant_list", {},
+      {"grant",
+       "list",
+       "grant_list",
+       {},
        {{"--status", "status", F::kString, "filter"}, {"--call", "call", F::kString, "filter"}},
        "List the grants you may see"},
       {"grant", "show", "grant_show", {"grant"}, {}, "Show a grant"},
       {"grant", "balance", "grant_balance", {"grant"}, {}, "Show a grant's balance"},
-      {"grant", "add-member", "grant_member_add", {"grant"},
-       {{"--person", "person", F::kString, "", true}}, "Add a member to a grant"},
-      {"grant", "allocate", "student_allocate", {"grant"},
+      {"grant",
+       "add-member",
+       "grant_member_add",
+       {"grant"},
+       {{"--person", "person", F::kString, "", true}},
+       "Add a member to a grant"},
+      {"grant",
+       "allocate",
+       "student_allocate",
+       {"grant"},
        {{"--student", "student", F::kString, "", true},
         {"--amount", "amount", F::kAmount, "credits", true}},
        "Give a student part of a course's credits"},
       {"grant", "close", "grant_close", {"grant"}, {}, "Close a grant"},
-      {"obligation", "list", "obligation_list", {},
+      {"obligation",
+       "list",
+       "obligation_list",
+       {},
        {{"--grant", "grant", F::kString, "filter"}, {"--state", "state", F::kString, "filter"}},
        "List obligations"},
-      {"obligation", "submit", "obligation_submit", {"obligation"},
+      {"obligation",
+       "submit",
+       "obligation_submit",
+       {"obligation"},
        {{"--reference", "reference", F::kString, "DOI, arXiv id or repository URL", true},
         {"--license", "license", F::kString, "OSI license id (repositories)"}},
        "Submit evidence for an obligation"},
-      {"obligation", "review", "obligation_review", {"obligation"},
+      {"obligation",
+       "review",
+       "obligation_review",
+       {"obligation"},
        {{"--accept", "accept", F::kBool, "accept (default: reject)"}},
        "Accept or reject an obligation's evidence"},
       {"account", "list", "account_list", {}, {}, "The program's ledger accounts"},
       {"log", "show", "log_list", {}, {}, "The public decision log"},
       {"report", "show", "report_show", {}, {}, "The transparency report (from the service)"},
 
-      {"job", "submit", "job_submit", {},
+      {"job",
+       "submit",
+       "job_submit",
+       {},
        {{"--grant", "grant", F::kString, "", true},
         {"--chips", "chips", F::kInt, "", true},
         {"--walltime", "walltime_s", F::kDuration, "limit: 90s, 30m, 2h, 1d, 1h30m", true},
@@ -145,13 +203,19 @@ const std::vector<ClientSpec>& ClientSpecs() {
         {"--name", "name", F::kString, ""}},
        "Submit a job: atrium job submit --grant G --chips N --walltime 2h -- command args",
        true},
-      {"job", "list", "job_list", {},
+      {"job",
+       "list",
+       "job_list",
+       {},
        {{"--state", "state", F::kString, "filter"}, {"--grant", "grant", F::kString, "filter"}},
        "List the jobs you may see"},
       {"job", "show", "job_show", {"job"}, {}, "Show a job"},
       {"job", "cancel", "job_cancel", {"job"}, {}, "Cancel a job"},
       {"job", "finish", "job_finish", {"job"}, {}, "Report a running job's end (operator)"},
-      {"cluster", "load", "cluster_load", {},
+      {"cluster",
+       "load",
+       "cluster_load",
+       {},
        {{"--file", "toml", F::kString, "cluster description (TOML file)", true}},
        "Load the cluster description"},
       {"node", "list", "node_list", {}, {{"--state", "state", F::kString, "filter"}}, "List nodes"},
@@ -189,7 +253,8 @@ std::string EnvOr(const char* name, std::string fallback) {
 
 std::string TokenOf(const ClientOptions& options) {
   std::string token = EnvOr("ATRIUM_TOKEN", "");
-  std::string file = options.token_file.empty() ? EnvOr("ATRIUM_TOKEN_FILE", "") : options.token_file;
+  std::string file =
+      options.token_file.empty() ? EnvOr("ATRIUM_TOKEN_FILE", "") : options.token_file;
   if (!options.token_file.empty() || (token.empty() && !file.empty())) {
     std::ifstream in(file);
     if (!in) Fail(kExitUsage, "cannot read token file " + file);
@@ -225,9 +290,10 @@ Answer Send(const ClientOptions& options, const std::string& method, const std::
   if (method != "GET") headers.emplace("Idempotency-Key", RandomKey());
   const std::string text = body ? body->dump() : std::string();
   for (int attempt = 0;; ++attempt) {
-    httplib::Result result = method == "GET"    ? client.Get(path, headers)
-                             : method == "POST" ? client.Post(path, headers, text, "application/json")
-                                                : client.Delete(path, headers, text, "application/json");
+    httplib::Result result = method == "GET" ? client.Get(path, headers)
+                             : method == "POST"
+                                 ? client.Post(path, headers, text, "application/json")
+                                 : client.Delete(path, headers, text, "application/json");
     const bool retry = !result || result->status == 503;
     if (!retry || attempt >= options.retries) {
       if (!result) {
@@ -342,7 +408,8 @@ std::string Encode(const std::string& text) {
   std::string out;
   for (const char c : text) {
     const auto byte = static_cast<unsigned char>(c);
-    if (std::isalnum(byte) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':' || c == '@') {
+    if (std::isalnum(byte) || c == '-' || c == '_' || c == '.' || c == '~' || c == ':' ||
+        c == '@') {
       out.push_back(c);
     } else {
       out += fmt::format("%{:02X}", byte);
@@ -405,7 +472,8 @@ void RunClient(const ClientOptions& options, const Bound& bound) {
       case FieldType::kInt: {
         char* end = nullptr;
         const long long number = std::strtoll(text.c_str(), &end, 10);
-        if (text.empty() || *end != '\0') Fail(kExitUsage, std::string(field.flag) + " must be an integer");
+        if (text.empty() || *end != '\0')
+          Fail(kExitUsage, std::string(field.flag) + " must be an integer");
         body[field.field] = number;
         break;
       }
@@ -429,7 +497,8 @@ void RunClient(const ClientOptions& options, const Bound& bound) {
       }
       case FieldType::kDuration: {
         auto seconds = ParseDuration(text);
-        if (!seconds.ok()) Fail(kExitUsage, std::string(field.flag) + ": " + seconds.error().message);
+        if (!seconds.ok())
+          Fail(kExitUsage, std::string(field.flag) + ": " + seconds.error().message);
         body[field.field] = *seconds;
         break;
       }
@@ -439,7 +508,8 @@ void RunClient(const ClientOptions& options, const Bound& bound) {
         std::ostringstream buffer;
         buffer << in.rdbuf();
         json parsed = json::parse(buffer.str(), nullptr, false);
-        if (parsed.is_discarded() || !parsed.is_object()) Fail(kExitUsage, text + " is not a JSON object");
+        if (parsed.is_discarded() || !parsed.is_object())
+          Fail(kExitUsage, text + " is not a JSON object");
         for (auto& [key, value] : parsed.items()) body[key] = value;
         break;
       }
@@ -449,7 +519,8 @@ void RunClient(const ClientOptions& options, const Bound& bound) {
   // A change outside /v1/programs/{program} that still names its program (a job).
   if (route->read == nullptr && std::string(route->path).find("{program}") == std::string::npos) {
     if (const auto* fields = core::OpFields(route->op);
-        fields != nullptr && std::find(fields->begin(), fields->end(), "program") != fields->end()) {
+        fields != nullptr &&
+        std::find(fields->begin(), fields->end(), "program") != fields->end()) {
       body["program"] = ProgramOf(options);
     }
   }
@@ -464,10 +535,11 @@ void RunClient(const ClientOptions& options, const Bound& bound) {
                             ? answer.body["error"]
                             : json::object();
     if (options.json) fmt::print("{}\n", answer.body.dump());
-    Fail(answer.status >= 500 ? kExitStorage : kExitRefused,
-         fmt::format("{} ({}): {}{}", error.value("code", "error"), answer.status,
-                     error.value("message", ""),
-                     error.contains("field") ? " [" + error["field"].get<std::string>() + "]" : ""));
+    Fail(
+        answer.status >= 500 ? kExitStorage : kExitRefused,
+        fmt::format("{} ({}): {}{}", error.value("code", "error"), answer.status,
+                    error.value("message", ""),
+                    error.contains("field") ? " [" + error["field"].get<std::string>() + "]" : ""));
   }
   if (options.json) {
     fmt::print("{}\n", answer.body.dump());
@@ -503,9 +575,10 @@ void RegisterClientCommands(CLI::App& app) {
         } catch (const CLI::OptionNotFound&) {
           existing = nullptr;
         }
-        groups[group] = existing != nullptr
-                            ? existing
-                            : app.add_subcommand(group, fmt::format("{} (from the service)", group));
+        groups[group] =
+            existing != nullptr
+                ? existing
+                : app.add_subcommand(group, fmt::format("{} (from the service)", group));
         if (existing == nullptr) groups[group]->require_subcommand(1);
       }
       parent = groups[group];
@@ -520,9 +593,9 @@ void RegisterClientCommands(CLI::App& app) {
     for (const FieldSpec& field : spec.fields) {
       std::string* slot = &bound->values[field.flag];
       if (field.type == FieldType::kBool) {
-        command->add_flag_callback(field.flag, [bound, flag = std::string(field.flag)] {
-          bound->values[flag] = "true";
-        }, field.help);
+        command->add_flag_callback(
+            field.flag, [bound, flag = std::string(field.flag)] { bound->values[flag] = "true"; },
+            field.help);
         bound->values.erase(field.flag);
         continue;
       }
@@ -534,7 +607,8 @@ void RegisterClientCommands(CLI::App& app) {
       command->add_option("--after", bound->after, "cursor: the previous page's next");
       command->add_option("--limit", bound->limit, "items per page (1-1000)");
     }
-    if (spec.trailing_argv) command->add_option("argv", bound->argv, "the command to run (after --)");
+    if (spec.trailing_argv)
+      command->add_option("argv", bound->argv, "the command to run (after --)");
     AddClientOptions(command, options.get());
     command->callback([options, bound] {
       // Options left empty were not given.
@@ -542,7 +616,8 @@ void RegisterClientCommands(CLI::App& app) {
         it = it->second.empty() ? bound->values.erase(it) : std::next(it);
       }
       ClientOptions effective = *options;
-      if (effective.server.empty()) effective.server = EnvOr("ATRIUM_SERVER", "http://127.0.0.1:8080");
+      if (effective.server.empty())
+        effective.server = EnvOr("ATRIUM_SERVER", "http://127.0.0.1:8080");
       if (effective.program.empty()) effective.program = EnvOr("ATRIUM_PROGRAM", "");
       RunClient(effective, *bound);
     });

@@ -6,8 +6,8 @@
 #include <chrono>
 #include <thread>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 #include "server/api.h"
@@ -73,14 +73,15 @@ int Serve(const ServeArgs& args) {
 
   server::Server server(options);
   if (Status started = server.Start(); !started.ok()) {
-    return fail(started.error(), started.error().code == ErrorCode::kLocked ? kExitStorage : kExitStorage);
+    return fail(started.error(),
+                started.error().code == ErrorCode::kLocked ? kExitStorage : kExitStorage);
   }
   if (!server.admin_token_path().empty()) {
     fmt::print("atrium serve: admin token written to {} (mode 0600)\n", server.admin_token_path());
   }
-  fmt::print("atrium serve: journal in {}\n",
-             server.store_location().rfind("postgres", 0) == 0 ? std::string("PostgreSQL")
-                                                                 : server.store_location());
+  fmt::print("atrium serve: journal in {}\n", server.store_location().rfind("postgres", 0) == 0
+                                                  ? std::string("PostgreSQL")
+                                                  : server.store_location());
   // Last: tests and scripts wait for this line.
   fmt::print("atrium serve: listening on {}\n", server.listen_url());
   std::fflush(stdout);
@@ -117,7 +118,8 @@ void RegisterServeCommand(CLI::App& app) {
   serve->add_option("--threads", args->threads, "HTTP worker threads (default 64)");
   serve->add_option("--body-limit", args->body_bytes_max, "largest request body, bytes (1 MiB)");
   serve->add_option("--rate-limit", args->rate_per_token, "requests/s per token (0: none)");
-  serve->add_flag("--no-examples", args->no_examples, "do not load the example program and cluster");
+  serve->add_flag("--no-examples", args->no_examples,
+                  "do not load the example program and cluster");
   serve->add_flag("--access-log", args->access_log, "log each request to stderr");
   serve->add_flag("--routes-markdown", args->routes_markdown, "print the route x role table");
   serve->add_flag("--print-openapi", args->print_openapi, "print the OpenAPI document");

@@ -111,17 +111,18 @@ class Fields {
     }
     const auto number = value.get<int64_t>();
     if (number < min || number > max) {
-      return Error{ErrorCode::kOutOfRange,
-                   Name(key) + " must be between " + std::to_string(min) + " and " +
-                       std::to_string(max),
-                   Name(key)};
+      return Error{
+          ErrorCode::kOutOfRange,
+          Name(key) + " must be between " + std::to_string(min) + " and " + std::to_string(max),
+          Name(key)};
     }
     return number;
   }
 
   Result<bool> Bool(const char* key, bool fallback) const {
     if (!Has(key)) return fallback;
-    if (!object_.at(key).is_boolean()) return Invalid(Name(key) + " must be true or false", Name(key));
+    if (!object_.at(key).is_boolean())
+      return Invalid(Name(key) + " must be true or false", Name(key));
     return object_.at(key).get<bool>();
   }
 
@@ -129,7 +130,8 @@ class Fields {
     ATRIUM_ASSIGN_OR_RETURN(const std::string text, Text(key, 40, required));
     if (text.empty()) return Credits::Zero();
     auto parsed = Credits::Parse(text);
-    if (!parsed.ok()) return Invalid(Name(key) + " must be a decimal amount such as \"12.5\"", Name(key));
+    if (!parsed.ok())
+      return Invalid(Name(key) + " must be a decimal amount such as \"12.5\"", Name(key));
     if (parsed->is_negative()) return Invalid(Name(key) + " must not be negative", Name(key));
     return *parsed;
   }
@@ -183,7 +185,9 @@ Status RequireRole(const Actor& actor, std::initializer_list<Role> roles) {
   return Forbidden("the " + std::string(ToString(actor.role)) + " role may not do this");
 }
 
-Status RequireStaff(const Actor& actor) { return RequireRole(actor, {Role::kAdmin, Role::kOfficer}); }
+Status RequireStaff(const Actor& actor) {
+  return RequireRole(actor, {Role::kAdmin, Role::kOfficer});
+}
 
 // The ops, with the fields each accepts besides op, actor and idempotency_key.
 struct OpShape {
@@ -424,7 +428,8 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
                      "role"};
       }
     }
-    if (tokens_.size() >= kTokensMax) return Error{ErrorCode::kLimitExceeded, "too many tokens", ""};
+    if (tokens_.size() >= kTokensMax)
+      return Error{ErrorCode::kLimitExceeded, "too many tokens", ""};
     tokens_.emplace(id, TokenRecord{.id = id,
                                     .role = role,
                                     .person = person,
@@ -441,9 +446,9 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
     if (found == tokens_.end()) return Error{ErrorCode::kNotFound, "no token " + id, "token_id"};
     // Its owner: the token itself, or any token of the same role and person (a lost
     // token is revoked from another one).
-    const bool owner = actor.token == id || (!actor.person.empty() &&
-                                             found->second.person == actor.person &&
-                                             found->second.role == actor.role);
+    const bool owner =
+        actor.token == id || (!actor.person.empty() && found->second.person == actor.person &&
+                              found->second.role == actor.role);
     if (actor.role != Role::kAdmin && !owner) {
       return Forbidden("only an admin revokes another's token");
     }
@@ -493,8 +498,8 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
     if (!node) return Error{ErrorCode::kNotFound, "no node " + name, "node"};
     const auto state = op == "node_drain" ? cluster::NodeState::kDraining : cluster::NodeState::kUp;
     if (node_states_[*node] == state) {
-      return Error{ErrorCode::kInvalidState, "node " + name + " is already " +
-                                                 std::string(cluster::ToString(state)), "node"};
+      return Error{ErrorCode::kInvalidState,
+                   "node " + name + " is already " + std::string(cluster::ToString(state)), "node"};
     }
     ATRIUM_TRY(scheduler_->SetNodeState(*node, state));
     node_states_[*node] = state;
@@ -523,8 +528,8 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
     ATRIUM_TRY(RequireStaff(actor));
     if (!fields.Has("person")) return Invalid("person is required", "person");
     const Fields in(fields.Object("person"), "person");
-    ATRIUM_TRY(in.Only({"id", "name", "institution", "role", "expertise", "collaborators",
-                        "reviewer"}));
+    ATRIUM_TRY(
+        in.Only({"id", "name", "institution", "role", "expertise", "collaborators", "reviewer"}));
     program::Person person;
     ATRIUM_ASSIGN_OR_RETURN(person.id, in.Id("id"));
     ATRIUM_ASSIGN_OR_RETURN(person.name, in.Text("name", 500));
@@ -541,7 +546,8 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
       op == "decision_commit") {
     ATRIUM_TRY(RequireStaff(actor));
     ATRIUM_ASSIGN_OR_RETURN(const std::string call, fields.Id("call"));
-    if (state.FindCall(call) == nullptr) return Error{ErrorCode::kNotFound, "no call " + call, "call"};
+    if (state.FindCall(call) == nullptr)
+      return Error{ErrorCode::kNotFound, "no call " + call, "call"};
     if (op == "call_open") ATRIUM_TRY(state.OpenCall(call, now_us));
     if (op == "call_close") ATRIUM_TRY(state.CloseCall(call, now_us));
     if (op == "call_assign") {
@@ -586,7 +592,8 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
     if (in.Has("chip_hours")) {
       const json& list = in.Object("chip_hours");
       if (!list.is_array() || list.size() > 16) {
-        return Invalid("proposal.chip_hours is an array of at most 16 requests", "proposal.chip_hours");
+        return Invalid("proposal.chip_hours is an array of at most 16 requests",
+                       "proposal.chip_hours");
       }
       for (const json& item : list) {
         const Fields ch(item, "proposal.chip_hours");
@@ -654,10 +661,11 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
     ATRIUM_ASSIGN_OR_RETURN(std::string comment, fields.Text("comment", kTextMax, false));
     const auto found = state.proposals().find(proposal);
     if (found == state.proposals().end() || !CanSeeProposal(state, actor, found->second)) {
-      return Error{ErrorCode::kNotFound, "no proposal " + proposal + " assigned to you", "proposal"};
+      return Error{ErrorCode::kNotFound, "no proposal " + proposal + " assigned to you",
+                   "proposal"};
     }
-    ATRIUM_TRY(state.SubmitReview(actor.person, proposal, std::move(scores), std::move(comment),
-                                  now_us));
+    ATRIUM_TRY(
+        state.SubmitReview(actor.person, proposal, std::move(scores), std::move(comment), now_us));
     return json{{"proposal", proposal}, {"reviewer", actor.person}};
   }
   if (op == "grant_member_add" || op == "grant_close" || op == "student_allocate") {
@@ -697,15 +705,15 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
       ATRIUM_ASSIGN_OR_RETURN(const bool accept, fields.Bool("accept", false));
       ATRIUM_TRY(state.ReviewObligation(id, accept, now_us));
     } else {
-      if (!IsStaff(actor) && !(actor.role == Role::kResearcher && grant->second.pi == actor.person)) {
+      if (!IsStaff(actor) &&
+          !(actor.role == Role::kResearcher && grant->second.pi == actor.person)) {
         return Forbidden("only the grant's PI or program staff submit its obligations");
       }
       ATRIUM_ASSIGN_OR_RETURN(std::string reference, fields.Text("reference", 2000));
       ATRIUM_ASSIGN_OR_RETURN(std::string license, fields.Text("license", 64, false));
       ATRIUM_TRY(state.SubmitObligation(id, std::move(reference), std::move(license), now_us));
     }
-    return json{{"obligation", id},
-                {"state", program::ToString(state.obligations().at(id).state)}};
+    return json{{"obligation", id}, {"state", program::ToString(state.obligations().at(id).state)}};
   }
   return Invalid("unknown op " + op, "op");
 }
@@ -776,7 +784,8 @@ void AppState::Schedule(int64_t now_us) {
     ChargeJob(jobs_.at(job_by_sched_.at(sched_id)), now_us);
   }
   if (scheduler_->waiting_count() == 0) return;
-  for (const auto& [name, grant] : sched_grants_) (void)SyncGrant(grant.first, grant.second, now_us);
+  for (const auto& [name, grant] : sched_grants_)
+    (void)SyncGrant(grant.first, grant.second, now_us);
   const sched::PassResult pass = scheduler_->Pass(now_s);
   for (const sched::JobId started : pass.started) {
     running_by_end_.emplace(scheduler_->job(started).expected_end_s(), started);
@@ -804,15 +813,17 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   ATRIUM_ASSIGN_OR_RETURN(record.program, fields.Id("program"));
   ATRIUM_ASSIGN_OR_RETURN(record.grant, fields.Id("grant"));
   const program::ProgramState* program = FindProgram(record.program);
-  if (program == nullptr) return Error{ErrorCode::kNotFound, "no program " + record.program, "program"};
+  if (program == nullptr)
+    return Error{ErrorCode::kNotFound, "no program " + record.program, "program"};
   const auto grant = program->grants().find(record.grant);
   if (grant == program->grants().end() || !CanSeeGrant(actor, grant->second)) {
     return Error{ErrorCode::kNotFound, "no grant " + record.grant, "grant"};
   }
   if (grant->second.status != program::GrantStatus::kActive) {
-    return Error{ErrorCode::kGrantNotActive,
-                 "grant " + record.grant + " is " + std::string(program::ToString(grant->second.status)),
-                 "grant"};
+    return Error{
+        ErrorCode::kGrantNotActive,
+        "grant " + record.grant + " is " + std::string(program::ToString(grant->second.status)),
+        "grant"};
   }
   ATRIUM_ASSIGN_OR_RETURN(const int64_t chips, fields.Int("chips", 1, 1'000'000));
   ATRIUM_ASSIGN_OR_RETURN(const int64_t walltime_s, fields.Int("walltime_s", 1, kWalltimeMaxS));
@@ -840,8 +851,7 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
     }
     job_class = *parsed;
   }
-  if (scheduler_->waiting_count() >= kWaitingJobsMax ||
-      scheduler_->job_count() >= kJobsMax) {
+  if (scheduler_->waiting_count() >= kWaitingJobsMax || scheduler_->job_count() >= kJobsMax) {
     return Error{ErrorCode::kLimitExceeded, "the job queue is full; retry later", ""};
   }
   if (auto shape = cluster_->Shape(accelerator, chips); !shape.ok()) {
@@ -857,16 +867,16 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   record.submitted_us = now_us;
   ATRIUM_TRY(SyncGrant(record.program, record.grant, now_us));
   const int64_t now_s = now_us / kMicrosPerSecond;
-  record.sched_id = scheduler_->Submit(
-      sched::JobSpec{.id = record.id,
-                     .grant = SchedGrantName(record.program, record.grant),
-                     .job_class = job_class,
-                     .accelerator = accelerator,
-                     .chips = chips,
-                     .submit_s = now_s,
-                     .duration_s = walltime_s,
-                     .walltime_s = walltime_s},
-      now_s);
+  record.sched_id =
+      scheduler_->Submit(sched::JobSpec{.id = record.id,
+                                        .grant = SchedGrantName(record.program, record.grant),
+                                        .job_class = job_class,
+                                        .accelerator = accelerator,
+                                        .chips = chips,
+                                        .submit_s = now_s,
+                                        .duration_s = walltime_s,
+                                        .walltime_s = walltime_s},
+                         now_s);
   const sched::Job& job = scheduler_->job(record.sched_id);
   ATRIUM_CHECK(job.state != sched::JobState::kRejected, "a checked job was rejected");
   ++next_job_;
@@ -876,7 +886,8 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   // An empty queue gets its pass at once; a longer one waits for the clock's next tick
   // (one pass serves every job submitted meanwhile, as in Slurm's main scheduler).
   if (scheduler_->waiting_count() == 1) Schedule(now_us);
-  return json{{"job", id}, {"state", sched::ToString(scheduler_->job(jobs_.at(id).sched_id).state)}};
+  return json{{"job", id},
+              {"state", sched::ToString(scheduler_->job(jobs_.at(id).sched_id).state)}};
 }
 
 Result<json> AppState::FinishJob(const json& command, const Actor& actor, int64_t now_us) {
@@ -923,7 +934,8 @@ Result<json> AppState::FinishJob(const json& command, const Actor& actor, int64_
   ChargeJob(record, now_us);
   Schedule(now_us);
   const sched::Job& after = scheduler_->job(record.sched_id);
-  return json{{"job", id}, {"state", sched::ToString(after.state)}, {"charged", after.charged.ToString()}};
+  return json{
+      {"job", id}, {"state", sched::ToString(after.state)}, {"charged", after.charged.ToString()}};
 }
 
 bool AppState::TickDue(int64_t now_us) const {

@@ -36,7 +36,15 @@
 namespace atrium::core {
 
 // Roles, from most to least trusted. The strings are the API's.
-enum class Role : uint8_t { kAdmin, kOfficer, kReviewer, kResearcher, kStudent, kOperator, kPublic };
+enum class Role : uint8_t {
+  kAdmin,
+  kOfficer,
+  kReviewer,
+  kResearcher,
+  kStudent,
+  kOperator,
+  kPublic
+};
 inline constexpr int kRoleCount = 7;
 std::string_view ToString(Role role);
 Result<Role> ParseRole(std::string_view text);

@@ -1,7 +1,7 @@
 // Core: Atrium's state machine. It holds all state (the raw credit ledger, and the
-// service's programs, cluster, jobs and tokens in AppState) and applies one Command at a time at the command's
-// logical time. It reads no clock, opens no file and draws no randomness, so replaying
-// the journal rebuilds exactly the state that was acknowledged.
+// service's programs, cluster, jobs and tokens in AppState) and applies one Command at a time at
+// the command's logical time. It reads no clock, opens no file and draws no randomness, so
+// replaying the journal rebuilds exactly the state that was acknowledged.
 //
 //   Core core;
 //   CommandResult result = core.Apply(CreateTransfers{.now_us = t, .transfers = {...}});

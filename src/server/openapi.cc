@@ -10,8 +10,9 @@ namespace {
 using nlohmann::json;
 
 json ErrorResponse(const char* description) {
-  return {{"description", description},
-          {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}};
+  return {
+      {"description", description},
+      {"content", {{"application/json", {{"schema", {{"$ref", "#/components/schemas/Error"}}}}}}}};
 }
 
 }  // namespace
@@ -42,7 +43,9 @@ json OpenApiDocument() {
     }
     if (route.read != nullptr && route.method == "GET") {
       for (const char* name : {"limit", "after"}) {
-        parameters.push_back({{"name", name}, {"in", "query"}, {"required", false},
+        parameters.push_back({{"name", name},
+                              {"in", "query"},
+                              {"required", false},
                               {"schema", {{"type", "string"}}}});
       }
     }
@@ -53,14 +56,16 @@ json OpenApiDocument() {
         for (const std::string_view field : *fields) {
           const std::string name(field);
           if (std::find(names.begin(), names.end(), name) != names.end()) continue;
-          if (route.op == "token_create" && (name == "token_id" || name == "salt" || name == "hash")) {
+          if (route.op == "token_create" &&
+              (name == "token_id" || name == "salt" || name == "hash")) {
             continue;
           }
           properties[name] = json::object();
         }
       }
       json schema = route.body_field.empty()
-                        ? json{{"type", "object"}, {"properties", properties},
+                        ? json{{"type", "object"},
+                               {"properties", properties},
                                {"additionalProperties", false}}
                         : json{{"type", "object"},
                                {"description", "the " + std::string(route.body_field) + " itself"}};
@@ -73,7 +78,8 @@ json OpenApiDocument() {
     }
     operation["responses"] = {
         {std::to_string(route.success_status),
-         {{"description", "ok"}, {"content", {{"application/json", {{"schema", {{"type", "object"}}}}}}}}},
+         {{"description", "ok"},
+          {"content", {{"application/json", {{"schema", {{"type", "object"}}}}}}}}},
         {"400", ErrorResponse("malformed request: bad JSON, invalid UTF-8, invalid id")},
         {"401", ErrorResponse("no valid token")},
         {"403", ErrorResponse("the role may not do this")},
@@ -87,31 +93,30 @@ json OpenApiDocument() {
     for (char& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     paths[path][method] = std::move(operation);
   }
-  return {
-      {"openapi", "3.0.3"},
-      {"info",
-       {{"title", "Atrium API"},
-        {"version", "1"},
-        {"description",
-         "Research-compute grant programs and the shared accelerator cluster. Amounts are "
-         "decimal strings of credits with at most six decimals; times are microseconds "
-         "since 1970 (*_us) or seconds (*_s). Lists return {items, next}: pass next as "
-         "?after= for the following page."}}},
-      {"paths", std::move(paths)},
-      {"components",
-       {{"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}},
-        {"schemas",
-         {{"Error",
-           {{"type", "object"},
-            {"required", json::array({"error"})},
-            {"properties",
-             {{"error",
+  return {{"openapi", "3.0.3"},
+          {"info",
+           {{"title", "Atrium API"},
+            {"version", "1"},
+            {"description",
+             "Research-compute grant programs and the shared accelerator cluster. Amounts are "
+             "decimal strings of credits with at most six decimals; times are microseconds "
+             "since 1970 (*_us) or seconds (*_s). Lists return {items, next}: pass next as "
+             "?after= for the following page."}}},
+          {"paths", std::move(paths)},
+          {"components",
+           {{"securitySchemes", {{"bearer", {{"type", "http"}, {"scheme", "bearer"}}}}},
+            {"schemas",
+             {{"Error",
                {{"type", "object"},
-                {"required", json::array({"code", "message"})},
+                {"required", json::array({"error"})},
                 {"properties",
-                 {{"code", {{"type", "string"}}},
-                  {"message", {{"type", "string"}}},
-                  {"field", {{"type", "string"}}}}}}}}}}}}}}}};
+                 {{"error",
+                   {{"type", "object"},
+                    {"required", json::array({"code", "message"})},
+                    {"properties",
+                     {{"code", {{"type", "string"}}},
+                      {"message", {{"type", "string"}}},
+                      {"field", {{"type", "string"}}}}}}}}}}}}}}}};
 }
 
 }  // namespace atrium::server

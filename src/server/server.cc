@@ -19,9 +19,9 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <toml++/toml.h>
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
-#include <toml++/toml.h>
 
 #include "core/core.h"
 #include "journal/committer.h"
@@ -56,8 +56,8 @@ bool ValidPathId(std::string_view id, bool slash) {
       continue;
     }
     const char c = id[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '_' || c == ':' || c == '@' || c == '-')) {
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '_' || c == ':' || c == '@' || c == '-')) {
       return false;
     }
   }
@@ -96,7 +96,8 @@ class RateLimiter {
     if (buckets_.size() > kBucketsMax) buckets_.clear();  // bounded memory; a reset only forgives
     Bucket& bucket = buckets_[key];
     if (bucket.at_us == 0) bucket = {now, rate_ * 1'000'000};
-    bucket.micro_tokens = std::min(rate_ * 1'000'000, bucket.micro_tokens + (now - bucket.at_us) * rate_);
+    bucket.micro_tokens =
+        std::min(rate_ * 1'000'000, bucket.micro_tokens + (now - bucket.at_us) * rate_);
     bucket.at_us = now;
     if (bucket.micro_tokens < 1'000'000) return false;
     bucket.micro_tokens -= 1'000'000;
@@ -186,7 +187,9 @@ Status LoadServerConfig(const std::string& path, ServerOptions* options) {
   }
   for (const auto& [key, value] : table) {
     const std::string name(key.str());
-    auto bad = [&] { return MakeError(ErrorCode::kConfigInvalid, path + ": bad value for " + name, name); };
+    auto bad = [&] {
+      return MakeError(ErrorCode::kConfigInvalid, path + ": bad value for " + name, name);
+    };
     if (name == "listen") {
       if (!value.is_string()) return bad();
       ATRIUM_TRY(ParseListen(*value.value<std::string>(), options));
@@ -238,7 +241,8 @@ struct Server::Impl {
   // ---- commands --------------------------------------------------------------------
 
   Result<core::AppAnswer> Submit(const json& command) {
-    auto future = committer->Submit(core::AppCommand{.now_us = WallClockUs(), .json = command.dump()});
+    auto future =
+        committer->Submit(core::AppCommand{.now_us = WallClockUs(), .json = command.dump()});
     Result<core::CommandResult> result = future.get();
     if (!result.ok()) return result.error();
     if (!result->app) return MakeError(ErrorCode::kInternal, "no answer");
@@ -266,13 +270,14 @@ struct Server::Impl {
 
   Status Bootstrap() {
     bool empty = false;
-    ATRIUM_TRY(committer->Read([&](const core::Core& core) { empty = core.app().tokens().empty(); }));
+    ATRIUM_TRY(
+        committer->Read([&](const core::Core& core) { empty = core.app().tokens().empty(); }));
     if (!empty) return OkStatus();
     const IssuedToken token = IssueToken();
     const core::Actor system{.role = core::Role::kAdmin, .person = "", .token = "bootstrap"};
-    json create = {{"op", "token_create"}, {"actor", ActorJson(system)},
-                   {"token_id", token.id},  {"salt", token.salt_hex},
-                   {"hash", token.hash_hex}, {"role", "admin"},
+    json create = {{"op", "token_create"},      {"actor", ActorJson(system)},
+                   {"token_id", token.id},      {"salt", token.salt_hex},
+                   {"hash", token.hash_hex},    {"role", "admin"},
                    {"label", "bootstrap admin"}};
     // The token file is written before the token is journaled, so a crash between the two
     // leaves a file that a restart replaces (the store is still empty then).
@@ -296,8 +301,7 @@ struct Server::Impl {
                                     .hash_hex = token.hash_hex});
     if (!options.bootstrap_examples || options.examples_dir.empty()) return OkStatus();
     const core::Actor admin{.role = core::Role::kAdmin, .person = "", .token = token.id};
-    const std::string program =
-        ReadText(options.examples_dir + "/programs/build-on-trainium.toml");
+    const std::string program = ReadText(options.examples_dir + "/programs/build-on-trainium.toml");
     const std::string cluster = ReadText(options.examples_dir + "/clusters/research-40k.toml");
     for (json command : {json{{"op", "program_create"}, {"toml", program}},
                          json{{"op", "cluster_load"}, {"toml", cluster}}}) {
@@ -337,7 +341,8 @@ struct Server::Impl {
         !TokenMatches(found->second, parsed->secret)) {
       return unauthenticated;
     }
-    return core::Actor{.role = found->second.role, .person = found->second.person, .token = found->second.id};
+    return core::Actor{
+        .role = found->second.role, .person = found->second.person, .token = found->second.id};
   }
 
   void Handle(const Route& route, const std::vector<std::string>& names,
@@ -355,14 +360,14 @@ struct Server::Impl {
     if (!actor.ok()) return ReplyError(res, actor.error());
     if ((route.roles & RoleBit(actor->role)) == 0) {
       if (actor->role == core::Role::kPublic) {
-        return ReplyError(res, Error{ErrorCode::kUnauthenticated,
-                                     "this route needs a token (Authorization: Bearer ...)",
-                                     "Authorization"});
+        return ReplyError(
+            res, Error{ErrorCode::kUnauthenticated,
+                       "this route needs a token (Authorization: Bearer ...)", "Authorization"});
       }
-      return ReplyError(res, Error{ErrorCode::kForbidden,
-                                   fmt::format("the {} role may not {}",
-                                               core::ToString(actor->role), route.name),
-                                   ""});
+      return ReplyError(
+          res, Error{ErrorCode::kForbidden,
+                     fmt::format("the {} role may not {}", core::ToString(actor->role), route.name),
+                     ""});
     }
     if (!limiter.Allow(actor->token.empty() ? req.remote_addr : actor->token)) {
       res.set_header("Retry-After", "1");
@@ -403,8 +408,8 @@ struct Server::Impl {
     if (!req.body.empty()) {
       body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
       if (body.is_discarded()) {
-        return ReplyError(res, Error{ErrorCode::kParseError,
-                                     "the body is not valid JSON (UTF-8, RFC 8259)", ""});
+        return ReplyError(
+            res, Error{ErrorCode::kParseError, "the body is not valid JSON (UTF-8, RFC 8259)", ""});
       }
       if (!body.is_object()) {
         return ReplyError(res, Error{ErrorCode::kParseError, "the body must be a JSON object", ""});
@@ -429,9 +434,9 @@ struct Server::Impl {
                                return c >= 0x21 && c <= 0x7e;
                              });
       if (!printable) {
-        return ReplyError(res, Error{ErrorCode::kInvalidArgument,
-                                     "Idempotency-Key is 1-255 printable ASCII characters",
-                                     "Idempotency-Key"});
+        return ReplyError(
+            res, Error{ErrorCode::kInvalidArgument,
+                       "Idempotency-Key is 1-255 printable ASCII characters", "Idempotency-Key"});
       }
       command["idempotency_key"] = key;
     }
@@ -496,9 +501,10 @@ struct Server::Impl {
       auto actor = Authenticate(req);
       if (!actor.ok()) return ReplyError(res, actor.error());
       if (actor->role != core::Role::kAdmin && actor->role != core::Role::kOperator) {
-        return ReplyError(res, Error{actor->role == core::Role::kPublic ? ErrorCode::kUnauthenticated
-                                                                        : ErrorCode::kForbidden,
-                                     "metrics are for admins and operators", ""});
+        return ReplyError(res,
+                          Error{actor->role == core::Role::kPublic ? ErrorCode::kUnauthenticated
+                                                                   : ErrorCode::kForbidden,
+                                "metrics are for admins and operators", ""});
       }
       int64_t busy = 0;
       int64_t waiting = 0;
@@ -523,8 +529,8 @@ struct Server::Impl {
         if (end == std::string::npos) end = path.size();
         const std::string_view segment(path.data() + start, end - start);
         if (segment == "." || segment == "..") {
-          ReplyError(res, Error{ErrorCode::kInvalidPath,
-                                "the path has a \".\" or \"..\" segment", "path"});
+          ReplyError(res, Error{ErrorCode::kInvalidPath, "the path has a \".\" or \"..\" segment",
+                                "path"});
           return httplib::Server::HandlerResponse::Handled;
         }
         start = end + 1;
@@ -549,10 +555,10 @@ struct Server::Impl {
       }
       Reply(res, res.status, ErrorBody(Error{code, message, ""}));
     });
-    http.set_exception_handler([](const httplib::Request&, httplib::Response& res,
-                                  std::exception_ptr) {
-      ReplyError(res, Error{ErrorCode::kInternal, "internal error", ""});
-    });
+    http.set_exception_handler(
+        [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+          ReplyError(res, Error{ErrorCode::kInternal, "internal error", ""});
+        });
   }
 
   std::string openapi;
@@ -599,7 +605,8 @@ Status Server::Start() {
   std::error_code ec;
   std::filesystem::create_directories(s.options.data_dir, ec);
   if (ec) return MakeError(ErrorCode::kIoError, "cannot create " + s.options.data_dir);
-  const bool postgres = s.options.db.rfind("postgresql://", 0) == 0 || s.options.db.rfind("postgres://", 0) == 0;
+  const bool postgres =
+      s.options.db.rfind("postgresql://", 0) == 0 || s.options.db.rfind("postgres://", 0) == 0;
   s.location = s.options.db.empty()
                    ? (std::filesystem::path(s.options.data_dir) / "atrium.db").string()
                    : s.options.db;
@@ -608,8 +615,8 @@ Status Server::Start() {
   } else {
     ATRIUM_TRY(s.store_lock.AcquireFile(s.location + ".lock"));
   }
-  ATRIUM_ASSIGN_OR_RETURN(auto store,
-                          journal::OpenJournalStore(s.location, journal::OpenMode::kReadWriteCreate));
+  ATRIUM_ASSIGN_OR_RETURN(
+      auto store, journal::OpenJournalStore(s.location, journal::OpenMode::kReadWriteCreate));
   ATRIUM_ASSIGN_OR_RETURN(auto durable, journal::DurableCore::Open(std::move(store), {}));
   s.committer = std::make_unique<journal::Committer>(
       std::move(durable), journal::CommitterOptions{.queue_depth_max = s.options.queue_depth_max});
@@ -630,11 +637,12 @@ Status Server::Start() {
   s.RegisterRoutes();
   if (s.options.port == 0) {
     s.bound_port = s.http.bind_to_any_port(s.options.listen_host);
-    if (s.bound_port <= 0) return MakeError(ErrorCode::kIoError, "cannot bind " + s.options.listen_host);
+    if (s.bound_port <= 0)
+      return MakeError(ErrorCode::kIoError, "cannot bind " + s.options.listen_host);
   } else {
     if (!s.http.bind_to_port(s.options.listen_host, s.options.port)) {
-      return MakeError(ErrorCode::kIoError,
-                       fmt::format("cannot listen on {}:{}", s.options.listen_host, s.options.port));
+      return MakeError(ErrorCode::kIoError, fmt::format("cannot listen on {}:{}",
+                                                        s.options.listen_host, s.options.port));
     }
     s.bound_port = s.options.port;
   }

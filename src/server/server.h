@@ -24,7 +24,7 @@ namespace atrium::server {
 
 struct ServerOptions {
   std::string listen_host = "127.0.0.1";
-  int port = 8080;                   // 0: any free port (see port())
+  int port = 8080;  // 0: any free port (see port())
   std::string data_dir = "atrium-data";
   std::string db;                    // "": <data_dir>/atrium.db; or a postgresql:// URL
   size_t body_bytes_max = 1 << 20;   // larger request bodies answer 413 too_large
