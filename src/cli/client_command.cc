@@ -433,9 +433,9 @@ void RunClient(const ClientOptions& options, const Bound& bound) {
   if (route == nullptr) Fail(kExitUsage, std::string("no route ") + spec.route);
   std::string path(route->path);
   auto fill = [&](const std::string& name, const std::string& value) {
-    const std::string placeholder = "{" + name + "}";
-    if (const size_t at = path.find(placeholder); at != std::string::npos) {
-      path.replace(at, placeholder.size(), Encode(value));
+    const std::string parameter = "{" + name + "}";
+    if (const size_t at = path.find(parameter); at != std::string::npos) {
+      path.replace(at, parameter.size(), Encode(value));
     }
   };
   if (path.find("{program}") != std::string::npos) fill("program", ProgramOf(options));

@@ -32,27 +32,6 @@ Error Forbidden(std::string message) {
   return Error{ErrorCode::kForbidden, std::move(message), ""};
 }
 
-// An id: 1..128 bytes of letters, digits and . _ : @ - (and / between segments where
-// `slash` allows it, as in obligation ids), never a "." or ".." segment.
-bool ValidId(std::string_view id, bool slash) {
-  if (id.empty() || id.size() > AppState::kIdBytesMax) return false;
-  size_t segment_start = 0;
-  for (size_t i = 0; i <= id.size(); ++i) {
-    if (i == id.size() || id[i] == '/') {
-      if (i < id.size() && !slash) return false;
-      const std::string_view segment = id.substr(segment_start, i - segment_start);
-      if (segment.empty() || segment == "." || segment == "..") return false;
-      segment_start = i + 1;
-      continue;
-    }
-    const char c = id[i];
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '.' || c == '_' || c == ':' || c == '@' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 // Typed, bounded access to a JSON object's fields, and a check that it has no others.
 class Fields {
  public:
@@ -277,6 +256,27 @@ std::string SchedGrantName(const std::string& program, const std::string& grant)
 }
 
 }  // namespace
+
+// An id: 1..128 bytes of letters, digits and . _ : @ - (and / between segments where
+// `slash` allows it, as in obligation ids), never a "." or ".." segment.
+bool ValidId(std::string_view id, bool slash) {
+  if (id.empty() || id.size() > AppState::kIdBytesMax) return false;
+  size_t segment_start = 0;
+  for (size_t i = 0; i <= id.size(); ++i) {
+    if (i == id.size() || id[i] == '/') {
+      if (i < id.size() && !slash) return false;
+      const std::string_view segment = id.substr(segment_start, i - segment_start);
+      if (segment.empty() || segment == "." || segment == "..") return false;
+      segment_start = i + 1;
+      continue;
+    }
+    const char c = id[i];
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == ':' || c == '@' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
 
 std::string_view ToString(Role role) { return kRoleNames[static_cast<size_t>(role)]; }
 

@@ -49,6 +49,10 @@ inline constexpr int kRoleCount = 7;
 std::string_view ToString(Role role);
 Result<Role> ParseRole(std::string_view text);
 
+// An id as the API accepts it: 1-128 bytes of letters, digits and . _ : @ - (and, where
+// `slash` allows, / between segments, as in obligation ids), never a "." or ".." segment.
+bool ValidId(std::string_view id, bool slash);
+
 // Who asks: the token's role and the person it speaks for (program person id; empty for
 // service accounts such as an operator's).
 struct Actor {

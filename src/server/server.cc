@@ -44,26 +44,6 @@ int64_t WallClockUs() {
       .count();
 }
 
-bool ValidPathId(std::string_view id, bool slash) {
-  if (id.empty() || id.size() > core::AppState::kIdBytesMax) return false;
-  size_t start = 0;
-  for (size_t i = 0; i <= id.size(); ++i) {
-    if (i == id.size() || id[i] == '/') {
-      if (i < id.size() && !slash) return false;
-      const std::string_view segment = id.substr(start, i - start);
-      if (segment.empty() || segment == "." || segment == "..") return false;
-      start = i + 1;
-      continue;
-    }
-    const char c = id[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-          c == '_' || c == ':' || c == '@' || c == '-')) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // The path template as a regex and the names of its parameters.
 std::pair<std::string, std::vector<std::string>> CompilePath(std::string_view path) {
   std::string regex;
@@ -376,7 +356,7 @@ struct Server::Impl {
     std::map<std::string, std::string> params;
     for (size_t i = 0; i < names.size(); ++i) {
       const std::string value = req.matches[i + 1].str();
-      if (!ValidPathId(value, names[i] == "obligation")) {
+      if (!core::ValidId(value, names[i] == "obligation")) {
         return ReplyError(res, Error{ErrorCode::kInvalidPath,
                                      "invalid " + names[i] +
                                          ": 1-128 characters of letters, digits and . _ : @ -",
