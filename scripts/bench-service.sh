@@ -59,6 +59,15 @@ commands_after=$(awk '/^atrium_journal_commands_total/ {print $2}' <<<"$metrics"
 fsync_count=$(awk '/^atrium_journal_fsync_seconds_count/ {print $2}' <<<"$metrics")
 fsync_sum=$(awk '/^atrium_journal_fsync_seconds_sum/ {print $2}' <<<"$metrics")
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
+# The server's own view of job_submit latency: the share answered within 10 and 50 ms.
+server_le() {
+  awk -v le="$1" -F' ' '$1 ~ /atrium_http_request_seconds_bucket\{operation="job_submit",le="/ {
+      split($1, parts, "le=\""); sub(/".*/, "", parts[2]);
+      if (parts[2] == le) hit = $2; if (parts[2] == "+Inf") all = $2 }
+    END { printf "%.5f", (all > 0 ? hit / all : 0) }' <<<"$metrics"
+}
+server_10ms=$(server_le 0.01)
+server_50ms=$(server_le 0.05)
 
 # nginx: a static file as large as the balance answer, same wrk settings.
 size=$(curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$port$balance_path" | wc -c)
@@ -88,7 +97,8 @@ cat <<JSON
   "get_grant_balance": {"requests_per_s": $get_rps, "p99_ms": $get_p99, "non_2xx": $get_bad, "body_bytes": $size},
   "post_job_submit": {"requests_per_s": $post_rps, "p99_ms": $post_p99, "non_2xx": $post_bad,
                       "commands_journaled": $((commands_after - commands_before)),
-                      "journal_transactions_total": $fsync_count, "journal_commit_seconds_total": $fsync_sum},
+                      "journal_transactions_total": $fsync_count, "journal_commit_seconds_total": $fsync_sum,
+                      "server_share_within_10ms": $server_10ms, "server_share_within_50ms": $server_50ms},
   "nginx_static_same_size": {"requests_per_s": $nginx_rps, "p99_ms": $nginx_p99},
   "server_peak_rss_kb": $rss_kb
 }

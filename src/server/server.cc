@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -615,6 +616,16 @@ Status Server::Start() {
     });
   }
   s.RegisterRoutes();
+  // cpp-httplib listens with a backlog of 5: a burst of new connections (50 clients
+  // connecting at once) overflows it, and the kernel then drops their first packets, which
+  // come back only after a retransmission (hundreds of milliseconds). Keep the listening
+  // socket and listen on it again with the system's largest backlog once bound.
+  int listen_fd = -1;
+  s.http.set_socket_options([&listen_fd](int sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listen_fd = sock;
+  });
   if (s.options.port == 0) {
     s.bound_port = s.http.bind_to_any_port(s.options.listen_host);
     if (s.bound_port <= 0)
@@ -626,6 +637,7 @@ Status Server::Start() {
     }
     s.bound_port = s.options.port;
   }
+  if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
   s.clock = std::thread([&s] { s.ClockLoop(); });
   s.ready = true;
   return OkStatus();
