@@ -404,6 +404,7 @@ void PrintHuman(const json& body) {
   fmt::print("{}\n", body.dump(2));
 }
 
+// Percent-encodes a path segment or query value (httplib keeps its encoder internal).
 std::string Encode(const std::string& text) {
   std::string out;
   for (const char c : text) {

@@ -73,8 +73,7 @@ int Serve(const ServeArgs& args) {
 
   server::Server server(options);
   if (Status started = server.Start(); !started.ok()) {
-    return fail(started.error(),
-                started.error().code == ErrorCode::kLocked ? kExitStorage : kExitStorage);
+    return fail(started.error(), kExitStorage);
   }
   if (!server.admin_token_path().empty()) {
     fmt::print("atrium serve: admin token written to {} (mode 0600)\n", server.admin_token_path());

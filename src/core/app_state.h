@@ -162,7 +162,7 @@ class AppState {
                                    int64_t now_us);
   Result<nlohmann::json> FinishJob(const nlohmann::json& command, const Actor& actor,
                                    int64_t now_us);
-  Status LoadCluster(const std::string& toml, int64_t now_us);
+  Status LoadCluster(const std::string& toml);
   // Runs a scheduling pass and settles runs that hit their walltime.
   void Schedule(int64_t now_us);
   // Makes the scheduler's admission balance of a grant equal to what the program's

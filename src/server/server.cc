@@ -372,10 +372,9 @@ struct Server::Impl {
   void HandleRead(const Route& route, const core::Actor& actor,
                   const std::map<std::string, std::string>& params, const httplib::Request& req,
                   httplib::Response& res) {
-    const std::multimap<std::string, std::string> query(req.params.begin(), req.params.end());
     Result<json> answer = Error{ErrorCode::kInternal, "not read", ""};
     const Status read = committer->Read([&](const core::Core& core) {
-      answer = route.read(ReadRequest{core.app(), actor, params, query});
+      answer = route.read(ReadRequest{core.app(), actor, params, req.params});
     });
     if (!read.ok()) return ReplyError(res, read.error());
     if (!answer.ok()) return ReplyError(res, answer.error());
