@@ -10,7 +10,7 @@ packages=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev libabsl-dev
   libsqlite3-dev sqlite3 libssl-dev libpqxx-dev postgresql
   coinor-libcbc-dev
-  libcpp-httplib-dev curl jq
+  libcpp-httplib-dev libboost-dev libspdlog-dev curl jq
 )
 
 missing=()

@@ -53,6 +53,14 @@ bool ServiceProcess::Start(const std::string& binary, const std::vector<std::str
       }
       if (auto at = line.find("listening on "); at != std::string::npos) {
         url_ = line.substr(at + 13);
+        // From now on a thread drains the output (the service logs one line per event).
+        reader_ = std::thread([this] {
+          char chunk[4096];
+          for (ssize_t n; (n = read(out_fd_, chunk, sizeof(chunk))) > 0;) {
+            std::lock_guard lock(output_mutex_);
+            output_.append(chunk, static_cast<size_t>(n));
+          }
+        });
         return true;
       }
     }
@@ -67,14 +75,23 @@ int ServiceProcess::Stop(int signal) {
   int status = 0;
   waitpid(pid_, &status, 0);
   // Drain what it printed while stopping.
-  char buffer[4096];
-  for (ssize_t got; (got = read(out_fd_, buffer, sizeof(buffer))) > 0;) {
-    output_.append(buffer, static_cast<size_t>(got));
+  if (reader_.joinable()) {
+    reader_.join();
+  } else {
+    char buffer[4096];
+    for (ssize_t got; (got = read(out_fd_, buffer, sizeof(buffer))) > 0;) {
+      output_.append(buffer, static_cast<size_t>(got));
+    }
   }
   close(out_fd_);
   out_fd_ = -1;
   pid_ = -1;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+std::string ServiceProcess::output() const {
+  std::lock_guard lock(output_mutex_);
+  return output_;
 }
 
 std::string ReadFirstLine(const std::string& path) {

@@ -5,7 +5,9 @@
 
 #include <sys/types.h>
 
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace atrium::testing {
@@ -26,14 +28,18 @@ class ServiceProcess {
 
   const std::string& url() const { return url_; }
   const std::string& token_file() const { return token_file_; }
-  const std::string& output() const { return output_; }
+  // What it printed so far (a thread keeps reading it, so the pipe never fills up).
+  std::string output() const;
+  pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;
   int out_fd_ = -1;
   std::string url_;
   std::string token_file_;
+  mutable std::mutex output_mutex_;
   std::string output_;
+  std::thread reader_;
 };
 
 // Reads the first line of a file (a token file), without its newline.

@@ -1,6 +1,7 @@
 // `atrium serve`: runs the service until SIGTERM or SIGINT (see server/server.h).
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
@@ -71,6 +72,13 @@ int Serve(const ServeArgs& args) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Each connection is a descriptor: raise the soft limit to the hard one, so thousands
+  // of idle or slow clients meet the server's own connection caps, not EMFILE.
+  if (rlimit limit{}; getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+
   server::Server server(options);
   if (Status started = server.Start(); !started.ok()) {
     return fail(started.error(), kExitStorage);
@@ -114,7 +122,7 @@ void RegisterServeCommand(CLI::App& app) {
   serve->add_option("--data", args->data, "data directory (default ./atrium-data)");
   serve->add_option("--listen", args->listen, "ADDRESS:PORT (default 127.0.0.1:8080; port 0: any)");
   serve->add_option("--db", args->db, "journal: a SQLite file or a postgresql:// URL");
-  serve->add_option("--threads", args->threads, "HTTP worker threads (default 64)");
+  serve->add_option("--threads", args->threads, "handler worker threads (default 32)");
   serve->add_option("--body-limit", args->body_bytes_max, "largest request body, bytes (1 MiB)");
   serve->add_option("--rate-limit", args->rate_per_token, "requests/s per token (0: none)");
   serve->add_flag("--no-examples", args->no_examples,

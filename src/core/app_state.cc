@@ -298,6 +298,19 @@ const program::ProgramState* AppState::FindProgram(const std::string& id) const 
   return found == programs_.end() ? nullptr : &found->second;
 }
 
+void AppState::PurgeRevokedTokens(int64_t now_us) {
+  while (!revoked_order_.empty() && revoked_order_.front().first <= now_us - kRevokedTokenKeepUs) {
+    tokens_.erase(revoked_order_.front().second);
+    revoked_order_.pop_front();
+  }
+  // Creators idle for an hour have nothing left to count.
+  if (creations_by_creator_.size() > 1024 && tokens_created_ % 1024 == 0) {
+    std::erase_if(creations_by_creator_, [&](const auto& entry) {
+      return entry.second.empty() || entry.second.back() <= now_us - 3'600'000'000LL;
+    });
+  }
+}
+
 const TokenRecord* AppState::FindToken(const std::string& id) const {
   const auto found = tokens_.find(id);
   return found == tokens_.end() ? nullptr : &found->second;
@@ -408,7 +421,7 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
     ATRIUM_ASSIGN_OR_RETURN(const std::string salt, fields.Text("salt", 64));
     ATRIUM_ASSIGN_OR_RETURN(const std::string hash, fields.Text("hash", 64));
     if (role == Role::kPublic) return Invalid("a token cannot have the public role", "role");
-    const bool bootstrap = tokens_.empty() && role == Role::kAdmin;
+    const bool bootstrap = tokens_created_ == 0 && role == Role::kAdmin;
     if (!bootstrap && actor.role != Role::kAdmin &&
         (role != actor.role || person != actor.person)) {
       return Forbidden("only an admin creates tokens for other roles or people");
@@ -416,20 +429,35 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
     if (salt.size() != 32 || hash.size() != 64) {
       return Invalid("a token record holds a 16-byte salt and a SHA-256 hash, in hex", "hash");
     }
+    PurgeRevokedTokens(now_us);
     if (tokens_.contains(id)) return Error{ErrorCode::kAlreadyExists, "token exists", "token_id"};
+    std::deque<int64_t>* creations = nullptr;
     if (actor.role != Role::kAdmin && !bootstrap) {
-      const auto live = std::count_if(tokens_.begin(), tokens_.end(), [&](const auto& entry) {
-        return !entry.second.revoked && entry.second.role == role && entry.second.person == person;
-      });
-      if (static_cast<size_t>(live) >= kTokensPerPersonMax) {
+      const auto live = live_by_person_.find({person, role});
+      if (live != live_by_person_.end() && live->second >= kTokensPerPersonMax) {
         return Error{ErrorCode::kLimitExceeded,
                      "at most " + std::to_string(kTokensPerPersonMax) +
                          " live tokens per person and role; revoke one first",
                      "role"};
       }
+      creations = &creations_by_creator_[actor.person.empty() ? actor.token : actor.person];
+      while (!creations->empty() && creations->front() <= now_us - 3'600'000'000LL) {
+        creations->pop_front();
+      }
+      if (creations->size() >= kTokenCreationsPerHourMax) {
+        return Error{ErrorCode::kRateLimited,
+                     "at most " + std::to_string(kTokenCreationsPerHourMax) +
+                         " token creations per person an hour; retry later",
+                     ""};
+      }
     }
-    if (tokens_.size() >= kTokensMax)
-      return Error{ErrorCode::kLimitExceeded, "too many tokens", ""};
+    if (live_tokens_ >= kTokensMax) {
+      return Error{ErrorCode::kLimitExceeded, "too many live tokens", ""};
+    }
+    if (creations != nullptr) creations->push_back(now_us);
+    ++live_tokens_;
+    ++tokens_created_;
+    ++live_by_person_[{person, role}];
     tokens_.emplace(id, TokenRecord{.id = id,
                                     .role = role,
                                     .person = person,
@@ -454,6 +482,11 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
     }
     if (found->second.revoked) return Error{ErrorCode::kInvalidState, "token already revoked", ""};
     found->second.revoked = true;
+    --live_tokens_;
+    const auto live = live_by_person_.find({found->second.person, found->second.role});
+    if (live != live_by_person_.end() && --live->second == 0) live_by_person_.erase(live);
+    revoked_order_.emplace_back(now_us, id);
+    PurgeRevokedTokens(now_us);
     return json{{"token_id", id}, {"revoked", true}};
   }
   if (op == "program_create") {

@@ -114,8 +114,14 @@ struct AppAnswer {
 class AppState {
  public:
   // Bounds that keep every request's work and the state's memory finite.
+  // Live tokens (revoked ones do not count); per person and role for non-admins.
   static constexpr size_t kTokensMax = 100'000;
   static constexpr size_t kTokensPerPersonMax = 50;
+  // Token creations by one non-admin person (or service token) in any hour: a create and
+  // revoke loop cannot churn the table or the journal.
+  static constexpr size_t kTokenCreationsPerHourMax = 60;
+  // A revoked token stays listed this long, then leaves the state.
+  static constexpr int64_t kRevokedTokenKeepUs = 24LL * 3600 * 1'000'000;
   static constexpr size_t kIdempotencyMax = 1'000'000;
   static constexpr int64_t kIdempotencyKeepUs = 24LL * 3600 * 1'000'000;
   static constexpr size_t kWaitingJobsMax = 200'000;
@@ -183,7 +189,15 @@ class AppState {
   std::map<std::string, std::pair<std::string, std::string>> sched_grants_;
   uint64_t next_job_ = 1;
   uint64_t next_sync_transfer_ = 1;
+  // Token ops are O(log n): the record by id, live counts by (person, role), each
+  // non-admin creator's creation times in the last hour, revoked tokens by revocation time.
+  void PurgeRevokedTokens(int64_t now_us);
   std::map<std::string, TokenRecord> tokens_;
+  size_t live_tokens_ = 0;
+  uint64_t tokens_created_ = 0;
+  std::map<std::pair<std::string, Role>, size_t> live_by_person_;
+  std::map<std::string, std::deque<int64_t>> creations_by_creator_;
+  std::deque<std::pair<int64_t, std::string>> revoked_order_;
   std::map<std::pair<std::string, std::string>, AppAnswer> idempotency_;
   std::deque<std::pair<int64_t, std::pair<std::string, std::string>>> idempotency_order_;
   std::vector<std::pair<int64_t, std::string>> history_;

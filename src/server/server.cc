@@ -12,17 +12,14 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <regex>
 #include <shared_mutex>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <toml++/toml.h>
 #include <nlohmann/json.hpp>
-#include <pqxx/pqxx>
 
 #include "core/core.h"
 #include "journal/committer.h"
@@ -30,6 +27,9 @@
 #include "journal/open.h"
 #include "server/api.h"
 #include "server/http_error.h"
+#include "server/http_transport.h"
+#include "server/json_depth.h"
+#include "server/log.h"
 #include "server/metrics.h"
 #include "server/openapi.h"
 #include "server/tokens.h"
@@ -45,23 +45,30 @@ int64_t WallClockUs() {
       .count();
 }
 
-// The path template as a regex and the names of its parameters.
-std::pair<std::string, std::vector<std::string>> CompilePath(std::string_view path) {
-  std::string regex;
-  std::vector<std::string> names;
-  size_t i = 0;
-  while (i < path.size()) {
-    if (path[i] == '{') {
-      const size_t end = path.find('}', i);
-      names.emplace_back(path.substr(i + 1, end - i - 1));
-      regex += names.back() == "obligation" ? "(.+)" : "([^/]+)";
-      i = end + 1;
-    } else {
-      if (path[i] == '.') regex += '\\';
-      regex += path[i++];
+// Matches a path against a template ("/v1/jobs/{job}"): a parameter is one or more
+// characters without "/" ("{obligation}" may hold "/"). Appends the parameters' values.
+bool MatchPath(std::string_view pattern, std::string_view path, std::vector<std::string>* values) {
+  while (!pattern.empty()) {
+    if (pattern[0] != '{') {
+      if (path.empty() || path[0] != pattern[0]) return false;
+      pattern.remove_prefix(1);
+      path.remove_prefix(1);
+      continue;
     }
+    const size_t close = pattern.find('}');
+    const bool slash = pattern.substr(1, close - 1) == "obligation";
+    pattern.remove_prefix(close + 1);
+    // The longest value first (a later literal may also occur inside the value).
+    size_t longest = 0;
+    while (longest < path.size() && (slash || path[longest] != '/')) ++longest;
+    for (size_t length = longest; length >= 1; --length) {
+      values->emplace_back(path.substr(0, length));
+      if (MatchPath(pattern, path.substr(length), values)) return true;
+      values->pop_back();
+    }
+    return false;
   }
-  return {regex, names};
+  return path.empty();
 }
 
 // A per-token token bucket: `rate` requests a second, bursts of up to one second's worth.
@@ -96,42 +103,6 @@ class RateLimiter {
   std::unordered_map<std::string, Bucket> buckets_;
 };
 
-// Holds the store's single-writer lock for the life of the server.
-class StoreLock {
- public:
-  ~StoreLock() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Status AcquireFile(const std::string& path) {
-    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0) return MakeError(ErrorCode::kIoError, "cannot open lock file " + path);
-    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      return MakeError(ErrorCode::kLocked,
-                       "another atrium serve is using this store (" + path + " is locked)");
-    }
-    return OkStatus();
-  }
-  Status AcquirePg(const std::string& url) {
-    try {
-      pg_ = std::make_unique<pqxx::connection>(url);
-      pqxx::nontransaction tx(*pg_);
-      // The key is a fixed number chosen for Atrium's journal.
-      const bool got = tx.exec1("SELECT pg_try_advisory_lock(7305718390125)")[0].as<bool>();
-      if (!got) {
-        return MakeError(ErrorCode::kLocked,
-                         "another atrium serve is using this PostgreSQL database");
-      }
-    } catch (const std::exception& e) {
-      return MakeError(ErrorCode::kIoError, std::string("cannot lock the database: ") + e.what());
-    }
-    return OkStatus();
-  }
-
- private:
-  int fd_ = -1;
-  std::unique_ptr<pqxx::connection> pg_;
-};
-
 std::string ReadText(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream buffer;
@@ -156,6 +127,23 @@ Status ParseListen(const std::string& text, ServerOptions* options) {
   options->listen_host = text.substr(0, colon);
   options->port = port;
   return OkStatus();
+}
+
+// The transport's numeric options by configuration key; nullptr for another key.
+static int64_t* TransportField(TransportOptions& t, const std::string& name) {
+  static_assert(sizeof(size_t) == sizeof(int64_t));
+  if (name == "header_bytes_max") return reinterpret_cast<int64_t*>(&t.header_bytes_max);
+  if (name == "header_count_max") return reinterpret_cast<int64_t*>(&t.header_count_max);
+  if (name == "target_bytes_max") return reinterpret_cast<int64_t*>(&t.target_bytes_max);
+  if (name == "connections_max") return reinterpret_cast<int64_t*>(&t.connections_max);
+  if (name == "connections_per_address_max") {
+    return reinterpret_cast<int64_t*>(&t.connections_per_address_max);
+  }
+  if (name == "header_timeout_ms") return &t.header_timeout_ms;
+  if (name == "request_timeout_ms") return &t.request_timeout_ms;
+  if (name == "idle_timeout_ms") return &t.idle_timeout_ms;
+  if (name == "write_timeout_ms") return &t.write_timeout_ms;
+  return nullptr;
 }
 
 Status LoadServerConfig(const std::string& path, ServerOptions* options) {
@@ -186,6 +174,9 @@ Status LoadServerConfig(const std::string& path, ServerOptions* options) {
       if (name == "rate_per_token") options->rate_per_token = number;
       if (name == "tick_interval_ms") options->tick_interval_ms = std::max<int64_t>(number, 10);
       if (name == "queue_depth_max") options->queue_depth_max = static_cast<size_t>(number);
+    } else if (auto* field = TransportField(options->transport, name)) {
+      if (!value.is_integer() || *value.value<int64_t>() <= 0) return bad();
+      *field = *value.value<int64_t>();
     } else if (name == "access_log") {
       if (!value.is_boolean()) return bad();
       options->access_log = *value.value<bool>();
@@ -200,9 +191,8 @@ struct Server::Impl {
   explicit Impl(ServerOptions opts) : options(std::move(opts)), limiter(options.rate_per_token) {}
 
   ServerOptions options;
-  StoreLock store_lock;
   std::unique_ptr<journal::Committer> committer;
-  httplib::Server http;
+  std::unique_ptr<HttpTransport> http;
   Metrics metrics;
   RateLimiter limiter;
   std::string admin_token_path;
@@ -245,7 +235,9 @@ struct Server::Impl {
   // Loads the token mirror from the recovered state.
   void LoadTokens() {
     (void)committer->Read([&](const core::Core& core) {
-      for (const auto& [id, record] : core.app().tokens()) tokens[id] = record;
+      for (const auto& [id, record] : core.app().tokens()) {
+        if (!record.revoked) tokens[id] = record;
+      }
     });
   }
 
@@ -295,23 +287,30 @@ struct Server::Impl {
 
   // ---- HTTP --------------------------------------------------------------------------
 
-  static void Reply(httplib::Response& res, int status, const json& body) {
-    res.status = status;
-    res.set_content(body.dump(), "application/json");
+  static HttpAnswer Reply(int status, const json& body) {
+    HttpAnswer answer;
+    answer.status = status;
+    answer.body = body.dump();
+    return answer;
   }
 
-  static void ReplyError(httplib::Response& res, const Error& error) {
-    Reply(res, HttpStatusOf(error.code), ErrorBody(error));
+  // An error answer; a 500's cause goes to the log (with the request id), never to the
+  // client.
+  static HttpAnswer ReplyError(const Error& error) {
+    HttpAnswer answer = Reply(HttpStatusOf(error.code), ErrorBody(error));
+    answer.error_code = std::string(ToString(error.code));
+    if (answer.status == 500) answer.detail = error.ToString();
+    return answer;
   }
 
   // Who is asking: public without a token; 401 for a token that is malformed, unknown or
   // revoked.
-  Result<core::Actor> Authenticate(const httplib::Request& req) {
-    const std::string header = req.get_header_value("Authorization");
+  Result<core::Actor> Authenticate(const HttpRequest& req) {
+    const std::string_view header = req.header("Authorization");
     if (header.empty()) return core::Actor{};
     constexpr std::string_view kBearer = "Bearer ";
-    const auto parsed = header.compare(0, kBearer.size(), kBearer) == 0
-                            ? ParseToken(std::string_view(header).substr(kBearer.size()))
+    const auto parsed = header.substr(0, kBearer.size()) == kBearer
+                            ? ParseToken(header.substr(kBearer.size()))
                             : std::nullopt;
     const Error unauthenticated{ErrorCode::kUnauthenticated,
                                 "the token is malformed, unknown or revoked", "Authorization"};
@@ -326,73 +325,162 @@ struct Server::Impl {
         .role = found->second.role, .person = found->second.person, .token = found->second.id};
   }
 
-  void Handle(const Route& route, const std::vector<std::string>& names,
-              const httplib::Request& req, httplib::Response& res) {
-    const auto started = std::chrono::steady_clock::now();
-    HandleInner(route, names, req, res);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    metrics.Observe(route.name, res.status, seconds);
+  // The API's routes with the names of their path parameters, in template order.
+  struct CompiledRoute {
+    const Route* route;
+    std::vector<std::string> names;
+  };
+  std::vector<CompiledRoute> routes;
+
+  void CompileRoutes() {
+    for (const Route& route : Routes()) {
+      std::vector<std::string> names;
+      for (size_t open = route.path.find('{'); open != std::string_view::npos;
+           open = route.path.find('{', open + 1)) {
+        names.emplace_back(route.path.substr(open + 1, route.path.find('}', open) - open - 1));
+      }
+      routes.push_back(CompiledRoute{&route, std::move(names)});
+    }
   }
 
-  void HandleInner(const Route& route, const std::vector<std::string>& names,
-                   const httplib::Request& req, httplib::Response& res) {
+  // Every request comes here (on a worker thread): fixed answers first, then the API's
+  // routes; what matches nothing is 404.
+  HttpAnswer Dispatch(const HttpRequest& req) {
+    // A path with a "." or ".." segment (after percent-decoding) never names a resource.
+    for (size_t start = 0; start <= req.path.size();) {
+      size_t end = req.path.find('/', start);
+      if (end == std::string::npos) end = req.path.size();
+      const std::string_view segment(req.path.data() + start, end - start);
+      if (segment == "." || segment == "..") {
+        return ReplyError(
+            Error{ErrorCode::kInvalidPath, "the path has a \".\" or \"..\" segment", "path"});
+      }
+      start = end + 1;
+    }
+    if (req.method == "GET") {
+      if (req.path == "/healthz") return Reply(200, {{"status", "ok"}});
+      if (req.path == "/readyz") return Ready();
+      if (req.path == "/metrics") return MetricsAnswer(req);
+      if (req.path == "/v1/openapi.json") {
+        HttpAnswer answer;
+        answer.body = openapi;
+        return answer;
+      }
+    }
+    for (const CompiledRoute& compiled : routes) {
+      if (compiled.route->method != req.method) continue;
+      std::vector<std::string> match;
+      if (!MatchPath(compiled.route->path, req.path, &match)) continue;
+      const auto started = std::chrono::steady_clock::now();
+      HttpAnswer answer = HandleRoute(*compiled.route, compiled.names, match, req);
+      answer.operation = std::string(compiled.route->name);
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      metrics.Observe(compiled.route->name, answer.status, seconds);
+      return answer;
+    }
+    return ReplyError(Error{ErrorCode::kNotFound, "no such route", ""});
+  }
+
+  HttpAnswer Ready() {
+    const Status read = committer->Read([](const core::Core&) {});
+    if (!ready.load() || !read.ok()) {
+      return ReplyError(Error{ErrorCode::kUnavailable, "not ready", ""});
+    }
+    return Reply(200, {{"status", "ready"}, {"durable_seq", committer->durable_seq()}});
+  }
+
+  HttpAnswer MetricsAnswer(const HttpRequest& req) {
     auto actor = Authenticate(req);
-    if (!actor.ok()) return ReplyError(res, actor.error());
+    if (!actor.ok()) return ReplyError(actor.error());
+    if (actor->role != core::Role::kAdmin && actor->role != core::Role::kOperator) {
+      return ReplyError(Error{
+          actor->role == core::Role::kPublic ? ErrorCode::kUnauthenticated : ErrorCode::kForbidden,
+          "metrics are for admins and operators", ""});
+    }
+    int64_t busy = 0;
+    int64_t waiting = 0;
+    (void)committer->Read([&](const core::Core& core) {
+      if (const sched::Scheduler* scheduler = core.app().scheduler()) {
+        busy = scheduler->busy_chips();
+        waiting = static_cast<int64_t>(scheduler->waiting_count());
+      }
+    });
+    HttpAnswer answer;
+    answer.content_type = "text/plain; version=0.0.4";
+    answer.body = metrics.Render(committer->queue_depth(), busy, waiting, committer->stats()) +
+                  fmt::format(
+                      "# HELP atrium_http_connections Open HTTP connections.\n"
+                      "# TYPE atrium_http_connections gauge\n"
+                      "atrium_http_connections {}\n",
+                      http->connections());
+    return answer;
+  }
+
+  HttpAnswer HandleRoute(const Route& route, const std::vector<std::string>& names,
+                         const std::vector<std::string>& match, const HttpRequest& req) {
+    auto actor = Authenticate(req);
+    if (!actor.ok()) return ReplyError(actor.error());
     if ((route.roles & RoleBit(actor->role)) == 0) {
       if (actor->role == core::Role::kPublic) {
-        return ReplyError(
-            res, Error{ErrorCode::kUnauthenticated,
-                       "this route needs a token (Authorization: Bearer ...)", "Authorization"});
+        return ReplyError(Error{ErrorCode::kUnauthenticated,
+                                "this route needs a token (Authorization: Bearer ...)",
+                                "Authorization"});
       }
-      return ReplyError(
-          res, Error{ErrorCode::kForbidden,
-                     fmt::format("the {} role may not {}", core::ToString(actor->role), route.name),
-                     ""});
+      return ReplyError(Error{
+          ErrorCode::kForbidden,
+          fmt::format("the {} role may not {}", core::ToString(actor->role), route.name), ""});
     }
     if (!limiter.Allow(actor->token.empty() ? req.remote_addr : actor->token)) {
-      res.set_header("Retry-After", "1");
-      return ReplyError(res, Error{ErrorCode::kRateLimited, "too many requests; retry later", ""});
+      HttpAnswer answer =
+          ReplyError(Error{ErrorCode::kRateLimited, "too many requests; retry later", ""});
+      answer.headers.emplace_back("Retry-After", "1");
+      return answer;
     }
     std::map<std::string, std::string> params;
     for (size_t i = 0; i < names.size(); ++i) {
-      const std::string value = req.matches[i + 1].str();
+      const std::string& value = match[i];
       if (!core::ValidId(value, names[i] == "obligation")) {
-        return ReplyError(res, Error{ErrorCode::kInvalidPath,
-                                     "invalid " + names[i] +
-                                         ": 1-128 characters of letters, digits and . _ : @ -",
-                                     names[i]});
+        return ReplyError(
+            Error{ErrorCode::kInvalidPath,
+                  "invalid " + names[i] + ": 1-128 characters of letters, digits and . _ : @ -",
+                  names[i]});
       }
       params[names[i]] = value;
     }
-    if (route.read != nullptr) return HandleRead(route, *actor, params, req, res);
-    HandleChange(route, *actor, params, req, res);
+    if (route.read != nullptr) return HandleRead(route, *actor, params, req);
+    return HandleChange(route, *actor, params, req);
   }
 
-  void HandleRead(const Route& route, const core::Actor& actor,
-                  const std::map<std::string, std::string>& params, const httplib::Request& req,
-                  httplib::Response& res) {
+  HttpAnswer HandleRead(const Route& route, const core::Actor& actor,
+                        const std::map<std::string, std::string>& params, const HttpRequest& req) {
     Result<json> answer = Error{ErrorCode::kInternal, "not read", ""};
     const Status read = committer->Read([&](const core::Core& core) {
-      answer = route.read(ReadRequest{core.app(), actor, params, req.params});
+      answer = route.read(ReadRequest{core.app(), actor, params, req.query});
     });
-    if (!read.ok()) return ReplyError(res, read.error());
-    if (!answer.ok()) return ReplyError(res, answer.error());
-    Reply(res, 200, *answer);
+    if (!read.ok()) return ReplyError(read.error());
+    if (!answer.ok()) return ReplyError(answer.error());
+    return Reply(200, *answer);
   }
 
-  void HandleChange(const Route& route, const core::Actor& actor,
-                    const std::map<std::string, std::string>& params, const httplib::Request& req,
-                    httplib::Response& res) {
+  HttpAnswer HandleChange(const Route& route, const core::Actor& actor,
+                          const std::map<std::string, std::string>& params,
+                          const HttpRequest& req) {
     json body = json::object();
     if (!req.body.empty()) {
+      // Bounded before the parser recurses: a deep document would overflow its stack.
+      if (JsonDepthExceeds(req.body, kJsonDepthMax)) {
+        return ReplyError(Error{ErrorCode::kParseError,
+                                fmt::format("the body nests deeper than {} levels", kJsonDepthMax),
+                                ""});
+      }
       body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
       if (body.is_discarded()) {
         return ReplyError(
-            res, Error{ErrorCode::kParseError, "the body is not valid JSON (UTF-8, RFC 8259)", ""});
+            Error{ErrorCode::kParseError, "the body is not valid JSON (UTF-8, RFC 8259)", ""});
       }
       if (!body.is_object()) {
-        return ReplyError(res, Error{ErrorCode::kParseError, "the body must be a JSON object", ""});
+        return ReplyError(Error{ErrorCode::kParseError, "the body must be a JSON object", ""});
       }
     }
     json command = {{"op", route.op}, {"actor", ActorJson(actor)}};
@@ -402,21 +490,21 @@ struct Server::Impl {
       for (auto& [key, value] : body.items()) {
         if (key == "op" || key == "actor" || key == "idempotency_key" || params.contains(key) ||
             (route.op == "token_create" && (key == "token_id" || key == "salt" || key == "hash"))) {
-          return ReplyError(res, Error{ErrorCode::kUnknownField, "unknown field " + key, key});
+          return ReplyError(Error{ErrorCode::kUnknownField, "unknown field " + key, key});
         }
         command[key] = value;
       }
     }
     for (const auto& [name, value] : params) command[name] = value;
-    const std::string key = req.get_header_value("Idempotency-Key");
+    const std::string key(req.header("Idempotency-Key"));
     if (!key.empty()) {
       const bool printable = key.size() <= 255 && std::all_of(key.begin(), key.end(), [](char c) {
                                return c >= 0x21 && c <= 0x7e;
                              });
       if (!printable) {
-        return ReplyError(
-            res, Error{ErrorCode::kInvalidArgument,
-                       "Idempotency-Key is 1-255 printable ASCII characters", "Idempotency-Key"});
+        return ReplyError(Error{ErrorCode::kInvalidArgument,
+                                "Idempotency-Key is 1-255 printable ASCII characters",
+                                "Idempotency-Key"});
       }
       command["idempotency_key"] = key;
     }
@@ -431,13 +519,17 @@ struct Server::Impl {
     }
     auto answer = Submit(command);
     if (!answer.ok()) {
-      if (answer.error().code == ErrorCode::kUnavailable) res.set_header("Retry-After", "1");
-      return ReplyError(res, answer.error());
+      HttpAnswer refused = ReplyError(answer.error());
+      if (answer.error().code == ErrorCode::kUnavailable) {
+        refused.headers.emplace_back("Retry-After", "1");
+      }
+      return refused;
     }
-    if (!answer->status.ok()) return ReplyError(res, answer->status.error());
+    if (!answer->status.ok()) return ReplyError(answer->status.error());
     json result = answer->result;
     result.erase("_request");
-    if (answer->replayed) res.set_header("Idempotent-Replayed", "true");
+    HttpAnswer reply;
+    if (answer->replayed) reply.headers.emplace_back("Idempotent-Replayed", "true");
     if (route.op == "token_create" && !answer->replayed) {
       core::TokenRecord record{.id = issued->id,
                                .role = *core::ParseRole(result.at("role").get<std::string>()),
@@ -449,96 +541,11 @@ struct Server::Impl {
     }
     if (route.op == "token_revoke" && !answer->replayed) {
       std::unique_lock lock(tokens_mutex);
-      if (auto found = tokens.find(params.at("token_id")); found != tokens.end()) {
-        found->second.revoked = true;
-      }
+      tokens.erase(params.at("token_id"));  // a revoked token authenticates nothing
     }
-    Reply(res, route.success_status, result);
-  }
-
-  void RegisterRoutes() {
-    for (const Route& route : Routes()) {
-      auto [regex, names] = CompilePath(route.path);
-      auto handler = [this, &route, names = names](const httplib::Request& req,
-                                                   httplib::Response& res) {
-        Handle(route, names, req, res);
-      };
-      if (route.method == "GET") http.Get(regex, handler);
-      if (route.method == "POST") http.Post(regex, handler);
-      if (route.method == "DELETE") http.Delete(regex, handler);
-    }
-    http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-      Reply(res, 200, {{"status", "ok"}});
-    });
-    http.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
-      const Status read = committer->Read([](const core::Core&) {});
-      if (!ready.load() || !read.ok()) {
-        return ReplyError(res, Error{ErrorCode::kUnavailable, "not ready", ""});
-      }
-      Reply(res, 200, {{"status", "ready"}, {"durable_seq", committer->durable_seq()}});
-    });
-    http.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
-      auto actor = Authenticate(req);
-      if (!actor.ok()) return ReplyError(res, actor.error());
-      if (actor->role != core::Role::kAdmin && actor->role != core::Role::kOperator) {
-        return ReplyError(res,
-                          Error{actor->role == core::Role::kPublic ? ErrorCode::kUnauthenticated
-                                                                   : ErrorCode::kForbidden,
-                                "metrics are for admins and operators", ""});
-      }
-      int64_t busy = 0;
-      int64_t waiting = 0;
-      (void)committer->Read([&](const core::Core& core) {
-        if (const sched::Scheduler* scheduler = core.app().scheduler()) {
-          busy = scheduler->busy_chips();
-          waiting = static_cast<int64_t>(scheduler->waiting_count());
-        }
-      });
-      const journal::CommitterStats stats = committer->stats();
-      res.set_content(metrics.Render(committer->queue_depth(), busy, waiting, stats),
-                      "text/plain; version=0.0.4");
-    });
-    http.Get("/v1/openapi.json", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(openapi, "application/json");
-    });
-    // A path with a "." or ".." segment (after percent-decoding) never names a resource.
-    http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-      const std::string& path = req.path;
-      for (size_t start = 0; start <= path.size();) {
-        size_t end = path.find('/', start);
-        if (end == std::string::npos) end = path.size();
-        const std::string_view segment(path.data() + start, end - start);
-        if (segment == "." || segment == "..") {
-          ReplyError(res, Error{ErrorCode::kInvalidPath, "the path has a \".\" or \"..\" segment",
-                                "path"});
-          return httplib::Server::HandlerResponse::Handled;
-        }
-        start = end + 1;
-      }
-      return httplib::Server::HandlerResponse::Unhandled;
-    });
-    http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-      if (!res.body.empty()) return;
-      ErrorCode code = ErrorCode::kNotFound;
-      std::string message = "no such route";
-      if (res.status == 413) {
-        code = ErrorCode::kTooLarge;
-        message = "the body is larger than the limit";
-      } else if (res.status == 400) {
-        code = ErrorCode::kParseError;
-        message = "malformed HTTP request";
-      } else if (res.status == 405) {
-        code = ErrorCode::kNotFound;
-        message = "no such method for this route";
-      } else if (res.status >= 500) {
-        code = ErrorCode::kInternal;
-      }
-      Reply(res, res.status, ErrorBody(Error{code, message, ""}));
-    });
-    http.set_exception_handler(
-        [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-          ReplyError(res, Error{ErrorCode::kInternal, "internal error", ""});
-        });
+    reply.status = route.success_status;
+    reply.body = result.dump();
+    return reply;
   }
 
   std::string openapi;
@@ -585,16 +592,11 @@ Status Server::Start() {
   std::error_code ec;
   std::filesystem::create_directories(s.options.data_dir, ec);
   if (ec) return MakeError(ErrorCode::kIoError, "cannot create " + s.options.data_dir);
-  const bool postgres =
-      s.options.db.rfind("postgresql://", 0) == 0 || s.options.db.rfind("postgres://", 0) == 0;
   s.location = s.options.db.empty()
                    ? (std::filesystem::path(s.options.data_dir) / "atrium.db").string()
                    : s.options.db;
-  if (postgres) {
-    ATRIUM_TRY(s.store_lock.AcquirePg(s.location));
-  } else {
-    ATRIUM_TRY(s.store_lock.AcquireFile(s.location + ".lock"));
-  }
+  // Opening for writing takes the store's single-writer lock (journal/open.h): a second
+  // instance, or `atrium ledger --db` on this store, is refused with kLocked.
   ATRIUM_ASSIGN_OR_RETURN(
       auto store, journal::OpenJournalStore(s.location, journal::OpenMode::kReadWriteCreate));
   ATRIUM_ASSIGN_OR_RETURN(auto durable, journal::DurableCore::Open(std::move(store), {}));
@@ -603,49 +605,26 @@ Status Server::Start() {
   s.LoadTokens();
   ATRIUM_TRY(s.Bootstrap());
   s.openapi = OpenApiDocument().dump();
+  s.CompileRoutes();
 
-  const size_t threads = s.options.threads;
-  s.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  s.http.set_payload_max_length(s.options.body_bytes_max);
-  s.http.set_keep_alive_max_count(100'000);
-  s.http.set_tcp_nodelay(true);
-  if (s.options.access_log) {
-    s.http.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-      fmt::print(stderr, "{} {} {}\n", req.method, req.path, res.status);
-    });
-  }
-  s.RegisterRoutes();
-  // cpp-httplib listens with a backlog of 5: a burst of new connections (50 clients
-  // connecting at once) overflows it, and the kernel then drops their first packets, which
-  // come back only after a retransmission (hundreds of milliseconds). Keep the listening
-  // socket and listen on it again with the system's largest backlog once bound.
-  int listen_fd = -1;
-  s.http.set_socket_options([&listen_fd](int sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    listen_fd = sock;
-  });
-  if (s.options.port == 0) {
-    s.bound_port = s.http.bind_to_any_port(s.options.listen_host);
-    if (s.bound_port <= 0)
-      return MakeError(ErrorCode::kIoError, "cannot bind " + s.options.listen_host);
-  } else {
-    if (!s.http.bind_to_port(s.options.listen_host, s.options.port)) {
-      return MakeError(ErrorCode::kIoError, fmt::format("cannot listen on {}:{}",
-                                                        s.options.listen_host, s.options.port));
-    }
-    s.bound_port = s.options.port;
-  }
-  if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
+  TransportOptions transport = s.options.transport;
+  transport.workers = s.options.threads;
+  transport.body_bytes_max = s.options.body_bytes_max;
+  transport.access_log = s.options.access_log;
+  s.http = std::make_unique<HttpTransport>(
+      transport, [&s](const HttpRequest& request) { return s.Dispatch(request); });
+  ATRIUM_TRY(s.http->Listen(s.options.listen_host, s.options.port));
+  s.bound_port = s.http->port();
   s.clock = std::thread([&s] { s.ClockLoop(); });
   s.ready = true;
+  LogEvent(LogLevel::kInfo, "started",
+           {{"listen", fmt::format("{}:{}", s.options.listen_host, s.bound_port)},
+            {"workers", transport.workers},
+            {"durable_seq", s.committer->durable_seq()}});
   return OkStatus();
 }
 
-void Server::Run() {
-  if (stopping()) return;
-  impl_->http.listen_after_bind();
-}
+void Server::Run() { impl_->http->Run(); }
 
 void Server::Stop() {
   Impl& s = *impl_;
@@ -655,7 +634,7 @@ void Server::Stop() {
   }
   s.ready = false;
   s.clock_wake.notify_all();
-  s.http.stop();  // a no-op until the server listens: the caller repeats it (see Run)
+  if (s.http) s.http->Stop();
 }
 
 bool Server::stopping() const {

@@ -1,10 +1,13 @@
 // The service: `atrium serve`. One process holds the core in memory behind the
 // Committer (group commit, durable before acknowledged) and answers the JSON API of
 // api.h over HTTP (cpp-httplib), with token authentication, idempotent retries,
-// Prometheus metrics and health probes.
+// Prometheus metrics and health probes. The transport (http_transport.h) is event-driven
+// (Boost.Beast): no thread per connection, and every read, header, body and connection
+// count bounded; handlers run on a small worker pool.
 //
-// Lifecycle: Start takes the store's lock (a file lock beside a SQLite journal, a
-// PostgreSQL advisory lock otherwise; a second instance is refused with kLocked),
+// Lifecycle: Start opens the store for writing, which takes its single-writer lock
+// (journal/open.h: flocks on the resolved SQLite file, a PostgreSQL advisory lock; a
+// second instance is refused with kLocked),
 // recovers the journal, bootstraps an empty store (admin token written to a 0600 file,
 // the example program and cluster), and binds. Run serves until Stop (SIGTERM):
 // in-flight requests finish, the committer flushes, the store closes.
@@ -19,6 +22,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "server/http_transport.h"
 
 namespace atrium::server {
 
@@ -28,17 +32,23 @@ struct ServerOptions {
   std::string data_dir = "atrium-data";
   std::string db;                    // "": <data_dir>/atrium.db; or a postgresql:// URL
   size_t body_bytes_max = 1 << 20;   // larger request bodies answer 413 too_large
-  size_t threads = 64;               // HTTP worker threads (one per open connection)
+  size_t threads = 32;               // handler worker threads (connections need none)
   int64_t rate_per_token = 20'000;   // requests per second per token (429 beyond); 0: none
   size_t queue_depth_max = 65'536;   // commands waiting for the journal (503 beyond)
   int64_t tick_interval_ms = 1'000;  // how often the clock looks for due work
   bool bootstrap_examples = true;    // an empty store gets the example program and cluster
   std::string examples_dir;          // where the examples are (programs/, clusters/)
-  bool access_log = false;           // one line per request on stderr (never a secret)
+  bool access_log = false;           // one JSON line per request on stderr (never a secret)
+  // Timeouts, header and connection limits (workers, body_bytes_max and access_log are
+  // taken from the fields above).
+  TransportOptions transport;
 };
 
 // Reads a TOML configuration file whose keys are the options' names (listen = "h:p",
-// data, db, body_bytes_max, threads, rate_per_token, tick_interval_ms, access_log);
+// data, db, body_bytes_max, threads, rate_per_token, tick_interval_ms, access_log, and
+// the transport's header_bytes_max, header_count_max, target_bytes_max,
+// header_timeout_ms, request_timeout_ms, idle_timeout_ms, write_timeout_ms,
+// connections_max, connections_per_address_max);
 // options given on the command line are applied after it.
 Status LoadServerConfig(const std::string& path, ServerOptions* options);
 // "host:port" -> options; kInvalidArgument if malformed.

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Soak (not a test; not in CI): a release `atrium serve` under a mixed workload for a
+# given time -- reads (a grant's balance), durable writes (job submissions, so jobs are
+# queued, run and finished by the clock's ticks: job churn), metrics scrapes, and a
+# restart (SIGTERM, then start again on the same store) every RESTART_S seconds. Prints
+# one JSON object: RSS, latency percentiles and restart times at the start and at the end.
+#
+#   scripts/soak.sh [DURATION_S] [RESTART_S] [CONNECTIONS]    (defaults: 1800, 300, 32)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-1800}
+restart_every=${2:-300}
+connections=${3:-32}
+phase_s=10
+for pkg in wrk curl jq; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$pkg" >/dev/null
+done
+cmake --preset release >/dev/null
+cmake --build --preset release --target atrium >/dev/null
+atrium=$PWD/build/release/src/cli/atrium
+work=$(mktemp -d)
+port=18490
+cleanup() {
+  [[ -n ${server_pid:-} ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Starts the server; prints the milliseconds from exec to "listening" (recovery included).
+start_server() {
+  local started_ns=$(date +%s%N)
+  "$atrium" serve --data "$work/data" --listen 127.0.0.1:$port --rate-limit 0 \
+    >>"$work/serve.log" 2>&1 &
+  server_pid=$!
+  local lines_before=$1
+  for _ in $(seq 6000); do
+    (($(grep -c 'listening on' "$work/serve.log") > lines_before)) && break
+    sleep 0.01
+  done
+  echo $((($(date +%s%N) - started_ns) / 1000000))
+}
+stop_server() {
+  kill -TERM "$server_pid"
+  wait "$server_pid" || true
+  server_pid=
+}
+
+: >"$work/serve.log"
+first_start_ms=$(start_server 0)
+setup=$(scripts/service-demo.sh "http://127.0.0.1:$port" "$work/data/admin.token" "$atrium" | tail -n 1)
+program=$(sed -n 's/.*program=\([^ ]*\).*/\1/p' <<<"$setup")
+grant=$(sed -n 's/.*grant=\([^ ]*\).*/\1/p' <<<"$setup")
+token=$(cat "$(sed -n 's/.*researcher_token=\([^ ]*\).*/\1/p' <<<"$setup")")
+admin=$(cat "$work/data/admin.token")
+export ATRIUM_BENCH_TOKEN=$token ATRIUM_BENCH_PROGRAM=$program ATRIUM_BENCH_GRANT=$grant
+balance="http://127.0.0.1:$port/v1/programs/$program/grants/$grant/balance"
+
+# wrk --latency -> "rps p50_ms p99_ms errors"
+summarize() {
+  awk 'function ms(v) { if (v ~ /us$/) {sub(/us/,"",v); return v/1000} if (v ~ /ms$/) {sub(/ms/,"",v); return v+0} sub(/s/,"",v); return v*1000 }
+       /Requests\/sec/ {rps=$2} /^ +50%/ {p50=ms($2)} /^ +99%/ {p99=ms($2)}
+       /Non-2xx/ {bad+=$4} /Socket errors/ {bad+=0}
+       END {printf "%s %s %s %d\n", rps, p50, p99, bad}'
+}
+# One phase: reads and writes at once, then a metrics scrape; prints a JSON object.
+phase() {
+  wrk -t1 -c$((connections / 2)) -d${phase_s}s --latency -H "Authorization: Bearer $token" \
+    "$balance" | summarize >"$work/get.txt" &
+  wrk -t1 -c$((connections / 2)) -d${phase_s}s --latency -s scripts/bench/job_submit.lua \
+    "http://127.0.0.1:$port/v1/jobs" | summarize >"$work/post.txt"
+  wait
+  read -r g_rps g_p50 g_p99 g_bad <"$work/get.txt"
+  read -r p_rps p_p50 p_p99 p_bad <"$work/post.txt"
+  local rss=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+  local waiting=$(curl -s -H "Authorization: Bearer $admin" "http://127.0.0.1:$port/metrics" |
+    awk '/^atrium_jobs_waiting/ {print $2}')
+  printf '{"t_s": %d, "rss_kb": %s, "jobs_waiting": %s, "get": {"rps": %s, "p50_ms": %s, "p99_ms": %s, "non_2xx": %s}, "post": {"rps": %s, "p50_ms": %s, "p99_ms": %s, "non_2xx": %s}}' \
+    $(($(date +%s) - soak_start)) "$rss" "${waiting:-0}" "$g_rps" "$g_p50" "$g_p99" "$g_bad" \
+    "$p_rps" "$p_p50" "$p_p99" "$p_bad"
+}
+
+soak_start=$(date +%s)
+last_restart=$soak_start
+phases=()
+restarts=()
+while (($(date +%s) - soak_start < duration)); do
+  phases+=("$(phase)")
+  if (($(date +%s) - last_restart >= restart_every)); then
+    stop_server
+    restarts+=("$(start_server "$(grep -c 'listening on' "$work/serve.log")")")
+    last_restart=$(date +%s)
+  fi
+done
+stop_server
+final_restart_ms=$(start_server "$(grep -c 'listening on' "$work/serve.log")")
+journal_bytes=$(stat -c %s "$work/data/atrium.db")
+
+restart_list=$(IFS=,; echo "${restarts[*]:-}")
+cat <<JSON
+{
+  "machine": {"cores": $(nproc), "connections": $connections, "duration_s": $duration,
+              "restart_every_s": $restart_every, "phase_s": $phase_s, "phases": ${#phases[@]}},
+  "first_start_ms": $first_start_ms,
+  "start": ${phases[0]},
+  "end": ${phases[${#phases[@]}-1]},
+  "restart_ms": [${restart_list}],
+  "restart_after_soak_ms": $final_restart_ms,
+  "journal_bytes": $journal_bytes
+}
+JSON
