@@ -103,6 +103,9 @@ bool Scheduler::CreateReservation(JobId id, int64_t now_s) {
   }
   if (units < target) return false;  // not even when everything running has ended
   const int64_t start_s = std::max(now_s, walker_.time_s);
+  // Units enough now, yet refused: the job cuts into an earlier reservation's slack. A
+  // promise to start now would be false; the next pass looks again.
+  if (start_s <= now_s) return false;
   job.reservation = static_cast<int32_t>(pool.reservations.size());
   pool.reservations.push_back(
       {.job = id, .start_s = start_s, .shape = job.shape, .slack = units - target});

@@ -488,6 +488,9 @@ void Scheduler::PassPool(uint32_t pool_index, int64_t now_s, PassResult* result)
     }
     ++refused;
     ++stats_.backfill_refused;
+    // With reservations to spare (conservative), the refused job gets one too, so that
+    // later jobs cannot push it back.
+    if (made < policy_.reservations_max && CreateReservation(id, now_s)) ++made;
     if (refused >= config_.backfill_test_max) {
       bound_hit = true;
       break;
@@ -502,7 +505,8 @@ void Scheduler::PassPool(uint32_t pool_index, int64_t now_s, PassResult* result)
         end_limit_s = std::min(end_limit_s, reservation.start_s);
       }
     }
-    if (end_limit_s != INT64_MAX && *shape_class.limits_s.begin() > end_limit_s - now_s) {
+    if (made >= policy_.reservations_max && end_limit_s != INT64_MAX &&
+        *shape_class.limits_s.begin() > end_limit_s - now_s) {
       cursor.dead = true;
     }
   }
@@ -584,12 +588,14 @@ Scheduler::Outcome Scheduler::TryStart(JobId id, int64_t now_s, PassResult* resu
     }
   }
   job.run_limit_s = run_limit_s;
+  // The units are counted before the job's chips are taken (a failed start below leaves
+  // the slack smaller than it could be: safe).
+  KeepsReservations(job, now_s + run_limit_s, allocs, true);
   Start(id, std::move(allocs), now_s, hold);
   if (job.state != JobState::kRunning) {
     job.ahead = StartedAhead::kNo;
     return Outcome::kNoCredits;
   }
-  KeepsReservations(job, now_s + run_limit_s, job.placement, true);
   result->started.push_back(id);
   return Outcome::kStarted;
 }

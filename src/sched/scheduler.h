@@ -291,7 +291,7 @@ class Scheduler {
   std::vector<JobId> waiting_;
   std::vector<ShapeClass> classes_;
   absl::btree_set<AgeKey> research_by_age_;  // waiting research jobs (preemption only)
-  int64_t priority_time_s_ = INT64_MIN;      // when the priorities were last computed
+  int64_t priority_time_s_ = 0;              // when the priorities were last computed
   bool fifo_order_ = true;                   // priority is -submit_s: never recomputed
   bool priorities_computed_ = false;
   bool in_pass_ = false;
