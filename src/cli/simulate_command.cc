@@ -41,6 +41,10 @@ struct SimulateArgs {
   std::string export_trace;
   int64_t pass_interval_s = 10;
   bool no_progress = false;
+  std::string synthetic_mix = "default";
+  int reservations = -1;
+  int64_t backfill_test_max = -1;
+  int64_t queue_depth_max = -1;
 };
 
 [[noreturn]] void Fail(const Error& error) {
@@ -85,10 +89,12 @@ std::vector<std::string> SplitList(const std::string& text) {
 
 sim::Workload LoadWorkload(const SimulateArgs& args, const cluster::Cluster& cluster) {
   if (args.synthetic >= 0) {
-    return OrFail(sim::GenerateSynthetic(cluster, {.jobs = args.synthetic,
-                                                   .load = args.load,
-                                                   .seed = args.seed,
-                                                   .grants = args.synthetic_grants}));
+    return OrFail(sim::GenerateSynthetic(
+        cluster, {.jobs = args.synthetic,
+                  .load = args.load,
+                  .seed = args.seed,
+                  .grants = args.synthetic_grants,
+                  .mix = OrFail(sim::ParseSyntheticMix(args.synthetic_mix))}));
   }
   if (args.trace_format == "atrium") return OrFail(sim::ReadTraceFile(args.trace));
   sim::TraceImport import =
@@ -119,8 +125,14 @@ sim::Summary RunOne(const SimulateArgs& args, const cluster::Cluster& cluster,
   const auto started = std::chrono::steady_clock::now();
   std::unique_ptr<sim::OutputWriter> writer;
   if (!out_dir.empty()) writer = OrFail(sim::OutputWriter::Open(out_dir));
+  sched::SchedulerConfig config;
+  if (args.backfill_test_max >= 0)
+    config.backfill_test_max = static_cast<size_t>(args.backfill_test_max);
+  if (args.queue_depth_max >= 0) config.queue_depth_max = static_cast<size_t>(args.queue_depth_max);
   sim::Simulator simulator(cluster, {.policy = policy,
                                      .pass_interval_s = args.pass_interval_s,
+                                     .scheduler = config,
+                                     .reservations = args.reservations,
                                      .progress = ProgressBar(!args.no_progress, policy)});
   if (Status ran = simulator.Run(std::move(workload), grants, writer.get()); !ran.ok()) {
     Fail(ran.error());
@@ -137,15 +149,17 @@ sim::Summary RunOne(const SimulateArgs& args, const cluster::Cluster& cluster,
 }
 
 void PrintTable(const std::vector<sim::Summary>& summaries) {
-  std::printf("%-18s %8s %9s %6s %11s %11s %11s %10s %6s %16s\n", "policy", "jobs", "completed",
-              "util", "wait_mean_s", "wait_p99_s", "jct_mean_s", "bsld_mean", "jain",
-              "credits_charged");
+  std::printf("%-18s %8s %9s %6s %11s %11s %11s %10s %6s %16s %11s %9s %8s %8s\n", "policy", "jobs",
+              "completed", "util", "wait_mean_s", "wait_p99_s", "jct_mean_s", "bsld_mean", "jain",
+              "credits_charged", "wait_p50_s", "idle_fit", "skipped", "wall_s");
   for (const sim::Summary& s : summaries) {
-    std::printf("%-18s %8lld %9lld %6.3f %11.0f %11.0f %11.0f %10.2f %6.3f %16s\n",
-                s.policy.c_str(), static_cast<long long>(s.jobs),
-                static_cast<long long>(s.completed), s.utilization, s.wait_mean_s, s.wait_p99_s,
-                s.jct_mean_s, s.bounded_slowdown_mean, s.jain_index_grants,
-                Credits::FromMicro(s.credits_charged_micro).ToString().c_str());
+    std::printf(
+        "%-18s %8lld %9lld %6.3f %11.0f %11.0f %11.0f %10.2f %6.3f %16s %11.0f %9.5f %8lld %8.2f\n",
+        s.policy.c_str(), static_cast<long long>(s.jobs), static_cast<long long>(s.completed),
+        s.utilization, s.wait_mean_s, s.wait_p99_s, s.jct_mean_s, s.bounded_slowdown_mean,
+        s.jain_index_grants, Credits::FromMicro(s.credits_charged_micro).ToString().c_str(),
+        s.wait_p50_s, s.idle_fit_fraction, static_cast<long long>(s.oldest_fit_skipped_passes),
+        s.sim_wall_s);
   }
 }
 
@@ -197,7 +211,7 @@ void RegisterSimulateCommands(CLI::App& app) {
                   "Grants in the synthetic workload (default 200)");
   cmd->add_option("--out", args->out, "Output directory: jobs.csv, runs.csv, summary.json");
   cmd->add_option("--policy", args->policy,
-                  "fifo, backfill, fairshare (default), fairshare+preempt");
+                  "fifo, backfill, fairshare (default), fairshare+preempt, conservative");
   cmd->add_option("--grants", args->grants, "Grant budgets: CSV grant,credits,class");
   cmd->add_option("--compare", args->compare,
                   "Comma-separated policies: run each and print a table (outputs in DIR/POLICY)");
@@ -205,6 +219,16 @@ void RegisterSimulateCommands(CLI::App& app) {
   cmd->add_option(
       "--pass-interval", args->pass_interval_s,
       "Seconds of virtual time between scheduling passes (default 10; 0 = every event)");
+  cmd->add_option("--synthetic-mix", args->synthetic_mix,
+                  "default, or long-queue (bursts above full load, mostly single chips)");
+  cmd->add_option("--reservations", args->reservations,
+                  "Reservations per pool for backfill policies (default: the policy's; 1 = EASY)");
+  cmd->add_option("--backfill-test-max", args->backfill_test_max,
+                  "Jobs per pool and pass refused for a reservation before the pass moves on "
+                  "(like Slurm's bf_max_job_test; default 500)");
+  cmd->add_option("--queue-depth-max", args->queue_depth_max,
+                  "Jobs per pool and pass examined at most (like Slurm's default_queue_depth; "
+                  "default 0 = no bound)");
   cmd->add_flag("--no-progress", args->no_progress, "No progress bar");
   cmd->callback([args] { RunSimulate(*args); });
 }

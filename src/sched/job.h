@@ -44,6 +44,16 @@ enum class JobState : uint8_t {
 };
 std::string_view ToString(JobState state);
 
+// Why a job started while an older job of its pool and shape class, fitting the free
+// capacity, kept waiting (the policy's reason, recorded on the later job).
+enum class StartedAhead : uint8_t {
+  kNo,           // no older job of its class that fitted was waiting
+  kPriority,     // the policy ranked it first (fair share, job class)
+  kReservation,  // the older job would have run past a reservation's start; this one ends by it
+  kCredits,      // the older job's grant could not hold its cost
+};
+std::string_view ToString(StartedAhead ahead);
+
 // Why a run ended; the strings are runs.csv's `ended_by`.
 enum class RunEnd : uint8_t { kCompleted, kWalltime, kPreempted };
 std::string_view ToString(RunEnd end);
@@ -75,9 +85,12 @@ struct Job {
   Id128 hold_id = kIdNone;
   std::vector<Alloc> placement;
 
-  uint32_t waiting_pos = UINT32_MAX;  // position in the waiting list
-  int32_t reservation = -1;           // slot in its pool's reservations, if any
-  int64_t preempt_retry_s = -1;       // no new preemption for this job before then
+  uint32_t waiting_pos = UINT32_MAX;       // position in the waiting list
+  uint32_t shape_class = UINT32_MAX;       // its queue: pool and shape (while waiting)
+  uint32_t group = UINT32_MAX;             // its group in that queue (grant and class)
+  int32_t reservation = -1;                // slot in its pool's reservations this pass, if any
+  StartedAhead ahead = StartedAhead::kNo;  // of its last start
+  int64_t preempt_retry_s = -1;            // no new preemption for this job before then
 
   // When the current run will end at the latest, as far as the scheduler knows.
   int64_t expected_end_s() const {

@@ -52,6 +52,8 @@ class NodeIndex {
 
   uint32_t free_whole_nodes() const { return free_whole_; }
   uint32_t member_count() const { return member_count_; }
+  // Members per largest allocatable block (index 0..chips; chips = wholly free).
+  const std::vector<uint32_t>& largest_counts() const { return largest_count_; }
   // The largest block a sub-node job could get on some member (0 if none).
   int LargestBlock() const;
   // The largest aligned allocatable block of a mask on this pool's node type.

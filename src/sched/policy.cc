@@ -5,7 +5,7 @@
 namespace atrium::sched {
 
 std::vector<std::string> PolicyNames() {
-  return {"fifo", "backfill", "fairshare", "fairshare+preempt"};
+  return {"fifo", "backfill", "fairshare", "fairshare+preempt", "conservative"};
 }
 
 Result<Policy> MakePolicy(std::string_view name) {
@@ -16,6 +16,9 @@ Result<Policy> MakePolicy(std::string_view name) {
     policy.reservations_max = 0;
   } else if (name == "backfill") {
     policy.priority = std::make_unique<FifoPriority>();
+  } else if (name == "conservative") {
+    policy.priority = std::make_unique<FifoPriority>();
+    policy.reservations_max = kConservativeReservations;
   } else if (name == "fairshare") {
     policy.priority = std::make_unique<FairSharePriority>();
   } else if (name == "fairshare+preempt") {

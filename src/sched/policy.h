@@ -1,8 +1,10 @@
 // Policy: the scheduling policy by name. `fifo` (strict order, no backfill), `backfill`
-// (first come first served with reservations and backfill), `fairshare` (fair-share
-// priority with backfill) and `fairshare+preempt` (the same, and preemptible and
-// education jobs yield to research jobs that have waited too long). The default is
-// fairshare.
+// (first come first served with EASY backfilling: one reservation per pool),
+// `conservative` (first come first served, a reservation for each of the first
+// kConservativeReservations blocked jobs of a pool), `fairshare` (fair-share priority
+// with EASY backfilling) and `fairshare+preempt` (the same, and preemptible and education
+// jobs yield to research jobs that have waited too long). The default is fairshare.
+// docs/simulate.md says what each trades.
 //
 //   Result<Policy> policy = MakePolicy("fairshare+preempt");
 #pragma once
@@ -18,14 +20,19 @@
 namespace atrium::sched {
 
 inline constexpr std::string_view kDefaultPolicy = "fairshare";
+inline constexpr int kConservativeReservations = 32;
+inline constexpr int kReservationsMax = 1024;  // the bound of the --reservations setting
 
 struct Policy {
   std::string name;
   std::unique_ptr<PriorityPolicy> priority;
   // Without backfill the first blocked job of a pool blocks every later job of that pool.
   bool backfill = true;
-  // How many of the highest-priority blocked jobs of a pool hold a reservation.
-  int reservations_max = 4;
+  // How many of the highest-priority blocked jobs of a pool hold a reservation at each
+  // pass. 1 is EASY: the first blocked job never waits for a later one, and every other
+  // job may use what that reservation leaves. More protect more large jobs from being
+  // overtaken, at the cost of small jobs' waits (the holes they could fill shrink).
+  int reservations_max = 1;
   bool preemption = false;
 };
 

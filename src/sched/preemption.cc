@@ -9,25 +9,37 @@
 
 namespace atrium::sched {
 
+void Scheduler::PreemptPhase(int64_t now_s, PassResult* result) {
+  // Oldest research jobs first: those past the threshold that do not fit the free chips.
+  size_t scanned = 0;
+  for (auto it = research_by_age_.begin();
+       it != research_by_age_.end() && scanned < config_.preempt_scan_max; ++it, ++scanned) {
+    const JobId id = it->second;
+    Job& job = jobs_[id];
+    const int64_t starving_at = job.submit_s + config_.preempt_wait_s;
+    if (starving_at > now_s) {
+      if (result->wake_at_s < 0 || starving_at < result->wake_at_s) result->wake_at_s = starving_at;
+      break;
+    }
+    PoolState& pool = pools_[job.shape.pool];
+    if (pool.main->CanFit(job.shape) || job.reservation >= 0) continue;
+    if (Available(job.grant) < HoldOf(job)) continue;
+    if (job.preempt_retry_s > now_s) {
+      // Its preemption is under way: keep the chips it freed for it.
+      CreateReservation(id, now_s);
+      continue;
+    }
+    if (pool.preempt_attempts >= config_.preempt_attempts_per_pass) continue;
+    TryPreempt(id, now_s, result);
+  }
+}
+
 void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
   Job& job = jobs_[id];
-  if (job.preempt_retry_s > now_s) return;
   const uint32_t pool_index = job.shape.pool;
   PoolState& pool = pools_[pool_index];
-  if (job.reservation >= 0 && pool.reservations[static_cast<size_t>(job.reservation)].start_s <=
-                                  now_s + config_.preempt_grace_s) {
-    return;  // its chips come free soon enough without taking anyone's
-  }
-  const size_t reservations_cap = 2 * static_cast<size_t>(std::max(1, policy_.reservations_max));
-  if (job.reservation < 0 && pool.reservations.size() >= reservations_cap) return;
   job.preempt_retry_s = now_s + config_.preempt_grace_s;
   ++pool.preempt_attempts;
-  DropReservationOf(job);
-  // Its reserved nodes and the free ones together may already hold it: take no one's.
-  if (pool.main->CanFit(job.shape)) {
-    if (!TryStart(id, now_s, result)) CreateReservation(id, now_s);
-    return;
-  }
 
   struct Candidate {
     cluster::JobClass job_class;
@@ -46,7 +58,7 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
     if (a.run_start_s != b.run_start_s) return a.run_start_s > b.run_start_s;
     return a.id < b.id;
   });
-  LoadScratch(pool_index);
+  LoadScratch(pool_index, &preempt_masks_);
   const NodeIndex& main = *pool.main;
   const uint64_t full = FullMask(cluster_->pools()[pool_index].chips_per_node);
   uint32_t free_whole = main.free_whole_nodes();
@@ -73,6 +85,7 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
     }
     if (!needed) continue;
     pool.running_by_end.erase({victim.expected_end_s(), candidates[idx].id});
+    walker_.loaded = false;
     victim.preempt_at_s = now_s + config_.preempt_grace_s;
     pool.running_by_end.emplace(victim.expected_end_s(), candidates[idx].id);
     result->preempted.push_back({candidates[idx].id, victim.expected_end_s()});

@@ -1,4 +1,6 @@
-// Reservations: the nodes and start time promised to a blocked job, and how they are kept.
+// Reservations: a start time and a count of capacity units promised to a blocked job,
+// recomputed at every pass from the running jobs' walltimes (the walker), and the
+// projection and search that preemption uses.
 #include <algorithm>
 
 #include "base/assert.h"
@@ -6,12 +8,113 @@
 
 namespace atrium::sched {
 
-void Scheduler::LoadScratch(uint32_t pool) {
+void Scheduler::LoadScratch(uint32_t pool, std::vector<uint64_t>* scratch) const {
   const cluster::Pool& p = cluster_->pools()[pool];
-  const NodeIndex& main = *pools_[pool].main;
   for (uint32_t node = p.first_node; node < p.first_node + p.node_count; ++node) {
-    scratch_masks_[node] = main.Contains(node) ? masks_[node] : 0;
+    (*scratch)[node] = holder_[node] != nullptr ? masks_[node] : 0;
   }
+}
+
+void Scheduler::LoadWalker(uint32_t pool, int64_t now_s) {
+  const PoolState& state = pools_[pool];
+  walker_pool_ = pool;
+  walker_.loaded = true;
+  walker_.time_s = now_s;
+  walker_.next = state.running_by_end.begin();
+  walker_.largest_count = state.main->largest_counts();
+  LoadScratch(pool, &scratch_masks_);
+  // Runs past their walltime not yet finished by the caller count as ended.
+  while (walker_.next != state.running_by_end.end() && walker_.next->first <= now_s) {
+    WalkerRelease(pool, walker_.next->second);
+    ++walker_.next;
+  }
+}
+
+void Scheduler::WalkerRelease(uint32_t pool, JobId other) {
+  const NodeIndex& main = *pools_[pool].main;
+  for (const Alloc& alloc : jobs_[other].placement) {
+    if (holder_[alloc.node] == nullptr) continue;  // not up: not counted
+    uint64_t& mask = scratch_masks_[alloc.node];
+    --walker_.largest_count[static_cast<size_t>(main.LargestBlockOf(mask))];
+    mask |= alloc.mask;
+    ++walker_.largest_count[static_cast<size_t>(main.LargestBlockOf(mask))];
+  }
+}
+
+void Scheduler::WalkerTake(uint32_t pool, const std::vector<Alloc>& allocs, int64_t end_s) {
+  // A run ending by the walker's time leaves its chips free there; the set's iterator
+  // will not meet it. A later one holds them until the walker passes its end.
+  if (end_s <= walker_.time_s) return;
+  const NodeIndex& main = *pools_[pool].main;
+  for (const Alloc& alloc : allocs) {
+    uint64_t& mask = scratch_masks_[alloc.node];
+    --walker_.largest_count[static_cast<size_t>(main.LargestBlockOf(mask))];
+    mask &= ~alloc.mask;
+    ++walker_.largest_count[static_cast<size_t>(main.LargestBlockOf(mask))];
+  }
+}
+
+int64_t Scheduler::WalkerUnits(uint32_t pool, const cluster::JobShape& shape) const {
+  const int chips = cluster_->pools()[pool].chips_per_node;
+  if (shape.whole_nodes > 0) return walker_.largest_count[static_cast<size_t>(chips)];
+  int64_t units = 0;
+  for (int largest = shape.sub_node_chips; largest <= chips; ++largest) {
+    units += walker_.largest_count[static_cast<size_t>(largest)];
+  }
+  return units;
+}
+
+bool Scheduler::UnitAt(uint32_t node, const cluster::JobShape& shape, int64_t t_s) const {
+  uint64_t mask = masks_[node];
+  for (const JobId other : node_jobs_[node]) {
+    if (jobs_[other].expected_end_s() > t_s) continue;
+    for (const Alloc& alloc : jobs_[other].placement) {
+      if (alloc.node == node) mask |= alloc.mask;
+    }
+  }
+  const NodeIndex& main = *pools_[shape.pool].main;
+  if (shape.whole_nodes > 0) return mask == FullMask(cluster_->pools()[shape.pool].chips_per_node);
+  return main.LargestBlockOf(mask) >= shape.sub_node_chips;
+}
+
+bool Scheduler::CreateReservation(JobId id, int64_t now_s) {
+  Job& job = jobs_[id];
+  const uint32_t pool_index = job.shape.pool;
+  PoolState& pool = pools_[pool_index];
+  if (!walker_.loaded || walker_pool_ != pool_index) LoadWalker(pool_index, now_s);
+  // The units the reservations made before it need are taken as gone for good: later
+  // reservations stack behind earlier ones and never share their units.
+  int64_t claimed = 0;
+  for (const Reservation& reservation : pool.reservations) {
+    if (!reservation.active) continue;
+    claimed += reservation.shape.whole_nodes > 0 ? reservation.shape.whole_nodes : 1;
+  }
+  const int64_t need = job.shape.whole_nodes > 0 ? job.shape.whole_nodes : 1;
+  const int64_t target = need + claimed;
+  int64_t units = WalkerUnits(pool_index, job.shape);
+  while (units < target && walker_.next != pool.running_by_end.end()) {
+    const int64_t t_s = walker_.next->first;
+    while (walker_.next != pool.running_by_end.end() && walker_.next->first == t_s) {
+      WalkerRelease(pool_index, walker_.next->second);
+      ++walker_.next;
+    }
+    walker_.time_s = t_s;
+    units = WalkerUnits(pool_index, job.shape);
+  }
+  if (units < target) return false;  // not even when everything running has ended
+  const int64_t start_s = std::max(now_s, walker_.time_s);
+  // Units enough now, yet refused: the job cuts into an earlier reservation's slack. A
+  // promise to start now would be false; the next pass looks again.
+  if (start_s <= now_s) return false;
+  job.reservation = static_cast<int32_t>(pool.reservations.size());
+  pool.reservations.push_back(
+      {.job = id, .start_s = start_s, .shape = job.shape, .slack = units - target});
+  ++stats_.reservations;
+  reserved_now_.push_back(id);
+  if (!std::binary_search(reserved_before_.begin(), reserved_before_.end(), id)) {
+    reservation_log_.push_back({.job = id, .made_at_s = now_s, .start_s = start_s});
+  }
+  return true;
 }
 
 bool Scheduler::ReleaseOnScratch(const cluster::JobShape& shape, JobId other, const NodeIndex& main,
@@ -19,7 +122,7 @@ bool Scheduler::ReleaseOnScratch(const cluster::JobShape& shape, JobId other, co
   bool fits = false;
   for (const Alloc& alloc : jobs_[other].placement) {
     if (!main.Contains(alloc.node)) continue;
-    uint64_t& mask = scratch_masks_[alloc.node];
+    uint64_t& mask = preempt_masks_[alloc.node];
     const bool was_full = mask == full_mask;
     mask |= alloc.mask;
     if (shape.whole_nodes > 0) {
@@ -39,125 +142,17 @@ bool Scheduler::FindOnScratch(const cluster::JobShape& shape, uint32_t fit_node,
   const NodeIndex& main = *pools_[shape.pool].main;
   if (shape.sub_node_chips > 0) {
     // The node whose release made the block fit is the placement.
-    out->push_back({fit_node, main.ChooseChips(scratch_masks_[fit_node], shape.sub_node_chips)});
+    out->push_back({fit_node, main.ChooseChips(preempt_masks_[fit_node], shape.sub_node_chips)});
     return true;
   }
   // Only wholly free nodes matter to a whole-node job: index just those.
   const cluster::Pool& p = cluster_->pools()[shape.pool];
   const uint64_t full = FullMask(p.chips_per_node);
-  NodeIndex future(*cluster_, shape.pool, &scratch_masks_);
+  NodeIndex future(*cluster_, shape.pool, &preempt_masks_);
   for (uint32_t node = p.first_node; node < p.first_node + p.node_count; ++node) {
-    if (scratch_masks_[node] == full && main.Contains(node)) future.Insert(node);
+    if (preempt_masks_[node] == full && main.Contains(node)) future.Insert(node);
   }
   return future.Find(shape, out);
-}
-
-std::optional<int64_t> Scheduler::ReservationStart(const Reservation& reservation,
-                                                   int64_t now_s) const {
-  const Job& job = jobs_[reservation.job];
-  const NodeIndex& index = *reservation.index;
-  for (const uint32_t node : reservation.nodes) {
-    if (!index.Contains(node)) return std::nullopt;
-  }
-  int64_t start_s = now_s;
-  if (job.shape.whole_nodes > 0) {
-    for (const uint32_t node : reservation.nodes) {
-      for (const JobId other : node_jobs_[node]) {
-        start_s = std::max(start_s, jobs_[other].expected_end_s());
-      }
-    }
-    return start_s;
-  }
-  // One node: free its jobs' chips in the order they end until the block fits.
-  const uint32_t node = reservation.nodes.front();
-  uint64_t mask = masks_[node];
-  if (index.LargestBlockOf(mask) >= job.shape.sub_node_chips) return start_s;
-  std::vector<std::pair<int64_t, JobId>> ending;
-  for (const JobId other : node_jobs_[node])
-    ending.emplace_back(jobs_[other].expected_end_s(), other);
-  std::sort(ending.begin(), ending.end());
-  for (const auto& [end_s, other] : ending) {
-    for (const Alloc& alloc : jobs_[other].placement) {
-      if (alloc.node == node) mask |= alloc.mask;
-    }
-    if (index.LargestBlockOf(mask) >= job.shape.sub_node_chips) return std::max(start_s, end_s);
-  }
-  return std::nullopt;
-}
-
-void Scheduler::RevalidateReservations(uint32_t pool, int64_t now_s) {
-  auto& reservations = pools_[pool].reservations;
-  size_t slot = 0;
-  while (slot < reservations.size()) {
-    Reservation& reservation = reservations[slot];
-    const auto start_s = jobs_[reservation.job].state == JobState::kPending
-                             ? ReservationStart(reservation, now_s)
-                             : std::nullopt;
-    if (!start_s) {
-      DropReservation(pool, slot);
-      continue;
-    }
-    // Nothing placed on reserved nodes outlives the reservation's start, so it can only
-    // come earlier (jobs ending before their walltime) or stay.
-    ATRIUM_ASSERT(*start_s <= std::max(reservation.start_s, now_s), "a reservation slipped");
-    reservation.start_s = *start_s;
-    ++slot;
-  }
-}
-
-bool Scheduler::CreateReservation(JobId id, int64_t now_s) {
-  Job& job = jobs_[id];
-  const uint32_t pool_index = job.shape.pool;
-  PoolState& pool = pools_[pool_index];
-  NodeIndex& main = *pool.main;
-  LoadScratch(pool_index);
-  const uint64_t full = FullMask(cluster_->pools()[pool_index].chips_per_node);
-  uint32_t free_whole = main.free_whole_nodes();
-  int64_t shadow_s = -1;
-  uint32_t fit_node = 0;
-  for (const auto& [end_s, other] : pool.running_by_end) {
-    if (ReleaseOnScratch(job.shape, other, main, full, &free_whole, &fit_node)) {
-      shadow_s = std::max(end_s, now_s);
-      break;
-    }
-  }
-  if (shadow_s < 0) return false;  // not even when everything running has ended
-  std::vector<Alloc> allocs;
-  const bool found = FindOnScratch(job.shape, fit_node, &allocs);
-  ATRIUM_ASSERT(found, "the shadow state fits by count but Find disagrees");
-  if (!found) return false;
-  Reservation reservation{.job = id, .start_s = shadow_s};
-  reservation.index = std::make_unique<NodeIndex>(*cluster_, pool_index, &masks_);
-  for (const Alloc& alloc : allocs) {
-    main.Erase(alloc.node);
-    reservation.index->Insert(alloc.node);
-    holder_[alloc.node] = reservation.index.get();
-    reservation.nodes.push_back(alloc.node);
-  }
-  job.reservation = static_cast<int32_t>(pool.reservations.size());
-  pool.reservations.push_back(std::move(reservation));
-  reservation_log_.push_back({.job = id, .made_at_s = now_s, .start_s = shadow_s});
-  return true;
-}
-
-void Scheduler::DropReservation(uint32_t pool_index, size_t slot) {
-  PoolState& pool = pools_[pool_index];
-  Reservation& reservation = pool.reservations[slot];
-  for (const uint32_t node : reservation.nodes) {
-    if (!reservation.index->Contains(node)) continue;  // left service meanwhile
-    reservation.index->Erase(node);
-    pool.main->Insert(node);
-    holder_[node] = pool.main.get();
-  }
-  jobs_[reservation.job].reservation = -1;
-  pool.reservations.erase(pool.reservations.begin() + static_cast<std::ptrdiff_t>(slot));
-  for (size_t later = slot; later < pool.reservations.size(); ++later) {
-    jobs_[pool.reservations[later].job].reservation = static_cast<int32_t>(later);
-  }
-}
-
-void Scheduler::DropReservationOf(Job& job) {
-  if (job.reservation >= 0) DropReservation(job.shape.pool, static_cast<size_t>(job.reservation));
 }
 
 }  // namespace atrium::sched

@@ -31,6 +31,20 @@ std::string_view ToString(JobState state) {
   return "unknown";
 }
 
+std::string_view ToString(StartedAhead ahead) {
+  switch (ahead) {
+    case StartedAhead::kNo:
+      return "";
+    case StartedAhead::kPriority:
+      return "priority";
+    case StartedAhead::kReservation:
+      return "reservation";
+    case StartedAhead::kCredits:
+      return "credits";
+  }
+  return "unknown";
+}
+
 std::string_view ToString(RunEnd end) {
   switch (end) {
     case RunEnd::kCompleted:
@@ -52,12 +66,14 @@ Scheduler::Scheduler(const cluster::Cluster& cluster, ledger::Ledger& ledger, Po
       fair_share_(config.fair_share_half_life_s),
       next_transfer_id_(config.transfer_id_base) {
   ATRIUM_ASSERT(policy_.priority != nullptr, "a policy needs a priority");
+  fifo_order_ = policy_.priority->name() == "fifo";
   const size_t node_count = cluster.nodes().size();
   masks_.assign(node_count, 0);
   holder_.assign(node_count, nullptr);
   node_jobs_.resize(node_count);
   node_state_.resize(node_count);
   scratch_masks_.assign(node_count, 0);
+  preempt_masks_.assign(node_count, 0);
   pools_.resize(cluster.pools().size());
   for (uint32_t pool = 0; pool < cluster.pools().size(); ++pool) {
     const cluster::Pool& p = cluster.pools()[pool];
@@ -189,6 +205,7 @@ JobId Scheduler::Submit(JobSpec spec, int64_t now_s) {
   }
   job.waiting_pos = static_cast<uint32_t>(waiting_.size());
   waiting_.push_back(id);
+  Enqueue(id);
   return id;
 }
 
@@ -201,6 +218,7 @@ void Scheduler::RemoveWaiting(JobId id) {
   jobs_[last].waiting_pos = job.waiting_pos;
   waiting_.pop_back();
   job.waiting_pos = UINT32_MAX;
+  Dequeue(id);
 }
 
 Credits Scheduler::Available(uint32_t grant) {
@@ -212,167 +230,374 @@ Credits Scheduler::Available(uint32_t grant) {
   return available_[grant];
 }
 
-namespace {
-
-struct Entry {
-  double priority;
-  int64_t submit_s;
-  JobId id;
-};
-
-bool Before(const Entry& left, const Entry& right) {
-  if (left.priority != right.priority) return left.priority > right.priority;
-  if (left.submit_s != right.submit_s) return left.submit_s < right.submit_s;
-  return left.id < right.id;
+Credits Scheduler::HoldOf(const Job& job) const {
+  const auto hold = UsageCost(job.shape.chips, RunLimitOf(job), PriceOf(job));
+  ATRIUM_ASSERT(hold.ok(), "hold checked at submission");
+  return *hold;
 }
 
-// Keeps the `count` highest entries (unordered).
-void KeepHighest(std::vector<Entry>* entries, size_t count) {
-  if (entries->size() <= count) return;
-  std::nth_element(entries->begin(), entries->begin() + static_cast<std::ptrdiff_t>(count),
-                   entries->end(), [](const Entry& a, const Entry& b) { return Before(a, b); });
-  entries->resize(count);
+// ---- Queues -------------------------------------------------------------------------
+
+Scheduler::QueueKey Scheduler::KeyOf(JobId id) const {
+  const Job& job = jobs_[id];
+  return {policy_.priority->Priority(job, fair_share_, priority_time_s_), job.submit_s, id};
 }
 
-}  // namespace
+void Scheduler::UpdateHead(ShapeClass& shape_class, uint32_t group_index) {
+  Group& group = shape_class.groups[group_index];
+  if (group.in_heads) {
+    shape_class.heads.erase(group.head);
+    group.in_heads = false;
+  }
+  if (group.jobs.empty()) return;
+  group.head = KeyOf(group.jobs.begin()->second);
+  shape_class.heads.insert(group.head);
+  group.in_heads = true;
+}
+
+void Scheduler::Enqueue(JobId id) {
+  Job& job = jobs_[id];
+  PoolState& pool = pools_[job.shape.pool];
+  const uint64_t class_key = (static_cast<uint64_t>(job.shape.whole_nodes) << 32) |
+                             static_cast<uint32_t>(job.shape.sub_node_chips);
+  const auto [class_it, class_new] =
+      pool.class_of.try_emplace(class_key, static_cast<uint32_t>(classes_.size()));
+  if (class_new) {
+    classes_.emplace_back().shape = job.shape;
+    pool.classes.push_back(class_it->second);
+  }
+  ShapeClass& shape_class = classes_[class_it->second];
+  const uint64_t group_key =
+      fifo_order_ ? 0
+                  : (static_cast<uint64_t>(job.grant) << 8) | static_cast<uint8_t>(job.job_class);
+  const auto [group_it, group_new] =
+      shape_class.group_of.try_emplace(group_key, static_cast<uint32_t>(shape_class.groups.size()));
+  if (group_new) {
+    Group& group = shape_class.groups.emplace_back();
+    group.grant = job.grant;
+    group.job_class = job.job_class;
+  }
+  job.shape_class = class_it->second;
+  job.group = group_it->second;
+  const AgeKey age{job.submit_s, id};
+  Group& group = shape_class.groups[job.group];
+  group.jobs.insert(age);
+  shape_class.by_age.insert(age);
+  shape_class.limits_s.insert(RunLimitOf(job));
+  if (policy_.preemption && job.job_class == cluster::JobClass::kResearch) {
+    research_by_age_.insert(age);
+  }
+  if (group.jobs.begin()->second == id) UpdateHead(shape_class, job.group);
+  pool.changed = true;
+}
+
+void Scheduler::Dequeue(JobId id) {
+  Job& job = jobs_[id];
+  ATRIUM_ASSERT(job.shape_class < classes_.size(), "dequeue of a job not queued");
+  ShapeClass& shape_class = classes_[job.shape_class];
+  Group& group = shape_class.groups[job.group];
+  const AgeKey age{job.submit_s, id};
+  const bool was_head = group.jobs.begin()->second == id;
+  group.jobs.erase(age);
+  shape_class.by_age.erase(age);
+  shape_class.limits_s.erase(shape_class.limits_s.find(RunLimitOf(job)));
+  research_by_age_.erase(age);
+  if (was_head) {
+    if (in_pass_) {
+      shape_class.dirty_groups.push_back(job.group);
+    } else {
+      UpdateHead(shape_class, job.group);
+    }
+  }
+  if (!in_pass_) pools_[job.shape.pool].changed = true;
+  job.shape_class = UINT32_MAX;
+  job.group = UINT32_MAX;
+}
+
+void Scheduler::RecomputePriorities(int64_t now_s) {
+  fair_share_.Tick(now_s);
+  priority_time_s_ = now_s;
+  priorities_computed_ = true;
+  ++stats_.priority_recomputes;
+  if (fifo_order_) return;  // -submit_s does not change
+  for (ShapeClass& shape_class : classes_) {
+    shape_class.heads.clear();
+    for (uint32_t group = 0; group < shape_class.groups.size(); ++group) {
+      shape_class.groups[group].in_heads = false;
+      UpdateHead(shape_class, group);
+    }
+  }
+  for (PoolState& pool : pools_) pool.changed = true;
+}
+
+// ---- Passes -------------------------------------------------------------------------
 
 PassResult Scheduler::Pass(int64_t now_s) {
   PassResult result;
   ++pass_count_;
-  fair_share_.Tick(now_s);
+  ++stats_.passes;
+  if (!priorities_computed_ || now_s >= priority_time_s_ + config_.priority_recompute_s) {
+    RecomputePriorities(now_s);
+  }
+  reserved_before_.swap(reserved_now_);
+  reserved_now_.clear();
+  std::sort(reserved_before_.begin(), reserved_before_.end());
+  walker_.loaded = false;
+  walker_pool_ = UINT32_MAX;
+  in_pass_ = true;
+  std::vector<bool> skip(pools_.size(), false);
   for (uint32_t pool = 0; pool < pools_.size(); ++pool) {
-    pools_[pool].blocked = false;
-    pools_[pool].preempt_attempts = 0;
-    RevalidateReservations(pool, now_s);
+    PoolState& state = pools_[pool];
+    state.preempt_attempts = 0;
+    skip[pool] = !state.changed && !state.credit_waits && !policy_.preemption;
+    if (skip[pool]) {
+      for (const Reservation& reservation : state.reservations) {
+        if (reservation.active) reserved_now_.push_back(reservation.job);
+      }
+      continue;
+    }
+    for (const Reservation& reservation : state.reservations) {
+      jobs_[reservation.job].reservation = -1;
+    }
+    state.reservations.clear();
   }
-  std::vector<Entry> order;
-  order.reserve(waiting_.size());
-  if (!policy_.backfill) {
-    // Strict order: every job's place in it matters, so sort them all.
-    for (const JobId id : waiting_) {
-      order.push_back(
-          {policy_.priority->Priority(jobs_[id], fair_share_, now_s), jobs_[id].submit_s, id});
+  if (policy_.preemption) PreemptPhase(now_s, &result);
+  for (uint32_t pool = 0; pool < pools_.size(); ++pool) {
+    if (skip[pool]) {
+      ++stats_.pools_skipped;
+      result.idle_fit_chips += pools_[pool].idle_fit_chips;
+      continue;
     }
-  } else {
-    // Capacity only shrinks during a pass, so a job that cannot be placed now cannot be
-    // placed later in it: only the placeable jobs need ordering, plus, per pool, the few
-    // highest blocked ones that may get a reservation or preempt. O(n) + a small sort.
-    const size_t keep_blocked = static_cast<size_t>(policy_.reservations_max) +
-                                static_cast<size_t>(config_.preempt_attempts_per_pass);
-    std::vector<std::vector<Entry>> blocked(pools_.size());
-    std::vector<std::vector<Entry>> starving(pools_.size());
-    for (const JobId id : waiting_) {
-      Job& job = jobs_[id];
-      const Entry entry{policy_.priority->Priority(job, fair_share_, now_s), job.submit_s, id};
-      NodeIndex* from = nullptr;
-      const int64_t run_limit_s = std::max<int64_t>(1, job.walltime_s - job.ran_s);
-      if (PlaceFor(job, now_s + run_limit_s, &from)) {
-        order.push_back(entry);
-        continue;
-      }
-      if (job.reason == ErrorCode::kInsufficientCredits) job.reason = ErrorCode::kOk;
-      if (policy_.preemption && job.job_class == cluster::JobClass::kResearch) {
-        const int64_t starving_at = job.submit_s + config_.preempt_wait_s;
-        if (starving_at > now_s) {
-          if (result.wake_at_s < 0 || starving_at < result.wake_at_s)
-            result.wake_at_s = starving_at;
-        } else if (job.preempt_retry_s <= now_s) {
-          starving[job.shape.pool].push_back(entry);
-        }
-      }
-      blocked[job.shape.pool].push_back(entry);
-    }
-    const size_t starving_keep = static_cast<size_t>(config_.preempt_attempts_per_pass);
-    for (uint32_t pool = 0; pool < pools_.size(); ++pool) {
-      KeepHighest(&blocked[pool], keep_blocked);
-      KeepHighest(&starving[pool], starving_keep);
-      // A starving job may also be among the highest blocked: add it once.
-      for (const Entry& entry : starving[pool]) {
-        if (std::find_if(blocked[pool].begin(), blocked[pool].end(), [&](const Entry& other) {
-              return other.id == entry.id;
-            }) == blocked[pool].end()) {
-          order.push_back(entry);
-        }
-      }
-      order.insert(order.end(), blocked[pool].begin(), blocked[pool].end());
-    }
+    PassPool(pool, now_s, &result);
   }
-  // A lambda, not the function pointer, so that the comparison inlines.
-  std::sort(order.begin(), order.end(),
-            [](const Entry& a, const Entry& b) { return Before(a, b); });
-  for (const Entry& entry : order) ConsiderJob(entry.id, now_s, &result);
+  in_pass_ = false;
   return result;
 }
 
-void Scheduler::ConsiderJob(JobId id, int64_t now_s, PassResult* result) {
-  Job& job = jobs_[id];
-  PoolState& pool = pools_[job.shape.pool];
-  if (!policy_.backfill && pool.blocked) return;
-  if (TryStart(id, now_s, result)) return;
-  if (job.reason == ErrorCode::kInsufficientCredits) return;  // does not block others
-  if (!policy_.backfill) {
-    pool.blocked = true;
-    return;
+void Scheduler::PassPool(uint32_t pool_index, int64_t now_s, PassResult* result) {
+  PoolState& pool = pools_[pool_index];
+  pool.changed = false;
+  pool.credit_waits = false;
+  NodeIndex& main = *pool.main;
+  const auto before = [](const QueueKey& left, const QueueKey& right) {
+    return KeyAfter()(left, right);
+  };
+  const auto heap_less = [](const QueueKey& left, const QueueKey& right) {
+    return KeyAfter()(right, left);
+  };
+  struct Cursor {
+    uint32_t shape_class;
+    absl::btree_set<QueueKey, KeyAfter>::const_iterator head;
+    std::vector<QueueKey> more;  // heap: the next job of each group already passed
+    bool dead = false;
+    AgeKey latest_started{INT64_MIN, 0};
+  };
+  std::vector<Cursor> cursors;
+  for (const uint32_t index : pool.classes) {
+    if (classes_[index].by_age.empty()) continue;
+    cursors.push_back({index, classes_[index].heads.begin(), {}});
   }
-  // A job its grant could not pay for gets no reservation: it would idle the nodes.
-  const auto hold =
-      UsageCost(job.shape.chips, std::max<int64_t>(1, job.walltime_s - job.ran_s), PriceOf(job));
-  if (Available(job.grant) < *hold) {
-    job.reason = ErrorCode::kInsufficientCredits;
-    return;
-  }
-  if (policy_.preemption && job.job_class == cluster::JobClass::kResearch &&
-      now_s >= job.submit_s + config_.preempt_wait_s &&
-      pool.preempt_attempts < config_.preempt_attempts_per_pass) {
-    TryPreempt(id, now_s, result);
-  }
-  if (job.reservation < 0 &&
-      pool.reservations.size() < static_cast<size_t>(policy_.reservations_max)) {
-    CreateReservation(id, now_s);
-  }
-}
+  auto peek = [&](Cursor& cursor) -> const QueueKey* {
+    const ShapeClass& shape_class = classes_[cursor.shape_class];
+    const QueueKey* best = nullptr;
+    if (cursor.head != shape_class.heads.end()) best = &*cursor.head;
+    if (!cursor.more.empty() && (best == nullptr || before(cursor.more.front(), *best))) {
+      best = &cursor.more.front();
+    }
+    return best;
+  };
+  auto pop = [&](Cursor& cursor) {
+    const ShapeClass& shape_class = classes_[cursor.shape_class];
+    QueueKey key;
+    const bool from_head = cursor.head != shape_class.heads.end() &&
+                           (cursor.more.empty() || before(*cursor.head, cursor.more.front()));
+    if (from_head) {
+      key = *cursor.head;
+      ++cursor.head;
+    } else {
+      std::pop_heap(cursor.more.begin(), cursor.more.end(), heap_less);
+      key = cursor.more.back();
+      cursor.more.pop_back();
+    }
+    const Group& group = shape_class.groups[jobs_[key.id].group];
+    const auto next = group.jobs.upper_bound(AgeKey{key.submit_s, key.id});
+    if (next != group.jobs.end()) {
+      cursor.more.push_back(KeyOf(next->second));
+      std::push_heap(cursor.more.begin(), cursor.more.end(), heap_less);
+    }
+    return key;
+  };
 
-bool Scheduler::PlaceFor(const Job& job, int64_t end_s, NodeIndex** from) {
-  PoolState& pool = pools_[job.shape.pool];
-  if (pool.main->CanFit(job.shape)) {
-    *from = pool.main.get();
-    return true;
-  }
-  for (size_t slot = 0; slot < pool.reservations.size(); ++slot) {
-    Reservation& reservation = pool.reservations[slot];
-    const bool own = static_cast<int32_t>(slot) == job.reservation;
-    if (!own && end_s > reservation.start_s) continue;
-    if (reservation.index->CanFit(job.shape)) {
-      *from = reservation.index.get();
-      return true;
+  size_t examined = 0;
+  size_t refused = 0;
+  int made = 0;
+  bool bound_hit = false;
+  while (true) {
+    Cursor* best = nullptr;
+    const QueueKey* best_key = nullptr;
+    for (Cursor& cursor : cursors) {
+      if (cursor.dead) continue;
+      const QueueKey* key = peek(cursor);
+      if (key == nullptr) {
+        cursor.dead = true;
+        continue;
+      }
+      if (best_key == nullptr || before(*key, *best_key)) {
+        best = &cursor;
+        best_key = key;
+      }
+    }
+    if (best == nullptr) break;
+    Cursor& cursor = *best;
+    const ShapeClass& shape_class = classes_[cursor.shape_class];
+    const QueueKey key = pop(cursor);
+    const JobId id = key.id;
+    Job& job = jobs_[id];
+    ++examined;
+    ++stats_.jobs_examined;
+    if (config_.queue_depth_max > 0 && examined > config_.queue_depth_max) {
+      bound_hit = true;
+      break;
+    }
+    if (!main.CanFit(shape_class.shape)) {
+      if (job.reason == ErrorCode::kInsufficientCredits) job.reason = ErrorCode::kOk;
+      if (!policy_.backfill) break;  // strict order: the first blocked job blocks its pool
+      if (job.reservation >= 0) continue;
+      if (made < policy_.reservations_max) {
+        // A job its grant could not pay for gets no reservation: it would idle the chips.
+        if (Available(job.grant) < HoldOf(job)) {
+          job.reason = ErrorCode::kInsufficientCredits;
+          pool.credit_waits = true;
+          continue;
+        }
+        if (CreateReservation(id, now_s)) ++made;
+        continue;
+      }
+      cursor.dead = true;  // capacity only shrinks in a pass: nothing of this class fits
+      continue;
+    }
+    const AgeKey age{job.submit_s, id};
+    const Outcome outcome = TryStart(id, now_s, result);
+    if (outcome == Outcome::kStarted) {
+      cursor.latest_started = std::max(cursor.latest_started, age);
+      continue;
+    }
+    if (outcome == Outcome::kNoCredits) {
+      pool.credit_waits = true;
+      continue;
+    }
+    ++refused;
+    ++stats_.backfill_refused;
+    // With reservations to spare (conservative), the refused job gets one too, so that
+    // later jobs cannot push it back.
+    if (made < policy_.reservations_max && CreateReservation(id, now_s)) ++made;
+    if (refused >= config_.backfill_test_max) {
+      bound_hit = true;
+      break;
+    }
+    // Only jobs that end before the earliest reservation this shape would cut into can
+    // still start: if the class has none that short, drop it.
+    int64_t end_limit_s = INT64_MAX;
+    const int64_t units =
+        shape_class.shape.whole_nodes > 0 ? static_cast<int64_t>(shape_class.shape.whole_nodes) : 1;
+    for (const Reservation& reservation : pool.reservations) {
+      if (reservation.active && units > reservation.slack) {
+        end_limit_s = std::min(end_limit_s, reservation.start_s);
+      }
+    }
+    if (made >= policy_.reservations_max && end_limit_s != INT64_MAX &&
+        *shape_class.limits_s.begin() > end_limit_s - now_s) {
+      cursor.dead = true;
     }
   }
-  return false;
+  if (bound_hit) {
+    ++stats_.bound_hits;
+    pool.changed = true;  // the next pass goes on where this one stopped
+  }
+  // What the pass left: the oldest waiting job that fits the free chips, and whether a
+  // later job of its class started in this pass.
+  const Job* oldest = nullptr;
+  bool skipped = false;
+  for (const uint32_t index : pool.classes) {
+    ShapeClass& shape_class = classes_[index];
+    if (!shape_class.by_age.empty() && main.CanFit(shape_class.shape)) {
+      const Job& first = jobs_[shape_class.by_age.begin()->second];
+      if (oldest == nullptr || first.submit_s < oldest->submit_s) oldest = &first;
+    }
+  }
+  for (const Cursor& cursor : cursors) {
+    const ShapeClass& shape_class = classes_[cursor.shape_class];
+    if (cursor.latest_started.first != INT64_MIN && !shape_class.by_age.empty() &&
+        *shape_class.by_age.begin() < cursor.latest_started && main.CanFit(shape_class.shape)) {
+      skipped = true;
+    }
+  }
+  for (const uint32_t index : pool.classes) {
+    ShapeClass& shape_class = classes_[index];
+    for (const uint32_t group : shape_class.dirty_groups) UpdateHead(shape_class, group);
+    shape_class.dirty_groups.clear();
+  }
+  pool.idle_fit_chips = oldest != nullptr ? oldest->shape.chips : 0;
+  result->idle_fit_chips += pool.idle_fit_chips;
+  result->oldest_fit_skipped += skipped ? 1 : 0;
 }
 
-bool Scheduler::TryStart(JobId id, int64_t now_s, PassResult* result) {
-  Job& job = jobs_[id];
-  const int64_t run_limit_s = std::max<int64_t>(1, job.walltime_s - job.ran_s);
-  NodeIndex* from = nullptr;
-  if (!PlaceFor(job, now_s + run_limit_s, &from)) {
-    if (job.reason == ErrorCode::kInsufficientCredits) job.reason = ErrorCode::kOk;
-    return false;
+bool Scheduler::KeepsReservations(const Job& job, int64_t end_s, const std::vector<Alloc>& allocs,
+                                  bool take) {
+  PoolState& pool = pools_[job.shape.pool];
+  for (int pass = 0; pass < (take ? 2 : 1); ++pass) {
+    for (Reservation& reservation : pool.reservations) {
+      if (!reservation.active || end_s <= reservation.start_s) continue;
+      int64_t used = 0;
+      if (job.shape.whole_nodes > 0) {
+        used = job.shape.whole_nodes;
+      } else {
+        used = UnitAt(allocs.front().node, reservation.shape, reservation.start_s) ? 1 : 0;
+      }
+      if (pass == 0 && used > reservation.slack) return false;
+      if (pass == 1) reservation.slack -= used;
+    }
   }
-  const auto hold = UsageCost(job.shape.chips, run_limit_s, PriceOf(job));
-  ATRIUM_ASSERT(hold.ok(), "hold checked at submission");
-  if (Available(job.grant) < *hold) {
+  return true;
+}
+
+Scheduler::Outcome Scheduler::TryStart(JobId id, int64_t now_s, PassResult* result) {
+  Job& job = jobs_[id];
+  const int64_t run_limit_s = RunLimitOf(job);
+  const Credits hold = HoldOf(job);
+  if (Available(job.grant) < hold) {
     job.reason = ErrorCode::kInsufficientCredits;
-    return false;
+    return Outcome::kNoCredits;
   }
   std::vector<Alloc> allocs;
-  const bool found = from->Find(job.shape, &allocs);
+  const bool found = pools_[job.shape.pool].main->Find(job.shape, &allocs);
   ATRIUM_ASSERT(found, "CanFit and Find disagree");
   (void)found;
+  if (!KeepsReservations(job, now_s + run_limit_s, allocs, false)) return Outcome::kReservation;
+  // Record why it starts ahead of an older job of its class, if one waits.
+  const ShapeClass& shape_class = classes_[job.shape_class];
+  job.ahead = StartedAhead::kNo;
+  if (shape_class.by_age.begin()->second != id) {
+    const JobId older = shape_class.by_age.begin()->second;
+    if (jobs_[older].reason == ErrorCode::kInsufficientCredits) {
+      job.ahead = StartedAhead::kCredits;
+    } else if (KeyAfter()(KeyOf(id), KeyOf(older))) {
+      job.ahead = StartedAhead::kPriority;
+    } else {
+      job.ahead = StartedAhead::kReservation;
+    }
+  }
   job.run_limit_s = run_limit_s;
-  Start(id, std::move(allocs), now_s, *hold);
-  if (job.state != JobState::kRunning) return false;
+  // The units are counted before the job's chips are taken (a failed start below leaves
+  // the slack smaller than it could be: safe).
+  KeepsReservations(job, now_s + run_limit_s, allocs, true);
+  Start(id, std::move(allocs), now_s, hold);
+  if (job.state != JobState::kRunning) {
+    job.ahead = StartedAhead::kNo;
+    return Outcome::kNoCredits;
+  }
   result->started.push_back(id);
-  return true;
+  return Outcome::kStarted;
 }
 
 void Scheduler::Start(JobId id, std::vector<Alloc> allocs, int64_t now_s, Credits hold) {
@@ -395,8 +620,14 @@ void Scheduler::Start(JobId id, std::vector<Alloc> allocs, int64_t now_s, Credit
     job.hold_id = spec.id;
     available_[job.grant] = *available_[job.grant].CheckedSub(hold);
   }
-  DropReservationOf(job);
+  if (job.reservation >= 0) {
+    pools_[job.shape.pool].reservations[static_cast<size_t>(job.reservation)].active = false;
+    job.reservation = -1;
+  }
   RemoveWaiting(id);
+  if (walker_.loaded && walker_pool_ == job.shape.pool) {
+    WalkerTake(job.shape.pool, allocs, now_s + job.run_limit_s);
+  }
   for (const Alloc& alloc : allocs) {
     ATRIUM_ASSERT((masks_[alloc.node] & alloc.mask) == alloc.mask, "placing on busy chips");
     ATRIUM_ASSERT(node_state_[alloc.node] == cluster::NodeState::kUp, "placing on a node not up");
@@ -456,6 +687,8 @@ void Scheduler::Finish(JobId id, int64_t now_s, RunEnd how) {
   Settle(job, now_s);
   ReleaseChips(id, job);
   pools_[job.shape.pool].running_by_end.erase({job.expected_end_s(), id});
+  pools_[job.shape.pool].changed = true;
+  walker_.loaded = false;
   fair_share_.Stop(job.grant, job.shape.chips, now_s);
   busy_chips_ -= job.shape.chips;
   job.ran_s += now_s - job.run_start_s;
@@ -473,6 +706,7 @@ void Scheduler::Finish(JobId id, int64_t now_s, RunEnd how) {
       job.end_s = -1;
       job.waiting_pos = static_cast<uint32_t>(waiting_.size());
       waiting_.push_back(id);
+      Enqueue(id);
       break;
   }
 }
@@ -481,7 +715,6 @@ Status Scheduler::Cancel(JobId id, int64_t now_s) {
   if (id >= jobs_.size()) return MakeError(ErrorCode::kNotFound, "no such job", "job");
   Job& job = jobs_[id];
   if (job.state == JobState::kPending) {
-    DropReservationOf(job);
     RemoveWaiting(id);
     job.end_s = now_s;
   } else if (job.state == JobState::kRunning) {
@@ -501,24 +734,18 @@ Status Scheduler::SetNodeState(uint32_t node, cluster::NodeState state) {
     return MakeError(ErrorCode::kNotFound, fmt::format("no node {}", node), "node");
   }
   if (node_state_[node] == state) return OkStatus();
+  const uint32_t pool = cluster_->nodes()[node].pool;
   if (holder_[node] != nullptr) {
-    // A reserved node leaving service ends its reservation; the next pass makes another.
-    PoolState& pool = pools_[cluster_->nodes()[node].pool];
-    for (size_t slot = 0; slot < pool.reservations.size(); ++slot) {
-      if (pool.reservations[slot].index.get() == holder_[node]) {
-        DropReservation(cluster_->nodes()[node].pool, slot);
-        break;
-      }
-    }
     holder_[node]->Erase(node);
     holder_[node] = nullptr;
   }
   node_state_[node] = state;
   if (state == cluster::NodeState::kUp) {
-    NodeIndex* main = pools_[cluster_->nodes()[node].pool].main.get();
+    NodeIndex* main = pools_[pool].main.get();
     main->Insert(node);
     holder_[node] = main;
   }
+  pools_[pool].changed = true;
   return OkStatus();
 }
 

@@ -2,16 +2,25 @@
 // ledger: it reads no clock and does no I/O; time comes in as arguments (`now_s`), and the
 // same calls in the same order always give the same decisions.
 //
-// A pass orders every waiting job by the policy's priority and walks the whole list once:
+// Waiting jobs sit in queues per pool and shape class (a shape: so many whole nodes, or so
+// many chips below a node), each split into groups of jobs that keep their relative order
+// (one group under FIFO; one per grant and job class under fair share), ordered by
+// (submit time, id). A pass merges the class queues in priority order and looks only at
+// what can matter: a class that no longer fits the free chips is dropped at once, so a
+// pass costs the jobs it starts, the reservations it makes and a bounded number of tests,
+// not the queue. Fair-share priorities are recomputed every `priority_recompute_s` of
+// virtual time (Slurm's PriorityCalcPeriod), not at every pass.
+//
 //   - admission: a job starts only if its grant can hold chips x walltime x price in the
 //     ledger (a two-phase hold); if it cannot, it waits with reason insufficient_credits
 //     and does not block anyone;
 //   - placement: gang, topology-aware, best fit (NodeIndex), on up nodes only;
-//   - backfill: the highest-priority blocked jobs (policy.reservations_max per pool) get a
-//     reservation: a set of nodes and the time by which running jobs' walltimes free
-//     them. Reserved nodes leave the pool's main index; a lower job may use them only if
-//     its walltime ends by the reservation's start. Reservations persist from pass to pass
-//     and their start never moves later, so backfill never delays them;
+//   - backfill (EASY by default): the highest-priority blocked job of a pool gets a
+//     reservation (policy.reservations_max of them; `conservative` makes more): a start
+//     time and a count of capacity units (whole nodes, or nodes with a free block of its
+//     size), recomputed at every pass from the running jobs' walltimes, never pinned
+//     nodes. A later job that fits now starts now if it ends by the reservation's start or
+//     leaves it enough units (the reservation's slack), so backfill never delays it;
 //   - preemption (policy option): a research job waiting past preempt_wait_s asks
 //     preemptible, then education jobs to yield, after preempt_grace_s; the preempted job
 //     is requeued with its age and charged only for what it ran.
@@ -24,6 +33,7 @@
 //   sched.Finish(id, later_s, RunEnd::kCompleted);
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -33,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
 #include "base/credits.h"
 #include "base/error.h"
@@ -62,6 +73,18 @@ struct SchedulerConfig {
   Id128 transfer_id_base = Id128{1} << 64;
   // Bounds the queue: a submission beyond it is refused.
   size_t jobs_max = 50'000'000;
+  // Fair-share priorities (and the grants' decayed use) are recomputed at most this often
+  // (virtual seconds); in between, the order is the one computed then.
+  int64_t priority_recompute_s = 300;
+  // Like Slurm's bf_max_job_test: per pool and pass, at most this many jobs that fit the
+  // free chips are refused because they would run past a reservation; then the pool's
+  // pass ends. Bounds the cost of a pass in a queue of long jobs behind a reservation.
+  size_t backfill_test_max = 500;
+  // Like Slurm's default_queue_depth: per pool and pass, at most this many jobs are
+  // examined (started or not); 0 = no bound.
+  size_t queue_depth_max = 0;
+  // Preemption: waiting research jobs looked at per pass, oldest first.
+  size_t preempt_scan_max = 256;
 };
 
 struct PreemptNotice {
@@ -75,6 +98,24 @@ struct PassResult {
   // The earliest later time at which a pass could decide differently with nothing else
   // happening (a blocked research job reaching the preemption threshold); -1 if none.
   int64_t wake_at_s = -1;
+  // After the pass, summed over pools: the chips of the oldest waiting job that fits the
+  // free chips (ignoring reservations) and was not started; 0 if none. Held until the
+  // next pass, these are the chips left idle while a fitting job waited.
+  int64_t idle_fit_chips = 0;
+  // Pools in which a job started in this pass while an older job of its shape class,
+  // fitting the free chips at the end of the pass, kept waiting.
+  int64_t oldest_fit_skipped = 0;
+};
+
+// What the passes did, cumulatively (for reports and benchmarks).
+struct PassStats {
+  int64_t passes = 0;
+  int64_t pools_skipped = 0;     // pool passes skipped: nothing changed since the last
+  int64_t jobs_examined = 0;     // jobs looked at by the passes
+  int64_t backfill_refused = 0;  // fitted now, refused for a reservation's sake
+  int64_t bound_hits = 0;        // pool passes ended by backfill_test_max or queue_depth_max
+  int64_t reservations = 0;      // made (again at every pass)
+  int64_t priority_recomputes = 0;
 };
 
 // A reservation as first made, for tests and reports.
@@ -121,6 +162,7 @@ class Scheduler {
   const Job& job(JobId job) const { return jobs_[job]; }
   size_t job_count() const { return jobs_.size(); }
   size_t waiting_count() const { return waiting_.size(); }
+  const PassStats& stats() const { return stats_; }
   int64_t busy_chips() const { return busy_chips_; }
   int64_t up_chips() const;
   const cluster::Cluster& cluster() const { return *cluster_; }
@@ -131,48 +173,105 @@ class Scheduler {
   Credits PriceOf(const Job& job) const;
 
  private:
+  // A reservation made in this pass: its job starts by start_s with `need` units of its
+  // shape (whole nodes; or nodes with a free block of sub_node_chips); `slack` units more
+  // than it and the reservations made before it in the pool (claimed) will be there.
   struct Reservation {
     JobId job = 0;
     int64_t start_s = 0;
-    std::vector<uint32_t> nodes;
-    std::unique_ptr<NodeIndex> index;
+    cluster::JobShape shape;
+    int64_t slack = 0;
+    bool active = true;  // false once its job started in this pass
+  };
+  struct QueueKey {
+    double priority = 0;
+    int64_t submit_s = 0;
+    JobId id = 0;
+  };
+  struct KeyAfter {  // the set's order: higher priority, then earlier, then lower id first
+    bool operator()(const QueueKey& left, const QueueKey& right) const {
+      if (left.priority != right.priority) return left.priority > right.priority;
+      if (left.submit_s != right.submit_s) return left.submit_s < right.submit_s;
+      return left.id < right.id;
+    }
+  };
+  using AgeKey = std::pair<int64_t, JobId>;
+  struct Group {
+    uint32_t grant = 0;
+    cluster::JobClass job_class = cluster::JobClass::kResearch;
+    absl::btree_set<AgeKey> jobs;
+    bool in_heads = false;
+    QueueKey head;  // its key in the class's heads, when in_heads
+  };
+  struct ShapeClass {
+    cluster::JobShape shape;
+    std::vector<Group> groups;
+    absl::flat_hash_map<uint64_t, uint32_t> group_of;
+    absl::btree_set<QueueKey, KeyAfter> heads;  // each non-empty group's first job
+    absl::btree_set<AgeKey> by_age;             // every waiting job of the class
+    absl::btree_multiset<int64_t> limits_s;     // their run limits
+    std::vector<uint32_t> dirty_groups;         // heads to refresh after the pass
   };
   struct PoolState {
     std::unique_ptr<NodeIndex> main;
     std::vector<Reservation> reservations;
     std::set<std::pair<int64_t, JobId>> running_by_end;
-    bool blocked = false;      // this pass, without backfill
-    int preempt_attempts = 0;  // this pass
+    std::vector<uint32_t> classes;
+    absl::flat_hash_map<uint64_t, uint32_t> class_of;
+    bool changed = true;         // since its last pass
+    bool credit_waits = false;   // a job waited for credits in its last pass
+    int preempt_attempts = 0;    // this pass
+    int64_t idle_fit_chips = 0;  // PassResult::idle_fit_chips of its last pass
+  };
+  // The free chips of one pool projected forward: the running jobs release their chips in
+  // walltime order (scratch_masks_), counting the nodes by their largest free block.
+  struct Walker {
+    bool loaded = false;
+    int64_t time_s = 0;
+    std::set<std::pair<int64_t, JobId>>::const_iterator next;
+    std::vector<uint32_t> largest_count;  // nodes per largest free block
   };
 
   Status EnsureSystemAccounts(int64_t now_s);
   Id128 NextTransferId() { return next_transfer_id_++; }
-  void ConsiderJob(JobId id, int64_t now_s, PassResult* result);
-  bool TryStart(JobId id, int64_t now_s, PassResult* result);
-  bool PlaceFor(const Job& job, int64_t end_s, NodeIndex** from);
+  void Enqueue(JobId id);
+  void Dequeue(JobId id);
+  void UpdateHead(ShapeClass& shape_class, uint32_t group);
+  QueueKey KeyOf(JobId id) const;
+  void RecomputePriorities(int64_t now_s);
+  void PassPool(uint32_t pool, int64_t now_s, PassResult* result);
+  void PreemptPhase(int64_t now_s, PassResult* result);
+  enum class Outcome : uint8_t { kStarted, kNoCredits, kReservation };
+  // Starts the job now if its grant can hold its cost and it keeps the reservations.
+  Outcome TryStart(JobId id, int64_t now_s, PassResult* result);
+  // Whether starting the job now (ending at end_s) on `allocs` leaves every reservation
+  // of its pool its units; if `take`, the slack it uses is taken.
+  bool KeepsReservations(const Job& job, int64_t end_s, const std::vector<Alloc>& allocs,
+                         bool take);
   void Start(JobId id, std::vector<Alloc> allocs, int64_t now_s, Credits hold);
   void Settle(Job& job, int64_t now_s);
   void ReleaseChips(JobId id, const Job& job);
   void RemoveWaiting(JobId id);
   Credits Available(uint32_t grant);
+  Credits HoldOf(const Job& job) const;
+  int64_t RunLimitOf(const Job& job) const {
+    return std::max<int64_t>(1, job.walltime_s - job.ran_s);
+  }
 
   // Reservations (reservation.cc).
-  void RevalidateReservations(uint32_t pool, int64_t now_s);
-  std::optional<int64_t> ReservationStart(const Reservation& reservation, int64_t now_s) const;
   bool CreateReservation(JobId id, int64_t now_s);
-  void DropReservation(uint32_t pool, size_t slot);
-  void DropReservationOf(Job& job);
+  void LoadWalker(uint32_t pool, int64_t now_s);
+  void WalkerRelease(uint32_t pool, JobId other);
+  void WalkerTake(uint32_t pool, const std::vector<Alloc>& allocs, int64_t end_s);
+  int64_t WalkerUnits(uint32_t pool, const cluster::JobShape& shape) const;
+  // Whether `node` counts as a unit of `shape` at time t (its jobs ending by t gone).
+  bool UnitAt(uint32_t node, const cluster::JobShape& shape, int64_t t_s) const;
   // Preemption (preemption.cc).
   void TryPreempt(JobId id, int64_t now_s, PassResult* result);
-  // Fills scratch_masks_ with the free chips of the pool's main members.
-  void LoadScratch(uint32_t pool);
-  // Frees `other`'s chips on scratch_masks_ (main members only) and says whether the shape
-  // now fits there: whole nodes are counted in *free_whole; a sub-node fit sets *fit_node
-  // to the node whose release made it fit.
+  // Fills scratch_masks_ with the free chips of the pool's up nodes.
+  void LoadScratch(uint32_t pool, std::vector<uint64_t>* scratch) const;
   bool ReleaseOnScratch(const cluster::JobShape& shape, JobId other, const NodeIndex& main,
                         uint64_t full_mask, uint32_t* free_whole, uint32_t* fit_node);
-  // Finds a placement on scratch_masks_ for the shape among the main members; a sub-node
-  // job goes to `fit_node`, the node whose release made it fit.
   bool FindOnScratch(const cluster::JobShape& shape, uint32_t fit_node,
                      std::vector<Alloc>* out) const;
 
@@ -190,12 +289,24 @@ class Scheduler {
 
   std::vector<Job> jobs_;
   std::vector<JobId> waiting_;
+  std::vector<ShapeClass> classes_;
+  absl::btree_set<AgeKey> research_by_age_;  // waiting research jobs (preemption only)
+  int64_t priority_time_s_ = 0;              // when the priorities were last computed
+  bool fifo_order_ = true;                   // priority is -submit_s: never recomputed
+  bool priorities_computed_ = false;
+  bool in_pass_ = false;
+  Walker walker_;
+  uint32_t walker_pool_ = UINT32_MAX;
+  std::vector<JobId> reserved_before_;  // jobs holding a reservation after the last pass
+  std::vector<JobId> reserved_now_;
+  PassStats stats_;
   std::vector<uint64_t> masks_;     // free chips per node
-  std::vector<NodeIndex*> holder_;  // the index a node is a member of, if any
+  std::vector<NodeIndex*> holder_;  // the pool's main index for an up node, else null
   std::vector<std::vector<JobId>> node_jobs_;
   std::vector<cluster::NodeState> node_state_;
   std::vector<PoolState> pools_;
-  std::vector<uint64_t> scratch_masks_;
+  std::vector<uint64_t> scratch_masks_;  // the walker's
+  std::vector<uint64_t> preempt_masks_;  // preemption's
   std::vector<ReservationRecord> reservation_log_;
   int64_t busy_chips_ = 0;
   Id128 next_transfer_id_;

@@ -1,7 +1,9 @@
 // One scheduling pass on the 40,000-chip research cluster (research-40k.toml's shape),
-// 90% busy, with 20,000 jobs waiting. BM_PassFresh times the first pass over a freshly
+// 90% busy, with 100,000 jobs waiting. BM_PassFresh times the first pass over a freshly
 // built state (it starts what fits in the free 10% and makes the reservations);
-// BM_PassSteady times the passes after it, where nothing has changed.
+// BM_PassSteady times the passes after it, where nothing has changed (skipped);
+// BM_PassChurn times a full pass after one submission and one run's end, with the
+// queue at 100,000 (what a pass costs in a long queue, every time something changes).
 //
 //   build/release/src/sched/sched_benchmark --benchmark_repetitions=10
 //       --benchmark_report_aggregates_only=true   (one command line)
@@ -48,8 +50,13 @@ struct State {
       submitted += size;
     }
     (void)scheduler->Pass(0);
-    for (int waiting = 0; waiting < 20'000; ++waiting) Submit(rng, job_index++, DrawChips(rng), 1);
+    for (int waiting = 0; waiting < kWaiting; ++waiting) {
+      Submit(rng, job_index++, DrawChips(rng), 1);
+    }
+    next_index = job_index;
   }
+  static constexpr int kWaiting = 100'000;
+  int next_index = 0;
   void Submit(std::mt19937_64& rng, int index, int64_t chips, int64_t now_s) {
     const int64_t walltime_s = 600 + static_cast<int64_t>(rng() % (48 * 3600));
     scheduler->Submit({.id = "j" + std::to_string(index),
@@ -95,6 +102,31 @@ void BM_PassSteady(benchmark::State& bench) {
   bench.counters["busy_chips"] = static_cast<double>(state.scheduler->busy_chips());
 }
 BENCHMARK(BM_PassSteady)->Unit(benchmark::kMillisecond)->Arg(0)->Arg(1);
+
+void BM_PassChurn(benchmark::State& bench) {
+  const cluster::Cluster cluster = Research40k();
+  State state(cluster, bench.range(0) == 0 ? "fairshare" : "backfill");
+  Scheduler& sched = *state.scheduler;
+  (void)sched.Pass(2);
+  std::mt19937_64 rng(7);
+  int64_t now_s = 3;
+  for (auto _ : bench) {
+    bench.PauseTiming();
+    // One run ends (the job started first) and one job arrives.
+    for (JobId id = 0; id < sched.job_count(); ++id) {
+      if (sched.job(id).state == JobState::kRunning) {
+        sched.Finish(id, std::max(now_s, sched.job(id).run_start_s), RunEnd::kCompleted);
+        break;
+      }
+    }
+    state.Submit(rng, state.next_index++, DrawChips(rng), now_s);
+    bench.ResumeTiming();
+    benchmark::DoNotOptimize(sched.Pass(now_s++));
+  }
+  bench.counters["waiting"] = static_cast<double>(sched.waiting_count());
+  bench.counters["busy_chips"] = static_cast<double>(sched.busy_chips());
+}
+BENCHMARK(BM_PassChurn)->Unit(benchmark::kMillisecond)->Arg(0)->Arg(1)->Iterations(200);
 
 }  // namespace
 }  // namespace atrium::sched

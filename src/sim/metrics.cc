@@ -42,6 +42,19 @@ Summary Summarize(const sched::Scheduler& scheduler) {
     charged += job.charged.micro();
     summary.preemptions += job.runs > 0 ? job.runs - 1 : 0;
     if (job.first_start_s >= 0) waits.push_back(job.first_start_s - job.submit_s);
+    switch (job.ahead) {
+      case sched::StartedAhead::kNo:
+        break;
+      case sched::StartedAhead::kPriority:
+        ++summary.started_ahead_priority;
+        break;
+      case sched::StartedAhead::kReservation:
+        ++summary.started_ahead_reservation;
+        break;
+      case sched::StartedAhead::kCredits:
+        ++summary.started_ahead_credits;
+        break;
+    }
     chip_seconds += static_cast<double>(job.shape.chips) * static_cast<double>(job.ran_s);
     switch (job.state) {
       case sched::JobState::kRejected:
@@ -72,6 +85,11 @@ Summary Summarize(const sched::Scheduler& scheduler) {
     ++grant_jobs[job.grant];
   }
   summary.credits_charged_micro = charged;
+  const sched::PassStats& stats = scheduler.stats();
+  summary.jobs_examined = stats.jobs_examined;
+  summary.backfill_refused = stats.backfill_refused;
+  summary.pass_bound_hits = stats.bound_hits;
+  summary.reservations_made = stats.reservations;
   if (finished > 0) {
     summary.jct_mean_s = jct_total / static_cast<double>(finished);
     summary.bounded_slowdown_mean = slowdown_total / static_cast<double>(finished);
@@ -110,6 +128,13 @@ Summary Summarize(const Simulator& simulator) {
   Summary summary = Summarize(simulator.scheduler());
   summary.utilization = simulator.window_utilization();
   summary.passes = simulator.passes();
+  summary.idle_fit_chip_s = simulator.idle_fit_chip_s();
+  if (summary.makespan_s > 0) {
+    summary.idle_fit_fraction =
+        summary.idle_fit_chip_s / (static_cast<double>(simulator.scheduler().up_chips()) *
+                                   static_cast<double>(summary.makespan_s));
+  }
+  summary.oldest_fit_skipped_passes = simulator.oldest_fit_skipped_passes();
   return summary;
 }
 
@@ -134,6 +159,16 @@ nlohmann::json Summary::ToJson() const {
       {"credits_charged_micro", credits_charged_micro},
       {"makespan_s", makespan_s},
       {"passes", passes},
+      {"idle_fit_chip_s", idle_fit_chip_s},
+      {"idle_fit_fraction", idle_fit_fraction},
+      {"oldest_fit_skipped_passes", oldest_fit_skipped_passes},
+      {"started_ahead_priority", started_ahead_priority},
+      {"started_ahead_reservation", started_ahead_reservation},
+      {"started_ahead_credits", started_ahead_credits},
+      {"jobs_examined", jobs_examined},
+      {"backfill_refused", backfill_refused},
+      {"pass_bound_hits", pass_bound_hits},
+      {"reservations_made", reservations_made},
       {"sim_wall_s", sim_wall_s},
       {"peak_rss_mb", peak_rss_mb},
   };

@@ -34,6 +34,20 @@ struct Summary {
   int64_t credits_charged_micro = 0;
   int64_t makespan_s = 0;
   int64_t passes = 0;
+  // Chip-seconds the oldest fitting waiting job was left waiting (Simulator), and that
+  // over the chip-seconds of the makespan.
+  double idle_fit_chip_s = 0;
+  double idle_fit_fraction = 0;
+  int64_t oldest_fit_skipped_passes = 0;
+  // Jobs that started while an older fitting job of their class waited, by the reason.
+  int64_t started_ahead_priority = 0;
+  int64_t started_ahead_reservation = 0;
+  int64_t started_ahead_credits = 0;
+  // Pass work (sched::PassStats).
+  int64_t jobs_examined = 0;
+  int64_t backfill_refused = 0;
+  int64_t pass_bound_hits = 0;
+  int64_t reservations_made = 0;
   double sim_wall_s = 0;
   double peak_rss_mb = 0;
 

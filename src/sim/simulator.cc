@@ -77,6 +77,14 @@ Status Simulator::OpenGrants(const Workload& workload, const std::vector<GrantSp
 Status Simulator::Run(Workload workload, const std::vector<GrantSpec>* grants,
                       RunObserver* observer) {
   ATRIUM_ASSIGN_OR_RETURN(sched::Policy policy, sched::MakePolicy(options_.policy));
+  if (options_.reservations >= 0 && policy.backfill) {
+    if (options_.reservations < 1 || options_.reservations > sched::kReservationsMax) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       fmt::format("reservations must be from 1 to {}", sched::kReservationsMax),
+                       "reservations");
+    }
+    policy.reservations_max = options_.reservations;
+  }
   scheduler_ =
       std::make_unique<sched::Scheduler>(*cluster_, ledger_, std::move(policy), options_.scheduler);
   ATRIUM_TRY(OpenGrants(workload, grants));
@@ -110,8 +118,15 @@ Status Simulator::Run(Workload workload, const std::vector<GrantSpec>* grants,
     if (how != sched::RunEnd::kPreempted) ++done;
     dirty = true;
   };
+  int64_t idle_fit_chips = 0;
   auto run_pass = [&](int64_t now_s) {
+    if (last_pass_s != INT64_MIN) {
+      idle_fit_chip_s_ +=
+          static_cast<double>(idle_fit_chips) * static_cast<double>(now_s - last_pass_s);
+    }
     const sched::PassResult result = sched.Pass(now_s);
+    idle_fit_chips = result.idle_fit_chips;
+    if (result.oldest_fit_skipped > 0) ++oldest_fit_skipped_passes_;
     ++passes_;
     last_pass_s = now_s;
     dirty = false;

@@ -33,6 +33,9 @@ struct SimOptions {
   // million-job run needs far fewer passes than events.
   int64_t pass_interval_s = 10;
   sched::SchedulerConfig scheduler;
+  // Reservations per pool for the backfilling policies; -1 = the policy's own (1 for
+  // backfill and fairshare: EASY).
+  int reservations = -1;
   // Called now and then with the fraction of jobs done (for a progress bar).
   std::function<void(double)> progress;
 };
@@ -63,6 +66,12 @@ class Simulator {
   const sched::Scheduler& scheduler() const { return *scheduler_; }
   const ledger::Ledger& ledger() const { return ledger_; }
   int64_t passes() const { return passes_; }
+  // Chip-seconds during which the oldest waiting job fitting the free chips (its chips)
+  // was not started, from pass to pass (PassResult::idle_fit_chips).
+  double idle_fit_chip_s() const { return idle_fit_chip_s_; }
+  // Passes in which a job started while an older one of its pool and shape class, that
+  // fitted the free chips, kept waiting.
+  int64_t oldest_fit_skipped_passes() const { return oldest_fit_skipped_passes_; }
   // Chip utilisation over the submission window [first submission, last submission]:
   // the steady state, without the drain after the last arrival. 0 for an empty window.
   double window_utilization() const;
@@ -84,6 +93,8 @@ class Simulator {
   std::unique_ptr<sched::Scheduler> scheduler_;
   std::vector<std::pair<sched::JobId, Asked>> asked_;  // sorted by job
   int64_t passes_ = 0;
+  double idle_fit_chip_s_ = 0;
+  int64_t oldest_fit_skipped_passes_ = 0;
   int64_t window_start_s_ = 0;
   int64_t window_end_s_ = 0;
   double window_chip_s_ = 0;

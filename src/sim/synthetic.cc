@@ -92,7 +92,49 @@ SizeTable MakeSizes(const cluster::Cluster& cluster) {
   return table;
 }
 
+// The long-queue mix: about 70% single chips, the other sizes below a node 15%, one
+// node 8%, and gangs of 2 to 64 nodes (each size about half as common as the last) 7%.
+SizeTable MakeLongQueueSizes(const cluster::Cluster& cluster) {
+  const uint32_t pool_index = *cluster.PoolOf(cluster.default_accelerator());
+  const cluster::Pool& pool = cluster.pools()[pool_index];
+  const auto& sizes = cluster.node_types()[pool.node_type].allocation_sizes;
+  std::vector<int64_t> small;
+  if (!sizes.empty()) {
+    small.assign(sizes.begin(), sizes.end());
+  } else {
+    for (int64_t size = 1; size < pool.chips_per_node; size *= 2) small.push_back(size);
+  }
+  SizeTable table;
+  double total = 0;
+  auto add = [&](int64_t chips, double weight) {
+    table.chips.push_back(chips);
+    total += weight;
+    table.cumulative.push_back(total);
+  };
+  add(small[0], 0.70);
+  for (size_t idx = 1; idx < small.size(); ++idx) {
+    add(small[idx], 0.15 / static_cast<double>(small.size() - 1));
+  }
+  add(pool.chips_per_node, 0.08);
+  const int64_t largest =
+      std::min<int64_t>(64 * pool.chips_per_node, cluster.pool_chips(pool_index));
+  double weight = 0.035;
+  for (int64_t chips = 2 * pool.chips_per_node; chips <= largest; chips *= 2) {
+    add(chips, weight);
+    weight *= 0.5;
+  }
+  return table;
+}
+
 }  // namespace
+
+Result<SyntheticMix> ParseSyntheticMix(std::string_view name) {
+  if (name == "default") return SyntheticMix::kDefault;
+  if (name == "long-queue") return SyntheticMix::kLongQueue;
+  return MakeError(ErrorCode::kInvalidArgument,
+                   fmt::format("unknown synthetic mix '{}'; known: default, long-queue", name),
+                   "mix");
+}
 
 Result<Workload> GenerateSynthetic(const cluster::Cluster& cluster,
                                    const SyntheticOptions& options) {
@@ -106,8 +148,16 @@ Result<Workload> GenerateSynthetic(const cluster::Cluster& cluster,
   if (options.grants < 1) {
     return MakeError(ErrorCode::kInvalidArgument, "at least one grant", "grants");
   }
+  const bool long_queue = options.mix == SyntheticMix::kLongQueue;
+  if (long_queue &&
+      !(options.burst_period_s > 0 && options.burst_fraction > 0 && options.burst_fraction < 1 &&
+        options.burst_rate >= 1 && options.burst_rate * options.burst_fraction <= 1)) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "bursts need period > 0, 0 < fraction < 1, 1 <= rate <= 1 / fraction",
+                     "burst");
+  }
   Rng rng(options.seed);
-  const SizeTable sizes = MakeSizes(cluster);
+  const SizeTable sizes = long_queue ? MakeLongQueueSizes(cluster) : MakeSizes(cluster);
   std::vector<double> grant_weights;
   double grant_total = 0;
   for (int64_t rank = 1; rank <= options.grants; ++rank) {
@@ -153,13 +203,23 @@ Result<Workload> GenerateSynthetic(const cluster::Cluster& cluster,
   const double rate =
       options.jobs > 0 ? static_cast<double>(options.jobs) / std::max(span_s, 1.0) : 1.0;
   const double amplitude = std::clamp(options.diurnal_amplitude, 0.0, 1.0);
-  const double rate_max = rate * (1.0 + amplitude);
+  // Long queue: burst_rate x the mean in bursts, the rest spread over the quiet part.
+  const double quiet_rate =
+      (1.0 - options.burst_fraction * options.burst_rate) / (1.0 - options.burst_fraction);
+  const double rate_max = long_queue ? rate * options.burst_rate : rate * (1.0 + amplitude);
+  const auto period = static_cast<double>(options.burst_period_s);
   double now = 0;
   for (sched::JobSpec& job : workload.jobs) {
     while (true) {
       now += rng.Exponential() / rate_max;
-      const double phase = 2.0 * std::numbers::pi * std::fmod(now, 86400.0) / 86400.0;
-      const double intensity = rate * (1.0 - amplitude * std::cos(phase));
+      double intensity = 0;
+      if (long_queue) {
+        const bool burst = std::fmod(now, period) < options.burst_fraction * period;
+        intensity = rate * (burst ? options.burst_rate : quiet_rate);
+      } else {
+        const double phase = 2.0 * std::numbers::pi * std::fmod(now, 86400.0) / 86400.0;
+        intensity = rate * (1.0 - amplitude * std::cos(phase));
+      }
       if (rng.Uniform() * rate_max < intensity) break;
     }
     job.submit_s = static_cast<int64_t>(now);

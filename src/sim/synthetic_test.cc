@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 
 #include "cluster/config.h"
@@ -61,6 +62,33 @@ TEST(SyntheticTest, RefusesBadOptions) {
   const cluster::Cluster cluster = Research40k();
   EXPECT_EQ(GenerateSynthetic(cluster, {.jobs = -1}).code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(GenerateSynthetic(cluster, {.jobs = 1, .load = 0}).code(), ErrorCode::kInvalidArgument);
+}
+
+TEST(SyntheticTest, LongQueueMixIsMostlySingleChipsArrivingInBursts) {
+  const cluster::Cluster cluster = Research40k();
+  SyntheticOptions options{.jobs = 20000, .load = 0.9, .seed = 5, .mix = SyntheticMix::kLongQueue};
+  const auto workload = GenerateSynthetic(cluster, options);
+  ASSERT_TRUE(workload.ok());
+  int64_t single = 0;
+  int64_t gangs = 0;
+  int64_t in_burst = 0;
+  for (const auto& job : workload->jobs) {
+    ASSERT_TRUE(cluster.Shape("", job.chips).ok()) << job.chips;
+    single += job.chips == 1 ? 1 : 0;
+    gangs += job.chips >= 32 ? 1 : 0;
+    const double phase =
+        std::fmod(static_cast<double>(job.submit_s), static_cast<double>(options.burst_period_s));
+    in_burst += phase < options.burst_fraction * static_cast<double>(options.burst_period_s);
+  }
+  const auto count = static_cast<double>(workload->jobs.size());
+  EXPECT_NEAR(static_cast<double>(single) / count, 0.70, 0.02);
+  EXPECT_GT(gangs, 0);
+  // Bursts take 30% of the time and, at twice the mean rate, 60% of the arrivals.
+  EXPECT_NEAR(static_cast<double>(in_burst) / count, 0.6, 0.05);
+  EXPECT_EQ(ParseSyntheticMix("long-queue").value(), SyntheticMix::kLongQueue);
+  EXPECT_EQ(ParseSyntheticMix("bursty").code(), ErrorCode::kInvalidArgument);
+  options.burst_rate = 5;  // 5 x 30% of the time > all the arrivals
+  EXPECT_EQ(GenerateSynthetic(cluster, options).code(), ErrorCode::kInvalidArgument);
 }
 
 }  // namespace
