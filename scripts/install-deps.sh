@@ -11,6 +11,7 @@ packages=(
   libsqlite3-dev sqlite3 libssl-dev libpqxx-dev postgresql
   coinor-libcbc-dev
   libcpp-httplib-dev curl jq
+  clang libclang-rt-14-dev clang-tidy
 )
 
 missing=()

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/container/flat_hash_map.h"
+#include "base/nesting.h"
 #include "sim/internal/csv.h"
 
 namespace atrium::sim {
@@ -55,6 +56,10 @@ int64_t WalltimeFor(int64_t duration_s) {
 }
 
 Result<TraceImport> ParsePhilly(std::string_view json_text, std::string_view source_name) {
+  if (!JsonDepthWithin(json_text, kJsonDepthMax)) {
+    return MakeError(ErrorCode::kTraceInvalid,
+                     fmt::format("{}: nested deeper than {} levels", source_name, kJsonDepthMax));
+  }
   nlohmann::json root;
   try {
     root = nlohmann::json::parse(json_text);
