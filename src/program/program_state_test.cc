@@ -530,7 +530,9 @@ TEST_F(SealedLogTest, ConflictedReviewerSeesOnlyCountsUntilTheDecision) {
   ASSERT_TRUE(state().CloseCall("r1", At("2026-02-01")).ok());
   ASSERT_TRUE(state().AssignReviewers("r1", At("2026-02-02")).ok());
   for (const Assignment& assignment : std::vector<Assignment>(state().assignments())) {
-    if (assignment.proposal == "A") ASSERT_NE(assignment.reviewer, Person(101));
+    if (assignment.proposal == "A") {
+      ASSERT_NE(assignment.reviewer, Person(101));
+    }
     const int64_t q = assignment.proposal == "A" ? 4 : 3;
     ASSERT_TRUE(state()
                     .SubmitReview(assignment.reviewer, assignment.proposal, {q, 7}, "comment",
