@@ -11,6 +11,8 @@ packages=(
   libsqlite3-dev sqlite3 libssl-dev libpqxx-dev postgresql
   coinor-libcbc-dev
   libcpp-httplib-dev libboost-dev libspdlog-dev curl jq
+  libcpp-httplib-dev curl jq
+  clang libclang-rt-14-dev clang-tidy
 )
 
 missing=()

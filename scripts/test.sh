@@ -8,3 +8,14 @@ jobs=$(nproc)
 cmake --preset dev
 cmake --build --preset dev -j "$jobs"
 ctest --preset dev -j "$jobs"
+
+# Hardening (docs/journal.md, tests/fuzz/): a fuzz smoke run of every parser of outside
+# input, the journal, committer, power-cut and service tests under ThreadSanitizer, and
+# clang-tidy (warnings as errors, with the thread-safety analysis).
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh
+cmake --preset tsan
+cmake --build --preset tsan -j "$jobs" --target journal_test committer_test powercut_test \
+  service_test atrium
+ATRIUM_POWERCUT_CUTS=${ATRIUM_POWERCUT_CUTS_TSAN:-100} \
+  ctest --preset tsan -R '^(journal_test|committer_test|powercut_test|service_test)$'
+scripts/tidy.sh

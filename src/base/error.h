@@ -112,7 +112,7 @@ enum class ErrorCode : uint16_t {
 };
 
 // How many codes there are (they number 0 .. kErrorCodeCount - 1).
-#define ATRIUM_ERROR_COUNT(name, text) +1
+#define ATRIUM_ERROR_COUNT(name, text) +1  // NOLINT(bugprone-macro-parentheses): a +1 chain
 inline constexpr size_t kErrorCodeCount = 0 ATRIUM_ERROR_CODES(ATRIUM_ERROR_COUNT);
 #undef ATRIUM_ERROR_COUNT
 
@@ -212,10 +212,10 @@ Status ToStatus(const Result<T>& r) {
     if (!atrium_try_status.ok()) return atrium_try_status.error(); \
   } while (false)
 
-#define ATRIUM_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr) \
-  auto tmp = (expr);                                 \
-  if (!tmp.ok()) return tmp.error();                 \
-  lhs = std::move(tmp).value()
+#define ATRIUM_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)                      \
+  auto tmp = (expr); /* NOLINT(bugprone-macro-parentheses): names */      \
+  if (!tmp.ok()) return tmp.error(); /* NOLINT(bugprone-macro-parentheses) */ \
+  lhs = std::move(tmp).value() /* NOLINT(bugprone-macro-parentheses): a declaration */
 
 #define ATRIUM_ASSIGN_OR_RETURN(lhs, expr) \
   ATRIUM_ASSIGN_OR_RETURN_IMPL(ATRIUM_CONCAT(atrium_result_, __LINE__), lhs, expr)

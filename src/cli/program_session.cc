@@ -1,8 +1,12 @@
 #include "cli/program_session.h"
 
+#include <fmt/format.h>
+
 #include <fstream>
+#include <random>
 #include <sstream>
 
+#include "base/nesting.h"
 #include "program/loader.h"
 #include "program/synthetic.h"
 
@@ -49,12 +53,25 @@ Status WriteFile(const std::string& path, const std::string& contents) {
 
 Result<ProgramSession> ProgramSession::Create(const std::string& program_toml, int64_t at_us) {
   ProgramSession session;
-  ATRIUM_TRY(session.Apply({{"op", "create"}, {"at_us", at_us}, {"program_toml", program_toml}}));
+  // The seal secret keys the salts of sealed reviews in the public log; it is drawn here,
+  // in the shell, and kept in the (private) state file so replay gives the same log.
+  std::random_device random;
+  std::string secret;
+  for (int byte_idx = 0; byte_idx < 32; ++byte_idx) {
+    secret += fmt::format("{:02x}", random() & 0xFFu);
+  }
+  ATRIUM_TRY(session.Apply({{"op", "create"},
+                            {"at_us", at_us},
+                            {"program_toml", program_toml},
+                            {"seal_secret", secret}}));
   return session;
 }
 
 Result<ProgramSession> ProgramSession::Load(const std::string& path) {
   ATRIUM_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  if (!JsonDepthWithin(text, kJsonDepthMax)) {
+    return MakeError(ErrorCode::kCorruption, path + " is nested too deeply", "state");
+  }
   const json file = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (file.is_discarded() || !file.is_object() || !file.contains("commands") ||
       !file.at("commands").is_array() || file.at("commands").empty()) {
@@ -97,8 +114,13 @@ Status ProgramSession::Dispatch(const json& command) {
     if (state_) return MakeError(ErrorCode::kInvalidState, "the program exists", "op");
     ATRIUM_ASSIGN_OR_RETURN(const std::string text, Field(command, "program_toml"));
     ATRIUM_ASSIGN_OR_RETURN(program::ProgramDefinition definition, program::ParseProgramToml(text));
-    ATRIUM_ASSIGN_OR_RETURN(program::ProgramState created,
-                            program::ProgramState::Create(std::move(definition), at));
+    std::string seal_secret;
+    if (command.contains("seal_secret")) {
+      ATRIUM_ASSIGN_OR_RETURN(seal_secret, Field(command, "seal_secret"));
+    }
+    ATRIUM_ASSIGN_OR_RETURN(
+        program::ProgramState created,
+        program::ProgramState::Create(std::move(definition), at, std::move(seal_secret)));
     state_.emplace(std::move(created));
     return OkStatus();
   }

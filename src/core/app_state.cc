@@ -178,7 +178,7 @@ const std::vector<OpShape>& OpShapes() {
   static const std::vector<OpShape> shapes = {
       {"token_create", {"token_id", "salt", "hash", "role", "person", "label"}},
       {"token_revoke", {"token_id"}},
-      {"program_create", {"toml"}},
+      {"program_create", {"toml", "seal_secret"}},
       {"cluster_load", {"toml", "policy"}},
       {"institution_add", {"program", "institution"}},
       {"person_add", {"program", "person"}},
@@ -497,9 +497,15 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
     if (programs_.contains(definition.id)) {
       return Error{ErrorCode::kAlreadyExists, "program " + definition.id + " exists", "id"};
     }
+    // The key of the public log's sealed reviews, drawn by the shell (docs/program.md).
+    ATRIUM_ASSIGN_OR_RETURN(std::string seal_secret, fields.Text("seal_secret", 128, false));
+    if (!seal_secret.empty() && seal_secret.size() < 32) {
+      return Invalid("seal_secret must hold at least 32 characters", "seal_secret");
+    }
     const std::string id = definition.id;
-    ATRIUM_ASSIGN_OR_RETURN(program::ProgramState state,
-                            program::ProgramState::Create(std::move(definition), now_us));
+    ATRIUM_ASSIGN_OR_RETURN(
+        program::ProgramState state,
+        program::ProgramState::Create(std::move(definition), now_us, std::move(seal_secret)));
     programs_.emplace(id, std::move(state));
     return json{{"program", id}};
   }

@@ -13,6 +13,9 @@ template <class... Ts>
 struct Overloaded : Ts... {
   using Ts::operator()...;
 };
+// Clang 14 (the fuzz build) does not deduce aggregate template arguments by itself.
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
 
 // A batch changed state unless every one of its events was refused.
 bool AnyApplied(size_t events, const std::vector<ledger::EventFailure>& failures) {

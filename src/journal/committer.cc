@@ -21,10 +21,10 @@ Committer::Committer(std::unique_ptr<DurableCore> durable, CommitterOptions opti
 
 Committer::~Committer() {
   {
-    std::lock_guard lock(queue_mutex_);
+    absl::MutexLock lock(&queue_mutex_);
     stopping_ = true;
   }
-  queue_ready_.notify_all();
+  queue_ready_.SignalAll();
   applier_.join();  // applies what was accepted, then marks itself done
   writer_.join();   // writes what was applied, then sees the applier done
 }
@@ -33,7 +33,7 @@ std::future<Result<core::CommandResult>> Committer::Submit(core::Command command
   Promise promise;
   auto future = promise.get_future();
   {
-    std::lock_guard lock(queue_mutex_);
+    absl::MutexLock lock(&queue_mutex_);
     if (stopping_) {
       promise.set_value(MakeError(ErrorCode::kUnavailable, "the journal is shutting down"));
       return future;
@@ -45,7 +45,7 @@ std::future<Result<core::CommandResult>> Committer::Submit(core::Command command
     }
     queue_.push_back(Pending{std::move(command), std::move(promise)});
   }
-  queue_ready_.notify_one();
+  queue_ready_.Signal();
   return future;
 }
 
@@ -55,8 +55,8 @@ void Committer::ApplyLoop() {
     std::vector<Promise> promises;
     commands.clear();
     {
-      std::unique_lock lock(queue_mutex_);
-      queue_ready_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      absl::MutexLock lock(&queue_mutex_);
+      while (!stopping_ && queue_.empty()) queue_ready_.Wait(&queue_mutex_);
       if (queue_.empty()) break;  // stopping, and everything accepted is applied
       const size_t take = std::min(queue_.size(), options_.group_commands_max);
       for (size_t taken = 0; taken < take; ++taken) {
@@ -67,43 +67,44 @@ void Committer::ApplyLoop() {
     }
     {
       // Bound the work applied ahead of the journal.
-      std::unique_lock lock(flight_mutex_);
-      flight_changed_.wait(lock,
-                           [this] { return in_flight_.size() < options_.groups_in_flight_max; });
+      absl::MutexLock lock(&flight_mutex_);
+      while (in_flight_.size() >= options_.groups_in_flight_max) {
+        flight_changed_.Wait(&flight_mutex_);
+      }
     }
     {
       // The group joins the flight before the state lock is released, so a reader that
       // takes the lock next finds it there and waits for it to be written.
-      std::lock_guard state_lock(state_mutex_);
+      absl::MutexLock state_lock(&state_mutex_);
       Result<PreparedGroup> prepared = durable_->Prepare(commands);
       if (!prepared.ok()) {
         for (Promise& promise : promises) promise.set_value(prepared.error());
         continue;
       }
-      std::lock_guard flight_lock(flight_mutex_);
+      absl::MutexLock flight_lock(&flight_mutex_);
       in_flight_.push_back(InFlight{std::move(*prepared), std::move(promises)});
+      flight_changed_.SignalAll();
     }
-    flight_changed_.notify_all();
     if (durable_->snapshot_due()) {
       // A snapshot needs the state to equal the journal: let the writes catch up first.
       WaitForWrites();
-      std::lock_guard lock(state_mutex_);
+      absl::MutexLock lock(&state_mutex_);
       (void)durable_->Snapshot();  // a failed snapshot loses nothing; retried when due
     }
   }
   {
-    std::lock_guard lock(flight_mutex_);
+    absl::MutexLock lock(&flight_mutex_);
     applier_done_ = true;
+    flight_changed_.SignalAll();
   }
-  flight_changed_.notify_all();
 }
 
 void Committer::WriteLoop() {
   for (;;) {
     InFlight flight;
     {
-      std::unique_lock lock(flight_mutex_);
-      flight_changed_.wait(lock, [this] { return applier_done_ || !in_flight_.empty(); });
+      absl::MutexLock lock(&flight_mutex_);
+      while (!applier_done_ && in_flight_.empty()) flight_changed_.Wait(&flight_mutex_);
       if (in_flight_.empty()) return;
       flight = std::move(in_flight_.front());
       in_flight_.pop_front();
@@ -116,7 +117,7 @@ void Committer::WriteLoop() {
     {
       // Counted before the futures are fulfilled, so a caller that saw its result also
       // sees it counted.
-      std::lock_guard lock(flight_mutex_);
+      absl::MutexLock lock(&flight_mutex_);
       ++stats_.groups;
       stats_.commands += flight.promises.size();
       stats_.commit_seconds_sum += commit_s;
@@ -134,20 +135,20 @@ void Committer::WriteLoop() {
       }
     }
     {
-      std::lock_guard lock(flight_mutex_);
+      absl::MutexLock lock(&flight_mutex_);
       writing_ = false;
+      flight_changed_.SignalAll();
     }
-    flight_changed_.notify_all();
   }
 }
 
 void Committer::WaitForWrites() const {
-  std::unique_lock lock(flight_mutex_);
-  flight_changed_.wait(lock, [this] { return in_flight_.empty() && !writing_; });
+  absl::MutexLock lock(&flight_mutex_);
+  while (!in_flight_.empty() || writing_) flight_changed_.Wait(&flight_mutex_);
 }
 
 Status Committer::Read(const std::function<void(const core::Core&)>& read) const {
-  std::lock_guard lock(state_mutex_);  // no new group is applied meanwhile
+  absl::MutexLock lock(&state_mutex_);  // no new group is applied meanwhile
   WaitForWrites();
   // After a failed append the state holds commands the journal lost: nothing may read it.
   if (durable_->poisoned()) {
@@ -159,12 +160,12 @@ Status Committer::Read(const std::function<void(const core::Core&)>& read) const
 }
 
 CommitterStats Committer::stats() const {
-  std::lock_guard lock(flight_mutex_);
+  absl::MutexLock lock(&flight_mutex_);
   return stats_;
 }
 
 size_t Committer::queue_depth() const {
-  std::lock_guard lock(queue_mutex_);
+  absl::MutexLock lock(&queue_mutex_);
   return queue_.size();
 }
 

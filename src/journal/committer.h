@@ -16,7 +16,7 @@
 #pragma once
 
 #include <array>
-#include <condition_variable>
+#include <condition_variable>  // (kept for includers that relied on it)
 #include <deque>
 #include <functional>
 #include <future>
@@ -24,6 +24,8 @@
 #include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "journal/journal.h"
 
 namespace atrium::journal {
@@ -76,26 +78,34 @@ class Committer {
     PreparedGroup group;
     std::vector<Promise> promises;
   };
-  void ApplyLoop();
-  void WriteLoop();
-  void WaitForWrites() const;  // until nothing is in flight
+  void ApplyLoop() ABSL_LOCKS_EXCLUDED(queue_mutex_, state_mutex_, flight_mutex_);
+  void WriteLoop() ABSL_LOCKS_EXCLUDED(flight_mutex_);
+  // Until nothing is in flight.
+  void WaitForWrites() const ABSL_LOCKS_EXCLUDED(flight_mutex_);
 
+  // The core and its journal. Not guarded by one lock, by design: the apply thread
+  // changes the state (Prepare, Snapshot) holding state_mutex_, the write thread appends
+  // to the store (Commit) holding nothing, and DurableCore keeps what both touch
+  // (durable_seq, poisoned) atomic. Readers hold state_mutex_ and wait for the writes.
   std::unique_ptr<DurableCore> durable_;
   const CommitterOptions options_;
 
-  mutable std::mutex queue_mutex_;  // the commands waiting to be applied
-  std::condition_variable queue_ready_;
-  std::deque<Pending> queue_;
-  bool stopping_ = false;
+  // The commands waiting to be applied.
+  mutable absl::Mutex queue_mutex_;
+  absl::CondVar queue_ready_;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(queue_mutex_);
+  bool stopping_ ABSL_GUARDED_BY(queue_mutex_) = false;
 
-  mutable std::mutex state_mutex_;  // held while a group is applied, or the state read
+  // Held while a group is applied, or the state read; taken before flight_mutex_.
+  mutable absl::Mutex state_mutex_ ABSL_ACQUIRED_BEFORE(flight_mutex_);
 
-  mutable std::mutex flight_mutex_;  // the groups applied and not yet written
-  mutable std::condition_variable flight_changed_;
-  std::deque<InFlight> in_flight_;
-  bool writing_ = false;
-  bool applier_done_ = false;
-  CommitterStats stats_;
+  // The groups applied and not yet written.
+  mutable absl::Mutex flight_mutex_;
+  mutable absl::CondVar flight_changed_;
+  std::deque<InFlight> in_flight_ ABSL_GUARDED_BY(flight_mutex_);
+  bool writing_ ABSL_GUARDED_BY(flight_mutex_) = false;
+  bool applier_done_ ABSL_GUARDED_BY(flight_mutex_) = false;
+  CommitterStats stats_ ABSL_GUARDED_BY(flight_mutex_);
 
   std::thread writer_;
   std::thread applier_;

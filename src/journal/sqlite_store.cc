@@ -66,7 +66,8 @@ std::string_view AsBytes(const Digest& digest) {
 
 }  // namespace
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, OpenMode mode) {
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, OpenMode mode,
+                                                       const std::string& vfs) {
   struct stat info {};
   const bool exists = ::stat(path.c_str(), &info) == 0;
   if (!exists && mode != OpenMode::kReadWriteCreate) {
@@ -81,7 +82,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, 
           ? SQLITE_OPEN_READONLY
           : (SQLITE_OPEN_READWRITE | (mode == OpenMode::kReadWriteCreate ? SQLITE_OPEN_CREATE : 0));
   sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  const int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX,
+                                 vfs.empty() ? nullptr : vfs.c_str());
   std::unique_ptr<SqliteStore> store(new SqliteStore(db, read_only));
   if (rc != SQLITE_OK) return store->Failure("cannot open " + path);
   sqlite3_extended_result_codes(db, 1);

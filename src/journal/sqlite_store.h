@@ -25,8 +25,10 @@ class SqliteStore final : public JournalStore {
   static constexpr size_t kSnapshotsKept = 2;
 
   // kNotFound if the file is missing (and may not be created); kCorruption if it is not
-  // an Atrium journal; kIoError if SQLite fails.
-  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path, OpenMode mode);
+  // an Atrium journal; kIoError if SQLite fails. `vfs` names a registered SQLite VFS
+  // (empty: the default), so tests can put a fault-injecting one underneath.
+  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path, OpenMode mode,
+                                                   const std::string& vfs = "");
   ~SqliteStore() override;
 
   Status Append(std::span<const StoredEntry> entries) override;

@@ -2,7 +2,12 @@
 
 #include <openssl/evp.h>
 
+#include <map>
+#include <utility>
+#include <vector>
+
 #include "base/assert.h"
+#include "base/nesting.h"
 
 namespace atrium::program {
 namespace {
@@ -25,7 +30,103 @@ std::string Line(const LogEntry& entry) {
   return full.dump();
 }
 
+// One commitment seen in the log, by its ref.
+struct SealSeen {
+  int64_t seq = 0;  // the latest commitment entry of the ref
+  std::string call;
+  std::string kind;  // "proposal" or "review"
+  std::string commitment;
+  bool revealed = false;
+};
+
+std::string SealKind(const std::string& type) {
+  if (type == "proposal_submitted" || type == "proposal_edited") return "proposal";
+  if (type == "review_submitted") return "review";
+  return "";
+}
+
+// Follows commitments and reveals; returns an empty string or why the entry is wrong.
+class SealChecker {
+ public:
+  std::string Check(const LogEntry& entry) {
+    const nlohmann::json& data = entry.data;
+    if (!data.is_object()) return "";
+    const std::string kind = SealKind(entry.type);
+    if (!kind.empty() && data.contains("commitment")) {
+      if (!data.contains("ref") || !data["ref"].is_string() || !data["commitment"].is_string() ||
+          !data.contains("call") || !data["call"].is_string()) {
+        return "a commitment without its ref or call";
+      }
+      SealSeen& seen = seals_[data["ref"].get<std::string>()];
+      if (seen.revealed) return "a commitment to a ref already revealed";
+      if (!seen.kind.empty() && (seen.kind != kind || seen.call != data["call"])) {
+        return "a commitment that reuses another seal's ref";
+      }
+      seen = SealSeen{.seq = entry.seq,
+                      .call = data["call"].get<std::string>(),
+                      .kind = kind,
+                      .commitment = data["commitment"].get<std::string>()};
+      return "";
+    }
+    if (entry.type == "decision_committed" && data.contains("call") && data["call"].is_string()) {
+      decided_.push_back({data["call"].get<std::string>(), entry.seq});
+      return "";
+    }
+    const bool proposal = entry.type == "proposal_revealed";
+    if (!proposal && entry.type != "review_revealed") return "";
+    if (!data.contains("ref") || !data["ref"].is_string() || !data.contains("salt") ||
+        !data["salt"].is_string() || !data.contains("committed_in") ||
+        !data["committed_in"].is_number_integer() || !data.contains("content")) {
+      return "a reveal without its ref, salt, commitment entry or content";
+    }
+    const std::string ref = data["ref"].get<std::string>();
+    const auto found = seals_.find(ref);
+    if (found == seals_.end()) return "reveal of " + ref + " has no commitment before it";
+    SealSeen& seen = found->second;
+    if (seen.kind != (proposal ? "proposal" : "review")) {
+      return "reveal of " + ref + " is of another kind than its commitment";
+    }
+    if (data["committed_in"].get<int64_t>() != seen.seq) {
+      return "reveal of " + ref + " names entry " +
+             std::to_string(data["committed_in"].get<int64_t>()) +
+             ", not its latest commitment (entry " + std::to_string(seen.seq) + ")";
+    }
+    if (seen.revealed) return "reveal of " + ref + " is repeated";
+    if (SealCommitment(data["salt"].get<std::string>(), data["content"]) != seen.commitment) {
+      return "reveal of " + ref + " does not match its commitment in entry " +
+             std::to_string(seen.seq) + " (the revealed content or salt was altered)";
+    }
+    seen.revealed = true;
+    return "";
+  }
+
+  // After the last entry: every commitment of a decided call must have been revealed.
+  std::pair<int64_t, std::string> Unrevealed() const {
+    for (const auto& [ref, seen] : seals_) {
+      if (seen.revealed) continue;
+      for (const auto& [call, seq] : decided_) {
+        if (call == seen.call && seq > seen.seq) {
+          return {seen.seq, "the commitment of " + ref + " (call " + call +
+                                ") is never revealed although the call is decided"};
+        }
+      }
+    }
+    return {0, ""};
+  }
+
+ private:
+  std::map<std::string, SealSeen> seals_;
+  std::vector<std::pair<std::string, int64_t>> decided_;
+};
+
 }  // namespace
+
+std::string SealCommitment(std::string_view salt_hex, const nlohmann::json& content) {
+  std::string text(salt_hex);
+  text += '\n';
+  text += content.dump();
+  return Sha256Hex(text);
+}
 
 std::string GenesisHash() { return std::string(64, '0'); }
 
@@ -82,6 +183,7 @@ LogVerification VerifyLog(std::string_view exported) {
     result.head = prev;
     return result;
   };
+  SealChecker seals;
   size_t position = 0;
   while (position < exported.size()) {
     ++line_number;
@@ -89,6 +191,8 @@ LogVerification VerifyLog(std::string_view exported) {
     if (end == std::string_view::npos) return broken("the last line does not end in a newline");
     const std::string_view line = exported.substr(position, end - position);
     position = end + 1;
+    // Checked before parsing: dumping a deeply nested entry would overflow the stack.
+    if (!JsonDepthWithin(line, kJsonDepthMax)) return broken("nested too deeply");
     nlohmann::json parsed = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (parsed.is_discarded() || !parsed.is_object()) return broken("not a JSON object");
     LogEntry entry;
@@ -109,8 +213,13 @@ LogVerification VerifyLog(std::string_view exported) {
     if (HashBody(entry.prev, Body(entry).dump()) != entry.hash) {
       return broken("hash does not match the entry's content");
     }
+    if (std::string why = seals.Check(entry); !why.empty()) return broken(std::move(why));
     prev = entry.hash;
     result.entries = line_number;
+  }
+  if (auto [seq, why] = seals.Unrevealed(); seq != 0) {
+    line_number = seq;
+    return broken(std::move(why));
   }
   result.ok = true;
   result.head = prev;

@@ -13,6 +13,14 @@
 // VerifyLog recomputes the chain from that text and names the first broken entry; any
 // changed byte makes its line invalid, non-canonical or mismatched with its hash.
 //
+// Sealed entries. While a call is under review its proposals and reviews enter the log
+// only as commitments: an entry whose data holds an opaque "ref" and a "commitment",
+// SealCommitment(salt, content), with a secret per-seal salt. When the decision is
+// committed each seal is revealed by a `proposal_revealed` or `review_revealed` entry:
+// {"call", "ref", "committed_in": seq of the latest commitment of that ref, "salt",
+// "content"}. VerifyLog checks every reveal against that commitment, and that every
+// commitment of a decided call is revealed (docs/program.md: what is public when).
+//
 //   DecisionLog log;
 //   log.Append(now_us, "call_opened", {{"call", "2026-r1"}});
 //   LogVerification v = VerifyLog(log.Export());   // v.ok, v.entries == 1
@@ -63,6 +71,9 @@ struct LogVerification {
 
 // Recomputes the chain of an exported log. Never throws.
 LogVerification VerifyLog(std::string_view exported);
+
+// The commitment to a sealed content: hex SHA-256 of (salt hex, '\n', canonical JSON).
+std::string SealCommitment(std::string_view salt_hex, const nlohmann::json& content);
 
 // The genesis "previous hash": 64 zeros.
 std::string GenesisHash();

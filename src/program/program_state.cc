@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <set>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "program/scoring.h"
 #include "program/validate.h"
 
@@ -29,6 +32,48 @@ std::string Money(Credits amount) { return amount.ToString(); }
 // Scores go into the public log as integers (thousandths) so that the log holds no
 // floating point and re-serializes byte for byte.
 int64_t Milli(double value) { return static_cast<int64_t>(std::llround(value * 1000.0)); }
+
+// The figures of a decision, as the public log gives them once it is committed.
+json DecisionFigures(const Decision& decision) {
+  json floors = json::array();
+  for (const FloorOutcome& floor : decision.floors) {
+    floors.push_back({{"name", floor.name},
+                      {"share_bp_required", floor.share_bp_required},
+                      {"share_bp_enforced", floor.share_bp_enforced},
+                      {"share_bp_achieved", floor.share_bp_achieved},
+                      {"met", floor.met}});
+  }
+  int64_t funded = 0;
+  for (const ProposalOutcome& outcome : decision.outcomes) {
+    funded += outcome.awarded.is_zero() ? 0 : 1;
+  }
+  return {{"policy", decision.policy},
+          {"optimal", decision.optimal},
+          {"gap_bp", Milli(decision.gap * 10.0)},
+          {"objective_milli", Milli(decision.objective)},
+          {"bound_milli", Milli(decision.bound)},
+          {"total_awarded", Money(decision.total_awarded)},
+          {"funded", funded},
+          {"candidates", static_cast<int64_t>(decision.outcomes.size())},
+          {"floors", floors}};
+}
+
+// HMAC-SHA-256 as lower-case hex.
+std::string HmacHex(std::string_view key, std::string_view message) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  const unsigned char* ok =
+      HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &length);
+  ATRIUM_CHECK(ok != nullptr && length == 32, "HMAC-SHA-256 failed");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int index = 0; index < length; ++index) {
+    out.push_back(kHex[digest[index] >> 4]);
+    out.push_back(kHex[digest[index] & 0xF]);
+  }
+  return out;
+}
 
 Credits ScaleBp(Credits amount, int64_t share_bp) {
   return Credits::FromMicro(
@@ -137,11 +182,15 @@ Status ValidateDefinition(const ProgramDefinition& definition) {
 // ---------------------------------------------------------------------------------------
 // Creation, people, calls.
 
-Result<ProgramState> ProgramState::Create(ProgramDefinition definition, int64_t now_us) {
+Result<ProgramState> ProgramState::Create(ProgramDefinition definition, int64_t now_us,
+                                          std::string seal_secret) {
   ATRIUM_TRY(ValidateDefinition(definition));
   ProgramState state;
   state.definition_ = std::move(definition);
   const ProgramDefinition& def = state.definition_;
+  // Without a secret from the shell, salts can only come from what the core was given.
+  state.seal_secret_ =
+      seal_secret.empty() ? "atrium-unkeyed-seal\n" + def.id : std::move(seal_secret);
   std::vector<AccountSpec> accounts = {
       {.id = kSponsorAccount, .kind = AccountKind::kSponsor},
       {.id = kProgramPoolAccount,
@@ -439,6 +488,10 @@ Status ProgramState::SubmitProposal(ProposalInput input, int64_t now_us) {
                {"requested", Money(requested)},
                {"duration_months", input.duration_months}};
   const bool edit = existing != proposals_.end();
+  Seal& seal = proposal_seals_[input.id];
+  if (seal.ref.empty()) seal.ref = SealRef("proposal\n" + input.id);
+  seal.call = input.call;
+  json sealed = CommitSeal(seal, std::move(data));
   Proposal proposal{.input = std::move(input),
                     .institution = institution.id,
                     .requested = requested,
@@ -446,7 +499,13 @@ Status ProgramState::SubmitProposal(ProposalInput input, int64_t now_us) {
                     .submitted_us = now_us};
   const std::string id = proposal.input.id;
   proposals_[id] = std::move(proposal);
-  log_.Append(now_us, edit ? "proposal_edited" : "proposal_submitted", std::move(data));
+  int64_t in_call = 0;
+  for (const auto& [other_id, other] : proposals_) {
+    if (other.input.call == seal.call && other.status == ProposalStatus::kSubmitted) ++in_call;
+  }
+  sealed["proposals"] = in_call;
+  seal.committed_in =
+      log_.Append(now_us, edit ? "proposal_edited" : "proposal_submitted", std::move(sealed)).seq;
   return OkStatus();
 }
 
@@ -462,7 +521,8 @@ Status ProgramState::WithdrawProposal(const std::string& proposal_id, int64_t no
     return MakeError(ErrorCode::kInvalidState, "the call is decided", "id");
   }
   proposal.status = ProposalStatus::kWithdrawn;
-  log_.Append(now_us, "proposal_withdrawn", {{"proposal", proposal_id}});
+  log_.Append(now_us, "proposal_withdrawn",
+              {{"call", proposal.input.call}, {"ref", proposal_seals_.at(proposal_id).ref}});
   return OkStatus();
 }
 
@@ -498,8 +558,10 @@ Status ProgramState::DeclareConflict(const std::string& reviewer, const std::str
     return assignment.reviewer == reviewer && assignment.proposal == proposal_id;
   });
   conflicts_.push_back(conflict);
-  log_.Append(now_us, "conflict_recorded",
-              {{"proposal", proposal_id}, {"reason", ToString(ConflictReason::kDeclared)}});
+  // Sealed like the proposal: which proposal is not public before the decision.
+  log_.Append(
+      now_us, "conflict_recorded",
+      {{"call", proposal->second.input.call}, {"reason", ToString(ConflictReason::kDeclared)}});
   return OkStatus();
 }
 
@@ -559,7 +621,7 @@ Result<AssignmentStats> ProgramState::AssignReviewers(const std::string& call_id
   for (Conflict& conflict : conflicts) {
     if (conflict.reason == ConflictReason::kDeclared) continue;
     log_.Append(now_us, "conflict_recorded",
-                {{"proposal", conflict.proposal}, {"reason", ToString(conflict.reason)}});
+                {{"call", call_id}, {"reason", ToString(conflict.reason)}});
     conflicts_.push_back(std::move(conflict));
   }
   for (const ProposalProfile& profile : proposals) {
@@ -614,7 +676,7 @@ Status ProgramState::SubmitReview(const std::string& reviewer, const std::string
   ATRIUM_TRY(CheckText(comment, "comment"));
 
   const double raw = RawScore(definition_.rubric, scores);
-  json data = {{"proposal", proposal_id}, {"scores", scores}, {"raw_milli", Milli(raw)}};
+  json content = {{"proposal", proposal_id}, {"scores", scores}, {"raw_milli", Milli(raw)}};
   auto existing = std::find_if(reviews_.begin(), reviews_.end(), [&](const Review& review) {
     return review.reviewer == reviewer && review.proposal == proposal_id;
   });
@@ -627,11 +689,15 @@ Status ProgramState::SubmitReview(const std::string& reviewer, const std::string
                 .normalized = raw};
   if (existing != reviews_.end()) {
     *existing = std::move(review);
-    data["revised"] = true;
+    content["revised"] = true;
   } else {
     reviews_.push_back(std::move(review));
   }
-  log_.Append(now_us, "review_submitted", std::move(data));
+  Seal& seal = review_seals_[{reviewer, proposal_id}];
+  if (seal.ref.empty()) seal.ref = SealRef("review\n" + reviewer + "\n" + proposal_id);
+  seal.call = call.id;
+  seal.committed_in =
+      log_.Append(now_us, "review_submitted", CommitSeal(seal, std::move(content))).seq;
   return OkStatus();
 }
 
@@ -868,28 +934,12 @@ Result<Decision> ProgramState::DraftDecision(const std::string& call_id, int64_t
   for (Review& review : reviews_) {
     if (proposals_.at(review.proposal).input.call == call_id) review = call_reviews[next++];
   }
-  json floors = json::array();
-  for (const FloorOutcome& floor : decision.floors) {
-    floors.push_back({{"name", floor.name},
-                      {"share_bp_required", floor.share_bp_required},
-                      {"share_bp_enforced", floor.share_bp_enforced},
-                      {"share_bp_achieved", floor.share_bp_achieved},
-                      {"met", floor.met}});
-  }
-  int64_t funded = 0;
-  for (const ProposalOutcome& outcome : decision.outcomes)
-    funded += outcome.awarded.is_zero() ? 0 : 1;
+  // The call is still under review: the draft's figures (amounts, floors) are published
+  // with the committed decision, the draft itself only as a count.
   log_.Append(now_us, "decision_drafted",
               {{"call", call_id},
                {"policy", decision.policy},
-               {"optimal", decision.optimal},
-               {"gap_bp", Milli(decision.gap * 10.0)},
-               {"objective_milli", Milli(decision.objective)},
-               {"bound_milli", Milli(decision.bound)},
-               {"total_awarded", Money(decision.total_awarded)},
-               {"funded", funded},
-               {"candidates", static_cast<int64_t>(decision.outcomes.size())},
-               {"floors", floors}});
+               {"candidates", static_cast<int64_t>(decision.outcomes.size())}});
   decisions_[call_id] = decision;
   return decision;
 }
@@ -1011,11 +1061,11 @@ Status ProgramState::CommitDecision(const std::string& call_id, int64_t now_us) 
   decision.committed = true;
   decision.committed_us = now_us;
   call_states_[call_id] = CallState::kDecided;
-  log_.Append(now_us, "decision_committed",
-              {{"call", call_id},
-               {"policy", decision.policy},
-               {"total_awarded", Money(decision.total_awarded)},
-               {"grants", static_cast<int64_t>(grants.size())}});
+  json committed = DecisionFigures(decision);
+  committed["call"] = call_id;
+  committed["grants"] = static_cast<int64_t>(grants.size());
+  log_.Append(now_us, "decision_committed", std::move(committed));
+  RevealSeals(call_id, now_us);
   for (const ProposalOutcome& outcome : decision.outcomes) {
     Proposal& proposal = proposals_.at(outcome.proposal);
     if (proposal.status != ProposalStatus::kWithdrawn) {
@@ -1382,6 +1432,44 @@ int64_t ProgramState::Tick(int64_t now_us) {
     }
   }
   return events;
+}
+
+// ---------------------------------------------------------------------------------------
+// Sealed entries of the public log (decision_log.h; docs/program.md, what is public when).
+
+std::string ProgramState::SealRef(const std::string& what) const {
+  // Short and opaque: equal for the same proposal or review, unlinkable to it without
+  // the secret.
+  return HmacHex(seal_secret_, "ref\n" + what).substr(0, 24);
+}
+
+std::string ProgramState::SealSalt(const Seal& seal) const {
+  return HmacHex(seal_secret_, "salt\n" + seal.ref + "\n" + std::to_string(seal.version));
+}
+
+json ProgramState::CommitSeal(Seal& seal, json content) const {
+  ++seal.version;
+  seal.content = std::move(content);
+  return {{"call", seal.call},
+          {"ref", seal.ref},
+          {"commitment", SealCommitment(SealSalt(seal), seal.content)}};
+}
+
+void ProgramState::RevealSeals(const std::string& call_id, int64_t now_us) {
+  const auto reveal = [&](const char* type, const Seal& seal) {
+    log_.Append(now_us, type,
+                {{"call", call_id},
+                 {"ref", seal.ref},
+                 {"committed_in", seal.committed_in},
+                 {"salt", SealSalt(seal)},
+                 {"content", seal.content}});
+  };
+  for (const auto& [id, seal] : proposal_seals_) {
+    if (seal.call == call_id) reveal("proposal_revealed", seal);
+  }
+  for (const auto& [key, seal] : review_seals_) {
+    if (seal.call == call_id) reveal("review_revealed", seal);
+  }
 }
 
 }  // namespace atrium::program

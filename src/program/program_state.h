@@ -56,11 +56,15 @@ class ProgramState {
   // Bounds that keep every loop over input finite.
   static constexpr size_t kProposalsMax = 100'000;
   static constexpr size_t kPeopleMax = 200'000;
-  static constexpr size_t kTextBytesMax = 64 * 1024;
+  static constexpr size_t kTextBytesMax = size_t{64} * 1024;
 
   // Validates the definition, funds the program pool from the sponsor and each track
-  // pool from the program pool, and logs program_created.
-  static Result<ProgramState> Create(ProgramDefinition definition, int64_t now_us);
+  // pool from the program pool, and logs program_created. `seal_secret` (bytes, at least
+  // 16, drawn by the shell from the system's random source) keys the salts of the sealed
+  // proposals and reviews in the public log; without one the salts derive from the
+  // program's definition, which anyone holding it could recompute (tests, demos).
+  static Result<ProgramState> Create(ProgramDefinition definition, int64_t now_us,
+                                     std::string seal_secret = {});
 
   ProgramState(ProgramState&&) = default;
   ProgramState& operator=(ProgramState&&) = default;
@@ -158,6 +162,21 @@ class ProgramState {
   uint64_t NextTransferId() { return next_transfer_++; }
   const Institution* InstitutionOf(const std::string& person) const;
 
+  // A proposal or review in the public log while its call is under review: a commitment
+  // to `content` under a salt keyed by the program's seal secret, revealed at commit.
+  struct Seal {
+    std::string ref;  // opaque and stable: HMAC of the secret and what is sealed
+    std::string call;
+    int64_t version = 0;       // one per commitment (edits and revisions commit again)
+    int64_t committed_in = 0;  // seq of the latest commitment entry
+    nlohmann::json content;
+  };
+  std::string SealRef(const std::string& what) const;
+  std::string SealSalt(const Seal& seal) const;
+  // Commits `content` again under the seal and returns the entry's public data.
+  nlohmann::json CommitSeal(Seal& seal, nlohmann::json content) const;
+  void RevealSeals(const std::string& call_id, int64_t now_us);
+
   ProgramDefinition definition_;
   std::map<std::string, Institution> institutions_;
   std::map<std::string, Person> people_;
@@ -173,6 +192,9 @@ class ProgramState {
   std::map<std::string, Credits> institution_awarded_;
   ledger::Ledger ledger_;
   DecisionLog log_;
+  std::string seal_secret_;
+  std::map<std::string, Seal> proposal_seals_;                        // by proposal id
+  std::map<std::pair<std::string, std::string>, Seal> review_seals_;  // (reviewer, proposal)
   uint64_t next_account_ = kFirstDynamicAccount;
   uint64_t next_transfer_ = 1;
 };

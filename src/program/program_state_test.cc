@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "program/loader.h"
 #include "program/validate.h"
 
@@ -481,6 +483,149 @@ TEST_F(ProgramStateTest, SameCommandsSameLog) {
   const std::string first = run();
   SetUp();
   EXPECT_EQ(run(), first);
+}
+
+// Sealed reviews: while a call is under review the public log holds commitments and
+// counts only; the decision reveals every proposal and review, and the verifier checks
+// each reveal against its commitment.
+class SealedLogTest : public ProgramStateTest {
+ protected:
+  // Rewrites one line's data and re-chains everything after it, as a forger would.
+  static std::string Forge(const std::string& exported, const std::string& type,
+                           const std::function<void(nlohmann::json&)>& change) {
+    DecisionLog forged;
+    size_t position = 0;
+    bool changed = false;
+    while (position < exported.size()) {
+      const size_t end = exported.find('\n', position);
+      nlohmann::json line = nlohmann::json::parse(exported.substr(position, end - position));
+      position = end + 1;
+      if (!changed && line["type"] == type) {
+        change(line["data"]);
+        changed = true;
+      }
+      forged.Append(line["at_us"].get<int64_t>(), line["type"].get<std::string>(), line["data"]);
+    }
+    EXPECT_TRUE(changed) << "no " << type << " entry";
+    return forged.Export();
+  }
+};
+
+TEST_F(SealedLogTest, ConflictedReviewerSeesOnlyCountsUntilTheDecision) {
+  const int64_t t = At("2025-12-01");
+  ASSERT_TRUE(state().AddInstitution({"unseen-u", "Unseen University", "r1", "NL"}, t).ok());
+  ASSERT_TRUE(
+      state()
+          .AddPerson(
+              {.id = Person(9), .name = "PI 9", .institution = "unseen-u", .role = "faculty"}, t)
+          .ok());
+  ASSERT_TRUE(state().OpenCall("r1", At("2026-01-02")).ok());
+  ProposalInput secret = Proposal("A", "r1", 9, 123457);
+  secret.title = "Quantum gravity on a budget";
+  ASSERT_TRUE(state().SubmitProposal(secret, At("2026-01-10")).ok());
+  ASSERT_TRUE(
+      state().SubmitProposal(Proposal("B", "r1", 2, 150000, "theory"), At("2026-01-10")).ok());
+  // Reviewer 101 declares a conflict with A, then reads the public log.
+  ASSERT_TRUE(state().DeclareConflict(Person(101), "A", "co-author", At("2026-01-20")).ok());
+  ASSERT_TRUE(state().CloseCall("r1", At("2026-02-01")).ok());
+  ASSERT_TRUE(state().AssignReviewers("r1", At("2026-02-02")).ok());
+  for (const Assignment& assignment : std::vector<Assignment>(state().assignments())) {
+    if (assignment.proposal == "A") {
+      ASSERT_NE(assignment.reviewer, Person(101));
+    }
+    const int64_t q = assignment.proposal == "A" ? 4 : 3;
+    ASSERT_TRUE(state()
+                    .SubmitReview(assignment.reviewer, assignment.proposal, {q, 7}, "comment",
+                                  At("2026-02-15"))
+                    .ok());
+  }
+  ASSERT_TRUE(state().DraftDecision("r1", At("2026-03-10")).ok());
+
+  const std::string before = state().log().Export();
+  EXPECT_TRUE(VerifyLog(before).ok);
+  for (const std::string hidden :
+       {"Quantum gravity", "Proposal B", "unseen-u", "howard", "123457", "150000", "\"scores\"",
+        "raw_milli", "\"title\"", "\"requested\"", "total_awarded", "\"proposal\":\"A\"",
+        "\"proposal\":\"B\""}) {
+    EXPECT_EQ(before.find(hidden), std::string::npos) << hidden << " is public too early";
+  }
+  EXPECT_NE(before.find("\"commitment\""), std::string::npos);
+  EXPECT_NE(before.find("\"proposals\":2"), std::string::npos);
+
+  ASSERT_TRUE(state().CommitDecision("r1", At("2026-03-15")).ok());
+  const std::string after = state().log().Export();
+  const LogVerification verified = VerifyLog(after);
+  ASSERT_TRUE(verified.ok) << verified.reason;
+  EXPECT_NE(after.find("Quantum gravity on a budget"), std::string::npos);
+  EXPECT_NE(after.find("unseen-u"), std::string::npos);
+  EXPECT_NE(after.find("\"scores\":[4,7]"), std::string::npos);
+  size_t reveals = 0;
+  for (size_t at = after.find("review_revealed"); at != std::string::npos;
+       at = after.find("review_revealed", at + 1)) {
+    ++reveals;
+  }
+  EXPECT_EQ(reveals, state().reviews().size());
+
+  // Altering one byte of a reveal breaks the chain at that entry.
+  std::string flipped = after;
+  const size_t score = flipped.find("\"scores\":[4,7]");
+  flipped[score + 10] = '5';
+  EXPECT_FALSE(VerifyLog(flipped).ok);
+
+  // A forger who re-chains the log after changing a revealed score is still caught.
+  const std::string forged = Forge(after, "review_revealed",
+                                   [](nlohmann::json& data) { data["content"]["scores"][0] = 5; });
+  const LogVerification caught = VerifyLog(forged);
+  EXPECT_FALSE(caught.ok);
+  EXPECT_NE(caught.reason.find("does not match its commitment"), std::string::npos)
+      << caught.reason;
+  // So is one who changes a revealed proposal's amount, or its salt.
+  const LogVerification amount = VerifyLog(Forge(
+      after, "proposal_revealed", [](auto& data) { data["content"]["requested"] = "1.000000"; }));
+  EXPECT_NE(amount.reason.find("does not match its commitment"), std::string::npos)
+      << amount.reason;
+  const LogVerification salt = VerifyLog(
+      Forge(after, "proposal_revealed", [](auto& data) { data["salt"] = std::string(64, 'a'); }));
+  EXPECT_FALSE(salt.ok);
+  // And one who drops a reveal: a decided call must reveal every commitment.
+  std::string dropped;
+  {
+    DecisionLog rebuilt;
+    bool skipped = false;
+    for (const LogEntry& entry : state().log().entries()) {
+      if (!skipped && entry.type == "review_revealed") {
+        skipped = true;
+        continue;
+      }
+      rebuilt.Append(entry.at_us, entry.type, entry.data);
+    }
+    dropped = rebuilt.Export();
+  }
+  const LogVerification missing = VerifyLog(dropped);
+  EXPECT_FALSE(missing.ok);
+  EXPECT_NE(missing.reason.find("never revealed"), std::string::npos) << missing.reason;
+}
+
+TEST_F(SealedLogTest, SaltsAreKeyedBySecretAndDeterministic) {
+  // The same commands with the same secret give the same log; another secret gives
+  // other commitments (so a guess of the scores cannot be checked without the secret).
+  auto run = [&](const std::string& secret) {
+    Result<ProgramDefinition> definition = ParseProgramToml(kProgramToml);
+    EXPECT_TRUE(definition.ok());
+    ProgramState other = *ProgramState::Create(*definition, At("2025-12-01"), secret);
+    EXPECT_TRUE(other.AddInstitution({"mit", "mit", "r1", "US"}, At("2025-12-01")).ok());
+    EXPECT_TRUE(
+        other
+            .AddPerson({.id = Person(1), .name = "PI", .institution = "mit", .role = "faculty"},
+                       At("2025-12-01"))
+            .ok());
+    EXPECT_TRUE(other.OpenCall("r1", At("2026-01-02")).ok());
+    EXPECT_TRUE(other.SubmitProposal(Proposal("A", "r1", 1, 1000), At("2026-01-10")).ok());
+    return other.log().head();
+  };
+  const std::string key_a(32, 'a');
+  EXPECT_EQ(run(key_a), run(key_a));
+  EXPECT_NE(run(key_a), run(std::string(32, 'b')));
 }
 
 }  // namespace

@@ -82,6 +82,23 @@ std::string HtmlTable(const json& rows, const std::vector<std::string>& columns,
   return out + "</table>\n";
 }
 
+json LogSummary(const program::DecisionLog& log) {
+  // The page checks the log as `atrium audit verify` does: the chain and every reveal
+  // against its commitment. Sealed: proposals and reviews of calls still under review.
+  const program::LogVerification verification = program::VerifyLog(log.Export());
+  int64_t sealed = 0;
+  int64_t revealed = 0;
+  for (const program::LogEntry& entry : log.entries()) {
+    if (entry.data.is_object() && entry.data.contains("commitment")) ++sealed;
+    if (entry.type == "proposal_revealed" || entry.type == "review_revealed") ++revealed;
+  }
+  return {{"entries", static_cast<int64_t>(log.size())},
+          {"head", log.head()},
+          {"verified", verification.ok},
+          {"commitments", sealed},
+          {"revealed", revealed}};
+}
+
 }  // namespace
 
 double Gini(std::vector<double> values) {
@@ -205,8 +222,7 @@ json ProgramReportJson(const ProgramState& state) {
         {"grants_frozen", frozen}}},
       {"grants", static_cast<int64_t>(state.grants().size())},
       {"proposals", static_cast<int64_t>(state.proposals().size())},
-      {"log",
-       {{"entries", static_cast<int64_t>(state.log().size())}, {"head", state.log().head()}}},
+      {"log", LogSummary(state.log())},
   };
 }
 
@@ -252,8 +268,13 @@ std::string ProgramReportHtml(const ProgramState& state) {
   out += "<h2>Obligations</h2>\n" + HtmlTable(obligation_rows, {"obligations", "count"});
   out += "<h2>Public decision log</h2>\n<p>" +
          std::to_string(report["log"]["entries"].get<int64_t>()) + " entries; head hash <code>" +
-         report["log"]["head"].get<std::string>() +
-         "</code>. Verify an export with <code>atrium audit verify FILE</code>.</p>\n";
+         report["log"]["head"].get<std::string>() + "</code>; " +
+         (report["log"]["verified"].get<bool>() ? "chain and reveals verified"
+                                                : "<strong>does not verify</strong>") +
+         "; " + std::to_string(report["log"]["commitments"].get<int64_t>()) +
+         " sealed commitments, " + std::to_string(report["log"]["revealed"].get<int64_t>()) +
+         " revealed at their decisions. Verify an export with <code>atrium audit verify "
+         "FILE</code>.</p>\n";
   return out + "</body></html>\n";
 }
 

@@ -50,9 +50,13 @@ TEST(ProgramReportTest, ReportAddsUpToTheLedger) {
   EXPECT_LE(report["gini_institutions"].get<double>(), 1.0);
   EXPECT_EQ(report["fairness_floors"].size(), 2u);
   EXPECT_EQ(report["log"]["head"], state.log().head());
+  // Every sealed proposal and review of a decided call is revealed, and the page checks it.
+  EXPECT_TRUE(report["log"]["verified"].get<bool>());
+  EXPECT_GT(report["log"]["revealed"].get<int64_t>(), 0);
   const std::string html = ProgramReportHtml(state);
   EXPECT_NE(html.find("<h2>Fairness floors</h2>"), std::string::npos);
   EXPECT_NE(html.find(state.log().head()), std::string::npos);
+  EXPECT_NE(html.find("chain and reveals verified"), std::string::npos);
 }
 
 }  // namespace

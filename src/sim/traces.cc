@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/container/flat_hash_map.h"
+#include "base/nesting.h"
 #include "sim/internal/csv.h"
 
 namespace atrium::sim {
@@ -55,6 +56,10 @@ int64_t WalltimeFor(int64_t duration_s) {
 }
 
 Result<TraceImport> ParsePhilly(std::string_view json_text, std::string_view source_name) {
+  if (!JsonDepthWithin(json_text, kJsonDepthMax)) {
+    return MakeError(ErrorCode::kTraceInvalid,
+                     fmt::format("{}: nested deeper than {} levels", source_name, kJsonDepthMax));
+  }
   nlohmann::json root;
   try {
     root = nlohmann::json::parse(json_text);
@@ -176,7 +181,10 @@ Result<TraceImport> ParsePai(std::string_view job_table, std::string_view task_t
         const auto gpu = internal::ParseDouble(fields[8]);
         if (!inst || !gpu) return OkStatus();  // tasks without a plan use no accelerator
         Usage& job = usage[std::string(fields[0])];
-        job.gpu_percent += static_cast<int64_t>(std::llround(*inst * *gpu));
+        // Both at most 1e12 (csv.h): bound the product and the sum, so neither overflows.
+        const double share = std::clamp(*inst * *gpu, 0.0, 1e15);
+        job.gpu_percent =
+            std::min<int64_t>(job.gpu_percent + std::llround(share), int64_t{1} << 60);
         const auto start = internal::ParseDouble(fields[4]);
         const auto end = internal::ParseDouble(fields[5]);
         if (start && end && *end >= *start) {
