@@ -11,6 +11,7 @@ packages=(
   libsqlite3-dev sqlite3 libssl-dev libpqxx-dev postgresql
   coinor-libcbc-dev
   libcpp-httplib-dev curl jq
+  zlib1g-dev nodejs npm chromium
 )
 
 missing=()

@@ -39,8 +39,9 @@ bool ParseDigits(std::string_view text, int64_t* value) {
 bool ParseTime(std::string_view text, int64_t* unix_s) {
   if (ParseDigits(text, unix_s)) return true;
   int64_t year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  if (text.size() < 10 || text[4] != '-' || text[7] != '-' || !ParseDigits(text.substr(0, 4), &year) ||
-      !ParseDigits(text.substr(5, 2), &month) || !ParseDigits(text.substr(8, 2), &day)) {
+  if (text.size() < 10 || text[4] != '-' || text[7] != '-' ||
+      !ParseDigits(text.substr(0, 4), &year) || !ParseDigits(text.substr(5, 2), &month) ||
+      !ParseDigits(text.substr(8, 2), &day)) {
     return false;
   }
   std::string_view rest = text.substr(10);
@@ -73,12 +74,24 @@ bool ParseStep(std::string_view text, int64_t* step_s) {
   int64_t unit = 1;
   if (!text.empty()) {
     switch (text.back()) {
-      case 's': unit = 1; break;
-      case 'm': unit = 60; break;
-      case 'h': unit = 3'600; break;
-      case 'd': unit = 86'400; break;
-      case 'w': unit = 7 * 86'400; break;
-      default: unit = 0; break;
+      case 's':
+        unit = 1;
+        break;
+      case 'm':
+        unit = 60;
+        break;
+      case 'h':
+        unit = 3'600;
+        break;
+      case 'd':
+        unit = 86'400;
+        break;
+      case 'w':
+        unit = 7 * 86'400;
+        break;
+      default:
+        unit = 0;
+        break;
     }
     if (unit != 0) text.remove_suffix(1);
     if (unit == 0) unit = 1;
@@ -119,8 +132,8 @@ struct Cell {
 };
 
 Status AddCost(Cell& cell, int64_t micro) {
-  ATRIUM_ASSIGN_OR_RETURN(const Credits sum, Credits::FromMicro(cell.cost_micro)
-                                                 .CheckedAdd(Credits::FromMicro(micro)));
+  ATRIUM_ASSIGN_OR_RETURN(
+      const Credits sum, Credits::FromMicro(cell.cost_micro).CheckedAdd(Credits::FromMicro(micro)));
   cell.cost_micro = sum.micro();
   return OkStatus();
 }
@@ -140,12 +153,18 @@ json CellJson(Cell& cell) {
 
 std::string_view ToString(UsageGroup group) {
   switch (group) {
-    case UsageGroup::kNone: return "none";
-    case UsageGroup::kGrant: return "grant";
-    case UsageGroup::kInstitution: return "institution";
-    case UsageGroup::kField: return "field";
-    case UsageGroup::kAccelerator: return "accelerator";
-    case UsageGroup::kPartition: return "partition";
+    case UsageGroup::kNone:
+      return "none";
+    case UsageGroup::kGrant:
+      return "grant";
+    case UsageGroup::kInstitution:
+      return "institution";
+    case UsageGroup::kField:
+      return "field";
+    case UsageGroup::kAccelerator:
+      return "accelerator";
+    case UsageGroup::kPartition:
+      return "partition";
   }
   return "none";
 }
@@ -190,17 +209,16 @@ Result<UsageQuery> ParseUsageQuery(const std::multimap<std::string, std::string>
       }
       query.series_max = static_cast<size_t>(series);
     } else {
-      return Invalid("unknown parameter " + key +
-                         " (from, to, step, group_by and series are known)",
-                     key);
+      return Invalid(
+          "unknown parameter " + key + " (from, to, step, group_by and series are known)", key);
     }
   }
   if (!has_to) query.to_s = (std::max<int64_t>(now_s, 0) / query.step_s + 1) * query.step_s;
   if (!has_from) query.from_s = std::max<int64_t>(0, query.to_s - kUsageDefaultRange_s);
   if (query.to_s <= query.from_s) return Invalid("to must be after from", "to");
   if ((query.to_s - query.from_s + query.step_s - 1) / query.step_s > kUsageStepsMax) {
-    return Invalid(fmt::format("at most {} steps: a longer step or a shorter range", kUsageStepsMax),
-                   "step");
+    return Invalid(
+        fmt::format("at most {} steps: a longer step or a shorter range", kUsageStepsMax), "step");
   }
   return query;
 }
@@ -338,8 +356,7 @@ Result<json> UsageIndex::Report(const UsageQuery& query,
 
   json steps_json = json::array();
   Cell total;
-  const double capacity =
-      static_cast<double>(chips_total_) * static_cast<double>(query.step_s);
+  const double capacity = static_cast<double>(chips_total_) * static_cast<double>(query.step_s);
   for (int64_t step = 0; step < steps; ++step) {
     Cell& cell = by_step[static_cast<size_t>(step)];
     total.chip_seconds += cell.chip_seconds;
@@ -351,10 +368,10 @@ Result<json> UsageIndex::Report(const UsageQuery& query,
     const int64_t length_s = std::min(query.step_s, query.to_s - start_s);
     json row = CellJson(cell);
     row["start"] = start_s;
-    row["utilisation"] = capacity <= 0 ? 0.0
-                                       : static_cast<double>(cell.chip_seconds) /
-                                             (static_cast<double>(chips_total_) *
-                                              static_cast<double>(length_s));
+    row["utilisation"] =
+        capacity <= 0 ? 0.0
+                      : static_cast<double>(cell.chip_seconds) /
+                            (static_cast<double>(chips_total_) * static_cast<double>(length_s));
     steps_json.push_back(std::move(row));
   }
 
@@ -385,9 +402,9 @@ Result<json> UsageIndex::Report(const UsageQuery& query,
       if (rank < query.series_max) {
         json series = json::array();
         for (int64_t step = 0; step < steps; ++step) {
-          series.push_back(ChipHours(group_step_seconds[static_cast<size_t>(group) *
-                                                            static_cast<size_t>(steps) +
-                                                        static_cast<size_t>(step)]));
+          series.push_back(
+              ChipHours(group_step_seconds[static_cast<size_t>(group) * static_cast<size_t>(steps) +
+                                           static_cast<size_t>(step)]));
         }
         row["chip_hours_by_step"] = std::move(series);
       }

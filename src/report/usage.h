@@ -36,7 +36,7 @@
 namespace atrium::sched {
 class Scheduler;
 struct Job;
-}
+}  // namespace atrium::sched
 
 namespace atrium::report {
 
@@ -68,10 +68,10 @@ struct UsageQuery {
 };
 
 // Bounds on a report's work and size.
-inline constexpr int64_t kUsageStepsMax = 20'000;    // 54 years of days, 2 years of hours
-inline constexpr int64_t kUsageStepMin_s = 60;       // finer steps are noise
-inline constexpr size_t kUsageGroupsMax = 1'000;     // groups listed (largest first)
-inline constexpr size_t kUsageSeriesMax = 50;        // groups with a per-step series
+inline constexpr int64_t kUsageStepsMax = 20'000;  // 54 years of days, 2 years of hours
+inline constexpr int64_t kUsageStepMin_s = 60;     // finer steps are noise
+inline constexpr size_t kUsageGroupsMax = 1'000;   // groups listed (largest first)
+inline constexpr size_t kUsageSeriesMax = 50;      // groups with a per-step series
 inline constexpr int64_t kUsageDefaultRange_s = 30 * 86'400;
 
 // Parses and checks ?from=&to=&step=&group_by=&series= (every error is

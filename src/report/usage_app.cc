@@ -40,8 +40,7 @@ UsageRunInput AppUsage::LabelsOf(const core::AppState& app, const core::JobRecor
   }
   const cluster::Cluster& cluster = *app.cluster();
   const sched::Job& job = app.scheduler()->job(record.sched_id);
-  labels.accelerator =
-      cluster.accelerators()[cluster.pools()[job.shape.pool].accelerator].name;
+  labels.accelerator = cluster.accelerators()[cluster.pools()[job.shape.pool].accelerator].name;
   for (const cluster::Partition& partition : cluster.partitions()) {
     if (std::find(partition.classes.begin(), partition.classes.end(), job.job_class) !=
         partition.classes.end()) {

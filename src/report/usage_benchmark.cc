@@ -42,7 +42,9 @@ const UsageIndex& MillionRuns() {
 
 void BM_UsageYearDaily(benchmark::State& state) {
   const UsageIndex& index = MillionRuns();
-  UsageQuery query{.from_s = 0, .to_s = kYear_s, .step_s = 86'400,
+  UsageQuery query{.from_s = 0,
+                   .to_s = kYear_s,
+                   .step_s = 86'400,
                    .group_by = static_cast<UsageGroup>(state.range(0))};
   size_t bytes = 0;
   for (auto _ : state) {

@@ -8,7 +8,7 @@ namespace {
 using Params = std::multimap<std::string, std::string>;
 
 UsageRunInput MakeRun(std::string grant, int64_t chips, int64_t submit_s, int64_t start_s,
-                  int64_t end_s, int64_t cost_micro, bool first_run = true) {
+                      int64_t end_s, int64_t cost_micro, bool first_run = true) {
   UsageRunInput run;
   run.grant = std::move(grant);
   run.institution = "inst-" + run.grant;
@@ -23,10 +23,11 @@ UsageRunInput MakeRun(std::string grant, int64_t chips, int64_t submit_s, int64_
 }
 
 TEST(UsageQueryTest, ParsesDatesStepsAndGroups) {
-  auto query = ParseUsageQuery(
-      Params{{"from", "2026-11-01"}, {"to", "2026-11-03T12:00Z"}, {"step", "6h"},
-             {"group_by", "institution"}},
-      0);
+  auto query = ParseUsageQuery(Params{{"from", "2026-11-01"},
+                                      {"to", "2026-11-03T12:00Z"},
+                                      {"step", "6h"},
+                                      {"group_by", "institution"}},
+                               0);
   ASSERT_TRUE(query.ok()) << query.error().ToString();
   EXPECT_EQ(query->from_s, 1'793'491'200);
   EXPECT_EQ(query->to_s, 1'793'491'200 + 2 * 86'400 + 12 * 3'600);
@@ -72,8 +73,7 @@ TEST(UsageIndexTest, SplitsChipHoursByOverlapAndCountsJobsWhereTheyStart) {
   index.Add(MakeRun("G-b", 2, 6'600, 7'200, 7'800, 1'500'000));
   // A later run of a preempted job: chip-hours and credits, no second job.
   index.Add(MakeRun("G-b", 2, 6'600, 9'000, 9'600, 250'000, /*first_run=*/false));
-  UsageQuery query{.from_s = 0, .to_s = 4 * 3'600, .step_s = 3'600,
-                   .group_by = UsageGroup::kGrant};
+  UsageQuery query{.from_s = 0, .to_s = 4 * 3'600, .step_s = 3'600, .group_by = UsageGroup::kGrant};
   auto report = index.Report(query, {});
   ASSERT_TRUE(report.ok());
   const auto& steps = (*report)["steps"];
@@ -105,10 +105,12 @@ TEST(UsageIndexTest, FindsLongRunsStartedBeforeTheRangeAndAddsOpenRuns) {
   UsageIndex index(4);
   // Started 20 days before the range, still running inside it.
   index.Add(MakeRun("G-long", 4, 0, 0, 25 * 86'400, 9'000'000));
-  UsageQuery query{.from_s = 20 * 86'400, .to_s = 22 * 86'400, .step_s = 86'400,
+  UsageQuery query{.from_s = 20 * 86'400,
+                   .to_s = 22 * 86'400,
+                   .step_s = 86'400,
                    .group_by = UsageGroup::kInstitution};
-  std::vector<UsageRunInput> open = {MakeRun("G-new", 1, 21 * 86'400, 21 * 86'400 + 100,
-                                         21 * 86'400 + 3'700, 0)};
+  std::vector<UsageRunInput> open = {
+      MakeRun("G-new", 1, 21 * 86'400, 21 * 86'400 + 100, 21 * 86'400 + 3'700, 0)};
   auto report = index.Report(query, open);
   ASSERT_TRUE(report.ok());
   EXPECT_EQ((*report)["steps"][0]["chip_seconds"], 4 * 86'400);

@@ -32,6 +32,7 @@
 #include "server/http_error.h"
 #include "server/metrics.h"
 #include "server/openapi.h"
+#include "server/static_assets.h"
 #include "server/tokens.h"
 
 namespace atrium::server {
@@ -498,6 +499,20 @@ struct Server::Impl {
       res.set_content(metrics.Render(committer->queue_depth(), busy, waiting, stats),
                       "text/plain; version=0.0.4");
     });
+    // The dashboard (static_assets.h): "/" and "/assets/...".
+    if (!options.web_root.empty()) {
+      assets = std::make_unique<StaticAssets>(options.web_root);
+      auto serve = [this](const httplib::Request& req, httplib::Response& res) {
+        StaticResponse out =
+            assets->Serve({req.method, req.path, req.get_header_value("Accept-Encoding"),
+                           req.get_header_value("If-None-Match")});
+        for (auto& [name, value] : out.headers) res.set_header(name, value);
+        res.status = out.status;
+        res.body = std::move(out.body);
+      };
+      http.Get("/", serve);
+      http.Get(R"(/assets/.+)", serve);
+    }
     http.Get("/v1/openapi.json", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(openapi, "application/json");
     });
@@ -542,6 +557,7 @@ struct Server::Impl {
   }
 
   std::string openapi;
+  std::unique_ptr<StaticAssets> assets;
 
   void ClockLoop() {
     // A tick is journaled when a run reached its walltime, when jobs wait and something

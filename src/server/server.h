@@ -35,6 +35,7 @@ struct ServerOptions {
   bool bootstrap_examples = true;    // an empty store gets the example program and cluster
   std::string examples_dir;          // where the examples are (programs/, clusters/)
   bool access_log = false;           // one line per request on stderr (never a secret)
+  std::string web_root;              // the dashboard's files (static_assets.h); "": none
 };
 
 // Reads a TOML configuration file whose keys are the options' names (listen = "h:p",
