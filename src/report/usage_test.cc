@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include "cluster/cluster.h"
+#include "ledger/ledger.h"
+#include "sched/policy.h"
+#include "sched/scheduler.h"
+
 namespace atrium::report {
 namespace {
 
@@ -139,6 +144,69 @@ TEST(UsageIndexTest, MoneyOverflowIsAnError) {
   auto report = index.Report({.from_s = 0, .to_s = 100, .step_s = 100}, {});
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.error().code, ErrorCode::kOverflow);
+}
+
+}  // namespace
+}  // namespace atrium::report
+
+namespace atrium::report {
+namespace {
+
+// The runs of real scheduler jobs: a job that ran once, one preempted and run again, one
+// still running, one that never started.
+TEST(UsageFromSchedulerTest, CountsEveryRunOfEveryJobOnce) {
+  cluster::ClusterBuilder builder("small");
+  const uint32_t accel =
+      builder.AddAccelerator({.name = "trn1", .price_per_chip_hour = *Credits::Parse("3.6")});
+  const uint32_t type = builder.AddNodeType(
+      {.name = "trn", .accelerator = accel, .chips = 16, .allocation_sizes = {1, 4, 8}});
+  ASSERT_TRUE(builder.AddPool("trn", type, 2, 2, 1).ok());
+  builder.AddPartition({.name = "research", .classes = {cluster::JobClass::kResearch}});
+  const cluster::Cluster cluster = *std::move(builder).Build();
+  ledger::Ledger ledger;
+  sched::Scheduler scheduler(cluster, ledger, *sched::MakePolicy("fifo"));
+  ASSERT_TRUE(
+      scheduler.AddGrant("g1", Credits::FromWhole(1'000'000), 1.0, cluster::JobClass::kResearch, 0)
+          .ok());
+  auto submit = [&](std::string id, int64_t chips, int64_t now_s) {
+    return scheduler.Submit({.id = std::move(id),
+                             .grant = "g1",
+                             .chips = chips,
+                             .submit_s = now_s,
+                             .duration_s = 36'000,
+                             .walltime_s = 36'000},
+                            now_s);
+  };
+  const sched::JobId once = submit("once", 16, 0);
+  const sched::JobId twice = submit("twice", 16, 0);
+  (void)scheduler.Pass(100);
+  ASSERT_EQ(scheduler.job(once).state, sched::JobState::kRunning);
+  scheduler.Finish(once, 3'700, sched::RunEnd::kCompleted);   // 16 chips x 3600 s
+  scheduler.Finish(twice, 1'900, sched::RunEnd::kPreempted);  // 16 x 1800, requeued
+  const sched::JobId never = submit("never", 64, 2'000);      // larger than the cluster
+  (void)scheduler.Pass(2'000);
+  ASSERT_EQ(scheduler.job(twice).state, sched::JobState::kRunning);
+  scheduler.Finish(twice, 2'000 + 900, sched::RunEnd::kCompleted);  // 16 x 900
+  const sched::JobId running = submit("running", 4, 3'000);
+  (void)scheduler.Pass(3'000);
+  ASSERT_EQ(scheduler.job(running).state, sched::JobState::kRunning);
+  (void)never;
+
+  std::vector<UsageRunInput> runs;
+  for (sched::JobId id = 0; id < scheduler.job_count(); ++id) {
+    AppendJobRuns(scheduler, scheduler.job(id), /*now_s=*/3'600, UsageRunInput{.grant = "g1"},
+                  &runs);
+  }
+  UsageIndex index(32);
+  for (const UsageRunInput& run : runs) index.Add(run);
+  auto report = index.Report({.from_s = 0, .to_s = 7'200, .step_s = 3'600}, {});
+  ASSERT_TRUE(report.ok());
+  const nlohmann::json& totals = (*report)["totals"];
+  EXPECT_EQ(totals["chip_seconds"], 16 * 3'600 + 16 * 1'800 + 16 * 900 + 4 * 600);
+  EXPECT_EQ(totals["jobs"], 3);  // "never" never started
+  // 3.6 per chip-hour = 0.001 per chip-second; the running job has not been charged yet.
+  EXPECT_EQ(totals["credits"], "100.8");
+  EXPECT_EQ(UsageFromScheduler(scheduler).run_count(), runs.size());
 }
 
 }  // namespace

@@ -503,9 +503,10 @@ struct Server::Impl {
     if (!options.web_root.empty()) {
       assets = std::make_unique<StaticAssets>(options.web_root);
       auto serve = [this](const httplib::Request& req, httplib::Response& res) {
+        // cpp-httplib compresses text answers itself (br or gzip, as the client accepts),
+        // so the file is asked for uncompressed here.
         StaticResponse out =
-            assets->Serve({req.method, req.path, req.get_header_value("Accept-Encoding"),
-                           req.get_header_value("If-None-Match")});
+            assets->Serve({req.method, req.path, "", req.get_header_value("If-None-Match")});
         for (auto& [name, value] : out.headers) res.set_header(name, value);
         res.status = out.status;
         res.body = std::move(out.body);

@@ -2,15 +2,15 @@
 // against a real `atrium serve` seeded through the API: every page loads and shows the
 // numbers the API returns, the main actions work from the page, the public page verifies
 // the decision log and reports an altered entry, axe-core finds no serious or critical
-// violation on any page, and no page breaks its Content-Security-Policy. Screenshots go to
+// violation on any page, and no page breaks its Content-Security-Policy. Playwright gives
+// chromium a fresh temporary profile (--user-data-dir) per launch. Screenshots go to
 // --out. Exits non-zero on the first failure.
 //
 //   node tests/browser/dashboard.test.mjs --atrium build/dev/src/cli/atrium \
 //        --out build/dev/browser-screenshots [--chromium /usr/bin/chromium]
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
@@ -65,14 +65,13 @@ async function checkStaticHeaders(url) {
   const expected = readFileSync(path.join(webDir, 'public/assets/app.js'));
   assert.ok(gunzipSync(raw.body).equals(expected), 'gzip body is the file');
   const traversal = await fetch(`${url}/assets/..%2f..%2fCMakeLists.txt`);
-  assert.equal(traversal.status, 404);
+  assert.ok([400, 404].includes(traversal.status), `traversal answered ${traversal.status}`);
   const dotfile = await fetch(`${url}/assets/.hidden`);
   assert.equal(dotfile.status, 404);
 }
 
 async function main() {
   const server = await startServer({ atrium, webRoot: path.join(webDir, 'public') });
-  const userData = mkdtempSync(path.join(tmpdir(), 'atrium-chromium-'));
   let browser;
   const failures = [];
   try {
@@ -87,7 +86,7 @@ async function main() {
       executablePath,
       headless: true,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${userData}`],
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
 
     // A fresh context per role, signed in through the page's own form.
@@ -105,7 +104,10 @@ async function main() {
         await page.fill('#token-input', token);
         await page.click('#signin button[type=submit]');
         await page.waitForSelector('#whoami:not([hidden])');
-        await page.waitForFunction((name) => document.querySelector('main').dataset.ready === name && !document.querySelector('main').hasAttribute('aria-busy'), page_name);
+        await page.waitForFunction((name) => {
+          const main = document.querySelector('main');
+          return main.dataset.ready === name && main.dataset.role !== 'public' && !main.hasAttribute('aria-busy');
+        }, page_name);
       }
       assert.ok(!page.url().includes(token || '\u0000'), 'the token never appears in the URL');
       return { context, page, cspErrors };
@@ -182,7 +184,7 @@ async function main() {
       await waitNotice(page, /Draft of .*: done/);
       await rendered(page, 'officer');
       const whatIf = await page.textContent('section[aria-labelledby="s-decisions"]');
-      assert.match(whatIf, /What-if: mip awarded/);
+      assert.match(whatIf, /What-if: \S+ awarded/);
       const draft = await call(tokens.officer, 'GET', `${programPath}/calls/${CALL}/decision`);
       assert.equal(draft.committed, false);
       assert.match(whatIf, new RegExp(formatCredits(draft.total_awarded).replace(/[.]/g, '\\.')));
@@ -298,7 +300,7 @@ async function main() {
       await axe(page, 'public');
       await shoot(page, 'public');
       // Alter one byte of one entry in transit: the page must say the log is broken.
-      await page.route('**/log?*', async (route) => {
+      await page.route((url) => url.pathname.endsWith('/log'), async (route) => {
         const response = await route.fetch();
         const text = await response.text();
         const altered = text.replace('"proposals":3', '"proposals":4');
@@ -323,7 +325,6 @@ async function main() {
     }
   } finally {
     if (browser) await browser.close();
-    rmSync(userData, { recursive: true, force: true });
     await server.stop();
   }
   if (failures.length) {

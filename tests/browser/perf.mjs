@@ -6,9 +6,8 @@
 // start to the page rendered with its data. Prints JSON.
 //
 //   node tests/browser/perf.mjs --atrium build/release/src/cli/atrium [--jobs 10000] [--proposals 5000]
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -78,7 +77,6 @@ reviewers_per_proposal = 2
 
 async function main() {
   const server = await startServer({ atrium, webRoot: path.join(sourceDir, 'web/public') });
-  const userData = mkdtempSync(path.join(tmpdir(), 'atrium-chromium-'));
   let browser;
   try {
     const seed = await seedCycle(server, sourceDir);
@@ -109,7 +107,7 @@ async function main() {
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${userData}`],
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
     const pages = [
       ['public', null, 'browser-test'], ['researcher', researcher, 'browser-test'], ['reviewer', tokens.reviewerA, 'browser-test'],
@@ -144,7 +142,6 @@ async function main() {
     console.log(JSON.stringify({ jobs: jobCount, proposals: proposalCount, pages: figures }, null, 2));
   } finally {
     if (browser) await browser.close();
-    rmSync(userData, { recursive: true, force: true });
     await server.stop();
   }
 }

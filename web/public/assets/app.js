@@ -263,7 +263,7 @@ async function route() {
     const module = await page.load();
     const content = await module.render();
     if (ticket !== rendering) return;
-    main.replaceChildren(h('h1', {}, page.title), ...[content].flat());
+    main.replaceChildren(h('h1', {}, page.title), ...[content].flat(Infinity).filter(Boolean));
   } catch (error) {
     if (ticket !== rendering) return;
     main.replaceChildren(
@@ -275,6 +275,7 @@ async function route() {
       main.removeAttribute('aria-busy');
       main.dataset.ready = key;
       main.dataset.renderedMs = String(Math.round(performance.now()));
+      main.dataset.role = session.me.role;
       window.dispatchEvent(new CustomEvent('atrium:rendered', { detail: key }));
     }
   }

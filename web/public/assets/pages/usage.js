@@ -67,6 +67,7 @@ async function view(values, data) {
       x,
       series: [{ label: 'utilisation %', values: data.steps.map((s) => 100 * s.utilisation) }],
       yLabel: '%',
+      width: 560,
     }),
     lineChart({
       title: 'Waits (seconds, jobs started in the step)',
@@ -77,6 +78,7 @@ async function view(values, data) {
         { label: 'p95 wait', values: data.steps.map((s) => s.wait_p95_s) },
       ],
       yLabel: 's',
+      width: 560,
     }),
     lineChart({
       title: `Chip-hours by ${data.group_by} (largest ${data.groups.filter((g) => g.chip_hours_by_step).length})`,
@@ -84,6 +86,7 @@ async function view(values, data) {
       x,
       series: data.groups.filter((g) => g.chip_hours_by_step).map((g) => ({ label: g.key, values: g.chip_hours_by_step })),
       yLabel: 'chip-hours',
+      width: 560,
     }),
   ]);
   const csvButton = h('button', {
