@@ -145,7 +145,7 @@ export function cards(items) {
 // A bar whose width is set through the CSSOM (allowed by the page's CSP, unlike style="").
 export function bar(fraction, label) {
   const element = h('span', { class: 'bar', role: 'img', 'aria-label': label });
-  element.style.width = `${Math.max(0, Math.min(1, fraction)) * 12}rem`;
+  element.style.width = `${Math.max(0, Math.min(1, fraction)) * 5}rem`;
   return element;
 }
 

@@ -67,7 +67,8 @@ async function view(values, data) {
       x,
       series: [{ label: 'utilisation %', values: data.steps.map((s) => 100 * s.utilisation) }],
       yLabel: '%',
-      width: 560,
+      width: 900,
+      height: 220,
     }),
     lineChart({
       title: 'Waits (seconds, jobs started in the step)',
@@ -78,7 +79,8 @@ async function view(values, data) {
         { label: 'p95 wait', values: data.steps.map((s) => s.wait_p95_s) },
       ],
       yLabel: 's',
-      width: 560,
+      width: 900,
+      height: 220,
     }),
     lineChart({
       title: `Chip-hours by ${data.group_by} (largest ${data.groups.filter((g) => g.chip_hours_by_step).length})`,
@@ -86,7 +88,8 @@ async function view(values, data) {
       x,
       series: data.groups.filter((g) => g.chip_hours_by_step).map((g) => ({ label: g.key, values: g.chip_hours_by_step })),
       yLabel: 'chip-hours',
-      width: 560,
+      width: 900,
+      height: 220,
     }),
   ]);
   const csvButton = h('button', {
@@ -104,7 +107,7 @@ async function view(values, data) {
       ['p95 wait (s)', String(data.totals.wait_p95_s)],
     ]),
     h('p', {}, csvButton),
-    h('div', { class: 'grid2' }, charts),
+    h('div', { class: 'charts' }, charts),
     table(`By ${data.group_by}`, [
       [data.group_by, (g) => g.key],
       ['Chip-hours', (g) => g.chip_hours.toFixed(1), { num: true }],
