@@ -25,6 +25,7 @@
 
 #include "cli/commands.h"
 #include "core/app_state.h"
+#include "report/usage.h"
 #include "server/api.h"
 
 namespace atrium::cli {
@@ -378,8 +379,7 @@ void PrintUsage(const json& body) {
                : std::string();
   };
   for (const json& step : body["steps"]) {
-    const int64_t start = step["start"].get<int64_t>();
-    row(fmt::format("{}", start), step, percent(step));
+    row(report::FormatUtc(step["start"].get<int64_t>()), step, percent(step));
   }
   row("total", body["totals"], percent(body["totals"]));
   if (!body["groups"].empty()) {
