@@ -89,14 +89,22 @@ async function main() {
     log(`cycle seeded; ${jobCount} jobs on ${grant.id}`);
     let t = Date.now();
     await pool(jobCount, 8, (i) => call(researcher, 'POST', '/v1/jobs', {
-      program: 'browser-test', grant: grant.id, chips: 1 + (i % 16), walltime_s: 600 + (i % 7) * 600, name: `perf-${i}`, argv: ['run', String(i)],
+      program: 'browser-test', grant: grant.id, chips: [1, 4, 8, 16, 32][i % 5], walltime_s: 600 + (i % 7) * 600, name: `perf-${i}`, argv: ['run', String(i)],
     }));
     log(`jobs in ${((Date.now() - t) / 1000).toFixed(1)} s`);
     t = Date.now();
     await call(tokens.officer, 'POST', '/v1/programs', { toml: bigProgram(Math.floor(Date.now() / 1000)) });
     const p = '/v1/programs/perf-program';
     for (let i = 0; i < 50; i++) await call(tokens.officer, 'POST', `${p}/institutions`, { id: `inst-${i}`, name: `Institution ${i}`, type: i % 3 ? 'r1' : 'r2', country: ['US', 'GB', 'IN', 'BR', 'KE'][i % 5] });
-    const pid = (i) => `perf-${String(i).padStart(5, '0')}`;
+    // ORCID-style ids with their ISO 7064 check character.
+    const pid = (i) => {
+      const base = `00000003${String(i).padStart(7, '0')}`;
+      let total = 0;
+      for (const digit of base) total = (total + Number(digit)) * 2;
+      const check = (12 - (total % 11)) % 11;
+      const full = base + (check === 10 ? 'X' : String(check));
+      return full.match(/.{4}/g).join('-');
+    };
     await pool(proposalCount, 8, (i) => call(tokens.officer, 'POST', `${p}/people`, { id: pid(i), name: `Person ${i}`, institution: `inst-${i % 50}`, role: 'faculty', expertise: ['compilers'], reviewer: false }));
     await call(tokens.officer, 'POST', `${p}/calls/big-call/open`, {});
     await pool(proposalCount, 8, (i) => call(tokens.officer, 'POST', `${p}/proposals`, {
