@@ -109,6 +109,9 @@ export async function render() {
         ['Type', (e) => e.type],
         ['Data', (e) => h('span', { class: 'mono' }, JSON.stringify(e.data).slice(0, 160))],
         ['Hash', (e) => h('span', { class: 'mono' }, e.hash.slice(0, 16))],
+        ['Chain', (e) => (verdict.ok || e.seq < verdict.firstBroken
+          ? h('span', { class: 'ok' }, 'verified')
+          : h('span', { class: 'bad' }, e.seq === verdict.firstBroken ? 'BROKEN' : 'not verified'))],
       ], entries.slice(-25).reverse())),
   ];
 }

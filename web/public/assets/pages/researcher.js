@@ -124,7 +124,7 @@ export async function render() {
     section('My jobs', cards([['Jobs', String(jobs.length) + (jobsPage.next ? '+' : '')],
       ['Running', String(jobs.filter((j) => j.state === 'running').length)],
       ['Pending', String(jobs.filter((j) => j.state === 'pending').length)]]),
-    table(`Jobs (latest ${Math.min(JOBS_SHOWN, jobs.length)})`, [
+    table(jobsPage.next ? `Jobs (the first ${jobs.length} by submission; the latest ${shown.length} of them, newest first)` : `Jobs (the latest ${shown.length}, newest first)`, [
       ['Id', (j) => j.id],
       ['Name', (j) => j.name],
       ['Grant', (j) => j.grant],
