@@ -10,10 +10,15 @@ packages=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libfmt-dev libabsl-dev
   libsqlite3-dev sqlite3 libssl-dev libpqxx-dev postgresql
   coinor-libcbc-dev
-  libcpp-httplib-dev libboost-dev libspdlog-dev curl jq
-  libcpp-httplib-dev curl jq
+  libcpp-httplib-dev libboost-dev libspdlog-dev zlib1g-dev curl jq
   clang libclang-rt-14-dev clang-tidy
+  chromium
 )
+# Node.js and npm for the dashboard's packages and its browser test. A machine that has a
+# Node.js from elsewhere (whose package bundles npm and conflicts with Debian's npm)
+# keeps it; otherwise Debian's nodejs and npm are installed.
+if ! command -v node >/dev/null 2>&1; then packages+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then packages+=(npm); fi
 
 missing=()
 for pkg in "${packages[@]}"; do

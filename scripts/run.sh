@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+scripts/web-build.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
 exec build/release/src/cli/atrium serve "$@"

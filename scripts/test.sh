@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+scripts/web-build.sh
 jobs=$(nproc)
 cmake --preset dev
 cmake --build --preset dev -j "$jobs"

@@ -25,6 +25,7 @@
 
 #include "cli/commands.h"
 #include "core/app_state.h"
+#include "report/usage.h"
 #include "server/api.h"
 
 namespace atrium::cli {
@@ -222,6 +223,16 @@ const std::vector<ClientSpec>& ClientSpecs() {
       {"node", "drain", "node_drain", {"node"}, {}, "Drain a node"},
       {"node", "resume", "node_resume", {"node"}, {}, "Return a node to service"},
       {"partition", "list", "partition_list", {}, {}, "Partitions and chips busy"},
+      {"usage",
+       "",
+       "usage_report",
+       {},
+       {{"--from", "from", F::kString, "start: unix seconds or 2026-11-01[T12:00Z] (30 days ago)"},
+        {"--to", "to", F::kString, "end, exclusive (default: now)"},
+        {"--step", "step", F::kString, "3600, 1h, 1d, 1w (default 1d)"},
+        {"--group-by", "group_by", F::kString, "grant, institution, field, accelerator, partition"},
+        {"--series", "series", F::kInt, "groups given a per-step series (0-50, default 8)"}},
+       "Usage per step: chip-hours, credits, jobs, waits, utilisation (staff, operators)"},
   };
   return specs;
 }
@@ -349,8 +360,40 @@ std::string Cell(const json& value) {
   return value.dump();
 }
 
+// A usage report: one line per step, then one per group.
+void PrintUsage(const json& body) {
+  fmt::print("usage {} .. {}, step {} s, {} chips\n", body["from_utc"].get<std::string>(),
+             body["to_utc"].get<std::string>(), body["step_s"].get<int64_t>(),
+             body["chips_total"].get<int64_t>());
+  fmt::print("{:<21} {:>14} {:>18} {:>8} {:>12} {:>11} {:>7}\n", "STEP", "CHIP_HOURS", "CREDITS",
+             "JOBS", "WAIT_MEAN_S", "WAIT_P95_S", "UTIL");
+  auto row = [](const std::string& label, const json& cell, const std::string& util) {
+    fmt::print("{:<21} {:>14.1f} {:>18} {:>8} {:>12.0f} {:>11} {:>7}\n", label,
+               cell["chip_hours"].get<double>(), cell["credits"].get<std::string>(),
+               cell["jobs"].get<int64_t>(), cell["wait_mean_s"].get<double>(),
+               cell["wait_p95_s"].get<int64_t>(), util);
+  };
+  auto percent = [](const json& cell) {
+    return cell.contains("utilisation")
+               ? fmt::format("{:.1f}%", 100.0 * cell["utilisation"].get<double>())
+               : std::string();
+  };
+  for (const json& step : body["steps"]) {
+    row(report::FormatUtc(step["start"].get<int64_t>()), step, percent(step));
+  }
+  row("total", body["totals"], percent(body["totals"]));
+  if (!body["groups"].empty()) {
+    fmt::print("\nby {}:\n", body["group_by"].get<std::string>());
+    for (const json& group : body["groups"]) row(group["key"].get<std::string>(), group, "");
+  }
+}
+
 // A list as a table of its scalar columns; an object as "key: value" lines.
 void PrintHuman(const json& body) {
+  if (body.is_object() && body.contains("steps") && body.contains("chips_total")) {
+    PrintUsage(body);
+    return;
+  }
   if (body.is_object() && body.contains("items") && body["items"].is_array()) {
     const json& items = body["items"];
     if (items.empty()) {
@@ -604,7 +647,7 @@ void RegisterClientCommands(CLI::App& app) {
       if (field.required) option->required();
     }
     const server::Route* route = FindRoute(spec.route);
-    if (route != nullptr && route->read != nullptr) {
+    if (route != nullptr && route->read != nullptr && route->name != "usage_report") {
       command->add_option("--after", bound->after, "cursor: the previous page's next");
       command->add_option("--limit", bound->limit, "items per page (1-1000)");
     }

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include <fmt/format.h>
@@ -14,6 +15,7 @@
 #include "server/api.h"
 #include "server/openapi.h"
 #include "server/server.h"
+#include "server/static_assets.h"
 
 namespace atrium::cli {
 namespace {
@@ -23,6 +25,7 @@ struct ServeArgs {
   std::string data;
   std::string listen;
   std::string db;
+  std::string web_root;
   int64_t threads = 0;
   int64_t body_bytes_max = 0;
   int64_t rate_per_token = -1;
@@ -64,6 +67,11 @@ int Serve(const ServeArgs& args) {
   if (args.rate_per_token >= 0) options.rate_per_token = args.rate_per_token;
   if (args.no_examples) options.bootstrap_examples = false;
   if (args.access_log) options.access_log = true;
+  std::error_code exe_error;
+  options.web_root = !args.web_root.empty()
+                         ? args.web_root
+                         : server::FindWebRoot(
+                               std::filesystem::read_symlink("/proc/self/exe", exe_error).string());
 
   // Every thread inherits a mask that blocks SIGTERM and SIGINT; one thread waits for them.
   sigset_t signals;
@@ -89,6 +97,10 @@ int Serve(const ServeArgs& args) {
   fmt::print("atrium serve: journal in {}\n", server.store_location().rfind("postgres", 0) == 0
                                                   ? std::string("PostgreSQL")
                                                   : server.store_location());
+  fmt::print("atrium serve: {}\n",
+             options.web_root.empty()
+                 ? std::string("no dashboard (web/public not found; --web-root)")
+                 : "dashboard from " + options.web_root);
   // Last: tests and scripts wait for this line.
   fmt::print("atrium serve: listening on {}\n", server.listen_url());
   std::fflush(stdout);
@@ -125,6 +137,9 @@ void RegisterServeCommand(CLI::App& app) {
   serve->add_option("--threads", args->threads, "handler worker threads (default 32)");
   serve->add_option("--body-limit", args->body_bytes_max, "largest request body, bytes (1 MiB)");
   serve->add_option("--rate-limit", args->rate_per_token, "requests/s per token (0: none)");
+  serve->add_option("--web-root", args->web_root,
+                    "the dashboard's files (default: $ATRIUM_WEB_ROOT, or web/public found from "
+                    "the binary)");
   serve->add_flag("--no-examples", args->no_examples,
                   "do not load the example program and cluster");
   serve->add_flag("--access-log", args->access_log, "log each request to stderr");

@@ -6,6 +6,7 @@
 
 #include "core/access.h"
 #include "report/program_report.h"
+#include "report/usage_app.h"
 
 namespace atrium::server {
 namespace {
@@ -149,12 +150,20 @@ json ProgramView(const program::ProgramState& program) {
   for (const program::Track& track : def.tracks) tracks.push_back(TrackView(program, track));
   json calls = json::array();
   for (const program::CallDefinition& call : def.calls) calls.push_back(CallView(program, call));
+  json rubric = json::array();
+  for (const program::Criterion& criterion : def.rubric) {
+    rubric.push_back({{"name", criterion.name},
+                      {"weight", criterion.weight},
+                      {"min", criterion.score_min},
+                      {"max", criterion.score_max}});
+  }
   return {{"id", def.id},
           {"name", def.name},
           {"currency", def.currency},
           {"total_budget", def.total_budget.ToString()},
           {"award_policy", def.award_policy},
           {"topics", def.topics},
+          {"rubric", std::move(rubric)},
           {"tracks", std::move(tracks)},
           {"calls", std::move(calls)},
           {"grants", program.grants().size()},
@@ -505,6 +514,8 @@ Result<json> ListNodes(const ReadRequest& request) {
                     {"pool", pool.name},
                     {"accelerator", cluster->accelerators()[pool.accelerator].name},
                     {"chips", pool.chips_per_node},
+                    {"group", cluster->nodes()[node].group},
+                    {"block", cluster->nodes()[node].block},
                     {"state", cluster::ToString(request.app.node_states()[node])}};
       });
 }
@@ -531,6 +542,13 @@ Result<json> ListPartitions(const ReadRequest& request) {
     summary["jobs_waiting"] = scheduler->waiting_count();
   }
   return summary;
+}
+
+Result<json> UsageReport(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(
+      const report::UsageQuery query,
+      report::ParseUsageQuery(request.query, request.app.last_now_us() / 1'000'000));
+  return report::AppUsage::Shared().Report(request.app, query);
 }
 
 Result<json> ListTokens(const ReadRequest& request) {
@@ -959,6 +977,16 @@ const std::vector<Route>& Routes() {
        200,
        nullptr,
        "Return a node to service"},
+      {"GET",
+       "/v1/usage",
+       "usage_report",
+       kStaff | RoleBit(Role::kOperator),
+       {},
+       {},
+       200,
+       UsageReport,
+       "Usage per step: chip-hours, credits, jobs, waits, utilisation; ?from= &to= &step= "
+       "&group_by=grant|institution|field|accelerator|partition"},
   };
   return routes;
 }

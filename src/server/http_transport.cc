@@ -337,7 +337,9 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     const bool keep = keep_alive_ && !stopping_ && !server_->stopping;
     response_.emplace(static_cast<http::status>(answer.status), 11);
-    response_->set(http::field::content_type, answer.content_type);
+    if (!answer.content_type.empty()) {
+      response_->set(http::field::content_type, answer.content_type);
+    }
     for (const auto& [name, value] : answer.headers) response_->insert(name, value);
     response_->set("X-Request-Id", request_id);
     response_->keep_alive(keep);

@@ -1,6 +1,7 @@
 #include "server/openapi.h"
 
 #include <string>
+#include <vector>
 
 #include "server/api.h"
 
@@ -42,7 +43,12 @@ json OpenApiDocument() {
                             {"schema", {{"type", "string"}, {"maxLength", 128}}}});
     }
     if (route.read != nullptr && route.method == "GET") {
-      for (const char* name : {"limit", "after"}) {
+      // Lists page with ?limit= and ?after=; the usage report has its own parameters.
+      const std::vector<const char*> query =
+          route.name == "usage_report"
+              ? std::vector<const char*>{"from", "to", "step", "group_by", "series"}
+              : std::vector<const char*>{"limit", "after"};
+      for (const char* name : query) {
         parameters.push_back({{"name", name},
                               {"in", "query"},
                               {"required", false},

@@ -32,6 +32,7 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/openapi.h"
+#include "server/static_assets.h"
 #include "server/tokens.h"
 
 namespace atrium::server {
@@ -188,7 +189,9 @@ Status LoadServerConfig(const std::string& path, ServerOptions* options) {
 }
 
 struct Server::Impl {
-  explicit Impl(ServerOptions opts) : options(std::move(opts)), limiter(options.rate_per_token) {}
+  explicit Impl(ServerOptions opts) : options(std::move(opts)), limiter(options.rate_per_token) {
+    if (!options.web_root.empty()) assets = std::make_unique<StaticAssets>(options.web_root);
+  }
 
   ServerOptions options;
   std::unique_ptr<journal::Committer> committer;
@@ -366,6 +369,8 @@ struct Server::Impl {
         answer.body = openapi;
         return answer;
       }
+      // The dashboard (static_assets.h): "/" and "/assets/...".
+      if (assets && StaticAssets::Handles(req.path)) return AssetAnswer(req);
     }
     for (const CompiledRoute& compiled : routes) {
       if (compiled.route->method != req.method) continue;
@@ -388,6 +393,26 @@ struct Server::Impl {
       return ReplyError(Error{ErrorCode::kUnavailable, "not ready", ""});
     }
     return Reply(200, {{"status", "ready"}, {"durable_seq", committer->durable_seq()}});
+  }
+
+  // A file of the dashboard; gzip where the client accepts it (the transport does not
+  // compress).
+  HttpAnswer AssetAnswer(const HttpRequest& req) {
+    StaticResponse out = assets->Serve(
+        {req.method, req.path, req.header("Accept-Encoding"), req.header("If-None-Match")});
+    HttpAnswer answer;
+    answer.status = out.status;
+    answer.content_type.clear();
+    for (auto& [name, value] : out.headers) {
+      if (name == "Content-Type") {
+        answer.content_type = value;
+      } else {
+        answer.headers.emplace_back(name, value);
+      }
+    }
+    answer.body = std::move(out.body);
+    answer.operation = "dashboard";
+    return answer;
   }
 
   HttpAnswer MetricsAnswer(const HttpRequest& req) {
@@ -549,6 +574,7 @@ struct Server::Impl {
   }
 
   std::string openapi;
+  std::unique_ptr<StaticAssets> assets;
 
   void ClockLoop() {
     // A tick is journaled when a run reached its walltime, when jobs wait and something

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <memory>
 
+#include "report/usage.h"
+
 namespace atrium::sim {
 namespace {
 
@@ -113,6 +115,8 @@ Status OutputWriter::Finish(const Simulator& simulator, const Summary& summary) 
   jobs.close();
   if (!jobs) return MakeError(ErrorCode::kIoError, "cannot write " + dir_ + "/jobs.csv.partial");
   ATRIUM_TRY(WriteWhole(dir_ + "/summary.json.partial", summary.ToJson().dump(2) + "\n"));
+  // The same usage report as the service's GET /v1/usage (report/usage.h).
+  ATRIUM_TRY(report::WriteSimulationUsage(sched, dir_ + "/usage.json"));
   for (const char* name : {"runs.csv", "jobs.csv", "summary.json"}) {
     std::error_code error;
     std::filesystem::rename(dir_ + "/" + name + ".partial", dir_ + "/" + name, error);

@@ -1,0 +1,341 @@
+// The dashboard in a real browser (Debian's chromium, headless, driven by playwright-core)
+// against a real `atrium serve` seeded through the API: every page loads and shows the
+// numbers the API returns, the main actions work from the page, the public page verifies
+// the decision log and reports an altered entry, axe-core finds no serious or critical
+// violation on any page, and no page breaks its Content-Security-Policy. Playwright gives
+// chromium a fresh temporary profile (--user-data-dir) per launch. Screenshots go to
+// --out. Exits non-zero on the first failure.
+//
+//   node tests/browser/dashboard.test.mjs --atrium build/dev/src/cli/atrium \
+//        --out build/dev/browser-screenshots [--chromium /usr/bin/chromium]
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+
+import { CALL, PEOPLE, PROGRAM, seedCycle, startServer } from './seed.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const sourceDir = path.resolve(here, '../..');
+const webDir = path.join(sourceDir, 'web');
+const require = createRequire(path.join(webDir, 'package.json'));
+const { chromium } = require('playwright-core');
+const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+function option(name, fallback) {
+  const index = process.argv.indexOf(name);
+  return index > 0 ? process.argv[index + 1] : fallback;
+}
+const atrium = option('--atrium', path.join(sourceDir, 'build/dev/src/cli/atrium'));
+const out = path.resolve(option('--out', path.join(sourceDir, 'build/dev/browser-screenshots')));
+const executablePath = option('--chromium', '/usr/bin/chromium');
+mkdirSync(out, { recursive: true });
+
+const started = Date.now();
+const step = (text) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${text}`);
+
+function formatCredits(text) {
+  const [whole, fraction = ''] = String(text).split('.');
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return fraction ? `${grouped}.${fraction.slice(0, 2).padEnd(2, '0')}` : grouped;
+}
+
+async function checkStaticHeaders(url) {
+  const plain = await fetch(`${url}/`, { headers: { 'Accept-Encoding': 'identity' } });
+  assert.equal(plain.status, 200);
+  const csp = plain.headers.get('content-security-policy');
+  assert.match(csp, /script-src 'self'/);
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
+  assert.equal(plain.headers.get('x-content-type-options'), 'nosniff');
+  const etag = plain.headers.get('etag');
+  assert.ok(etag);
+  const again = await fetch(`${url}/`, { headers: { 'If-None-Match': etag, 'Accept-Encoding': 'identity' } });
+  assert.equal(again.status, 304);
+  // gzip where accepted: the raw bytes must gunzip to the same file.
+  const raw = await import('node:http').then(({ get }) => new Promise((resolve, reject) => {
+    get(`${url}/assets/app.js`, { headers: { 'Accept-Encoding': 'gzip' } }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+    }).on('error', reject);
+  }));
+  assert.equal(raw.headers['content-encoding'], 'gzip');
+  const expected = readFileSync(path.join(webDir, 'public/assets/app.js'));
+  assert.ok(gunzipSync(raw.body).equals(expected), 'gzip body is the file');
+  const traversal = await fetch(`${url}/assets/..%2f..%2fCMakeLists.txt`);
+  assert.ok([400, 404].includes(traversal.status), `traversal answered ${traversal.status}`);
+  const dotfile = await fetch(`${url}/assets/.hidden`);
+  assert.equal(dotfile.status, 404);
+}
+
+async function main() {
+  const server = await startServer({ atrium, webRoot: path.join(webDir, 'public') });
+  let browser;
+  const failures = [];
+  try {
+    step(`atrium serve at ${server.url}`);
+    await checkStaticHeaders(server.url);
+    step('static headers: CSP, nosniff, ETag 304, gzip, no traversal');
+    const seed = await seedCycle(server, sourceDir);
+    const { tokens, call, programPath } = seed;
+    step(`seeded program ${PROGRAM}; review left for the page: ${seed.left}`);
+
+    browser = await chromium.launch({
+      executablePath,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+        '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+
+    // A fresh context per role, signed in through the page's own form.
+    async function open(page_name, token) {
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+      const page = await context.newPage();
+      const cspErrors = [];
+      page.on('console', (message) => {
+        if (/Content Security Policy|Refused to/.test(message.text())) cspErrors.push(message.text());
+      });
+      page.on('pageerror', (error) => cspErrors.push(`page error: ${error.message}`));
+      await page.goto(`${server.url}/#/${page_name}`);
+      await page.waitForSelector(`main[data-ready="${page_name}"]`);
+      if (token) {
+        await page.fill('#token-input', token);
+        await page.click('#signin button[type=submit]');
+        await page.waitForSelector('#whoami:not([hidden])');
+        await page.waitForFunction((name) => {
+          const main = document.querySelector('main');
+          return main.dataset.ready === name && main.dataset.role !== 'public' && !main.hasAttribute('aria-busy');
+        }, page_name);
+      }
+      assert.ok(!page.url().includes(token || '\u0000'), 'the token never appears in the URL');
+      return { context, page, cspErrors };
+    }
+    async function rendered(page, name) {
+      await page.waitForFunction((n) => document.querySelector('main').dataset.ready === n && !document.querySelector('main').hasAttribute('aria-busy'), name);
+    }
+    async function axe(page, name) {
+      await page.evaluate(axeSource);
+      const result = await page.evaluate(async () => {
+        // eslint-disable-next-line no-undef
+        const r = await axe.run(document, { resultTypes: ['violations'] });
+        return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length, help: v.help }));
+      });
+      const serious = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+      if (serious.length) failures.push(`${name}: axe ${JSON.stringify(serious)}`);
+      step(`${name}: axe ${serious.length} serious/critical, ${result.length - serious.length} minor`);
+    }
+    async function shoot(page, name) {
+      await page.screenshot({ path: path.join(out, `${name}.png`), fullPage: true });
+    }
+    async function waitNotice(page, pattern) {
+      await page.waitForFunction((p) => new RegExp(p).test(document.getElementById('notice').textContent), pattern.source);
+      const text = await page.textContent('#notice');
+      assert.doesNotMatch(text, /failed/, text);
+    }
+    const done = async ({ context, cspErrors }, name) => {
+      if (cspErrors.length) failures.push(`${name}: ${cspErrors.join('; ')}`);
+      await context.close();
+    };
+
+    // ---- reviewer: assigned proposals, never the conflicted one; submit a review -----
+    {
+      const session = await open('reviewer', tokens.reviewerA);
+      const { page } = session;
+      const assigned = (await call(tokens.reviewerA, 'GET', `${programPath}/proposals`)).items.map((p) => p.id).sort();
+      const shown = (await page.$$eval('section[aria-labelledby="s-assigned-proposals"] tbody tr td:first-child', (tds) => tds.map((td) => td.textContent))).sort();
+      assert.deepEqual(shown, assigned, 'the page lists exactly the assigned proposals');
+      await axe(page, 'reviewer');
+      await shoot(page, 'reviewer');
+      await page.selectOption('#review-form select[name=proposal]', seed.left);
+      await page.fill('#review-form input[name=merit]', '4');
+      await page.fill('#review-form input[name=openness]', '5');
+      await page.fill('#review-form textarea', 'Reviewed from the browser.');
+      await page.click('#review-form button[type=submit]');
+      await waitNotice(page, /Review of .*: done/);
+      const reviews = (await call(tokens.reviewerA, 'GET', `${programPath}/reviews`)).items;
+      const mine = reviews.find((r) => r.proposal === seed.left && r.comment === 'Reviewed from the browser.');
+      assert.ok(mine, 'the review reached the API');
+      assert.deepEqual(mine.scores, [4, 5]);
+      await done(session, 'reviewer');
+      step(`reviewer: ${assigned.length} assigned shown, review of ${seed.left} submitted`);
+
+      const conflicted = await open('reviewer', tokens.conflicted);
+      const listed = await conflicted.page.$$eval('section[aria-labelledby="s-assigned-proposals"] tbody tr td:first-child', (tds) => tds.map((td) => td.textContent));
+      assert.ok(!listed.includes('D1'), 'a conflicted proposal is never shown');
+      await done(conflicted, 'reviewer-conflicted');
+    }
+
+    // ---- officer: progress, draft, what-if, commit ---------------------------------
+    {
+      const session = await open('officer', tokens.officer);
+      const { page } = session;
+      const row = await page.$$eval('section[aria-labelledby="s-call-progress"] tbody tr td', (tds) => tds.map((td) => td.textContent));
+      assert.equal(row[0], CALL);
+      assert.equal(row[3], '3', 'three proposals');
+      const reviewCount = (await call(tokens.officer, 'GET', `${programPath}/reviews`)).items.length;
+      assert.equal(row[5], String(reviewCount), 'reviews done as the API counts them');
+      await page.click(`#draft-${CALL}`);
+      await waitNotice(page, /Draft of .*: done/);
+      await rendered(page, 'officer');
+      await page.selectOption(`#policy-${CALL}`, 'greedy');
+      await page.click(`#draft-${CALL}`);
+      await waitNotice(page, /Draft of .*: done/);
+      await rendered(page, 'officer');
+      const whatIf = await page.textContent('section[aria-labelledby="s-decisions"]');
+      assert.match(whatIf, /What-if: \S+ awarded/);
+      const draft = await call(tokens.officer, 'GET', `${programPath}/calls/${CALL}/decision`);
+      assert.equal(draft.committed, false);
+      assert.match(whatIf, new RegExp(formatCredits(draft.total_awarded).replace(/[.]/g, '\\.')));
+      await axe(page, 'officer');
+      await shoot(page, 'officer');
+      await page.click(`#commit-${CALL}`);
+      await waitNotice(page, /Commit of .*: done/);
+      const committed = await call(tokens.officer, 'GET', `${programPath}/calls/${CALL}/decision`);
+      assert.equal(committed.committed, true, 'the decision was committed from the page');
+      await done(session, 'officer');
+      step(`officer: drafted (mip, then greedy what-if) and committed ${committed.total_awarded}`);
+    }
+    const grants = (await call(tokens.officer, 'GET', `${programPath}/grants`)).items;
+    assert.ok(grants.length > 0, 'the decision created grants');
+    const grant = grants[0];
+    const piKey = Object.keys(PEOPLE).find((k) => PEOPLE[k] === grant.pi);
+
+    // ---- researcher: grants and burn-down, submit a job, see it ----------------------
+    let jobId;
+    {
+      const session = await open('researcher', tokens[piKey]);
+      const { page } = session;
+      const grantRow = await page.$$eval('section[aria-labelledby="s-my-grants"] tbody tr td', (tds) => tds.map((td) => td.textContent));
+      assert.equal(grantRow[0], grant.id);
+      assert.equal(grantRow[2], formatCredits(grant.awarded), 'awarded as the API says');
+      assert.ok(await page.$('section[aria-labelledby="s-my-grants"] figure .uplot'), 'a burn-down chart');
+      await page.selectOption('#job-form select[name=grant]', grant.id);
+      await page.fill('#job-form input[name=chips]', '16');
+      await page.fill('#job-form input[name=walltime]', '7200');
+      await page.fill('#job-form input[name=name]', 'browser-job');
+      await page.fill('#job-form input[name=command]', 'python train.py --epochs 3');
+      await page.click('#job-form button[type=submit]');
+      await waitNotice(page, /Job submission: done/);
+      await rendered(page, 'researcher');
+      const jobs = (await call(tokens[piKey], 'GET', '/v1/jobs')).items;
+      const job = jobs.find((j) => j.name === 'browser-job');
+      assert.ok(job, 'the job reached the API');
+      jobId = job.id;
+      const rows = await page.$$eval('section[aria-labelledby="s-my-jobs"] tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+      const shown = rows.find((r) => r[0] === job.id);
+      assert.ok(shown, 'the job is in the list');
+      assert.equal(shown[4], job.state);
+      assert.deepEqual(job.argv, ['python', 'train.py', '--epochs', '3']);
+      await axe(page, 'researcher');
+      await shoot(page, 'researcher');
+      await done(session, 'researcher');
+      step(`researcher: ${grant.id} shown, job ${job.id} submitted (${job.state})`);
+    }
+    // The operator reports the run's end, so usage has chip-hours and credits.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const before = await call(tokens.operator, 'GET', `/v1/jobs/${jobId}`);
+    if (before.state === 'running') await call(tokens.operator, 'POST', `/v1/jobs/${jobId}/finish`, {});
+
+    // ---- operator: heatmap, queue, drain from the page -------------------------------
+    {
+      const session = await open('operator', tokens.operator);
+      const { page } = session;
+      const nodes = (await call(tokens.operator, 'GET', '/v1/cluster/nodes?limit=1000')).items;
+      const cells = await page.$$eval('.heat-node[data-node]', (b) => b.length);
+      assert.equal(cells, nodes.length, 'one heatmap cell per node');
+      const target = nodes.find((n) => n.state === 'up' && n.pool === 'gpu');
+      await page.click(`.heat-node[data-node="${target.name}"]`);
+      assert.equal(await page.inputValue('#node-name'), target.name);
+      await page.click('#drain-button');
+      await waitNotice(page, /Drain .*: done/);
+      await rendered(page, 'operator');
+      const after = (await call(tokens.operator, 'GET', '/v1/cluster/nodes?state=draining')).items.map((n) => n.name);
+      assert.ok(after.includes(target.name), 'the node is draining');
+      const notUp = await page.$$eval('section[aria-labelledby="s-nodes-not-up"] tbody tr td:first-child', (tds) => tds.map((td) => td.textContent));
+      assert.ok(notUp.includes(target.name), 'the page shows it');
+      assert.match(await page.getAttribute(`.heat-node[data-node="${target.name}"]`, 'aria-label'), /draining/);
+      await axe(page, 'operator');
+      await shoot(page, 'operator');
+      await done(session, 'operator');
+      step(`operator: ${nodes.length} nodes in the heatmap, drained ${target.name}`);
+    }
+
+    // ---- usage: the API's numbers, CSV export ---------------------------------------
+    {
+      const session = await open('usage', tokens.operator);
+      const { page } = session;
+      await page.waitForSelector('#usage-results .cards');
+      const values = await page.$$eval('#usage-form input, #usage-form select', (e) => Object.fromEntries(e.map((x) => [x.name, x.value])));
+      const report = await call(tokens.operator, 'GET', `/v1/usage?from=${values.from}&to=${values.to}&step=${values.step}&group_by=${values.group_by}`);
+      assert.ok(report.totals.jobs >= 1, 'the browser job is in the usage');
+      const cardText = await page.$$eval('#usage-results .card', (cs) => Object.fromEntries(cs.map((c) => [c.querySelector('.label').textContent, c.querySelector('.value').textContent])));
+      assert.equal(cardText['Jobs started'], String(report.totals.jobs));
+      assert.equal(cardText.Credits, formatCredits(report.totals.credits));
+      assert.equal(cardText['Chip-hours'], report.totals.chip_hours.toFixed(1));
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#usage-csv')]);
+      const csv = readFileSync(await download.path(), 'utf8').trim().split('\n');
+      assert.equal(csv[0], 'step_start_utc,group,chip_hours,credits,jobs,wait_mean_s,wait_p95_s,utilisation');
+      assert.equal(csv.length, 1 + report.steps.length + report.groups.length);
+      await axe(page, 'usage');
+      await shoot(page, 'usage');
+      await done(session, 'usage');
+      step(`usage: ${report.totals.jobs} jobs, ${report.totals.chip_hours} chip-hours, CSV of ${csv.length} lines`);
+    }
+
+    // ---- public: numbers, verification, and an altered entry -------------------------
+    {
+      const session = await open('public', null);
+      const { page } = session;
+      const report = await call(null, 'GET', `${programPath}/report`);
+      const verdict = await page.getAttribute('#log-verdict', 'data-ok');
+      assert.equal(verdict, 'true', await page.textContent('#log-verdict'));
+      assert.match(await page.textContent('#log-verdict'), new RegExp(`all ${report.log.entries} log entries`));
+      const budget = await page.$$eval('section[aria-labelledby="s-budget"] .card', (cs) => Object.fromEntries(cs.map((c) => [c.querySelector('.label').textContent, c.querySelector('.value').textContent])));
+      assert.equal(budget.Committed, formatCredits(report.budget.committed));
+      assert.equal(budget.Total, formatCredits(report.budget.total));
+      const rationale = await page.$$eval('section[aria-labelledby="s-decisions"] table:nth-of-type(2) tbody tr', (trs) => trs.length);
+      assert.equal(rationale, 3, 'a rationale row per proposal');
+      await axe(page, 'public');
+      await shoot(page, 'public');
+      // Alter one byte of one entry in transit: the page must say the log is broken.
+      await page.route((url) => url.pathname.endsWith('/log'), async (route) => {
+        const response = await route.fetch();
+        const text = await response.text();
+        const altered = text.replace('"proposals":3', '"proposals":4');
+        assert.notEqual(altered, text, 'the alteration applies');
+        await route.fulfill({ response, body: altered });
+      });
+      await page.reload();
+      await rendered(page, 'public');
+      assert.equal(await page.getAttribute('#log-verdict', 'data-ok'), 'false');
+      const failed = await page.textContent('#log-verdict');
+      assert.match(failed, /Verification FAILED at entry \d+: entry \d+'s hash does not match/);
+      await shoot(page, 'public-tampered');
+      await done(session, 'public');
+      step(`public: verified ${report.log.entries} entries; altered copy rejected (${failed.slice(0, 60)}…)`);
+    }
+
+    // ---- every page signed out says what it needs ----------------------------------
+    {
+      const session = await open('usage', null);
+      assert.match(await session.page.textContent('main'), /Sign in with a operator or officer or admin token/);
+      await done(session, 'signed-out');
+    }
+  } finally {
+    if (browser) await browser.close();
+    await server.stop();
+  }
+  if (failures.length) {
+    console.error(`FAILED:\n${failures.join('\n')}`);
+    process.exit(1);
+  }
+  writeFileSync(path.join(out, 'README.txt'), `Screenshots of the dashboard from tests/browser/dashboard.test.mjs, ${new Date().toISOString()}.\n`);
+  step(`all checks passed; screenshots in ${out}`);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
