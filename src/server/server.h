@@ -42,7 +42,6 @@ struct ServerOptions {
   // Timeouts, header and connection limits (workers, body_bytes_max and access_log are
   // taken from the fields above).
   TransportOptions transport;
-  bool access_log = false;           // one line per request on stderr (never a secret)
   std::string web_root;              // the dashboard's files (static_assets.h); "": none
 };
 
