@@ -21,13 +21,15 @@ cmake --build --preset release --target atrium >/dev/null
 atrium=$PWD/build/release/src/cli/atrium
 work=$(mktemp -d)
 port=18490
+server_pid=
 cleanup() {
   [[ -n ${server_pid:-} ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# Starts the server; prints the milliseconds from exec to "listening" (recovery included).
+# Starts the server; sets start_ms to the milliseconds from exec to "listening" (recovery
+# included). Not called in a subshell: it sets server_pid.
 start_server() {
   local started_ns=$(date +%s%N)
   "$atrium" serve --data "$work/data" --listen 127.0.0.1:$port --rate-limit 0 \
@@ -38,7 +40,7 @@ start_server() {
     (($(grep -c 'listening on' "$work/serve.log") > lines_before)) && break
     sleep 0.01
   done
-  echo $((($(date +%s%N) - started_ns) / 1000000))
+  start_ms=$((($(date +%s%N) - started_ns) / 1000000))
 }
 stop_server() {
   kill -TERM "$server_pid"
@@ -47,7 +49,8 @@ stop_server() {
 }
 
 : >"$work/serve.log"
-first_start_ms=$(start_server 0)
+start_server 0
+first_start_ms=$start_ms
 setup=$(scripts/service-demo.sh "http://127.0.0.1:$port" "$work/data/admin.token" "$atrium" | tail -n 1)
 program=$(sed -n 's/.*program=\([^ ]*\).*/\1/p' <<<"$setup")
 grant=$(sed -n 's/.*grant=\([^ ]*\).*/\1/p' <<<"$setup")
@@ -88,12 +91,14 @@ while (($(date +%s) - soak_start < duration)); do
   phases+=("$(phase)")
   if (($(date +%s) - last_restart >= restart_every)); then
     stop_server
-    restarts+=("$(start_server "$(grep -c 'listening on' "$work/serve.log")")")
+    start_server "$(grep -c 'listening on' "$work/serve.log")"
+    restarts+=("$start_ms")
     last_restart=$(date +%s)
   fi
 done
 stop_server
-final_restart_ms=$(start_server "$(grep -c 'listening on' "$work/serve.log")")
+start_server "$(grep -c 'listening on' "$work/serve.log")"
+final_restart_ms=$start_ms
 journal_bytes=$(stat -c %s "$work/data/atrium.db")
 
 restart_list=$(IFS=,; echo "${restarts[*]:-}")

@@ -86,15 +86,20 @@ json OpenApiDocument() {
         {std::to_string(route.success_status),
          {{"description", "ok"},
           {"content", {{"application/json", {{"schema", {{"type", "object"}}}}}}}}},
-        {"400", ErrorResponse("malformed request: bad JSON, invalid UTF-8, invalid id")},
+        {"400", ErrorResponse("malformed request: bad JSON, invalid UTF-8, JSON nested deeper "
+                              "than 64 levels, invalid id, conflicting Content-Length or "
+                              "Transfer-Encoding")},
         {"401", ErrorResponse("no valid token")},
         {"403", ErrorResponse("the role may not do this")},
         {"404", ErrorResponse("no such resource, or not visible to the caller")},
         {"409", ErrorResponse("conflicts with the current state")},
         {"413", ErrorResponse("body larger than the limit (1 MiB by default)")},
+        {"414", ErrorResponse("request target longer than 8 KiB")},
         {"422", ErrorResponse("invalid field: wrong type, out of range, unknown field")},
-        {"429", ErrorResponse("rate limited; see Retry-After")},
-        {"503", ErrorResponse("journal queue full or store unavailable; see Retry-After")}};
+        {"429", ErrorResponse("rate limited, or token creations over the hourly quota")},
+        {"431", ErrorResponse("header fields over 64 KiB or more than 100 of them")},
+        {"503", ErrorResponse("journal queue full, store unavailable or too many connections; "
+                              "see Retry-After")}};
     std::string method = std::string(route.method);
     for (char& c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     paths[path][method] = std::move(operation);
