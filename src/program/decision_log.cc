@@ -198,6 +198,11 @@ LogVerification VerifyLog(std::string_view exported) {
     LogEntry entry;
     try {
       if (parsed.size() != 6) return broken("unexpected or missing fields");
+      // nlohmann converts any number to int64 without a range check (undefined for
+      // 1e81; found by tests/fuzz/decision_log_fuzzer): integers only.
+      if (!parsed.at("seq").is_number_integer() || !parsed.at("at_us").is_number_integer()) {
+        return broken("seq and at_us must be integers");
+      }
       entry.seq = parsed.at("seq").get<int64_t>();
       entry.at_us = parsed.at("at_us").get<int64_t>();
       entry.type = parsed.at("type").get<std::string>();
