@@ -5,7 +5,7 @@
 // them, split into the dashboard's files and API answers) and the time from navigation
 // start to the page rendered with its data. Prints JSON.
 //
-//   node tests/browser/perf.mjs --atrium build/release/src/cli/atrium [--jobs 10000] [--proposals 5000]
+//   node tests/browser/perf.mjs --atrium build/release/src/cli/atrium [--jobs 10000] [--proposals 5000] [--gzip-only]
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -124,6 +124,9 @@ async function main() {
     const figures = {};
     for (const [name, token, program] of pages) {
       const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      // --gzip-only: what the pages cost when the transport does not pick brotli (see
+      // docs/dashboard.md: cpp-httplib compresses with brotli at its slowest quality).
+      if (process.argv.includes('--gzip-only')) await context.setExtraHTTPHeaders({ 'Accept-Encoding': 'gzip, deflate' });
       if (token) await context.addInitScript((value) => sessionStorage.setItem('atrium.token', value), token);
       const page = await context.newPage();
       await page.goto(`${server.url}/#/${name}?program=${program}`);
@@ -147,7 +150,17 @@ async function main() {
       log(`${name}: ${JSON.stringify(figures[name])}`);
       await context.close();
     }
-    console.log(JSON.stringify({ jobs: jobCount, proposals: proposalCount, pages: figures }, null, 2));
+    // What one large API answer costs by encoding (cpp-httplib compresses JSON itself).
+    const encodings = {};
+    for (const encoding of ['identity', 'gzip', 'br']) {
+      const t0 = performance.now();
+      const response = await fetch(`${server.url}/v1/programs/perf-program/proposals?limit=1000`, {
+        headers: { Authorization: `Bearer ${tokens.officer}`, 'Accept-Encoding': encoding },
+      });
+      const bytes = (await response.arrayBuffer()).byteLength;
+      encodings[encoding] = { ms: Math.round(performance.now() - t0), content_encoding: response.headers.get('content-encoding') || 'identity', decoded_bytes: bytes };
+    }
+    console.log(JSON.stringify({ jobs: jobCount, proposals: proposalCount, pages: figures, proposals_page_by_encoding: encodings }, null, 2));
   } finally {
     if (browser) await browser.close();
     await server.stop();
