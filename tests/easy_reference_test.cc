@@ -265,10 +265,6 @@ TEST(ConservativeTest, ValidSchedulesWithManyReservations) {
     sim::Simulator sim(cluster, {.policy = "conservative", .pass_interval_s = 0});
     ASSERT_TRUE(sim.Run(ToWorkload(jobs), nullptr, nullptr).ok());
     ExpectValid(sim.scheduler());
-    std::set<sched::JobId> reserved;
-    for (const sched::ReservationRecord& reservation : sim.scheduler().reservation_log()) {
-      reserved.insert(reservation.job);
-    }
     sim::Simulator easy(cluster, {.policy = "backfill", .pass_interval_s = 0});
     ASSERT_TRUE(easy.Run(ToWorkload(jobs), nullptr, nullptr).ok());
     EXPECT_GT(sim.scheduler().stats().reservations, easy.scheduler().stats().reservations)

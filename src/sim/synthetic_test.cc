@@ -67,6 +67,8 @@ TEST(SyntheticTest, RefusesBadOptions) {
 TEST(SyntheticTest, LongQueueMixIsMostlySingleChipsArrivingInBursts) {
   const cluster::Cluster cluster = Research40k();
   SyntheticOptions options{.jobs = 20000, .load = 0.9, .seed = 5, .mix = SyntheticMix::kLongQueue};
+  // 20,000 jobs fill this large cluster for only a few hours: shorter bursts, many periods.
+  options.burst_period_s = 3600;
   const auto workload = GenerateSynthetic(cluster, options);
   ASSERT_TRUE(workload.ok());
   int64_t single = 0;
