@@ -181,7 +181,11 @@ async function main() {
       await rendered(page, 'officer');
       await page.selectOption(`#policy-${CALL}`, 'greedy');
       await page.click(`#draft-${CALL}`);
-      await waitNotice(page, /Draft of .*: done/);
+      // The first draft's notice may still be showing: wait for the comparison itself.
+      await page.waitForFunction(
+        () => /What-if: \S+ awarded/.test(
+          document.querySelector('section[aria-labelledby="s-decisions"]')?.textContent ?? ''),
+        null, { timeout: 20000 });
       await rendered(page, 'officer');
       const whatIf = await page.textContent('section[aria-labelledby="s-decisions"]');
       assert.match(whatIf, /What-if: \S+ awarded/);
