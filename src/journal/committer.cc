@@ -21,7 +21,7 @@ Committer::Committer(std::unique_ptr<DurableCore> durable, CommitterOptions opti
 
 Committer::~Committer() {
   {
-    absl::MutexLock lock(&queue_mutex_);
+    MutexLock lock(&queue_mutex_);
     stopping_ = true;
   }
   queue_ready_.SignalAll();
@@ -33,7 +33,7 @@ std::future<Result<core::CommandResult>> Committer::Submit(core::Command command
   Promise promise;
   auto future = promise.get_future();
   {
-    absl::MutexLock lock(&queue_mutex_);
+    MutexLock lock(&queue_mutex_);
     if (stopping_) {
       promise.set_value(MakeError(ErrorCode::kUnavailable, "the journal is shutting down"));
       return future;
@@ -55,7 +55,7 @@ void Committer::ApplyLoop() {
     std::vector<Promise> promises;
     commands.clear();
     {
-      absl::MutexLock lock(&queue_mutex_);
+      MutexLock lock(&queue_mutex_);
       while (!stopping_ && queue_.empty()) queue_ready_.Wait(&queue_mutex_);
       if (queue_.empty()) break;  // stopping, and everything accepted is applied
       const size_t take = std::min(queue_.size(), options_.group_commands_max);
@@ -67,7 +67,7 @@ void Committer::ApplyLoop() {
     }
     {
       // Bound the work applied ahead of the journal.
-      absl::MutexLock lock(&flight_mutex_);
+      MutexLock lock(&flight_mutex_);
       while (in_flight_.size() >= options_.groups_in_flight_max) {
         flight_changed_.Wait(&flight_mutex_);
       }
@@ -75,25 +75,25 @@ void Committer::ApplyLoop() {
     {
       // The group joins the flight before the state lock is released, so a reader that
       // takes the lock next finds it there and waits for it to be written.
-      absl::MutexLock state_lock(&state_mutex_);
+      MutexLock state_lock(&state_mutex_);
       Result<PreparedGroup> prepared = durable_->Prepare(commands);
       if (!prepared.ok()) {
         for (Promise& promise : promises) promise.set_value(prepared.error());
         continue;
       }
-      absl::MutexLock flight_lock(&flight_mutex_);
+      MutexLock flight_lock(&flight_mutex_);
       in_flight_.push_back(InFlight{std::move(*prepared), std::move(promises)});
       flight_changed_.SignalAll();
     }
     if (durable_->snapshot_due()) {
       // A snapshot needs the state to equal the journal: let the writes catch up first.
       WaitForWrites();
-      absl::MutexLock lock(&state_mutex_);
+      MutexLock lock(&state_mutex_);
       (void)durable_->Snapshot();  // a failed snapshot loses nothing; retried when due
     }
   }
   {
-    absl::MutexLock lock(&flight_mutex_);
+    MutexLock lock(&flight_mutex_);
     applier_done_ = true;
     flight_changed_.SignalAll();
   }
@@ -103,7 +103,7 @@ void Committer::WriteLoop() {
   for (;;) {
     InFlight flight;
     {
-      absl::MutexLock lock(&flight_mutex_);
+      MutexLock lock(&flight_mutex_);
       while (!applier_done_ && in_flight_.empty()) flight_changed_.Wait(&flight_mutex_);
       if (in_flight_.empty()) return;
       flight = std::move(in_flight_.front());
@@ -117,7 +117,7 @@ void Committer::WriteLoop() {
     {
       // Counted before the futures are fulfilled, so a caller that saw its result also
       // sees it counted.
-      absl::MutexLock lock(&flight_mutex_);
+      MutexLock lock(&flight_mutex_);
       ++stats_.groups;
       stats_.commands += flight.promises.size();
       stats_.commit_seconds_sum += commit_s;
@@ -135,7 +135,7 @@ void Committer::WriteLoop() {
       }
     }
     {
-      absl::MutexLock lock(&flight_mutex_);
+      MutexLock lock(&flight_mutex_);
       writing_ = false;
       flight_changed_.SignalAll();
     }
@@ -143,12 +143,12 @@ void Committer::WriteLoop() {
 }
 
 void Committer::WaitForWrites() const {
-  absl::MutexLock lock(&flight_mutex_);
+  MutexLock lock(&flight_mutex_);
   while (!in_flight_.empty() || writing_) flight_changed_.Wait(&flight_mutex_);
 }
 
 Status Committer::Read(const std::function<void(const core::Core&)>& read) const {
-  absl::MutexLock lock(&state_mutex_);  // no new group is applied meanwhile
+  MutexLock lock(&state_mutex_);  // no new group is applied meanwhile
   WaitForWrites();
   // After a failed append the state holds commands the journal lost: nothing may read it.
   if (durable_->poisoned()) {
@@ -160,12 +160,12 @@ Status Committer::Read(const std::function<void(const core::Core&)>& read) const
 }
 
 CommitterStats Committer::stats() const {
-  absl::MutexLock lock(&flight_mutex_);
+  MutexLock lock(&flight_mutex_);
   return stats_;
 }
 
 size_t Committer::queue_depth() const {
-  absl::MutexLock lock(&queue_mutex_);
+  MutexLock lock(&queue_mutex_);
   return queue_.size();
 }
 

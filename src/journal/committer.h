@@ -25,8 +25,8 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "journal/journal.h"
+#include "journal/mutex.h"
 
 namespace atrium::journal {
 
@@ -91,17 +91,17 @@ class Committer {
   const CommitterOptions options_;
 
   // The commands waiting to be applied.
-  mutable absl::Mutex queue_mutex_;
-  absl::CondVar queue_ready_;
+  mutable Mutex queue_mutex_;
+  CondVar queue_ready_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(queue_mutex_);
   bool stopping_ ABSL_GUARDED_BY(queue_mutex_) = false;
 
   // Held while a group is applied, or the state read; taken before flight_mutex_.
-  mutable absl::Mutex state_mutex_ ABSL_ACQUIRED_BEFORE(flight_mutex_);
+  mutable Mutex state_mutex_ ABSL_ACQUIRED_BEFORE(flight_mutex_);
 
   // The groups applied and not yet written.
-  mutable absl::Mutex flight_mutex_;
-  mutable absl::CondVar flight_changed_;
+  mutable Mutex flight_mutex_;
+  mutable CondVar flight_changed_;
   std::deque<InFlight> in_flight_ ABSL_GUARDED_BY(flight_mutex_);
   bool writing_ ABSL_GUARDED_BY(flight_mutex_) = false;
   bool applier_done_ ABSL_GUARDED_BY(flight_mutex_) = false;

@@ -66,6 +66,10 @@ Result<TraceImport> ParsePhilly(std::string_view json_text, std::string_view sou
   } catch (const nlohmann::json::parse_error& error) {
     return MakeError(ErrorCode::kTraceInvalid,
                      fmt::format("{}: byte {}: {}", source_name, error.byte, error.what()));
+  } catch (const nlohmann::json::exception& error) {
+    // A number beyond a double (1e966) is out_of_range, not parse_error (found by
+    // tests/fuzz/public_trace_fuzzer).
+    return MakeError(ErrorCode::kTraceInvalid, fmt::format("{}: {}", source_name, error.what()));
   }
   if (!root.is_array()) return Invalid(source_name, 1, "cluster_job_log must be a JSON array");
   TraceImport import;
