@@ -537,6 +537,9 @@ TEST_F(ServiceTest, BadInputIsRefusedAndChangesNothing) {
   expect(Post("/v1/tokens", admin_token_, {{"role", "wizard"}}), 422, "invalid_argument");
   expect(Post("/v1/tokens", admin_token_, {{"role", "researcher"}, {"hash", "x"}}), 422,
          "unknown_field");
+  // The seal secret of a program is drawn by the server, never supplied.
+  expect(Post("/v1/programs", admin_token_, {{"toml", "x"}, {"seal_secret", std::string(64, 'a')}}),
+         422, "unknown_field");
   expect(Get("/v1/jobs?limit=0", researcher), 422, "invalid_argument");
   expect(Get("/v1/no/such/route", researcher), 404, "not_found");
   EXPECT_EQ(DurableSeq(), before);

@@ -233,12 +233,14 @@ Status CheckShape(const std::string& op, const json& command) {
 }
 
 // What makes two requests the same for an Idempotency-Key: the command without the
-// fields the service draws afresh for every request (a new token's id, salt and hash).
+// fields the service draws afresh for every request (a new token's id, salt and hash; a
+// new program's seal secret).
 std::string Fingerprint(const json& command) {
   json copy = command;
   for (const char* drawn : {"token_id", "salt", "hash"}) {
     if (copy.value("op", "") == "token_create") copy.erase(drawn);
   }
+  if (copy.value("op", "") == "program_create") copy.erase("seal_secret");
   const std::string text = copy.dump();
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);

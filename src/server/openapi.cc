@@ -62,8 +62,11 @@ json OpenApiDocument() {
         for (const std::string_view field : *fields) {
           const std::string name(field);
           if (std::find(names.begin(), names.end(), name) != names.end()) continue;
-          if (route.op == "token_create" &&
-              (name == "token_id" || name == "salt" || name == "hash")) {
+          // Fields the server draws itself: a token's id, salt and hash, a program's seal
+          // secret.
+          if ((route.op == "token_create" &&
+               (name == "token_id" || name == "salt" || name == "hash")) ||
+              (route.op == "program_create" && name == "seal_secret")) {
             continue;
           }
           properties[name] = json::object();

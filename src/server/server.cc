@@ -279,8 +279,9 @@ struct Server::Impl {
     const core::Actor admin{.role = core::Role::kAdmin, .person = "", .token = token.id};
     const std::string program = ReadText(options.examples_dir + "/programs/build-on-trainium.toml");
     const std::string cluster = ReadText(options.examples_dir + "/clusters/research-40k.toml");
-    for (json command : {json{{"op", "program_create"}, {"toml", program}},
-                         json{{"op", "cluster_load"}, {"toml", cluster}}}) {
+    for (json command :
+         {json{{"op", "program_create"}, {"toml", program}, {"seal_secret", NewSealSecret()}},
+          json{{"op", "cluster_load"}, {"toml", cluster}}}) {
       command["actor"] = ActorJson(admin);
       ATRIUM_ASSIGN_OR_RETURN(core::AppAnswer answer, Submit(command));
       ATRIUM_TRY(answer.status);
@@ -514,7 +515,8 @@ struct Server::Impl {
     } else {
       for (auto& [key, value] : body.items()) {
         if (key == "op" || key == "actor" || key == "idempotency_key" || params.contains(key) ||
-            (route.op == "token_create" && (key == "token_id" || key == "salt" || key == "hash"))) {
+            (route.op == "token_create" && (key == "token_id" || key == "salt" || key == "hash")) ||
+            (route.op == "program_create" && key == "seal_secret")) {
           return ReplyError(Error{ErrorCode::kUnknownField, "unknown field " + key, key});
         }
         command[key] = value;
@@ -533,6 +535,9 @@ struct Server::Impl {
       }
       command["idempotency_key"] = key;
     }
+    // The key of the public log's sealed reviews: drawn here, from the system's random
+    // source, never chosen by a client (who could then open the seals early).
+    if (route.op == "program_create") command["seal_secret"] = NewSealSecret();
     std::optional<IssuedToken> issued;
     if (route.op == "token_create") {
       issued = IssueToken();

@@ -40,6 +40,8 @@ bool IsHex(std::string_view text) {
 
 }  // namespace
 
+std::string NewSealSecret() { return RandomHex(32); }
+
 IssuedToken IssueToken() {
   IssuedToken token;
   token.id = RandomHex(8);

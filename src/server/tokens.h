@@ -26,6 +26,9 @@ struct IssuedToken {
 // Draws id, secret and salt from the operating system's random source.
 IssuedToken IssueToken();
 
+// A program's seal secret (program_state.h): 256 random bits as 64 hex digits.
+std::string NewSealSecret();
+
 struct ParsedToken {
   std::string id;
   std::string secret;
