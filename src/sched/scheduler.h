@@ -62,8 +62,9 @@ struct SchedulerConfig {
   int64_t preempt_wait_s = 2 * 3600;
   // Time a preempted job gets to checkpoint before its chips are taken.
   int64_t preempt_grace_s = 300;
-  // Preemption attempts per pool per pass: each scans the pool's running jobs, so a
-  // backlog of starving jobs is served a few per pass rather than all at once.
+  // Preemption attempts per pool per pass: each walks the pool's preemptible runs (an
+  // ordered index) until the job would fit, so a backlog of starving jobs is served a
+  // few per pass rather than all at once.
   int preempt_attempts_per_pass = 2;
   // Fair-share use halves every week: last month's heavy use is mostly forgiven.
   double fair_share_half_life_s = 7 * 24 * 3600.0;
