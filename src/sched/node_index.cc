@@ -8,7 +8,7 @@
 namespace atrium::sched {
 
 NodeIndex::NodeIndex(const cluster::Cluster& cluster, uint32_t pool,
-                     const std::vector<uint64_t>* masks)
+                     const std::vector<uint64_t>* masks, bool lookup_table)
     : cluster_(&cluster), masks_(masks), pool_(pool) {
   const cluster::Pool& p = cluster.pools()[pool];
   first_node_ = p.first_node;
@@ -19,6 +19,12 @@ NodeIndex::NodeIndex(const cluster::Cluster& cluster, uint32_t pool,
   chips_ = p.chips_per_node;
   full_ = FullMask(chips_);
   sizes_ = cluster.node_types()[p.node_type].allocation_sizes;
+  if (lookup_table && chips_ <= kLookupChipsMax) {
+    largest_of_.resize(size_t{1} << chips_);
+    for (uint64_t mask = 0; mask < largest_of_.size(); ++mask) {
+      largest_of_[mask] = static_cast<uint8_t>(ComputeLargestBlockOf(mask));
+    }
+  }
   member_.assign(p.node_count, 0);
   next_.assign(p.node_count, kNone);
   prev_.assign(p.node_count, kNone);
@@ -40,6 +46,11 @@ NodeIndex::NodeIndex(const cluster::Cluster& cluster, uint32_t pool,
 }
 
 int NodeIndex::LargestBlockOf(uint64_t mask) const {
+  if (!largest_of_.empty()) return largest_of_[mask & full_];
+  return ComputeLargestBlockOf(mask);
+}
+
+int NodeIndex::ComputeLargestBlockOf(uint64_t mask) const {
   if (mask == full_) return chips_;
   if (sizes_.empty()) return std::popcount(mask);
   for (auto size_it = sizes_.rbegin(); size_it != sizes_.rend(); ++size_it) {

@@ -37,7 +37,10 @@ inline uint64_t FullMask(int chips) {
 
 class NodeIndex {
  public:
-  NodeIndex(const cluster::Cluster& cluster, uint32_t pool, const std::vector<uint64_t>* masks);
+  // `lookup_table`: precompute LargestBlockOf for every mask (nodes of at most
+  // kLookupChipsMax chips; 2^chips bytes), for indexes that live long and are hot.
+  NodeIndex(const cluster::Cluster& cluster, uint32_t pool, const std::vector<uint64_t>* masks,
+            bool lookup_table = false);
 
   void Insert(uint32_t node);
   void Erase(uint32_t node);
@@ -63,6 +66,9 @@ class NodeIndex {
 
  private:
   static constexpr int32_t kNone = -1;
+  static constexpr int kLookupChipsMax = 16;
+
+  int ComputeLargestBlockOf(uint64_t mask) const;
 
   uint32_t Local(uint32_t node) const { return node - first_node_; }
   size_t Bucket(int largest, int free_chips) const {
@@ -89,7 +95,8 @@ class NodeIndex {
   uint32_t nodes_per_block_;
   int chips_;
   uint64_t full_;
-  std::vector<int> sizes_;  // allocation sizes below a node (empty: any size)
+  std::vector<int> sizes_;           // allocation sizes below a node (empty: any size)
+  std::vector<uint8_t> largest_of_;  // LargestBlockOf per mask, when precomputed
 
   // Per node (local index).
   std::vector<uint8_t> member_;

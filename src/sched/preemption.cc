@@ -41,33 +41,18 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
   job.preempt_retry_s = now_s + config_.preempt_grace_s;
   ++pool.preempt_attempts;
 
-  struct Candidate {
-    cluster::JobClass job_class;
-    int64_t run_start_s;
-    JobId id;
-  };
-  std::vector<Candidate> candidates;
-  for (const auto& [end_s, other] : pool.running_by_end) {
-    const Job& running = jobs_[other];
-    if (running.job_class == cluster::JobClass::kResearch || running.preempt_at_s >= 0) continue;
-    candidates.push_back({running.job_class, running.run_start_s, other});
-  }
-  // Preemptible before education; the most recently started first (least work lost).
-  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
-    if (a.job_class != b.job_class) return a.job_class == cluster::JobClass::kPreemptible;
-    if (a.run_start_s != b.run_start_s) return a.run_start_s > b.run_start_s;
-    return a.id < b.id;
-  });
   LoadScratch(pool_index, &preempt_masks_);
   const NodeIndex& main = *pool.main;
   const uint64_t full = FullMask(cluster_->pools()[pool_index].chips_per_node);
   uint32_t free_whole = main.free_whole_nodes();
-  size_t released = 0;
+  // The candidates, in the order they are asked, up to the one whose release makes it fit.
+  std::vector<JobId> released;
   bool fits = false;
   uint32_t fit_node = 0;
-  while (!fits && released < candidates.size()) {
-    fits = ReleaseOnScratch(job.shape, candidates[released].id, main, full, &free_whole, &fit_node);
-    ++released;
+  for (auto it = pool.preemptible.begin(); !fits && it != pool.preemptible.end(); ++it) {
+    const JobId other = std::get<2>(*it);
+    fits = ReleaseOnScratch(job.shape, other, main, full, &free_whole, &fit_node);
+    released.push_back(other);
   }
   if (!fits) {
     CreateReservation(id, now_s);
@@ -75,8 +60,8 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
   }
   std::vector<Alloc> target;
   if (!FindOnScratch(job.shape, fit_node, &target)) return;
-  for (size_t idx = 0; idx < released; ++idx) {
-    Job& victim = jobs_[candidates[idx].id];
+  for (const JobId victim_id : released) {
+    Job& victim = jobs_[victim_id];
     bool needed = false;
     for (const Alloc& alloc : victim.placement) {
       for (const Alloc& wanted : target) {
@@ -84,11 +69,12 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
       }
     }
     if (!needed) continue;
-    pool.running_by_end.erase({victim.expected_end_s(), candidates[idx].id});
+    pool.running_by_end.erase({victim.expected_end_s(), victim_id});
+    pool.preemptible.erase(PreemptKeyOf(victim, victim_id));
     walker_.loaded = false;
     victim.preempt_at_s = now_s + config_.preempt_grace_s;
-    pool.running_by_end.emplace(victim.expected_end_s(), candidates[idx].id);
-    result->preempted.push_back({candidates[idx].id, victim.expected_end_s()});
+    pool.running_by_end.emplace(victim.expected_end_s(), victim_id);
+    result->preempted.push_back({victim_id, victim.expected_end_s()});
   }
   CreateReservation(id, now_s);
 }

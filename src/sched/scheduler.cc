@@ -77,7 +77,7 @@ Scheduler::Scheduler(const cluster::Cluster& cluster, ledger::Ledger& ledger, Po
   pools_.resize(cluster.pools().size());
   for (uint32_t pool = 0; pool < cluster.pools().size(); ++pool) {
     const cluster::Pool& p = cluster.pools()[pool];
-    pools_[pool].main = std::make_unique<NodeIndex>(cluster, pool, &masks_);
+    pools_[pool].main = std::make_unique<NodeIndex>(cluster, pool, &masks_, true);
     for (uint32_t node = p.first_node; node < p.first_node + p.node_count; ++node) {
       masks_[node] = FullMask(p.chips_per_node);
       node_state_[node] = cluster.nodes()[node].state;
@@ -644,6 +644,9 @@ void Scheduler::Start(JobId id, std::vector<Alloc> allocs, int64_t now_s, Credit
   ++job.runs;
   busy_chips_ += job.shape.chips;
   pools_[job.shape.pool].running_by_end.emplace(job.expected_end_s(), id);
+  if (policy_.preemption && job.job_class != cluster::JobClass::kResearch) {
+    pools_[job.shape.pool].preemptible.insert(PreemptKeyOf(job, id));
+  }
   fair_share_.Start(job.grant, job.shape.chips, now_s);
 }
 
@@ -687,6 +690,7 @@ void Scheduler::Finish(JobId id, int64_t now_s, RunEnd how) {
   Settle(job, now_s);
   ReleaseChips(id, job);
   pools_[job.shape.pool].running_by_end.erase({job.expected_end_s(), id});
+  pools_[job.shape.pool].preemptible.erase(PreemptKeyOf(job, id));
   pools_[job.shape.pool].changed = true;
   walker_.loaded = false;
   fair_share_.Stop(job.grant, job.shape.chips, now_s);

@@ -40,6 +40,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -61,8 +62,9 @@ struct SchedulerConfig {
   int64_t preempt_wait_s = 2 * 3600;
   // Time a preempted job gets to checkpoint before its chips are taken.
   int64_t preempt_grace_s = 300;
-  // Preemption attempts per pool per pass: each scans the pool's running jobs, so a
-  // backlog of starving jobs is served a few per pass rather than all at once.
+  // Preemption attempts per pool per pass: each walks the pool's preemptible runs (an
+  // ordered index) until the job would fit, so a backlog of starving jobs is served a
+  // few per pass rather than all at once.
   int preempt_attempts_per_pass = 2;
   // Fair-share use halves every week: last month's heavy use is mostly forgiven.
   double fair_share_half_life_s = 7 * 24 * 3600.0;
@@ -212,10 +214,19 @@ class Scheduler {
     absl::btree_multiset<int64_t> limits_s;     // their run limits
     std::vector<uint32_t> dirty_groups;         // heads to refresh after the pass
   };
+  // (0 for preemptible, 1 for education; -run_start_s; id)
+  using PreemptKey = std::tuple<int, int64_t, JobId>;
+  static PreemptKey PreemptKeyOf(const Job& job, JobId id) {
+    return {job.job_class == cluster::JobClass::kPreemptible ? 0 : 1, -job.run_start_s, id};
+  }
   struct PoolState {
     std::unique_ptr<NodeIndex> main;
     std::vector<Reservation> reservations;
     std::set<std::pair<int64_t, JobId>> running_by_end;
+    // Running jobs that may be asked to yield (not research, not already asked), in the
+    // order preemption asks them: preemptible before education, most recently started
+    // first (least work lost), then by id. Kept so an attempt does not sort every run.
+    std::set<PreemptKey> preemptible;
     std::vector<uint32_t> classes;
     absl::flat_hash_map<uint64_t, uint32_t> class_of;
     bool changed = true;         // since its last pass
