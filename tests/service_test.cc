@@ -19,6 +19,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <set>
@@ -277,7 +278,8 @@ class ServiceTest : public ::testing::Test {
 
   // Closes the call once its deadline passed, assigns, reviews, decides: both proposals
   // funded (G-P1, G-P2).
-  void DecideProgram(std::chrono::system_clock::time_point closes_at) {
+  void DecideProgram(std::chrono::system_clock::time_point closes_at,
+                     const std::function<void()>& before_commit = nullptr) {
     std::this_thread::sleep_until(closes_at + std::chrono::milliseconds(1100));
     Cli({"call", "close", "c1"}, officer_);
     Cli({"call", "assign", "c1"}, officer_);
@@ -292,6 +294,7 @@ class ServiceTest : public ::testing::Test {
       }
     }
     Cli({"decision", "draft", "c1"}, officer_);
+    if (before_commit) before_commit();
     Cli({"decision", "commit", "c1"}, officer_);
   }
 
@@ -329,7 +332,40 @@ TEST_F(ServiceTest, ProgramCycleThroughTheCliClient) {
   const std::string conflicted = MakeToken("reviewer", kReviewerC);
   Cli({"conflict", "declare", "--proposal", "P1", "--note", "former student"}, conflicted);
 
-  DecideProgram(closes_at);
+  // The what-if route: every query parameter is checked, and an answer changes nothing.
+  const std::string whatif = "/v1/programs/svc-test/calls/c1/whatif";
+  DecideProgram(closes_at, [&] {
+    const Reply draft = Get("/v1/programs/svc-test/calls/c1/decision", officer_);
+    ASSERT_EQ(draft.status, 200) << draft.raw;
+    const int64_t log_before = Get("/v1/programs/svc-test", officer_).body["log_entries"];
+    for (const auto& [query, field] :
+         std::vector<std::pair<std::string, std::string>>{{"budget=abc", "budget"},
+                                                          {"budget=-5", "budget"},
+                                                          {"floor=no-such-floor:10", "floor"},
+                                                          {"floor=nocolon", "floor"},
+                                                          {"floor=x:101", "floor"},
+                                                          {"policy=lottery", "policy"},
+                                                          {"bogus=1", "bogus"}}) {
+      const Reply refused = Get(whatif + "?" + query, officer_);
+      EXPECT_EQ(refused.status, 422) << query << ": " << refused.raw;
+      EXPECT_EQ(refused.body["error"]["code"], "invalid_argument") << query;
+      EXPECT_EQ(refused.body["error"]["field"], field) << query;
+    }
+    EXPECT_EQ(Get(whatif, pi1_).status, 403);
+    const Reply same = Get(whatif, officer_);
+    ASSERT_EQ(same.status, 200) << same.raw;
+    EXPECT_EQ(same.body["total_awarded"], draft.body["total_awarded"]);
+    const Reply smaller = Get(whatif + "?budget=50000&policy=mip", officer_);
+    ASSERT_EQ(smaller.status, 200) << smaller.raw;
+    EXPECT_EQ(smaller.body["budget"], "50000");
+    EXPECT_EQ(smaller.body["policy"], "mip");
+    EXPECT_LE(std::stoll(smaller.body["total_awarded"].get<std::string>()), 50000);
+    EXPECT_LT(std::stoll(smaller.body["total_awarded"].get<std::string>()),
+              std::stoll(draft.body["total_awarded"].get<std::string>()));
+    EXPECT_EQ(Get("/v1/programs/svc-test/calls/c1/decision", officer_).body, draft.body);
+    EXPECT_EQ(Get("/v1/programs/svc-test", officer_).body["log_entries"], log_before);
+  });
+  EXPECT_EQ(Get(whatif, officer_).body["error"]["code"], "invalid_state");
   const json conflicts = Cli({"conflict", "list"}, officer_);
   EXPECT_FALSE(conflicts["items"].empty());
   const json seen_by_c = Cli({"proposal", "list"}, conflicted);

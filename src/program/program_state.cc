@@ -706,7 +706,8 @@ Status ProgramState::SubmitReview(const std::string& reviewer, const std::string
 
 Result<AwardProblem> ProgramState::BuildProblem(const std::string& call_id,
                                                 std::vector<std::string>* candidate_ids,
-                                                std::map<std::string, double>* merit) const {
+                                                std::map<std::string, double>* merit,
+                                                const WhatIfInput* what_if) const {
   const CallDefinition& call = *FindCall(call_id);
   const Track& track = *FindTrack(call.track);
   std::vector<Review> call_reviews;
@@ -727,11 +728,17 @@ Result<AwardProblem> ProgramState::BuildProblem(const std::string& call_id,
       [&](const std::string& a, const std::string& b) { return merit->at(a) > merit->at(b); });
   AwardProblem problem;
   problem.budget = AccountAvailable(TrackPoolAccount(track.id));
+  if (what_if != nullptr && what_if->budget.has_value()) problem.budget = *what_if->budget;
   std::vector<const FairnessFloor*> floors;
   for (const FairnessFloor& floor : definition_.fairness_floors) {
     if (!floor.tracks.empty() && !Contains(floor.tracks, track.id)) continue;
     floors.push_back(&floor);
-    problem.floors.push_back({floor.name, floor.share_bp});
+    int64_t share_bp = floor.share_bp;
+    if (what_if != nullptr) {
+      const auto changed = what_if->floor_bp.find(floor.name);
+      if (changed != what_if->floor_bp.end()) share_bp = changed->second;
+    }
+    problem.floors.push_back({floor.name, share_bp});
   }
   std::map<std::string, int> institution_index;
   for (const std::string& id : *candidate_ids) {
@@ -875,9 +882,11 @@ void ProgramState::ExplainOutcomes(const AwardProblem& problem, const AwardSolut
   }
 }
 
-Result<Decision> ProgramState::DraftDecision(const std::string& call_id, int64_t now_us,
+Result<Decision> ProgramState::SolveDecision(const std::string& call_id,
                                              const std::string& policy_name,
-                                             const AwardOptions& options) {
+                                             const AwardOptions& options,
+                                             const WhatIfInput* what_if, int64_t now_us,
+                                             Credits* budget) const {
   const CallDefinition* call = FindCall(call_id);
   if (call == nullptr) return MakeError(ErrorCode::kNotFound, "unknown call", "call");
   if (call_state(call_id) != CallState::kClosed) {
@@ -889,7 +898,9 @@ Result<Decision> ProgramState::DraftDecision(const std::string& call_id, int64_t
       MakeAwardPolicy(policy_name.empty() ? definition_.award_policy : policy_name, options));
   std::vector<std::string> candidate_ids;
   std::map<std::string, double> merit;
-  ATRIUM_ASSIGN_OR_RETURN(AwardProblem problem, BuildProblem(call_id, &candidate_ids, &merit));
+  ATRIUM_ASSIGN_OR_RETURN(AwardProblem problem,
+                          BuildProblem(call_id, &candidate_ids, &merit, what_if));
+  if (budget != nullptr) *budget = problem.budget;
   ATRIUM_ASSIGN_OR_RETURN(AwardSolution solution, policy->Solve(problem));
   const Status check = CheckSolution(problem, solution.awarded);
   if (!check.ok()) {
@@ -918,11 +929,24 @@ Result<Decision> ProgramState::DraftDecision(const std::string& call_id, int64_t
     const FairnessFloor& rule = *std::find_if(
         definition_.fairness_floors.begin(), definition_.fairness_floors.end(),
         [&](const FairnessFloor& floor) { return floor.name == problem.floors[floor_idx].name; });
+    int64_t required_bp = rule.share_bp;
+    if (what_if != nullptr) {
+      const auto changed = what_if->floor_bp.find(rule.name);
+      if (changed != what_if->floor_bp.end()) required_bp = changed->second;
+    }
     decision.floors.push_back(
-        {rule.name, rule.share_bp, problem.floors[floor_idx].share_bp, achieved,
+        {rule.name, required_bp, problem.floors[floor_idx].share_bp, achieved,
          static_cast<__int128>(members.micro()) * kBasisPointsFull >=
-             static_cast<__int128>(decision.total_awarded.micro()) * rule.share_bp});
+             static_cast<__int128>(decision.total_awarded.micro()) * required_bp});
   }
+  return decision;
+}
+
+Result<Decision> ProgramState::DraftDecision(const std::string& call_id, int64_t now_us,
+                                             const std::string& policy_name,
+                                             const AwardOptions& options) {
+  ATRIUM_ASSIGN_OR_RETURN(Decision decision,
+                          SolveDecision(call_id, policy_name, options, nullptr, now_us, nullptr));
 
   // Accepted: keep the normalized figures on the reviews and the draft.
   std::vector<Review> call_reviews;
@@ -942,6 +966,41 @@ Result<Decision> ProgramState::DraftDecision(const std::string& call_id, int64_t
                {"candidates", static_cast<int64_t>(decision.outcomes.size())}});
   decisions_[call_id] = decision;
   return decision;
+}
+
+Result<WhatIfResult> ProgramState::WhatIf(const std::string& call_id, const WhatIfInput& in) const {
+  const CallDefinition* call = FindCall(call_id);
+  if (call == nullptr) return MakeError(ErrorCode::kNotFound, "unknown call", "call");
+  if (call_state(call_id) != CallState::kClosed) {
+    return MakeError(ErrorCode::kInvalidState, "a decision is drafted for a closed, undecided call",
+                     "call");
+  }
+  if (in.budget.has_value() && in.budget->is_negative()) {
+    return MakeError(ErrorCode::kInvalidArgument, "a what-if budget cannot be negative", "budget");
+  }
+  for (const auto& [name, share_bp] : in.floor_bp) {
+    const auto rule =
+        std::find_if(definition_.fairness_floors.begin(), definition_.fairness_floors.end(),
+                     [&](const FairnessFloor& floor) { return floor.name == name; });
+    if (rule == definition_.fairness_floors.end()) {
+      return MakeError(ErrorCode::kInvalidArgument, "unknown fairness floor '" + name + "'",
+                       "floor");
+    }
+    if (!rule->tracks.empty() && !Contains(rule->tracks, call->track)) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "fairness floor '" + name + "' does not apply to this call's track",
+                       "floor");
+    }
+    if (share_bp < 0 || share_bp > kBasisPointsFull) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "fairness floor '" + name + "': a share is 0 to 10000 basis points",
+                       "floor");
+    }
+  }
+  WhatIfResult result;
+  ATRIUM_ASSIGN_OR_RETURN(result.draft,
+                          SolveDecision(call_id, in.policy, in.options, &in, 0, &result.budget));
+  return result;
 }
 
 Status ProgramState::TransferOrError(std::vector<TransferSpec> transfers, int64_t now_us) {

@@ -35,6 +35,20 @@
 
 namespace atrium::program {
 
+// A what-if on a closed call's draft: the same problem as DraftDecision with the track
+// budget and/or named fairness floors changed, solved and shown, never stored or logged.
+struct WhatIfInput {
+  std::optional<Credits> budget;            // replaces the track pool's available credits
+  std::map<std::string, int64_t> floor_bp;  // floor name -> required share (0..10000 bp)
+  std::string policy;                       // empty: the program's award_policy
+  AwardOptions options;
+};
+
+struct WhatIfResult {
+  Credits budget;  // the budget the what-if solved with
+  Decision draft;  // outcomes, total, optimal and floors as a draft would have them
+};
+
 // Ledger transfer codes used by the program (TransferSpec::code).
 enum TransferCode : uint16_t {
   kCodeFunding = 1,  // sponsor -> program pool -> track pools
@@ -97,6 +111,11 @@ class ProgramState {
   Result<Decision> DraftDecision(const std::string& call_id, int64_t now_us,
                                  const std::string& policy = {}, const AwardOptions& options = {});
   Status CommitDecision(const std::string& call_id, int64_t now_us);
+  // The draft DraftDecision would make with `in`'s budget, floors and policy. Changes
+  // nothing and logs nothing. Refused like DraftDecision for a call not closed;
+  // kInvalidArgument for a negative budget ("budget"), an unknown floor or one that does
+  // not apply to the call's track, or a share outside 0..10000 bp ("floor").
+  Result<WhatIfResult> WhatIf(const std::string& call_id, const WhatIfInput& in) const;
 
   // Grants.
   Status AddGrantMember(const std::string& grant_id, const std::string& person, int64_t now_us);
@@ -148,7 +167,13 @@ class ProgramState {
   std::vector<ReviewerProfile> ReviewerProfiles() const;
   Result<AwardProblem> BuildProblem(const std::string& call_id,
                                     std::vector<std::string>* candidate_ids,
-                                    std::map<std::string, double>* merit) const;
+                                    std::map<std::string, double>* merit,
+                                    const WhatIfInput* what_if = nullptr) const;
+  // Builds and solves the call's problem (with `what_if`'s changes if given): the draft
+  // it would make, without storing or logging it.
+  Result<Decision> SolveDecision(const std::string& call_id, const std::string& policy_name,
+                                 const AwardOptions& options, const WhatIfInput* what_if,
+                                 int64_t now_us, Credits* budget) const;
   void ExplainOutcomes(const AwardProblem& problem, const AwardSolution& solution,
                        const std::vector<std::string>& candidate_ids,
                        const std::map<std::string, double>& merit, Decision* decision) const;

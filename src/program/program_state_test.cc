@@ -325,6 +325,91 @@ TEST_F(ProgramStateTest, AnUnreachableFloorIsLoweredNotFatal) {
   EXPECT_FALSE(decision->floors[0].met);
 }
 
+TEST_F(ProgramStateTest, WhatIfSolvesAnotherBudgetOrFloorAndChangesNothing) {
+  RunToReviews("r1",
+               {Proposal("A", "r1", 1, 200000), Proposal("B", "r1", 2, 150000, "theory"),
+                Proposal("C", "r1", 3, 100000), Proposal("D", "r1", 4, 200000)},
+               {{"A", 5}, {"B", 4}, {"C", 3}, {"D", 2}});
+  // A what-if before any draft is refused like a draft would be for a call not closed.
+  EXPECT_EQ(state().WhatIf("r2", {}).code(), ErrorCode::kInvalidState);
+  EXPECT_EQ(state().WhatIf("nope", {}).code(), ErrorCode::kNotFound);
+  Result<Decision> current = state().DraftDecision("r1", At("2026-03-10"));
+  ASSERT_TRUE(current.ok()) << current.error().ToString();
+  const std::string before = Fingerprint(state());
+  const size_t log_before = state().log().size();
+  const std::map<std::string, Decision> decisions_before = state().decisions();
+
+  // Unchanged inputs: the same answer as the stored draft.
+  Result<WhatIfResult> same = state().WhatIf("r1", {});
+  ASSERT_TRUE(same.ok()) << same.error().ToString();
+  EXPECT_EQ(same->budget, Whole(600000));
+  EXPECT_EQ(same->draft.total_awarded, current->total_awarded);
+
+  // A smaller budget funds less, and fewer proposals in full.
+  const auto funded_in_full = [](const Decision& decision) {
+    int count = 0;
+    for (const ProposalOutcome& outcome : decision.outcomes) {
+      count += !outcome.awarded.is_zero() && outcome.awarded == outcome.requested ? 1 : 0;
+    }
+    return count;
+  };
+  Result<WhatIfResult> smaller = state().WhatIf("r1", {.budget = Whole(300000)});
+  ASSERT_TRUE(smaller.ok()) << smaller.error().ToString();
+  EXPECT_EQ(smaller->budget, Whole(300000));
+  EXPECT_LE(smaller->draft.total_awarded, Whole(300000));
+  EXPECT_LT(smaller->draft.total_awarded, current->total_awarded);
+  EXPECT_LT(funded_in_full(smaller->draft), funded_in_full(*current));
+
+  // Raising the theory floor to 80% of a 300,000 budget: B (the only theory proposal,
+  // 150,000) can reach 50% at most, so the floor is enforced at 50%, B is funded in full
+  // and the 80% the officer asked for is reported as not met.
+  Result<WhatIfResult> raised = state().WhatIf(
+      "r1", {.budget = Whole(300000), .floor_bp = {{"fundamental", 8000}}, .policy = "greedy"});
+  ASSERT_TRUE(raised.ok()) << raised.error().ToString();
+  EXPECT_EQ(raised->draft.policy, "greedy");
+  ASSERT_EQ(raised->draft.floors.size(), 1u);
+  EXPECT_EQ(raised->draft.floors[0].share_bp_required, 8000);
+  EXPECT_EQ(raised->draft.floors[0].share_bp_enforced, 5000);
+  EXPECT_GE(raised->draft.floors[0].share_bp_achieved, 5000);
+  EXPECT_FALSE(raised->draft.floors[0].met);
+  for (const ProposalOutcome& outcome : raised->draft.outcomes) {
+    if (outcome.proposal == "B") {
+      EXPECT_EQ(outcome.awarded, Whole(150000));
+    }
+  }
+  // Lowering it to 0 is allowed and always met.
+  Result<WhatIfResult> none = state().WhatIf("r1", {.floor_bp = {{"fundamental", 0}}});
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->draft.floors[0].met);
+
+  // Bad input: coded, and naming the field.
+  Result<WhatIfResult> negative = state().WhatIf("r1", {.budget = Credits::FromMicro(-1)});
+  EXPECT_EQ(negative.code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(negative.error().field, "budget");
+  Result<WhatIfResult> unknown = state().WhatIf("r1", {.floor_bp = {{"no-such-floor", 100}}});
+  EXPECT_EQ(unknown.code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(unknown.error().field, "floor");
+  EXPECT_EQ(state().WhatIf("r1", {.floor_bp = {{"fundamental", 10001}}}).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(state().WhatIf("r1", {.floor_bp = {{"fundamental", -1}}}).code(),
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(state().WhatIf("r1", {.policy = "lottery"}).code(), ErrorCode::kInvalidArgument);
+
+  // Nothing changed: the log, the ledger, the stored draft.
+  EXPECT_EQ(Fingerprint(state()), before);
+  EXPECT_EQ(state().log().size(), log_before);
+  ASSERT_EQ(state().decisions().size(), decisions_before.size());
+  const Decision& stored = state().decisions().at("r1");
+  EXPECT_EQ(stored.total_awarded, decisions_before.at("r1").total_awarded);
+  EXPECT_EQ(stored.policy, decisions_before.at("r1").policy);
+  EXPECT_EQ(stored.drafted_us, decisions_before.at("r1").drafted_us);
+  ASSERT_EQ(stored.outcomes.size(), decisions_before.at("r1").outcomes.size());
+  for (size_t idx = 0; idx < stored.outcomes.size(); ++idx) {
+    EXPECT_EQ(stored.outcomes[idx].awarded, decisions_before.at("r1").outcomes[idx].awarded);
+  }
+  EXPECT_FALSE(stored.committed);
+}
+
 TEST_F(ProgramStateTest, BadInputGetsItsCodeAndChangesNothing) {
   ASSERT_TRUE(state().OpenCall("r1", At("2026-01-02")).ok());
   ASSERT_TRUE(state().SubmitProposal(Proposal("A", "r1", 1, 100000), At("2026-01-10")).ok());

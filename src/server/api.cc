@@ -1,6 +1,8 @@
 #include "server/api.h"
 
 #include <algorithm>
+#include <optional>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -157,6 +159,14 @@ json ProgramView(const program::ProgramState& program) {
                       {"min", criterion.score_min},
                       {"max", criterion.score_max}});
   }
+  json floors = json::array();
+  for (const program::FairnessFloor& floor : def.fairness_floors) {
+    floors.push_back({{"name", floor.name},
+                      {"share_bp", floor.share_bp},
+                      {"topics", floor.topics},
+                      {"institution_types", floor.institution_types},
+                      {"tracks", floor.tracks}});
+  }
   return {{"id", def.id},
           {"name", def.name},
           {"currency", def.currency},
@@ -164,6 +174,7 @@ json ProgramView(const program::ProgramState& program) {
           {"award_policy", def.award_policy},
           {"topics", def.topics},
           {"rubric", std::move(rubric)},
+          {"fairness_floors", std::move(floors)},
           {"tracks", std::move(tracks)},
           {"calls", std::move(calls)},
           {"grants", program.grants().size()},
@@ -384,6 +395,109 @@ Result<json> ShowDecision(const ReadRequest& request) {
               {"total_awarded", decision.total_awarded.ToString()},
               {"committed", decision.committed},
               {"outcomes", std::move(outcomes)}};
+}
+
+// A percent with at most two decimals ("25", "12.5", "0.25") as basis points, exactly.
+std::optional<int64_t> PercentToBp(std::string_view text) {
+  const size_t dot = text.find('.');
+  const std::string_view whole = text.substr(0, dot);
+  const std::string_view fraction = dot == std::string_view::npos ? "" : text.substr(dot + 1);
+  if (whole.empty() || whole.size() > 3 || fraction.size() > 2 ||
+      (dot != std::string_view::npos && fraction.empty())) {
+    return std::nullopt;
+  }
+  int64_t bp = 0;
+  for (const char c : whole) {
+    if (c < '0' || c > '9') return std::nullopt;
+    bp = bp * 10 + (c - '0');
+  }
+  bp *= 100;
+  int64_t scale = 10;
+  for (const char c : fraction) {
+    if (c < '0' || c > '9') return std::nullopt;
+    bp += (c - '0') * scale;
+    scale /= 10;
+  }
+  return bp;
+}
+
+// GET .../whatif?budget=<credits>&floor=<name>:<percent>[,<name>:<percent>]&policy=
+// The draft the call would get with another budget, floors or policy; nothing is stored.
+Result<json> WhatIfDecision(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  const std::string& call = request.params.at("call");
+  program::WhatIfInput input;
+  for (const auto& [key, value] : request.query) {
+    if (key == "budget") {
+      const Result<Credits> budget = Credits::Parse(value);
+      if (!budget.ok() || input.budget.has_value()) {
+        return Error{ErrorCode::kInvalidArgument,
+                     "budget must be credits, once, e.g. 250000 or 1234.5 (" + value + ")",
+                     "budget"};
+      }
+      input.budget = *budget;
+    } else if (key == "floor") {
+      size_t start = 0;
+      while (start <= value.size()) {
+        size_t end = value.find(',', start);
+        if (end == std::string::npos) end = value.size();
+        const std::string item = value.substr(start, end - start);
+        const size_t colon = item.rfind(':');
+        const std::optional<int64_t> bp =
+            colon == std::string::npos ? std::nullopt
+                                       : PercentToBp(std::string_view(item).substr(colon + 1));
+        if (colon == 0 || !bp.has_value() || *bp > 10'000 ||
+            !input.floor_bp.emplace(item.substr(0, colon), *bp).second) {
+          return Error{ErrorCode::kInvalidArgument,
+                       "floor must be <name>:<percent 0 to 100>, comma separated, each floor "
+                       "once (" +
+                           item + ")",
+                       "floor"};
+        }
+        start = end + 1;
+      }
+    } else if (key == "policy") {
+      if ((value != "mip" && value != "greedy") || !input.policy.empty()) {
+        return Error{ErrorCode::kInvalidArgument, "policy must be mip or greedy, once", "policy"};
+      }
+      input.policy = value;
+    } else {
+      return Error{ErrorCode::kInvalidArgument,
+                   "unknown query parameter " + key + " (budget, floor, policy)", key};
+    }
+  }
+  ATRIUM_ASSIGN_OR_RETURN(const program::WhatIfResult result, program->WhatIf(call, input));
+  const program::Decision& draft = result.draft;
+  json outcomes = json::array();
+  int64_t funded = 0;
+  for (const program::ProposalOutcome& outcome : draft.outcomes) {
+    funded += outcome.awarded.is_zero() ? 0 : 1;
+    outcomes.push_back({{"proposal", outcome.proposal},
+                        {"rank", outcome.rank},
+                        {"merit", outcome.merit},
+                        {"requested", outcome.requested.ToString()},
+                        {"awarded", outcome.awarded.ToString()},
+                        {"rationale", program::ToString(outcome.rationale)},
+                        {"explanation", outcome.explanation}});
+  }
+  json floors = json::array();
+  for (const program::FloorOutcome& floor : draft.floors) {
+    floors.push_back({{"name", floor.name},
+                      {"share_bp_required", floor.share_bp_required},
+                      {"share_bp_enforced", floor.share_bp_enforced},
+                      {"share_bp_achieved", floor.share_bp_achieved},
+                      {"met", floor.met}});
+  }
+  return json{{"call", draft.call},
+              {"what_if", true},
+              {"policy", draft.policy},
+              {"optimal", draft.optimal},
+              {"gap", draft.gap},
+              {"budget", result.budget.ToString()},
+              {"total_awarded", draft.total_awarded.ToString()},
+              {"funded", funded},
+              {"outcomes", std::move(outcomes)},
+              {"floors", std::move(floors)}};
 }
 
 Result<json> ListGrants(const ReadRequest& request) {
@@ -695,6 +809,16 @@ const std::vector<Route>& Routes() {
        200,
        ShowDecision,
        "The call's draft or committed decision"},
+      {"GET",
+       "/v1/programs/{program}/calls/{call}/whatif",
+       "decision_whatif",
+       kStaff,
+       {},
+       {},
+       200,
+       WhatIfDecision,
+       "What-if: the draft with another ?budget= (credits), ?floor=<name>:<percent>[,...] or "
+       "?policy=; nothing is stored or journaled"},
       {"POST",
        "/v1/programs/{program}/calls/{call}/decision/draft",
        "decision_draft",

@@ -192,6 +192,36 @@ async function main() {
       const draft = await call(tokens.officer, 'GET', `${programPath}/calls/${CALL}/decision`);
       assert.equal(draft.committed, false);
       assert.match(whatIf, new RegExp(formatCredits(draft.total_awarded).replace(/[.]/g, '\\.')));
+
+      // What-if with a smaller budget: the page shows what the API's whatif answers,
+      // beside the current draft, and neither the draft nor the log changes.
+      const logBefore = (await call(tokens.officer, 'GET', programPath)).log_entries;
+      const smaller = String(Math.floor(Number(draft.total_awarded) / 2));
+      await page.fill(`#whatif-budget-${CALL}`, smaller);
+      await page.click(`#whatif-${CALL}`);
+      await page.waitForSelector(`#whatif-total-${CALL}`, { timeout: 20000 });
+      await rendered(page, 'officer');
+      const expected = await call(tokens.officer, 'GET', `${programPath}/calls/${CALL}/whatif?budget=${smaller}`);
+      assert.equal(expected.what_if, true);
+      assert.equal(expected.budget, smaller);
+      assert.ok(Number(expected.total_awarded) <= Number(smaller), 'the what-if stays within its budget');
+      assert.ok(Number(expected.total_awarded) < Number(draft.total_awarded), 'a smaller budget awards less');
+      assert.equal(await page.textContent(`#whatif-total-${CALL}`), formatCredits(expected.total_awarded));
+      assert.equal(await page.textContent(`#whatif-current-total-${CALL}`), formatCredits(draft.total_awarded));
+      const fundedNow = draft.outcomes.filter((o) => Number(o.awarded) > 0).length;
+      assert.equal(await page.textContent(`#whatif-funded-${CALL}`), `${fundedNow} → ${expected.funded}`);
+      const rows = await page.$$eval(`#whatif-result-${CALL} table:last-of-type tbody tr`, (trs) => trs.length);
+      assert.equal(rows, expected.outcomes.length, 'one row per proposal in the what-if');
+      const unaffected = await call(tokens.officer, 'GET', `${programPath}/calls/${CALL}/decision`);
+      assert.deepEqual(unaffected, draft, 'the what-if changed nothing in the draft');
+      assert.equal((await call(tokens.officer, 'GET', programPath)).log_entries, logBefore, 'a what-if is never journaled');
+      // A bad budget is refused with its code and field, shown on the page.
+      const refused = await fetch(`${server.url}${programPath}/calls/${CALL}/whatif?budget=-5`, { headers: { Authorization: `Bearer ${tokens.officer}` } });
+      assert.equal(refused.status, 422);
+      const refusal = (await refused.json()).error;
+      assert.equal(refusal.code, 'invalid_argument');
+      assert.equal(refusal.field, 'budget');
+      step(`officer: what-if with budget ${smaller} awards ${expected.total_awarded} (draft ${draft.total_awarded})`);
       await axe(page, 'officer');
       await shoot(page, 'officer');
       await page.click(`#commit-${CALL}`);

@@ -1,14 +1,111 @@
 // Program officer: call progress, the draft decision with its rationale, caps and floors,
-// a what-if (draft again under another award policy and compare, before commit), and the
-// obligations waiting for review.
+// two what-ifs before commit, and the obligations waiting for review.
 //
-// What the API does not offer yet: a what-if that changes a track's budget or a fairness
-// floor. A draft is journaled but never binding (a later draft replaces it, and only
-// commit creates grants), so "draft with another policy" is the what-if available here.
-import { act, api, apiAll, cards, credits, h, needsRole, programPath, rerender, section, table } from '../app.js';
+// What-ifs: (1) draft again under another award policy and compare with the previous
+// draft (a draft is journaled but never binding: a later draft replaces it, and only
+// commit creates grants); (2) the what-if route (GET .../calls/{call}/whatif), which
+// solves the call with another budget, a changed fairness floor or another policy and
+// is shown beside the current draft. It stores and journals nothing.
+import { act, api, apiAll, cards, credits, field, h, needsRole, programPath, rerender, section, table } from '../app.js';
 
 // The previous draft of each call, kept for this tab, to compare with the next one.
 const previousDrafts = new Map();
+// The last what-if of each call ({ asked, result }), kept for this tab.
+const whatIfs = new Map();
+
+// A decimal credits string as integer micro-credits (exact, for differences).
+function micro(text) {
+  const [whole, fraction = ''] = String(text ?? '0').split('.');
+  const negative = whole.startsWith('-');
+  const value = BigInt(whole.replace('-', '') || '0') * 1000000n + BigInt((fraction + '000000').slice(0, 6));
+  return negative ? -value : value;
+}
+
+function microText(value) {
+  const negative = value < 0n;
+  const abs = negative ? -value : value;
+  const fraction = (abs % 1000000n).toString().padStart(6, '0').replace(/0+$/, '');
+  return `${negative ? '-' : ''}${abs / 1000000n}${fraction ? `.${fraction}` : ''}`;
+}
+
+const fundedCount = (decision) => (decision?.outcomes || []).filter((o) => micro(o.awarded) > 0n).length;
+
+// The what-if form and, once asked, its draft beside the current one.
+function whatIfPanel(program, call, decision) {
+  const id = call.id;
+  const last = whatIfs.get(id);
+  const floors = (program.fairness_floors || []).filter((f) => !f.tracks.length || f.tracks.includes(call.track));
+  const budget = h('input', {
+    id: `whatif-budget-${id}`, name: 'budget', inputmode: 'decimal', autocomplete: 'off',
+    placeholder: program.tracks.find((t) => t.id === call.track)?.available ?? '',
+    value: last?.asked.budget ?? '',
+  });
+  const floor = h('select', { id: `whatif-floor-${id}`, name: 'floor' },
+    h('option', { value: '' }, floors.length ? '(unchanged)' : '(no floor applies)'),
+    floors.map((f) => h('option', { value: f.name }, `${f.name} (${f.share_bp / 100}%)`)));
+  floor.value = last?.asked.floorName ?? '';
+  const share = h('input', {
+    id: `whatif-share-${id}`, name: 'share', type: 'number', min: '0', max: '100', step: '0.01',
+    value: last?.asked.share ?? '',
+  });
+  const policy = h('select', { id: `whatif-policy-${id}`, name: 'policy' },
+    h('option', { value: '' }, `program default (${program.award_policy})`),
+    h('option', { value: 'mip' }, 'mip (optimal)'), h('option', { value: 'greedy' }, 'greedy (rank order)'));
+  policy.value = last?.asked.policy ?? '';
+  const form = h('form', { class: 'inline', id: `whatif-form-${id}`, 'aria-label': `What-if for ${id}` },
+    ...field('Budget (credits)', budget), ' ',
+    ...field('Fairness floor', floor), ' ',
+    ...field('Floor share (%)', share), ' ',
+    ...field('Policy', policy), ' ',
+    h('button', { type: 'submit', id: `whatif-${id}`, class: 'secondary' }, 'Show what-if'));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const asked = { budget: budget.value.trim(), floorName: floor.value, share: share.value.trim(), policy: policy.value };
+    const query = { budget: asked.budget, policy: asked.policy };
+    if (asked.floorName) query.floor = `${asked.floorName}:${asked.share || '0'}`;
+    const result = await act(`What-if of ${id}`, () =>
+      api(programPath(`/calls/${encodeURIComponent(id)}/whatif`), { query }));
+    if (result) {
+      whatIfs.set(id, { asked, result });
+      await rerender();
+    }
+  });
+  const parts = [h('h4', {}, `What-if for ${id}: change the budget or a floor, see the new draft`), form];
+  if (last) {
+    const w = last.result;
+    const currentTotal = decision ? credits(decision.total_awarded) : 'no draft yet';
+    parts.push(h('div', { id: `whatif-result-${id}`, role: 'status' },
+      cards([
+        ['What-if budget', credits(w.budget)],
+        ['What-if policy', `${w.policy}${w.optimal ? ' (optimal)' : ` (gap ${w.gap})`}`],
+        ['Total awarded: current', h('span', { id: `whatif-current-total-${id}` }, currentTotal)],
+        ['Total awarded: what-if', h('span', { id: `whatif-total-${id}` }, credits(w.total_awarded))],
+        ['Funded: current → what-if', h('span', { id: `whatif-funded-${id}` }, `${decision ? fundedCount(decision) : 0} → ${w.funded}`)],
+      ]),
+      table('What-if floors', [
+        ['Floor', (f) => f.name],
+        ['Required %', (f) => f.share_bp_required / 100, { num: true }],
+        ['Enforced %', (f) => f.share_bp_enforced / 100, { num: true }],
+        ['Achieved %', (f) => f.share_bp_achieved / 100, { num: true }],
+        ['Met', (f) => h('span', { class: f.met ? 'ok' : 'bad' }, f.met ? 'met' : 'not met')],
+      ], w.floors, { empty: 'no fairness floor applies' }),
+      (() => {
+        const currentBy = new Map((decision?.outcomes || []).map((o) => [o.proposal, o]));
+        return table('What-if against the current draft', [
+          ['Proposal', (o) => o.proposal],
+          ['Requested', (o) => credits(o.requested), { num: true }],
+          ['Current', (o) => (currentBy.has(o.proposal) ? credits(currentBy.get(o.proposal).awarded) : ''), { num: true }],
+          ['What-if', (o) => credits(o.awarded), { num: true }],
+          ['Difference', (o) => {
+            const diff = micro(o.awarded) - micro(currentBy.get(o.proposal)?.awarded ?? '0');
+            return diff === 0n ? '' : `${diff > 0n ? '+' : ''}${credits(microText(diff))}`;
+          }, { num: true }],
+          ['Rationale', (o) => o.rationale],
+        ], w.outcomes.slice(0, 1000));
+      })()));
+  }
+  return h('div', { class: 'whatif' }, parts);
+}
 
 async function decisionOf(call) {
   try {
@@ -106,6 +203,7 @@ function decisionPanel(program, call, decision, floors) {
     ], decision.outcomes.slice(0, 1000)));
     if (!decision.committed) parts.push(h('p', {}, commitButton));
   }
+  if (call.state === 'closed') parts.push(whatIfPanel(program, call, decision));
   return h('div', {}, parts);
 }
 
@@ -150,7 +248,7 @@ export async function render() {
       ['Actions', (r) => callActions(r.call)],
     ], progress)),
     section('Decisions',
-      h('p', { class: 'muted' }, 'What-if: drafting never creates grants; draft again with another policy to compare before you commit. Changing a budget or a floor for a what-if is not offered by the API yet.'),
+      h('p', { class: 'muted' }, 'What-if: drafting never creates grants; draft again with another policy to compare before you commit, or use the what-if form to see the draft a closed call would get with another budget, fairness floor or policy (nothing is stored).'),
       ...program.calls.map((call, i) => decisionPanel(program, call, decisions[i], report.fairness_floors.filter((f) => f.call === call.id)))),
     section('Obligations to review', table('Submitted evidence', [
       ['Obligation', (o) => o.id],
