@@ -978,7 +978,9 @@ Result<WhatIfResult> ProgramState::WhatIf(const std::string& call_id, const What
   if (in.budget.has_value() && in.budget->is_negative()) {
     return MakeError(ErrorCode::kInvalidArgument, "a what-if budget cannot be negative", "budget");
   }
-  for (const auto& [name, share_bp] : in.floor_bp) {
+  for (const auto& change : in.floor_bp) {
+    const std::string& name = change.first;
+    const int64_t share_bp = change.second;
     const auto rule =
         std::find_if(definition_.fairness_floors.begin(), definition_.fairness_floors.end(),
                      [&](const FairnessFloor& floor) { return floor.name == name; });

@@ -65,10 +65,11 @@ bool SafeRelative(std::string_view path) {
   return true;
 }
 
-std::string Gzip(const std::string& input) {
+}  // namespace
+
+std::string Gzip(std::string_view input, int level) {
   z_stream stream{};
-  if (deflateInit2(&stream, Z_BEST_COMPRESSION, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) !=
-      Z_OK) {
+  if (deflateInit2(&stream, level, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY) != Z_OK) {
     return {};
   }
   std::string out(deflateBound(&stream, static_cast<uLong>(input.size())), '\0');
@@ -82,7 +83,6 @@ std::string Gzip(const std::string& input) {
   return result == Z_STREAM_END ? out : std::string();
 }
 
-// Whether Accept-Encoding accepts gzip (a "gzip" token without q=0).
 bool AcceptsGzip(std::string_view header) {
   size_t start = 0;
   while (start < header.size()) {
@@ -106,6 +106,8 @@ bool AcceptsGzip(std::string_view header) {
   }
   return false;
 }
+
+namespace {
 
 bool EtagMatches(std::string_view header, const std::string& etag) {
   size_t start = 0;
@@ -193,7 +195,7 @@ StaticResponse StaticAssets::Serve(const StaticRequest& request) {
     loaded->content_type = ContentType(relative);
     loaded->etag = "\"" + program::Sha256Hex(loaded->body).substr(0, 32) + "\"";
     if (Compressible(loaded->content_type) && loaded->body.size() > 256) {
-      loaded->gzip = Gzip(loaded->body);
+      loaded->gzip = Gzip(loaded->body, 9);
       if (loaded->gzip.size() >= loaded->body.size()) loaded->gzip.clear();
       if (!loaded->gzip.empty()) {
         loaded->gzip_etag = "\"" + program::Sha256Hex(loaded->gzip).substr(0, 32) + "\"";

@@ -65,6 +65,11 @@ class StaticAssets {
   std::map<std::string, std::shared_ptr<const File>> files_;
 };
 
+// gzip (RFC 1952) of the bytes at a zlib level (1 fast .. 9 small); "" if zlib fails.
+std::string Gzip(std::string_view input, int level);
+// Whether an Accept-Encoding header accepts gzip (a "gzip" or "*" token without q=0).
+bool AcceptsGzip(std::string_view header);
+
 // Where the dashboard's files are when --web-root is not given: the first of
 // $ATRIUM_WEB_ROOT, <binary dir>/../share/atrium/web, the source tree's web/public found
 // upwards from the binary (a build tree inside the repository) and ./web/public that
