@@ -21,6 +21,7 @@
 #include <toml++/toml.h>
 #include <nlohmann/json.hpp>
 
+#include "base/nesting.h"
 #include "core/core.h"
 #include "journal/committer.h"
 #include "journal/journal.h"
@@ -28,7 +29,6 @@
 #include "server/api.h"
 #include "server/http_error.h"
 #include "server/http_transport.h"
-#include "server/json_depth.h"
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/openapi.h"
@@ -510,7 +510,7 @@ struct Server::Impl {
     json body = json::object();
     if (!req.body.empty()) {
       // Bounded before the parser recurses: a deep document would overflow its stack.
-      if (JsonDepthExceeds(req.body, kJsonDepthMax)) {
+      if (!JsonDepthWithin(req.body, kJsonDepthMax)) {
         return ReplyError(Error{ErrorCode::kParseError,
                                 fmt::format("the body nests deeper than {} levels", kJsonDepthMax),
                                 ""});

@@ -42,7 +42,7 @@ struct ServerOptions {
   // Timeouts, header and connection limits (workers, body_bytes_max and access_log are
   // taken from the fields above).
   TransportOptions transport;
-  std::string web_root;              // the dashboard's files (static_assets.h); "": none
+  std::string web_root;  // the dashboard's files (static_assets.h); "": none
 };
 
 // Reads a TOML configuration file whose keys are the options' names (listen = "h:p",
