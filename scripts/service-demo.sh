@@ -2,19 +2,58 @@
 # Walks a running `atrium serve` through a whole grant cycle with the CLI client: tokens
 # for each role, a program whose call closes a few seconds from now, institutions and
 # people, proposals, a declared conflict, reviewer assignment, reviews, the decision,
-# grants, a job charged to a grant, an obligation, the report and the public log.
+# grants, a job charged to a grant on the cluster, an obligation, the report and the
+# public log. It also opens a call of the example program the service preloads (its dates
+# are relative to the load, so it can be opened on the day of a fresh install).
 #
 #   scripts/service-demo.sh [SERVER_URL] [ADMIN_TOKEN_FILE] [ATRIUM_BINARY]
+#   scripts/service-demo.sh --start [ATRIUM_BINARY]    # on a throwaway service of its own
 #
-# Defaults: http://127.0.0.1:8080, ./atrium-data/admin.token, build/release/src/cli/atrium.
+# Defaults: http://127.0.0.1:8080, ./atrium-data/admin.token, build/release/src/cli/atrium
+# (else build/dev/src/cli/atrium). With --start it runs `atrium serve` on a free loopback
+# port with its data in a temporary directory, and stops it at the end. Every step's
+# failure stops the demo and shows the server's answer and the step that failed.
 # Prints what it does; leaves a funded grant G-D1 of program "demo-<time>" behind and
 # prints `program=<id> grant=G-D1 researcher_token=<file>` last (the benchmark uses it).
 set -euo pipefail
-server=${1:-http://127.0.0.1:8080}
-admin_file=${2:-atrium-data/admin.token}
-atrium=${3:-build/release/src/cli/atrium}
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
+server_pid=
+cleanup() {
+  if [[ -n $server_pid ]]; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'echo "service-demo.sh: step failed (line $LINENO): $BASH_COMMAND" >&2' ERR
+
+default_binary() {
+  if [[ -x build/release/src/cli/atrium ]]; then
+    echo build/release/src/cli/atrium
+  else
+    echo build/dev/src/cli/atrium
+  fi
+}
+if [[ ${1:-} == --start ]]; then
+  atrium=${2:-$(default_binary)}
+  "$atrium" serve --data "$work/data" --listen 127.0.0.1:0 >"$work/serve.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 1 300); do
+    grep -q "listening on" "$work/serve.log" && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.log" >&2; exit 1; }
+    sleep 0.1
+  done
+  server=$(sed -n 's/^atrium serve: listening on //p' "$work/serve.log")
+  [[ -n $server ]] || { cat "$work/serve.log" >&2; exit 1; }
+  admin_file=$work/data/admin.token
+  echo "== started atrium serve at $server (data in $work/data)"
+else
+  server=${1:-http://127.0.0.1:8080}
+  admin_file=${2:-atrium-data/admin.token}
+  atrium=${3:-$(default_binary)}
+fi
 program="demo-$(date +%s)"
 export ATRIUM_SERVER=$server ATRIUM_PROGRAM=$program
 
@@ -81,8 +120,15 @@ EOF
 officer=$(token officer)
 echo "== program $program, call open-call (closes in 6 s)"
 as "$officer" programs create --file "$work/program.toml" --program "$program"
-as "$admin_file" cluster load --file "$here/examples/clusters/mixed.toml" 2>/dev/null ||
-  echo "(the service already has a cluster)"
+# The cluster: the one the service preloaded (examples/clusters/research-40k.toml), or the
+# mixed example if it has none (`atrium serve --no-examples`).
+nodes=$(as "$admin_file" node list --json | jq '.items | length')
+if [[ $nodes == 0 ]]; then
+  echo "== loading examples/clusters/mixed.toml"
+  as "$admin_file" cluster load --file "$here/examples/clusters/mixed.toml"
+else
+  echo "== the service has a cluster (the example it preloads)"
+fi
 for inst in northfield:r1:US lakeshore:r1:US cascadia:r1:CA thames:r1:GB deccan:r2:IN; do
   IFS=: read -r id type country <<<"$inst"
   echo "{\"id\":\"$id\",\"name\":\"$id\",\"type\":\"$type\",\"country\":\"$country\"}" >"$work/i.json"
@@ -121,7 +167,7 @@ as "$officer" decision draft open-call
 as "$officer" decision commit open-call
 echo "== grants"
 as "$officer" grant list
-echo "== a job on G-D1"
+echo "== a job on G-D1, on the cluster"
 job=$(as "$pi1" job submit --grant G-D1 --chips 16 --walltime 2h --name demo --json -- python train.py | jq -r .job)
 as "$pi1" job show "$job"
 sleep 2
@@ -134,4 +180,12 @@ as "$pi1" obligation submit G-D1/paper --reference arXiv:2401.00001
 as "$officer" obligation review G-D1/paper --accept
 echo "== the public log (no token)"
 ATRIUM_TOKEN_FILE= "$atrium" log show --limit 5
+example=build-on-trainium-2026
+if ATRIUM_PROGRAM=$example as "$officer" call list --json >"$work/calls.json" 2>/dev/null; then
+  state=$(jq -r '.items[] | select(.id == "2026-individuals") | .state' "$work/calls.json")
+  echo "== the example program $example (preloaded; its call 2026-individuals is $state)"
+  if [[ $state == scheduled ]]; then
+    ATRIUM_PROGRAM=$example as "$officer" call open 2026-individuals
+  fi
+fi
 echo "program=$program grant=G-D1 researcher_token=$pi1"

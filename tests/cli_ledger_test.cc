@@ -5,12 +5,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "base/bytes.h"
 #include "process.h"
+#include "service_process.h"
 
 namespace atrium {
 namespace {
@@ -260,6 +262,42 @@ TEST_F(CliLedgerTest, DemoRunsAndIsIdempotent) {
   // The balances are the same after a second run: every step was recognised.
   EXPECT_EQ(first.out.substr(first.out.find("Balances")),
             second.out.substr(second.out.find("Balances")));
+}
+
+// `atrium ledger` and `atrium serve` do not share a store by accident: the ledger's default
+// is its own file, and a store a running service holds is refused (the journal's
+// single-writer lock) with a clear error, leaving the service's journal as it was.
+TEST_F(CliLedgerTest, RefusesARunningServicesStoreAndHasItsOwnDefault) {
+  const auto help = Atrium({"ledger", "account", "create", "--help"});
+  EXPECT_NE(help.out.find("atrium-ledger.db"), std::string::npos) << help.out;
+  EXPECT_EQ(help.out.find("atrium-data/atrium.db"), std::string::npos) << help.out;
+
+  testing::ServiceProcess service;
+  ASSERT_TRUE(service.Start(
+      ATRIUM_BINARY, {"--data", (dir_ / "data").string(), "--no-examples", "--threads", "2"}))
+      << service.output();
+  const std::string store = (dir_ / "data" / "atrium.db").string();
+  ASSERT_TRUE(std::filesystem::exists(store));
+  const auto before = Atrium({"ledger", "verify", "--db", store, "--json"});
+  ASSERT_EQ(before.exit_code, 0) << before.err;
+
+  for (const std::vector<std::string>& write :
+       {std::vector<std::string>{"ledger", "account", "create", "--db", store, "--id", "7"},
+        std::vector<std::string>{"ledger", "tick", "--db", store}}) {
+    const auto refused = Atrium(write);
+    EXPECT_EQ(refused.exit_code, kRefused) << refused.err;
+    EXPECT_NE(refused.err.find("locked: another atrium serve is using this store"),
+              std::string::npos)
+        << refused.err;
+    EXPECT_NE(refused.err.find("its default is atrium-ledger.db"), std::string::npos)
+        << refused.err;
+  }
+  const auto after = Atrium({"ledger", "verify", "--db", store, "--json"});
+  EXPECT_EQ(after.out, before.out);
+  EXPECT_EQ(service.Stop(SIGTERM), 0) << service.output();
+
+  // Stopped, the store is a ledger store like any other.
+  Ok({"ledger", "account", "create", "--db", store, "--id", "7"});
 }
 
 }  // namespace

@@ -84,7 +84,10 @@ TEST_F(ProgramCliTest, DemoLogVerifiesAndTamperingIsFound) {
 
 TEST_F(ProgramCliTest, StepByStepAndRefusalsLeaveTheStateFileAlone) {
   const std::string state = " --state " + Path("state.json");
-  ASSERT_EQ(Atrium("program load " ATRIUM_EXAMPLES "/build-on-trainium.toml" + state).exit_code, 0);
+  ASSERT_EQ(
+      Atrium("program load " ATRIUM_EXAMPLES "/build-on-trainium.toml --at 2026-01-15" + state)
+          .exit_code,
+      0);
   ASSERT_EQ(Atrium("program people " ATRIUM_EXAMPLES "/demo/people.toml" + state).exit_code, 0);
   ASSERT_EQ(Atrium("program open-call 2026-individuals --at 2026-01-20" + state).exit_code, 0);
   const std::string before = Slurp(Path("state.json"));

@@ -25,7 +25,10 @@ using journal::OpenMode;
 using ledger::AccountKind;
 using ledger::TransferSpec;
 
-constexpr const char* kDefaultDb = "atrium-data/atrium.db";
+// Its own file, not the service's store (`atrium serve` keeps atrium-data/atrium.db): the
+// two never share a journal by accident. A store a running service holds is refused (the
+// journal's single-writer lock) with a hint below.
+constexpr const char* kDefaultDb = "atrium-ledger.db";
 constexpr size_t kBatchFileBytesMax = 64 << 20;
 
 int ExitCodeFor(ErrorCode code) {
@@ -111,8 +114,15 @@ std::unique_ptr<DurableCore> OpenStore(const std::string& path, OpenMode mode) {
     std::error_code ignored;
     if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
   }
-  auto store = Unwrap(journal::OpenJournalStore(path, mode));
-  return Unwrap(DurableCore::Open(std::move(store)));
+  auto store = journal::OpenJournalStore(path, mode);
+  if (!store.ok() && store.error().code == ErrorCode::kLocked) {
+    Error error = store.error();
+    error.message +=
+        ". `atrium ledger` writes only to a store no service runs on (its default is " +
+        std::string(kDefaultDb) + "); to read a live service's store, use its API";
+    Fail(error);
+  }
+  return Unwrap(DurableCore::Open(Unwrap(std::move(store))));
 }
 
 std::string FlagNames(uint16_t flags) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "cli/commands.h"
 #include "cli/program_session.h"
@@ -159,18 +160,21 @@ std::string FindExamples(const std::string& requested) {
 void RunDemo(const DemoOptions& options) {
   const std::string dir = FindExamples(options.dir);
   const std::string program_toml = OrFail(ReadFile(dir + "/build-on-trainium.toml"));
-  const program::ProgramDefinition definition = OrFail(program::ParseProgramToml(program_toml));
   const auto at = [](const char* text) { return OrFail(program::ParseTimeUs(text)); };
-  ProgramSession session = OrFail(ProgramSession::Create(program_toml, at("2026-01-05")));
+  // The example's call dates are relative to the load ("+0d"): loaded on 2026-01-15, its
+  // calls open that day and close on 2026-03-01.
+  const int64_t load_us = at("2026-01-15");
+  const program::ProgramDefinition definition =
+      OrFail(program::ParseProgramToml(program_toml, load_us));
+  ProgramSession session = OrFail(ProgramSession::Create(program_toml, load_us));
   const bool talk = !options.quiet && options.format == "text";
   const auto step = [&](json command, const char* text) {
     OrFail(session.Apply(std::move(command)));
     if (talk) fmt::print("- {}\n", text);
   };
-  step({{"op", "people"},
-        {"at_us", at("2026-01-05")},
-        {"toml", OrFail(ReadFile(dir + "/demo/people.toml"))}},
-       "registered institutions, researchers and reviewers");
+  step(
+      {{"op", "people"}, {"at_us", load_us}, {"toml", OrFail(ReadFile(dir + "/demo/people.toml"))}},
+      "registered institutions, researchers and reviewers");
   for (const program::CallDefinition& call : definition.calls) {
     step({{"op", "open_call"}, {"at_us", call.opens_us}, {"call", call.id}}, "opened a call");
   }
@@ -345,13 +349,18 @@ void RegisterProgramCommands(CLI::App& app) {
                        options->state_path + " exists (use --force to replace it)", "state"));
       }
       const std::string text = OrFail(ReadFile(*path));
-      const program::ProgramDefinition definition = OrFail(program::ParseProgramToml(text));
+      // Relative call dates ("+30d") resolve against --at; without it they are refused.
+      const std::optional<int64_t> load_us =
+          options->at.empty() ? std::nullopt
+                              : std::optional<int64_t>(OrFail(program::ParseTimeUs(options->at)));
+      const program::ProgramDefinition definition =
+          OrFail(program::ParseProgramToml(text, load_us));
       int64_t earliest = 0;
       for (const program::CallDefinition& call : definition.calls) {
         earliest = earliest == 0 ? call.opens_us : std::min(earliest, call.opens_us);
       }
-      ProgramSession session = OrFail(
-          ProgramSession::Create(text, TimeOr(options->at, earliest - program::kMicrosPerDay)));
+      ProgramSession session =
+          OrFail(ProgramSession::Create(text, load_us.value_or(earliest - program::kMicrosPerDay)));
       OrFail(session.Save(options->state_path));
       fmt::print("loaded program {} into {}\n", definition.id, options->state_path);
     });

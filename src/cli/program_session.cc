@@ -113,7 +113,8 @@ Status ProgramSession::Dispatch(const json& command) {
   if (op == "create") {
     if (state_) return MakeError(ErrorCode::kInvalidState, "the program exists", "op");
     ATRIUM_ASSIGN_OR_RETURN(const std::string text, Field(command, "program_toml"));
-    ATRIUM_ASSIGN_OR_RETURN(program::ProgramDefinition definition, program::ParseProgramToml(text));
+    ATRIUM_ASSIGN_OR_RETURN(program::ProgramDefinition definition,
+                            program::ParseProgramToml(text, at));
     std::string seal_secret;
     if (command.contains("seal_secret")) {
       ATRIUM_ASSIGN_OR_RETURN(seal_secret, Field(command, "seal_secret"));

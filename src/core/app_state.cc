@@ -494,7 +494,8 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
   if (op == "program_create") {
     ATRIUM_TRY(RequireStaff(actor));
     ATRIUM_ASSIGN_OR_RETURN(const std::string toml, fields.Text("toml", 1 << 20));
-    ATRIUM_ASSIGN_OR_RETURN(program::ProgramDefinition definition, program::ParseProgramToml(toml));
+    ATRIUM_ASSIGN_OR_RETURN(program::ProgramDefinition definition,
+                            program::ParseProgramToml(toml, now_us));
     if (!ValidId(definition.id, false)) return Error{ErrorCode::kInvalidId, "bad program id", "id"};
     if (programs_.contains(definition.id)) {
       return Error{ErrorCode::kAlreadyExists, "program " + definition.id + " exists", "id"};

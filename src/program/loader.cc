@@ -126,11 +126,26 @@ class Reader {
     }
     return out;
   }
+  // Relative dates ("+30d") resolve against this load time (see ParseProgramToml).
+  void set_load_us(std::optional<int64_t> load_us) { load_us_ = load_us; }
+
   int64_t Time(const char* key) {
     const toml::node* node = table_.get(key);
     if (node == nullptr) {
       Fail(key, "is required");
       return 0;
+    }
+    if (node->is_string()) {
+      const std::string_view text = *node->value<std::string_view>();
+      if (const std::optional<int64_t> offset = ParseRelativeUs(text)) {
+        if (!load_us_) {
+          Fail(key, "a relative date ('" + std::string(text) +
+                        "') needs a load time (the service's program_create, or `atrium "
+                        "program load --at`), or give an absolute date");
+          return 0;
+        }
+        return *load_us_ + *offset;
+      }
     }
     if (const auto* date = node->as_date()) {
       const toml::date& d = date->get();
@@ -147,7 +162,9 @@ class Reader {
       Result<int64_t> parsed = ParseTimeUs(*node->value<std::string_view>());
       if (parsed.ok()) return *parsed;
     }
-    Fail(key, "must be a date (2026-01-15) or date-time (2026-01-15T09:00:00Z)");
+    Fail(key,
+         "must be a date (2026-01-15), a date-time (2026-01-15T09:00:00Z) or relative to the "
+         "load (\"+30d\", \"-2h\", \"+90m\", \"+45s\")");
     return 0;
   }
   // The tables of an array of tables; empty when absent.
@@ -190,6 +207,7 @@ class Reader {
   const toml::table& table_;
   std::string path_;
   std::optional<Error> error_;
+  std::optional<int64_t> load_us_;
 };
 
 Result<toml::table> Parse(std::string_view text) {
@@ -263,6 +281,38 @@ Result<int64_t> ParseTimeUs(std::string_view text) {
          (hour * 3600LL + minute * 60LL + second) * kMicrosPerSecond;
 }
 
+std::optional<int64_t> ParseRelativeUs(std::string_view text) {
+  // A sign, 1 to 9 digits, a unit.
+  if (text.size() < 3 || text.size() > 11 || (text.front() != '+' && text.front() != '-')) {
+    return std::nullopt;
+  }
+  int64_t unit_us = 0;
+  switch (text.back()) {
+    case 'd':
+      unit_us = kMicrosPerDay;
+      break;
+    case 'h':
+      unit_us = 3600 * kMicrosPerSecond;
+      break;
+    case 'm':
+      unit_us = 60 * kMicrosPerSecond;
+      break;
+    case 's':
+      unit_us = kMicrosPerSecond;
+      break;
+    default:
+      return std::nullopt;
+  }
+  int64_t count = 0;
+  for (const char c : text.substr(1, text.size() - 2)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    count = count * 10 + (c - '0');
+  }
+  constexpr int64_t kMaxUs = 100 * 366 * kMicrosPerDay;
+  if (count > kMaxUs / unit_us) return std::nullopt;
+  return (text.front() == '-' ? -count : count) * unit_us;
+}
+
 std::string FormatTimeUs(int64_t time_us) {
   int64_t seconds = time_us / kMicrosPerSecond;
   int64_t days = seconds / 86'400;
@@ -291,7 +341,7 @@ std::string FormatTimeUs(int64_t time_us) {
   return buffer;
 }
 
-Result<ProgramDefinition> ParseProgramToml(std::string_view text) {
+Result<ProgramDefinition> ParseProgramToml(std::string_view text, std::optional<int64_t> load_us) {
   ATRIUM_ASSIGN_OR_RETURN(toml::table root, Parse(text));
   Reader top(root, "");
   const toml::table* program_table = top.Table("program");
@@ -346,6 +396,7 @@ Result<ProgramDefinition> ParseProgramToml(std::string_view text) {
   idx = 0;
   for (const toml::table* table : top.Tables("call")) {
     Reader c(*table, "call[" + std::to_string(idx++) + "]");
+    c.set_load_us(load_us);
     def.calls.push_back({.id = c.String("id"),
                          .track = c.String("track"),
                          .opens_us = c.Time("opens"),
