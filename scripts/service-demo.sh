@@ -15,16 +15,19 @@
 # failure stops the demo and shows the server's answer and the step that failed.
 # Prints what it does; leaves a funded grant G-D1 of program "demo-<time>" behind and
 # prints `program=<id> grant=G-D1 researcher_token=<file>` last (the benchmark uses it).
-set -euo pipefail
+set -Eeuo pipefail
+shopt -s inherit_errexit  # a failure inside $(...) stops the demo too
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 server_pid=
+# The token files stay (the last line names one, for scripts/bench-service.sh), except
+# with --start, whose service goes away with them.
 cleanup() {
   if [[ -n $server_pid ]]; then
     kill -TERM "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
+    rm -rf "$work"
   fi
-  rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'echo "service-demo.sh: step failed (line $LINENO): $BASH_COMMAND" >&2' ERR
@@ -68,10 +71,12 @@ token() {  # token ROLE PERSON -> file holding a new token
   chmod 600 "$file"
   echo "$file"
 }
-iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
 
+# The call closes call_s seconds after the program is created (its dates are relative to
+# the load), leaving time to register people and submit proposals on a slow build.
+call_s=${ATRIUM_DEMO_CALL_S:-20}
 now=$(date +%s)
-closes=$((now + 6))
+closes=$((now + call_s))
 cat >"$work/program.toml" <<EOF
 [program]
 id = "$program"
@@ -110,15 +115,15 @@ pi_roles = ["faculty"]
 [[call]]
 id = "open-call"
 track = "research"
-opens = "$(iso $((now - 3600)))"
-closes = "$(iso "$closes")"
-review_deadline = "$(iso $((now + 3600)))"
-decision = "$(iso $((now + 7200)))"
+opens = "-1h"
+closes = "+${call_s}s"
+review_deadline = "+1h"
+decision = "+2h"
 reviewers_per_proposal = 2
 EOF
 
 officer=$(token officer)
-echo "== program $program, call open-call (closes in 6 s)"
+echo "== program $program, call open-call (closes in $call_s s)"
 as "$officer" programs create --file "$work/program.toml" --program "$program"
 # The cluster: the one the service preloaded (examples/clusters/research-40k.toml), or the
 # mixed example if it has none (`atrium serve --no-examples`).
@@ -153,7 +158,8 @@ done
 conflicted=$(token reviewer 0000-0002-0260-0056)
 as "$conflicted" conflict declare --proposal D1 --note "co-authored last year" >/dev/null
 echo "== waiting for the call to close"
-sleep $((closes - $(date +%s) + 1))
+wait_s=$((closes - $(date +%s) + 1))
+if [[ $wait_s -gt 0 ]]; then sleep "$wait_s"; fi
 as "$officer" call close open-call
 as "$officer" call assign open-call
 for reviewer in 0000-0002-0260-0021 0000-0002-0260-003X 0000-0002-0260-0056; do
