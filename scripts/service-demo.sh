@@ -75,8 +75,6 @@ token() {  # token ROLE PERSON -> file holding a new token
 # The call closes call_s seconds after the program is created (its dates are relative to
 # the load), leaving time to register people and submit proposals on a slow build.
 call_s=${ATRIUM_DEMO_CALL_S:-20}
-now=$(date +%s)
-closes=$((now + call_s))
 cat >"$work/program.toml" <<EOF
 [program]
 id = "$program"
@@ -158,7 +156,9 @@ done
 conflicted=$(token reviewer 0000-0002-0260-0056)
 as "$conflicted" conflict declare --proposal D1 --note "co-authored last year" >/dev/null
 echo "== waiting for the call to close"
-wait_s=$((closes - $(date +%s) + 1))
+# Until the call's close as the service resolved it ("+${call_s}s" after the program's load).
+closes_us=$(as "$officer" call show open-call --json | jq .closes_us)
+wait_s=$((closes_us / 1000000 - $(date +%s) + 1))
 if [[ $wait_s -gt 0 ]]; then sleep "$wait_s"; fi
 as "$officer" call close open-call
 as "$officer" call assign open-call
