@@ -43,6 +43,12 @@ struct ServerOptions {
   // taken from the fields above).
   TransportOptions transport;
   std::string web_root;  // the dashboard's files (static_assets.h); "": none
+  // Where the time of every command comes from (clock.h): "system", or "manual", a test
+  // clock that stands still until an admin moves it with POST /testing/clock. "manual" is
+  // refused unless allow_test_clock is set too (`--clock manual --allow-test-clock`);
+  // neither can be set from a configuration file.
+  std::string clock = "system";
+  bool allow_test_clock = false;
 };
 
 // Reads a TOML configuration file whose keys are the options' names (listen = "h:p",
