@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -657,6 +658,8 @@ TEST_F(ServiceTest, SigkillDuringWritesLosesNothingAcknowledged) {
   for (int round = 0; round < kKills; ++round) {
     std::atomic<bool> stop = false;
     std::mutex mutex;
+    std::condition_variable acked;
+    size_t acked_this_round = 0;
     std::vector<std::thread> writers;
     const std::string url = service_->url();
     for (int writer = 0; writer < 4; ++writer) {
@@ -675,6 +678,8 @@ TEST_F(ServiceTest, SigkillDuringWritesLosesNothingAcknowledged) {
             if (result && result->status == 201) {
               std::lock_guard lock(mutex);
               acked_tokens.insert(json::parse(result->body)["token_id"].get<std::string>());
+              ++acked_this_round;
+              acked.notify_all();
             }
           } else if (!last_job.empty() && i % 2 == 1) {
             auto result = client.Post("/v1/jobs/" + last_job + (i % 4 == 1 ? "/finish" : "/cancel"),
@@ -695,12 +700,21 @@ TEST_F(ServiceTest, SigkillDuringWritesLosesNothingAcknowledged) {
               last_job = json::parse(result->body)["job"].get<std::string>();
               std::lock_guard lock(mutex);
               acked_jobs.insert(last_job);
+              ++acked_this_round;
+              acked.notify_all();
             }
           }
         }
       });
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 500));
+    // The kill lands after a random number of acknowledged writes (not after a sleep): a
+    // busy machine changes how long that takes, not how much is at stake.
+    {
+      const size_t kill_after = 10 + rng() % 60;
+      std::unique_lock lock(mutex);
+      acked.wait_for(lock, std::chrono::seconds(30),
+                     [&] { return acked_this_round >= kill_after; });
+    }
     EXPECT_EQ(service_->Stop(SIGKILL), -SIGKILL);
     stop = true;
     for (std::thread& thread : writers) thread.join();
