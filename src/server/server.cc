@@ -156,7 +156,8 @@ Status LoadServerConfig(const std::string& path, ServerOptions* options) {
   for (const auto& [key, value] : table) {
     const std::string name(key.str());
     auto bad = [&] {
-      return MakeError(ErrorCode::kConfigInvalid, path + ": bad value for " + name, name);
+      return MakeError(ErrorCode::kConfigInvalid, fmt::format("{}: bad value for {}", path, name),
+                       name);
     };
     if (name == "listen") {
       if (!value.is_string()) return bad();
@@ -180,7 +181,8 @@ Status LoadServerConfig(const std::string& path, ServerOptions* options) {
       if (!value.is_boolean()) return bad();
       options->access_log = *value.value<bool>();
     } else {
-      return MakeError(ErrorCode::kConfigInvalid, path + ": unknown key " + name, name);
+      return MakeError(ErrorCode::kConfigInvalid, fmt::format("{}: unknown key {}", path, name),
+                       name);
     }
   }
   return OkStatus();
