@@ -17,7 +17,7 @@ duration=${1:-10}
 connections=${2:-50}
 runs=${RUNS:-3}
 post_rate=${POST_RATE:-2000}
-paced_connections=${PACED_CONNECTIONS:-20}
+paced_connections=${PACED_CONNECTIONS:-40}
 scripts/install-deps.sh >/dev/null
 for pkg in wrk nginx-light; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||

@@ -11,7 +11,7 @@ wrk.body = string.format(
   os.getenv("ATRIUM_BENCH_PROGRAM"), os.getenv("ATRIUM_BENCH_GRANT"))
 
 local rate = tonumber(os.getenv("ATRIUM_BENCH_RATE") or "2000")
-local connections = tonumber(os.getenv("ATRIUM_BENCH_RATE_CONNECTIONS") or "20")
+local connections = tonumber(os.getenv("ATRIUM_BENCH_RATE_CONNECTIONS") or "40")
 
 function delay()
   return math.floor(1000 * connections / rate)
