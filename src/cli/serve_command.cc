@@ -143,7 +143,7 @@ void RegisterServeCommand(CLI::App& app) {
   serve->add_option("--data", args->data, "data directory (default ./atrium-data)");
   serve->add_option("--listen", args->listen, "ADDRESS:PORT (default 127.0.0.1:8080; port 0: any)");
   serve->add_option("--db", args->db, "journal: a SQLite file or a postgresql:// URL");
-  serve->add_option("--threads", args->threads, "handler worker threads (default 32)");
+  serve->add_option("--threads", args->threads, "handler worker threads (default 64)");
   serve->add_option("--body-limit", args->body_bytes_max, "largest request body, bytes (1 MiB)");
   serve->add_option("--rate-limit", args->rate_per_token, "requests/s per token (0: none)");
   serve->add_option("--web-root", args->web_root,
