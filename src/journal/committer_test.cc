@@ -53,6 +53,7 @@ TEST_F(CommitterTest, ConcurrentClientsShareFsyncsAndLoseNothing) {
     Committer committer(std::move(durable), {});
     std::atomic<int> failures = 0;
     std::vector<std::thread> clients;
+    clients.reserve(kThreads);
     for (int thread_idx = 0; thread_idx < kThreads; ++thread_idx) {
       clients.emplace_back([&, thread_idx] {
         for (int request_idx = 0; request_idx < kPerThread; ++request_idx) {
@@ -134,6 +135,7 @@ TEST_F(CommitterTest, ReadersNeverSeeACommandBeforeItIsDurable) {
   std::atomic<int> violations = 0;
   std::atomic<int> reads = 0;
   std::vector<std::thread> readers;
+  readers.reserve(3);
   for (int reader_idx = 0; reader_idx < 3; ++reader_idx) {
     readers.emplace_back([&] {
       while (!done) {
@@ -149,6 +151,7 @@ TEST_F(CommitterTest, ReadersNeverSeeACommandBeforeItIsDurable) {
     });
   }
   std::vector<std::thread> writers;
+  writers.reserve(3);
   for (int writer_idx = 0; writer_idx < 3; ++writer_idx) {
     writers.emplace_back([&, writer_idx] {
       for (int request_idx = 0; request_idx < 200; ++request_idx) {
@@ -322,6 +325,7 @@ TEST_F(HeldCommitterTest, ReadsAndGroupsInterleaveUnderLoad) {
   std::atomic<bool> done = false;
   std::atomic<int> written = 0;
   std::vector<std::thread> writers;
+  writers.reserve(4);
   for (int writer_idx = 0; writer_idx < 4; ++writer_idx) {
     writers.emplace_back([&, writer_idx] {
       for (Id128 id = 1000 + static_cast<Id128>(writer_idx) * 100'000; !done; ++id) {

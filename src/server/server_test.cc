@@ -111,6 +111,7 @@ TEST_F(ServerConcurrencyTest, ReadsWritesTokensLimiterMetricsAndClockAtOnce) {
     if (answer.status == 429) ++limited;
   };
   std::vector<std::thread> clients;
+  clients.reserve(6);
   // Writers: each creates tokens with its own admin-made token, uses them, revokes some.
   for (int writer = 0; writer < 2; ++writer) {
     clients.emplace_back([&] {
