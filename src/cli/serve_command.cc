@@ -128,6 +128,7 @@ int Serve(const ServeArgs& args) {
   server.Run();
   run_ended = true;
   // Run ends after Stop; wake the waiter if something else ended it.
+  // NOLINTNEXTLINE(bugprone-bad-signal-to-kill-thread): wakes its sigwait, ends nothing
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
   fmt::print("atrium serve: stopped\n");
