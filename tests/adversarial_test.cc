@@ -173,6 +173,20 @@ class AdversarialTest : public ::testing::Test {
     return std::chrono::duration<double, std::milli>(Clock::now() - started).count();
   }
 
+  // The server's atrium_http_connections gauge, less the connection that asks (-1 if
+  // the scrape failed).
+  int64_t OpenConnections() {
+    const int fd = Connect(port_);
+    if (fd < 0) return -1;
+    SendAll(fd, Request("GET", "/metrics", admin_, ""));
+    const std::string raw = ReadToClose(fd);
+    close(fd);
+    const std::string name = "\natrium_http_connections ";
+    const size_t at = raw.find(name);
+    if (at == std::string::npos) return -1;
+    return std::stoll(raw.substr(at + name.size())) - 1;
+  }
+
   std::string MakeToken(const std::string& role, const std::string& person) {
     const Answer made = Raw(port_, Request("POST", "/v1/tokens", admin_,
                                            json{{"role", role}, {"person", person}}.dump()));
@@ -238,7 +252,12 @@ TEST_F(AdversarialTest, ConnectionsPerAddressAreCapped) {
     ASSERT_GE(fd, 0);
     idle.push_back(fd);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // all admitted by now
+  // Until the server counts them all (its gauge, not a guess at how long that takes).
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (OpenConnections() < 200 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GE(OpenConnections(), 200);
   // The 201st from that address is answered 503 and closed; others are still served.
   const int extra = Connect(port_, "127.0.0.20");
   ASSERT_GE(extra, 0);

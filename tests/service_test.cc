@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -56,9 +57,9 @@ std::string IsoUtc(std::chrono::system_clock::time_point at) {
   return text;
 }
 
-// A small program whose call is open now and closes `closes_in` from now.
-std::string ProgramToml(std::chrono::seconds closes_in) {
-  const auto now = std::chrono::system_clock::now();
+// A small program whose call is open at `now` (the service's clock) and closes
+// `closes_in` later.
+std::string ProgramToml(std::chrono::system_clock::time_point now, std::chrono::seconds closes_in) {
   std::ostringstream out;
   out << R"([program]
 id = "svc-test"
@@ -155,7 +156,9 @@ class ServiceTest : public ::testing::Test {
     std::vector<std::string> args = {"--data", (dir_ / "data").string()};
     if (!db_.empty()) args.insert(args.end(), {"--db", db_});
     if (!examples) args.push_back("--no-examples");
-    args.insert(args.end(), {"--threads", "16"});
+    // The service's time is the test's to move (POST /testing/clock): no test sleeps
+    // until a deadline passes.
+    args.insert(args.end(), {"--threads", "16", "--clock", "manual", "--allow-test-clock"});
     return args;
   }
 
@@ -199,6 +202,19 @@ class ServiceTest : public ::testing::Test {
     return reply.body.value("token", std::string());
   }
 
+  // The service's clock (a manual clock: it moves only when Advance moves it).
+  std::chrono::system_clock::time_point ServiceNow() {
+    const Reply reply = Get("/testing/clock", admin_token_);
+    EXPECT_EQ(reply.status, 200) << reply.raw;
+    return std::chrono::system_clock::time_point(
+        std::chrono::microseconds(reply.body.value("now_us", int64_t{0})));
+  }
+  // Moves the service's clock forward; returns once the tick then due is durable.
+  void Advance(std::chrono::microseconds delta) {
+    const Reply reply = Post("/testing/clock", admin_token_, {{"advance_us", delta.count()}});
+    ASSERT_EQ(reply.status, 200) << reply.raw;
+  }
+
   // The journal's last durable entry, as /readyz reports it.
   uint64_t DurableSeq() {
     const Reply reply = Get("/readyz", "");
@@ -224,11 +240,13 @@ class ServiceTest : public ::testing::Test {
     return json::parse(run.out, nullptr, false);
   }
 
-  // Program, people, cluster; a call that closes `closes_in` from now; proposals of two
-  // PIs. Returns after the call is open and the proposals are in.
-  void SetUpProgram(std::chrono::seconds closes_in) {
+  // Program, people, cluster; a call that closes `closes_in` from now (the service's
+  // clock); proposals of two PIs. Returns after the call is open and the proposals are in.
+  void SetUpProgram(std::chrono::seconds closes_in = std::chrono::seconds(60)) {
     const std::string toml = (dir_ / "program.toml").string();
-    WriteAll(toml, ProgramToml(closes_in));
+    const auto now = ServiceNow();
+    closes_at_ = now + closes_in;
+    WriteAll(toml, ProgramToml(now, closes_in));
     officer_ = MakeToken("officer", "");
     Cli({"programs", "create", "--file", toml}, officer_);
     Cli({"cluster", "load", "--file",
@@ -278,9 +296,10 @@ class ServiceTest : public ::testing::Test {
 
   // Closes the call once its deadline passed, assigns, reviews, decides: both proposals
   // funded (G-P1, G-P2).
-  void DecideProgram(std::chrono::system_clock::time_point closes_at,
-                     const std::function<void()>& before_commit = nullptr) {
-    std::this_thread::sleep_until(closes_at + std::chrono::milliseconds(1100));
+  void DecideProgram(const std::function<void()>& before_commit = nullptr) {
+    // Past the call's deadline at once: the service's clock is the test's.
+    Advance(std::chrono::duration_cast<std::chrono::microseconds>(closes_at_ - ServiceNow()) +
+            std::chrono::seconds(1));
     Cli({"call", "close", "c1"}, officer_);
     Cli({"call", "assign", "c1"}, officer_);
     for (const char* reviewer : {kReviewerA, kReviewerB, kReviewerC}) {
@@ -307,6 +326,7 @@ class ServiceTest : public ::testing::Test {
   std::string admin_token_;
   std::string officer_, pi1_, pi2_;
   std::map<std::string, std::string> reviewers_;
+  std::chrono::system_clock::time_point closes_at_;
   int cli_calls_ = 0;
 #ifdef ATRIUM_SERVICE_TEST_PG
   static inline int counter_ = 0;
@@ -321,8 +341,7 @@ TEST_F(ServiceTest, ProgramCycleThroughTheCliClient) {
   EXPECT_EQ(info.st_mode & 0777, 0600);
   EXPECT_EQ(service_->output().find(admin_token_), std::string::npos);
 
-  const auto closes_at = std::chrono::system_clock::now() + std::chrono::seconds(5);
-  SetUpProgram(std::chrono::seconds(5));
+  SetUpProgram();
   // A researcher sees their own proposal only; a student sees none.
   const json own = Cli({"proposal", "list"}, pi1_);
   ASSERT_EQ(own["items"].size(), 1u) << own;
@@ -334,7 +353,7 @@ TEST_F(ServiceTest, ProgramCycleThroughTheCliClient) {
 
   // The what-if route: every query parameter is checked, and an answer changes nothing.
   const std::string whatif = "/v1/programs/svc-test/calls/c1/whatif";
-  DecideProgram(closes_at, [&] {
+  DecideProgram([&] {
     const Reply draft = Get("/v1/programs/svc-test/calls/c1/decision", officer_);
     ASSERT_EQ(draft.status, 200) << draft.raw;
     const int64_t log_before = Get("/v1/programs/svc-test", officer_).body["log_entries"];
@@ -397,13 +416,25 @@ TEST_F(ServiceTest, ProgramCycleThroughTheCliClient) {
   // Someone outside the grant does not see it.
   Cli({"job", "show", job}, pi2_, /*expect_exit=*/1);
   EXPECT_TRUE(Cli({"job", "list"}, pi2_)["items"].empty());
-  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  Advance(std::chrono::milliseconds(2100));  // the job runs for 2.1 s of the service's time
   const std::string operator_token = MakeToken("operator", "");
   const json finished = Cli({"job", "finish", job}, operator_token);
   EXPECT_EQ(finished["state"], "completed") << finished;
   const json balance = Cli({"grant", "balance", grant}, pi1_);
   EXPECT_NE(balance["spent"], "0") << balance;
   EXPECT_EQ(balance["spent"], Cli({"job", "show", job}, student)["charged"]);
+  // A run that reaches its walltime is ended by the clock: an hour of the service's time
+  // passes at once, and the tick it makes due is durable when Advance returns.
+  const json hour_job =
+      Cli({"job", "submit", "--grant", grant, "--chips", "1", "--walltime", "1h", "--", "sleep"},
+          student);
+  EXPECT_EQ(hour_job["state"], "running") << hour_job;
+  Advance(std::chrono::minutes(59));
+  EXPECT_EQ(Cli({"job", "show", hour_job["job"]}, student)["state"], "running");
+  Advance(std::chrono::minutes(1) + std::chrono::seconds(1));
+  const json ended = Cli({"job", "show", hour_job["job"]}, student);
+  EXPECT_EQ(ended["state"], "killed_at_walltime") << ended;
+  EXPECT_NE(ended["charged"], "0") << ended;
   // Node drain by the operator; a researcher may not.
   const json up = Cli({"node", "list", "--state", "up", "--limit", "2"}, operator_token);
   const std::string node = up["items"][0]["name"];
@@ -616,9 +647,8 @@ TEST_F(ServiceTest, IdempotentRetriesReturnTheFirstAnswerAcrossRestarts) {
 // must be there after the restart, and the journal and every ledger must verify.
 TEST_F(ServiceTest, SigkillDuringWritesLosesNothingAcknowledged) {
   StartService();
-  const auto closes_at = std::chrono::system_clock::now() + std::chrono::seconds(4);
-  SetUpProgram(std::chrono::seconds(4));
-  DecideProgram(closes_at);
+  SetUpProgram();
+  DecideProgram();
   const std::string operator_token = MakeToken("operator", "");
 
   std::set<std::string> acked_tokens;
@@ -628,6 +658,8 @@ TEST_F(ServiceTest, SigkillDuringWritesLosesNothingAcknowledged) {
   for (int round = 0; round < kKills; ++round) {
     std::atomic<bool> stop = false;
     std::mutex mutex;
+    std::condition_variable acked;
+    size_t acked_this_round = 0;
     std::vector<std::thread> writers;
     const std::string url = service_->url();
     for (int writer = 0; writer < 4; ++writer) {
@@ -646,6 +678,8 @@ TEST_F(ServiceTest, SigkillDuringWritesLosesNothingAcknowledged) {
             if (result && result->status == 201) {
               std::lock_guard lock(mutex);
               acked_tokens.insert(json::parse(result->body)["token_id"].get<std::string>());
+              ++acked_this_round;
+              acked.notify_all();
             }
           } else if (!last_job.empty() && i % 2 == 1) {
             auto result = client.Post("/v1/jobs/" + last_job + (i % 4 == 1 ? "/finish" : "/cancel"),
@@ -666,12 +700,21 @@ TEST_F(ServiceTest, SigkillDuringWritesLosesNothingAcknowledged) {
               last_job = json::parse(result->body)["job"].get<std::string>();
               std::lock_guard lock(mutex);
               acked_jobs.insert(last_job);
+              ++acked_this_round;
+              acked.notify_all();
             }
           }
         }
       });
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 500));
+    // The kill lands after a random number of acknowledged writes (not after a sleep): a
+    // busy machine changes how long that takes, not how much is at stake.
+    {
+      const size_t kill_after = 10 + rng() % 60;
+      std::unique_lock lock(mutex);
+      acked.wait_for(lock, std::chrono::seconds(30),
+                     [&] { return acked_this_round >= kill_after; });
+    }
     EXPECT_EQ(service_->Stop(SIGKILL), -SIGKILL);
     stop = true;
     for (std::thread& thread : writers) thread.join();
@@ -702,6 +745,46 @@ TEST_F(ServiceTest, SigkillDuringWritesLosesNothingAcknowledged) {
       testing::Run({ATRIUM_BINARY, "ledger", "verify", "--db",
                     db_.empty() ? (dir_ / "data" / "atrium.db").string() : db_});
   EXPECT_EQ(verify.exit_code, 0) << verify.out << verify.err;
+}
+
+// The test clock is refused unless asked for twice, answers admins only, and checks what
+// it is given; without it there is no /testing/clock at all.
+TEST_F(ServiceTest, TheTestClockIsGuarded) {
+  ServiceProcess refused;
+  std::vector<std::string> args = {"--data", (dir_ / "refused").string(), "--no-examples",
+                                   "--clock", "manual"};
+  EXPECT_FALSE(refused.Start(ATRIUM_BINARY, args));
+  EXPECT_NE(refused.output().find("needs --allow-test-clock"), std::string::npos)
+      << refused.output();
+  StartService();
+  const auto before = ServiceNow();
+  const std::string researcher = MakeToken("researcher", kPi1);
+  EXPECT_EQ(Get("/testing/clock", "").status, 401);
+  EXPECT_EQ(Get("/testing/clock", researcher).status, 403);
+  EXPECT_EQ(Post("/testing/clock", researcher, {{"advance_s", 1}}).status, 403);
+  for (const json& bad : {json{{"advance_s", -1}}, json{{"advance_s", "1"}}, json::object(),
+                          json{{"advance_s", 1}, {"advance_us", 1}}, json{{"rewind_s", 1}},
+                          json{{"advance_s", int64_t{1} << 40}}}) {
+    const Reply reply = Post("/testing/clock", admin_token_, bad);
+    EXPECT_EQ(reply.status, 422) << bad << ": " << reply.raw;
+    EXPECT_EQ(reply.body["error"]["code"], "invalid_argument") << reply.raw;
+  }
+  EXPECT_EQ(ServiceNow(), before);  // stands still until moved, and nothing above moved it
+  Advance(std::chrono::hours(24));
+  EXPECT_EQ(ServiceNow(), before + std::chrono::hours(24));
+  // Across a restart the clock starts no earlier than the journal's last command.
+  const std::string later = MakeToken("researcher", kPi2);
+  ASSERT_EQ(service_->Stop(SIGTERM), 0);
+  StartService();
+  EXPECT_GE(ServiceNow(), before + std::chrono::hours(24));
+  ASSERT_EQ(service_->Stop(SIGTERM), 0);
+  // With the system clock the route does not exist.
+  std::vector<std::string> system_args = ServeArgs();
+  system_args.resize(system_args.size() - 3);  // without --clock manual --allow-test-clock
+  service_ = std::make_unique<ServiceProcess>();
+  ASSERT_TRUE(service_->Start(ATRIUM_BINARY, system_args)) << service_->output();
+  EXPECT_EQ(Get("/testing/clock", admin_token_).status, 404);
+  EXPECT_EQ(Post("/testing/clock", admin_token_, {{"advance_s", 1}}).status, 404);
 }
 
 TEST_F(ServiceTest, SecondInstanceIsRefusedAndSigtermStopsCleanly) {

@@ -33,6 +33,8 @@ struct ServeArgs {
   bool access_log = false;
   bool routes_markdown = false;
   bool print_openapi = false;
+  std::string clock;
+  bool allow_test_clock = false;
 };
 
 int Serve(const ServeArgs& args) {
@@ -67,6 +69,8 @@ int Serve(const ServeArgs& args) {
   if (args.rate_per_token >= 0) options.rate_per_token = args.rate_per_token;
   if (args.no_examples) options.bootstrap_examples = false;
   if (args.access_log) options.access_log = true;
+  if (!args.clock.empty()) options.clock = args.clock;
+  options.allow_test_clock = args.allow_test_clock;
   std::error_code exe_error;
   options.web_root = !args.web_root.empty()
                          ? args.web_root
@@ -101,6 +105,11 @@ int Serve(const ServeArgs& args) {
              options.web_root.empty()
                  ? std::string("no dashboard (web/public not found; --web-root)")
                  : "dashboard from " + options.web_root);
+  if (options.clock == "manual") {
+    fmt::print(
+        "atrium serve: WARNING: manual test clock (POST /testing/clock moves it); "
+        "not for production\n");
+  }
   // Last: tests and scripts wait for this line.
   fmt::print("atrium serve: listening on {}\n", server.listen_url());
   std::fflush(stdout);
@@ -119,6 +128,7 @@ int Serve(const ServeArgs& args) {
   server.Run();
   run_ended = true;
   // Run ends after Stop; wake the waiter if something else ended it.
+  // NOLINTNEXTLINE(bugprone-bad-signal-to-kill-thread): wakes its sigwait, ends nothing
   pthread_kill(waiter.native_handle(), SIGTERM);
   waiter.join();
   fmt::print("atrium serve: stopped\n");
@@ -134,7 +144,7 @@ void RegisterServeCommand(CLI::App& app) {
   serve->add_option("--data", args->data, "data directory (default ./atrium-data)");
   serve->add_option("--listen", args->listen, "ADDRESS:PORT (default 127.0.0.1:8080; port 0: any)");
   serve->add_option("--db", args->db, "journal: a SQLite file or a postgresql:// URL");
-  serve->add_option("--threads", args->threads, "handler worker threads (default 32)");
+  serve->add_option("--threads", args->threads, "handler worker threads (default 64)");
   serve->add_option("--body-limit", args->body_bytes_max, "largest request body, bytes (1 MiB)");
   serve->add_option("--rate-limit", args->rate_per_token, "requests/s per token (0: none)");
   serve->add_option("--web-root", args->web_root,
@@ -143,6 +153,11 @@ void RegisterServeCommand(CLI::App& app) {
   serve->add_flag("--no-examples", args->no_examples,
                   "do not load the example program and cluster");
   serve->add_flag("--access-log", args->access_log, "log each request to stderr");
+  serve->add_option("--clock", args->clock,
+                    "system (default), or manual: a test clock moved by POST /testing/clock, "
+                    "refused without --allow-test-clock (docs/service.md)");
+  serve->add_flag("--allow-test-clock", args->allow_test_clock,
+                  "allow --clock manual (tests only; never in production)");
   serve->add_flag("--routes-markdown", args->routes_markdown, "print the route x role table");
   serve->add_flag("--print-openapi", args->print_openapi, "print the OpenAPI document");
   serve->callback([args] {

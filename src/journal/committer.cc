@@ -14,10 +14,16 @@ CommitterOptions Sane(CommitterOptions options) {
 }  // namespace
 
 Committer::Committer(std::unique_ptr<DurableCore> durable, CommitterOptions options)
-    : durable_(std::move(durable)),
-      options_(Sane(options)),
-      writer_([this] { WriteLoop(); }),
-      applier_([this] { ApplyLoop(); }) {}
+    : durable_(std::move(durable)), options_(Sane(options)) {
+  {
+    MutexLock lock(&gate_mutex_);
+    applied_seq_ = durable_->last_seq();
+    durable_seen_ = durable_->durable_seq();
+    poisoned_seen_ = durable_->poisoned();
+  }
+  writer_ = std::thread([this] { WriteLoop(); });
+  applier_ = std::thread([this] { ApplyLoop(); });
+}
 
 Committer::~Committer() {
   {
@@ -72,24 +78,28 @@ void Committer::ApplyLoop() {
         flight_changed_.Wait(&flight_mutex_);
       }
     }
-    {
-      // The group joins the flight before the state lock is released, so a reader that
-      // takes the lock next finds it there and waits for it to be written.
-      MutexLock state_lock(&state_mutex_);
-      Result<PreparedGroup> prepared = durable_->Prepare(commands);
-      if (!prepared.ok()) {
-        for (Promise& promise : promises) promise.set_value(prepared.error());
-        continue;
-      }
+    // Readers are kept out while the group is applied; it joins the flight before they
+    // may come back, and they wait until it is durable (ExitApply with its last entry).
+    EnterApply();
+    Result<PreparedGroup> prepared = StateForApply().Prepare(commands);
+    const uint64_t applied_seq = StateForApply().last_seq();
+    if (prepared.ok()) {
       MutexLock flight_lock(&flight_mutex_);
       in_flight_.push_back(InFlight{std::move(*prepared), std::move(promises)});
       flight_changed_.SignalAll();
     }
+    ExitApply(applied_seq);
+    if (!prepared.ok()) {
+      for (Promise& promise : promises) promise.set_value(prepared.error());
+      continue;
+    }
     if (durable_->snapshot_due()) {
       // A snapshot needs the state to equal the journal: let the writes catch up first.
+      // It is taken as a reader, so other readers go on meanwhile (only groups wait).
       WaitForWrites();
-      MutexLock lock(&state_mutex_);
+      EnterRead();
       (void)durable_->Snapshot();  // a failed snapshot loses nothing; retried when due
+      ExitRead();
     }
   }
   {
@@ -127,6 +137,9 @@ void Committer::WriteLoop() {
         }
       }
     }
+    // Readers may see the group from now on: before its futures are fulfilled, so a
+    // client that has its answer reads its own write.
+    NoteDurable(durable_->durable_seq(), durable_->poisoned());
     for (size_t command_idx = 0; command_idx < flight.promises.size(); ++command_idx) {
       if (written.ok()) {
         flight.promises[command_idx].set_value(std::move(flight.group.results[command_idx]));
@@ -148,15 +161,71 @@ void Committer::WaitForWrites() const {
 }
 
 Status Committer::Read(const std::function<void(const core::Core&)>& read) const {
-  MutexLock lock(&state_mutex_);  // no new group is applied meanwhile
-  WaitForWrites();
+  EnterRead();
   // After a failed append the state holds commands the journal lost: nothing may read it.
   if (durable_->poisoned()) {
+    ExitRead();
     return MakeError(ErrorCode::kJournalPoisoned,
                      "an append failed; the state is ahead of the journal until reopened");
   }
-  read(durable_->core());
+  read(StateForRead());
+  ExitRead();
   return OkStatus();
+}
+
+// ---- the read gate --------------------------------------------------------------------
+
+bool Committer::Readable() const {
+  return poisoned_seen_ || (!applying_ && applied_seq_ == durable_seen_);
+}
+
+void Committer::AdmitIfReadable() const {
+  if (waiting_readers_ == 0 || !Readable()) return;
+  // Counted in before they wake, so the applier cannot slip in between.
+  active_readers_ += waiting_readers_;
+  waiting_readers_ = 0;
+  ++windows_;
+  gate_changed_.SignalAll();
+}
+
+void Committer::EnterRead() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  MutexLock lock(&gate_mutex_);
+  if (waiting_readers_ == 0 && Readable()) {
+    ++active_readers_;
+    return;
+  }
+  // Wait for the next window, holding nothing but this wait; it counts us in.
+  ++waiting_readers_;
+  const uint64_t window = windows_;
+  while (windows_ == window) gate_changed_.Wait(&gate_mutex_);
+}
+
+void Committer::ExitRead() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  MutexLock lock(&gate_mutex_);
+  if (--active_readers_ == 0) gate_changed_.SignalAll();
+}
+
+void Committer::EnterApply() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  MutexLock lock(&gate_mutex_);
+  // Readers already waiting read before this group is applied (their window opens when
+  // the groups in flight are durable), so a stream of groups cannot starve them.
+  while (waiting_readers_ > 0 && !poisoned_seen_) gate_changed_.Wait(&gate_mutex_);
+  applying_ = true;  // readers arriving from now on wait for the next window
+  while (active_readers_ > 0) gate_changed_.Wait(&gate_mutex_);
+}
+
+void Committer::ExitApply(uint64_t applied_seq) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  MutexLock lock(&gate_mutex_);
+  applying_ = false;
+  applied_seq_ = applied_seq;
+  AdmitIfReadable();  // a group that changed nothing leaves the state durable
+}
+
+void Committer::NoteDurable(uint64_t durable_seq, bool poisoned) {
+  MutexLock lock(&gate_mutex_);
+  durable_seen_ = durable_seq;
+  poisoned_seen_ = poisoned;
+  AdmitIfReadable();
 }
 
 CommitterStats Committer::stats() const {

@@ -8,7 +8,17 @@
 //
 // The queue is bounded: when queue_depth_max commands are waiting, Submit answers
 // kUnavailable at once (the service turns it into 503 with Retry-After), instead of
-// letting latency grow without limit. Read never sees a command before it is durable.
+// letting latency grow without limit.
+//
+// Reads never see a command before it is durable, and never hold a lock across an fsync:
+// a gate (gate_mutex_, held only for a few instructions) admits readers in windows, while
+// the state equals the journal (every applied group durable). Readers in a window read
+// together; the applier waits for the window's readers to finish before it applies the
+// next group, and readers that arrive while a group is applied or being written wait,
+// holding nothing, for the next window, which opens the moment the writes in flight are
+// durable. Readers waiting get that window before another group is applied, so neither
+// side starves: under load, reads interleave with groups (each read waits at most for
+// the groups in flight), and without writes a read takes the gate twice and nothing else.
 //
 //   Committer committer(std::move(durable), {});
 //   auto future = committer.Submit(core::CreateTransfers{...});
@@ -17,6 +27,7 @@
 
 #include <array>
 #include <condition_variable>  // (kept for includers that relied on it)
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <future>
@@ -60,10 +71,12 @@ class Committer {
 
   std::future<Result<core::CommandResult>> Submit(core::Command command);
 
-  // Runs `read` on a state that holds exactly the durable commands: it waits for the
-  // groups in flight to be written and holds the next group back meanwhile.
+  // Runs `read` on a state that holds exactly the durable commands (read-your-writes: a
+  // command acknowledged before Read began is in it). Waits, holding no lock, for the
+  // next read window if groups are in flight; other readers read at the same time.
   // kJournalPoisoned (and `read` is not run) after a failed append.
-  Status Read(const std::function<void(const core::Core&)>& read) const;
+  Status Read(const std::function<void(const core::Core&)>& read) const
+      ABSL_LOCKS_EXCLUDED(gate_mutex_, state_);
   CommitterStats stats() const;
   size_t queue_depth() const;
   uint64_t durable_seq() const { return durable_->durable_seq(); }
@@ -78,15 +91,40 @@ class Committer {
     PreparedGroup group;
     std::vector<Promise> promises;
   };
-  void ApplyLoop() ABSL_LOCKS_EXCLUDED(queue_mutex_, state_mutex_, flight_mutex_);
-  void WriteLoop() ABSL_LOCKS_EXCLUDED(flight_mutex_);
+  // The state as a capability for clang's thread-safety analysis (no lock of its own):
+  // held shared by a reader admitted to a window (EnterRead .. ExitRead), exclusively by
+  // the applier while it applies a group (EnterApply .. ExitApply). The gate below
+  // implements it.
+  struct ABSL_LOCKABLE StateCapability {};
+
+  void ApplyLoop() ABSL_LOCKS_EXCLUDED(queue_mutex_, gate_mutex_, flight_mutex_, state_);
+  void WriteLoop() ABSL_LOCKS_EXCLUDED(flight_mutex_, gate_mutex_);
   // Until nothing is in flight.
   void WaitForWrites() const ABSL_LOCKS_EXCLUDED(flight_mutex_);
 
+  // Returns once this reader is admitted to a read window (or the journal is poisoned).
+  void EnterRead() const ABSL_SHARED_LOCK_FUNCTION(state_) ABSL_LOCKS_EXCLUDED(gate_mutex_);
+  void ExitRead() const ABSL_UNLOCK_FUNCTION(state_) ABSL_LOCKS_EXCLUDED(gate_mutex_);
+  // Gives waiting readers their window first, then waits for the readers inside to leave.
+  void EnterApply() ABSL_EXCLUSIVE_LOCK_FUNCTION(state_) ABSL_LOCKS_EXCLUDED(gate_mutex_);
+  // `applied_seq`: the state's last entry now.
+  void ExitApply(uint64_t applied_seq) ABSL_UNLOCK_FUNCTION(state_)
+      ABSL_LOCKS_EXCLUDED(gate_mutex_);
+  // The write thread: the journal is durable up to `durable_seq` (or poisoned).
+  void NoteDurable(uint64_t durable_seq, bool poisoned) ABSL_LOCKS_EXCLUDED(gate_mutex_);
+  // Whether a reader may read now; opens a window for the waiting readers if so.
+  bool Readable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(gate_mutex_);
+  void AdmitIfReadable() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(gate_mutex_);
+  // The core for a reader inside a window, and the durable core for the applier.
+  const core::Core& StateForRead() const ABSL_SHARED_LOCKS_REQUIRED(state_) {
+    return durable_->core();
+  }
+  DurableCore& StateForApply() ABSL_EXCLUSIVE_LOCKS_REQUIRED(state_) { return *durable_; }
+
   // The core and its journal. Not guarded by one lock, by design: the apply thread
-  // changes the state (Prepare, Snapshot) holding state_mutex_, the write thread appends
-  // to the store (Commit) holding nothing, and DurableCore keeps what both touch
-  // (durable_seq, poisoned) atomic. Readers hold state_mutex_ and wait for the writes.
+  // changes the state (Prepare) holding state_ exclusively, the write thread appends to
+  // the store (Commit) holding nothing, and DurableCore keeps what both touch
+  // (durable_seq, poisoned) atomic. Readers hold state_ shared (StateForRead).
   std::unique_ptr<DurableCore> durable_;
   const CommitterOptions options_;
 
@@ -96,8 +134,21 @@ class Committer {
   std::deque<Pending> queue_ ABSL_GUARDED_BY(queue_mutex_);
   bool stopping_ ABSL_GUARDED_BY(queue_mutex_) = false;
 
-  // Held while a group is applied, or the state read; taken before flight_mutex_.
-  mutable Mutex state_mutex_ ABSL_ACQUIRED_BEFORE(flight_mutex_);
+  mutable StateCapability state_;
+  // The read gate (see the top of this file). Never held across an apply, a read or an
+  // fsync, nor together with another of the committer's mutexes.
+  mutable Mutex gate_mutex_;
+  mutable CondVar gate_changed_;
+  // Readers inside the current window.
+  mutable int64_t active_readers_ ABSL_GUARDED_BY(gate_mutex_) = 0;
+  // Readers waiting for the next window, and the windows opened so far.
+  mutable int64_t waiting_readers_ ABSL_GUARDED_BY(gate_mutex_) = 0;
+  mutable uint64_t windows_ ABSL_GUARDED_BY(gate_mutex_) = 0;
+  bool applying_ ABSL_GUARDED_BY(gate_mutex_) = false;
+  // The state's last entry, the journal's last durable entry, and whether an append failed.
+  uint64_t applied_seq_ ABSL_GUARDED_BY(gate_mutex_) = 0;
+  uint64_t durable_seen_ ABSL_GUARDED_BY(gate_mutex_) = 0;
+  bool poisoned_seen_ ABSL_GUARDED_BY(gate_mutex_) = false;
 
   // The groups applied and not yet written.
   mutable Mutex flight_mutex_;

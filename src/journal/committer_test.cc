@@ -4,7 +4,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <thread>
 
 #include "journal/sqlite_store.h"
@@ -50,6 +53,7 @@ TEST_F(CommitterTest, ConcurrentClientsShareFsyncsAndLoseNothing) {
     Committer committer(std::move(durable), {});
     std::atomic<int> failures = 0;
     std::vector<std::thread> clients;
+    clients.reserve(kThreads);
     for (int thread_idx = 0; thread_idx < kThreads; ++thread_idx) {
       clients.emplace_back([&, thread_idx] {
         for (int request_idx = 0; request_idx < kPerThread; ++request_idx) {
@@ -129,18 +133,25 @@ TEST_F(CommitterTest, ReadersNeverSeeACommandBeforeItIsDurable) {
   Committer committer(std::move(durable), {.group_commands_max = 4});
   std::atomic<bool> done = false;
   std::atomic<int> violations = 0;
-  std::thread reader([&] {
-    while (!done) {
-      ASSERT_TRUE(committer
-                      .Read([&](const core::Core& core) {
-                        // Entry 1 made the accounts; each later entry is one transfer.
-                        const uint64_t durable_seq = committer.durable_seq();
-                        if (core.ledger().transfer_count() + 1 > durable_seq) ++violations;
-                      })
-                      .ok());
-    }
-  });
+  std::atomic<int> reads = 0;
+  std::vector<std::thread> readers;
+  readers.reserve(3);
+  for (int reader_idx = 0; reader_idx < 3; ++reader_idx) {
+    readers.emplace_back([&] {
+      while (!done) {
+        ASSERT_TRUE(committer
+                        .Read([&](const core::Core& core) {
+                          // Entry 1 made the accounts; each later entry is one transfer.
+                          const uint64_t durable_seq = committer.durable_seq();
+                          if (core.ledger().transfer_count() + 1 > durable_seq) ++violations;
+                        })
+                        .ok());
+        ++reads;
+      }
+    });
+  }
   std::vector<std::thread> writers;
+  writers.reserve(3);
   for (int writer_idx = 0; writer_idx < 3; ++writer_idx) {
     writers.emplace_back([&, writer_idx] {
       for (int request_idx = 0; request_idx < 200; ++request_idx) {
@@ -157,8 +168,197 @@ TEST_F(CommitterTest, ReadersNeverSeeACommandBeforeItIsDurable) {
   }
   for (std::thread& writer : writers) writer.join();
   done = true;
-  reader.join();
+  for (std::thread& reader : readers) reader.join();
   EXPECT_EQ(violations.load(), 0);
+  EXPECT_GT(reads.load(), 0);
+}
+
+// A store whose appends wait until the test lets them through: a long fsync on demand.
+class HeldStore final : public JournalStore {
+ public:
+  explicit HeldStore(std::unique_ptr<JournalStore> inner) : inner_(std::move(inner)) {}
+  void Hold() {
+    std::lock_guard lock(mutex_);
+    held_ = true;
+  }
+  void Release() {
+    {
+      std::lock_guard lock(mutex_);
+      held_ = false;
+    }
+    changed_.notify_all();
+  }
+  // Until an append is waiting.
+  void AwaitHeldAppend() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return waiting_ > 0; });
+  }
+  Status Append(std::span<const StoredEntry> entries) override {
+    {
+      std::unique_lock lock(mutex_);
+      ++waiting_;
+      changed_.notify_all();
+      changed_.wait(lock, [&] { return !held_; });
+      --waiting_;
+    }
+    return inner_->Append(entries);
+  }
+  Status Scan(uint64_t after, const std::function<Status(const StoredEntry&)>& visit) override {
+    return inner_->Scan(after, visit);
+  }
+  Result<std::optional<StoredEntry>> LastEntry() override { return inner_->LastEntry(); }
+  Status PutSnapshot(const StoredSnapshot& snapshot) override {
+    return inner_->PutSnapshot(snapshot);
+  }
+  Result<StoredSnapshot> ReadSnapshot(uint64_t seq) override { return inner_->ReadSnapshot(seq); }
+  Result<std::optional<StoredSnapshot>> LatestSnapshot() override {
+    return inner_->LatestSnapshot();
+  }
+  Result<std::vector<StoredSnapshot>> SnapshotIndex() override { return inner_->SnapshotIndex(); }
+  bool read_only() const override { return inner_->read_only(); }
+
+ private:
+  std::unique_ptr<JournalStore> inner_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool held_ = false;
+  int waiting_ = 0;
+};
+
+core::CreateTransfers OneTransfer(Id128 id) {
+  return core::CreateTransfers{.now_us = 2,
+                               .transfers = {{.id = id,
+                                              .debit_account_id = 1,
+                                              .credit_account_id = 2,
+                                              .amount = Credits::FromWhole(1)}}};
+}
+
+class HeldCommitterTest : public CommitterTest {
+ protected:
+  void SetUp() override {
+    CommitterTest::SetUp();
+    auto sqlite = SqliteStore::Open(path_, OpenMode::kReadWriteCreate);
+    ASSERT_TRUE(sqlite.ok());
+    auto held = std::make_unique<HeldStore>(std::move(*sqlite));
+    store_ = held.get();
+    auto durable = DurableCore::Open(std::move(held));
+    ASSERT_TRUE(durable.ok());
+    committer_ = std::make_unique<Committer>(std::move(*durable), CommitterOptions{});
+    ASSERT_TRUE(committer_
+                    ->Submit(core::CreateAccounts{
+                        .now_us = 1,
+                        .accounts = {{.id = 1, .kind = ledger::AccountKind::kSponsor},
+                                     {.id = 2, .kind = ledger::AccountKind::kGrant}}})
+                    .get()
+                    .ok());
+  }
+  void TearDown() override {
+    store_->Release();
+    committer_.reset();
+    CommitterTest::TearDown();
+  }
+  size_t Transfers() {
+    size_t count = 0;
+    EXPECT_TRUE(
+        committer_->Read([&](const core::Core& core) { count = core.ledger().transfer_count(); })
+            .ok());
+    return count;
+  }
+  HeldStore* store_ = nullptr;
+  std::unique_ptr<Committer> committer_;
+};
+
+// Readers share a window: two of them are inside Read at the same time (with one
+// exclusive lock the second would wait for the first, which waits for the second).
+TEST_F(HeldCommitterTest, ReadersReadTogether) {
+  std::atomic<int> inside = 0;
+  std::atomic<bool> met = true;
+  auto reader = [&] {
+    ASSERT_TRUE(committer_
+                    ->Read([&](const core::Core&) {
+                      ++inside;
+                      const auto deadline =
+                          std::chrono::steady_clock::now() + std::chrono::seconds(10);
+                      while (inside.load() < 2 && std::chrono::steady_clock::now() < deadline) {
+                        std::this_thread::yield();
+                      }
+                      if (inside.load() < 2) met = false;
+                    })
+                    .ok());
+  };
+  std::thread first(reader);
+  std::thread second(reader);
+  first.join();
+  second.join();
+  EXPECT_TRUE(met.load());
+}
+
+// While a group's fsync is held, a read waits (the state is ahead of the journal) but
+// holds nothing: the committer still takes commands, reports its queue and stats, and
+// the read sees the group, and its writer's answer, once it is durable.
+TEST_F(HeldCommitterTest, AReadWaitsForTheFsyncInFlightHoldingNothing) {
+  EXPECT_EQ(Transfers(), 0u);
+  store_->Hold();
+  auto first = committer_->Submit(OneTransfer(10));
+  store_->AwaitHeldAppend();
+  std::atomic<int> seen = -1;
+  std::thread reader([&] { seen = static_cast<int>(Transfers()); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(seen.load(), -1) << "a read saw a group that is not durable";
+  // Nothing of the committer is locked by the waiting reader.
+  auto second = committer_->Submit(OneTransfer(11));
+  EXPECT_EQ(committer_->stats().groups, 1u);
+  (void)committer_->queue_depth();
+  EXPECT_EQ(first.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout);
+  store_->Release();
+  ASSERT_TRUE(first.get().ok());
+  reader.join();
+  EXPECT_GE(seen.load(), 1);
+  ASSERT_TRUE(second.get().ok());
+  // Read-your-writes: once its future is ready, a write is in every later read.
+  EXPECT_EQ(Transfers(), 2u);
+}
+
+// A steady stream of groups does not starve readers, nor readers the groups: both make
+// progress while fsyncs are slow.
+TEST_F(HeldCommitterTest, ReadsAndGroupsInterleaveUnderLoad) {
+  std::atomic<bool> done = false;
+  std::atomic<int> written = 0;
+  std::vector<std::thread> writers;
+  writers.reserve(4);
+  for (int writer_idx = 0; writer_idx < 4; ++writer_idx) {
+    writers.emplace_back([&, writer_idx] {
+      for (Id128 id = 1000 + static_cast<Id128>(writer_idx) * 100'000; !done; ++id) {
+        if (committer_->Submit(OneTransfer(id)).get().ok()) ++written;
+      }
+    });
+  }
+  // Slow fsyncs: appends are held for a millisecond, every other millisecond.
+  std::thread slow([&] {
+    while (!done) {
+      store_->Hold();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      store_->Release();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  size_t last = 0;
+  int reads = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (written.load() < 200 && std::chrono::steady_clock::now() < deadline) {
+    const size_t now = Transfers();
+    EXPECT_GE(now, last);  // never goes back
+    last = now;
+    ++reads;
+  }
+  const int written_during_reads = written.load();
+  done = true;
+  slow.join();
+  store_->Release();
+  for (std::thread& writer : writers) writer.join();
+  EXPECT_GE(written_during_reads, 200);
+  EXPECT_GT(reads, 30);
+  EXPECT_EQ(Transfers(), static_cast<size_t>(written.load()));
 }
 
 TEST_F(CommitterTest, AFullQueueRefusesAtOnce) {

@@ -17,6 +17,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "journal/mutex.h"
 #include "server/http_error.h"
 #include "server/log.h"
 
@@ -111,15 +112,15 @@ class Session;
 
 struct HttpTransport::Impl {
   Impl(TransportOptions opts, HttpHandler handle)
-      : options(std::move(opts)), handler(std::move(handle)), workers(options.workers) {}
+      : options(opts), handler(std::move(handle)), workers(options.workers) {}
 
   TransportOptions options;
   HttpHandler handler;
   // Connection counts and the sessions Stop must reach (sessions end on any thread).
-  mutable std::mutex mutex;
-  size_t open = 0;
-  std::unordered_map<std::string, size_t> per_address;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
+  mutable journal::Mutex mutex;
+  size_t open ABSL_GUARDED_BY(mutex) = 0;
+  std::unordered_map<std::string, size_t> per_address ABSL_GUARDED_BY(mutex);
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions ABSL_GUARDED_BY(mutex);
   std::atomic<bool> stopping{false};
   std::atomic<bool> stop_posted{false};
   std::atomic<bool> running{false};
@@ -136,7 +137,7 @@ struct HttpTransport::Impl {
   void Accept();
   void Admit(tcp::socket socket);
   void Release(Session* session, const std::string& address) {
-    std::lock_guard lock(mutex);
+    journal::MutexLock lock(&mutex);
     --open;
     if (auto found = per_address.find(address);
         found != per_address.end() && --found->second == 0) {
@@ -157,7 +158,14 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(HttpTransport::Impl* server, tcp::socket socket, std::string address)
       : server_(server), stream_(std::move(socket)), address_(std::move(address)) {}
-  ~Session() { server_->Release(this, address_); }
+  ~Session() {
+    // Nothing may escape a destructor; a failure to count the close (out of memory) only
+    // leaves the connection counted.
+    try {
+      server_->Release(this, address_);
+    } catch (...) {  // NOLINT(bugprone-empty-catch)
+    }
+  }
 
   void Start() { WaitForRequest(); }
 
@@ -422,7 +430,7 @@ void HttpTransport::Impl::Admit(tcp::socket socket) {
   std::string address = remote.address().to_string();
   bool admitted = false;
   {
-    std::lock_guard lock(mutex);
+    journal::MutexLock lock(&mutex);
     size_t& from_address = per_address[address];
     if (open < options.connections_max && from_address < options.connections_per_address_max) {
       ++open;
@@ -450,7 +458,7 @@ void HttpTransport::Impl::Admit(tcp::socket socket) {
   socket.set_option(tcp::no_delay(true), ec);
   auto session = std::make_shared<Session>(this, std::move(socket), std::move(address));
   {
-    std::lock_guard lock(mutex);
+    journal::MutexLock lock(&mutex);
     sessions.emplace(session.get(), session);
   }
   net::dispatch(session->executor(), [session] { session->Start(); });
@@ -462,7 +470,7 @@ void HttpTransport::Impl::StopOnLoop() {
   retry_accept.cancel();
   std::vector<std::shared_ptr<Session>> live;
   {
-    std::lock_guard lock(mutex);
+    journal::MutexLock lock(&mutex);
     for (auto& [raw, weak] : sessions) {
       if (auto session = weak.lock()) live.push_back(std::move(session));
     }
@@ -479,11 +487,14 @@ void HttpTransport::Impl::StopOnLoop() {
 }
 
 HttpTransport::HttpTransport(TransportOptions options, HttpHandler handler)
-    : impl_(std::make_shared<Impl>(std::move(options), std::move(handler))) {}
+    : impl_(std::make_shared<Impl>(options, std::move(handler))) {}
 
 HttpTransport::~HttpTransport() {
-  Stop();
-  impl_->workers.join();
+  try {
+    Stop();
+    impl_->workers.join();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): nothing may escape a destructor
+  }
 }
 
 Status HttpTransport::Listen(const std::string& host, int port) {
@@ -527,7 +538,7 @@ void HttpTransport::Stop() {
 }
 
 size_t HttpTransport::connections() const {
-  std::lock_guard lock(impl_->mutex);
+  journal::MutexLock lock(&impl_->mutex);
   return impl_->open;
 }
 

@@ -60,9 +60,9 @@ using HttpHandler = std::function<HttpAnswer(const HttpRequest&)>;
 struct TransportOptions {
   size_t workers = 32;
   size_t body_bytes_max = 1 << 20;
-  size_t header_bytes_max = 64 * 1024;
+  size_t header_bytes_max = size_t{64} * 1024;
   size_t header_count_max = 100;
-  size_t target_bytes_max = 8 * 1024;
+  size_t target_bytes_max = size_t{8} * 1024;
   int64_t header_timeout_ms = 10'000;
   int64_t request_timeout_ms = 30'000;
   int64_t idle_timeout_ms = 60'000;

@@ -5,7 +5,7 @@
 namespace atrium::server {
 
 void Metrics::Observe(std::string_view operation, int status, double seconds) {
-  std::lock_guard lock(mutex_);
+  journal::MutexLock lock(&mutex_);
   ++requests_[{std::string(operation), status}];
   Latency& latency = latency_[std::string(operation)];
   for (size_t i = 0; i < latency.le.size(); ++i) {
@@ -18,7 +18,7 @@ void Metrics::Observe(std::string_view operation, int status, double seconds) {
 std::string Metrics::Render(size_t queue_depth, int64_t chips_busy, int64_t jobs_waiting,
                             const journal::CommitterStats& committer) const {
   std::string out;
-  std::lock_guard lock(mutex_);
+  journal::MutexLock lock(&mutex_);
   out += "# HELP atrium_http_requests_total HTTP requests answered, by operation and status.\n";
   out += "# TYPE atrium_http_requests_total counter\n";
   for (const auto& [key, count] : requests_) {

@@ -6,11 +6,11 @@
 #include <array>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <string>
 #include <string_view>
 
 #include "journal/committer.h"
+#include "journal/mutex.h"
 
 namespace atrium::server {
 
@@ -18,9 +18,10 @@ class Metrics {
  public:
   static constexpr std::array<double, 11> kBoundsS = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025,
                                                       0.05,   0.1,   0.25,  0.5,   1.0};
-  void Observe(std::string_view operation, int status, double seconds);
+  // Safe from any thread.
+  void Observe(std::string_view operation, int status, double seconds) ABSL_LOCKS_EXCLUDED(mutex_);
   std::string Render(size_t queue_depth, int64_t chips_busy, int64_t jobs_waiting,
-                     const journal::CommitterStats& committer) const;
+                     const journal::CommitterStats& committer) const ABSL_LOCKS_EXCLUDED(mutex_);
 
  private:
   struct Latency {
@@ -28,9 +29,9 @@ class Metrics {
     double sum = 0;
     uint64_t count = 0;
   };
-  mutable std::mutex mutex_;
-  std::map<std::pair<std::string, int>, uint64_t> requests_;
-  std::map<std::string, Latency> latency_;
+  mutable journal::Mutex mutex_;
+  std::map<std::pair<std::string, int>, uint64_t> requests_ ABSL_GUARDED_BY(mutex_);
+  std::map<std::string, Latency> latency_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace atrium::server

@@ -25,8 +25,10 @@
 #include "core/core.h"
 #include "journal/committer.h"
 #include "journal/journal.h"
+#include "journal/mutex.h"
 #include "journal/open.h"
 #include "server/api.h"
+#include "server/clock.h"
 #include "server/http_error.h"
 #include "server/http_transport.h"
 #include "server/log.h"
@@ -39,12 +41,6 @@ namespace atrium::server {
 namespace {
 
 using nlohmann::json;
-
-int64_t WallClockUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Matches a path against a template ("/v1/jobs/{job}"): a parameter is one or more
 // characters without "/" ("{obligation}" may hold "/"). Appends the parameters' values.
@@ -73,15 +69,17 @@ bool MatchPath(std::string_view pattern, std::string_view path, std::vector<std:
 }
 
 // A per-token token bucket: `rate` requests a second, bursts of up to one second's worth.
+// Intervals are measured on the monotonic clock (never the service's Clock: a test that
+// advances the day must not refill every bucket).
 class RateLimiter {
  public:
   explicit RateLimiter(int64_t rate) : rate_(rate) {}
-  bool Allow(const std::string& key) {
+  bool Allow(const std::string& key) ABSL_LOCKS_EXCLUDED(mutex_) {
     if (rate_ <= 0) return true;
     const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
                             std::chrono::steady_clock::now().time_since_epoch())
                             .count();
-    std::lock_guard lock(mutex_);
+    journal::MutexLock lock(&mutex_);
     if (buckets_.size() > kBucketsMax) buckets_.clear();  // bounded memory; a reset only forgives
     Bucket& bucket = buckets_[key];
     if (bucket.at_us == 0) bucket = {now, rate_ * 1'000'000};
@@ -100,8 +98,8 @@ class RateLimiter {
   };
   static constexpr size_t kBucketsMax = 100'000;
   const int64_t rate_;
-  std::mutex mutex_;
-  std::unordered_map<std::string, Bucket> buckets_;
+  journal::Mutex mutex_;
+  std::unordered_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(mutex_);
 };
 
 std::string ReadText(const std::string& path) {
@@ -158,7 +156,8 @@ Status LoadServerConfig(const std::string& path, ServerOptions* options) {
   for (const auto& [key, value] : table) {
     const std::string name(key.str());
     auto bad = [&] {
-      return MakeError(ErrorCode::kConfigInvalid, path + ": bad value for " + name, name);
+      return MakeError(ErrorCode::kConfigInvalid, fmt::format("{}: bad value for {}", path, name),
+                       name);
     };
     if (name == "listen") {
       if (!value.is_string()) return bad();
@@ -182,7 +181,8 @@ Status LoadServerConfig(const std::string& path, ServerOptions* options) {
       if (!value.is_boolean()) return bad();
       options->access_log = *value.value<bool>();
     } else {
-      return MakeError(ErrorCode::kConfigInvalid, path + ": unknown key " + name, name);
+      return MakeError(ErrorCode::kConfigInvalid, fmt::format("{}: unknown key {}", path, name),
+                       name);
     }
   }
   return OkStatus();
@@ -203,20 +203,30 @@ struct Server::Impl {
   int bound_port = 0;
 
   // Tokens by id, mirrored from the state (every change goes through this process).
-  std::shared_mutex tokens_mutex;
-  std::unordered_map<std::string, core::TokenRecord> tokens;
+  journal::SharedMutex tokens_mutex;
+  std::unordered_map<std::string, core::TokenRecord> tokens ABSL_GUARDED_BY(tokens_mutex);
+
+  // Where the time of every command comes from (clock.h); manual_clock is set, and the
+  // /testing/clock route exists, only with options.clock == "manual".
+  std::shared_ptr<const Clock> clock_source = std::make_shared<SystemClock>();
+  std::shared_ptr<ManualClock> manual_clock;
 
   std::thread clock;
-  std::mutex clock_mutex;
-  std::condition_variable clock_wake;
-  bool stopping = false;
+  mutable journal::Mutex clock_mutex;
+  journal::CondVar clock_wake;
+  bool stopping ABSL_GUARDED_BY(clock_mutex) = false;
   std::atomic<bool> ready = false;
+
+  // One look at due work at a time (the clock thread, or /testing/clock).
+  journal::Mutex tick_mutex;
+  int64_t last_full_tick_us ABSL_GUARDED_BY(tick_mutex) = 0;
+  uint64_t seq_after_tick ABSL_GUARDED_BY(tick_mutex) = 0;
 
   // ---- commands --------------------------------------------------------------------
 
   Result<core::AppAnswer> Submit(const json& command) {
-    auto future =
-        committer->Submit(core::AppCommand{.now_us = WallClockUs(), .json = command.dump()});
+    auto future = committer->Submit(
+        core::AppCommand{.now_us = clock_source->NowUs(), .json = command.dump()});
     Result<core::CommandResult> result = future.get();
     if (!result.ok()) return result.error();
     if (!result->app) return MakeError(ErrorCode::kInternal, "no answer");
@@ -230,18 +240,21 @@ struct Server::Impl {
     return out;
   }
 
-  void RememberToken(const core::TokenRecord& record) {
-    std::unique_lock lock(tokens_mutex);
+  void RememberToken(const core::TokenRecord& record) ABSL_LOCKS_EXCLUDED(tokens_mutex) {
+    journal::WriterLock lock(&tokens_mutex);
     tokens[record.id] = record;
   }
 
   // Loads the token mirror from the recovered state.
-  void LoadTokens() {
+  void LoadTokens() ABSL_LOCKS_EXCLUDED(tokens_mutex) {
+    std::unordered_map<std::string, core::TokenRecord> live;
     (void)committer->Read([&](const core::Core& core) {
       for (const auto& [id, record] : core.app().tokens()) {
-        if (!record.revoked) tokens[id] = record;
+        if (!record.revoked) live[id] = record;
       }
     });
+    journal::WriterLock lock(&tokens_mutex);
+    tokens = std::move(live);
   }
 
   Status Bootstrap() {
@@ -309,7 +322,7 @@ struct Server::Impl {
 
   // Who is asking: public without a token; 401 for a token that is malformed, unknown or
   // revoked.
-  Result<core::Actor> Authenticate(const HttpRequest& req) {
+  Result<core::Actor> Authenticate(const HttpRequest& req) ABSL_LOCKS_EXCLUDED(tokens_mutex) {
     const std::string_view header = req.header("Authorization");
     if (header.empty()) return core::Actor{};
     constexpr std::string_view kBearer = "Bearer ";
@@ -319,7 +332,7 @@ struct Server::Impl {
     const Error unauthenticated{ErrorCode::kUnauthenticated,
                                 "the token is malformed, unknown or revoked", "Authorization"};
     if (!parsed) return unauthenticated;
-    std::shared_lock lock(tokens_mutex);
+    journal::ReaderLock lock(&tokens_mutex);
     const auto found = tokens.find(parsed->id);
     if (found == tokens.end() || found->second.revoked ||
         !TokenMatches(found->second, parsed->secret)) {
@@ -360,6 +373,10 @@ struct Server::Impl {
             Error{ErrorCode::kInvalidPath, "the path has a \".\" or \"..\" segment", "path"});
       }
       start = end + 1;
+    }
+    if (manual_clock && req.path == "/testing/clock" &&
+        (req.method == "GET" || req.method == "POST")) {
+      return TestClockAnswer(req);
     }
     if (req.method == "GET") {
       if (req.path == "/healthz") return Reply(200, {{"status", "ok"}});
@@ -585,7 +602,7 @@ struct Server::Impl {
       result["token"] = issued->text;  // shown once, never stored
     }
     if (route.op == "token_revoke" && !answer->replayed) {
-      std::unique_lock lock(tokens_mutex);
+      journal::WriterLock lock(&tokens_mutex);
       tokens.erase(params.at("token_id"));  // a revoked token authenticates nothing
     }
     reply.status = route.success_status;
@@ -596,33 +613,83 @@ struct Server::Impl {
   std::string openapi;
   std::unique_ptr<StaticAssets> assets;
 
-  void ClockLoop() {
-    // A tick is journaled when a run reached its walltime, when jobs wait and something
-    // was journaled since the last tick (a pass could now decide differently), and once a
-    // minute for the program's deadlines. A queue stuck on credits adds one entry a
-    // minute, not one a second.
-    int64_t last_full_tick_us = 0;
-    uint64_t seq_after_tick = 0;
-    std::unique_lock lock(clock_mutex);
-    while (!stopping) {
-      clock_wake.wait_for(lock, std::chrono::milliseconds(options.tick_interval_ms));
-      if (stopping) break;
-      lock.unlock();
-      const int64_t now = WallClockUs();
-      bool due = false;
-      (void)committer->Read([&](const core::Core& core) {
-        const core::AppState& app = core.app();
-        const bool waiting = app.scheduler() != nullptr && app.scheduler()->waiting_count() > 0;
-        due = app.TickDue(now) || (waiting && committer->durable_seq() != seq_after_tick);
-      });
-      if (due || now - last_full_tick_us >= 60'000'000) {
-        if (!due) last_full_tick_us = now;
-        const core::Actor clock_actor{.role = core::Role::kAdmin, .person = "", .token = "clock"};
-        (void)Submit(json{{"op", "tick"}, {"actor", ActorJson(clock_actor)}});
-        seq_after_tick = committer->durable_seq();
+  // Journals a tick if work is due at `now_us`: a run reached its walltime, jobs wait and
+  // something was journaled since the last tick (a pass could now decide differently),
+  // or a minute passed (the program's deadlines). A queue stuck on credits adds one entry
+  // a minute, not one a second. Returns whether a tick was journaled.
+  bool TickIfDue(int64_t now_us) ABSL_LOCKS_EXCLUDED(tick_mutex) {
+    journal::MutexLock lock(&tick_mutex);
+    bool due = false;
+    (void)committer->Read([&](const core::Core& core) {
+      const core::AppState& app = core.app();
+      const bool waiting = app.scheduler() != nullptr && app.scheduler()->waiting_count() > 0;
+      due = app.TickDue(now_us) || (waiting && committer->durable_seq() != seq_after_tick);
+    });
+    if (!due && now_us - last_full_tick_us < 60'000'000) return false;
+    if (!due) last_full_tick_us = now_us;
+    const core::Actor clock_actor{.role = core::Role::kAdmin, .person = "", .token = "clock"};
+    (void)Submit(json{{"op", "tick"}, {"actor", ActorJson(clock_actor)}});
+    seq_after_tick = committer->durable_seq();
+    return true;
+  }
+
+  bool Stopping() const ABSL_LOCKS_EXCLUDED(clock_mutex) {
+    journal::MutexLock lock(&clock_mutex);
+    return stopping;
+  }
+
+  // Looks for due work every tick_interval_ms. The tick itself is applied on the
+  // committer's apply thread; this thread only reads (a read holds no lock that a write
+  // waits for, see journal/committer.h).
+  void ClockLoop() ABSL_LOCKS_EXCLUDED(clock_mutex) {
+    for (;;) {
+      {
+        journal::MutexLock lock(&clock_mutex);
+        if (stopping) break;
+        clock_wake.WaitFor(&clock_mutex, options.tick_interval_ms);
+        if (stopping) break;
       }
-      lock.lock();
+      (void)TickIfDue(clock_source->NowUs());
     }
+  }
+
+  // The test clock (clock.h; only with --clock manual --allow-test-clock), admins only:
+  // GET /testing/clock answers the time; POST /testing/clock {"advance_s": N} or
+  // {"advance_us": N} moves it forward and journals the tick that is then due, answering
+  // once it is durable, so a test sees the effect of the time it skipped at once.
+  HttpAnswer TestClockAnswer(const HttpRequest& req) {
+    auto actor = Authenticate(req);
+    if (!actor.ok()) return ReplyError(actor.error());
+    if (actor->role != core::Role::kAdmin) {
+      return ReplyError(Error{
+          actor->role == core::Role::kPublic ? ErrorCode::kUnauthenticated : ErrorCode::kForbidden,
+          "the test clock is for admins", ""});
+    }
+    bool ticked = false;
+    if (req.method == "POST") {
+      const json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+      if (!body.is_object() || body.size() != 1 ||
+          !(body.contains("advance_s") || body.contains("advance_us"))) {
+        return ReplyError(Error{ErrorCode::kInvalidArgument,
+                                "the body is {\"advance_s\": N} or {\"advance_us\": N}",
+                                "advance_s"});
+      }
+      const bool seconds = body.contains("advance_s");
+      const json& amount = seconds ? body["advance_s"] : body["advance_us"];
+      constexpr int64_t kAdvanceUsMax = int64_t{10} * 366 * 86'400 * 1'000'000;  // ten years
+      const int64_t unit = seconds ? 1'000'000 : 1;
+      if (!amount.is_number_integer() || amount.get<int64_t>() < 0 ||
+          amount.get<int64_t>() > kAdvanceUsMax / unit) {
+        return ReplyError(Error{ErrorCode::kInvalidArgument,
+                                "advance by a whole number from 0 to ten years",
+                                seconds ? "advance_s" : "advance_us"});
+      }
+      ticked = TickIfDue(manual_clock->Advance(amount.get<int64_t>() * unit));
+    }
+    return Reply(200, {{"clock", "manual"},
+                       {"now_us", manual_clock->NowUs()},
+                       {"ticked", ticked},
+                       {"durable_seq", committer->durable_seq()}});
   }
 };
 
@@ -635,6 +702,15 @@ Server::~Server() {
 
 Status Server::Start() {
   Impl& s = *impl_;
+  if (s.options.clock != "system" && s.options.clock != "manual") {
+    return MakeError(ErrorCode::kInvalidArgument, "--clock is system or manual", "clock");
+  }
+  if (s.options.clock == "manual" && !s.options.allow_test_clock) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "--clock manual is a test clock that anyone with an admin token can move; "
+                     "it needs --allow-test-clock as well, and never runs in production",
+                     "clock");
+  }
   std::error_code ec;
   std::filesystem::create_directories(s.options.data_dir, ec);
   if (ec) return MakeError(ErrorCode::kIoError, "cannot create " + s.options.data_dir);
@@ -646,6 +722,13 @@ Status Server::Start() {
   ATRIUM_ASSIGN_OR_RETURN(
       auto store, journal::OpenJournalStore(s.location, journal::OpenMode::kReadWriteCreate));
   ATRIUM_ASSIGN_OR_RETURN(auto durable, journal::DurableCore::Open(std::move(store), {}));
+  if (s.options.clock == "manual") {
+    // A test clock starts at the later of now and the store's last command, so time never
+    // runs backwards in the journal across restarts.
+    s.manual_clock = std::make_shared<ManualClock>(
+        std::max(SystemClock().NowUs(), durable->core().app().last_now_us()));
+    s.clock_source = s.manual_clock;
+  }
   s.committer = std::make_unique<journal::Committer>(
       std::move(durable), journal::CommitterOptions{.queue_depth_max = s.options.queue_depth_max});
   s.LoadTokens();
@@ -666,6 +749,7 @@ Status Server::Start() {
   LogEvent(LogLevel::kInfo, "started",
            {{"listen", fmt::format("{}:{}", s.options.listen_host, s.bound_port)},
             {"workers", transport.workers},
+            {"clock", s.options.clock},
             {"durable_seq", s.committer->durable_seq()}});
   return OkStatus();
 }
@@ -675,18 +759,15 @@ void Server::Run() { impl_->http->Run(); }
 void Server::Stop() {
   Impl& s = *impl_;
   {
-    std::lock_guard lock(s.clock_mutex);
+    journal::MutexLock lock(&s.clock_mutex);
     s.stopping = true;
   }
   s.ready = false;
-  s.clock_wake.notify_all();
+  s.clock_wake.SignalAll();
   if (s.http) s.http->Stop();
 }
 
-bool Server::stopping() const {
-  std::lock_guard lock(impl_->clock_mutex);
-  return impl_->stopping;
-}
+bool Server::stopping() const { return impl_->Stopping(); }
 
 int Server::port() const { return impl_->bound_port; }
 std::string Server::listen_url() const {

@@ -30,9 +30,12 @@ struct ServerOptions {
   std::string listen_host = "127.0.0.1";
   int port = 8080;  // 0: any free port (see port())
   std::string data_dir = "atrium-data";
-  std::string db;                    // "": <data_dir>/atrium.db; or a postgresql:// URL
-  size_t body_bytes_max = 1 << 20;   // larger request bodies answer 413 too_large
-  size_t threads = 32;               // handler worker threads (connections need none)
+  std::string db;                   // "": <data_dir>/atrium.db; or a postgresql:// URL
+  size_t body_bytes_max = 1 << 20;  // larger request bodies answer 413 too_large
+  // Handler worker threads (connections need none). A write holds its worker until it is
+  // durable, so fewer workers than concurrent writers make a write wait a whole group
+  // commit for a worker before it joins a group (POST p99 in bench-service.sh).
+  size_t threads = 64;
   int64_t rate_per_token = 20'000;   // requests per second per token (429 beyond); 0: none
   size_t queue_depth_max = 65'536;   // commands waiting for the journal (503 beyond)
   int64_t tick_interval_ms = 1'000;  // how often the clock looks for due work
@@ -43,6 +46,12 @@ struct ServerOptions {
   // taken from the fields above).
   TransportOptions transport;
   std::string web_root;  // the dashboard's files (static_assets.h); "": none
+  // Where the time of every command comes from (clock.h): "system", or "manual", a test
+  // clock that stands still until an admin moves it with POST /testing/clock. "manual" is
+  // refused unless allow_test_clock is set too (`--clock manual --allow-test-clock`);
+  // neither can be set from a configuration file.
+  std::string clock = "system";
+  bool allow_test_clock = false;
 };
 
 // Reads a TOML configuration file whose keys are the options' names (listen = "h:p",
