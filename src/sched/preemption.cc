@@ -72,6 +72,7 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
     pool.running_by_end.erase({victim.expected_end_s(), victim_id});
     pool.preemptible.erase(PreemptKeyOf(victim, victim_id));
     walker_.loaded = false;
+    MarkUnitsStale(victim.placement);
     victim.preempt_at_s = now_s + config_.preempt_grace_s;
     pool.running_by_end.emplace(victim.expected_end_s(), victim_id);
     result->preempted.push_back({victim_id, victim.expected_end_s()});

@@ -72,7 +72,6 @@ Scheduler::Scheduler(const cluster::Cluster& cluster, ledger::Ledger& ledger, Po
   holder_.assign(node_count, nullptr);
   node_jobs_.resize(node_count);
   node_state_.resize(node_count);
-  scratch_masks_.assign(node_count, 0);
   preempt_masks_.assign(node_count, 0);
   pools_.resize(cluster.pools().size());
   for (uint32_t pool = 0; pool < cluster.pools().size(); ++pool) {
@@ -87,6 +86,7 @@ Scheduler::Scheduler(const cluster::Cluster& cluster, ledger::Ledger& ledger, Po
       }
     }
   }
+  RebuildCaches();
 }
 
 int64_t Scheduler::up_chips() const {
@@ -648,9 +648,7 @@ void Scheduler::Start(JobId id, std::vector<Alloc> allocs, int64_t now_s, Credit
     job.reservation = -1;
   }
   RemoveWaiting(id);
-  if (walker_.loaded && walker_pool_ == job.shape.pool) {
-    WalkerTake(job.shape.pool, allocs, now_s + job.run_limit_s);
-  }
+  MarkUnitsStale(allocs);
   for (const Alloc& alloc : allocs) {
     ATRIUM_ASSERT((masks_[alloc.node] & alloc.mask) == alloc.mask, "placing on busy chips");
     ATRIUM_ASSERT(node_state_[alloc.node] == cluster::NodeState::kUp, "placing on a node not up");
@@ -674,6 +672,7 @@ void Scheduler::Start(JobId id, std::vector<Alloc> allocs, int64_t now_s, Credit
 }
 
 void Scheduler::ReleaseChips(JobId id, const Job& job) {
+  MarkUnitsStale(job.placement);
   for (const Alloc& alloc : job.placement) {
     ATRIUM_ASSERT((masks_[alloc.node] & alloc.mask) == 0, "releasing free chips");
     masks_[alloc.node] |= alloc.mask;
