@@ -15,16 +15,18 @@ void Scheduler::LoadScratch(uint32_t pool, std::vector<uint64_t>* scratch) const
   }
 }
 
-void Scheduler::MarkUnitsStale(const std::vector<Alloc>& allocs) {
-  for (const Alloc& alloc : allocs) {
-    const uint32_t pool_index = cluster_->nodes()[alloc.node].pool;
-    PoolState& pool = pools_[pool_index];
-    const uint32_t local = alloc.node - cluster_->pools()[pool_index].first_node;
-    if (pool.unit_stale[local] == 0) {
-      pool.unit_stale[local] = 1;
-      pool.stale_nodes.push_back(alloc.node);
-    }
+void Scheduler::MarkNodeStale(uint32_t node) {
+  const uint32_t pool_index = cluster_->nodes()[node].pool;
+  PoolState& pool = pools_[pool_index];
+  const uint32_t local = node - cluster_->pools()[pool_index].first_node;
+  if (pool.unit_stale[local] == 0) {
+    pool.unit_stale[local] = 1;
+    pool.stale_nodes.push_back(node);
   }
+}
+
+void Scheduler::MarkUnitsStale(const std::vector<Alloc>& allocs) {
+  for (const Alloc& alloc : allocs) MarkNodeStale(alloc.node);
 }
 
 void Scheduler::ComputeUnitTimes(uint32_t node, int64_t* out) const {
@@ -61,10 +63,39 @@ void Scheduler::RefreshUnitTimes(uint32_t pool_index) {
   const auto stride = static_cast<size_t>(p.chips_per_node) + 1;
   for (const uint32_t node : pool.stale_nodes) {
     const uint32_t local = node - p.first_node;
-    ComputeUnitTimes(node, &pool.unit_free_at[local * stride]);
+    int64_t* row = &pool.unit_free_at[local * stride];
+    for (auto& [block, sorted] : pool.unit_sorted) {
+      if (pool.unit_counted[local] != 0) {
+        sorted.erase(std::lower_bound(sorted.begin(), sorted.end(), row[block]));
+      }
+    }
+    ComputeUnitTimes(node, row);
     pool.unit_stale[local] = 0;
+    pool.unit_counted[local] = holder_[node] != nullptr ? 1 : 0;
+    for (auto& [block, sorted] : pool.unit_sorted) {
+      if (pool.unit_counted[local] != 0) {
+        sorted.insert(std::upper_bound(sorted.begin(), sorted.end(), row[block]), row[block]);
+      }
+    }
   }
   pool.stale_nodes.clear();
+}
+
+const std::vector<int64_t>& Scheduler::SortedUnitTimes(uint32_t pool_index, size_t block) {
+  RefreshUnitTimes(pool_index);
+  PoolState& pool = pools_[pool_index];
+  for (const auto& [known, sorted] : pool.unit_sorted) {
+    if (known == block) return sorted;
+  }
+  const cluster::Pool& p = cluster_->pools()[pool_index];
+  const auto stride = static_cast<size_t>(p.chips_per_node) + 1;
+  std::vector<int64_t> sorted;
+  for (uint32_t local = 0; local < p.node_count; ++local) {
+    if (pool.unit_counted[local] != 0) sorted.push_back(pool.unit_free_at[local * stride + block]);
+  }
+  std::sort(sorted.begin(), sorted.end());
+  pool.unit_sorted.emplace_back(block, std::move(sorted));
+  return pool.unit_sorted.back().second;
 }
 
 void Scheduler::RebuildCaches() {
@@ -74,6 +105,8 @@ void Scheduler::RebuildCaches() {
     pool.unit_free_at.assign(
         static_cast<size_t>(p.node_count) * (static_cast<size_t>(p.chips_per_node) + 1), 0);
     pool.unit_stale.assign(p.node_count, 1);
+    pool.unit_counted.assign(p.node_count, 0);
+    pool.unit_sorted.clear();
     pool.stale_nodes.clear();
     for (uint32_t node = p.first_node; node < p.first_node + p.node_count; ++node) {
       pool.stale_nodes.push_back(node);
@@ -92,6 +125,15 @@ bool Scheduler::CachesConsistent() {
       ComputeUnitTimes(node, fresh.data());
       const int64_t* cached = &pools_[pool_index].unit_free_at[(node - p.first_node) * stride];
       if (!std::equal(fresh.begin(), fresh.end(), cached)) return false;
+    }
+    for (const auto& [block, sorted] : pools_[pool_index].unit_sorted) {
+      std::vector<int64_t> expect;
+      for (uint32_t node = p.first_node; node < p.first_node + p.node_count; ++node) {
+        ComputeUnitTimes(node, fresh.data());
+        if (holder_[node] != nullptr) expect.push_back(fresh[block]);
+      }
+      std::sort(expect.begin(), expect.end());
+      if (expect != sorted) return false;
     }
   }
   return true;
@@ -131,34 +173,24 @@ bool Scheduler::CreateReservation(JobId id, int64_t now_s) {
   // The earliest time at which `target` up nodes count as units of the shape: the
   // target-th smallest of their unit times (each node's is when its runs have released a
   // block of the size), and no earlier than the reservations before it in this pass.
-  RefreshUnitTimes(pool_index);
   const cluster::Pool& p = cluster_->pools()[pool_index];
-  const auto stride = static_cast<size_t>(p.chips_per_node) + 1;
   const auto block =
       static_cast<size_t>(job.shape.whole_nodes > 0 ? p.chips_per_node : job.shape.sub_node_chips);
-  std::vector<int64_t>& times = unit_times_;
-  times.clear();
-  for (uint32_t local = 0; local < p.node_count; ++local) {
-    if (holder_[p.first_node + local] == nullptr) continue;  // not up: never a unit
-    const int64_t free_at = pool.unit_free_at[local * stride + block];
-    if (free_at != INT64_MAX) times.push_back(free_at);
-  }
-  if (static_cast<int64_t>(times.size()) < target) {
+  const std::vector<int64_t>& times = SortedUnitTimes(pool_index, block);
+  const auto never = std::lower_bound(times.begin(), times.end(), INT64_MAX);
+  if (never - times.begin() < target) {
     // Not even when everything running has ended.
     if (!pool.running_by_end.empty()) {
       walker_.time_s = std::max(walker_.time_s, pool.running_by_end.rbegin()->first);
     }
     return false;
   }
-  const auto nth = times.begin() + (target - 1);
-  std::nth_element(times.begin(), nth, times.end());
-  walker_.time_s = std::max(walker_.time_s, *nth);
+  walker_.time_s = std::max(walker_.time_s, times[static_cast<size_t>(target - 1)]);
   const int64_t start_s = walker_.time_s;
   // Units enough now, yet refused: the job cuts into an earlier reservation's slack. A
   // promise to start now would be false; the next pass looks again.
   if (start_s <= now_s) return false;
-  const auto units = static_cast<int64_t>(std::count_if(
-      times.begin(), times.end(), [&](int64_t free_at) { return free_at <= start_s; }));
+  const auto units = std::upper_bound(times.begin(), times.end(), start_s) - times.begin();
   job.reservation = static_cast<int32_t>(pool.reservations.size());
   pool.reservations.push_back(
       {.job = id, .start_s = start_s, .shape = job.shape, .slack = units - target});

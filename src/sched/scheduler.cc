@@ -766,6 +766,7 @@ Status Scheduler::SetNodeState(uint32_t node, cluster::NodeState state) {
     holder_[node] = nullptr;
   }
   node_state_[node] = state;
+  MarkNodeStale(node);  // counted as units only while up
   if (state == cluster::NodeState::kUp) {
     NodeIndex* main = pools_[pool].main.get();
     main->Insert(node);

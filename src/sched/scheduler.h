@@ -87,6 +87,11 @@ struct SchedulerConfig {
   size_t queue_depth_max = 0;
   // Preemption: waiting research jobs looked at per pass, oldest first.
   size_t preempt_scan_max = 256;
+  // Preemption: running jobs considered per attempt (like Slurm's bound on the preemption
+  // candidates tested per job), in the order they would be asked to yield. If the
+  // starving job does not fit once this many are counted as gone, nobody is asked and the
+  // job gets a reservation instead. 0 = no bound.
+  size_t preempt_candidates_max = 64;
 };
 
 struct PreemptNotice {
@@ -246,6 +251,11 @@ class Scheduler {
     std::vector<int64_t> unit_free_at;
     std::vector<uint8_t> unit_stale;
     std::vector<uint32_t> stale_nodes;
+    // Whether the node's row is in unit_sorted (it was up when last refreshed).
+    std::vector<uint8_t> unit_counted;
+    // Per block size a reservation has asked for: the counted nodes' unit times, sorted
+    // (a reservation's start is an order statistic of these).
+    std::vector<std::pair<size_t, std::vector<int64_t>>> unit_sorted;
   };
   // The projection's position in a pass: reservations of one pool are made in priority
   // order and each starts no earlier than the one before (time_s, from now on). Reset
@@ -285,6 +295,9 @@ class Scheduler {
   bool CreateReservation(JobId id, int64_t now_s);
   // Marks the nodes' entries of unit_free_at stale (their jobs or expected ends changed).
   void MarkUnitsStale(const std::vector<Alloc>& allocs);
+  void MarkNodeStale(uint32_t node);
+  // The pool's sorted unit times for the block size, refreshed.
+  const std::vector<int64_t>& SortedUnitTimes(uint32_t pool, size_t block);
   void RefreshUnitTimes(uint32_t pool);
   // The node's unit_free_at row (chips_per_node + 1 entries), computed from scratch.
   void ComputeUnitTimes(uint32_t node, int64_t* out) const;
@@ -330,7 +343,6 @@ class Scheduler {
   std::vector<cluster::NodeState> node_state_;
   std::vector<PoolState> pools_;
   std::vector<uint64_t> preempt_masks_;  // preemption's
-  std::vector<int64_t> unit_times_;      // CreateReservation's scratch
   std::vector<ReservationRecord> reservation_log_;
   int64_t busy_chips_ = 0;
   Id128 next_transfer_id_;
