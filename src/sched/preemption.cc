@@ -49,7 +49,10 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
   std::vector<JobId> released;
   bool fits = false;
   uint32_t fit_node = 0;
-  for (auto it = pool.preemptible.begin(); !fits && it != pool.preemptible.end(); ++it) {
+  const size_t candidates_max =
+      config_.preempt_candidates_max > 0 ? config_.preempt_candidates_max : SIZE_MAX;
+  for (auto it = pool.preemptible.begin();
+       !fits && it != pool.preemptible.end() && released.size() < candidates_max; ++it) {
     const JobId other = std::get<2>(*it);
     fits = ReleaseOnScratch(job.shape, other, main, full, &free_whole, &fit_node);
     released.push_back(other);
@@ -72,6 +75,7 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
     pool.running_by_end.erase({victim.expected_end_s(), victim_id});
     pool.preemptible.erase(PreemptKeyOf(victim, victim_id));
     walker_.loaded = false;
+    MarkUnitsStale(victim.placement);
     victim.preempt_at_s = now_s + config_.preempt_grace_s;
     pool.running_by_end.emplace(victim.expected_end_s(), victim_id);
     result->preempted.push_back({victim_id, victim.expected_end_s()});

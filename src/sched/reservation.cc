@@ -15,53 +15,128 @@ void Scheduler::LoadScratch(uint32_t pool, std::vector<uint64_t>* scratch) const
   }
 }
 
-void Scheduler::LoadWalker(uint32_t pool, int64_t now_s) {
-  const PoolState& state = pools_[pool];
-  walker_pool_ = pool;
-  walker_.loaded = true;
-  walker_.time_s = now_s;
-  walker_.next = state.running_by_end.begin();
-  walker_.largest_count = state.main->largest_counts();
-  LoadScratch(pool, &scratch_masks_);
-  // Runs past their walltime not yet finished by the caller count as ended.
-  while (walker_.next != state.running_by_end.end() && walker_.next->first <= now_s) {
-    WalkerRelease(pool, walker_.next->second);
-    ++walker_.next;
+void Scheduler::MarkNodeStale(uint32_t node) {
+  const uint32_t pool_index = cluster_->nodes()[node].pool;
+  PoolState& pool = pools_[pool_index];
+  const uint32_t local = node - cluster_->pools()[pool_index].first_node;
+  if (pool.unit_stale[local] == 0) {
+    pool.unit_stale[local] = 1;
+    pool.stale_nodes.push_back(node);
   }
 }
 
-void Scheduler::WalkerRelease(uint32_t pool, JobId other) {
-  const NodeIndex& main = *pools_[pool].main;
-  for (const Alloc& alloc : jobs_[other].placement) {
-    if (holder_[alloc.node] == nullptr) continue;  // not up: not counted
-    uint64_t& mask = scratch_masks_[alloc.node];
-    --walker_.largest_count[static_cast<size_t>(main.LargestBlockOf(mask))];
-    mask |= alloc.mask;
-    ++walker_.largest_count[static_cast<size_t>(main.LargestBlockOf(mask))];
+void Scheduler::MarkUnitsStale(const std::vector<Alloc>& allocs) {
+  for (const Alloc& alloc : allocs) MarkNodeStale(alloc.node);
+}
+
+void Scheduler::ComputeUnitTimes(uint32_t node, int64_t* out) const {
+  const uint32_t pool_index = cluster_->nodes()[node].pool;
+  const int chips = cluster_->pools()[pool_index].chips_per_node;
+  const NodeIndex& main = *pools_[pool_index].main;
+  // The node's runs in the order they end (a node holds at most chips_per_node of them).
+  std::pair<int64_t, uint64_t> ends[64];
+  size_t count = 0;
+  for (const JobId other : node_jobs_[node]) {
+    const Job& job = jobs_[other];
+    for (const Alloc& alloc : job.placement) {
+      if (alloc.node != node) continue;
+      ATRIUM_ASSERT(count < std::size(ends), "more runs on a node than chips");
+      ends[count++] = {job.expected_end_s(), alloc.mask};
+    }
+  }
+  std::sort(ends, ends + count);
+  uint64_t mask = masks_[node];
+  int largest = main.LargestBlockOf(mask);
+  for (int block = 0; block <= chips; ++block)
+    out[block] = block <= largest ? INT64_MIN : INT64_MAX;
+  for (size_t idx = 0; idx < count && largest < chips; ++idx) {
+    mask |= ends[idx].second;
+    const int now_largest = main.LargestBlockOf(mask);
+    for (int block = largest + 1; block <= now_largest; ++block) out[block] = ends[idx].first;
+    largest = std::max(largest, now_largest);
   }
 }
 
-void Scheduler::WalkerTake(uint32_t pool, const std::vector<Alloc>& allocs, int64_t end_s) {
-  // A run ending by the walker's time leaves its chips free there; the set's iterator
-  // will not meet it. A later one holds them until the walker passes its end.
-  if (end_s <= walker_.time_s) return;
-  const NodeIndex& main = *pools_[pool].main;
-  for (const Alloc& alloc : allocs) {
-    uint64_t& mask = scratch_masks_[alloc.node];
-    --walker_.largest_count[static_cast<size_t>(main.LargestBlockOf(mask))];
-    mask &= ~alloc.mask;
-    ++walker_.largest_count[static_cast<size_t>(main.LargestBlockOf(mask))];
+void Scheduler::RefreshUnitTimes(uint32_t pool_index) {
+  PoolState& pool = pools_[pool_index];
+  const cluster::Pool& p = cluster_->pools()[pool_index];
+  const auto stride = static_cast<size_t>(p.chips_per_node) + 1;
+  for (const uint32_t node : pool.stale_nodes) {
+    const uint32_t local = node - p.first_node;
+    int64_t* row = &pool.unit_free_at[local * stride];
+    for (auto& [block, sorted] : pool.unit_sorted) {
+      if (pool.unit_counted[local] != 0) {
+        sorted.erase(std::lower_bound(sorted.begin(), sorted.end(), row[block]));
+      }
+    }
+    ComputeUnitTimes(node, row);
+    pool.unit_stale[local] = 0;
+    pool.unit_counted[local] = holder_[node] != nullptr ? 1 : 0;
+    for (auto& [block, sorted] : pool.unit_sorted) {
+      if (pool.unit_counted[local] != 0) {
+        sorted.insert(std::upper_bound(sorted.begin(), sorted.end(), row[block]), row[block]);
+      }
+    }
+  }
+  pool.stale_nodes.clear();
+}
+
+const std::vector<int64_t>& Scheduler::SortedUnitTimes(uint32_t pool_index, size_t block) {
+  RefreshUnitTimes(pool_index);
+  PoolState& pool = pools_[pool_index];
+  for (const auto& [known, sorted] : pool.unit_sorted) {
+    if (known == block) return sorted;
+  }
+  const cluster::Pool& p = cluster_->pools()[pool_index];
+  const auto stride = static_cast<size_t>(p.chips_per_node) + 1;
+  std::vector<int64_t> sorted;
+  for (uint32_t local = 0; local < p.node_count; ++local) {
+    if (pool.unit_counted[local] != 0) sorted.push_back(pool.unit_free_at[local * stride + block]);
+  }
+  std::sort(sorted.begin(), sorted.end());
+  pool.unit_sorted.emplace_back(block, std::move(sorted));
+  return pool.unit_sorted.back().second;
+}
+
+void Scheduler::RebuildCaches() {
+  for (uint32_t pool_index = 0; pool_index < pools_.size(); ++pool_index) {
+    PoolState& pool = pools_[pool_index];
+    const cluster::Pool& p = cluster_->pools()[pool_index];
+    pool.unit_free_at.assign(
+        static_cast<size_t>(p.node_count) * (static_cast<size_t>(p.chips_per_node) + 1), 0);
+    pool.unit_stale.assign(p.node_count, 1);
+    pool.unit_counted.assign(p.node_count, 0);
+    pool.unit_sorted.clear();
+    pool.stale_nodes.clear();
+    for (uint32_t node = p.first_node; node < p.first_node + p.node_count; ++node) {
+      pool.stale_nodes.push_back(node);
+    }
   }
 }
 
-int64_t Scheduler::WalkerUnits(uint32_t pool, const cluster::JobShape& shape) const {
-  const int chips = cluster_->pools()[pool].chips_per_node;
-  if (shape.whole_nodes > 0) return walker_.largest_count[static_cast<size_t>(chips)];
-  int64_t units = 0;
-  for (int largest = shape.sub_node_chips; largest <= chips; ++largest) {
-    units += walker_.largest_count[static_cast<size_t>(largest)];
+bool Scheduler::CachesConsistent() {
+  std::vector<int64_t> fresh;
+  for (uint32_t pool_index = 0; pool_index < pools_.size(); ++pool_index) {
+    RefreshUnitTimes(pool_index);
+    const cluster::Pool& p = cluster_->pools()[pool_index];
+    const auto stride = static_cast<size_t>(p.chips_per_node) + 1;
+    fresh.resize(stride);
+    for (uint32_t node = p.first_node; node < p.first_node + p.node_count; ++node) {
+      ComputeUnitTimes(node, fresh.data());
+      const int64_t* cached = &pools_[pool_index].unit_free_at[(node - p.first_node) * stride];
+      if (!std::equal(fresh.begin(), fresh.end(), cached)) return false;
+    }
+    for (const auto& [block, sorted] : pools_[pool_index].unit_sorted) {
+      std::vector<int64_t> expect;
+      for (uint32_t node = p.first_node; node < p.first_node + p.node_count; ++node) {
+        ComputeUnitTimes(node, fresh.data());
+        if (holder_[node] != nullptr) expect.push_back(fresh[block]);
+      }
+      std::sort(expect.begin(), expect.end());
+      if (expect != sorted) return false;
+    }
   }
-  return units;
+  return true;
 }
 
 bool Scheduler::UnitAt(uint32_t node, const cluster::JobShape& shape, int64_t t_s) const {
@@ -81,7 +156,11 @@ bool Scheduler::CreateReservation(JobId id, int64_t now_s) {
   Job& job = jobs_[id];
   const uint32_t pool_index = job.shape.pool;
   PoolState& pool = pools_[pool_index];
-  if (!walker_.loaded || walker_pool_ != pool_index) LoadWalker(pool_index, now_s);
+  if (!walker_.loaded || walker_pool_ != pool_index) {
+    walker_.loaded = true;
+    walker_pool_ = pool_index;
+    walker_.time_s = now_s;
+  }
   // The units the reservations made before it need are taken as gone for good: later
   // reservations stack behind earlier ones and never share their units.
   int64_t claimed = 0;
@@ -91,21 +170,27 @@ bool Scheduler::CreateReservation(JobId id, int64_t now_s) {
   }
   const int64_t need = job.shape.whole_nodes > 0 ? job.shape.whole_nodes : 1;
   const int64_t target = need + claimed;
-  int64_t units = WalkerUnits(pool_index, job.shape);
-  while (units < target && walker_.next != pool.running_by_end.end()) {
-    const int64_t t_s = walker_.next->first;
-    while (walker_.next != pool.running_by_end.end() && walker_.next->first == t_s) {
-      WalkerRelease(pool_index, walker_.next->second);
-      ++walker_.next;
+  // The earliest time at which `target` up nodes count as units of the shape: the
+  // target-th smallest of their unit times (each node's is when its runs have released a
+  // block of the size), and no earlier than the reservations before it in this pass.
+  const cluster::Pool& p = cluster_->pools()[pool_index];
+  const auto block =
+      static_cast<size_t>(job.shape.whole_nodes > 0 ? p.chips_per_node : job.shape.sub_node_chips);
+  const std::vector<int64_t>& times = SortedUnitTimes(pool_index, block);
+  const auto never = std::lower_bound(times.begin(), times.end(), INT64_MAX);
+  if (never - times.begin() < target) {
+    // Not even when everything running has ended.
+    if (!pool.running_by_end.empty()) {
+      walker_.time_s = std::max(walker_.time_s, pool.running_by_end.rbegin()->first);
     }
-    walker_.time_s = t_s;
-    units = WalkerUnits(pool_index, job.shape);
+    return false;
   }
-  if (units < target) return false;  // not even when everything running has ended
-  const int64_t start_s = std::max(now_s, walker_.time_s);
+  walker_.time_s = std::max(walker_.time_s, times[static_cast<size_t>(target - 1)]);
+  const int64_t start_s = walker_.time_s;
   // Units enough now, yet refused: the job cuts into an earlier reservation's slack. A
   // promise to start now would be false; the next pass looks again.
   if (start_s <= now_s) return false;
+  const auto units = std::upper_bound(times.begin(), times.end(), start_s) - times.begin();
   job.reservation = static_cast<int32_t>(pool.reservations.size());
   pool.reservations.push_back(
       {.job = id, .start_s = start_s, .shape = job.shape, .slack = units - target});

@@ -72,7 +72,6 @@ Scheduler::Scheduler(const cluster::Cluster& cluster, ledger::Ledger& ledger, Po
   holder_.assign(node_count, nullptr);
   node_jobs_.resize(node_count);
   node_state_.resize(node_count);
-  scratch_masks_.assign(node_count, 0);
   preempt_masks_.assign(node_count, 0);
   pools_.resize(cluster.pools().size());
   for (uint32_t pool = 0; pool < cluster.pools().size(); ++pool) {
@@ -87,6 +86,7 @@ Scheduler::Scheduler(const cluster::Cluster& cluster, ledger::Ledger& ledger, Po
       }
     }
   }
+  RebuildCaches();
 }
 
 int64_t Scheduler::up_chips() const {
@@ -428,29 +428,45 @@ void Scheduler::PassPool(uint32_t pool_index, int64_t now_s, PassResult* result)
     return key;
   };
 
+  // The classes' next jobs in a heap (best first), one entry per live cursor: a pass
+  // costs O(log classes) per job examined, not O(classes). A cursor dropped (dead) leaves
+  // its entry behind; it is discarded when it comes up.
+  struct Next {
+    QueueKey key;
+    uint32_t cursor;
+  };
+  const auto next_less = [](const Next& left, const Next& right) {
+    return KeyAfter()(right.key, left.key);
+  };
+  std::vector<Next> order;
+  order.reserve(cursors.size());
+  for (uint32_t index = 0; index < cursors.size(); ++index) {
+    if (const QueueKey* key = peek(cursors[index])) order.push_back({*key, index});
+  }
+  std::make_heap(order.begin(), order.end(), next_less);
+
   size_t examined = 0;
   size_t refused = 0;
   int made = 0;
   bool bound_hit = false;
   while (true) {
-    Cursor* best = nullptr;
-    const QueueKey* best_key = nullptr;
-    for (Cursor& cursor : cursors) {
-      if (cursor.dead) continue;
-      const QueueKey* key = peek(cursor);
-      if (key == nullptr) {
-        cursor.dead = true;
-        continue;
-      }
-      if (best_key == nullptr || before(*key, *best_key)) {
-        best = &cursor;
-        best_key = key;
-      }
+    while (!order.empty() && cursors[order.front().cursor].dead) {
+      std::pop_heap(order.begin(), order.end(), next_less);
+      order.pop_back();
     }
-    if (best == nullptr) break;
-    Cursor& cursor = *best;
+    if (order.empty()) break;
+    std::pop_heap(order.begin(), order.end(), next_less);
+    const uint32_t cursor_index = order.back().cursor;
+    order.pop_back();
+    Cursor& cursor = cursors[cursor_index];
     const ShapeClass& shape_class = classes_[cursor.shape_class];
     const QueueKey key = pop(cursor);
+    // Nothing below changes the cursor's queues (heads refresh after the pass), so its
+    // next job is known now.
+    if (const QueueKey* next = peek(cursor)) {
+      order.push_back({*next, cursor_index});
+      std::push_heap(order.begin(), order.end(), next_less);
+    }
     const JobId id = key.id;
     Job& job = jobs_[id];
     ++examined;
@@ -548,6 +564,7 @@ bool Scheduler::KeepsReservations(const Job& job, int64_t end_s, const std::vect
   for (int pass = 0; pass < (take ? 2 : 1); ++pass) {
     for (Reservation& reservation : pool.reservations) {
       if (!reservation.active || end_s <= reservation.start_s) continue;
+      if (pass == 0 && reservation.slack >= 1 && job.shape.whole_nodes == 0) continue;
       int64_t used = 0;
       if (job.shape.whole_nodes > 0) {
         used = job.shape.whole_nodes;
@@ -570,10 +587,16 @@ Scheduler::Outcome Scheduler::TryStart(JobId id, int64_t now_s, PassResult* resu
     return Outcome::kNoCredits;
   }
   std::vector<Alloc> allocs;
+  // A whole-node job uses the same units wherever it lands: refuse it before placing it.
+  if (job.shape.whole_nodes > 0 && !KeepsReservations(job, now_s + run_limit_s, allocs, false)) {
+    return Outcome::kReservation;
+  }
   const bool found = pools_[job.shape.pool].main->Find(job.shape, &allocs);
   ATRIUM_ASSERT(found, "CanFit and Find disagree");
   (void)found;
-  if (!KeepsReservations(job, now_s + run_limit_s, allocs, false)) return Outcome::kReservation;
+  if (job.shape.whole_nodes == 0 && !KeepsReservations(job, now_s + run_limit_s, allocs, false)) {
+    return Outcome::kReservation;
+  }
   // Record why it starts ahead of an older job of its class, if one waits.
   const ShapeClass& shape_class = classes_[job.shape_class];
   job.ahead = StartedAhead::kNo;
@@ -625,9 +648,7 @@ void Scheduler::Start(JobId id, std::vector<Alloc> allocs, int64_t now_s, Credit
     job.reservation = -1;
   }
   RemoveWaiting(id);
-  if (walker_.loaded && walker_pool_ == job.shape.pool) {
-    WalkerTake(job.shape.pool, allocs, now_s + job.run_limit_s);
-  }
+  MarkUnitsStale(allocs);
   for (const Alloc& alloc : allocs) {
     ATRIUM_ASSERT((masks_[alloc.node] & alloc.mask) == alloc.mask, "placing on busy chips");
     ATRIUM_ASSERT(node_state_[alloc.node] == cluster::NodeState::kUp, "placing on a node not up");
@@ -651,6 +672,7 @@ void Scheduler::Start(JobId id, std::vector<Alloc> allocs, int64_t now_s, Credit
 }
 
 void Scheduler::ReleaseChips(JobId id, const Job& job) {
+  MarkUnitsStale(job.placement);
   for (const Alloc& alloc : job.placement) {
     ATRIUM_ASSERT((masks_[alloc.node] & alloc.mask) == 0, "releasing free chips");
     masks_[alloc.node] |= alloc.mask;
@@ -744,6 +766,7 @@ Status Scheduler::SetNodeState(uint32_t node, cluster::NodeState state) {
     holder_[node] = nullptr;
   }
   node_state_[node] = state;
+  MarkNodeStale(node);  // counted as units only while up
   if (state == cluster::NodeState::kUp) {
     NodeIndex* main = pools_[pool].main.get();
     main->Insert(node);

@@ -87,6 +87,11 @@ struct SchedulerConfig {
   size_t queue_depth_max = 0;
   // Preemption: waiting research jobs looked at per pass, oldest first.
   size_t preempt_scan_max = 256;
+  // Preemption: running jobs considered per attempt (like Slurm's bound on the preemption
+  // candidates tested per job), in the order they would be asked to yield. If the
+  // starving job does not fit once this many are counted as gone, nobody is asked and the
+  // job gets a reservation instead. 0 = no bound.
+  size_t preempt_candidates_max = 64;
 };
 
 struct PreemptNotice {
@@ -173,6 +178,11 @@ class Scheduler {
   const std::vector<ReservationRecord>& reservation_log() const { return reservation_log_; }
   // The price of the job's accelerator type.
   Credits PriceOf(const Job& job) const;
+  // Tests: whether every cache (the pools' unit_free_at) equals a recompute from the
+  // jobs and masks; refreshes stale entries first.
+  bool CachesConsistent();
+  // Marks every cache stale (after a decode that restored jobs and masks).
+  void RebuildCaches();
 
  private:
   // A reservation made in this pass: its job starts by start_s with `need` units of its
@@ -233,14 +243,26 @@ class Scheduler {
     bool credit_waits = false;   // a job waited for credits in its last pass
     int preempt_attempts = 0;    // this pass
     int64_t idle_fit_chips = 0;  // PassResult::idle_fit_chips of its last pass
+    // A cache (rebuilt by marking every node stale): per node of the pool (local index)
+    // and block size b in 0..chips_per_node, the earliest time at which the node has a
+    // free aligned block of b chips (b = chips_per_node: wholly free) once the jobs on it
+    // end at their expected ends; INT64_MIN if it has one now, INT64_MAX never. Nodes
+    // whose jobs changed are stale until the next reservation of the pool refreshes them.
+    std::vector<int64_t> unit_free_at;
+    std::vector<uint8_t> unit_stale;
+    std::vector<uint32_t> stale_nodes;
+    // Whether the node's row is in unit_sorted (it was up when last refreshed).
+    std::vector<uint8_t> unit_counted;
+    // Per block size a reservation has asked for: the counted nodes' unit times, sorted
+    // (a reservation's start is an order statistic of these).
+    std::vector<std::pair<size_t, std::vector<int64_t>>> unit_sorted;
   };
-  // The free chips of one pool projected forward: the running jobs release their chips in
-  // walltime order (scratch_masks_), counting the nodes by their largest free block.
+  // The projection's position in a pass: reservations of one pool are made in priority
+  // order and each starts no earlier than the one before (time_s, from now on). Reset
+  // when the pass moves to another pool or a run ends or is told to yield.
   struct Walker {
     bool loaded = false;
     int64_t time_s = 0;
-    std::set<std::pair<int64_t, JobId>>::const_iterator next;
-    std::vector<uint32_t> largest_count;  // nodes per largest free block
   };
 
   Status EnsureSystemAccounts(int64_t now_s);
@@ -271,10 +293,14 @@ class Scheduler {
 
   // Reservations (reservation.cc).
   bool CreateReservation(JobId id, int64_t now_s);
-  void LoadWalker(uint32_t pool, int64_t now_s);
-  void WalkerRelease(uint32_t pool, JobId other);
-  void WalkerTake(uint32_t pool, const std::vector<Alloc>& allocs, int64_t end_s);
-  int64_t WalkerUnits(uint32_t pool, const cluster::JobShape& shape) const;
+  // Marks the nodes' entries of unit_free_at stale (their jobs or expected ends changed).
+  void MarkUnitsStale(const std::vector<Alloc>& allocs);
+  void MarkNodeStale(uint32_t node);
+  // The pool's sorted unit times for the block size, refreshed.
+  const std::vector<int64_t>& SortedUnitTimes(uint32_t pool, size_t block);
+  void RefreshUnitTimes(uint32_t pool);
+  // The node's unit_free_at row (chips_per_node + 1 entries), computed from scratch.
+  void ComputeUnitTimes(uint32_t node, int64_t* out) const;
   // Whether `node` counts as a unit of `shape` at time t (its jobs ending by t gone).
   bool UnitAt(uint32_t node, const cluster::JobShape& shape, int64_t t_s) const;
   // Preemption (preemption.cc).
@@ -316,7 +342,6 @@ class Scheduler {
   std::vector<std::vector<JobId>> node_jobs_;
   std::vector<cluster::NodeState> node_state_;
   std::vector<PoolState> pools_;
-  std::vector<uint64_t> scratch_masks_;  // the walker's
   std::vector<uint64_t> preempt_masks_;  // preemption's
   std::vector<ReservationRecord> reservation_log_;
   int64_t busy_chips_ = 0;

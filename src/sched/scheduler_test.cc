@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
+
 namespace atrium::sched {
 namespace {
 
@@ -233,6 +236,125 @@ TEST(SchedulerPoolsTest, FifoBlocksOnlyThePoolOfTheBlockedJob) {
   EXPECT_EQ(sched.job(gpu_job).reason, ErrorCode::kInvalidAllocationSize);
   EXPECT_TRUE(started(gpu_ok));  // another pool: not blocked
   EXPECT_EQ(sched.job(gpu_ok).placement.size(), 2u);
+}
+
+// The reservations' cache (each node's unit times) against a recompute from the jobs and
+// masks, after every pass and run end of seeded random workloads with starts, ends,
+// preemptions and nodes going down and up.
+TEST(SchedulerCacheTest, UnitTimesEqualARecomputeUnderChurn) {
+  cluster::ClusterBuilder builder("sixteen");
+  const uint32_t accel =
+      builder.AddAccelerator({.name = "trn1", .price_per_chip_hour = Credits::FromWhole(1)});
+  const uint32_t type = builder.AddNodeType(
+      {.name = "trn", .accelerator = accel, .chips = 16, .allocation_sizes = {1, 4, 8}});
+  ASSERT_TRUE(builder.AddPool("trn", type, 16, 4, 4).ok());
+  const cluster::Cluster cluster = *std::move(builder).Build();
+  for (const char* policy : {"backfill", "conservative", "fairshare+preempt"}) {
+    for (uint64_t seed = 1; seed <= 4; ++seed) {
+      ledger::Ledger ledger;
+      Scheduler sched(cluster, ledger, *MakePolicy(policy),
+                      {.preempt_wait_s = 600, .preempt_grace_s = 60});
+      for (const char* grant : {"a", "b", "c"}) {
+        ASSERT_TRUE(
+            sched.AddGrant(grant, Credits::FromWhole(10'000'000), 1, JobClass::kResearch, 0).ok());
+      }
+      std::mt19937_64 rng(seed);
+      struct End {
+        JobId job;
+        uint32_t run;
+        RunEnd how;
+      };
+      std::multimap<int64_t, End> ends;
+      for (int64_t now_s = 0; now_s < 40'000; now_s += 30) {
+        while (!ends.empty() && ends.begin()->first <= now_s) {
+          const auto [at_s, end] = *ends.begin();
+          ends.erase(ends.begin());
+          const Job& job = sched.job(end.job);
+          if (job.state != JobState::kRunning || job.runs != end.run) continue;  // stale
+          if (end.how == RunEnd::kPreempted ? job.preempt_at_s != at_s
+                                            : at_s > job.expected_end_s()) {
+            continue;
+          }
+          sched.Finish(end.job, at_s, end.how);
+          ASSERT_TRUE(sched.CachesConsistent()) << policy << " seed " << seed << " at " << at_s;
+        }
+        if (rng() % 50 == 0) {
+          const auto node = static_cast<uint32_t>(rng() % 16);
+          ASSERT_TRUE(sched
+                          .SetNodeState(node, rng() % 2 == 0 ? cluster::NodeState::kDown
+                                                             : cluster::NodeState::kUp)
+                          .ok());
+        }
+        for (uint64_t count = rng() % 4; count > 0; --count) {
+          static constexpr int64_t kChips[] = {1, 1, 1, 4, 8, 16, 32, 64, 128};
+          const int64_t walltime_s = 300 + static_cast<int64_t>(rng() % 7200);
+          sched.Submit(
+              {.id = "j",
+               .grant = std::string(1, static_cast<char>('a' + rng() % 3)),
+               .job_class = rng() % 3 == 0 ? JobClass::kPreemptible : JobClass::kResearch,
+               .chips = kChips[rng() % std::size(kChips)],
+               .submit_s = now_s,
+               .duration_s = static_cast<int64_t>(rng() % static_cast<uint64_t>(walltime_s)),
+               .walltime_s = walltime_s},
+              now_s);
+        }
+        const PassResult pass = sched.Pass(now_s);
+        ASSERT_TRUE(sched.CachesConsistent()) << policy << " seed " << seed << " at " << now_s;
+        for (const JobId id : pass.started) {
+          const Job& job = sched.job(id);
+          const int64_t left_s = std::max<int64_t>(0, job.duration_s - job.ran_s);
+          ends.emplace(now_s + std::min(left_s, job.run_limit_s),
+                       End{id, job.runs,
+                           left_s <= job.run_limit_s ? RunEnd::kCompleted : RunEnd::kWalltime});
+        }
+        for (const PreemptNotice& notice : pass.preempted) {
+          ends.emplace(notice.at_s,
+                       End{notice.job, sched.job(notice.job).runs, RunEnd::kPreempted});
+        }
+      }
+      EXPECT_GT(sched.stats().reservations, 0) << policy;
+      if (std::string_view(policy) == "fairshare+preempt") {
+        int64_t preempted = 0;
+        for (JobId id = 0; id < sched.job_count(); ++id) {
+          preempted += sched.job(id).runs > 1 ? 1 : 0;
+        }
+        EXPECT_GT(preempted, 0) << "seed " << seed;
+      }
+    }
+  }
+}
+
+// A preemption attempt counts at most preempt_candidates_max running jobs: a starving job
+// that needs more of them asks nobody to yield and gets a reservation instead.
+TEST(SchedulerPreemptTest, CandidatesPerAttemptAreBounded) {
+  const cluster::Cluster cluster = SmallCluster();
+  for (const size_t candidates_max : {size_t{8}, size_t{16}, size_t{0}}) {
+    ledger::Ledger ledger;
+    Scheduler sched(cluster, ledger, *MakePolicy("fairshare+preempt"),
+                    {.preempt_candidates_max = candidates_max});
+    ASSERT_TRUE(sched.AddGrant("g", Credits::FromWhole(100000), 1, JobClass::kResearch, 0).ok());
+    // 64 single-chip preemptible jobs fill the 4 nodes; a 16-chip research job starves.
+    for (int idx = 0; idx < 64; ++idx) {
+      sched.Submit({.id = "p" + std::to_string(idx),
+                    .grant = "g",
+                    .job_class = JobClass::kPreemptible,
+                    .chips = 1,
+                    .duration_s = 36000,
+                    .walltime_s = 36000},
+                   0);
+    }
+    ASSERT_EQ(sched.Pass(0).started.size(), 64u);
+    const JobId research = sched.Submit(
+        {.id = "r", .grant = "g", .chips = 16, .submit_s = 1, .duration_s = 60, .walltime_s = 60},
+        1);
+    const PassResult pass = sched.Pass(1 + SchedulerConfig{}.preempt_wait_s);
+    if (candidates_max == 8) {
+      EXPECT_TRUE(pass.preempted.empty());  // a node's 16 chips need 16 candidates
+      EXPECT_GE(sched.job(research).reservation, 0);
+    } else {
+      EXPECT_EQ(pass.preempted.size(), 16u) << candidates_max;  // one node's worth
+    }
+  }
 }
 
 }  // namespace
