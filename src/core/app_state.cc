@@ -153,7 +153,7 @@ Result<Role> ParseRole(std::string_view text) {
                  "role");
 }
 
-AppState::AppState() = default;
+AppState::AppState() : ledger_(std::make_unique<ledger::Ledger>()) {}
 AppState::AppState(AppState&&) noexcept = default;
 AppState& AppState::operator=(AppState&&) noexcept = default;
 AppState::~AppState() = default;
@@ -370,7 +370,9 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
     const std::string id = definition.id;
     ATRIUM_ASSIGN_OR_RETURN(
         program::ProgramState state,
-        program::ProgramState::Create(std::move(definition), now_us, std::move(seal_secret)));
+        program::ProgramState::Create(std::move(definition), now_us, std::move(seal_secret),
+                                      ledger_.get(), next_program_ordinal_));
+    ++next_program_ordinal_;
     programs_.emplace(id, std::move(state));
     return json{{"program", id}};
   }
@@ -378,13 +380,15 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
     ATRIUM_TRY(RequireRole(actor, {Role::kAdmin}));
     ATRIUM_ASSIGN_OR_RETURN(const std::string toml, fields.Text("toml", 1 << 20));
     if (cluster_) return Error{ErrorCode::kAlreadyExists, "the cluster is loaded", "toml"};
-    ATRIUM_TRY(LoadCluster(toml));
-    return json{{"cluster", cluster_->name()}, {"nodes", cluster_->nodes().size()}};
+    ATRIUM_ASSIGN_OR_RETURN(const std::string policy, fields.Text("policy", 64, false));
+    ATRIUM_TRY(LoadCluster(toml, policy));
+    return json{{"cluster", cluster_->name()},
+                {"nodes", cluster_->nodes().size()},
+                {"policy", policy_name_}};
   }
   if (op == "tick") {
     ATRIUM_TRY(RequireRole(actor, {Role::kAdmin}));
-    int64_t events = 0;
-    for (auto& [id, program] : programs_) events += program.Tick(now_us);
+    const int64_t events = TickPrograms(now_us);
     bool pass = false;
     if (scheduler_ && (scheduler_->waiting_count() > 0 || TickDue(now_us))) {
       Schedule(now_us);
@@ -581,7 +585,7 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
     const bool pi = actor.role == Role::kResearcher && found->second.pi == actor.person;
     if (op == "grant_close") {
       ATRIUM_TRY(RequireStaff(actor));
-      ATRIUM_TRY(state.CloseGrant(grant_id, now_us));
+      ATRIUM_TRY(CloseGrant(state, grant_id, now_us));
       return json{{"grant", grant_id}, {"status", "closed"}};
     }
     if (!IsStaff(actor) && !pi) return Forbidden("only the grant's PI or program staff do this");

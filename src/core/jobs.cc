@@ -12,56 +12,64 @@ namespace atrium::core {
 
 using namespace internal;  // NOLINT: the op helpers
 
-Status AppState::LoadCluster(const std::string& toml) {
+Status AppState::LoadCluster(const std::string& toml, const std::string& policy_field) {
   ATRIUM_ASSIGN_OR_RETURN(cluster::Cluster cluster, cluster::ParseClusterToml(toml, "cluster"));
-  auto policy = sched::MakePolicy("backfill");
-  if (!policy.ok()) return policy.error();
+  // The policy: the op's field, else the cluster file's `policy`, else simulate's default.
+  std::string name = policy_field;
+  if (name.empty()) {
+    ATRIUM_ASSIGN_OR_RETURN(name, cluster::ParseClusterPolicy(toml, "cluster"));
+  }
+  if (name.empty()) name = std::string(sched::kDefaultPolicy);
+  auto policy = sched::MakePolicy(name);
+  if (!policy.ok()) {
+    Error error = policy.error();
+    error.field = "policy";
+    return error;
+  }
   cluster_ = std::make_unique<cluster::Cluster>(std::move(cluster));
-  cluster_ledger_ = std::make_unique<ledger::Ledger>();
-  scheduler_ = std::make_unique<sched::Scheduler>(*cluster_, *cluster_ledger_, std::move(*policy));
+  // The scheduler works in the ledger of record: its transfers (holds and their posts) in
+  // the cluster's id space, coded as usage like every charge to a grant.
+  sched::SchedulerConfig config;
+  config.transfer_id_base = program::NamespacedId(0, 1);
+  config.hold_code = program::kCodeUsage;
+  config.charge_code = program::kCodeUsage;
+  scheduler_ = std::make_unique<sched::Scheduler>(*cluster_, *ledger_, std::move(*policy), config);
+  policy_name_ = name;
   node_states_.clear();
   for (const cluster::Node& node : cluster_->nodes()) node_states_.push_back(node.state);
   return OkStatus();
 }
 
-Status AppState::SyncGrant(const std::string& program_id, const std::string& grant_id,
-                           int64_t now_us) {
+Result<uint32_t> AppState::EnsureSchedGrant(const std::string& program_id,
+                                            const std::string& grant_id,
+                                            const std::string& student) {
+  std::string name = SchedGrantName(program_id, grant_id);
+  if (!student.empty()) name += "/" + student;
+  if (auto index = scheduler_->FindGrant(name)) return *index;
   const program::ProgramState* program = FindProgram(program_id);
-  const auto grant = program->grants().find(grant_id);
-  const std::string name = SchedGrantName(program_id, grant_id);
-  auto index = scheduler_->FindGrant(name);
-  if (!index) {
-    const auto job_class = [&] {
-      const program::Track* track = program->FindTrack(grant->second.track);
-      return track != nullptr && track->kind == program::TrackKind::kEducation
-                 ? cluster::JobClass::kEducation
-                 : cluster::JobClass::kResearch;
-    }();
-    ATRIUM_ASSIGN_OR_RETURN(const uint32_t added,
-                            scheduler_->AddGrant(name, Credits::Zero(),
-                                                 static_cast<double>(grant->second.awarded.micro()),
-                                                 job_class, now_us / kMicrosPerSecond));
-    index = added;
-    sched_grants_.emplace(name, std::make_pair(program_id, grant_id));
-  }
-  // What the program lets the grant spend: nothing once frozen, expired or closed.
-  const Credits target = grant->second.status == program::GrantStatus::kActive
-                             ? program->AccountBalance(grant->second.account)
-                             : Credits::Zero();
-  const Id128 account = scheduler_->grants()[*index].account;
-  const auto current = cluster_ledger_->FindAccount(account);
-  const int64_t delta = target.micro() - current->balance().micro();
-  if (delta == 0) return OkStatus();
-  const ledger::TransferSpec sync{
-      .id = next_sync_transfer_++,
-      .debit_account_id = delta > 0 ? sched::SchedulerConfig{}.sponsor_account : account,
-      .credit_account_id = delta > 0 ? account : sched::SchedulerConfig{}.sponsor_account,
-      .amount = Credits::FromMicro(delta > 0 ? delta : -delta),
-      .flags = static_cast<uint16_t>(delta > 0 ? 0 : ledger::kBalancingDebit)};
-  // Only a balancing debit of an account whose credits are all held can move nothing; the
-  // held jobs then keep their holds and nothing new is admitted, so a refusal is fine.
-  (void)cluster_ledger_->CreateTransfers({&sync, 1}, now_us);
-  return OkStatus();
+  const program::Grant& grant = program->grants().at(grant_id);
+  const program::Track* track = program->FindTrack(grant.track);
+  const auto job_class = track != nullptr && track->kind == program::TrackKind::kEducation
+                             ? cluster::JobClass::kEducation
+                             : cluster::JobClass::kResearch;
+  const uint64_t account = student.empty() ? grant.account : grant.students.at(student);
+  ATRIUM_ASSIGN_OR_RETURN(
+      const uint32_t index,
+      scheduler_->AddGrantAccount(name, program->AccountId(account),
+                                  program->AccountId(program::kClusterRevenueAccount),
+                                  static_cast<double>(grant.awarded.micro()), job_class));
+  sched_grants_.emplace(name, SchedGrant{program_id, grant_id, student});
+  return index;
+}
+
+void AppState::NoteCharge(const JobRecord& record, Credits before) {
+  const Credits charged = scheduler_->job(record.sched_id).charged;
+  const auto delta = charged.CheckedSub(before);
+  ATRIUM_CHECK(delta.ok() && !delta->is_negative(), "a job's charge only grows");
+  if (delta->is_zero()) return;
+  const auto program = programs_.find(record.program);
+  ATRIUM_CHECK(program != programs_.end(), "a job's program exists");
+  ATRIUM_CHECK(program->second.NoteJobCharge(record.grant, *delta).ok(), "a job's grant exists");
 }
 
 void AppState::Schedule(int64_t now_us) {
@@ -70,29 +78,99 @@ void AppState::Schedule(int64_t now_us) {
   while (!running_by_end_.empty() && running_by_end_.begin()->first <= now_s) {
     const auto [end_s, sched_id] = *running_by_end_.begin();
     running_by_end_.erase(running_by_end_.begin());
+    const JobRecord& record = jobs_.at(job_by_sched_.at(sched_id));
+    const Credits before = scheduler_->job(sched_id).charged;
     scheduler_->Finish(sched_id, end_s, sched::RunEnd::kWalltime);
-    ChargeJob(jobs_.at(job_by_sched_.at(sched_id)), now_us);
+    NoteCharge(record, before);
   }
   if (scheduler_->waiting_count() == 0) return;
-  for (const auto& [name, grant] : sched_grants_)
-    (void)SyncGrant(grant.first, grant.second, now_us);
   const sched::PassResult pass = scheduler_->Pass(now_s);
   for (const sched::JobId started : pass.started) {
     running_by_end_.emplace(scheduler_->job(started).expected_end_s(), started);
   }
 }
 
-void AppState::ChargeJob(JobRecord& record, int64_t now_us) {
-  const sched::Job& job = scheduler_->job(record.sched_id);
-  const int64_t due = job.charged.micro() - record.charged_recorded.micro();
-  if (due <= 0) return;
-  auto found = programs_.find(record.program);
-  if (found == programs_.end()) return;
-  // A grant frozen or closed while the job ran refuses the charge; it then stays in the
-  // cluster's record of the job (charged) and shows as unbilled (charged - billed).
-  if (found->second.RecordUsage(record.grant, Credits::FromMicro(due), now_us).ok()) {
-    record.charged_recorded = job.charged;
+void AppState::StopGrantJobs(const std::string& program, const std::string& grant, int64_t now_us) {
+  if (!scheduler_) return;
+  const auto found = jobs_by_grant_.find(SchedGrantName(program, grant));
+  if (found == jobs_by_grant_.end()) return;
+  const int64_t now_s = now_us / kMicrosPerSecond;
+  for (const std::string& id : found->second) {
+    JobRecord& record = jobs_.at(id);
+    const sched::Job& job = scheduler_->job(record.sched_id);
+    const Credits before = job.charged;
+    if (job.state == sched::JobState::kRunning) {
+      running_by_end_.erase({job.expected_end_s(), record.sched_id});
+      if (job.expected_end_s() <= now_s) {
+        // Past its walltime already (no tick has recorded it yet): it ended then.
+        scheduler_->Finish(record.sched_id, job.expected_end_s(), sched::RunEnd::kWalltime);
+      } else {
+        ATRIUM_CHECK(scheduler_->Cancel(record.sched_id, now_s).ok(), "cancel a running job");
+        record.cancelled = true;
+      }
+    } else if (job.state == sched::JobState::kPending) {
+      ATRIUM_CHECK(scheduler_->Cancel(record.sched_id, now_s).ok(), "cancel a pending job");
+      record.cancelled = true;
+    }
+    NoteCharge(record, before);
   }
+}
+
+Status AppState::CloseGrant(program::ProgramState& program, const std::string& grant_id,
+                            int64_t now_us) {
+  const auto found = program.grants().find(grant_id);
+  if (found == program.grants().end()) {
+    return Error{ErrorCode::kNotFound, "no grant " + grant_id, "grant"};
+  }
+  if (found->second.status == program::GrantStatus::kExpired ||
+      found->second.status == program::GrantStatus::kClosed) {
+    return Error{ErrorCode::kGrantNotActive, "the grant is already over", "grant"};
+  }
+  StopGrantJobs(program.definition().id, grant_id, now_us);
+  ATRIUM_CHECK(program.CloseGrant(grant_id, now_us).ok(), "closing a grant with no holds");
+  if (scheduler_) Schedule(now_us);  // the stopped jobs' chips are free
+  return OkStatus();
+}
+
+int64_t AppState::TickPrograms(int64_t now_us) {
+  int64_t events = 0;
+  for (auto& [id, program] : programs_) {
+    for (const std::string& grant : program.GrantsEndingBy(now_us)) {
+      StopGrantJobs(id, grant, now_us);
+    }
+    events += program.Tick(now_us);
+  }
+  return events;
+}
+
+std::string_view AppState::WaitReason(const JobRecord& record) const {
+  if (!scheduler_) return "";
+  const sched::Job& job = scheduler_->job(record.sched_id);
+  if (job.state != sched::JobState::kPending) return "";
+  if (const program::ProgramState* program = FindProgram(record.program)) {
+    const auto grant = program->grants().find(record.grant);
+    if (grant != program->grants().end() && grant->second.status == program::GrantStatus::kFrozen) {
+      return "grant_frozen";
+    }
+  }
+  if (job.reason == ErrorCode::kInsufficientCredits) {
+    return record.student.empty() ? "insufficient_credits" : "student_limit";
+  }
+  if (!scheduler_->FitsUpNodes(record.sched_id)) return "node_drained";
+  if (job.reservation >= 0) return "resources";
+  if (scheduler_->FitsFreeChips(record.sched_id)) return "reservation";
+  return "priority";
+}
+
+const std::set<std::string, ShortLexLess>* AppState::JobsOfGrant(const std::string& program,
+                                                                 const std::string& grant) const {
+  const auto found = jobs_by_grant_.find(SchedGrantName(program, grant));
+  return found == jobs_by_grant_.end() ? nullptr : &found->second;
+}
+
+const std::set<std::string, ShortLexLess>* AppState::JobsOfOwner(const std::string& owner) const {
+  const auto found = jobs_by_owner_.find(owner);
+  return found == jobs_by_owner_.end() ? nullptr : &found->second;
 }
 
 Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_t now_us) {
@@ -109,7 +187,10 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   if (grant == program->grants().end() || !CanSeeGrant(actor, grant->second)) {
     return Error{ErrorCode::kNotFound, "no grant " + record.grant, "grant"};
   }
-  if (grant->second.status != program::GrantStatus::kActive) {
+  // A frozen (sanctioned) grant takes jobs, which wait (reason grant_frozen) until it
+  // thaws; an expired or closed one takes none.
+  if (grant->second.status != program::GrantStatus::kActive &&
+      grant->second.status != program::GrantStatus::kFrozen) {
     return Error{
         ErrorCode::kGrantNotActive,
         "grant " + record.grant + " is " + std::string(program::ToString(grant->second.status)),
@@ -152,14 +233,39 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   if (Status partition = cluster_->CheckPartition(job_class, chips, walltime_s); !partition.ok()) {
     return partition.error();
   }
+  // A course's student runs on their own allocation (a sub-account of the course): a job
+  // whose worst case exceeds what is left of it could never start and is refused, and a
+  // student with no allocation on a course runs nothing on it.
+  const bool course = job_class == cluster::JobClass::kEducation ||
+                      (track != nullptr && track->kind == program::TrackKind::kEducation);
+  const auto student = grant->second.students.find(actor.person);
+  if (student != grant->second.students.end() && !actor.person.empty()) {
+    record.student = actor.person;
+    const cluster::JobShape shape = *cluster_->Shape(accelerator, chips);  // checked above
+    const Credits price =
+        cluster_->accelerators()[cluster_->pools()[shape.pool].accelerator].price_per_chip_hour;
+    ATRIUM_ASSIGN_OR_RETURN(const Credits worst, UsageCost(chips, walltime_s, price));
+    const Credits left = program->AccountBalance(student->second);
+    if (worst > left) {
+      return Error{ErrorCode::kStudentLimit,
+                   "the job may cost " + worst.ToString() + " but your allocation has " +
+                       left.ToString() + " left",
+                   "walltime_s"};
+    }
+  } else if (actor.role == Role::kStudent && course) {
+    return Error{ErrorCode::kStudentLimit,
+                 "you have no allocation on grant " + record.grant + "; ask its instructor",
+                 "grant"};
+  }
   record.id = "J" + std::to_string(next_job_);
   record.owner = actor.person;
   record.submitted_us = now_us;
-  ATRIUM_TRY(SyncGrant(record.program, record.grant, now_us));
+  ATRIUM_ASSIGN_OR_RETURN(const uint32_t sched_grant,
+                          EnsureSchedGrant(record.program, record.grant, record.student));
   const int64_t now_s = now_us / kMicrosPerSecond;
   record.sched_id =
       scheduler_->Submit(sched::JobSpec{.id = record.id,
-                                        .grant = SchedGrantName(record.program, record.grant),
+                                        .grant = scheduler_->grants()[sched_grant].name,
                                         .job_class = job_class,
                                         .accelerator = accelerator,
                                         .chips = chips,
@@ -172,6 +278,8 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   ++next_job_;
   const std::string id = record.id;
   job_by_sched_.emplace(record.sched_id, id);
+  jobs_by_grant_[SchedGrantName(record.program, record.grant)].insert(id);
+  jobs_by_owner_[record.owner].insert(id);
   jobs_.emplace(id, std::move(record));
   // An empty queue gets its pass at once; a longer one waits for the clock's next tick
   // (one pass serves every job submitted meanwhile, as in Slurm's main scheduler).
@@ -215,13 +323,14 @@ Result<json> AppState::FinishJob(const json& command, const Actor& actor, int64_
     return Error{ErrorCode::kInvalidState, "job " + id + " is not running", "job"};
   }
   if (running) running_by_end_.erase({job.expected_end_s(), record.sched_id});
+  const Credits before = job.charged;
   if (cancel) {
     ATRIUM_TRY(scheduler_->Cancel(record.sched_id, now_s));
     record.cancelled = true;
   } else {
     scheduler_->Finish(record.sched_id, now_s, sched::RunEnd::kCompleted);
   }
-  ChargeJob(record, now_us);
+  NoteCharge(record, before);
   Schedule(now_us);
   const sched::Job& after = scheduler_->job(record.sched_id);
   return json{

@@ -590,6 +590,11 @@ Status ProgramState::DeclareConflict(const std::string& reviewer, const std::str
   std::erase_if(assignments_, [&](const Assignment& assignment) {
     return assignment.reviewer == reviewer && assignment.proposal == proposal_id;
   });
+  if (auto assigned = assigned_by_reviewer_.find(reviewer);
+      assigned != assigned_by_reviewer_.end()) {
+    assigned->second.erase(proposal_id);
+    if (assigned->second.empty()) assigned_by_reviewer_.erase(assigned);
+  }
   conflicts_.push_back(conflict);
   // Sealed like the proposal: which proposal is not public before the decision.
   log_.Append(
@@ -660,7 +665,10 @@ Result<AssignmentStats> ProgramState::AssignReviewers(const std::string& call_id
   for (const ProposalProfile& profile : proposals) {
     proposals_.at(profile.id).status = ProposalStatus::kInReview;
   }
-  for (Assignment& assignment : assignments) assignments_.push_back(std::move(assignment));
+  for (Assignment& assignment : assignments) {
+    assigned_by_reviewer_[assignment.reviewer].insert(assignment.proposal);
+    assignments_.push_back(std::move(assignment));
+  }
   log_.Append(now_us, "reviewers_assigned",
               {{"call", call_id},
                {"proposals", static_cast<int64_t>(proposals.size())},
@@ -690,9 +698,8 @@ Status ProgramState::SubmitReview(const std::string& reviewer, const std::string
           "reviewer");
     }
   }
-  const bool assigned = std::any_of(assignments_.begin(), assignments_.end(), [&](const auto& a) {
-    return a.reviewer == reviewer && a.proposal == proposal_id;
-  });
+  const std::set<std::string>* assigned_to = AssignedTo(reviewer);
+  const bool assigned = assigned_to != nullptr && assigned_to->contains(proposal_id);
   if (!assigned) {
     return MakeError(ErrorCode::kNotAssigned, "the reviewer is not assigned to the proposal",
                      "reviewer");
@@ -1550,6 +1557,13 @@ int64_t ProgramState::Tick(int64_t now_us) {
     }
   }
   return events;
+}
+
+void ProgramState::RebuildIndexes() {
+  assigned_by_reviewer_.clear();
+  for (const Assignment& assignment : assignments_) {
+    assigned_by_reviewer_[assignment.reviewer].insert(assignment.proposal);
+  }
 }
 
 std::vector<std::string> ProgramState::GrantsEndingBy(int64_t now_us) const {

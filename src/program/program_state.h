@@ -34,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -110,6 +111,8 @@ class ProgramState {
                                      uint64_t ordinal);
 
   ProgramState(ProgramState&&) = default;
+  // Recomputes the derived indexes (assignments by reviewer) from the state.
+  void RebuildIndexes();
   ProgramState& operator=(ProgramState&&) = default;
 
   // People and institutions.
@@ -181,6 +184,11 @@ class ProgramState {
   const std::map<std::string, Proposal>& proposals() const { return proposals_; }
   const std::vector<Conflict>& conflicts() const { return conflicts_; }
   const std::vector<Assignment>& assignments() const { return assignments_; }
+  // The proposals a reviewer is assigned to (an index of assignments()); null if none.
+  const std::set<std::string>* AssignedTo(const std::string& reviewer) const {
+    const auto found = assigned_by_reviewer_.find(reviewer);
+    return found == assigned_by_reviewer_.end() ? nullptr : &found->second;
+  }
   const std::vector<Review>& reviews() const { return reviews_; }
   const std::map<std::string, Decision>& decisions() const { return decisions_; }
   const std::map<std::string, Grant>& grants() const { return grants_; }
@@ -262,6 +270,8 @@ class ProgramState {
   std::vector<Conflict> declared_conflicts_;
   std::vector<Conflict> conflicts_;
   std::vector<Assignment> assignments_;
+  // Derived from assignments_ (a snapshot need not carry it: RebuildIndexes).
+  std::map<std::string, std::set<std::string>> assigned_by_reviewer_;
   std::vector<Review> reviews_;
   std::map<std::string, Decision> decisions_;
   std::map<std::string, Grant> grants_;
