@@ -103,7 +103,8 @@ namespace atrium {
   X(kIdempotencyKeyReused, "idempotency_key_reused")            \
   X(kRateLimited, "rate_limited")                               \
   X(kLocked, "locked")                                          \
-  X(kInvalidPath, "invalid_path")
+  X(kInvalidPath, "invalid_path")                               \
+  X(kStudentLimit, "student_limit")
 
 enum class ErrorCode : uint16_t {
 #define ATRIUM_ERROR_ENUM(name, text) name,
@@ -212,10 +213,10 @@ Status ToStatus(const Result<T>& r) {
     if (!atrium_try_status.ok()) return atrium_try_status.error(); \
   } while (false)
 
-#define ATRIUM_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)                      \
-  auto tmp = (expr); /* NOLINT(bugprone-macro-parentheses): names */      \
-  if (!tmp.ok()) return tmp.error(); /* NOLINT(bugprone-macro-parentheses) */ \
-  lhs = std::move(tmp).value() /* NOLINT(bugprone-macro-parentheses): a declaration */
+#define ATRIUM_ASSIGN_OR_RETURN_IMPL(tmp, lhs, expr)                                 \
+  auto tmp = (expr);                 /* NOLINT(bugprone-macro-parentheses): names */ \
+  if (!tmp.ok()) return tmp.error(); /* NOLINT(bugprone-macro-parentheses) */        \
+  lhs = std::move(tmp).value()       /* NOLINT(bugprone-macro-parentheses): a declaration */
 
 #define ATRIUM_ASSIGN_OR_RETURN(lhs, expr) \
   ATRIUM_ASSIGN_OR_RETURN_IMPL(ATRIUM_CONCAT(atrium_result_, __LINE__), lhs, expr)

@@ -257,6 +257,22 @@ Status LoadNodeStates(const Context& ctx, const toml::table& root, ClusterBuilde
 
 }  // namespace
 
+Result<std::string> ParseClusterPolicy(std::string_view text, std::string_view source_name) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& error) {
+    return MakeError(
+        ErrorCode::kParseError,
+        fmt::format("{}:{}: {}", source_name, error.source().begin.line, error.description()));
+  }
+  const toml::node* node = root.get("policy");
+  if (node == nullptr) return std::string();
+  const auto policy = node->value<std::string>();
+  if (!policy) return MakeError(ErrorCode::kParseError, "policy must be a string", "policy");
+  return *policy;
+}
+
 Result<Cluster> ParseClusterToml(std::string_view text, std::string_view source_name) {
   const Context ctx(source_name);
   toml::table root;

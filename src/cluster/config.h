@@ -21,6 +21,9 @@ inline constexpr int64_t kPoolNodesMax = 1 << 20;
 inline constexpr size_t kConfigBytesMax = 16 << 20;
 
 Result<Cluster> ParseClusterToml(std::string_view text, std::string_view source_name);
+// The cluster file's optional top-level `policy = "..."` (the service's scheduling
+// policy); empty when absent. kParseError for bad TOML or a policy that is not a string.
+Result<std::string> ParseClusterPolicy(std::string_view text, std::string_view source_name);
 Result<Cluster> LoadClusterFile(const std::string& path);
 
 }  // namespace atrium::cluster

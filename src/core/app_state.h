@@ -1,4 +1,4 @@
-// AppState: the state the service serves, beside the raw ledger: grant programs, the
+// AppState: the state the service serves: the ledger of record, grant programs, the
 // cluster and its job queue, API tokens and idempotency records. It changes only through
 // AppCommand (a JSON document with an "op"), applied at the command's logical time, so
 // the journal replays it exactly like every other command.
@@ -6,6 +6,14 @@
 // Who may do what is decided here for every change (the command names its actor), so a
 // refused change is refused the same way live and on replay; reads are filtered by the
 // same predicates (access.h) in the service.
+//
+// One ledger of record (ledger()): raw `atrium ledger` accounts (ids with the top bit
+// clear), every program's accounts in its own id space (ProgramState::AccountId), and the
+// scheduler's holds. A job's scheduler grant IS its program grant's account (or, for a
+// student of a course, the student's sub-account): admission places a hold of the job's
+// worst case there, the run's end posts what it ran and releases the rest, so a run is
+// charged exactly once and `available` is right everywhere. What freeze, close, expiry and
+// student allocation do to open holds: docs/program.md, "Holds of running jobs".
 //
 // Every op is all-or-nothing: it is checked completely before the first change, and a
 // refused op answers an Error and changes nothing. An op that carries an idempotency key
@@ -85,7 +93,15 @@ struct JobRecord {
   sched::JobId sched_id = 0;
   bool cancelled = false;
   int64_t submitted_us = 0;
-  Credits charged_recorded;  // usage already charged to the program's grant
+  std::string student;  // a course's student whose allocation the job draws on, if any
+};
+
+// A scheduler grant: the program grant (and, for a student's jobs, the student) whose
+// ledger account it is.
+struct SchedGrant {
+  std::string program;
+  std::string grant;
+  std::string student;
 };
 
 // The fields an op accepts besides op, actor and idempotency_key; nullptr for an unknown
@@ -143,9 +159,29 @@ class AppState {
   // before it journals a tick.
   bool TickDue(int64_t now_us) const;
 
+  // Why a pending job waits, as squeue shows it: grant_frozen, student_limit,
+  // insufficient_credits, node_drained, resources (first in line, waiting for chips),
+  // reservation (fits the free chips but would delay a reservation, or waits for the next
+  // pass), priority (jobs ahead of it); empty for a job that is not pending.
+  std::string_view WaitReason(const JobRecord& record) const;
+
   // Reading.
   const std::map<std::string, program::ProgramState>& programs() const { return programs_; }
   const program::ProgramState* FindProgram(const std::string& id) const;
+  // The ledger of record (shared by the raw ledger commands, the programs and the
+  // scheduler); its address never changes.
+  const ledger::Ledger& ledger() const { return *ledger_; }
+  ledger::Ledger& mutable_ledger() { return *ledger_; }
+  // Snapshot decoding: replaces the ledger's contents in place (every pointer into it
+  // stays valid).
+  void ReplaceLedger(ledger::Ledger ledger) { *ledger_ = std::move(ledger); }
+  // The scheduling policy of the loaded cluster ("" before cluster_load).
+  const std::string& policy_name() const { return policy_name_; }
+  const std::map<std::string, SchedGrant>& sched_grants() const { return sched_grants_; }
+  // Job ids of a program grant / of an owner, in submission order.
+  const std::set<std::string, ShortLexLess>* JobsOfGrant(const std::string& program,
+                                                         const std::string& grant) const;
+  const std::set<std::string, ShortLexLess>* JobsOfOwner(const std::string& owner) const;
   const cluster::Cluster* cluster() const { return cluster_.get(); }
   const sched::Scheduler* scheduler() const { return scheduler_.get(); }
   const JobMap& jobs() const { return jobs_; }
@@ -168,27 +204,41 @@ class AppState {
                                    int64_t now_us);
   Result<nlohmann::json> FinishJob(const nlohmann::json& command, const Actor& actor,
                                    int64_t now_us);
-  Status LoadCluster(const std::string& toml);
+  Status LoadCluster(const std::string& toml, const std::string& policy);
   // Runs a scheduling pass and settles runs that hit their walltime.
   void Schedule(int64_t now_us);
-  // Makes the scheduler's admission balance of a grant equal to what the program's
-  // ledger says the grant may spend.
-  Status SyncGrant(const std::string& program, const std::string& grant, int64_t now_us);
-  // Charges what the job's runs cost so far to its program grant.
-  void ChargeJob(JobRecord& record, int64_t now_us);
+  // The scheduler grant of a program grant (or of a student's allocation in it),
+  // registered on first use with the existing ledger account: nothing is minted.
+  Result<uint32_t> EnsureSchedGrant(const std::string& program, const std::string& grant,
+                                    const std::string& student);
+  // Adds what the job's runs were charged since `before` to its program grant's spent.
+  void NoteCharge(const JobRecord& record, Credits before);
+  // Ends every job of a grant before it closes or expires: pending ones are cancelled,
+  // running ones end now and are charged for what they ran.
+  void StopGrantJobs(const std::string& program, const std::string& grant, int64_t now_us);
+  // grant_close: stops the grant's jobs, then returns its unspent credits.
+  Status CloseGrant(program::ProgramState& program, const std::string& grant, int64_t now_us);
+  // tick's program part: stops the jobs of grants past their end, then ticks each program.
+  int64_t TickPrograms(int64_t now_us);
 
   std::map<std::string, program::ProgramState> programs_;
   std::unique_ptr<cluster::Cluster> cluster_;
-  std::unique_ptr<ledger::Ledger> cluster_ledger_;  // the scheduler's admission holds
   std::unique_ptr<sched::Scheduler> scheduler_;
   std::vector<cluster::NodeState> node_states_;
   JobMap jobs_;
   std::map<sched::JobId, std::string> job_by_sched_;
   std::set<std::pair<int64_t, sched::JobId>> running_by_end_;  // (run end, job)
-  // Scheduler grant name -> (program, grant).
-  std::map<std::string, std::pair<std::string, std::string>> sched_grants_;
+  // Scheduler grant name -> program grant (and student).
+  std::map<std::string, SchedGrant> sched_grants_;
+  std::string policy_name_;
+  // Indexes of jobs_ for filtered lists and grant ends: "program/grant" -> ids; owner -> ids.
+  std::map<std::string, std::set<std::string, ShortLexLess>> jobs_by_grant_;
+  std::map<std::string, std::set<std::string, ShortLexLess>> jobs_by_owner_;
   uint64_t next_job_ = 1;
-  uint64_t next_sync_transfer_ = 1;
+  // The ledger of record, on the heap so that the programs and the scheduler keep their
+  // pointers into it when the state moves; the next program's id space.
+  std::unique_ptr<ledger::Ledger> ledger_;
+  uint64_t next_program_ordinal_ = 1;
   // Token ops are O(log n): the record by id, live counts by (person, role), each
   // non-admin creator's creation times in the last hour, revoked tokens by revocation time.
   void PurgeRevokedTokens(int64_t now_us);

@@ -1,13 +1,21 @@
 #include "core/core.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include "absl/container/flat_hash_map.h"
+
 #include "base/bytes.h"
 
 namespace atrium::core {
 namespace {
 constexpr uint32_t kStateMagic = 0x31535441;  // "ATS1"
 // Version 1 held the ledger only; version 2 adds the service's app commands, which
-// decoding replays (AppState's state is rebuilt from them, as the journal would).
-constexpr uint32_t kStateVersion = 2;
+// decoding replays (AppState's state is rebuilt from them, as the journal would), each
+// program then keeping its own ledger; version 3 has the one ledger of record, which
+// already holds what the app commands put there: they are replayed into a scratch ledger
+// and the decoded one then takes its place.
+constexpr uint32_t kStateVersion = 3;
 
 template <class... Ts>
 struct Overloaded : Ts... {
@@ -21,54 +29,220 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 bool AnyApplied(size_t events, const std::vector<ledger::EventFailure>& failures) {
   return failures.size() < events;
 }
+
+// Raw ledger commands may not name an id of a program's or the cluster's id space: those
+// accounts and transfers change only through the ops that own them. A batch that does is
+// refused whole, as an oversized one is.
+bool TouchesReserved(const ledger::AccountSpec& spec) { return program::IsReservedId(spec.id); }
+bool TouchesReserved(const ledger::AccountUpdate& update) {
+  return program::IsReservedId(update.id);
+}
+bool TouchesReserved(const ledger::TransferSpec& spec) {
+  return program::IsReservedId(spec.id) || program::IsReservedId(spec.debit_account_id) ||
+         program::IsReservedId(spec.credit_account_id) || program::IsReservedId(spec.pending_id);
+}
+template <typename Spec>
+std::optional<std::vector<ledger::EventFailure>> RefuseReserved(const std::vector<Spec>& events) {
+  if (std::none_of(events.begin(), events.end(),
+                   [](const Spec& event) { return TouchesReserved(event); })) {
+    return std::nullopt;
+  }
+  std::vector<ledger::EventFailure> failures;
+  for (size_t i = 0; i < events.size(); ++i) {
+    failures.push_back({static_cast<uint32_t>(i), ErrorCode::kInvalidId});
+  }
+  return failures;
+}
+
+Status Breach(const std::string& message) {
+  return MakeError(ErrorCode::kInvariantViolated, message);
+}
 }  // namespace
 
 CommandResult Core::Apply(const Command& command) {
   CommandResult result;
-  std::visit(Overloaded{
-                 [&](const CreateAccounts& typed) {
-                   result.failures = ledger_.CreateAccounts(typed.accounts, typed.now_us);
-                   result.changed = AnyApplied(typed.accounts.size(), result.failures);
-                 },
-                 [&](const UpdateAccounts& typed) {
-                   result.failures = ledger_.UpdateAccounts(typed.updates, typed.now_us);
-                   result.changed = AnyApplied(typed.updates.size(), result.failures);
-                 },
-                 [&](const CreateTransfers& typed) {
-                   result.failures = ledger_.CreateTransfers(typed.transfers, typed.now_us);
-                   result.changed = AnyApplied(typed.transfers.size(), result.failures);
-                 },
-                 [&](const Tick& typed) {
-                   result.expired = ledger_.ExpirePending(typed.now_us);
-                   result.changed = result.expired > 0;
-                 },
-                 [&](const AppCommand& typed) {
-                   const nlohmann::json document =
-                       nlohmann::json::parse(typed.json, nullptr, /*allow_exceptions=*/false);
-                   if (document.is_discarded()) {
-                     AppAnswer answer;
-                     answer.status = MakeError(ErrorCode::kParseError, "the command is not JSON");
-                     result.app = std::move(answer);
-                     return;
-                   }
-                   result.app = app_.Apply(document, typed.now_us);
-                   result.changed = result.app->changed;
-                 },
-             },
-             command);
+  std::visit(
+      Overloaded{
+          [&](const CreateAccounts& typed) {
+            if (auto refused = RefuseReserved(typed.accounts)) {
+              result.failures = std::move(*refused);
+              return;
+            }
+            result.failures = app_.mutable_ledger().CreateAccounts(typed.accounts, typed.now_us);
+            result.changed = AnyApplied(typed.accounts.size(), result.failures);
+          },
+          [&](const UpdateAccounts& typed) {
+            if (auto refused = RefuseReserved(typed.updates)) {
+              result.failures = std::move(*refused);
+              return;
+            }
+            result.failures = app_.mutable_ledger().UpdateAccounts(typed.updates, typed.now_us);
+            result.changed = AnyApplied(typed.updates.size(), result.failures);
+          },
+          [&](const CreateTransfers& typed) {
+            if (auto refused = RefuseReserved(typed.transfers)) {
+              result.failures = std::move(*refused);
+              return;
+            }
+            result.failures = app_.mutable_ledger().CreateTransfers(typed.transfers, typed.now_us);
+            result.changed = AnyApplied(typed.transfers.size(), result.failures);
+          },
+          [&](const Tick& typed) {
+            result.expired = app_.mutable_ledger().ExpirePending(typed.now_us);
+            result.changed = result.expired > 0;
+          },
+          [&](const AppCommand& typed) {
+            const nlohmann::json document =
+                nlohmann::json::parse(typed.json, nullptr, /*allow_exceptions=*/false);
+            if (document.is_discarded()) {
+              AppAnswer answer;
+              answer.status = MakeError(ErrorCode::kParseError, "the command is not JSON");
+              result.app = std::move(answer);
+              return;
+            }
+            result.app = app_.Apply(document, typed.now_us);
+            result.changed = result.app->changed;
+          },
+      },
+      command);
   return result;
 }
 
 Status Core::Verify() const {
-  ATRIUM_TRY(ledger_.Verify());
-  for (const auto& [id, program] : app_.programs()) {
-    if (Status status = program.ledger().Verify(); !status.ok()) {
-      return MakeError(status.error().code, "program " + id + ": " + status.error().message);
+  const ledger::Ledger& book = app_.ledger();
+  ATRIUM_TRY(book.Verify());
+
+  // One pass over the transfers: what each account was charged, returned and awarded,
+  // each job's posted charges, and the scheduler's open holds.
+  struct Totals {
+    __int128 usage = 0;     // posted debits coded usage (charges)
+    __int128 returned = 0;  // debits coded return (sweeps at close or expiry)
+    __int128 awarded = 0;   // posted credits coded award (released tranches)
+  };
+  absl::flat_hash_map<Id128, Totals, Id128Hash> totals;
+  absl::flat_hash_map<uint64_t, __int128> job_posted;
+  absl::flat_hash_map<uint64_t, Id128> open_holds;  // job -> hold id
+  __int128 open_hold_count = 0;
+  const uint64_t cluster_space = program::kNamespaceBit;
+  std::optional<Status> breach;
+  book.ForEachTransfer([&](const ledger::Transfer& transfer) {
+    const bool scheduler = static_cast<uint64_t>(transfer.id >> 64) == cluster_space;
+    const bool hold = (transfer.flags & ledger::kPending) != 0;
+    const bool voided = (transfer.flags & ledger::kVoidPending) != 0;
+    if (scheduler && hold && transfer.state == ledger::PendingState::kOpen) {
+      ++open_hold_count;
+      if (!open_holds.emplace(transfer.user_data, transfer.id).second && !breach) {
+        breach = Breach(fmt::format("job {} has two open holds", transfer.user_data));
+      }
+    }
+    if (scheduler && (transfer.flags & ledger::kPostPending) != 0) {
+      job_posted[transfer.user_data] += transfer.amount.micro();
+    }
+    if (hold || voided) return;
+    switch (transfer.code) {
+      case program::kCodeUsage:
+        totals[transfer.debit_account_id].usage += transfer.amount.micro();
+        break;
+      case program::kCodeReturn:
+        totals[transfer.debit_account_id].returned += transfer.amount.micro();
+        break;
+      case program::kCodeAward:
+        totals[transfer.credit_account_id].awarded += transfer.amount.micro();
+        break;
+      default:
+        break;
+    }
+  });
+  if (breach) return *breach;
+
+  if (const sched::Scheduler* scheduler = app_.scheduler()) {
+    // Holds of running jobs = pending debits of their accounts; every open hold is one.
+    absl::flat_hash_map<Id128, __int128, Id128Hash> held;
+    __int128 running_holds = 0;
+    for (sched::JobId id = 0; id < scheduler->job_count(); ++id) {
+      const sched::Job& job = scheduler->job(id);
+      const auto found = open_holds.find(id);
+      if (job.state == sched::JobState::kRunning && job.hold_id != kIdNone) {
+        if (found == open_holds.end() || found->second != job.hold_id) {
+          return Breach(fmt::format("running job {} has no open hold in the ledger", job.id));
+        }
+        held[scheduler->grants()[job.grant].account] += scheduler->HeldBy(id).micro();
+        ++running_holds;
+      } else if (found != open_holds.end()) {
+        return Breach(fmt::format("job {} ({}) is not running but holds credits", job.id,
+                                  sched::ToString(job.state)));
+      }
+      const auto posted = job_posted.find(id);
+      const __int128 charged = posted == job_posted.end() ? 0 : posted->second;
+      if (charged != job.charged.micro()) {
+        return Breach(fmt::format("job {}: charged {} but its posted transfers moved {}", job.id,
+                                  job.charged.ToString(),
+                                  Credits::FromMicro(static_cast<int64_t>(charged)).ToString()));
+      }
+    }
+    if (running_holds != open_hold_count) {
+      return Breach("an open hold of the scheduler belongs to no running job");
+    }
+    for (const sched::GrantInfo& grant : scheduler->grants()) {
+      const auto account = book.FindAccount(grant.account);
+      if (!account) return Breach("scheduler grant " + grant.name + " has no ledger account");
+      const auto found = held.find(grant.account);
+      const __int128 expected = found == held.end() ? 0 : found->second;
+      if (account->debits_pending.micro() != expected) {
+        return Breach(fmt::format("grant {}: pending debits {} but its running jobs hold {}",
+                                  grant.name, account->debits_pending.ToString(),
+                                  Credits::FromMicro(static_cast<int64_t>(expected)).ToString()));
+      }
     }
   }
-  if (const sched::Scheduler* scheduler = app_.scheduler()) {
-    if (Status status = scheduler->ledger().Verify(); !status.ok()) {
-      return MakeError(status.error().code, "cluster ledger: " + status.error().message);
+
+  // Program totals = ledger totals.
+  for (const auto& [id, program] : app_.programs()) {
+    __int128 spent_total = 0;
+    for (const auto& [grant_id, grant] : program.grants()) {
+      const std::string name = "program " + id + " grant " + grant_id;
+      std::vector<Id128> accounts = {program.AccountId(grant.account)};
+      for (const auto& [student, account] : grant.students) {
+        accounts.push_back(program.AccountId(account));
+      }
+      Totals sum;
+      __int128 balance = 0;
+      for (const Id128 account : accounts) {
+        const auto found = totals.find(account);
+        if (found != totals.end()) {
+          sum.usage += found->second.usage;
+          sum.returned += found->second.returned;
+          sum.awarded += found->second.awarded;
+        }
+        const auto record = book.FindAccount(account);
+        if (!record) return Breach(name + ": an account is missing from the ledger");
+        balance += record->balance().micro();
+      }
+      __int128 released = 0;
+      __int128 tranches = 0;
+      for (const program::Tranche& tranche : grant.tranches) {
+        tranches += tranche.amount.micro();
+        if (tranche.released) released += tranche.amount.micro();
+      }
+      if (tranches != grant.awarded.micro() || released != sum.awarded) {
+        return Breach(name + ": awarded and released tranches differ from the ledger's awards");
+      }
+      if (sum.usage != grant.spent.micro()) {
+        return Breach(fmt::format("{}: spent {} but the ledger charged {}", name,
+                                  grant.spent.ToString(),
+                                  Credits::FromMicro(static_cast<int64_t>(sum.usage)).ToString()));
+      }
+      if (sum.returned != grant.returned.micro()) {
+        return Breach(name + ": returned differs from the ledger's sweeps");
+      }
+      if (balance != released - sum.usage - sum.returned) {
+        return Breach(name + ": balance is not released - spent - returned");
+      }
+      spent_total += sum.usage;
+    }
+    const auto revenue = book.FindAccount(program.AccountId(program::kClusterRevenueAccount));
+    if (!revenue || revenue->credits_posted.micro() != spent_total) {
+      return Breach("program " + id + ": the cluster's revenue differs from its grants' spent");
     }
   }
   return OkStatus();
@@ -82,7 +256,7 @@ void Core::Encode(std::string* out) const {
   // encode into a temporary copy of what may be hundreds of megabytes.
   const size_t length_at = out->size();
   writer.Put<uint64_t>(0);
-  ledger_.Encode(out);
+  app_.ledger().Encode(out);
   std::string length;
   ByteWriter(&length).Put<uint64_t>(out->size() - length_at - sizeof(uint64_t));
   out->replace(length_at, length.size(), length);
@@ -98,7 +272,7 @@ Result<Core> Core::Decode(std::string_view bytes) {
   ByteReader reader(bytes);
   const auto magic = reader.Get<uint32_t>();
   const auto version = reader.Get<uint32_t>();
-  if (magic != kStateMagic || (version != 1 && version != kStateVersion)) {
+  if (magic != kStateMagic || version < 1 || version > kStateVersion) {
     return MakeError(ErrorCode::kCorruption, "state snapshot: bad magic or version");
   }
   const auto ledger_size = reader.Get<uint64_t>();
@@ -108,8 +282,11 @@ Result<Core> Core::Decode(std::string_view bytes) {
     return MakeError(ErrorCode::kCorruption, "state snapshot: bad length");
   }
   Core core;
-  ATRIUM_ASSIGN_OR_RETURN(core.ledger_,
+  ATRIUM_ASSIGN_OR_RETURN(ledger::Ledger decoded,
                           ledger::Ledger::Decode(bytes.substr(kHeaderBytes, ledger_size)));
+  // Up to version 2 the ledger held the raw accounts only: the app commands build the
+  // programs' accounts on top of it. From version 3 it holds everything already.
+  if (version < 3) core.app_.ReplaceLedger(std::move(decoded));
   if (version == 1) return core;
   ByteReader tail(bytes.substr(kHeaderBytes + ledger_size));
   const auto count = tail.Get<uint64_t>();
@@ -128,6 +305,7 @@ Result<Core> Core::Decode(std::string_view bytes) {
     }
   }
   if (!tail.at_end()) return MakeError(ErrorCode::kCorruption, "state snapshot: trailing bytes");
+  if (version >= 3) core.app_.ReplaceLedger(std::move(decoded));
   return core;
 }
 

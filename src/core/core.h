@@ -1,5 +1,6 @@
-// Core: Atrium's state machine. It holds all state (the raw credit ledger, and the
-// service's programs, cluster, jobs and tokens in AppState) and applies one Command at a time at
+// Core: Atrium's state machine. It holds all state (the one ledger of record, and the
+// service's programs, cluster, jobs and tokens in AppState, whose accounts live in that
+// ledger) and applies one Command at a time at
 // the command's logical time. It reads no clock, opens no file and draws no randomness, so
 // replaying the journal rebuilds exactly the state that was acknowledged.
 //
@@ -38,10 +39,14 @@ class Core {
  public:
   CommandResult Apply(const Command& command);
 
-  const ledger::Ledger& ledger() const { return ledger_; }
+  const ledger::Ledger& ledger() const { return app_.ledger(); }
   const AppState& app() const { return app_; }
 
-  // Checks every invariant of every component (see Ledger::Verify).
+  // Checks every invariant of every component and across them: the ledger's own
+  // (Ledger::Verify); each open hold of a job is the hold of a running job, and the
+  // pending debits of every scheduler grant account are the holds of its running jobs;
+  // each job's charge is what its posted transfers moved; each grant's awarded, spent and
+  // returned are what the ledger says. kInvariantViolated names the first breach.
   Status Verify() const;
 
   // The whole state, for snapshots; deterministic bytes.
@@ -49,7 +54,6 @@ class Core {
   static Result<Core> Decode(std::string_view bytes);
 
  private:
-  ledger::Ledger ledger_;
   AppState app_;
 };
 

@@ -491,6 +491,52 @@ TEST_F(LedgerTest, FrozenAndClosedAccounts) {
   EXPECT_TRUE(ledger_.Verify().ok());
 }
 
+// What a sanction means for a running job's hold (docs/program.md, "Holds"): a frozen
+// account takes no new transfer and no new hold, but the holds already open settle
+// either way, a partial post releasing the rest; and it cannot close while they are open.
+TEST_F(LedgerTest, FrozenAccountSettlesOpenHoldsButTakesNoNewOnes) {
+  for (const Id128 id : {Id128{960}, Id128{961}}) {
+    ASSERT_THAT(Transfer({.id = id,
+                          .debit_account_id = kGrant,
+                          .credit_account_id = kRevenue,
+                          .amount = Cr(20),
+                          .flags = kPending}),
+                IsEmpty());
+  }
+  ASSERT_THAT(ledger_.UpdateAccounts(
+                  std::vector<AccountUpdate>{{.id = kGrant, .set_flags = kFrozen}}, Now()),
+              IsEmpty());
+  EXPECT_EQ(Get(kGrant).available(), Cr(60));
+  EXPECT_EQ(TransferCode({.id = 962,
+                          .debit_account_id = kGrant,
+                          .credit_account_id = kRevenue,
+                          .amount = Cr(1),
+                          .flags = kPending}),
+            ErrorCode::kAccountFrozen);
+  EXPECT_EQ(TransferCode({.id = 962,
+                          .debit_account_id = kGrant,
+                          .credit_account_id = kPool,
+                          .amount = Credits::Max(),
+                          .flags = kBalancingDebit}),
+            ErrorCode::kAccountFrozen);
+  EXPECT_THAT(ledger_.UpdateAccounts(
+                  std::vector<AccountUpdate>{{.id = kGrant, .set_flags = kClosed}}, Now()),
+              ElementsAre(EventFailure{0, ErrorCode::kAccountHasPending}));
+  // A partial post charges what ran and releases the rest; a void releases it all.
+  EXPECT_THAT(Transfer({.id = 963, .amount = Cr(7), .pending_id = 960, .flags = kPostPending}),
+              IsEmpty());
+  EXPECT_THAT(Transfer({.id = 964, .pending_id = 961, .flags = kVoidPending}), IsEmpty());
+  EXPECT_EQ(Get(kGrant).debits_pending, Cr(0));
+  EXPECT_EQ(Get(kGrant).balance(), Cr(93));
+  EXPECT_EQ(Get(kGrant).available(), Cr(93));
+  EXPECT_EQ(Get(kRevenue).balance(), Cr(7));
+  // With no hold left it may close.
+  EXPECT_THAT(ledger_.UpdateAccounts(
+                  std::vector<AccountUpdate>{{.id = kGrant, .set_flags = kClosed}}, Now()),
+              IsEmpty());
+  EXPECT_TRUE(ledger_.Verify().ok());
+}
+
 TEST_F(LedgerTest, AccountCannotCloseWithOpenHolds) {
   ASSERT_THAT(Transfer({.id = 950,
                         .debit_account_id = kGrant,

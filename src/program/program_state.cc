@@ -184,8 +184,23 @@ Status ValidateDefinition(const ProgramDefinition& definition) {
 
 Result<ProgramState> ProgramState::Create(ProgramDefinition definition, int64_t now_us,
                                           std::string seal_secret) {
+  auto owned = std::make_unique<ledger::Ledger>();
+  ledger::Ledger* ledger = owned.get();
+  ATRIUM_ASSIGN_OR_RETURN(ProgramState state,
+                          Create(std::move(definition), now_us, std::move(seal_secret), ledger, 1));
+  state.owned_ledger_ = std::move(owned);
+  return state;
+}
+
+Result<ProgramState> ProgramState::Create(ProgramDefinition definition, int64_t now_us,
+                                          std::string seal_secret, ledger::Ledger* ledger,
+                                          uint64_t ordinal) {
+  ATRIUM_ASSERT(ledger != nullptr && ordinal >= 1 && ordinal < kNamespaceBit,
+                "a program needs a ledger and an ordinal >= 1");
   ATRIUM_TRY(ValidateDefinition(definition));
   ProgramState state;
+  state.ledger_ = ledger;
+  state.ordinal_ = ordinal;
   state.definition_ = std::move(definition);
   const ProgramDefinition& def = state.definition_;
   // Without a secret from the shell, salts can only come from what the core was given.
@@ -218,7 +233,7 @@ Result<ProgramState> ProgramState::Create(ProgramDefinition definition, int64_t 
                          .flags = ledger::kLinked});
   }
   transfers.back().flags = 0;
-  ATRIUM_CHECK(state.ledger_.CreateAccounts(accounts, now_us).empty(), "program accounts");
+  ATRIUM_TRY(state.CreateAccountsOrError(std::move(accounts), now_us));
   ATRIUM_TRY(state.TransferOrError(std::move(transfers), now_us));
   for (const CallDefinition& call : def.calls) state.call_states_[call.id] = CallState::kScheduled;
 
@@ -308,13 +323,31 @@ uint64_t ProgramState::TrackPoolAccount(const std::string& track_id) const {
 }
 
 Credits ProgramState::AccountBalance(uint64_t account) const {
-  const auto found = ledger_.FindAccount(account);
+  const auto found = ledger_->FindAccount(AccountId(account));
   return found ? found->balance() : Credits::Zero();
 }
 
 Credits ProgramState::AccountAvailable(uint64_t account) const {
-  const auto found = ledger_.FindAccount(account);
+  const auto found = ledger_->FindAccount(AccountId(account));
   return found ? found->available() : Credits::Zero();
+}
+
+void ProgramState::ForEachAccount(const std::function<void(const ledger::Account&)>& visit) const {
+  ledger_->ForEachAccount([&](const ledger::Account& account) {
+    if (Owns(account.id)) visit(account);
+  });
+}
+
+Credits ProgramState::GrantHeld(const Grant& grant) const {
+  int64_t held = 0;
+  auto add = [&](uint64_t local) {
+    if (const auto found = ledger_->FindAccount(AccountId(local))) {
+      held += found->debits_pending.micro();
+    }
+  };
+  add(grant.account);
+  for (const auto& [student, account] : grant.students) add(account);
+  return Credits::FromMicro(held);
 }
 
 Credits ProgramState::InstitutionAwarded(const std::string& institution) const {
@@ -557,6 +590,11 @@ Status ProgramState::DeclareConflict(const std::string& reviewer, const std::str
   std::erase_if(assignments_, [&](const Assignment& assignment) {
     return assignment.reviewer == reviewer && assignment.proposal == proposal_id;
   });
+  if (auto assigned = assigned_by_reviewer_.find(reviewer);
+      assigned != assigned_by_reviewer_.end()) {
+    assigned->second.erase(proposal_id);
+    if (assigned->second.empty()) assigned_by_reviewer_.erase(assigned);
+  }
   conflicts_.push_back(conflict);
   // Sealed like the proposal: which proposal is not public before the decision.
   log_.Append(
@@ -627,7 +665,10 @@ Result<AssignmentStats> ProgramState::AssignReviewers(const std::string& call_id
   for (const ProposalProfile& profile : proposals) {
     proposals_.at(profile.id).status = ProposalStatus::kInReview;
   }
-  for (Assignment& assignment : assignments) assignments_.push_back(std::move(assignment));
+  for (Assignment& assignment : assignments) {
+    assigned_by_reviewer_[assignment.reviewer].insert(assignment.proposal);
+    assignments_.push_back(std::move(assignment));
+  }
   log_.Append(now_us, "reviewers_assigned",
               {{"call", call_id},
                {"proposals", static_cast<int64_t>(proposals.size())},
@@ -657,9 +698,8 @@ Status ProgramState::SubmitReview(const std::string& reviewer, const std::string
           "reviewer");
     }
   }
-  const bool assigned = std::any_of(assignments_.begin(), assignments_.end(), [&](const auto& a) {
-    return a.reviewer == reviewer && a.proposal == proposal_id;
-  });
+  const std::set<std::string>* assigned_to = AssignedTo(reviewer);
+  const bool assigned = assigned_to != nullptr && assigned_to->contains(proposal_id);
   if (!assigned) {
     return MakeError(ErrorCode::kNotAssigned, "the reviewer is not assigned to the proposal",
                      "reviewer");
@@ -1005,8 +1045,22 @@ Result<WhatIfResult> ProgramState::WhatIf(const std::string& call_id, const What
   return result;
 }
 
+Status ProgramState::CreateAccountsOrError(std::vector<AccountSpec> accounts, int64_t now_us) {
+  for (AccountSpec& account : accounts) account.id = AccountId(static_cast<uint64_t>(account.id));
+  const std::vector<ledger::EventFailure> failures = ledger_->CreateAccounts(accounts, now_us);
+  if (failures.empty()) return OkStatus();
+  return MakeError(failures.front().code, "the ledger refused a program account");
+}
+
 Status ProgramState::TransferOrError(std::vector<TransferSpec> transfers, int64_t now_us) {
-  const std::vector<ledger::EventFailure> failures = ledger_.CreateTransfers(transfers, now_us);
+  // Local numbers to the program's id space in the shared ledger.
+  for (TransferSpec& transfer : transfers) {
+    transfer.id = TransferId(static_cast<uint64_t>(transfer.id));
+    transfer.debit_account_id = AccountId(static_cast<uint64_t>(transfer.debit_account_id));
+    transfer.credit_account_id = AccountId(static_cast<uint64_t>(transfer.credit_account_id));
+    transfer.pending_id = TransferId(static_cast<uint64_t>(transfer.pending_id));
+  }
+  const std::vector<ledger::EventFailure> failures = ledger_->CreateTransfers(transfers, now_us);
   if (failures.empty()) return OkStatus();
   ErrorCode code = failures.front().code;
   for (const ledger::EventFailure& failure : failures) {
@@ -1108,10 +1162,7 @@ Status ProgramState::CommitDecision(const std::string& call_id, int64_t now_us) 
   }
   if (!transfers.empty()) {
     transfers.back().flags = static_cast<uint16_t>(transfers.back().flags & ~ledger::kLinked);
-    const auto account_failures = ledger_.CreateAccounts(accounts, now_us);
-    if (!account_failures.empty()) {
-      return MakeError(account_failures.front().code, "the ledger refused a grant account");
-    }
+    ATRIUM_TRY(CreateAccountsOrError(std::move(accounts), now_us));
     ATRIUM_TRY(TransferOrError(std::move(transfers), now_us));
   }
   next_account_ = next_account;
@@ -1238,6 +1289,17 @@ Status ProgramState::RecordUsage(const std::string& grant_id, Credits amount, in
   return OkStatus();
 }
 
+Status ProgramState::NoteJobCharge(const std::string& grant_id, Credits amount) {
+  const auto found = grants_.find(grant_id);
+  if (found == grants_.end()) return MakeError(ErrorCode::kNotFound, "unknown grant", "grant");
+  auto spent = found->second.spent.CheckedAdd(amount);
+  if (!spent.ok() || amount.is_negative()) {
+    return MakeError(ErrorCode::kInvalidArgument, "a job's charge is a non-negative amount");
+  }
+  found->second.spent = *spent;
+  return OkStatus();
+}
+
 Status ProgramState::AllocateToStudent(const std::string& grant_id, const std::string& student,
                                        Credits amount, int64_t now_us) {
   const auto found = grants_.find(grant_id);
@@ -1266,13 +1328,11 @@ Status ProgramState::AllocateToStudent(const std::string& grant_id, const std::s
     account = existing->second;
   } else {
     account = next_account_;
-    const auto failures = ledger_.CreateAccounts(
-        std::vector<AccountSpec>{{.id = account,
-                                  .kind = AccountKind::kGrant,
-                                  .flags = ledger::kDebitsMustNotExceedCredits,
-                                  .user_data = grant.account}},
-        now_us);
-    if (!failures.empty()) return MakeError(failures.front().code, "student account refused");
+    ATRIUM_TRY(CreateAccountsOrError({{.id = account,
+                                       .kind = AccountKind::kGrant,
+                                       .flags = ledger::kDebitsMustNotExceedCredits,
+                                       .user_data = grant.account}},
+                                     now_us));
   }
   const Status moved = TransferOrError({{.id = next_transfer_,
                                          .debit_account_id = grant.account,
@@ -1319,7 +1379,7 @@ Status ProgramState::ReturnUnspent(Grant& grant, GrantStatus final_status, int64
                        .flags = ledger::kBalancingDebit});
   ATRIUM_TRY(TransferOrError(std::move(transfers), now_us));
   int64_t returned = 0;
-  for (uint64_t id : sweeps) returned += ledger_.FindTransfer(id)->amount.micro();
+  for (uint64_t id : sweeps) returned += ledger_->FindTransfer(TransferId(id))->amount.micro();
   grant.returned = Credits::FromMicro(returned);
   grant.status = final_status;
   log_.Append(
@@ -1335,20 +1395,24 @@ Status ProgramState::CloseGrant(const std::string& grant_id, int64_t now_us) {
       found->second.status == GrantStatus::kClosed) {
     return MakeError(ErrorCode::kGrantNotActive, "the grant is already over", "grant");
   }
+  if (!GrantHeld(found->second).is_zero()) {
+    return MakeError(ErrorCode::kInvalidState,
+                     "jobs hold credits on the grant: stop them before closing it", "grant");
+  }
   return ReturnUnspent(found->second, GrantStatus::kClosed, now_us);
 }
 
 Status ProgramState::SetFrozen(Grant& grant, bool frozen, int64_t now_us) {
   std::vector<ledger::AccountUpdate> updates = {
-      {.id = grant.account,
+      {.id = AccountId(grant.account),
        .set_flags = static_cast<uint16_t>(frozen ? ledger::kFrozen : 0),
        .clear_flags = static_cast<uint16_t>(frozen ? 0 : ledger::kFrozen)}};
   for (const auto& [student, account] : grant.students) {
-    updates.push_back({.id = account,
+    updates.push_back({.id = AccountId(account),
                        .set_flags = updates.front().set_flags,
                        .clear_flags = updates.front().clear_flags});
   }
-  const auto failures = ledger_.UpdateAccounts(updates, now_us);
+  const auto failures = ledger_->UpdateAccounts(updates, now_us);
   if (!failures.empty()) return MakeError(failures.front().code, "the ledger refused the freeze");
   grant.status = frozen ? GrantStatus::kFrozen : GrantStatus::kActive;
   return OkStatus();
@@ -1486,13 +1550,31 @@ int64_t ProgramState::Tick(int64_t now_us) {
   }
   for (auto& [id, grant] : grants_) {
     if ((grant.status == GrantStatus::kActive || grant.status == GrantStatus::kFrozen) &&
-        grant.end_us <= now_us) {
+        grant.end_us <= now_us && GrantHeld(grant).is_zero()) {
       ATRIUM_CHECK(ReturnUnspent(grant, GrantStatus::kExpired, now_us).ok(),
                    "returning an expired grant's credits");
       ++events;
     }
   }
   return events;
+}
+
+void ProgramState::RebuildIndexes() {
+  assigned_by_reviewer_.clear();
+  for (const Assignment& assignment : assignments_) {
+    assigned_by_reviewer_[assignment.reviewer].insert(assignment.proposal);
+  }
+}
+
+std::vector<std::string> ProgramState::GrantsEndingBy(int64_t now_us) const {
+  std::vector<std::string> ending;
+  for (const auto& [id, grant] : grants_) {
+    if ((grant.status == GrantStatus::kActive || grant.status == GrantStatus::kFrozen) &&
+        grant.end_us <= now_us) {
+      ending.push_back(id);
+    }
+  }
+  return ending;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -7,12 +7,22 @@
 // a file or a socket, and the same commands in the same order give the same state and
 // the same log. A refused command returns an Error with a code and changes nothing.
 //
+// The ledger is not its own: in the service it is the core's one ledger of record, shared
+// with every other program and the scheduler, and the program's accounts and transfers
+// live in its own id space there (ProgramNamespace: the high 64 bits name the program, the
+// low 64 bits are the program's local numbers below). A program created without a ledger
+// (offline tools, tests) gets a private one.
+//
 // Credits, all through the ledger (sum of balances always zero):
 //   sponsor --(create)--> program pool --(create)--> track pools
 //   track pool --(commit: one linked batch)--> grant accounts; later tranches are holds
 //   on the track pool, posted when their condition is met
-//   grant --(usage)--> cluster revenue;  grant --(expiry/close: balancing)--> program pool
+//   grant --(usage: a job's hold, posted for what ran)--> cluster revenue
+//   grant --(expiry/close: balancing)--> program pool
 //   A sanction freezes the grant account; accepting the overdue obligation thaws it.
+//   Holds of running jobs (docs/program.md, "Holds"): a frozen grant admits no new job but
+//   its running jobs' holds settle; a grant with open holds is not closed or expired (the
+//   service stops its jobs first); a student allocation takes only available credits.
 //
 //   ATRIUM_ASSIGN_OR_RETURN(ProgramState state, ProgramState::Create(definition, t0_us));
 //   ATRIUM_TRY(state.AddInstitution({...}, t0_us));
@@ -20,8 +30,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,7 +71,19 @@ enum TransferCode : uint16_t {
   kCodeStudent = 5,  // course -> student sub-allocation
 };
 
-// Fixed ledger account ids of a program.
+// The id space of a program in a shared ledger: the high 64 bits of every account and
+// transfer id are kNamespaceBit | ordinal (ordinal >= 1; 0 is the cluster's). Ids whose top
+// bit is clear belong to raw `atrium ledger` use and are never touched by a program.
+inline constexpr uint64_t kNamespaceBit = uint64_t{1} << 63;
+inline constexpr Id128 NamespacedId(uint64_t ordinal, uint64_t local) {
+  return local == 0 ? kIdNone : (Id128{kNamespaceBit | ordinal} << 64) | local;
+}
+// Whether `id` lies in a reserved (program or cluster) id space. kIdMax is not a real id.
+inline constexpr bool IsReservedId(Id128 id) {
+  return id != kIdMax && (static_cast<uint64_t>(id >> 64) & kNamespaceBit) != 0;
+}
+
+// Fixed ledger account ids of a program (local numbers in its id space).
 inline constexpr uint64_t kSponsorAccount = 1;
 inline constexpr uint64_t kProgramPoolAccount = 2;
 inline constexpr uint64_t kClusterRevenueAccount = 3;
@@ -79,8 +104,15 @@ class ProgramState {
   // program's definition, which anyone holding it could recompute (tests, demos).
   static Result<ProgramState> Create(ProgramDefinition definition, int64_t now_us,
                                      std::string seal_secret = {});
+  // The same in a shared ledger (which must outlive the state), in id space `ordinal`
+  // (>= 1, unique per ledger).
+  static Result<ProgramState> Create(ProgramDefinition definition, int64_t now_us,
+                                     std::string seal_secret, ledger::Ledger* ledger,
+                                     uint64_t ordinal);
 
   ProgramState(ProgramState&&) = default;
+  // Recomputes the derived indexes (assignments by reviewer) from the state.
+  void RebuildIndexes();
   ProgramState& operator=(ProgramState&&) = default;
 
   // People and institutions.
@@ -119,12 +151,18 @@ class ProgramState {
 
   // Grants.
   Status AddGrantMember(const std::string& grant_id, const std::string& person, int64_t now_us);
-  // Charges actual use to a grant (the cluster's settlement, here as one transfer).
+  // Charges use to a grant as one transfer (offline tools; the service's jobs are charged
+  // by their holds instead, see NoteJobCharge).
   Status RecordUsage(const std::string& grant_id, Credits amount, int64_t now_us);
+  // Records that the scheduler posted `amount` of a job's hold on the grant's (or one of
+  // its students') account: the grant's `spent` follows the ledger. No transfer.
+  Status NoteJobCharge(const std::string& grant_id, Credits amount);
   // Education grants: the instructor gives a student part of the course's credits.
   Status AllocateToStudent(const std::string& grant_id, const std::string& student, Credits amount,
                            int64_t now_us);
-  // Returns a grant's unspent credits to the program pool and closes it.
+  // Returns a grant's unspent credits to the program pool and closes it. Refused
+  // (kInvalidState) while a job holds credits on the grant or its students' accounts: the
+  // service stops the grant's jobs first.
   Status CloseGrant(const std::string& grant_id, int64_t now_us);
 
   // Obligations: submit evidence (validated by kind), then accept or reject it.
@@ -134,7 +172,10 @@ class ProgramState {
 
   // Time passes: obligations past due become overdue (and sanction their grant), and
   // grants past their end expire, returning unspent credits. Returns events applied.
+  // A grant past its end whose accounts still hold a job's credits waits for the next tick.
   int64_t Tick(int64_t now_us);
+  // The grants a Tick at now_us would expire (active or frozen, past their end).
+  std::vector<std::string> GrantsEndingBy(int64_t now_us) const;
 
   // Reading.
   const ProgramDefinition& definition() const { return definition_; }
@@ -143,11 +184,29 @@ class ProgramState {
   const std::map<std::string, Proposal>& proposals() const { return proposals_; }
   const std::vector<Conflict>& conflicts() const { return conflicts_; }
   const std::vector<Assignment>& assignments() const { return assignments_; }
+  // The proposals a reviewer is assigned to (an index of assignments()); null if none.
+  const std::set<std::string>* AssignedTo(const std::string& reviewer) const {
+    const auto found = assigned_by_reviewer_.find(reviewer);
+    return found == assigned_by_reviewer_.end() ? nullptr : &found->second;
+  }
   const std::vector<Review>& reviews() const { return reviews_; }
   const std::map<std::string, Decision>& decisions() const { return decisions_; }
   const std::map<std::string, Grant>& grants() const { return grants_; }
   const std::map<std::string, Obligation>& obligations() const { return obligations_; }
-  const ledger::Ledger& ledger() const { return ledger_; }
+  // The ledger the program's accounts live in (shared in the service: use the program's
+  // ids, AccountId/TransferId, or ForEachAccount for its own accounts only).
+  const ledger::Ledger& ledger() const { return *ledger_; }
+  uint64_t ordinal() const { return ordinal_; }
+  Id128 AccountId(uint64_t local) const { return NamespacedId(ordinal_, local); }
+  Id128 TransferId(uint64_t local) const { return NamespacedId(ordinal_, local); }
+  // Whether a ledger id lies in this program's id space.
+  bool Owns(Id128 id) const {
+    return id != kIdNone && static_cast<uint64_t>(id >> 64) == (kNamespaceBit | ordinal_);
+  }
+  // The program's own accounts, in creation order.
+  void ForEachAccount(const std::function<void(const ledger::Account&)>& visit) const;
+  // Credits held by open holds (running jobs) on the grant's account and its students'.
+  Credits GrantHeld(const Grant& grant) const;
   const DecisionLog& log() const { return log_; }
   CallState call_state(const std::string& call_id) const;
   const Track* FindTrack(const std::string& track_id) const;
@@ -183,6 +242,7 @@ class ProgramState {
   Status ReturnUnspent(Grant& grant, GrantStatus final_status, int64_t now_us);
   bool HasOverdue(const std::string& grant_id) const;
   void LogObligation(const Obligation& obligation, int64_t now_us);
+  Status CreateAccountsOrError(std::vector<ledger::AccountSpec> accounts, int64_t now_us);
   uint64_t NextAccountId() { return next_account_++; }
   uint64_t NextTransferId() { return next_transfer_++; }
   const Institution* InstitutionOf(const std::string& person) const;
@@ -210,12 +270,17 @@ class ProgramState {
   std::vector<Conflict> declared_conflicts_;
   std::vector<Conflict> conflicts_;
   std::vector<Assignment> assignments_;
+  // Derived from assignments_ (a snapshot need not carry it: RebuildIndexes).
+  std::map<std::string, std::set<std::string>> assigned_by_reviewer_;
   std::vector<Review> reviews_;
   std::map<std::string, Decision> decisions_;
   std::map<std::string, Grant> grants_;
   std::map<std::string, Obligation> obligations_;
   std::map<std::string, Credits> institution_awarded_;
-  ledger::Ledger ledger_;
+  // The ledger of record (not owned) or, for a program created without one, owned_ledger_.
+  std::unique_ptr<ledger::Ledger> owned_ledger_;
+  ledger::Ledger* ledger_ = nullptr;
+  uint64_t ordinal_ = 1;
   DecisionLog log_;
   std::string seal_secret_;
   std::map<std::string, Seal> proposal_seals_;                        // by proposal id

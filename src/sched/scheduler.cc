@@ -147,10 +147,30 @@ Result<uint32_t> Scheduler::AddGrant(std::string_view name, Credits credits, dou
       return MakeError(failures[0].code, fmt::format("cannot fund grant '{}'", name));
     }
   }
-  grants_.push_back(GrantInfo{std::string(name), account, default_class});
+  grants_.push_back(GrantInfo{std::string(name), account, config_.revenue_account, default_class});
   grant_index_.emplace(std::string(name), grant);
   available_.push_back(credits);
   available_pass_.push_back(0);
+  fair_share_.AddGrant(entitlement);
+  return grant;
+}
+
+Result<uint32_t> Scheduler::AddGrantAccount(std::string_view name, Id128 account,
+                                            Id128 revenue_account, double entitlement,
+                                            cluster::JobClass default_class) {
+  if (grant_index_.contains(std::string(name))) {
+    return MakeError(ErrorCode::kAlreadyExists, fmt::format("grant '{}' exists", name), "grant");
+  }
+  if (entitlement < 0) return MakeError(ErrorCode::kInvalidArgument, "entitlement must be >= 0");
+  if (!ledger_->FindAccount(account) || !ledger_->FindAccount(revenue_account)) {
+    return MakeError(ErrorCode::kAccountNotFound,
+                     fmt::format("grant '{}': its ledger accounts do not exist", name), "grant");
+  }
+  const auto grant = static_cast<uint32_t>(grants_.size());
+  grants_.push_back(GrantInfo{std::string(name), account, revenue_account, default_class});
+  grant_index_.emplace(std::string(name), grant);
+  available_.push_back(Credits::Zero());
+  available_pass_.push_back(0);  // read from the ledger when first asked
   fair_share_.AddGrant(entitlement);
   return grant;
 }
@@ -224,10 +244,36 @@ void Scheduler::RemoveWaiting(JobId id) {
 Credits Scheduler::Available(uint32_t grant) {
   if (available_pass_[grant] != pass_count_) {
     const auto account = ledger_->FindAccount(grants_[grant].account);
-    available_[grant] = account ? account->available() : Credits::Zero();
+    // A frozen (sanctioned) or closed account admits nothing new: its jobs wait, and
+    // those running keep their holds until they end.
+    const bool open = account && (account->flags & (ledger::kFrozen | ledger::kClosed)) == 0;
+    available_[grant] = open ? account->available() : Credits::Zero();
     available_pass_[grant] = pass_count_;
   }
   return available_[grant];
+}
+
+bool Scheduler::FitsFreeChips(JobId id) const {
+  const Job& job = jobs_[id];
+  return pools_[job.shape.pool].main->CanFit(job.shape);
+}
+
+bool Scheduler::FitsUpNodes(JobId id) const {
+  const Job& job = jobs_[id];
+  const cluster::Pool& pool = cluster_->pools()[job.shape.pool];
+  int64_t up_nodes = 0;
+  for (uint32_t node = pool.first_node; node < pool.first_node + pool.node_count; ++node) {
+    if (node_state_[node] == cluster::NodeState::kUp) ++up_nodes;
+  }
+  const int64_t needed = job.shape.whole_nodes > 0 ? job.shape.whole_nodes : 1;
+  return up_nodes >= needed;
+}
+
+Credits Scheduler::HeldBy(JobId id) const {
+  const Job& job = jobs_[id];
+  if (job.state != JobState::kRunning || job.hold_id == kIdNone) return Credits::Zero();
+  const auto hold = ledger_->FindTransfer(job.hold_id);
+  return hold && hold->state == ledger::PendingState::kOpen ? hold->amount : Credits::Zero();
 }
 
 Credits Scheduler::HoldOf(const Job& job) const {
@@ -627,9 +673,9 @@ void Scheduler::Start(JobId id, std::vector<Alloc> allocs, int64_t now_s, Credit
   Job& job = jobs_[id];
   const ledger::TransferSpec spec{.id = NextTransferId(),
                                   .debit_account_id = grants_[job.grant].account,
-                                  .credit_account_id = config_.revenue_account,
+                                  .credit_account_id = grants_[job.grant].revenue_account,
                                   .amount = hold,
-                                  .code = 1,
+                                  .code = config_.hold_code,
                                   .flags = ledger::kPending,
                                   .user_data = id};
   if (hold.is_zero()) {
@@ -682,7 +728,7 @@ void Scheduler::ReleaseChips(JobId id, const Job& job) {
   }
 }
 
-void Scheduler::Settle(Job& job, int64_t now_s) {
+void Scheduler::Settle(JobId id, Job& job, int64_t now_s) {
   const int64_t ran_s = now_s - job.run_start_s;
   const auto cost = UsageCost(job.shape.chips, ran_s, PriceOf(job));
   ATRIUM_CHECK(cost.ok(), "a run's cost is bounded by its hold");
@@ -690,7 +736,10 @@ void Scheduler::Settle(Job& job, int64_t now_s) {
     ATRIUM_CHECK(cost->is_zero(), "a run without a hold cost something");
     return;
   }
-  ledger::TransferSpec spec{.id = NextTransferId(), .pending_id = job.hold_id, .code = 2};
+  ledger::TransferSpec spec{.id = NextTransferId(),
+                            .pending_id = job.hold_id,
+                            .code = config_.charge_code,
+                            .user_data = id};
   if (cost->is_zero()) {
     spec.flags = ledger::kVoidPending;
   } else {
@@ -709,7 +758,7 @@ void Scheduler::Finish(JobId id, int64_t now_s, RunEnd how) {
   ATRIUM_ASSERT(job.state == JobState::kRunning, "Finish of a job that is not running");
   ATRIUM_ASSERT(now_s >= job.run_start_s && now_s <= job.run_start_s + job.run_limit_s,
                 "a run ends within its walltime");
-  Settle(job, now_s);
+  Settle(id, job, now_s);
   ReleaseChips(id, job);
   pools_[job.shape.pool].running_by_end.erase({job.expected_end_s(), id});
   pools_[job.shape.pool].preemptible.erase(PreemptKeyOf(job, id));

@@ -73,6 +73,9 @@ struct SchedulerConfig {
   Id128 revenue_account = 2;
   Id128 grant_account_base = 1'000'000;
   Id128 transfer_id_base = Id128{1} << 64;
+  // Ledger codes of a job's hold and of the post that charges a run (TransferSpec::code).
+  uint16_t hold_code = 1;
+  uint16_t charge_code = 2;
   // Bounds the queue: a submission beyond it is refused.
   size_t jobs_max = 50'000'000;
   // Fair-share priorities (and the grants' decayed use) are recomputed at most this often
@@ -135,6 +138,7 @@ struct ReservationRecord {
 struct GrantInfo {
   std::string name;
   Id128 account = kIdNone;
+  Id128 revenue_account = kIdNone;  // what its jobs' holds credit
   cluster::JobClass default_class = cluster::JobClass::kResearch;
 };
 
@@ -150,6 +154,11 @@ class Scheduler {
   // share (its awarded credits, typically).
   Result<uint32_t> AddGrant(std::string_view name, Credits credits, double entitlement,
                             cluster::JobClass default_class, int64_t now_s);
+  // Registers an account that already exists in the ledger (a program's grant or student
+  // account in the core's ledger of record): nothing is minted; its jobs' holds debit it
+  // and credit `revenue_account`. kAccountNotFound if either does not exist.
+  Result<uint32_t> AddGrantAccount(std::string_view name, Id128 account, Id128 revenue_account,
+                                   double entitlement, cluster::JobClass default_class);
   std::optional<uint32_t> FindGrant(std::string_view name) const;
   const std::vector<GrantInfo>& grants() const { return grants_; }
 
@@ -160,6 +169,12 @@ class Scheduler {
   // Ends the job's current run at now_s. kCompleted and kWalltime end the job;
   // kPreempted requeues it. Posts the run's cost and releases the rest of the hold.
   void Finish(JobId job, int64_t now_s, RunEnd how);
+  // Whether the job's shape fits its pool's free chips now / on its up nodes were they
+  // idle (for the reason a job waits).
+  bool FitsFreeChips(JobId job) const;
+  bool FitsUpNodes(JobId job) const;
+  // The credits the job's current run holds (zero when not running).
+  Credits HeldBy(JobId job) const;
   // Cancels a pending job (it leaves the queue) or a running one (its run ends now and is
   // charged for what it ran). kInvalidState once the job has ended.
   Status Cancel(JobId job, int64_t now_s);
@@ -282,7 +297,7 @@ class Scheduler {
   bool KeepsReservations(const Job& job, int64_t end_s, const std::vector<Alloc>& allocs,
                          bool take);
   void Start(JobId id, std::vector<Alloc> allocs, int64_t now_s, Credits hold);
-  void Settle(Job& job, int64_t now_s);
+  void Settle(JobId id, Job& job, int64_t now_s);
   void ReleaseChips(JobId id, const Job& job);
   void RemoveWaiting(JobId id);
   Credits Available(uint32_t grant);

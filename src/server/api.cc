@@ -256,15 +256,13 @@ json JobView(const core::AppState& app, const core::JobRecord& record) {
           {"class", cluster::ToString(job.job_class)},
           {"walltime_s", job.walltime_s},
           {"state", sched::ToString(job.state)},
-          {"reason", job.state == sched::JobState::kPending && job.reason != ErrorCode::kOk
-                         ? json(ToString(job.reason))
-                         : json(nullptr)},
+          {"reason",
+           job.state == sched::JobState::kPending ? json(app.WaitReason(record)) : json(nullptr)},
           {"submitted_us", record.submitted_us},
           {"started_s", job.first_start_s},
           {"ended_s", job.end_s},
           {"ran_s", job.ran_s},
           {"charged", job.charged.ToString()},
-          {"billed", record.charged_recorded.ToString()},
           {"nodes", std::move(placement)}};
 }
 
@@ -552,7 +550,7 @@ Result<json> ListObligations(const ReadRequest& request) {
 Result<json> ListAccounts(const ReadRequest& request) {
   ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
   json items = json::array();
-  program->ledger().ForEachAccount([&](const ledger::Account& account) {
+  program->ForEachAccount([&](const ledger::Account& account) {
     items.push_back({{"id", FormatId128(account.id)},
                      {"kind", ledger::ToString(account.kind)},
                      {"balance", account.balance().ToString()},

@@ -27,6 +27,7 @@ int HttpStatusOf(ErrorCode code) {
     case ErrorCode::kOverBudget:
     case ErrorCode::kCapExceeded:
     case ErrorCode::kInsufficientCredits:
+    case ErrorCode::kStudentLimit:
     case ErrorCode::kAccountFrozen:
     case ErrorCode::kAccountClosed:
     case ErrorCode::kConflictOfInterest:

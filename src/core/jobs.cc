@@ -1,0 +1,345 @@
+// AppState's jobs: loading the cluster, submitting, finishing and cancelling jobs, and
+// the scheduling passes that start them (app_state.h).
+#include <algorithm>
+
+#include "cluster/config.h"
+#include "core/access.h"
+#include "core/app_state.h"
+#include "core/app_state_fields.h"
+#include "sched/policy.h"
+
+namespace atrium::core {
+
+using namespace internal;  // NOLINT: the op helpers
+
+Status AppState::LoadCluster(const std::string& toml, const std::string& policy_field) {
+  ATRIUM_ASSIGN_OR_RETURN(cluster::Cluster cluster, cluster::ParseClusterToml(toml, "cluster"));
+  // The policy: the op's field, else the cluster file's `policy`, else simulate's default.
+  std::string name = policy_field;
+  if (name.empty()) {
+    ATRIUM_ASSIGN_OR_RETURN(name, cluster::ParseClusterPolicy(toml, "cluster"));
+  }
+  if (name.empty()) name = std::string(sched::kDefaultPolicy);
+  auto policy = sched::MakePolicy(name);
+  if (!policy.ok()) {
+    Error error = policy.error();
+    error.field = "policy";
+    return error;
+  }
+  cluster_ = std::make_unique<cluster::Cluster>(std::move(cluster));
+  // The scheduler works in the ledger of record: its transfers (holds and their posts) in
+  // the cluster's id space, coded as usage like every charge to a grant.
+  sched::SchedulerConfig config;
+  config.transfer_id_base = program::NamespacedId(0, 1);
+  config.hold_code = program::kCodeUsage;
+  config.charge_code = program::kCodeUsage;
+  scheduler_ = std::make_unique<sched::Scheduler>(*cluster_, *ledger_, std::move(*policy), config);
+  policy_name_ = name;
+  node_states_.clear();
+  for (const cluster::Node& node : cluster_->nodes()) node_states_.push_back(node.state);
+  return OkStatus();
+}
+
+Result<uint32_t> AppState::EnsureSchedGrant(const std::string& program_id,
+                                            const std::string& grant_id,
+                                            const std::string& student) {
+  std::string name = SchedGrantName(program_id, grant_id);
+  if (!student.empty()) name += "/" + student;
+  if (auto index = scheduler_->FindGrant(name)) return *index;
+  const program::ProgramState* program = FindProgram(program_id);
+  const program::Grant& grant = program->grants().at(grant_id);
+  const program::Track* track = program->FindTrack(grant.track);
+  const auto job_class = track != nullptr && track->kind == program::TrackKind::kEducation
+                             ? cluster::JobClass::kEducation
+                             : cluster::JobClass::kResearch;
+  const uint64_t account = student.empty() ? grant.account : grant.students.at(student);
+  ATRIUM_ASSIGN_OR_RETURN(
+      const uint32_t index,
+      scheduler_->AddGrantAccount(name, program->AccountId(account),
+                                  program->AccountId(program::kClusterRevenueAccount),
+                                  static_cast<double>(grant.awarded.micro()), job_class));
+  sched_grants_.emplace(name, SchedGrant{program_id, grant_id, student});
+  return index;
+}
+
+void AppState::NoteCharge(const JobRecord& record, Credits before) {
+  const Credits charged = scheduler_->job(record.sched_id).charged;
+  const auto delta = charged.CheckedSub(before);
+  ATRIUM_CHECK(delta.ok() && !delta->is_negative(), "a job's charge only grows");
+  if (delta->is_zero()) return;
+  const auto program = programs_.find(record.program);
+  ATRIUM_CHECK(program != programs_.end(), "a job's program exists");
+  ATRIUM_CHECK(program->second.NoteJobCharge(record.grant, *delta).ok(), "a job's grant exists");
+}
+
+void AppState::Schedule(int64_t now_us) {
+  const int64_t now_s = now_us / kMicrosPerSecond;
+  // Runs that reached their walltime end at their limit, not at now.
+  while (!running_by_end_.empty() && running_by_end_.begin()->first <= now_s) {
+    const auto [end_s, sched_id] = *running_by_end_.begin();
+    running_by_end_.erase(running_by_end_.begin());
+    const JobRecord& record = jobs_.at(job_by_sched_.at(sched_id));
+    const Credits before = scheduler_->job(sched_id).charged;
+    scheduler_->Finish(sched_id, end_s, sched::RunEnd::kWalltime);
+    NoteCharge(record, before);
+  }
+  if (scheduler_->waiting_count() == 0) return;
+  const sched::PassResult pass = scheduler_->Pass(now_s);
+  for (const sched::JobId started : pass.started) {
+    running_by_end_.emplace(scheduler_->job(started).expected_end_s(), started);
+  }
+}
+
+void AppState::StopGrantJobs(const std::string& program, const std::string& grant, int64_t now_us) {
+  if (!scheduler_) return;
+  const auto found = jobs_by_grant_.find(SchedGrantName(program, grant));
+  if (found == jobs_by_grant_.end()) return;
+  const int64_t now_s = now_us / kMicrosPerSecond;
+  for (const std::string& id : found->second) {
+    JobRecord& record = jobs_.at(id);
+    const sched::Job& job = scheduler_->job(record.sched_id);
+    const Credits before = job.charged;
+    if (job.state == sched::JobState::kRunning) {
+      running_by_end_.erase({job.expected_end_s(), record.sched_id});
+      if (job.expected_end_s() <= now_s) {
+        // Past its walltime already (no tick has recorded it yet): it ended then.
+        scheduler_->Finish(record.sched_id, job.expected_end_s(), sched::RunEnd::kWalltime);
+      } else {
+        ATRIUM_CHECK(scheduler_->Cancel(record.sched_id, now_s).ok(), "cancel a running job");
+        record.cancelled = true;
+      }
+    } else if (job.state == sched::JobState::kPending) {
+      ATRIUM_CHECK(scheduler_->Cancel(record.sched_id, now_s).ok(), "cancel a pending job");
+      record.cancelled = true;
+    }
+    NoteCharge(record, before);
+  }
+}
+
+Status AppState::CloseGrant(program::ProgramState& program, const std::string& grant_id,
+                            int64_t now_us) {
+  const auto found = program.grants().find(grant_id);
+  if (found == program.grants().end()) {
+    return Error{ErrorCode::kNotFound, "no grant " + grant_id, "grant"};
+  }
+  if (found->second.status == program::GrantStatus::kExpired ||
+      found->second.status == program::GrantStatus::kClosed) {
+    return Error{ErrorCode::kGrantNotActive, "the grant is already over", "grant"};
+  }
+  StopGrantJobs(program.definition().id, grant_id, now_us);
+  ATRIUM_CHECK(program.CloseGrant(grant_id, now_us).ok(), "closing a grant with no holds");
+  if (scheduler_) Schedule(now_us);  // the stopped jobs' chips are free
+  return OkStatus();
+}
+
+int64_t AppState::TickPrograms(int64_t now_us) {
+  int64_t events = 0;
+  for (auto& [id, program] : programs_) {
+    for (const std::string& grant : program.GrantsEndingBy(now_us)) {
+      StopGrantJobs(id, grant, now_us);
+    }
+    events += program.Tick(now_us);
+  }
+  return events;
+}
+
+std::string_view AppState::WaitReason(const JobRecord& record) const {
+  if (!scheduler_) return "";
+  const sched::Job& job = scheduler_->job(record.sched_id);
+  if (job.state != sched::JobState::kPending) return "";
+  if (const program::ProgramState* program = FindProgram(record.program)) {
+    const auto grant = program->grants().find(record.grant);
+    if (grant != program->grants().end() && grant->second.status == program::GrantStatus::kFrozen) {
+      return "grant_frozen";
+    }
+  }
+  if (job.reason == ErrorCode::kInsufficientCredits) {
+    return record.student.empty() ? "insufficient_credits" : "student_limit";
+  }
+  if (!scheduler_->FitsUpNodes(record.sched_id)) return "node_drained";
+  if (job.reservation >= 0) return "resources";
+  if (scheduler_->FitsFreeChips(record.sched_id)) return "reservation";
+  return "priority";
+}
+
+const std::set<std::string, ShortLexLess>* AppState::JobsOfGrant(const std::string& program,
+                                                                 const std::string& grant) const {
+  const auto found = jobs_by_grant_.find(SchedGrantName(program, grant));
+  return found == jobs_by_grant_.end() ? nullptr : &found->second;
+}
+
+const std::set<std::string, ShortLexLess>* AppState::JobsOfOwner(const std::string& owner) const {
+  const auto found = jobs_by_owner_.find(owner);
+  return found == jobs_by_owner_.end() ? nullptr : &found->second;
+}
+
+Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_t now_us) {
+  ATRIUM_TRY(RequireRole(actor, {Role::kAdmin, Role::kOfficer, Role::kResearcher, Role::kStudent}));
+  if (!cluster_) return Error{ErrorCode::kInvalidState, "no cluster is loaded", ""};
+  const Fields fields(command, "");
+  JobRecord record;
+  ATRIUM_ASSIGN_OR_RETURN(record.program, fields.Id("program"));
+  ATRIUM_ASSIGN_OR_RETURN(record.grant, fields.Id("grant"));
+  const program::ProgramState* program = FindProgram(record.program);
+  if (program == nullptr)
+    return Error{ErrorCode::kNotFound, "no program " + record.program, "program"};
+  const auto grant = program->grants().find(record.grant);
+  if (grant == program->grants().end() || !CanSeeGrant(actor, grant->second)) {
+    return Error{ErrorCode::kNotFound, "no grant " + record.grant, "grant"};
+  }
+  // A frozen (sanctioned) grant takes jobs, which wait (reason grant_frozen) until it
+  // thaws; an expired or closed one takes none.
+  if (grant->second.status != program::GrantStatus::kActive &&
+      grant->second.status != program::GrantStatus::kFrozen) {
+    return Error{
+        ErrorCode::kGrantNotActive,
+        "grant " + record.grant + " is " + std::string(program::ToString(grant->second.status)),
+        "grant"};
+  }
+  ATRIUM_ASSIGN_OR_RETURN(const int64_t chips, fields.Int("chips", 1, 1'000'000));
+  ATRIUM_ASSIGN_OR_RETURN(const int64_t walltime_s, fields.Int("walltime_s", 1, kWalltimeMaxS));
+  ATRIUM_ASSIGN_OR_RETURN(const std::string accelerator, fields.Id("accelerator", false, false));
+  ATRIUM_ASSIGN_OR_RETURN(record.name, fields.Text("name", 200, false));
+  ATRIUM_ASSIGN_OR_RETURN(record.argv, fields.Strings("argv", false));
+  size_t argv_bytes = 0;
+  for (const std::string& arg : record.argv) argv_bytes += arg.size();
+  if (argv_bytes > kArgvBytesMax) {
+    return Error{ErrorCode::kTooLong, "argv is longer than 16 KiB", "argv"};
+  }
+  const program::Track* track = program->FindTrack(grant->second.track);
+  cluster::JobClass job_class = track != nullptr && track->kind == program::TrackKind::kEducation
+                                    ? cluster::JobClass::kEducation
+                                    : cluster::JobClass::kResearch;
+  ATRIUM_ASSIGN_OR_RETURN(const std::string class_text, fields.Text("class", 32, false));
+  if (!class_text.empty()) {
+    auto parsed = cluster::ParseJobClass(class_text);
+    if (!parsed.ok()) return Invalid("class must be research, education or preemptible", "class");
+    // A grant's class sets its partition and priority; others may only step down to
+    // preemptible.
+    if (*parsed != job_class && *parsed != cluster::JobClass::kPreemptible && !IsStaff(actor)) {
+      return Forbidden("this grant's jobs are " + std::string(cluster::ToString(job_class)) +
+                       " (or preemptible)");
+    }
+    job_class = *parsed;
+  }
+  if (scheduler_->waiting_count() >= kWaitingJobsMax || scheduler_->job_count() >= kJobsMax) {
+    return Error{ErrorCode::kLimitExceeded, "the job queue is full; retry later", ""};
+  }
+  if (auto shape = cluster_->Shape(accelerator, chips); !shape.ok()) {
+    Error error = shape.error();
+    error.field = error.code == ErrorCode::kUnknownAccelerator ? "accelerator" : "chips";
+    return error;
+  }
+  if (Status partition = cluster_->CheckPartition(job_class, chips, walltime_s); !partition.ok()) {
+    return partition.error();
+  }
+  // A course's student runs on their own allocation (a sub-account of the course): a job
+  // whose worst case exceeds what is left of it could never start and is refused, and a
+  // student with no allocation on a course runs nothing on it.
+  const bool course = job_class == cluster::JobClass::kEducation ||
+                      (track != nullptr && track->kind == program::TrackKind::kEducation);
+  const auto student = grant->second.students.find(actor.person);
+  if (student != grant->second.students.end() && !actor.person.empty()) {
+    record.student = actor.person;
+    const cluster::JobShape shape = *cluster_->Shape(accelerator, chips);  // checked above
+    const Credits price =
+        cluster_->accelerators()[cluster_->pools()[shape.pool].accelerator].price_per_chip_hour;
+    ATRIUM_ASSIGN_OR_RETURN(const Credits worst, UsageCost(chips, walltime_s, price));
+    const Credits left = program->AccountBalance(student->second);
+    if (worst > left) {
+      return Error{ErrorCode::kStudentLimit,
+                   "the job may cost " + worst.ToString() + " but your allocation has " +
+                       left.ToString() + " left",
+                   "walltime_s"};
+    }
+  } else if (actor.role == Role::kStudent && course) {
+    return Error{ErrorCode::kStudentLimit,
+                 "you have no allocation on grant " + record.grant + "; ask its instructor",
+                 "grant"};
+  }
+  record.id = "J" + std::to_string(next_job_);
+  record.owner = actor.person;
+  record.submitted_us = now_us;
+  ATRIUM_ASSIGN_OR_RETURN(const uint32_t sched_grant,
+                          EnsureSchedGrant(record.program, record.grant, record.student));
+  const int64_t now_s = now_us / kMicrosPerSecond;
+  record.sched_id =
+      scheduler_->Submit(sched::JobSpec{.id = record.id,
+                                        .grant = scheduler_->grants()[sched_grant].name,
+                                        .job_class = job_class,
+                                        .accelerator = accelerator,
+                                        .chips = chips,
+                                        .submit_s = now_s,
+                                        .duration_s = walltime_s,
+                                        .walltime_s = walltime_s},
+                         now_s);
+  const sched::Job& job = scheduler_->job(record.sched_id);
+  ATRIUM_CHECK(job.state != sched::JobState::kRejected, "a checked job was rejected");
+  ++next_job_;
+  const std::string id = record.id;
+  job_by_sched_.emplace(record.sched_id, id);
+  jobs_by_grant_[SchedGrantName(record.program, record.grant)].insert(id);
+  jobs_by_owner_[record.owner].insert(id);
+  jobs_.emplace(id, std::move(record));
+  // An empty queue gets its pass at once; a longer one waits for the clock's next tick
+  // (one pass serves every job submitted meanwhile, as in Slurm's main scheduler).
+  if (scheduler_->waiting_count() == 1) Schedule(now_us);
+  return json{{"job", id},
+              {"state", sched::ToString(scheduler_->job(jobs_.at(id).sched_id).state)}};
+}
+
+Result<json> AppState::FinishJob(const json& command, const Actor& actor, int64_t now_us) {
+  const Fields fields(command, "");
+  ATRIUM_ASSIGN_OR_RETURN(const std::string id, fields.Id("job"));
+  const auto found = jobs_.find(id);
+  if (found == jobs_.end() || !CanSeeJob(*this, actor, found->second)) {
+    return Error{ErrorCode::kNotFound, "no job " + id, "job"};
+  }
+  JobRecord& record = found->second;
+  const bool cancel = command.at("op") == "job_cancel";
+  if (cancel) {
+    const bool owner_or_pi = [&] {
+      if (record.owner == actor.person && !actor.person.empty()) return true;
+      const program::ProgramState* program = FindProgram(record.program);
+      const auto grant = program->grants().find(record.grant);
+      return grant != program->grants().end() && grant->second.pi == actor.person &&
+             !actor.person.empty();
+    }();
+    if (!owner_or_pi && actor.role != Role::kAdmin && actor.role != Role::kOperator &&
+        actor.role != Role::kOfficer) {
+      return Forbidden("only the job's owner, its grant's PI, an operator or staff cancel it");
+    }
+  } else {
+    ATRIUM_TRY(RequireRole(actor, {Role::kAdmin, Role::kOperator}));
+  }
+  const sched::Job& job = scheduler_->job(record.sched_id);
+  const int64_t now_s = now_us / kMicrosPerSecond;
+  // A run past its walltime has ended, whether or not a tick has recorded it yet.
+  const bool running = job.state == sched::JobState::kRunning && job.expected_end_s() > now_s;
+  if (cancel && !running && job.state != sched::JobState::kPending) {
+    return Error{ErrorCode::kInvalidState, "job " + id + " has ended", "job"};
+  }
+  if (!cancel && !running) {
+    return Error{ErrorCode::kInvalidState, "job " + id + " is not running", "job"};
+  }
+  if (running) running_by_end_.erase({job.expected_end_s(), record.sched_id});
+  const Credits before = job.charged;
+  if (cancel) {
+    ATRIUM_TRY(scheduler_->Cancel(record.sched_id, now_s));
+    record.cancelled = true;
+  } else {
+    scheduler_->Finish(record.sched_id, now_s, sched::RunEnd::kCompleted);
+  }
+  NoteCharge(record, before);
+  Schedule(now_us);
+  const sched::Job& after = scheduler_->job(record.sched_id);
+  return json{
+      {"job", id}, {"state", sched::ToString(after.state)}, {"charged", after.charged.ToString()}};
+}
+
+bool AppState::TickDue(int64_t now_us) const {
+  if (!scheduler_) return false;
+  return !running_by_end_.empty() && running_by_end_.begin()->first <= now_us / kMicrosPerSecond;
+}
+
+}  // namespace atrium::core

@@ -1,0 +1,542 @@
+// Cross-ledger invariants: seeded random runs of the service's core where grants are
+// frozen (obligations overdue), thawed, closed and expired and students get allocations
+// while jobs hold credits, run, finish, are cancelled and hit their walltime. Core::Verify
+// (the ledger, and every invariant across the ledger, the programs and the scheduler)
+// must pass after every step, and every run must be charged exactly once: the sum of the
+// jobs' charges equals the sum over runs of chips x run time x price, computed here from
+// what the test submitted and the times the runs started and ended.
+//
+// A failing run prints its seed; ATRIUM_SEED=<n> replays it (ATRIUM_STEPS=<n> for length).
+#include <cstdlib>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "base/credits.h"
+#include "core/core.h"
+
+namespace atrium {
+namespace {
+
+using nlohmann::json;
+
+constexpr int64_t kHourUs = 3'600'000'000LL;
+constexpr int64_t kDayUs = 24 * kHourUs;
+constexpr int64_t kT0Us = 1'767'225'600'000'000LL;  // 2026-01-01T00:00:00Z
+constexpr char kProgram[] = "xl";
+const Credits kPrice = *Credits::Parse("1.34375");  // trn1, per chip-hour
+
+// A valid ORCID-style id (ISO 7064 11,2 check digit) numbered n.
+std::string Orcid(int n) {
+  char digits[16];
+  std::snprintf(digits, sizeof(digits), "000000030%06d", n);
+  int total = 0;
+  for (int i = 0; i < 15; ++i) total = (total + (digits[i] - '0')) * 2;
+  const int check = (12 - total % 11) % 11;
+  std::string id;
+  for (int i = 0; i < 15; ++i) {
+    if (i > 0 && i % 4 == 0) id += '-';
+    id += digits[i];
+  }
+  id += check == 10 ? 'X' : static_cast<char>('0' + check);
+  return id;
+}
+
+std::string Iso(int64_t us) {
+  const std::time_t seconds = us / 1'000'000;
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
+
+std::string ProgramToml() {
+  std::string toml = R"([program]
+id = "xl"
+name = "Cross-ledger test program"
+currency = "USD"
+total_budget = 400000
+award_policy = "greedy"
+topics = ["compilers"]
+[program.prices]
+trn1 = "1.34375"
+[[program.rubric]]
+name = "merit"
+weight = 1
+min = 1
+max = 5
+[program.obligations]
+progress_report_months = [1]
+final_report = false
+paper = false
+repository = false
+final_grace_months = 1
+freeze_when_overdue = true
+[[track]]
+id = "research"
+name = "Research"
+kind = "research"
+budget = 200000
+award_cap = 50000
+institution_cap = 200000
+pi_roles = ["faculty"]
+[[track]]
+id = "courses"
+name = "Courses"
+kind = "education"
+budget = 200000
+award_cap = 50000
+institution_cap = 200000
+pi_roles = ["faculty"]
+)";
+  for (const char* call : {"c1", "e1"}) {
+    toml += "[[call]]\nid = \"" + std::string(call) + "\"\ntrack = \"" +
+            (call[0] == 'c' ? "research" : "courses") + "\"\n";
+    toml += "opens = \"" + Iso(kT0Us - kHourUs) + "\"\n";
+    toml += "closes = \"" + Iso(kT0Us + kDayUs) + "\"\n";
+    toml += "review_deadline = \"" + Iso(kT0Us + 3 * kDayUs) + "\"\n";
+    toml += "decision = \"" + Iso(kT0Us + 4 * kDayUs) + "\"\n";
+    toml += "reviewers_per_proposal = 2\n";
+  }
+  return toml;
+}
+
+constexpr char kClusterToml[] = R"(name = "xl-cluster"
+default_accelerator = "trn1"
+[accelerators.trn1]
+vendor = "AWS"
+cores_per_chip = 2
+memory_gib_per_chip = 32
+price_per_chip_hour = "1.34375"
+[node_types."trn1.32xlarge"]
+accelerator = "trn1"
+chips = 16
+allocation_sizes = [1, 4, 8, 16]
+[[pools]]
+name = "trn"
+node_type = "trn1.32xlarge"
+nodes = 6
+nodes_per_group = 2
+groups_per_block = 3
+[partitions.research]
+classes = ["research", "preemptible"]
+walltime_max_s = 604800
+[partitions.education]
+classes = ["education"]
+chips_per_job_max = 32
+walltime_max_s = 86400
+)";
+
+json Actor(const std::string& role, const std::string& person = "") {
+  json actor = {{"role", role}};
+  if (!person.empty()) actor["person"] = person;
+  return actor;
+}
+
+// What the test submitted: enough to price every run independently.
+struct Submitted {
+  std::string id;
+  int64_t chips = 0;
+  int64_t walltime_s = 0;
+};
+
+class CrossLedgerRun {
+ public:
+  explicit CrossLedgerRun(uint64_t seed) : rng_(seed) {}
+
+  core::AppAnswer Op(json command, const json& actor) {
+    command["actor"] = actor;
+    const core::CommandResult result =
+        core_.Apply(core::AppCommand{.now_us = now_us_, .json = command.dump()});
+    return *result.app;
+  }
+  json Ok(json command, const json& actor) {
+    const core::AppAnswer answer = Op(command, actor);
+    EXPECT_TRUE(answer.status.ok()) << command.dump() << ": " << answer.status.error().message;
+    return answer.result;
+  }
+  void CheckVerify(const std::string& step) {
+    const Status verified = core_.Verify();
+    ASSERT_TRUE(verified.ok()) << "after " << step << ": " << verified.error().message;
+  }
+
+  void SetUp() {
+    now_us_ = kT0Us;
+    const json admin = Actor("admin");
+    const json officer = Actor("officer");
+    Ok({{"op", "program_create"}, {"toml", ProgramToml()}}, officer);
+    Ok({{"op", "cluster_load"}, {"toml", kClusterToml}}, admin);
+    for (const char* institution : {"north", "south", "east"}) {
+      Ok({{"op", "institution_add"},
+          {"program", kProgram},
+          {"institution",
+           {{"id", institution}, {"name", institution}, {"type", "r1"}, {"country", "US"}}}},
+         officer);
+    }
+    const char* institutions[] = {"north", "south", "east"};
+    auto add_person = [&](int n, const char* role, bool reviewer) {
+      const std::string id = Orcid(n);
+      Ok({{"op", "person_add"},
+          {"program", kProgram},
+          {"person",
+           {{"id", id},
+            {"name", "P" + std::to_string(n)},
+            {"institution", institutions[n % 3]},
+            {"role", role},
+            {"expertise", {"compilers"}},
+            {"reviewer", reviewer}}}},
+         officer);
+      return id;
+    };
+    for (int n = 1; n <= 4; ++n) pis_.push_back(add_person(n, "faculty", false));
+    for (int n = 10; n <= 13; ++n) reviewers_.push_back(add_person(n, "faculty", true));
+    for (int n = 20; n <= 23; ++n) students_.push_back(add_person(n, "student", false));
+    Ok({{"op", "call_open"}, {"program", kProgram}, {"call", "c1"}}, officer);
+    Ok({{"op", "call_open"}, {"program", kProgram}, {"call", "e1"}}, officer);
+    // Three research proposals (2 to 4 months) and one course (3 months).
+    for (int i = 0; i < 4; ++i) {
+      const bool course = i == 3;
+      Ok({{"op", "proposal_submit"},
+          {"program", kProgram},
+          {"proposal",
+           {{"id", "P" + std::to_string(i)},
+            {"call", course ? "e1" : "c1"},
+            {"title", "Proposal " + std::to_string(i)},
+            {"abstract", "Compilers."},
+            {"topics", {"compilers"}},
+            {"requested", course ? "8000" : std::to_string(3000 + 2000 * i)},
+            {"duration_months", course ? 3 : 2 + i},
+            {"open_source_plan", "Apache-2.0"}}}},
+         Actor("researcher", pis_[static_cast<size_t>(i)]));
+    }
+    now_us_ = kT0Us + kDayUs + kHourUs;
+    for (const char* call : {"c1", "e1"}) {
+      Ok({{"op", "call_close"}, {"program", kProgram}, {"call", call}}, officer);
+      Ok({{"op", "call_assign"}, {"program", kProgram}, {"call", call}}, officer);
+    }
+    for (const program::Assignment& assignment : Program().assignments()) {
+      Ok({{"op", "review_submit"},
+          {"program", kProgram},
+          {"proposal", assignment.proposal},
+          {"scores", {4}},
+          {"comment", "fine"}},
+         Actor("reviewer", assignment.reviewer));
+    }
+    for (const char* call : {"c1", "e1"}) {
+      Ok({{"op", "decision_draft"}, {"program", kProgram}, {"call", call}}, officer);
+      Ok({{"op", "decision_commit"}, {"program", kProgram}, {"call", call}}, officer);
+    }
+    for (const auto& [id, grant] : Program().grants()) grants_.push_back(id);
+    ASSERT_EQ(grants_.size(), 4u);
+    CheckVerify("setup");
+  }
+
+  const program::ProgramState& Program() const { return *core_.app().FindProgram(kProgram); }
+
+  int64_t Below(int64_t n) { return std::uniform_int_distribution<int64_t>(0, n - 1)(rng_); }
+
+  // One random step; returns its name.
+  std::string Step() {
+    now_us_ += Below(4 * kHourUs);
+    const std::string grant = grants_[static_cast<size_t>(Below(4))];
+    const program::Grant& record = Program().grants().at(grant);
+    const bool course = grant == "G-P3";
+    switch (Below(12)) {
+      case 0:
+      case 1:
+      case 2:
+      case 3: {  // submit
+        std::string submitter = record.pi;
+        json actor = Actor("researcher", record.pi);
+        if (course && Below(3) > 0) {
+          submitter = students_[static_cast<size_t>(Below(4))];
+          actor = Actor("student", submitter);
+        }
+        const int64_t chips = std::vector<int64_t>{1, 4, 8, 16, 32}[static_cast<size_t>(Below(5))];
+        const int64_t walltime_s = 600 + Below(course ? 20 * 3600 : 30 * 3600);
+        const core::AppAnswer answer = Op({{"op", "job_submit"},
+                                           {"program", kProgram},
+                                           {"grant", grant},
+                                           {"chips", chips},
+                                           {"walltime_s", walltime_s}},
+                                          actor);
+        if (answer.status.ok()) {
+          submitted_.push_back({answer.result["job"], chips, walltime_s});
+        } else {
+          ++refusals_[std::string(ToString(answer.status.error().code))];
+        }
+        return "submit " + grant;
+      }
+      case 4:
+      case 5: {  // finish or cancel a job
+        if (submitted_.empty()) return "nothing";
+        const Submitted& job =
+            submitted_[static_cast<size_t>(Below(static_cast<int64_t>(submitted_.size())))];
+        const bool cancel = Below(2) == 0;
+        const core::AppAnswer answer =
+            Op({{"op", cancel ? "job_cancel" : "job_finish"}, {"job", job.id}},
+               cancel ? Actor("admin") : Actor("operator"));
+        if (!answer.status.ok()) ++refusals_[std::string(ToString(answer.status.error().code))];
+        return (cancel ? "cancel " : "finish ") + job.id;
+      }
+      case 6:
+      case 7:
+        Ok({{"op", "tick"}}, Actor("admin"));
+        return "tick";
+      case 8: {  // a PI catches up on an overdue obligation: the grant thaws
+        for (const auto& [id, obligation] : Program().obligations()) {
+          if (obligation.state != program::ObligationState::kOverdue) continue;
+          const std::string pi = Program().grants().at(obligation.grant).pi;
+          if (Op({{"op", "obligation_submit"},
+                  {"program", kProgram},
+                  {"obligation", id},
+                  {"reference", "late report"}},
+                 Actor("researcher", pi))
+                  .status.ok()) {
+            Ok({{"op", "obligation_review"},
+                {"program", kProgram},
+                {"obligation", id},
+                {"accept", true}},
+               Actor("officer"));
+          }
+          return "thaw " + obligation.grant;
+        }
+        return "nothing";
+      }
+      case 9: {  // the instructor gives a student credits
+        const std::string student = students_[static_cast<size_t>(Below(4))];
+        const core::AppAnswer answer = Op({{"op", "student_allocate"},
+                                           {"program", kProgram},
+                                           {"grant", "G-P3"},
+                                           {"student", student},
+                                           {"amount", std::to_string(5 + Below(400))}},
+                                          Actor("researcher", Program().grants().at("G-P3").pi));
+        if (!answer.status.ok()) ++refusals_[std::string(ToString(answer.status.error().code))];
+        return "allocate " + student;
+      }
+      case 10: {  // rarely, an officer closes a grant with its jobs in flight
+        if (Below(8) != 0) return "nothing";
+        const core::AppAnswer answer =
+            Op({{"op", "grant_close"}, {"program", kProgram}, {"grant", grant}}, Actor("officer"));
+        if (!answer.status.ok()) ++refusals_[std::string(ToString(answer.status.error().code))];
+        return "close " + grant;
+      }
+      default: {  // drain or resume a node
+        const std::string node = "trn-n000" + std::to_string(Below(6));
+        const bool drain = Below(2) == 0;
+        (void)Op({{"op", drain ? "node_drain" : "node_resume"}, {"node", node}}, Actor("operator"));
+        return (drain ? "drain " : "resume ") + node;
+      }
+    }
+  }
+
+  // Every run charged exactly once, priced from what was submitted and when it ran.
+  void CheckCharges() {
+    const sched::Scheduler& scheduler = *core_.app().scheduler();
+    __int128 expected = 0;
+    __int128 charged = 0;
+    for (const Submitted& submitted : submitted_) {
+      const core::JobRecord& record = core_.app().jobs().at(submitted.id);
+      const sched::Job& job = scheduler.job(record.sched_id);
+      ASSERT_LE(job.runs, 1u) << submitted.id << ": no preemption under this policy";
+      int64_t ran_s = 0;
+      if (job.state == sched::JobState::kRunning) {
+        ASSERT_TRUE(job.charged.is_zero()) << submitted.id << " charged before its run ended";
+        continue;
+      }
+      if (job.first_start_s >= 0) {
+        ran_s = job.end_s - job.first_start_s;
+        ASSERT_GE(ran_s, 0) << submitted.id;
+        ASSERT_LE(ran_s, submitted.walltime_s) << submitted.id << " ran past its walltime";
+      }
+      const Credits cost = *UsageCost(submitted.chips, ran_s, kPrice);
+      EXPECT_EQ(job.charged, cost) << submitted.id;
+      expected += cost.micro();
+      charged += job.charged.micro();
+    }
+    EXPECT_EQ(charged, expected);
+    __int128 spent = 0;
+    for (const auto& [id, grant] : Program().grants()) spent += grant.spent.micro();
+    EXPECT_EQ(spent, expected) << "the grants' spent is not the jobs' charges";
+    const auto revenue =
+        core_.ledger().FindAccount(Program().AccountId(program::kClusterRevenueAccount));
+    ASSERT_TRUE(revenue.has_value());
+    EXPECT_EQ(revenue->credits_posted.micro(), expected);
+  }
+
+  core::Core core_;
+  int64_t now_us_ = 0;
+  std::mt19937_64 rng_;
+  std::vector<std::string> pis_, reviewers_, students_, grants_;
+  std::vector<Submitted> submitted_;
+  std::map<std::string, int> refusals_;
+};
+
+std::vector<uint64_t> Seeds() {
+  if (const char* seed = std::getenv("ATRIUM_SEED")) return {std::strtoull(seed, nullptr, 10)};
+  return {1, 2, 3, 4};
+}
+
+int64_t Steps() {
+  if (const char* steps = std::getenv("ATRIUM_STEPS")) return std::strtoll(steps, nullptr, 10);
+  return 600;
+}
+
+TEST(CrossLedgerTest, VerifyAfterEveryStepAndEveryRunChargedOnce) {
+  std::map<std::string, int> steps_seen;
+  std::map<std::string, int> refusals;
+  int64_t jobs = 0;
+  int64_t frozen_steps = 0;
+  int64_t closed_or_expired = 0;
+  for (const uint64_t seed : Seeds()) {
+    SCOPED_TRACE("ATRIUM_SEED=" + std::to_string(seed));
+    CrossLedgerRun run(seed);
+    run.SetUp();
+    if (::testing::Test::HasFatalFailure()) return;
+    for (int64_t step = 0; step < Steps(); ++step) {
+      const std::string name = run.Step();
+      ++steps_seen[name.substr(0, name.find(' '))];
+      run.CheckVerify("step " + std::to_string(step) + " (" + name + ")");
+      if (::testing::Test::HasFatalFailure()) return;
+      for (const auto& [id, grant] : run.Program().grants()) {
+        if (grant.status == program::GrantStatus::kFrozen) ++frozen_steps;
+      }
+    }
+    // Past every grant's end: everything expires, every job stops.
+    run.now_us_ += 200 * kDayUs;
+    run.Ok({{"op", "tick"}}, Actor("admin"));
+    run.CheckVerify("final tick");
+    for (const auto& [id, grant] : run.Program().grants()) {
+      EXPECT_TRUE(grant.status == program::GrantStatus::kExpired ||
+                  grant.status == program::GrantStatus::kClosed)
+          << id;
+      ++closed_or_expired;
+      EXPECT_TRUE(run.Program().GrantHeld(grant).is_zero()) << id;
+    }
+    for (const auto& [id, record] : run.core_.app().jobs()) {
+      const sched::JobState state = run.core_.app().scheduler()->job(record.sched_id).state;
+      EXPECT_TRUE(state != sched::JobState::kRunning && state != sched::JobState::kPending) << id;
+    }
+    run.CheckCharges();
+    jobs += static_cast<int64_t>(run.submitted_.size());
+    for (const auto& [code, count] : run.refusals_) refusals[code] += count;
+  }
+  // The runs reached what they are meant to exercise.
+  EXPECT_GT(jobs, 50);
+  EXPECT_GT(frozen_steps, 0) << "no grant was ever frozen";
+  EXPECT_GT(steps_seen["close"], 0);
+  EXPECT_GT(steps_seen["allocate"], 0);
+  EXPECT_GT(refusals["student_limit"], 0) << "no student job was refused for its allocation";
+  EXPECT_GT(closed_or_expired, 0);
+}
+
+// The pieces one at a time: a hold is visible in the grant's available balance, a frozen
+// grant's job waits with reason grant_frozen while a running one settles, closing stops
+// the jobs and charges what ran, a student is held to their allocation.
+TEST(CrossLedgerTest, HoldsFreezeCloseAndStudents) {
+  CrossLedgerRun run(7);
+  run.SetUp();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  const program::ProgramState& program = run.Program();
+  const std::string grant = "G-P1";
+  const std::string pi = program.grants().at(grant).pi;
+  const Credits before = program.AccountAvailable(program.grants().at(grant).account);
+  json job = run.Ok({{"op", "job_submit"},
+                     {"program", kProgram},
+                     {"grant", grant},
+                     {"chips", 16},
+                     {"walltime_s", 3600}},
+                    Actor("researcher", pi));
+  EXPECT_EQ(job["state"], "running");
+  const std::string running = job["job"];
+  // The worst case (16 chips x 1 h x 1.34375) is held: available drops, balance does not.
+  EXPECT_EQ(program.AccountAvailable(program.grants().at(grant).account),
+            *before.CheckedSub(*Credits::Parse("21.5")));
+  EXPECT_EQ(program.AccountBalance(program.grants().at(grant).account), before);
+  run.CheckVerify("hold");
+
+  // Students: not in the course, not found; a member without an allocation, refused;
+  // beyond the allocation, refused; within it, runs on the student's own account.
+  const std::string course = "G-P3";
+  const std::string instructor = program.grants().at(course).pi;
+  const std::string student = run.students_[0];
+  const json small = {{"op", "job_submit"},
+                      {"program", kProgram},
+                      {"grant", course},
+                      {"chips", 1},
+                      {"walltime_s", 600}};
+  EXPECT_EQ(run.Op(small, Actor("student", student)).status.code(), ErrorCode::kNotFound);
+  run.Ok(
+      {{"op", "grant_member_add"}, {"program", kProgram}, {"grant", course}, {"person", student}},
+      Actor("researcher", instructor));
+  core::AppAnswer refused = run.Op(small, Actor("student", student));
+  EXPECT_EQ(refused.status.code(), ErrorCode::kStudentLimit);
+  run.Ok({{"op", "student_allocate"},
+          {"program", kProgram},
+          {"grant", course},
+          {"student", student},
+          {"amount", "10"}},
+         Actor("researcher", instructor));
+  refused = run.Op({{"op", "job_submit"},
+                    {"program", kProgram},
+                    {"grant", course},
+                    {"chips", 16},
+                    {"walltime_s", 86400}},
+                   Actor("student", student));
+  EXPECT_EQ(refused.status.code(), ErrorCode::kStudentLimit);
+  EXPECT_EQ(ToString(refused.status.code()), "student_limit");
+  // 4 chips x 1 h = 5.375: the first runs, the second waits for the student's credits.
+  const std::string first = run.Ok({{"op", "job_submit"},
+                                    {"program", kProgram},
+                                    {"grant", course},
+                                    {"chips", 4},
+                                    {"walltime_s", 3600}},
+                                   Actor("student", student))["job"];
+  const json second = run.Ok({{"op", "job_submit"},
+                              {"program", kProgram},
+                              {"grant", course},
+                              {"chips", 4},
+                              {"walltime_s", 3600}},
+                             Actor("student", student));
+  EXPECT_EQ(second["state"], "pending");
+  run.Ok({{"op", "tick"}}, Actor("admin"));
+  EXPECT_EQ(run.core_.app().WaitReason(run.core_.app().jobs().at(second["job"])), "student_limit");
+  const uint64_t student_account = program.grants().at(course).students.at(student);
+  EXPECT_EQ(program.AccountAvailable(student_account), *Credits::Parse("4.625"));
+  run.CheckVerify("students");
+  (void)first;
+
+  // Freeze by an overdue progress report (due a month after the start).
+  run.now_us_ += 31 * kDayUs;
+  run.Ok({{"op", "tick"}}, Actor("admin"));
+  // The running job ended at its walltime in that tick, charged once.
+  EXPECT_EQ(program.grants().at(grant).status, program::GrantStatus::kFrozen);
+  EXPECT_EQ(program.grants().at(grant).spent, *Credits::Parse("21.5"));
+  job = run.Ok({{"op", "job_submit"},
+                {"program", kProgram},
+                {"grant", grant},
+                {"chips", 4},
+                {"walltime_s", 600}},
+               Actor("researcher", pi));
+  const std::string waiting = job["job"];
+  EXPECT_EQ(job["state"], "pending");
+  run.Ok({{"op", "tick"}}, Actor("admin"));
+  EXPECT_EQ(run.core_.app().WaitReason(run.core_.app().jobs().at(waiting)), "grant_frozen");
+  run.CheckVerify("frozen");
+
+  // Close: the waiting job is cancelled, nothing is charged for it.
+  run.Ok({{"op", "grant_close"}, {"program", kProgram}, {"grant", grant}}, Actor("officer"));
+  const auto& scheduler = *run.core_.app().scheduler();
+  EXPECT_EQ(scheduler.job(run.core_.app().jobs().at(waiting).sched_id).state,
+            sched::JobState::kCancelled);
+  EXPECT_TRUE(program.GrantHeld(program.grants().at(grant)).is_zero());
+  run.CheckVerify("close");
+}
+
+}  // namespace
+}  // namespace atrium
