@@ -145,4 +145,51 @@ TEST_F(ProgramCliTest, ADataFolderHasOneWriter) {
   EXPECT_NE(review.out.find("not_found"), std::string::npos) << review.out;
 }
 
+TEST_F(ProgramCliTest, CsvImportIsAllOrNothingAndNamesTheLine) {
+  const std::string data = " --data " + Path("data");
+  ASSERT_EQ(Atrium("program load " ATRIUM_EXAMPLES "/build-on-trainium.toml" + data).exit_code, 0);
+  std::ofstream(Path("institutions.csv")) << "id,name,type,country\n"
+                                          << "eth,\"ETH Zurich, Switzerland\",university,CH\n"
+                                          << "uon,University of Nairobi,university,KE\r\n";
+  const Outcome institutions = Atrium("import institutions " + Path("institutions.csv") + data);
+  ASSERT_EQ(institutions.exit_code, 0) << institutions.out;
+  EXPECT_NE(institutions.out.find("imported 2 institutions and 0 people"), std::string::npos)
+      << institutions.out;
+
+  // Line 4 names an institution nobody registered: the file is refused whole.
+  std::ofstream(Path("people.csv"))
+      << "id,name,institution,role,expertise,reviewer\n"
+      << "0000-0002-1825-0097,Ada Lovelace,eth,faculty,compilers;systems,yes\n"
+      << "0000-0001-5109-3700,\"Grace\nHopper\",uon,faculty,,no\n"
+      << "0000-0002-1694-233X,Bob,nowhere,postdoc,,false\n";
+  const Outcome bad = Atrium("import people " + Path("people.csv") + data);
+  EXPECT_EQ(bad.exit_code, 1) << bad.out;
+  EXPECT_NE(bad.out.find("people.csv:5: column institution: not_found"), std::string::npos)
+      << bad.out;  // the quoted newline in line 3 makes Bob's row start on line 5
+
+  // A row with too many fields: a usage error with its line, before anything is sent.
+  std::ofstream(Path("ragged.csv")) << "id,name,institution,role\n"
+                                    << "0000-0002-1825-0097,Ada,eth,faculty,extra\n";
+  const Outcome ragged = Atrium("import reviewers " + Path("ragged.csv") + data);
+  EXPECT_EQ(ragged.exit_code, 2) << ragged.out;
+  EXPECT_NE(ragged.out.find("line 2: 5 fields, the header has 4"), std::string::npos) << ragged.out;
+  std::ofstream(Path("columns.csv")) << "id,name,colour\n";
+  const Outcome columns = Atrium("import institutions " + Path("columns.csv") + data);
+  EXPECT_EQ(columns.exit_code, 2) << columns.out;
+  EXPECT_NE(columns.out.find("column \"colour\" is not a field"), std::string::npos) << columns.out;
+
+  // Nothing of the refused file was added: its good rows import now, once.
+  std::ofstream(Path("people-fixed.csv"))
+      << "id,name,institution,role,expertise,reviewer\n"
+      << "0000-0002-1825-0097,Ada Lovelace,eth,faculty,compilers;systems,yes\n"
+      << "0000-0001-5109-3700,\"Grace\nHopper\",uon,faculty,,no\n";
+  const Outcome fixed = Atrium("import people " + Path("people-fixed.csv") + data);
+  ASSERT_EQ(fixed.exit_code, 0) << fixed.out;
+  EXPECT_NE(fixed.out.find("imported 0 institutions and 2 people"), std::string::npos);
+  const Outcome again = Atrium("import institutions " + Path("institutions.csv") + data);
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.out.find("institutions.csv:2: column id: already_exists"), std::string::npos)
+      << again.out;
+}
+
 }  // namespace

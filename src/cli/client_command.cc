@@ -29,6 +29,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/client.h"
 #include "cli/commands.h"
 #include "core/app_state.h"
 #include "core/ops.h"
@@ -655,7 +656,45 @@ void AddClientOptions(CLI::App* command, ClientOptions* options) {
   command->add_flag("--json", options->json, "print the service's JSON answer");
 }
 
+ClientOptions Effective(ClientOptions options) {
+  if (options.server.empty()) options.server = EnvOr("ATRIUM_SERVER", "http://127.0.0.1:8080");
+  if (options.program.empty()) options.program = EnvOr("ATRIUM_PROGRAM", "");
+  return options;
+}
+
 }  // namespace
+
+void AddServiceOptions(CLI::App* command, ServiceTarget* target) {
+  command->add_option("--server", target->server, "service URL (ATRIUM_SERVER)");
+  command->add_option("--token-file", target->token_file,
+                      "file holding the token (ATRIUM_TOKEN, ATRIUM_TOKEN_FILE)");
+  command->add_option("--program", target->program, "program id (ATRIUM_PROGRAM)");
+}
+
+ServiceAnswer SendOp(const ServiceTarget& target, std::string_view op, json body) {
+  const ClientOptions options = Effective(
+      {.server = target.server, .token_file = target.token_file, .program = target.program});
+  const core::OpSpec* spec = core::FindOp(op);
+  if (spec == nullptr || spec->route.method.empty())
+    Fail(kExitUsage, "no route for op " + std::string(op));
+  std::string path(spec->route.path);
+  for (size_t open = path.find('{'); open != std::string::npos; open = path.find('{')) {
+    const size_t close = path.find('}', open);
+    const std::string name = path.substr(open + 1, close - open - 1);
+    std::string value;
+    if (name == "program") {
+      value = ProgramOf(options);
+    } else if (body.contains(name) && body[name].is_string()) {
+      value = body[name].get<std::string>();
+      body.erase(name);
+    } else {
+      Fail(kExitUsage, "op " + std::string(op) + " needs " + name);
+    }
+    path.replace(open, close - open + 1, Encode(value));
+  }
+  const Answer answer = Send(options, std::string(spec->route.method), path, body);
+  return {answer.status, answer.body};
+}
 
 void RegisterClientCommands(CLI::App& app) {
   auto options = std::make_shared<ClientOptions>();
@@ -738,13 +777,20 @@ void RegisterClientCommands(CLI::App& app) {
       for (auto it = bound->values.begin(); it != bound->values.end();) {
         it = it->second.empty() ? bound->values.erase(it) : std::next(it);
       }
-      ClientOptions effective = *options;
-      if (effective.server.empty())
-        effective.server = EnvOr("ATRIUM_SERVER", "http://127.0.0.1:8080");
-      if (effective.program.empty()) effective.program = EnvOr("ATRIUM_PROGRAM", "");
-      RunClient(effective, *bound);
+      RunClient(Effective(*options), *bound);
     });
   }
+  CLI::App* api = app.add_subcommand("api", "The API's reference, from the op table");
+  api->require_subcommand(1);
+  api->add_subcommand("ops", "Every op: route, roles, fields (types, bounds), answer (Markdown)")
+      ->callback([] {
+        fmt::print(
+            "# Ops\n\nEvery change Atrium accepts, from the op table (`src/core/ops.cc`); "
+            "printed by `atrium api ops`. The API, the offline `atrium program` and the "
+            "journal's replay check them the same way. A refusal names the field "
+            "(`institution.country`, `people[3].institution`).\n\n{}",
+            core::OpsMarkdown());
+      });
 }
 
 }  // namespace atrium::cli

@@ -30,6 +30,10 @@ void RegisterAuditCommands(CLI::App& app);
 // `atrium report program`: the transparency report.
 void RegisterReportCommands(CLI::App& app);
 
+// `atrium import institutions|people|reviewers FILE.csv`: bulk registration (one
+// all-or-nothing people_import op per file), to a service or offline (--data).
+void RegisterImportCommands(CLI::App& app);
+
 // `atrium serve`: the service.
 void RegisterServeCommand(CLI::App& app);
 // The client of a running service: token, programs, call, decision, proposal, conflict,

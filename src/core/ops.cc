@@ -885,6 +885,7 @@ std::vector<OpSpec> OpHandlers::Table() {
              .handler = [](AppState& app, const OpRequest& request) -> Result<json> {
                return app.SubmitJob(request.command, request.actor, request.now_us);
              },
+             .checks_own_fields = true,
              .cli_group = "job",
              .cli_name = "submit"});
   const auto finish = [](AppState& app, const OpRequest& request) -> Result<json> {
@@ -899,6 +900,7 @@ std::vector<OpSpec> OpHandlers::Table() {
                        .result = job_end,
                        .route = {.method = "POST", .path = "/v1/jobs/{job}/cancel"},
                        .handler = finish,
+                       .checks_own_fields = true,
                        .cli_group = "job",
                        .cli_name = "cancel",
                        .cli_positional = {"job"}});
@@ -909,6 +911,7 @@ std::vector<OpSpec> OpHandlers::Table() {
                        .result = job_end,
                        .route = {.method = "POST", .path = "/v1/jobs/{job}/finish"},
                        .handler = finish,
+                       .checks_own_fields = true,
                        .cli_group = "job",
                        .cli_name = "finish",
                        .cli_positional = {"job"}});

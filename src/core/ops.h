@@ -131,6 +131,11 @@ struct OpSpec {
   std::vector<ResultField> result;
   OpRoute route;
   OpHandler handler = nullptr;
+  // The handler reads and checks its fields itself, in an order of its own (the job ops:
+  // AppState::SubmitJob looks up the grant before it reads chips, so an unknown grant is
+  // not_found whatever the rest says). Dispatch then checks only for unknown fields; the
+  // declared fields still drive routes, OpenAPI and the CLI, and must match the handler's.
+  bool checks_own_fields = false;
   // The CLI client's command ("call open"): group and name; empty name: a top-level one.
   std::string_view cli_group;
   std::string_view cli_name;
