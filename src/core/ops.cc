@@ -53,6 +53,8 @@ Status CheckValue(const FieldSpec& spec, const json& value, const std::string& n
     case FieldKind::kId:
     case FieldKind::kPath: {
       ATRIUM_TRY(CheckText(value, name, AppState::kIdBytesMax + 1));
+      // An optional id given as "" is absent (clients send empty strings for "none").
+      if (!spec.required && value.get_ref<const std::string&>().empty()) return OkStatus();
       if (!ValidId(value.get_ref<const std::string&>(), spec.kind == FieldKind::kPath)) {
         return Error{ErrorCode::kInvalidId,
                      name + " must be 1-128 characters of letters, digits and . _ : @ -" +

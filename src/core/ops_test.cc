@@ -128,6 +128,22 @@ TEST_F(OpsTest, EveryKindOfBadFieldHasItsCodeAndField) {
   ExpectRefused({{"op", "no_such_op"}}, ErrorCode::kInvalidArgument, "op");
 }
 
+TEST_F(OpsTest, AnEmptyOptionalIdIsAbsent) {
+  // The service fills "person": "" for service tokens; an optional id given empty is absent.
+  const AppAnswer answer = app_.Apply({{"op", "token_create"},
+                                       {"actor", Admin()},
+                                       {"token_id", "t-operator"},
+                                       {"role", "operator"},
+                                       {"person", ""},
+                                       {"salt", std::string(32, 'a')},
+                                       {"hash", std::string(64, 'b')}},
+                                      kNow);
+  ASSERT_TRUE(answer.status.ok()) << answer.status.error().ToString();
+  EXPECT_EQ(answer.result["person"], "");
+  // A required one is not.
+  ExpectRefused({{"op", "token_revoke"}, {"token_id", ""}}, ErrorCode::kInvalidId, "token_id");
+}
+
 TEST_F(OpsTest, RolesAreTheFirstCheck) {
   // A researcher may not open a call, even a call that does not exist.
   ExpectRefused({{"op", "call_open"},
