@@ -11,6 +11,7 @@ packages=(
   libsqlite3-dev sqlite3 libssl-dev libpqxx-dev postgresql
   coinor-libcbc-dev
   libcpp-httplib-dev libboost-dev libspdlog-dev zlib1g-dev curl jq
+  libcsv-dev
   clang libclang-rt-14-dev clang-tidy
   chromium
 )

@@ -1,7 +1,13 @@
 // The CLI client: one subcommand per API action, talking to a running `atrium serve`.
-// Each command is a row of a table (group, name, route, positional path parameters,
-// options that become body fields or query filters), so the client covers the API
-// without a hand-written function per action.
+// Changes come from the op table (core/ops.h): every field of an op is a flag (nested
+// objects' fields too: `atrium person add --id ... --name ...`), typed, bounded and
+// described in --help from the same declaration the service validates with. Reads are a
+// small table here (group, name, route, positional path parameters, query filters).
+//
+// Human output prints times as ISO-8601 UTC, durations as 1h30m, amounts as the
+// decimals the API sends, nested values inline; --json prints the service's answer.
+// Exit codes: 0 ok, 1 refused (the code says why), 2 usage, 3 the service failed (5xx),
+// 4 the service could not be reached (after retries).
 //
 // Shared options: --server URL (or ATRIUM_SERVER; default http://127.0.0.1:8080), the
 // token from ATRIUM_TOKEN or --token-file (or ATRIUM_TOKEN_FILE), --program (or
@@ -23,8 +29,10 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli/client.h"
 #include "cli/commands.h"
 #include "core/app_state.h"
+#include "core/ops.h"
 #include "report/usage.h"
 #include "server/api.h"
 
@@ -33,208 +41,145 @@ namespace {
 
 using nlohmann::json;
 
-enum class FieldType { kString, kInt, kBool, kStrings, kAmount, kDuration, kJsonFile };
-
-struct FieldSpec {
-  const char* flag;   // "--chips"
-  const char* field;  // body field ("chips") or, for reads, a query filter
-  FieldType type = FieldType::kString;
+// A read's query filter.
+struct QuerySpec {
+  const char* flag;   // "--state"
+  const char* field;  // the query parameter
   const char* help = "";
-  bool required = false;
+  bool integer = false;
 };
 
+// One client command: a read (query filters) or a change (an op of the table).
 struct ClientSpec {
-  const char* group;
-  const char* name;
-  const char* route;                    // operation id (api.h)
-  std::vector<const char*> positional;  // path parameters besides {program}, in order
-  std::vector<FieldSpec> fields;
-  const char* help;
-  bool trailing_argv = false;  // everything after "--" becomes argv
+  std::string group;
+  std::string name;
+  std::string route;                    // operation id (api.h)
+  std::vector<std::string> positional;  // path parameters besides {program}, in order
+  std::vector<QuerySpec> query;
+  std::string help;
+  const core::OpSpec* op = nullptr;
 };
 
-const std::vector<ClientSpec>& ClientSpecs() {
-  using F = FieldType;
-  static const std::vector<ClientSpec> specs = {
+std::vector<ClientSpec> ReadSpecs() {
+  return {
       {"token",
        "list",
        "token_list",
        {},
        {},
        "List tokens (all for an admin, one's own otherwise)"},
-      {"token",
-       "create",
-       "token_create",
-       {},
-       {{"--role", "role", F::kString, "admin, officer, reviewer, researcher, student, operator"},
-        {"--person", "person", F::kString, "the person the token speaks for"},
-        {"--label", "label", F::kString, "a note for whoever lists tokens"}},
-       "Create a token; its secret is printed once"},
-      {"token", "revoke", "token_revoke", {"token_id"}, {}, "Revoke a token"},
       {"whoami", "", "whoami", {}, {}, "Show the role and person of the token in use"},
-
       {"programs", "list", "program_list", {}, {}, "List programs"},
       {"programs", "show", "program_show", {}, {}, "Show the program (--program)"},
-      {"programs",
-       "create",
-       "program_create",
-       {},
-       {{"--file", "toml", F::kString, "program definition (TOML file)", true}},
-       "Create a program from its TOML definition"},
       {"programs", "tracks", "track_list", {}, {}, "List the program's tracks"},
-      {"institution",
-       "add",
-       "institution_add",
-       {},
-       {{"--file", "", F::kJsonFile, "the institution as JSON {id,name,type,country}", true}},
-       "Register an institution"},
-      {"person",
-       "add",
-       "person_add",
-       {},
-       {{"--file", "", F::kJsonFile, "the person as JSON {id,name,institution,role,...}", true}},
-       "Register a person"},
-
-      {"call", "list", "call_list", {}, {{"--state", "state", F::kString, "filter"}}, "List calls"},
+      {"call", "list", "call_list", {}, {{"--state", "state", "filter"}}, "List calls"},
       {"call", "show", "call_show", {"call"}, {}, "Show a call"},
-      {"call", "open", "call_open", {"call"}, {}, "Open a call"},
-      {"call", "close", "call_close", {"call"}, {}, "Close a call"},
-      {"call", "assign", "call_assign", {"call"}, {}, "Find conflicts and assign reviewers"},
       {"decision", "show", "decision_show", {"call"}, {}, "Show a call's decision"},
-      {"decision",
-       "draft",
-       "decision_draft",
-       {"call"},
-       {{"--policy", "policy", F::kString, "mip or greedy (default: the program's)"}},
-       "Draft the awards"},
-      {"decision", "commit", "decision_commit", {"call"}, {}, "Commit the drafted awards"},
-
       {"proposal",
        "list",
        "proposal_list",
        {},
-       {{"--call", "call", F::kString, "filter"}, {"--status", "status", F::kString, "filter"}},
+       {{"--call", "call", "filter"}, {"--status", "status", "filter"}},
        "List the proposals you may see"},
       {"proposal", "show", "proposal_show", {"proposal"}, {}, "Show a proposal"},
-      {"proposal",
-       "submit",
-       "proposal_submit",
-       {},
-       {{"--file", "", F::kJsonFile, "the proposal as JSON {id,call,title,...}", true}},
-       "Submit or edit a proposal"},
-      {"proposal", "withdraw", "proposal_withdraw", {"proposal"}, {}, "Withdraw a proposal"},
       {"conflict", "list", "conflict_list", {}, {}, "List conflicts of interest"},
-      {"conflict",
-       "declare",
-       "conflict_declare",
-       {},
-       {{"--proposal", "proposal", F::kString, "", true},
-        {"--reviewer", "reviewer", F::kString, "(staff) the reviewer; default: you"},
-        {"--note", "note", F::kString, "why"}},
-       "Declare a conflict of interest"},
-      {"review",
-       "list",
-       "review_list",
-       {},
-       {{"--proposal", "proposal", F::kString, "filter"}},
-       "List reviews"},
-      {"review",
-       "submit",
-       "review_submit",
-       {},
-       {{"--proposal", "proposal", F::kString, "", true},
-        {"--scores", "scores", F::kStrings, "one integer per rubric criterion", true},
-        {"--comment", "comment", F::kString, ""}},
-       "Submit a review"},
-
+      {"review", "list", "review_list", {}, {{"--proposal", "proposal", "filter"}}, "List reviews"},
       {"grant",
        "list",
        "grant_list",
        {},
-       {{"--status", "status", F::kString, "filter"}, {"--call", "call", F::kString, "filter"}},
+       {{"--status", "status", "filter"}, {"--call", "call", "filter"}},
        "List the grants you may see"},
       {"grant", "show", "grant_show", {"grant"}, {}, "Show a grant"},
       {"grant", "balance", "grant_balance", {"grant"}, {}, "Show a grant's balance"},
-      {"grant",
-       "add-member",
-       "grant_member_add",
-       {"grant"},
-       {{"--person", "person", F::kString, "", true}},
-       "Add a member to a grant"},
-      {"grant",
-       "allocate",
-       "student_allocate",
-       {"grant"},
-       {{"--student", "student", F::kString, "", true},
-        {"--amount", "amount", F::kAmount, "credits", true}},
-       "Give a student part of a course's credits"},
-      {"grant", "close", "grant_close", {"grant"}, {}, "Close a grant"},
       {"obligation",
        "list",
        "obligation_list",
        {},
-       {{"--grant", "grant", F::kString, "filter"}, {"--state", "state", F::kString, "filter"}},
+       {{"--grant", "grant", "filter"}, {"--state", "state", "filter"}},
        "List obligations"},
-      {"obligation",
-       "submit",
-       "obligation_submit",
-       {"obligation"},
-       {{"--reference", "reference", F::kString, "DOI, arXiv id or repository URL", true},
-        {"--license", "license", F::kString, "OSI license id (repositories)"}},
-       "Submit evidence for an obligation"},
-      {"obligation",
-       "review",
-       "obligation_review",
-       {"obligation"},
-       {{"--accept", "accept", F::kBool, "accept (default: reject)"}},
-       "Accept or reject an obligation's evidence"},
       {"account", "list", "account_list", {}, {}, "The program's ledger accounts"},
       {"log", "show", "log_list", {}, {}, "The public decision log"},
       {"report", "show", "report_show", {}, {}, "The transparency report (from the service)"},
-
-      {"job",
-       "submit",
-       "job_submit",
-       {},
-       {{"--grant", "grant", F::kString, "", true},
-        {"--chips", "chips", F::kInt, "", true},
-        {"--walltime", "walltime_s", F::kDuration, "limit: 90s, 30m, 2h, 1d, 1h30m", true},
-        {"--accelerator", "accelerator", F::kString, "(default: the cluster's default type)"},
-        {"--class", "class", F::kString, "research, education or preemptible"},
-        {"--name", "name", F::kString, ""}},
-       "Submit a job: atrium job submit --grant G --chips N --walltime 2h -- command args",
-       true},
       {"job",
        "list",
        "job_list",
        {},
-       {{"--state", "state", F::kString, "filter"}, {"--grant", "grant", F::kString, "filter"}},
+       {{"--state", "state", "filter"}, {"--grant", "grant", "filter"}},
        "List the jobs you may see"},
       {"job", "show", "job_show", {"job"}, {}, "Show a job"},
-      {"job", "cancel", "job_cancel", {"job"}, {}, "Cancel a job"},
-      {"job", "finish", "job_finish", {"job"}, {}, "Report a running job's end (operator)"},
-      {"cluster",
-       "load",
-       "cluster_load",
-       {},
-       {{"--file", "toml", F::kString, "cluster description (TOML file)", true}},
-       "Load the cluster description"},
-      {"node", "list", "node_list", {}, {{"--state", "state", F::kString, "filter"}}, "List nodes"},
-      {"node", "drain", "node_drain", {"node"}, {}, "Drain a node"},
-      {"node", "resume", "node_resume", {"node"}, {}, "Return a node to service"},
+      {"node", "list", "node_list", {}, {{"--state", "state", "filter"}}, "List nodes"},
       {"partition", "list", "partition_list", {}, {}, "Partitions and chips busy"},
       {"usage",
        "",
        "usage_report",
        {},
-       {{"--from", "from", F::kString, "start: unix seconds or 2026-11-01[T12:00Z] (30 days ago)"},
-        {"--to", "to", F::kString, "end, exclusive (default: now)"},
-        {"--step", "step", F::kString, "3600, 1h, 1d, 1w (default 1d)"},
-        {"--group-by", "group_by", F::kString, "grant, institution, field, accelerator, partition"},
-        {"--series", "series", F::kInt, "groups given a per-step series (0-50, default 8)"}},
+       {{"--from", "from", "start: unix seconds or 2026-11-01[T12:00Z] (30 days ago)"},
+        {"--to", "to", "end, exclusive (default: now)"},
+        {"--step", "step", "3600, 1h, 1d, 1w (default 1d)"},
+        {"--group-by", "group_by", "grant, institution, field, accelerator, partition"},
+        {"--series", "series", "groups given a per-step series (0-50, default 8)", true}},
        "Usage per step: chip-hours, credits, jobs, waits, utilisation (staff, operators)"},
   };
+}
+
+// Every client command: the reads above, then one per op of the table that has a route
+// and a CLI name.
+const std::vector<ClientSpec>& ClientSpecs() {
+  static const std::vector<ClientSpec> specs = [] {
+    std::vector<ClientSpec> all = ReadSpecs();
+    for (const core::OpSpec& op : core::Ops()) {
+      if (op.route.method.empty() || op.cli_group.empty()) continue;
+      ClientSpec spec{.group = std::string(op.cli_group),
+                      .name = std::string(op.cli_name),
+                      .route = std::string(op.name),
+                      .help = std::string(op.summary),
+                      .op = &op};
+      for (const std::string_view name : op.cli_positional) spec.positional.emplace_back(name);
+      all.push_back(std::move(spec));
+    }
+    return all;
+  }();
   return specs;
+}
+
+// A field's flag: "--walltime" for walltime_s (it takes durations), "--file" for a
+// field given as a file's text, else the name with dashes.
+std::string FlagOf(const core::FieldSpec& field) {
+  if (field.from_file) return "--file";
+  std::string name(field.name);
+  if (field.kind == core::FieldKind::kInt && name.ends_with("_s")) name.resize(name.size() - 2);
+  for (char& c : name) c = c == '_' ? '-' : c;
+  return "--" + name;
+}
+
+// The flags a change takes: (flag, field path, spec). A body object's fields are flags
+// of their own ("--id" for proposal.id), after the op's own fields.
+struct FlagSpec {
+  std::string flag;
+  std::string object;  // the enclosing object field, or empty
+  const core::FieldSpec* field;
+};
+
+std::vector<FlagSpec> FlagsOf(const ClientSpec& spec) {
+  std::vector<FlagSpec> flags;
+  if (spec.op == nullptr) return flags;
+  for (const core::FieldSpec& field : spec.op->fields) {
+    if (field.drawn || field.name == "program") continue;
+    if (std::find(spec.positional.begin(), spec.positional.end(), field.name) !=
+        spec.positional.end()) {
+      continue;
+    }
+    if (field.name == "argv") continue;  // after "--"
+    if (field.kind == core::FieldKind::kObject) {
+      for (const core::FieldSpec& inner : field.fields) {
+        flags.push_back({FlagOf(inner), std::string(field.name), &inner});
+      }
+      continue;
+    }
+    flags.push_back({FlagOf(field), "", &field});
+  }
+  return flags;
 }
 
 const server::Route* FindRoute(std::string_view name) {
@@ -283,6 +228,28 @@ std::string RandomKey() {
                      (uint64_t{device()} << 32) | device());
 }
 
+// What went wrong, as a sentence (httplib names it with one word, "Connection").
+std::string DescribeError(httplib::Error error) {
+  switch (error) {
+    case httplib::Error::Connection:
+      return "the connection failed (refused, or no route to the host)";
+    case httplib::Error::ConnectionTimeout:
+      return "the connection timed out";
+    case httplib::Error::Read:
+      return "the connection closed before the answer was read";
+    case httplib::Error::Write:
+      return "the connection closed while the request was sent";
+    case httplib::Error::BindIPAddress:
+      return "could not bind the local address";
+    case httplib::Error::SSLConnection:
+    case httplib::Error::SSLLoadingCerts:
+    case httplib::Error::SSLServerVerification:
+      return "TLS failed (" + httplib::to_string(error) + ")";
+    default:
+      return "request failed (" + httplib::to_string(error) + ")";
+  }
+}
+
 struct Answer {
   int status = 0;
   json body;
@@ -308,8 +275,10 @@ Answer Send(const ClientOptions& options, const std::string& method, const std::
     const bool retry = !result || result->status == 503;
     if (!retry || attempt >= options.retries) {
       if (!result) {
-        Fail(kExitStorage, fmt::format("cannot reach {}: {}", options.server,
-                                       httplib::to_string(result.error())));
+        Fail(kExitUnreachable,
+             fmt::format("cannot reach the service at {} after {} attempts: {} (is `atrium "
+                         "serve` running there? set --server or ATRIUM_SERVER)",
+                         options.server, attempt + 1, DescribeError(result.error())));
       }
       Answer answer{result->status, json::parse(result->body, nullptr, false)};
       return answer;
@@ -348,16 +317,81 @@ Result<int64_t> ParseDuration(const std::string& text) {
   return total;
 }
 
+std::string Cell(const json& value);
+
+// "1h30m" for a count of seconds.
+std::string FormatDuration(int64_t seconds) {
+  if (seconds <= 0) return fmt::format("{}s", seconds);
+  std::string out;
+  for (const auto& [unit, size] : {std::pair{"d", 86'400}, {"h", 3'600}, {"m", 60}, {"s", 1}}) {
+    if (seconds >= size) {
+      out += fmt::format("{}{}", seconds / size, unit);
+      seconds %= size;
+    }
+  }
+  return out;
+}
+
+// A field's value as people read it: *_us times as ISO-8601 UTC, *_s durations as 1h30m,
+// nested objects as k=v lists, lists joined by commas.
+std::string CellOf(const std::string& key, const json& value) {
+  if (value.is_number_integer()) {
+    const auto number = value.get<int64_t>();
+    if (key.ends_with("_us")) {
+      if (number == 0) return "-";
+      std::string text = report::FormatUtc(number / 1'000'000);
+      if (text.ends_with("T00:00:00Z")) text.resize(text.size() - 10);
+      return text;
+    }
+    if (key.ends_with("_s") && key != "step_s") return FormatDuration(number);
+  }
+  return Cell(value);
+}
+
 std::string Cell(const json& value) {
   if (value.is_string()) return value.get<std::string>();
   if (value.is_null()) return "-";
-  if (value.is_array() && value.size() <= 4) {
+  if (value.is_array()) {
     std::string out;
-    for (const json& item : value) out += (out.empty() ? "" : ",") + Cell(item);
+    for (const json& item : value)
+      out += (out.empty() ? "" : item.is_object() ? "; " : ",") + Cell(item);
+    return out.empty() ? "-" : out;
+  }
+  if (value.is_object()) {
+    std::string out;
+    for (const auto& [key, item] : value.items()) {
+      out += (out.empty() ? "" : " ") + key + "=" + CellOf(key, item);
+    }
     return out;
   }
-  if (value.is_structured()) return fmt::format("[{}]", value.size());
   return value.dump();
+}
+
+// Column headers: "CLOSES" for closes_us (the cell is a date), upper case.
+std::string Header(const std::string& key) {
+  std::string name = key;
+  if (name.ends_with("_us")) name.resize(name.size() - 3);
+  for (char& c : name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return name;
+}
+
+// An object as "key: value" lines; nested objects and lists of objects indented below.
+void PrintObject(const json& object, int indent) {
+  const std::string pad(static_cast<size_t>(indent), ' ');
+  for (const auto& [key, value] : object.items()) {
+    const bool objects =
+        value.is_array() && !value.empty() &&
+        std::all_of(value.begin(), value.end(), [](const json& item) { return item.is_object(); });
+    if (value.is_object() && !value.empty()) {
+      fmt::print("{}{}:\n", pad, key);
+      PrintObject(value, indent + 2);
+    } else if (objects) {
+      fmt::print("{}{}: ({})\n", pad, key, value.size());
+      for (const json& item : value) fmt::print("{}  - {}\n", pad, Cell(item));
+    } else {
+      fmt::print("{}{}: {}\n", pad, key, CellOf(key, value));
+    }
+  }
 }
 
 // A usage report: one line per step, then one per group.
@@ -402,8 +436,8 @@ void PrintHuman(const json& body) {
     }
     std::vector<std::string> columns;
     for (const auto& [key, value] : items[0].items()) {
-      if (!value.is_object() && columns.size() < 9 && key != "abstract" &&
-          key != "open_source_plan" && key != "comment" && key != "explanation") {
+      if (columns.size() < 9 && key != "abstract" && key != "open_source_plan" &&
+          key != "comment" && key != "explanation") {
         columns.push_back(key);
       }
     }
@@ -412,7 +446,7 @@ void PrintHuman(const json& body) {
     for (const json& item : items) {
       std::vector<std::string>& row = rows.emplace_back();
       for (size_t i = 0; i < columns.size(); ++i) {
-        std::string cell = item.contains(columns[i]) ? Cell(item[columns[i]]) : "";
+        std::string cell = item.contains(columns[i]) ? CellOf(columns[i], item[columns[i]]) : "";
         if (cell.size() > 40) cell = cell.substr(0, 37) + "...";
         row.push_back(std::move(cell));
       }
@@ -428,11 +462,7 @@ void PrintHuman(const json& body) {
       fmt::print("{}\n", line);
     };
     std::vector<std::string> header;
-    for (const std::string& column : columns) {
-      std::string upper = column;
-      for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-      header.push_back(upper);
-    }
+    for (const std::string& column : columns) header.push_back(Header(column));
     print_row(header);
     for (const auto& row : rows) print_row(row);
     if (body.contains("next") && !body["next"].is_null()) {
@@ -441,7 +471,7 @@ void PrintHuman(const json& body) {
     return;
   }
   if (body.is_object()) {
-    for (const auto& [key, value] : body.items()) fmt::print("{}: {}\n", key, Cell(value));
+    PrintObject(body, 0);
     return;
   }
   fmt::print("{}\n", body.dump(2));
@@ -469,12 +499,105 @@ struct Bound {
   std::vector<std::string> argv;
   std::string after;
   std::string limit;
+  std::string object_file;  // --file: a body object as JSON
 };
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) Fail(kExitUsage, "cannot read " + path);
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+std::vector<std::string> SplitComma(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream stream(text);
+  for (std::string part; std::getline(stream, part, ',');) parts.push_back(part);
+  return parts;
+}
+
+int64_t ParseInteger(const std::string& flag, const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const long long number = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || errno != 0) Fail(kExitUsage, flag + " must be an integer");
+  return number;
+}
+
+// A flag's text as the JSON value its field takes. Bounds are the service's to check
+// (it answers with the field's name); the client only gets the type right.
+json FlagValue(const FlagSpec& flag, const std::string& text) {
+  const core::FieldSpec& field = *flag.field;
+  switch (field.kind) {
+    case core::FieldKind::kInt:
+      if (std::string_view(field.name).ends_with("_s")) {
+        auto seconds = ParseDuration(text);
+        if (!seconds.ok()) Fail(kExitUsage, flag.flag + ": " + seconds.error().message);
+        return *seconds;
+      }
+      return ParseInteger(flag.flag, text);
+    case core::FieldKind::kBool:
+      return text == "true";
+    case core::FieldKind::kIds:
+    case core::FieldKind::kTexts:
+      return SplitComma(text);
+    case core::FieldKind::kInts: {
+      json list = json::array();
+      for (const std::string& part : SplitComma(text))
+        list.push_back(ParseInteger(flag.flag, part));
+      return list;
+    }
+    case core::FieldKind::kObjectList: {
+      // "key:value,key:value" for a list of two-field objects (chip_hours: trn1:1000).
+      if (field.fields.size() != 2) Fail(kExitUsage, flag.flag + " takes a JSON file (--file)");
+      json list = json::array();
+      for (const std::string& part : SplitComma(text)) {
+        const size_t colon = part.find(':');
+        if (colon == std::string::npos) Fail(kExitUsage, flag.flag + " items are like trn1:1000");
+        json item = json::object();
+        item[std::string(field.fields[0].name)] = part.substr(0, colon);
+        const std::string second = part.substr(colon + 1);
+        item[std::string(field.fields[1].name)] = field.fields[1].kind == core::FieldKind::kInt
+                                                      ? json(ParseInteger(flag.flag, second))
+                                                      : json(second);
+        list.push_back(std::move(item));
+      }
+      return list;
+    }
+    default:
+      if (field.from_file) return ReadText(text);
+      return text;
+  }
+}
+
+// The request body of a change: the op's fields from flags (and --file for a body
+// object), positional path parameters excluded.
+json ChangeBody(const ClientSpec& spec, const Bound& bound) {
+  json body = json::object();
+  if (!bound.object_file.empty()) {
+    json parsed = json::parse(ReadText(bound.object_file), nullptr, false);
+    if (parsed.is_discarded() || !parsed.is_object()) {
+      Fail(kExitUsage, bound.object_file + " is not a JSON object");
+    }
+    body = std::move(parsed);
+  }
+  for (const FlagSpec& flag : FlagsOf(spec)) {
+    const auto found = bound.values.find(flag.flag);
+    if (found == bound.values.end()) continue;
+    // A body object's fields go in the body itself (the route's body is the object).
+    body[std::string(flag.field->name)] = FlagValue(flag, found->second);
+  }
+  for (const core::FieldSpec& field : spec.op->fields) {
+    if (field.name == "argv") body["argv"] = bound.argv;
+  }
+  return body;
+}
 
 void RunClient(const ClientOptions& options, const Bound& bound) {
   const ClientSpec& spec = *bound.spec;
   const server::Route* route = FindRoute(spec.route);
-  if (route == nullptr) Fail(kExitUsage, std::string("no route ") + spec.route);
+  if (route == nullptr) Fail(kExitUsage, "no route " + spec.route);
   std::string path(route->path);
   auto fill = [&](const std::string& name, const std::string& value) {
     const std::string parameter = "{" + name + "}";
@@ -485,95 +608,28 @@ void RunClient(const ClientOptions& options, const Bound& bound) {
   if (path.find("{program}") != std::string::npos) fill("program", ProgramOf(options));
   for (size_t i = 0; i < spec.positional.size(); ++i) fill(spec.positional[i], bound.positional[i]);
 
-  json body = json::object();
   std::string query;
   auto add_query = [&](const std::string& key, const std::string& value) {
     query += (query.empty() ? "?" : "&") + key + "=" + Encode(value);
   };
-  for (const FieldSpec& field : spec.fields) {
-    const auto found = bound.values.find(field.flag);
-    if (found == bound.values.end()) continue;
-    const std::string& text = found->second;
-    if (route->read != nullptr) {
-      add_query(field.field, text);
-      continue;
+  std::optional<json> body;
+  if (spec.op != nullptr) {
+    body = ChangeBody(spec, bound);
+    // A change outside /v1/programs/{program} that still names its program (a job).
+    if (std::string(route->path).find("{program}") == std::string::npos &&
+        std::any_of(spec.op->fields.begin(), spec.op->fields.end(),
+                    [](const core::FieldSpec& field) { return field.name == "program"; })) {
+      (*body)["program"] = ProgramOf(options);
     }
-    switch (field.type) {
-      case FieldType::kString:
-        if (std::string(field.field) == "toml") {
-          std::ifstream in(text);
-          if (!in) Fail(kExitUsage, "cannot read " + text);
-          std::ostringstream buffer;
-          buffer << in.rdbuf();
-          body[field.field] = buffer.str();
-        } else {
-          body[field.field] = text;
-        }
-        break;
-      case FieldType::kAmount:
-        body[field.field] = text;
-        break;
-      case FieldType::kInt: {
-        char* end = nullptr;
-        const long long number = std::strtoll(text.c_str(), &end, 10);
-        if (text.empty() || *end != '\0')
-          Fail(kExitUsage, std::string(field.flag) + " must be an integer");
-        body[field.field] = number;
-        break;
-      }
-      case FieldType::kBool:
-        body[field.field] = text == "true";
-        break;
-      case FieldType::kStrings: {
-        json list = json::array();
-        std::stringstream parts(text);
-        for (std::string part; std::getline(parts, part, ',');) {
-          char* end = nullptr;
-          const long long number = std::strtoll(part.c_str(), &end, 10);
-          if (!part.empty() && *end == '\0') {
-            list.push_back(number);
-          } else {
-            list.push_back(part);
-          }
-        }
-        body[field.field] = list;
-        break;
-      }
-      case FieldType::kDuration: {
-        auto seconds = ParseDuration(text);
-        if (!seconds.ok())
-          Fail(kExitUsage, std::string(field.flag) + ": " + seconds.error().message);
-        body[field.field] = *seconds;
-        break;
-      }
-      case FieldType::kJsonFile: {
-        std::ifstream in(text);
-        if (!in) Fail(kExitUsage, "cannot read " + text);
-        std::ostringstream buffer;
-        buffer << in.rdbuf();
-        json parsed = json::parse(buffer.str(), nullptr, false);
-        if (parsed.is_discarded() || !parsed.is_object())
-          Fail(kExitUsage, text + " is not a JSON object");
-        for (auto& [key, value] : parsed.items()) body[key] = value;
-        break;
-      }
+  } else {
+    for (const QuerySpec& filter : spec.query) {
+      const auto found = bound.values.find(filter.flag);
+      if (found != bound.values.end()) add_query(filter.field, found->second);
     }
-  }
-  if (spec.trailing_argv) body["argv"] = bound.argv;
-  // A change outside /v1/programs/{program} that still names its program (a job).
-  if (route->read == nullptr && std::string(route->path).find("{program}") == std::string::npos) {
-    if (const auto* fields = core::OpFields(route->op);
-        fields != nullptr &&
-        std::find(fields->begin(), fields->end(), "program") != fields->end()) {
-      body["program"] = ProgramOf(options);
-    }
-  }
-  if (route->read != nullptr) {
     if (!bound.after.empty()) add_query("after", bound.after);
     if (!bound.limit.empty()) add_query("limit", bound.limit);
   }
-  const Answer answer = Send(options, std::string(route->method), path + query,
-                             route->read != nullptr ? std::nullopt : std::optional<json>(body));
+  const Answer answer = Send(options, std::string(route->method), path + query, body);
   if (answer.status >= 400) {
     const json& error = answer.body.is_object() && answer.body.contains("error")
                             ? answer.body["error"]
@@ -600,7 +656,45 @@ void AddClientOptions(CLI::App* command, ClientOptions* options) {
   command->add_flag("--json", options->json, "print the service's JSON answer");
 }
 
+ClientOptions Effective(ClientOptions options) {
+  if (options.server.empty()) options.server = EnvOr("ATRIUM_SERVER", "http://127.0.0.1:8080");
+  if (options.program.empty()) options.program = EnvOr("ATRIUM_PROGRAM", "");
+  return options;
+}
+
 }  // namespace
+
+void AddServiceOptions(CLI::App* command, ServiceTarget* target) {
+  command->add_option("--server", target->server, "service URL (ATRIUM_SERVER)");
+  command->add_option("--token-file", target->token_file,
+                      "file holding the token (ATRIUM_TOKEN, ATRIUM_TOKEN_FILE)");
+  command->add_option("--program", target->program, "program id (ATRIUM_PROGRAM)");
+}
+
+ServiceAnswer SendOp(const ServiceTarget& target, std::string_view op, json body) {
+  const ClientOptions options = Effective(
+      {.server = target.server, .token_file = target.token_file, .program = target.program});
+  const core::OpSpec* spec = core::FindOp(op);
+  if (spec == nullptr || spec->route.method.empty())
+    Fail(kExitUsage, "no route for op " + std::string(op));
+  std::string path(spec->route.path);
+  for (size_t open = path.find('{'); open != std::string::npos; open = path.find('{')) {
+    const size_t close = path.find('}', open);
+    const std::string name = path.substr(open + 1, close - open - 1);
+    std::string value;
+    if (name == "program") {
+      value = ProgramOf(options);
+    } else if (body.contains(name) && body[name].is_string()) {
+      value = body[name].get<std::string>();
+      body.erase(name);
+    } else {
+      Fail(kExitUsage, "op " + std::string(op) + " needs " + name);
+    }
+    path.replace(open, close - open + 1, Encode(value));
+  }
+  const Answer answer = Send(options, std::string(spec->route.method), path, body);
+  return {answer.status, answer.body};
+}
 
 void RegisterClientCommands(CLI::App& app) {
   auto options = std::make_shared<ClientOptions>();
@@ -609,7 +703,7 @@ void RegisterClientCommands(CLI::App& app) {
     CLI::App* parent = &app;
     const std::string group = spec.group;
     CLI::App* command = nullptr;
-    if (std::string(spec.name).empty()) {
+    if (spec.name.empty()) {
       command = app.add_subcommand(group, spec.help);
     } else {
       if (!groups.contains(group)) {
@@ -634,38 +728,69 @@ void RegisterClientCommands(CLI::App& app) {
     for (size_t i = 0; i < spec.positional.size(); ++i) {
       command->add_option(spec.positional[i], bound->positional[i], spec.positional[i])->required();
     }
-    for (const FieldSpec& field : spec.fields) {
-      std::string* slot = &bound->values[field.flag];
-      if (field.type == FieldType::kBool) {
+    for (const QuerySpec& filter : spec.query) {
+      command->add_option(filter.flag, bound->values[filter.flag], filter.help);
+    }
+    bool has_object = false;
+    for (const FlagSpec& flag : FlagsOf(spec)) {
+      const core::FieldSpec& field = *flag.field;
+      const std::string help =
+          (flag.object.empty() ? "" : flag.object + "." + std::string(field.name) + ": ") +
+          core::FieldHelp(field);
+      has_object = has_object || !flag.object.empty();
+      if (field.kind == core::FieldKind::kBool) {
         command->add_flag_callback(
-            field.flag, [bound, flag = std::string(field.flag)] { bound->values[flag] = "true"; },
-            field.help);
-        bound->values.erase(field.flag);
+            flag.flag, [bound, name = flag.flag] { bound->values[name] = "true"; }, help);
         continue;
       }
-      CLI::Option* option = command->add_option(field.flag, *slot, field.help);
-      if (field.required) option->required();
+      CLI::Option* option = command->add_option(flag.flag, bound->values[flag.flag], help);
+      if (field.kind == core::FieldKind::kEnum) {
+        std::vector<std::string> values(field.values.begin(), field.values.end());
+        option->check(CLI::IsMember(values));
+      }
+      // A body object's required fields may come from --file instead.
+      if (field.required && flag.object.empty()) option->required();
+    }
+    if (has_object) {
+      command->add_option("--file", bound->object_file,
+                          "the body object as a JSON file; flags given override its fields");
+    }
+    if (spec.op != nullptr) {
+      command->footer(
+          fmt::format("Op {} ({}): {}. Every field above is checked by the service "
+                      "with the same table (docs/api-ops.md).",
+                      spec.op->name, spec.op->route.path, spec.op->summary));
     }
     const server::Route* route = FindRoute(spec.route);
     if (route != nullptr && route->read != nullptr && route->name != "usage_report") {
       command->add_option("--after", bound->after, "cursor: the previous page's next");
       command->add_option("--limit", bound->limit, "items per page (1-1000)");
     }
-    if (spec.trailing_argv)
-      command->add_option("argv", bound->argv, "the command to run (after --)");
+    const bool trailing_argv =
+        spec.op != nullptr &&
+        std::any_of(spec.op->fields.begin(), spec.op->fields.end(),
+                    [](const core::FieldSpec& field) { return field.name == "argv"; });
+    if (trailing_argv) command->add_option("argv", bound->argv, "the command to run (after --)");
     AddClientOptions(command, options.get());
     command->callback([options, bound] {
       // Options left empty were not given.
       for (auto it = bound->values.begin(); it != bound->values.end();) {
         it = it->second.empty() ? bound->values.erase(it) : std::next(it);
       }
-      ClientOptions effective = *options;
-      if (effective.server.empty())
-        effective.server = EnvOr("ATRIUM_SERVER", "http://127.0.0.1:8080");
-      if (effective.program.empty()) effective.program = EnvOr("ATRIUM_PROGRAM", "");
-      RunClient(effective, *bound);
+      RunClient(Effective(*options), *bound);
     });
   }
+  CLI::App* api = app.add_subcommand("api", "The API's reference, from the op table");
+  api->require_subcommand(1);
+  api->add_subcommand("ops", "Every op: route, roles, fields (types, bounds), answer (Markdown)")
+      ->callback([] {
+        fmt::print(
+            "# Ops\n\nEvery change Atrium accepts, from the op table (`src/core/ops.cc`); "
+            "printed by `atrium api ops`. The API, the offline `atrium program` and the "
+            "journal's replay check them the same way. A refusal names the field "
+            "(`institution.country`, `people[3].institution`).\n\n{}",
+            core::OpsMarkdown());
+      });
 }
 
 }  // namespace atrium::cli

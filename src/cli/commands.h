@@ -11,6 +11,7 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitRefused = 1;  // the request was understood and refused (a code says why)
 inline constexpr int kExitUsage = 2;    // malformed command line or input file
 inline constexpr int kExitStorage = 3;  // the store could not be read or written, or is corrupt
+inline constexpr int kExitUnreachable = 4;  // the service could not be reached (client commands)
 
 // `atrium ledger ...`: accounts, transfers, holds, balances, verify, bench, demo.
 void RegisterLedgerCommands(CLI::App& app);
@@ -28,6 +29,10 @@ void RegisterAuditCommands(CLI::App& app);
 
 // `atrium report program`: the transparency report.
 void RegisterReportCommands(CLI::App& app);
+
+// `atrium import institutions|people|reviewers FILE.csv`: bulk registration (one
+// all-or-nothing people_import op per file), to a service or offline (--data).
+void RegisterImportCommands(CLI::App& app);
 
 // `atrium serve`: the service.
 void RegisterServeCommand(CLI::App& app);

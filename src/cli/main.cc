@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   atrium::cli::RegisterReportCommands(app);
   atrium::cli::RegisterServeCommand(app);
   atrium::cli::RegisterClientCommands(app);
+  atrium::cli::RegisterImportCommands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& failure) {

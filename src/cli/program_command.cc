@@ -1,16 +1,20 @@
 // `atrium program ...`: the grant program from the command line. Every subcommand but
-// `demo` and `bench` works on a state file (--state, default atrium-program.json; see
-// program_session.h) and takes its logical time from --at (a date or an ISO date-time in
-// UTC; default: one second after the last recorded command).
+// `demo` and `bench` runs one op of the service's op table (core/ops.h) on the durable
+// core in a data folder (--data DIR, default atrium-program; see program_session.h), as
+// an admin (a review: as its reviewer), at the logical time --at (a date or an ISO
+// date-time in UTC; default: one second after the last applied op). `--state` is the
+// old name of --data; an old JSON state file is refused with how to migrate.
 #include <fmt/core.h>
 
 #include <chrono>
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <random>
 
 #include "cli/commands.h"
 #include "cli/program_session.h"
+#include "core/ops.h"
 #include "program/loader.h"
 #include "program/synthetic.h"
 #include "report/program_report.h"
@@ -25,7 +29,8 @@ namespace {
 using nlohmann::json;
 
 struct ProgramOptions {
-  std::string state_path = "atrium-program.json";
+  std::string data_dir = "atrium-program";
+  std::string program;  // default: the only program in the folder
   std::string at;
 };
 
@@ -33,6 +38,9 @@ int ExitCodeFor(ErrorCode code) {
   switch (code) {
     case ErrorCode::kIoError:
     case ErrorCode::kCorruption:
+    case ErrorCode::kLocked:
+    case ErrorCode::kJournalPoisoned:
+    case ErrorCode::kChainBroken:
       return kExitStorage;
     case ErrorCode::kParseError:
       return kExitUsage;
@@ -60,13 +68,75 @@ int64_t TimeOr(const std::string& text, int64_t fallback_us) {
   return text.empty() ? fallback_us : OrFail(program::ParseTimeUs(text));
 }
 
-// Loads the state file, applies one command and saves.
-ProgramSession ApplyToState(const ProgramOptions& options, json command) {
-  ProgramSession session = OrFail(ProgramSession::Load(options.state_path));
-  command["at_us"] = TimeOr(options.at, session.last_at_us() + program::kMicrosPerSecond);
-  OrFail(session.Apply(std::move(command)));
-  OrFail(session.Save(options.state_path));
-  return session;
+std::string ProgramId(const ProgramSession& session, const ProgramOptions& options) {
+  return OrFail(session.Program(options.program))->definition().id;
+}
+
+// Opens the data folder, applies one op to its program and returns the answer (durable).
+json ApplyOp(ProgramSession& session, const ProgramOptions& options, json command,
+             const core::Actor& actor = {.role = core::Role::kAdmin}) {
+  const int64_t at_us = TimeOr(options.at, session.last_at_us() + program::kMicrosPerSecond);
+  if (command.value("op", "") != "tick") command["program"] = ProgramId(session, options);
+  return OrFail(session.Apply(std::move(command), at_us, actor));
+}
+
+json ApplyToData(const ProgramOptions& options, json command,
+                 const core::Actor& actor = {.role = core::Role::kAdmin}) {
+  ProgramSession session = OrFail(ProgramSession::Open(options.data_dir, /*create=*/false));
+  return ApplyOp(session, options, std::move(command), actor);
+}
+
+// "key=value key=value" of an op's answer.
+std::string Summary(const json& answer) {
+  std::string out;
+  for (const auto& [key, value] : answer.items()) {
+    out += (out.empty() ? "" : " ") + key + "=" +
+           (value.is_string() ? value.get<std::string>() : value.dump());
+  }
+  return out;
+}
+
+// A proposal as proposal_submit takes it.
+json ProposalJson(const program::ProposalInput& input) {
+  json chip_hours = json::array();
+  for (const program::ChipHours& request : input.chip_hours) {
+    chip_hours.push_back(
+        {{"accelerator", request.accelerator}, {"chip_hours", request.chip_hours}});
+  }
+  json out = {{"id", input.id},
+              {"call", input.call},
+              {"pi", input.pi},
+              {"co_investigators", input.co_investigators},
+              {"title", input.title},
+              {"abstract", input.abstract},
+              {"topics", input.topics},
+              {"duration_months", input.duration_months},
+              {"open_source_plan", input.open_source_plan}};
+  if (!input.requested.is_zero()) out["requested"] = input.requested.ToString();
+  if (!chip_hours.empty()) out["chip_hours"] = std::move(chip_hours);
+  return out;
+}
+
+// A people file as people_import takes it (all or nothing).
+json PeopleImportJson(const program::PeopleFile& people) {
+  json institutions = json::array();
+  for (const program::Institution& institution : people.institutions) {
+    institutions.push_back({{"id", institution.id},
+                            {"name", institution.name},
+                            {"type", institution.type},
+                            {"country", institution.country}});
+  }
+  json persons = json::array();
+  for (const program::Person& person : people.people) {
+    persons.push_back({{"id", person.id},
+                       {"name", person.name},
+                       {"institution", person.institution},
+                       {"role", person.role},
+                       {"expertise", person.expertise},
+                       {"collaborators", person.collaborators},
+                       {"reviewer", person.reviewer}});
+  }
+  return {{"op", "people_import"}, {"institutions", institutions}, {"people", persons}};
 }
 
 void PrintDecision(const program::Decision& decision, size_t rows_max) {
@@ -146,7 +216,7 @@ struct DemoOptions {
   std::string dir;
   std::string format = "text";
   std::string log_out;
-  std::string state_out;
+  std::string data_out;
   bool quiet = false;
 };
 
@@ -157,6 +227,8 @@ std::string FindExamples(const std::string& requested) {
   return ATRIUM_EXAMPLES_DIR;
 }
 
+// The demo's ops run through the same table as the service's, phase by phase (every
+// call closed, then every call assigned, ...), so logical time only moves forward.
 void RunDemo(const DemoOptions& options) {
   const std::string dir = FindExamples(options.dir);
   const std::string program_toml = OrFail(ReadFile(dir + "/build-on-trainium.toml"));
@@ -166,109 +238,127 @@ void RunDemo(const DemoOptions& options) {
   const int64_t load_us = at("2026-01-15");
   const program::ProgramDefinition definition =
       OrFail(program::ParseProgramToml(program_toml, load_us));
-  ProgramSession session = OrFail(ProgramSession::Create(program_toml, load_us));
+  ProgramSession session = options.data_out.empty()
+                               ? ProgramSession::InMemory()
+                               : OrFail(ProgramSession::Open(options.data_out, true));
+  const std::string id = definition.id;
   const bool talk = !options.quiet && options.format == "text";
-  const auto step = [&](json command, const char* text) {
-    OrFail(session.Apply(std::move(command)));
-    if (talk) fmt::print("- {}\n", text);
+  const core::Actor admin{.role = core::Role::kAdmin};
+  const auto apply = [&](json command, int64_t at_us, const core::Actor& actor) {
+    if (command.value("op", "") != "program_create" && command.value("op", "") != "tick") {
+      command["program"] = id;
+    }
+    return OrFail(session.Apply(std::move(command), at_us, actor));
   };
-  step(
-      {{"op", "people"}, {"at_us", load_us}, {"toml", OrFail(ReadFile(dir + "/demo/people.toml"))}},
-      "registered institutions, researchers and reviewers");
+  const auto step = [&](json command, int64_t at_us, const char* text) {
+    json answer = apply(std::move(command), at_us, admin);
+    if (talk && text != nullptr) fmt::print("- {}\n", text);
+    return answer;
+  };
+  // The seal secret is fixed here so the demo's log is the same on every run.
+  step({{"op", "program_create"}, {"toml", program_toml}, {"seal_secret", std::string(64, 'd')}},
+       load_us, nullptr);
+  step(PeopleImportJson(
+           OrFail(program::ParsePeopleToml(OrFail(ReadFile(dir + "/demo/people.toml"))))),
+       load_us, "registered institutions, researchers and reviewers");
   for (const program::CallDefinition& call : definition.calls) {
-    step({{"op", "open_call"}, {"at_us", call.opens_us}, {"call", call.id}}, "opened a call");
+    step({{"op", "call_open"}, {"call", call.id}}, call.opens_us, "opened a call");
   }
-  step({{"op", "submit"},
-        {"at_us", at("2026-02-10")},
-        {"toml", OrFail(ReadFile(dir + "/demo/proposals.toml"))}},
-       "received the proposals");
-  const std::string first_proposal = session.state().proposals().begin()->first;
-  for (const auto& [id, person] : session.state().people()) {
+  for (const program::ProposalInput& proposal :
+       OrFail(program::ParseProposalsToml(OrFail(ReadFile(dir + "/demo/proposals.toml"))))) {
+    step({{"op", "proposal_submit"}, {"proposal", ProposalJson(proposal)}}, at("2026-02-10"),
+         nullptr);
+  }
+  if (talk) fmt::print("- received the proposals\n");
+  const program::ProgramState& state = *OrFail(session.Program(id));
+  const std::string first_proposal = state.proposals().begin()->first;
+  for (const auto& [person_id, person] : state.people()) {
     if (!person.reviewer) continue;
-    step({{"op", "conflict"},
-          {"at_us", at("2026-02-11")},
-          {"reviewer", id},
+    step({{"op", "conflict_declare"},
+          {"reviewer", person_id},
           {"proposal", first_proposal},
           {"note", "declared by the reviewer: former advisor"}},
-         "a reviewer declared a conflict by hand");
+         at("2026-02-11"), "a reviewer declared a conflict by hand");
     break;
   }
   for (const program::CallDefinition& call : definition.calls) {
-    step({{"op", "close_call"}, {"at_us", call.closes_us}, {"call", call.id}}, "closed a call");
-    step({{"op", "assign"}, {"at_us", call.closes_us + program::kMicrosPerDay}, {"call", call.id}},
+    step({{"op", "call_close"}, {"call", call.id}}, call.closes_us, "closed a call");
+  }
+  for (const program::CallDefinition& call : definition.calls) {
+    step({{"op", "call_assign"}, {"call", call.id}}, call.closes_us + program::kMicrosPerDay,
          "assigned reviewers (conflicts found automatically)");
-    step({{"op", "simulate_reviews"},
-          {"at_us", call.review_deadline_us - program::kMicrosPerDay},
-          {"call", call.id},
-          {"seed", 2026}},
+  }
+  for (const program::CallDefinition& call : definition.calls) {
+    step({{"op", "reviews_simulate"}, {"call", call.id}, {"seed", 2026}},
+         call.review_deadline_us - program::kMicrosPerDay,
          "reviewers scored their proposals (simulated: hidden quality, reviewer bias, noise)");
-    step({{"op", "draft"}, {"at_us", call.decision_us - program::kMicrosPerDay}, {"call", call.id}},
+  }
+  // A call's awards count against the institution caps of the next call's draft, so
+  // each call is drafted and committed before the next is drafted.
+  for (const program::CallDefinition& call : definition.calls) {
+    step({{"op", "decision_draft"}, {"call", call.id}}, call.decision_us - program::kMicrosPerDay,
          "drafted the decision");
-    if (talk) PrintDecision(*session.last_decision(), 12);
-    step({{"op", "commit"}, {"at_us", call.decision_us}, {"call", call.id}},
+    if (talk) PrintDecision(OrFail(session.Program(id))->decisions().at(call.id), 12);
+    step({{"op", "decision_commit"}, {"call", call.id}}, call.decision_us,
          "committed the decision: grants created, credits moved in one linked ledger batch");
   }
-  // After the awards: some use, reports, a paper, a repository, and a missed report.
+  // After the awards: some use, reports, a paper, a repository, and a missed report; in
+  // time order across grants.
   if (talk) {
     fmt::print(
         "- after the awards: jobs charged to every grant, progress reports accepted "
         "(second tranches released), papers and repositories reported\n");
   }
-  const auto quiet_step = [&](json command, const char*) {
-    OrFail(session.Apply(std::move(command)));
-  };
+  std::vector<std::pair<int64_t, json>> later;
   int64_t index = 0;
-  std::vector<std::string> grant_ids;
-  for (const auto& [id, grant] : session.state().grants()) grant_ids.push_back(id);
-  for (const std::string& id : grant_ids) {
-    const program::Grant& grant = session.state().grants().at(id);
+  for (const auto& [grant_id, grant] : OrFail(session.Program(id))->grants()) {
     const int64_t start = grant.start_us;
-    quiet_step({{"op", "usage"},
-                {"at_us", start + 20 * program::kMicrosPerDay},
-                {"grant", id},
-                {"amount", Credits::FromMicro(grant.awarded.micro() / 10 /
-                                              Credits::kMicroPerCredit * Credits::kMicroPerCredit)
-                               .ToString()}},
-               "an awardee ran jobs");
-    const std::string progress = id + "/progress-1";
-    if (session.state().obligations().count(progress) != 0 && index % 4 != 3) {
-      quiet_step({{"op", "obligation_submit"},
-                  {"at_us", start + 170 * program::kMicrosPerDay},
-                  {"obligation", progress},
-                  {"reference", "progress report, month 6"}},
-                 "an awardee submitted a progress report");
-      quiet_step({{"op", "obligation_review"},
-                  {"at_us", start + 172 * program::kMicrosPerDay},
-                  {"obligation", progress},
-                  {"accept", true}},
-                 "the officer accepted it (its tranche released)");
+    const program::ProgramState& now = *OrFail(session.Program(id));
+    later.emplace_back(
+        start + 20 * program::kMicrosPerDay,
+        json{{"op", "usage_record"},
+             {"grant", grant_id},
+             {"amount", Credits::FromMicro(grant.awarded.micro() / 10 / Credits::kMicroPerCredit *
+                                           Credits::kMicroPerCredit)
+                            .ToString()}});
+    const std::string progress = grant_id + "/progress-1";
+    if (now.obligations().count(progress) != 0 && index % 4 != 3) {
+      later.emplace_back(start + 170 * program::kMicrosPerDay,
+                         json{{"op", "obligation_submit"},
+                              {"obligation", progress},
+                              {"reference", "progress report, month 6"}});
+      later.emplace_back(
+          start + 172 * program::kMicrosPerDay,
+          json{{"op", "obligation_review"}, {"obligation", progress}, {"accept", true}});
     }
-    if (index % 3 == 0 && session.state().obligations().count(id + "/paper") != 0) {
-      quiet_step({{"op", "obligation_submit"},
-                  {"at_us", start + 175 * program::kMicrosPerDay},
-                  {"obligation", id + "/paper"},
-                  {"reference", "arXiv:2609.0" + std::to_string(1000 + index)}},
-                 "an awardee reported a paper");
-      quiet_step({{"op", "obligation_submit"},
-                  {"at_us", start + 175 * program::kMicrosPerDay},
-                  {"obligation", id + "/repository"},
-                  {"reference", "https://github.com/atrium-demo/project-" + std::to_string(index)},
-                  {"license", "Apache-2.0"}},
-                 "an awardee published the code");
+    if (index % 3 == 0 && now.obligations().count(grant_id + "/paper") != 0) {
+      later.emplace_back(start + 175 * program::kMicrosPerDay,
+                         json{{"op", "obligation_submit"},
+                              {"obligation", grant_id + "/paper"},
+                              {"reference", "arXiv:2609.0" + std::to_string(1000 + index)}});
+      later.emplace_back(
+          start + 175 * program::kMicrosPerDay,
+          json{{"op", "obligation_submit"},
+               {"obligation", grant_id + "/repository"},
+               {"reference", "https://github.com/atrium-demo/project-" + std::to_string(index)},
+               {"license", "Apache-2.0"}});
     }
     ++index;
   }
-  step({{"op", "tick"}, {"at_us", at("2026-12-01")}},
+  std::stable_sort(later.begin(), later.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [at_us, command] : later) step(std::move(command), at_us, nullptr);
+  step({{"op", "tick"}}, at("2026-12-01"),
        "time passed: missed progress reports became overdue and froze their grants");
 
-  if (!options.log_out.empty()) OrFail(WriteFile(options.log_out, session.state().log().Export()));
-  if (!options.state_out.empty()) OrFail(session.Save(options.state_out));
-  const program::LogVerification verification = program::VerifyLog(session.state().log().Export());
+  const program::ProgramState& final_state = *OrFail(session.Program(id));
+  if (!options.log_out.empty()) OrFail(WriteFile(options.log_out, final_state.log().Export()));
+  const program::LogVerification verification = program::VerifyLog(final_state.log().Export());
   if (talk) {
     fmt::print("- the public log verifies: {} ({} entries)\n\n", verification.ok ? "yes" : "NO",
                verification.entries);
   }
-  PrintReport(session.state(), options.format);
+  PrintReport(final_state, options.format);
   if (!verification.ok) Fail(MakeError(ErrorCode::kChainBroken, verification.reason));
 }
 
@@ -326,28 +416,31 @@ void RunBench(int64_t proposals, int64_t reviewers, const std::string& policy) {
 }  // namespace
 
 void RegisterProgramCommands(CLI::App& app) {
-  CLI::App* program =
-      app.add_subcommand("program", "Grant programs: calls, proposals, review, awards, grants");
+  CLI::App* program = app.add_subcommand(
+      "program",
+      "Grant programs offline: the service's ops on a durable core in a data folder "
+      "(calls, proposals, review, awards, grants)");
   program->require_subcommand(1);
   auto options = std::make_shared<ProgramOptions>();
   const auto common = [options](CLI::App* command) {
-    command->add_option("--state", options->state_path, "Program state file")
+    command->add_option("--data", options->data_dir, "Data folder (the journal: DIR/atrium.db)")
         ->capture_default_str();
+    command->add_option("--state", options->data_dir,
+                        "Old name of --data (an old JSON state file is refused)");
+    command->add_option("--program", options->program,
+                        "Program id (default: the only one in the folder)");
     command->add_option("--at", options->at, "Logical time: 2026-03-01 or 2026-03-01T09:00:00Z");
   };
 
   {
     auto path = std::make_shared<std::string>();
     auto force = std::make_shared<bool>(false);
-    CLI::App* load = program->add_subcommand("load", "Create a state file from a program TOML");
+    CLI::App* load = program->add_subcommand(
+        "load", "Create a program (op program_create) in a data folder from its TOML");
     load->add_option("program", *path, "Program definition (TOML)")->required();
-    load->add_flag("--force", *force, "Replace an existing state file");
+    load->add_flag("--force", *force, "Start the data folder over (deletes its journal)");
     common(load);
     load->callback([options, path, force] {
-      if (!*force && std::filesystem::exists(options->state_path)) {
-        Fail(MakeError(ErrorCode::kAlreadyExists,
-                       options->state_path + " exists (use --force to replace it)", "state"));
-      }
       const std::string text = OrFail(ReadFile(*path));
       // Relative call dates ("+30d") resolve against --at; without it they are refused.
       const std::optional<int64_t> load_us =
@@ -355,146 +448,185 @@ void RegisterProgramCommands(CLI::App& app) {
                               : std::optional<int64_t>(OrFail(program::ParseTimeUs(options->at)));
       const program::ProgramDefinition definition =
           OrFail(program::ParseProgramToml(text, load_us));
+      if (*force) {
+        std::error_code ignored;
+        for (const char* suffix : {"", "-wal", "-shm", "-journal", ".lock"}) {
+          std::filesystem::remove(ProgramStorePath(options->data_dir) + suffix, ignored);
+        }
+      }
       int64_t earliest = 0;
       for (const program::CallDefinition& call : definition.calls) {
         earliest = earliest == 0 ? call.opens_us : std::min(earliest, call.opens_us);
       }
-      ProgramSession session =
-          OrFail(ProgramSession::Create(text, load_us.value_or(earliest - program::kMicrosPerDay)));
-      OrFail(session.Save(options->state_path));
-      fmt::print("loaded program {} into {}\n", definition.id, options->state_path);
+      ProgramSession session = OrFail(ProgramSession::Open(options->data_dir, true));
+      // The seal secret keys the salts of sealed reviews in the public log: drawn here,
+      // in the shell, from the system's random source, and journaled with the op.
+      std::random_device random;
+      std::string secret;
+      for (int byte_idx = 0; byte_idx < 32; ++byte_idx) {
+        secret += fmt::format("{:02x}", random() & 0xFFu);
+      }
+      const int64_t at_us =
+          TimeOr(options->at, std::max(session.last_at_us(), earliest - program::kMicrosPerDay));
+      OrFail(session.Apply({{"op", "program_create"}, {"toml", text}, {"seal_secret", secret}},
+                           at_us));
+      fmt::print("loaded program {} into {}\n", definition.id, options->data_dir);
     });
   }
-  const auto file_command = [&](const char* name, const char* help, const char* op) {
+  {
     auto path = std::make_shared<std::string>();
-    CLI::App* command = program->add_subcommand(name, help);
-    command->add_option("file", *path, "TOML file")->required();
-    common(command);
-    command->callback([options, path, op] {
-      ApplyToState(*options, {{"op", op}, {"toml", OrFail(ReadFile(*path))}});
-      fmt::print("{}: applied {}\n", op, *path);
+    CLI::App* people = program->add_subcommand(
+        "people",
+        "Register institutions, people and reviewers from a TOML file (op people_import: "
+        "all or nothing)");
+    people->add_option("file", *path, "TOML file ([[institution]] and [[person]] tables)")
+        ->required();
+    common(people);
+    people->callback([options, path] {
+      const program::PeopleFile file = OrFail(program::ParsePeopleToml(OrFail(ReadFile(*path))));
+      const json answer = ApplyToData(*options, PeopleImportJson(file));
+      fmt::print("people_import: {}\n", Summary(answer));
     });
-  };
-  file_command("people", "Register institutions, people and reviewers from a TOML file", "people");
-  file_command("submit", "Submit (or edit) proposals from a TOML file", "submit");
+  }
+  {
+    auto path = std::make_shared<std::string>();
+    CLI::App* submit = program->add_subcommand(
+        "submit", "Submit (or edit) proposals from a TOML file (op proposal_submit, one each)");
+    submit->add_option("file", *path, "TOML file ([[proposal]] tables)")->required();
+    common(submit);
+    submit->callback([options, path] {
+      const std::vector<program::ProposalInput> proposals =
+          OrFail(program::ParseProposalsToml(OrFail(ReadFile(*path))));
+      ProgramSession session = OrFail(ProgramSession::Open(options->data_dir, false));
+      for (const program::ProposalInput& proposal : proposals) {
+        const json answer = ApplyOp(
+            session, *options, {{"op", "proposal_submit"}, {"proposal", ProposalJson(proposal)}});
+        fmt::print("proposal_submit: {}\n", Summary(answer));
+      }
+    });
+  }
 
   const auto call_command = [&](const char* name, const char* help, const char* op) {
     auto call = std::make_shared<std::string>();
     auto policy = std::make_shared<std::string>();
-    CLI::App* command = program->add_subcommand(name, help);
+    CLI::App* command = program->add_subcommand(name, fmt::format("{} (op {})", help, op));
     command->add_option("call", *call, "Call id")->required();
-    if (std::string(op) == "draft") {
+    const bool draft = std::string(op) == "decision_draft";
+    if (draft) {
       command->add_option("--policy", *policy, "Award policy: mip or greedy (default: program's)");
     }
     common(command);
-    command->callback([options, call, policy, op] {
+    command->callback([options, call, policy, op, draft] {
       json request = {{"op", op}, {"call", *call}};
       if (!policy->empty()) request["policy"] = *policy;
-      ProgramSession session = ApplyToState(*options, std::move(request));
-      if (std::string(op) == "draft") {
-        PrintDecision(*session.last_decision(), SIZE_MAX);
+      ProgramSession session = OrFail(ProgramSession::Open(options->data_dir, false));
+      const json answer = ApplyOp(session, *options, std::move(request));
+      if (draft) {
+        PrintDecision(OrFail(session.Program(options->program))->decisions().at(*call), SIZE_MAX);
       } else {
-        fmt::print("{} {}: ok\n", op, *call);
+        fmt::print("{}: {}\n", op, Summary(answer));
       }
     });
   };
-  call_command("open-call", "Open a call for proposals", "open_call");
-  call_command("close-call", "Close a call after its deadline", "close_call");
-  call_command("assign", "Find conflicts and assign reviewers to a closed call", "assign");
-  call_command("decide", "Draft the award decision of a call (prints every rationale)", "draft");
-  call_command("commit", "Commit the drafted decision: create grants and move credits", "commit");
+  call_command("open-call", "Open a call for proposals", "call_open");
+  call_command("close-call", "Close a call after its deadline", "call_close");
+  call_command("assign", "Find conflicts and assign reviewers to a closed call", "call_assign");
+  call_command("decide", "Draft the award decision of a call (prints every rationale)",
+               "decision_draft");
+  call_command("commit", "Commit the drafted decision: create grants and move credits",
+               "decision_commit");
 
+  // An op with positional fields, printed as its answer.
+  const auto op_command = [&](const char* name, const char* help, const char* op,
+                              std::vector<std::pair<std::string, std::string>> positional) {
+    auto values = std::make_shared<std::vector<std::string>>(positional.size());
+    CLI::App* command = program->add_subcommand(name, fmt::format("{} (op {})", help, op));
+    for (size_t i = 0; i < positional.size(); ++i) {
+      command->add_option(positional[i].first, (*values)[i], positional[i].second)->required();
+    }
+    common(command);
+    return std::make_pair(command, values);
+  };
   {
-    auto proposal = std::make_shared<std::string>();
-    CLI::App* withdraw = program->add_subcommand("withdraw", "Withdraw a proposal");
-    withdraw->add_option("proposal", *proposal)->required();
-    common(withdraw);
-    withdraw->callback([options, proposal] {
-      ApplyToState(*options, {{"op", "withdraw"}, {"proposal", *proposal}});
-      fmt::print("withdrew {}\n", *proposal);
+    auto [withdraw, values] =
+        op_command("withdraw", "Withdraw a proposal", "proposal_withdraw", {{"proposal", ""}});
+    withdraw->callback([options, values] {
+      const json answer =
+          ApplyToData(*options, {{"op", "proposal_withdraw"}, {"proposal", (*values)[0]}});
+      fmt::print("proposal_withdraw: {}\n", Summary(answer));
     });
   }
   {
-    auto reviewer = std::make_shared<std::string>();
-    auto proposal = std::make_shared<std::string>();
     auto note = std::make_shared<std::string>();
-    CLI::App* conflict = program->add_subcommand("conflict", "Declare a reviewer's conflict");
-    conflict->add_option("reviewer", *reviewer)->required();
-    conflict->add_option("proposal", *proposal)->required();
+    auto [conflict, values] = op_command("conflict", "Declare a reviewer's conflict",
+                                         "conflict_declare", {{"reviewer", ""}, {"proposal", ""}});
     conflict->add_option("--note", *note, "Why");
-    common(conflict);
-    conflict->callback([options, reviewer, proposal, note] {
-      ApplyToState(
-          *options,
-          {{"op", "conflict"}, {"reviewer", *reviewer}, {"proposal", *proposal}, {"note", *note}});
-      fmt::print("recorded the conflict\n");
+    conflict->callback([options, values, note] {
+      const json answer = ApplyToData(*options, {{"op", "conflict_declare"},
+                                                 {"reviewer", (*values)[0]},
+                                                 {"proposal", (*values)[1]},
+                                                 {"note", *note}});
+      fmt::print("conflict_declare: {}\n", Summary(answer));
     });
   }
   {
-    auto reviewer = std::make_shared<std::string>();
-    auto proposal = std::make_shared<std::string>();
     auto scores = std::make_shared<std::vector<int64_t>>();
     auto comment = std::make_shared<std::string>();
-    CLI::App* review = program->add_subcommand("review", "Submit a review");
-    review->add_option("reviewer", *reviewer)->required();
-    review->add_option("proposal", *proposal)->required();
+    auto [review, values] = op_command("review", "Submit a review, as its reviewer",
+                                       "review_submit", {{"reviewer", ""}, {"proposal", ""}});
     review->add_option("--scores", *scores, "One integer per rubric criterion, comma-separated")
         ->required()
         ->delimiter(',');
     review->add_option("--comment", *comment);
-    common(review);
-    review->callback([options, reviewer, proposal, scores, comment] {
-      ApplyToState(*options, {{"op", "review"},
-                              {"reviewer", *reviewer},
-                              {"proposal", *proposal},
-                              {"scores", *scores},
-                              {"comment", *comment}});
-      fmt::print("recorded the review\n");
+    review->callback([options, values, scores, comment] {
+      const json answer = ApplyToData(*options,
+                                      {{"op", "review_submit"},
+                                       {"proposal", (*values)[1]},
+                                       {"scores", *scores},
+                                       {"comment", *comment}},
+                                      {.role = core::Role::kReviewer, .person = (*values)[0]});
+      fmt::print("review_submit: {}\n", Summary(answer));
     });
   }
   {
-    auto call = std::make_shared<std::string>();
-    auto seed = std::make_shared<uint64_t>(1);
-    CLI::App* simulate = program->add_subcommand(
-        "simulate-reviews", "Fill every open assignment of a call with simulated scores");
-    simulate->add_option("call", *call)->required();
+    auto seed = std::make_shared<int64_t>(1);
+    auto [simulate, values] =
+        op_command("simulate-reviews", "Fill every open assignment of a call with simulated scores",
+                   "reviews_simulate", {{"call", ""}});
     simulate->add_option("--seed", *seed)->capture_default_str();
-    common(simulate);
-    simulate->callback([options, call, seed] {
-      ApplyToState(*options, {{"op", "simulate_reviews"}, {"call", *call}, {"seed", *seed}});
-      fmt::print("simulated reviews for {}\n", *call);
+    simulate->callback([options, values, seed] {
+      const json answer = ApplyToData(
+          *options, {{"op", "reviews_simulate"}, {"call", (*values)[0]}, {"seed", *seed}});
+      fmt::print("reviews_simulate: {}\n", Summary(answer));
     });
   }
   {
-    auto grant = std::make_shared<std::string>();
-    auto amount = std::make_shared<std::string>();
-    auto student = std::make_shared<std::string>();
-    CLI::App* usage = program->add_subcommand("usage", "Charge actual use to a grant");
-    usage->add_option("grant", *grant)->required();
-    usage->add_option("amount", *amount, "Credits")->required();
-    common(usage);
-    usage->callback([options, grant, amount] {
-      ApplyToState(*options, {{"op", "usage"}, {"grant", *grant}, {"amount", *amount}});
-      fmt::print("charged {} to {}\n", *amount, *grant);
+    auto [usage, values] = op_command("usage", "Charge actual use to a grant", "usage_record",
+                                      {{"grant", ""}, {"amount", "Credits"}});
+    usage->callback([options, values] {
+      const json answer = ApplyToData(
+          *options, {{"op", "usage_record"}, {"grant", (*values)[0]}, {"amount", (*values)[1]}});
+      fmt::print("usage_record: {}\n", Summary(answer));
     });
-    CLI::App* allocate =
-        program->add_subcommand("allocate", "Give a student part of a course grant");
-    allocate->add_option("grant", *grant)->required();
-    allocate->add_option("student", *student)->required();
-    allocate->add_option("amount", *amount, "Credits")->required();
-    common(allocate);
-    allocate->callback([options, grant, student, amount] {
-      ApplyToState(
-          *options,
-          {{"op", "allocate"}, {"grant", *grant}, {"student", *student}, {"amount", *amount}});
-      fmt::print("allocated {} of {} to {}\n", *amount, *grant, *student);
+  }
+  {
+    auto [allocate, values] =
+        op_command("allocate", "Give a student part of a course grant", "student_allocate",
+                   {{"grant", ""}, {"student", ""}, {"amount", "Credits"}});
+    allocate->callback([options, values] {
+      const json answer = ApplyToData(*options, {{"op", "student_allocate"},
+                                                 {"grant", (*values)[0]},
+                                                 {"student", (*values)[1]},
+                                                 {"amount", (*values)[2]}});
+      fmt::print("student_allocate: {}\n", Summary(answer));
     });
-    CLI::App* close = program->add_subcommand("close-grant", "Return a grant's unspent credits");
-    close->add_option("grant", *grant)->required();
-    common(close);
-    close->callback([options, grant] {
-      ApplyToState(*options, {{"op", "close_grant"}, {"grant", *grant}});
-      fmt::print("closed {}\n", *grant);
+  }
+  {
+    auto [close, values] = op_command("close-grant", "Return a grant's unspent credits",
+                                      "grant_close", {{"grant", ""}});
+    close->callback([options, values] {
+      const json answer = ApplyToData(*options, {{"op", "grant_close"}, {"grant", (*values)[0]}});
+      fmt::print("grant_close: {}\n", Summary(answer));
     });
   }
   {
@@ -503,39 +635,40 @@ void RegisterProgramCommands(CLI::App& app) {
     auto id = std::make_shared<std::string>();
     auto reference = std::make_shared<std::string>();
     auto license = std::make_shared<std::string>();
-    CLI::App* submit = obligation->add_subcommand("submit", "Submit evidence for an obligation");
+    CLI::App* submit = obligation->add_subcommand(
+        "submit", "Submit evidence for an obligation (op obligation_submit)");
     submit->add_option("obligation", *id, "e.g. G-P-001/paper")->required();
     submit->add_option("--reference", *reference, "DOI, arXiv id, repository URL or report")
         ->required();
     submit->add_option("--license", *license, "OSI license id (repositories)");
     common(submit);
     submit->callback([options, id, reference, license] {
-      ApplyToState(*options, {{"op", "obligation_submit"},
-                              {"obligation", *id},
-                              {"reference", *reference},
-                              {"license", *license}});
-      fmt::print("submitted {}\n", *id);
+      json request = {{"op", "obligation_submit"}, {"obligation", *id}, {"reference", *reference}};
+      if (!license->empty()) request["license"] = *license;
+      const json answer = ApplyToData(*options, std::move(request));
+      fmt::print("obligation_submit: {}\n", Summary(answer));
     });
     for (const bool accept : {true, false}) {
-      CLI::App* review = obligation->add_subcommand(
-          accept ? "accept" : "reject",
-          accept ? "Accept submitted evidence" : "Reject submitted evidence");
+      CLI::App* review =
+          obligation->add_subcommand(accept ? "accept" : "reject",
+                                     accept ? "Accept submitted evidence (op obligation_review)"
+                                            : "Reject submitted evidence (op obligation_review)");
       review->add_option("obligation", *id)->required();
       common(review);
       review->callback([options, id, accept] {
-        ApplyToState(*options,
-                     {{"op", "obligation_review"}, {"obligation", *id}, {"accept", accept}});
-        fmt::print("{} {}\n", accept ? "accepted" : "rejected", *id);
+        const json answer = ApplyToData(
+            *options, {{"op", "obligation_review"}, {"obligation", *id}, {"accept", accept}});
+        fmt::print("obligation_review: {}\n", Summary(answer));
       });
     }
   }
   {
     CLI::App* tick = program->add_subcommand(
-        "tick", "Let time pass: overdue obligations, sanctions, grant expiry");
+        "tick", "Let time pass: overdue obligations, sanctions, grant expiry (op tick)");
     common(tick);
     tick->callback([options] {
-      ApplyToState(*options, {{"op", "tick"}});
-      fmt::print("ok\n");
+      const json answer = ApplyToData(*options, {{"op", "tick"}});
+      fmt::print("tick: {}\n", Summary(answer));
     });
   }
   {
@@ -545,8 +678,8 @@ void RegisterProgramCommands(CLI::App& app) {
         ->check(CLI::IsMember({"text", "json", "html"}));
     common(status);
     status->callback([options, format] {
-      ProgramSession session = OrFail(ProgramSession::Load(options->state_path));
-      PrintReport(session.state(), *format);
+      ProgramSession session = OrFail(ProgramSession::Load(options->data_dir));
+      PrintReport(*OrFail(session.Program(options->program)), *format);
     });
   }
   {
@@ -556,13 +689,14 @@ void RegisterProgramCommands(CLI::App& app) {
     export_log->add_option("--out", *out, "File (default: standard output)");
     common(export_log);
     export_log->callback([options, out] {
-      ProgramSession session = OrFail(ProgramSession::Load(options->state_path));
-      const std::string text = session.state().log().Export();
+      ProgramSession session = OrFail(ProgramSession::Load(options->data_dir));
+      const program::ProgramState& state = *OrFail(session.Program(options->program));
+      const std::string text = state.log().Export();
       if (out->empty()) {
         fmt::print("{}", text);
       } else {
         OrFail(WriteFile(*out, text));
-        fmt::print("wrote {} entries to {}\n", session.state().log().size(), *out);
+        fmt::print("wrote {} entries to {}\n", state.log().size(), *out);
       }
     });
   }
@@ -575,7 +709,9 @@ void RegisterProgramCommands(CLI::App& app) {
         ->check(CLI::IsMember({"text", "json", "html"}))
         ->capture_default_str();
     command->add_option("--log-out", demo->log_out, "Also write the public log here");
-    command->add_option("--state-out", demo->state_out, "Also write a state file here");
+    command->add_option("--data", demo->data_out,
+                        "Run on a durable data folder (default: in memory)");
+    command->add_option("--state-out", demo->data_out, "Old name of --data");
     command->add_flag("--quiet", demo->quiet, "Print only the report");
     command->callback([demo] { RunDemo(*demo); });
   }

@@ -1,52 +1,70 @@
-// The CLI's program session: until the service moves program commands into the journal,
-// the command line keeps a program in a state file that holds the list of commands
-// applied so far (JSON). Each invocation replays them into a fresh ProgramState, applies
-// its own command and, only if that succeeds, appends it and rewrites the file. A
-// refused command therefore changes nothing, and replay is exact because the core is
-// deterministic.
+// The CLI's program session: `atrium program` runs the service's own ops (core/ops.h:
+// program_create, people_import, call_open, proposal_submit, review_submit, ...) on an
+// embedded durable core, the journal of `atrium serve` (journal::DurableCore on SQLite)
+// in a data folder (--data DIR, the store DIR/atrium.db). Each invocation opens the
+// store (taking its single-writer lock), applies its op at its logical time and returns
+// once the op is durable; a refused op changes nothing and is not journaled. The same
+// store opens in `atrium serve --data DIR`.
 //
-//   {"version": 1, "commands": [{"op": "create", "at_us": ..., "program_toml": "..."},
-//                               {"op": "open_call", "at_us": ..., "call": "..."}, ...]}
+// Before this, the CLI kept a JSON state file of its own commands (atrium-program.json,
+// {"version": 1, "commands": [...]}), replayed on every run, with other op names and no
+// fsync. Such a file is refused with a message that says how to migrate: load the
+// program's TOML again into a data folder (docs/program.md).
+//
+//   auto session = ProgramSession::Open("atrium-program", /*create=*/true);
+//   ATRIUM_TRY(session->Apply({{"op", "call_open"}, {"program", id}, {"call", c}}, at_us));
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "core/app_state.h"
+#include "core/core.h"
 #include "program/program_state.h"
+
+namespace atrium::journal {
+class DurableCore;
+}
 
 namespace atrium::cli {
 
 class ProgramSession {
  public:
-  // Replays a state file; kIoError if it cannot be read, kCorruption if a recorded
-  // command no longer applies.
-  static Result<ProgramSession> Load(const std::string& path);
-  // A new session from a program definition (TOML text).
-  static Result<ProgramSession> Create(const std::string& program_toml, int64_t at_us);
+  // Opens the data folder's store (created if `create`); kLocked if another process
+  // holds it, kCorruption (with the migration note) for an old JSON state file.
+  static Result<ProgramSession> Open(const std::string& dir, bool create);
+  // A session whose state lives only in memory (the demo without --data).
+  static ProgramSession InMemory();
+  // Opens an existing data folder read-only for reports (`atrium report program --state`).
+  static Result<ProgramSession> Load(const std::string& dir);
 
-  // Applies one command ({"op": ..., "at_us": ..., ...}); on success records it.
-  Status Apply(nlohmann::json command);
-  Status Save(const std::string& path) const;
+  ProgramSession(ProgramSession&&) noexcept;
+  ProgramSession& operator=(ProgramSession&&) noexcept;
+  ~ProgramSession();
 
-  program::ProgramState& state() { return *state_; }
-  const program::ProgramState& state() const { return *state_; }
-  // The time of the last command, for commands given no --at.
-  int64_t last_at_us() const { return last_at_us_; }
-  // The result of the last draft applied, for printing.
-  const std::optional<program::Decision>& last_decision() const { return last_decision_; }
+  // Applies one op ({"op": ..., fields}) at at_us as `actor` (default: an admin);
+  // returns the op's answer once durable, or its refusal.
+  Result<nlohmann::json> Apply(nlohmann::json command, int64_t at_us,
+                               const core::Actor& actor = {.role = core::Role::kAdmin});
+
+  const core::AppState& app() const;
+  // The program: `id`, or the only one (kNotFound / kInvalidArgument otherwise).
+  Result<const program::ProgramState*> Program(const std::string& id = "") const;
+  // The logical time of the last applied op, for commands given no --at.
+  int64_t last_at_us() const { return app().last_now_us(); }
 
  private:
-  ProgramSession() = default;
-  Status Dispatch(const nlohmann::json& command);
-
-  std::optional<program::ProgramState> state_;
-  nlohmann::json commands_ = nlohmann::json::array();
-  int64_t last_at_us_ = 0;
-  std::optional<program::Decision> last_decision_;
+  ProgramSession();
+  std::unique_ptr<journal::DurableCore> durable_;
+  std::unique_ptr<core::Core> memory_;
 };
+
+// The store inside a data folder.
+std::string ProgramStorePath(const std::string& dir);
 
 // Reads a whole file; kIoError if it cannot.
 Result<std::string> ReadFile(const std::string& path);

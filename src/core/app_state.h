@@ -104,10 +104,6 @@ struct SchedGrant {
   std::string student;
 };
 
-// The fields an op accepts besides op, actor and idempotency_key; nullptr for an unknown
-// op. (The OpenAPI document lists them.)
-const std::vector<std::string_view>* OpFields(std::string_view op);
-
 // Orders job ids "J2" before "J10": shorter first, then by text (natural order for ids
 // that share a prefix), so lists page in submission order.
 struct ShortLexLess {
@@ -197,6 +193,9 @@ class AppState {
   const std::vector<std::pair<int64_t, std::string>>& history() const { return history_; }
 
  private:
+  // The op table's handlers (ops.cc) change the state below.
+  friend class OpHandlers;
+  // Finds the op in the table (ops.h), checks its roles and fields, runs its handler.
   Result<nlohmann::json> Dispatch(const std::string& op, const nlohmann::json& command,
                                   const Actor& actor, int64_t now_us);
   Result<program::ProgramState*> MutableProgram(const nlohmann::json& command);

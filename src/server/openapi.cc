@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "core/ops.h"
 #include "server/api.h"
 
 namespace atrium::server {
@@ -56,39 +57,32 @@ json OpenApiDocument() {
       }
     }
     if (!parameters.empty()) operation["parameters"] = parameters;
-    if (route.read == nullptr) {
-      json properties = json::object();
-      if (const auto* fields = core::OpFields(route.op)) {
-        for (const std::string_view field : *fields) {
-          const std::string name(field);
-          if (std::find(names.begin(), names.end(), name) != names.end()) continue;
-          // Fields the server draws itself: a token's id, salt and hash, a program's seal
-          // secret.
-          if ((route.op == "token_create" &&
-               (name == "token_id" || name == "salt" || name == "hash")) ||
-              (route.op == "program_create" && name == "seal_secret")) {
-            continue;
-          }
-          properties[name] = json::object();
-        }
+    json ok_schema = {{"type", "object"}};
+    if (const core::OpSpec* spec = route.read == nullptr ? core::FindOp(route.op) : nullptr) {
+      // The body: the op's fields but those in the path and those the server draws.
+      std::vector<core::FieldSpec> body_fields;
+      for (const core::FieldSpec& field : spec->fields) {
+        if (field.drawn) continue;
+        if (std::find(names.begin(), names.end(), field.name) != names.end()) continue;
+        body_fields.push_back(field);
       }
-      json schema = route.body_field.empty()
-                        ? json{{"type", "object"},
-                               {"properties", properties},
-                               {"additionalProperties", false}}
-                        : json{{"type", "object"},
-                               {"description", "the " + std::string(route.body_field) + " itself"}};
-      operation["requestBody"] = {{"required", false},
+      json schema = core::FieldsSchema(body_fields);
+      bool required = schema.contains("required");
+      if (!route.body_field.empty()) {
+        schema = schema["properties"][std::string(route.body_field)];
+        required = true;
+      }
+      operation["requestBody"] = {{"required", required},
                                   {"content", {{"application/json", {{"schema", schema}}}}}};
       operation["parameters"].push_back({{"name", "Idempotency-Key"},
                                          {"in", "header"},
                                          {"required", false},
                                          {"schema", {{"type", "string"}, {"maxLength", 255}}}});
+      ok_schema = core::ResultSchema(*spec);
     }
     operation["responses"] = {
         {std::to_string(route.success_status),
-         {{"description", "ok"},
-          {"content", {{"application/json", {{"schema", {{"type", "object"}}}}}}}}},
+         {{"description", "ok"}, {"content", {{"application/json", {{"schema", ok_schema}}}}}}},
         {"400", ErrorResponse("malformed request: bad JSON, invalid UTF-8, JSON nested deeper "
                               "than 64 levels, invalid id, conflicting Content-Length or "
                               "Transfer-Encoding")},
