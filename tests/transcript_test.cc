@@ -21,6 +21,7 @@
 #include "base/credits.h"
 #include "base/error.h"
 #include "core/app_state.h"
+#include "core/ops.h"
 
 namespace atrium {
 namespace {
@@ -334,7 +335,7 @@ TEST(TranscriptCoverage, EveryOpSucceedsIsRefusedAndMeetsEveryRole) {
   std::vector<Seen> seen;
   for (const fs::path& file : TranscriptFiles()) Runner(file).Run(&seen);
   for (const std::string& op : kOps) {
-    ASSERT_NE(core::OpFields(op), nullptr) << op << " is no longer an op";
+    ASSERT_NE(core::FindOp(op), nullptr) << op << " is no longer an op";
     bool ok = false;
     bool refused = false;
     std::set<std::string> roles;
