@@ -174,7 +174,10 @@ TEST_F(ExamplesTest, TraceJobsFitAnExampleClusterAndNameTheirGrants) {
     for (const sim::GrantSpec& grant : *grants) grant_names.insert(grant.name);
     // The cluster a trace is for: the one that takes every one of its jobs.
     std::vector<std::string> fits;
-    for (const auto& [name, cluster] : clusters_) {
+    for (const auto& entry : clusters_) {
+      // Named, not a structured binding: clang 14 (the fuzz build) cannot capture one.
+      const std::string& name = entry.first;
+      const auto& cluster = entry.second;
       const bool all =
           std::all_of(workload->jobs.begin(), workload->jobs.end(), [&](const sched::JobSpec& job) {
             return cluster.Shape(job.accelerator, job.chips).ok() &&

@@ -400,7 +400,10 @@ Result<TransferSpec> ParseBatchItem(const nlohmann::json& item, size_t index) {
   const std::string where = "transfers[" + std::to_string(index) + "]";
   if (!item.is_object()) return MakeError(ErrorCode::kParseError, where + " is not an object");
   TransferSpec spec;
-  for (const auto& [key, value] : item.items()) {
+  for (const auto& entry : item.items()) {
+    // Named, not a structured binding: clang 14 (the fuzz build) cannot capture one.
+    const std::string& key = entry.key();
+    const nlohmann::json& value = entry.value();
     const std::string field = where + "." + key;
     auto id_of = [&]() -> Result<Id128> {
       if (value.is_number_unsigned()) return Id128{value.get<uint64_t>()};

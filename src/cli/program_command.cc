@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <tuple>
 
 #include "cli/commands.h"
 #include "cli/program_session.h"
@@ -548,7 +549,9 @@ void RegisterProgramCommands(CLI::App& app) {
     return std::make_pair(command, values);
   };
   {
-    auto [withdraw, values] =
+    CLI::App* withdraw = nullptr;
+    std::shared_ptr<std::vector<std::string>> values;
+    std::tie(withdraw, values) =
         op_command("withdraw", "Withdraw a proposal", "proposal_withdraw", {{"proposal", ""}});
     withdraw->callback([options, values] {
       const json answer =
@@ -558,8 +561,11 @@ void RegisterProgramCommands(CLI::App& app) {
   }
   {
     auto note = std::make_shared<std::string>();
-    auto [conflict, values] = op_command("conflict", "Declare a reviewer's conflict",
-                                         "conflict_declare", {{"reviewer", ""}, {"proposal", ""}});
+    CLI::App* conflict = nullptr;
+    std::shared_ptr<std::vector<std::string>> values;
+    std::tie(conflict, values) =
+        op_command("conflict", "Declare a reviewer's conflict", "conflict_declare",
+                   {{"reviewer", ""}, {"proposal", ""}});
     conflict->add_option("--note", *note, "Why");
     conflict->callback([options, values, note] {
       const json answer = ApplyToData(*options, {{"op", "conflict_declare"},
@@ -572,8 +578,10 @@ void RegisterProgramCommands(CLI::App& app) {
   {
     auto scores = std::make_shared<std::vector<int64_t>>();
     auto comment = std::make_shared<std::string>();
-    auto [review, values] = op_command("review", "Submit a review, as its reviewer",
-                                       "review_submit", {{"reviewer", ""}, {"proposal", ""}});
+    CLI::App* review = nullptr;
+    std::shared_ptr<std::vector<std::string>> values;
+    std::tie(review, values) = op_command("review", "Submit a review, as its reviewer",
+                                          "review_submit", {{"reviewer", ""}, {"proposal", ""}});
     review->add_option("--scores", *scores, "One integer per rubric criterion, comma-separated")
         ->required()
         ->delimiter(',');
@@ -590,7 +598,9 @@ void RegisterProgramCommands(CLI::App& app) {
   }
   {
     auto seed = std::make_shared<int64_t>(1);
-    auto [simulate, values] =
+    CLI::App* simulate = nullptr;
+    std::shared_ptr<std::vector<std::string>> values;
+    std::tie(simulate, values) =
         op_command("simulate-reviews", "Fill every open assignment of a call with simulated scores",
                    "reviews_simulate", {{"call", ""}});
     simulate->add_option("--seed", *seed)->capture_default_str();
@@ -601,8 +611,10 @@ void RegisterProgramCommands(CLI::App& app) {
     });
   }
   {
-    auto [usage, values] = op_command("usage", "Charge actual use to a grant", "usage_record",
-                                      {{"grant", ""}, {"amount", "Credits"}});
+    CLI::App* usage = nullptr;
+    std::shared_ptr<std::vector<std::string>> values;
+    std::tie(usage, values) = op_command("usage", "Charge actual use to a grant", "usage_record",
+                                         {{"grant", ""}, {"amount", "Credits"}});
     usage->callback([options, values] {
       const json answer = ApplyToData(
           *options, {{"op", "usage_record"}, {"grant", (*values)[0]}, {"amount", (*values)[1]}});
@@ -610,7 +622,9 @@ void RegisterProgramCommands(CLI::App& app) {
     });
   }
   {
-    auto [allocate, values] =
+    CLI::App* allocate = nullptr;
+    std::shared_ptr<std::vector<std::string>> values;
+    std::tie(allocate, values) =
         op_command("allocate", "Give a student part of a course grant", "student_allocate",
                    {{"grant", ""}, {"student", ""}, {"amount", "Credits"}});
     allocate->callback([options, values] {
@@ -622,8 +636,10 @@ void RegisterProgramCommands(CLI::App& app) {
     });
   }
   {
-    auto [close, values] = op_command("close-grant", "Return a grant's unspent credits",
-                                      "grant_close", {{"grant", ""}});
+    CLI::App* close = nullptr;
+    std::shared_ptr<std::vector<std::string>> values;
+    std::tie(close, values) = op_command("close-grant", "Return a grant's unspent credits",
+                                         "grant_close", {{"grant", ""}});
     close->callback([options, values] {
       const json answer = ApplyToData(*options, {{"op", "grant_close"}, {"grant", (*values)[0]}});
       fmt::print("grant_close: {}\n", Summary(answer));

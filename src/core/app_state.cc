@@ -41,7 +41,9 @@ Result<Actor> ParseActor(const json& command) {
 Status CheckShape(const std::string& op, const json& command) {
   const OpSpec* spec = FindOp(op);
   if (spec == nullptr) return Invalid("unknown op " + op, "op");
-  for (const auto& [key, value] : command.items()) {
+  for (const auto& item : command.items()) {
+    // A named key, not a structured binding: clang 14 (the fuzz build) cannot capture one.
+    const std::string& key = item.key();
     if (key == "op" || key == "actor" || key == "idempotency_key") continue;
     const bool known = std::any_of(spec->fields.begin(), spec->fields.end(),
                                    [&](const FieldSpec& field) { return field.name == key; });
