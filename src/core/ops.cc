@@ -185,7 +185,6 @@ Status ValidateFields(std::span<const FieldSpec> fields, const json& object,
   for (const auto& item : object.items()) {
     // Named, not a structured binding: clang 14 (the fuzz build) cannot capture one.
     const std::string& key = item.key();
-    const json& value = item.value();
     if (top_level && (key == "op" || key == "actor" || key == "idempotency_key")) continue;
     const bool known = std::any_of(fields.begin(), fields.end(),
                                    [&](const FieldSpec& spec) { return spec.name == key; });
