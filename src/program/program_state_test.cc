@@ -520,8 +520,9 @@ TEST_F(ProgramStateTest, ObligationsSanctionsAndEvidence) {
   state().Tick(At("2026-09-20"));
   EXPECT_EQ(state().obligations().at(grant + "/progress-1").state, ObligationState::kOverdue);
   EXPECT_EQ(state().grants().at(grant).status, GrantStatus::kFrozen);
-  EXPECT_TRUE(state().ledger().FindAccount(state().AccountId(state().grants().at(grant).account))->flags &
-              ledger::kFrozen);
+  EXPECT_TRUE(
+      state().ledger().FindAccount(state().AccountId(state().grants().at(grant).account))->flags &
+      ledger::kFrozen);
   EXPECT_EQ(state().RecordUsage(grant, Whole(10), At("2026-09-21")).code(),
             ErrorCode::kGrantNotActive);
   ASSERT_TRUE(
