@@ -83,16 +83,17 @@ void Committer::ApplyLoop() {
     EnterApply();
     Result<PreparedGroup> prepared = StateForApply().Prepare(commands);
     const uint64_t applied_seq = StateForApply().last_seq();
-    if (prepared.ok()) {
+    if (!prepared.ok()) {
+      ExitApply(applied_seq);
+      for (Promise& promise : promises) promise.set_value(prepared.error());
+      continue;
+    }
+    {
       MutexLock flight_lock(&flight_mutex_);
       in_flight_.push_back(InFlight{std::move(*prepared), std::move(promises)});
       flight_changed_.SignalAll();
     }
     ExitApply(applied_seq);
-    if (!prepared.ok()) {
-      for (Promise& promise : promises) promise.set_value(prepared.error());
-      continue;
-    }
     if (durable_->snapshot_due()) {
       // A snapshot needs the state to equal the journal: let the writes catch up first.
       // It is taken as a reader, so other readers go on meanwhile (only groups wait).
