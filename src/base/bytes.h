@@ -112,6 +112,16 @@ class ByteReader {
     pos_ += size;
     return bytes;
   }
+  // The next `size` bytes as they are (false ok() if fewer are left).
+  std::string_view GetRaw(uint64_t size) {
+    if (!ok_ || in_.size() - pos_ < size) {
+      ok_ = false;
+      return {};
+    }
+    std::string_view bytes = in_.substr(pos_, static_cast<size_t>(size));
+    pos_ += static_cast<size_t>(size);
+    return bytes;
+  }
   // A count of items each at least `item_bytes_min` long: refuses counts the remaining
   // input cannot hold, so a corrupted count cannot trigger a huge allocation.
   uint32_t GetCount(size_t item_bytes_min) {
@@ -122,6 +132,7 @@ class ByteReader {
 
   bool ok() const { return ok_; }
   bool at_end() const { return pos_ == in_.size(); }
+  size_t position() const { return pos_; }  // bytes read so far
   void Fail() { ok_ = false; }
 
  private:

@@ -198,7 +198,6 @@ AppAnswer AppState::Apply(const json& command, int64_t now_us) {
   }
   if (answer.changed) {
     last_now_us_ = now_us;
-    history_.emplace_back(now_us, command.dump());
     if (!key.empty()) {
       AppAnswer stored = answer;
       stored.result["_request"] = Fingerprint(command);

@@ -168,9 +168,6 @@ class AppState {
   // scheduler); its address never changes.
   const ledger::Ledger& ledger() const { return *ledger_; }
   ledger::Ledger& mutable_ledger() { return *ledger_; }
-  // Snapshot decoding: replaces the ledger's contents in place (every pointer into it
-  // stays valid).
-  void ReplaceLedger(ledger::Ledger ledger) { *ledger_ = std::move(ledger); }
   // The scheduling policy of the loaded cluster ("" before cluster_load).
   const std::string& policy_name() const { return policy_name_; }
   const std::map<std::string, SchedGrant>& sched_grants() const { return sched_grants_; }
@@ -189,8 +186,13 @@ class AppState {
   const std::vector<cluster::NodeState>& node_states() const { return node_states_; }
   int64_t last_now_us() const { return last_now_us_; }
 
-  // Every op applied so far, in order (the snapshot form: decoding replays them).
-  const std::vector<std::pair<int64_t, std::string>>& history() const { return history_; }
+  // Snapshots (app_state_codec.cc): the whole state as deterministic bytes (programs,
+  // cluster, scheduler, jobs, tokens, idempotency records); the ledger of record is not
+  // in them (Core encodes it once). Decode takes the decoded ledger, which it moves into
+  // the state before the programs and the scheduler are pointed at it; it refuses
+  // malformed bytes with kCorruption. No op history is kept.
+  void Encode(std::string* out) const;
+  static Result<AppState> Decode(std::string_view bytes, ledger::Ledger ledger);
 
  private:
   // The op table's handlers (ops.cc) change the state below.
@@ -222,6 +224,7 @@ class AppState {
 
   std::map<std::string, program::ProgramState> programs_;
   std::unique_ptr<cluster::Cluster> cluster_;
+  std::string cluster_toml_;  // the text cluster_ was parsed from (snapshots keep it)
   std::unique_ptr<sched::Scheduler> scheduler_;
   std::vector<cluster::NodeState> node_states_;
   JobMap jobs_;
@@ -249,7 +252,6 @@ class AppState {
   std::deque<std::pair<int64_t, std::string>> revoked_order_;
   std::map<std::pair<std::string, std::string>, AppAnswer> idempotency_;
   std::deque<std::pair<int64_t, std::pair<std::string, std::string>>> idempotency_order_;
-  std::vector<std::pair<int64_t, std::string>> history_;
   int64_t last_now_us_ = 0;
 };
 

@@ -10,12 +10,12 @@
 namespace atrium::core {
 namespace {
 constexpr uint32_t kStateMagic = 0x31535441;  // "ATS1"
-// Version 1 held the ledger only; version 2 adds the service's app commands, which
-// decoding replays (AppState's state is rebuilt from them, as the journal would), each
-// program then keeping its own ledger; version 3 has the one ledger of record, which
-// already holds what the app commands put there: they are replayed into a scratch ledger
-// and the decoded one then takes its place.
-constexpr uint32_t kStateVersion = 3;
+// Version 1 held the ledger only; versions 2 and 3 added the service's app commands,
+// which decoding replayed (3: into the one ledger of record). Version 4 holds the state
+// itself (docs/snapshots.md): the ledger of record, then AppState's encoding
+// (app_state_codec.cc), each behind its u64 length. Older versions are refused by Decode
+// (kCorruption, "unsupported version"); the journal then replays from its start.
+constexpr uint32_t kStateVersion = Core::kSnapshotVersion;
 
 template <class... Ts>
 struct Overloaded : Ts... {
@@ -252,60 +252,48 @@ void Core::Encode(std::string* out) const {
   ByteWriter writer(out);
   writer.Put<uint32_t>(kStateMagic);
   writer.Put<uint32_t>(kStateVersion);
-  // The ledger's length goes before it; write zero and patch it, rather than
-  // encode into a temporary copy of what may be hundreds of megabytes.
-  const size_t length_at = out->size();
-  writer.Put<uint64_t>(0);
-  app_.ledger().Encode(out);
-  std::string length;
-  ByteWriter(&length).Put<uint64_t>(out->size() - length_at - sizeof(uint64_t));
-  out->replace(length_at, length.size(), length);
-  ByteWriter tail(out);
-  tail.Put<uint64_t>(app_.history().size());
-  for (const auto& [now_us, json] : app_.history()) {
-    tail.Put<int64_t>(now_us);
-    tail.PutBytes(json);
-  }
+  // Each part's length goes before it; write zero and patch it, rather than encode into
+  // a temporary copy of what may be hundreds of megabytes. The ledger of record once,
+  // then the service's state, whose programs and scheduler hold ids into that ledger.
+  const auto sized = [out](const auto& encode) {
+    const size_t length_at = out->size();
+    ByteWriter(out).Put<uint64_t>(0);
+    encode(out);
+    std::string length;
+    ByteWriter(&length).Put<uint64_t>(out->size() - length_at - sizeof(uint64_t));
+    out->replace(length_at, length.size(), length);
+  };
+  sized([this](std::string* into) { app_.ledger().Encode(into); });
+  sized([this](std::string* into) { app_.Encode(into); });
 }
 
-Result<Core> Core::Decode(std::string_view bytes) {
+Result<uint32_t> Core::SnapshotVersion(std::string_view bytes) {
   ByteReader reader(bytes);
   const auto magic = reader.Get<uint32_t>();
   const auto version = reader.Get<uint32_t>();
-  if (magic != kStateMagic || version < 1 || version > kStateVersion) {
-    return MakeError(ErrorCode::kCorruption, "state snapshot: bad magic or version");
+  if (!reader.ok() || magic != kStateMagic) {
+    return MakeError(ErrorCode::kCorruption, "state snapshot: bad magic");
   }
-  const auto ledger_size = reader.Get<uint64_t>();
-  constexpr size_t kHeaderBytes = 16;
-  if (!reader.ok() || ledger_size > bytes.size() - kHeaderBytes ||
-      (version == 1 && ledger_size != bytes.size() - kHeaderBytes)) {
+  return version;
+}
+
+Result<Core> Core::Decode(std::string_view bytes) {
+  ATRIUM_ASSIGN_OR_RETURN(const uint32_t version, SnapshotVersion(bytes));
+  if (version != kStateVersion) {
+    return MakeError(ErrorCode::kCorruption,
+                     "state snapshot: unsupported version " + std::to_string(version) +
+                         " (this build reads version " + std::to_string(kStateVersion) +
+                         "; the journal is replayed from its start instead)");
+  }
+  ByteReader reader(bytes.substr(8));
+  const std::string_view ledger_bytes = reader.GetRaw(reader.Get<uint64_t>());
+  const std::string_view app_bytes = reader.GetRaw(reader.Get<uint64_t>());
+  if (!reader.ok() || !reader.at_end()) {
     return MakeError(ErrorCode::kCorruption, "state snapshot: bad length");
   }
+  ATRIUM_ASSIGN_OR_RETURN(ledger::Ledger ledger, ledger::Ledger::Decode(ledger_bytes));
   Core core;
-  ATRIUM_ASSIGN_OR_RETURN(ledger::Ledger decoded,
-                          ledger::Ledger::Decode(bytes.substr(kHeaderBytes, ledger_size)));
-  // Up to version 2 the ledger held the raw accounts only: the app commands build the
-  // programs' accounts on top of it. From version 3 it holds everything already.
-  if (version < 3) core.app_.ReplaceLedger(std::move(decoded));
-  if (version == 1) return core;
-  ByteReader tail(bytes.substr(kHeaderBytes + ledger_size));
-  const auto count = tail.Get<uint64_t>();
-  if (!tail.ok() || count > bytes.size()) {
-    return MakeError(ErrorCode::kCorruption, "state snapshot: bad app history");
-  }
-  for (uint64_t i = 0; i < count; ++i) {
-    const auto now_us = tail.Get<int64_t>();
-    const std::string_view json = tail.GetBytes();
-    if (!tail.ok()) return MakeError(ErrorCode::kCorruption, "state snapshot: bad app history");
-    const CommandResult result =
-        core.Apply(AppCommand{.now_us = now_us, .json = std::string(json)});
-    if (!result.changed) {
-      return MakeError(ErrorCode::kCorruption,
-                       "state snapshot: app command " + std::to_string(i) + " no longer applies");
-    }
-  }
-  if (!tail.at_end()) return MakeError(ErrorCode::kCorruption, "state snapshot: trailing bytes");
-  if (version >= 3) core.app_.ReplaceLedger(std::move(decoded));
+  ATRIUM_ASSIGN_OR_RETURN(core.app_, AppState::Decode(app_bytes, std::move(ledger)));
   return core;
 }
 

@@ -49,9 +49,13 @@ class Core {
   // returned are what the ledger says. kInvariantViolated names the first breach.
   Status Verify() const;
 
-  // The whole state, for snapshots; deterministic bytes.
+  // The whole state, for snapshots; deterministic bytes (format: docs/snapshots.md).
+  // Decode refuses malformed bytes and other versions with kCorruption.
   void Encode(std::string* out) const;
   static Result<Core> Decode(std::string_view bytes);
+  // The format version of a snapshot's bytes (kCorruption if they are not a snapshot).
+  static Result<uint32_t> SnapshotVersion(std::string_view bytes);
+  static constexpr uint32_t kSnapshotVersion = 4;
 
  private:
   AppState app_;

@@ -27,6 +27,7 @@ Status AppState::LoadCluster(const std::string& toml, const std::string& policy_
     return error;
   }
   cluster_ = std::make_unique<cluster::Cluster>(std::move(cluster));
+  cluster_toml_ = toml;
   // The scheduler works in the ledger of record: its transfers (holds and their posts) in
   // the cluster's id space, coded as usage like every charge to a grant.
   sched::SchedulerConfig config;

@@ -585,10 +585,20 @@ Result<json> OpHandlers::TokenCreate(AppState& app, const OpRequest& request) {
   if (salt.size() != 32 || hash.size() != 64) {
     return Invalid("a token record holds a 16-byte salt and a SHA-256 hash, in hex", "hash");
   }
-  app.PurgeRevokedTokens(now_us);
-  if (app.tokens_.contains(id)) return Error{ErrorCode::kAlreadyExists, "token exists", "token_id"};
-  std::deque<int64_t>* creations = nullptr;
-  if (actor.role != Role::kAdmin && !bootstrap) {
+  // Every check reads only: a refused create changes nothing (the journal leaves it out,
+  // so replay must not see a change either). A revoked token past its keep time counts
+  // as gone (the purge below removes it).
+  if (const auto found = app.tokens_.find(id); found != app.tokens_.end()) {
+    const bool purgeable =
+        found->second.revoked &&
+        std::any_of(app.revoked_order_.begin(), app.revoked_order_.end(), [&](const auto& entry) {
+          return entry.second == id && entry.first <= now_us - AppState::kRevokedTokenKeepUs;
+        });
+    if (!purgeable) return Error{ErrorCode::kAlreadyExists, "token exists", "token_id"};
+  }
+  const std::string creator = actor.person.empty() ? actor.token : actor.person;
+  const bool counted = actor.role != Role::kAdmin && !bootstrap;
+  if (counted) {
     const auto live = app.live_by_person_.find({person, role});
     if (live != app.live_by_person_.end() && live->second >= AppState::kTokensPerPersonMax) {
       return Error{ErrorCode::kLimitExceeded,
@@ -596,11 +606,15 @@ Result<json> OpHandlers::TokenCreate(AppState& app, const OpRequest& request) {
                        " live tokens per person and role; revoke one first",
                    "role"};
     }
-    creations = &app.creations_by_creator_[actor.person.empty() ? actor.token : actor.person];
-    while (!creations->empty() && creations->front() <= now_us - 3'600'000'000LL) {
-      creations->pop_front();
-    }
-    if (creations->size() >= AppState::kTokenCreationsPerHourMax) {
+    // Creations in the last hour (the times are in order).
+    const auto times = app.creations_by_creator_.find(creator);
+    const size_t recent =
+        times == app.creations_by_creator_.end()
+            ? 0
+            : static_cast<size_t>(times->second.end() - std::upper_bound(times->second.begin(),
+                                                                         times->second.end(),
+                                                                         now_us - 3'600'000'000LL));
+    if (recent >= AppState::kTokenCreationsPerHourMax) {
       return Error{ErrorCode::kRateLimited,
                    "at most " + std::to_string(AppState::kTokenCreationsPerHourMax) +
                        " token creations per person an hour; retry later",
@@ -610,7 +624,14 @@ Result<json> OpHandlers::TokenCreate(AppState& app, const OpRequest& request) {
   if (app.live_tokens_ >= AppState::kTokensMax) {
     return Error{ErrorCode::kLimitExceeded, "too many live tokens", ""};
   }
-  if (creations != nullptr) creations->push_back(now_us);
+  app.PurgeRevokedTokens(now_us);
+  if (counted) {
+    std::deque<int64_t>& creations = app.creations_by_creator_[creator];
+    while (!creations.empty() && creations.front() <= now_us - 3'600'000'000LL) {
+      creations.pop_front();
+    }
+    creations.push_back(now_us);
+  }
   ++app.live_tokens_;
   ++app.tokens_created_;
   ++app.live_by_person_[{person, role}];

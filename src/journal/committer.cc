@@ -96,11 +96,17 @@ void Committer::ApplyLoop() {
     ExitApply(applied_seq);
     if (durable_->snapshot_due()) {
       // A snapshot needs the state to equal the journal: let the writes catch up first.
-      // It is taken as a reader, so other readers go on meanwhile (only groups wait).
+      // It is encoded as a reader, so other readers go on meanwhile (only groups wait);
+      // the write thread digests and stores it.
       WaitForWrites();
       EnterRead();
-      (void)durable_->Snapshot();  // a failed snapshot loses nothing; retried when due
+      Result<StoredSnapshot> captured = durable_->CaptureSnapshot();
       ExitRead();
+      if (captured.ok()) {  // a failed snapshot loses nothing; taken again when due
+        MutexLock flight_lock(&flight_mutex_);
+        in_flight_.push_back(InFlight{.snapshot = std::move(*captured)});
+        flight_changed_.SignalAll();
+      }
     }
   }
   {
@@ -120,6 +126,13 @@ void Committer::WriteLoop() {
       flight = std::move(in_flight_.front());
       in_flight_.pop_front();
       writing_ = true;
+    }
+    if (flight.snapshot) {
+      (void)durable_->WriteSnapshot(std::move(*flight.snapshot));  // lost: taken when due
+      MutexLock lock(&flight_mutex_);
+      writing_ = false;
+      flight_changed_.SignalAll();
+      continue;
     }
     const auto commit_started = std::chrono::steady_clock::now();
     const Status written = durable_->Commit(flight.group);

@@ -6,6 +6,10 @@
 // fulfils the futures. While one group is being written the next is being applied, so
 // on two cores throughput approaches the slower of the two stages rather than their sum.
 //
+// Snapshots (when DurableCore::snapshot_due) are encoded by the apply thread as a reader
+// (other readers go on; only groups wait) and digested and stored by the write thread,
+// in order with the groups, so neither the digest nor the store write holds up applying.
+//
 // The queue is bounded: when queue_depth_max commands are waiting, Submit answers
 // kUnavailable at once (the service turns it into 503 with Retry-After), instead of
 // letting latency grow without limit.
@@ -33,6 +37,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -87,9 +92,12 @@ class Committer {
     core::Command command;
     Promise promise;
   };
+  // A group to append, or (snapshot set) a snapshot captured by the apply thread for the
+  // write thread to digest and store.
   struct InFlight {
     PreparedGroup group;
     std::vector<Promise> promises;
+    std::optional<StoredSnapshot> snapshot;
   };
   // The state as a capability for clang's thread-safety analysis (no lock of its own):
   // held shared by a reader admitted to a window (EnterRead .. ExitRead), exclusively by

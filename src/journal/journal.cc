@@ -54,13 +54,19 @@ Status DurableCore::Recover() {
       return MakeError(ErrorCode::kCorruption,
                        "snapshot " + std::to_string(snapshot->seq) + " does not match its digest");
     }
-    ATRIUM_ASSIGN_OR_RETURN(core_, core::Core::Decode(snapshot->state));
-    // Check the snapshot's state before anything is replayed on top of it.
-    ATRIUM_TRY(core_.Verify());
-    last_seq_ = snapshot->seq;
-    last_hash_ = snapshot->chain_hash;
-    recovered_from_seq_ = snapshot->seq;
-    last_snapshot_bytes_ = snapshot->state.size();
+    ATRIUM_ASSIGN_OR_RETURN(const uint32_t version, core::Core::SnapshotVersion(snapshot->state));
+    if (version < core::Core::kSnapshotVersion) {
+      // Written by an earlier build: replay the journal from its start instead.
+      snapshot.reset();
+    } else {
+      ATRIUM_ASSIGN_OR_RETURN(core_, core::Core::Decode(snapshot->state));
+      // Check the snapshot's state before anything is replayed on top of it.
+      ATRIUM_TRY(core_.Verify());
+      last_seq_ = snapshot->seq;
+      last_hash_ = snapshot->chain_hash;
+      recovered_from_seq_ = snapshot->seq;
+      last_snapshot_bytes_ = snapshot->state.size();
+    }
   }
   snapshot.reset();
   // Replay, then make sure the end was reached. Another process may be appending while
@@ -75,6 +81,7 @@ Status DurableCore::Recover() {
       last_seq_ = entry.seq;
       last_hash_ = entry.hash;
       bytes_since_snapshot_ += entry.payload.size();
+      ++entries_since_snapshot_;
       return OkStatus();
     }));
     ATRIUM_ASSIGN_OR_RETURN(last, store_->LastEntry());
@@ -112,6 +119,7 @@ Result<PreparedGroup> DurableCore::Prepare(std::span<const core::Command> comman
     entry.hash = ChainHash(last_hash_, entry.seq, entry.payload);
     last_hash_ = entry.hash;
     bytes_since_snapshot_ += entry.payload.size();
+    ++entries_since_snapshot_;
   }
   return group;
 }
@@ -130,8 +138,11 @@ Status DurableCore::Commit(const PreparedGroup& group) {
 }
 
 bool DurableCore::snapshot_due() const {
-  return options_.auto_snapshot &&
-         bytes_since_snapshot_ >= std::max(options_.snapshot_bytes_min,
+  if (!options_.auto_snapshot || entries_since_snapshot_ == 0) return false;
+  if (options_.snapshot_entries > 0 && entries_since_snapshot_ >= options_.snapshot_entries) {
+    return true;
+  }
+  return bytes_since_snapshot_ >= std::max(options_.snapshot_bytes_min,
                                            options_.snapshot_growth_factor * last_snapshot_bytes_);
 }
 
@@ -154,28 +165,47 @@ Result<core::CommandResult> DurableCore::Submit(const core::Command& command) {
 }
 
 Status DurableCore::Snapshot() {
+  ATRIUM_ASSIGN_OR_RETURN(StoredSnapshot snapshot, CaptureSnapshot());
+  return WriteSnapshot(std::move(snapshot));
+}
+
+Result<StoredSnapshot> DurableCore::CaptureSnapshot() {
   if (poisoned_) return MakeError(ErrorCode::kJournalPoisoned, "reopen the journal first");
   ATRIUM_ASSERT(durable_seq_ == last_seq_, "snapshot of a state ahead of the journal");
   StoredSnapshot snapshot;
   snapshot.seq = last_seq_;
   snapshot.chain_hash = last_hash_;
   core_.Encode(&snapshot.state);
-  snapshot.state_digest = Sha256Of(snapshot.state);
-  ATRIUM_TRY(store_->PutSnapshot(snapshot));
+  // The policy counts from here: entries prepared while the bytes are written count
+  // toward the next snapshot. A write that fails loses nothing (the journal is complete);
+  // the next snapshot is then taken when due again.
+  entries_since_snapshot_ = 0;
   bytes_since_snapshot_ = 0;
   last_snapshot_bytes_ = snapshot.state.size();
-  return OkStatus();
+  return snapshot;
+}
+
+Status DurableCore::WriteSnapshot(StoredSnapshot snapshot) {
+  if (poisoned_) return MakeError(ErrorCode::kJournalPoisoned, "reopen the journal first");
+  snapshot.state_digest = Sha256Of(snapshot.state);
+  return store_->PutSnapshot(snapshot);
 }
 
 Result<VerifyReport> VerifyStore(JournalStore& store) {
   ATRIUM_ASSIGN_OR_RETURN(std::vector<StoredSnapshot> snapshots, store.SnapshotIndex());
+  // Snapshots of an older format (an earlier build's) are checked against their digest
+  // only: the current core does not encode that format.
+  std::vector<StoredSnapshot> current;
   for (const StoredSnapshot& listed : snapshots) {
     ATRIUM_ASSIGN_OR_RETURN(StoredSnapshot stored, store.ReadSnapshot(listed.seq));
     if (Sha256Of(stored.state) != stored.state_digest) {
       return MakeError(ErrorCode::kCorruption,
                        "snapshot " + std::to_string(stored.seq) + " does not match its digest");
     }
+    auto version = core::Core::SnapshotVersion(stored.state);
+    if (!version.ok() || *version >= core::Core::kSnapshotVersion) current.push_back(listed);
   }
+  snapshots = std::move(current);
   VerifyReport report;
   core::Core core;
   size_t next_snapshot = 0;

@@ -6,9 +6,11 @@
 // being 32 zero bytes, so any edit to the history breaks the chain at that entry.
 //
 // Open = load the latest snapshot, check its digest and its place in the chain, replay
-// the entries after it, check the core's invariants. Snapshots are written on demand and
-// automatically once the journal written since the last one outweighs it by a factor
-// (Options), so snapshot work stays a fixed share of all writes and replay stays bounded.
+// the entries after it, check the core's invariants. A snapshot of an older format
+// version (a store written by an earlier build) is passed over: the journal is replayed
+// from its first entry, whose format has not changed, and the next snapshot is written
+// in the current format. Snapshots are written on demand and automatically by the
+// "bounded tail" policy (Options), so restart replays a bounded number of entries.
 //
 // If the store fails to append, the in-memory core is ahead of what is durable: the
 // DurableCore refuses every further command (kJournalPoisoned) and must be reopened.
@@ -30,13 +32,15 @@
 namespace atrium::journal {
 
 struct Options {
-  // Why snapshots are rare: Atrium's state is mostly its transfers, so loading a snapshot
-  // costs about as much as replaying the journal that made it (both run at millions of
-  // transfers a second), while writing one costs a full copy of the state. A snapshot
-  // therefore waits until the journal since the last one is both at least
-  // snapshot_bytes_min (64 MiB replays in well under a second) and snapshot_growth_factor
-  // times that snapshot. Snapshot writing then stays a small share of all writes, and
-  // recovery replays at most about factor x one snapshot.
+  // Snapshot policy "bounded tail". A snapshot is the state itself (docs/snapshots.md),
+  // so restart costs decoding it plus replaying the entries after it; the policy bounds
+  // that tail. A snapshot is due once the journal since the last one holds
+  // snapshot_entries entries (replaying 100,000 service entries takes about a second),
+  // or once its bytes reach the larger of snapshot_bytes_min and snapshot_growth_factor
+  // times the last snapshot's size (a ledger whose state is mostly transfers is then not
+  // copied over and over for journal that replays as fast as a snapshot loads).
+  // snapshot_entries = 0 turns the entry count off.
+  uint64_t snapshot_entries = 100'000;
   uint64_t snapshot_bytes_min = 64 << 20;
   uint64_t snapshot_growth_factor = 4;
   bool auto_snapshot = true;
@@ -75,6 +79,16 @@ class DurableCore {
 
   // Writes a snapshot of the current state.
   Status Snapshot();
+  // Snapshot's two halves, for a pipeline: Capture encodes the state (it must equal the
+  // journal: every prepared group committed), restarts the snapshot policy's count, and
+  // is the only part that reads the state (call it where Prepare may not run at the same
+  // time); Write digests and stores the bytes and touches nothing Prepare does, so it may
+  // run on the thread that appends (a store is not shared between threads) while the
+  // next groups are prepared.
+  Result<StoredSnapshot> CaptureSnapshot();
+  Status WriteSnapshot(StoredSnapshot snapshot);
+  // Entries since the last snapshot (or since the start).
+  uint64_t entries_since_snapshot() const { return entries_since_snapshot_; }
 
   const core::Core& core() const { return core_; }
   // The last entry prepared (equal to durable_seq() outside a pipeline).
@@ -95,6 +109,7 @@ class DurableCore {
   Digest last_hash_{};
   uint64_t recovered_from_seq_ = 0;
   uint64_t bytes_since_snapshot_ = 0;
+  uint64_t entries_since_snapshot_ = 0;
   uint64_t last_snapshot_bytes_ = 0;
   std::atomic<uint64_t> durable_seq_ = 0;
   std::atomic<bool> poisoned_ = false;

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "base/bytes.h"
 #include "journal/sqlite_store.h"
 #include "journal/testing/failing_store.h"
 #ifdef ATRIUM_JOURNAL_TEST_PG
@@ -234,6 +235,56 @@ TEST_F(JournalTest, SnapshotShortensRecoveryToTheSameState) {
   auto report = Verify();
   ASSERT_TRUE(report.ok()) << report.error().ToString();
   EXPECT_EQ(report->snapshots_checked, 1u);
+}
+
+TEST_F(JournalTest, AnOlderSnapshotVersionIsPassedOverAndTheJournalReplayed) {
+  std::string before;
+  {
+    auto durable = OpenDurable();
+    ASSERT_TRUE(durable->Submit(Accounts(1)).ok());
+    ASSERT_TRUE(durable->Submit(Fund(10, 5, 2)).ok());
+    before = State(*durable);
+  }
+  {
+    // What an earlier build left: a version 3 snapshot (ledger and op history) at entry 2.
+    auto store = backend_->Open(OpenMode::kReadWrite);
+    ASSERT_TRUE(store.ok());
+    auto last = (*store)->LastEntry();
+    ASSERT_TRUE(last.ok() && last->has_value());
+    StoredSnapshot old;
+    old.seq = (*last)->seq;
+    old.chain_hash = (*last)->hash;
+    ByteWriter writer(&old.state);
+    writer.Put<uint32_t>(0x31535441);
+    writer.Put<uint32_t>(3);
+    writer.Put<uint64_t>(0);
+    old.state_digest = Sha256Of(old.state);
+    ASSERT_TRUE((*store)->PutSnapshot(old).ok());
+  }
+  auto reopened = OpenDurable();
+  EXPECT_EQ(reopened->recovered_from_seq(), 0u);  // replayed from the start
+  EXPECT_EQ(reopened->last_seq(), 2u);
+  EXPECT_EQ(State(*reopened), before);
+  ASSERT_TRUE(reopened->Snapshot().ok());  // the next one is the current version
+  auto again = OpenDurable();
+  EXPECT_EQ(again->recovered_from_seq(), 2u);
+  EXPECT_EQ(State(*again), before);
+  EXPECT_TRUE(Verify().ok());
+}
+
+TEST_F(JournalTest, SnapshotsAreDueByEntriesSinceTheLast) {
+  Options options{.snapshot_entries = 10, .snapshot_bytes_min = 1 << 30};
+  {
+    auto durable = OpenDurable(options);
+    ASSERT_TRUE(durable->Submit(Accounts(1)).ok());
+    for (uint32_t transfer_idx = 0; transfer_idx < 24; ++transfer_idx) {
+      ASSERT_TRUE(durable->Submit(Fund(100 + transfer_idx, 1, 2 + transfer_idx)).ok());
+    }
+    EXPECT_EQ(durable->entries_since_snapshot(), 5u);  // snapshots at entries 10 and 20
+  }
+  auto reopened = OpenDurable(options);
+  EXPECT_EQ(reopened->recovered_from_seq(), 20u);
+  EXPECT_EQ(reopened->last_seq(), 25u);
 }
 
 TEST_F(JournalTest, AutomaticSnapshotsFollowTheJournalsGrowth) {

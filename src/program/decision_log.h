@@ -44,6 +44,8 @@ struct LogEntry {
   std::string hash;  // hex SHA-256 of this entry
 };
 
+class ProgramState;
+
 class DecisionLog {
  public:
   // Bounds one entry's canonical size; larger payloads are a programmer error.
@@ -58,6 +60,7 @@ class DecisionLog {
   std::string Export() const;
 
  private:
+  friend class ProgramState;  // its snapshot codec (program_codec.cc)
   std::vector<LogEntry> entries_;
 };
 

@@ -217,6 +217,13 @@ class ProgramState {
   Credits AccountBalance(uint64_t account) const;
   Credits AccountAvailable(uint64_t account) const;
 
+  // Snapshots (program_codec.cc): the whole state as deterministic bytes; DecodeState
+  // refuses malformed bytes with kCorruption. A program in a shared ledger (the service's
+  // ledger of record) does not encode that ledger: DecodeState points the program at
+  // `ledger` (which must outlive it); a program that owns its ledger carries it.
+  void EncodeState(std::string* out) const;
+  static Result<ProgramState> DecodeState(std::string_view bytes, ledger::Ledger* ledger = nullptr);
+
  private:
   ProgramState() = default;
 

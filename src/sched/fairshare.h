@@ -27,6 +27,7 @@ class FairShare {
   double Usage(uint32_t grant) const { return grants_[grant].usage; }
 
  private:
+  friend class Scheduler;  // its snapshot codec (scheduler_codec.cc)
   struct Grant {
     double entitlement = 0;
     double usage = 0;  // decayed chip-seconds

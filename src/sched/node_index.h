@@ -22,6 +22,11 @@
 
 #include "cluster/cluster.h"
 
+namespace atrium {
+class ByteReader;
+class ByteWriter;
+}  // namespace atrium
+
 namespace atrium::sched {
 
 // Chips held on one node: `mask` has one bit per chip.
@@ -63,6 +68,12 @@ class NodeIndex {
   int LargestBlockOf(uint64_t mask) const;
   // The chips a sub-node job of `chips` takes from `mask` (best fit inside the node).
   uint64_t ChooseChips(uint64_t mask, int chips) const;
+
+  // Snapshots (scheduler_codec.cc): the order of the free lists, which decides among
+  // equally good placements. DecodeOrder takes an index with the same members and masks
+  // and relinks its lists in the encoded order; false if the bytes do not match it.
+  void EncodeOrder(ByteWriter& writer) const;
+  bool DecodeOrder(ByteReader& reader);
 
  private:
   static constexpr int32_t kNone = -1;

@@ -199,6 +199,14 @@ class Scheduler {
   // Marks every cache stale (after a decode that restored jobs and masks).
   void RebuildCaches();
 
+  // Snapshots (scheduler_codec.cc): the persistent state (jobs, grants, fair-share use,
+  // node states, queue order, reservations, counters) as deterministic bytes; Decode
+  // rebuilds the derived indexes, so the decoded scheduler decides exactly as this one.
+  void Encode(std::string* out) const;
+  static Result<std::unique_ptr<Scheduler>> Decode(std::string_view bytes,
+                                                   const cluster::Cluster& cluster,
+                                                   ledger::Ledger& ledger);
+
  private:
   // A reservation made in this pass: its job starts by start_s with `need` units of its
   // shape (whole nodes; or nodes with a free block of sub_node_chips); `slack` units more
