@@ -256,8 +256,6 @@ TEST_P(EasyReferenceTest, OneReservationStartsEveryJobWhenEasyDoes) {
 INSTANTIATE_TEST_SUITE_P(Policies, EasyReferenceTest, ::testing::Values("backfill", "fairshare"));
 
 // Conservative: valid schedules, reservations made for more than the first blocked job.
-// (Its promises are not asserted: a reservation made after an earlier one can still slip
-// under the stacked unit count; see docs/simulate.md.)
 TEST(ConservativeTest, ValidSchedulesWithManyReservations) {
   for (uint64_t seed = 1; seed <= 6; ++seed) {
     const cluster::Cluster cluster = FlatPool(16);
@@ -270,6 +268,35 @@ TEST(ConservativeTest, ValidSchedulesWithManyReservations) {
     EXPECT_GT(sim.scheduler().stats().reservations, easy.scheduler().stats().reservations)
         << "seed " << seed;
   }
+}
+
+// Conservative's promises are firm: runs never end late here and no node fails, so a job
+// never starts later than the start first promised to it, and once promised it keeps a
+// reservation at every pass until it starts (the log records a job again only when it
+// got a reservation after a pass without one).
+TEST(ConservativeTest, PromisedStartsNeverSlip) {
+  int64_t promised = 0;
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    const int nodes_total = seed % 2 == 0 ? 16 : 32;
+    const cluster::Cluster cluster = FlatPool(nodes_total);
+    std::vector<RefJob> jobs = RandomJobs(seed, 300, nodes_total);
+    sim::Simulator sim(cluster, {.policy = "conservative", .pass_interval_s = 0});
+    ASSERT_TRUE(sim.Run(ToWorkload(jobs), nullptr, nullptr).ok());
+    const sched::Scheduler& sched = sim.scheduler();
+    ExpectValid(sched);
+    std::map<sched::JobId, int64_t> first_promise;
+    for (const sched::ReservationRecord& record : sched.reservation_log()) {
+      ASSERT_TRUE(first_promise.emplace(record.job, record.start_s).second)
+          << "seed " << seed << " job j" << record.job << " lost its reservation before starting";
+      ASSERT_GT(record.start_s, record.made_at_s);
+    }
+    for (const auto& [id, start_s] : first_promise) {
+      EXPECT_LE(sched.job(id).first_start_s, start_s)
+          << "seed " << seed << " job j" << id << " started after its promise";
+      ++promised;
+    }
+  }
+  EXPECT_GT(promised, 1000) << "the workloads made too few promises to tell";
 }
 
 }  // namespace

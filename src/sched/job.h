@@ -91,6 +91,7 @@ struct Job {
   int32_t reservation = -1;                // slot in its pool's reservations this pass, if any
   StartedAhead ahead = StartedAhead::kNo;  // of its last start
   int64_t preempt_retry_s = -1;            // no new preemption for this job before then
+  bool preempt_under_way = false;          // its last attempt asked jobs to yield
 
   // When the current run will end at the latest, as far as the scheduler knows.
   int64_t expected_end_s() const {

@@ -19,6 +19,7 @@ Result<Policy> MakePolicy(std::string_view name) {
   } else if (name == "conservative") {
     policy.priority = std::make_unique<FifoPriority>();
     policy.reservations_max = kConservativeReservations;
+    policy.firm_reservations = true;
   } else if (name == "fairshare") {
     policy.priority = std::make_unique<FairSharePriority>();
   } else if (name == "fairshare+preempt") {

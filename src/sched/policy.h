@@ -33,6 +33,12 @@ struct Policy {
   // job may use what that reservation leaves. More protect more large jobs from being
   // overtaken, at the cost of small jobs' waits (the holes they could fill shrink).
   int reservations_max = 1;
+  // Firm promises (conservative): at each pass the jobs that held a reservation keep their
+  // place in the pool's order of reservations, ahead of any job reserved for the first
+  // time, so a promised start only moves earlier (unless a node fails). Without it the
+  // reservations are made again in priority order, and a job reserved later in that order
+  // may slip behind one that had none.
+  bool firm_reservations = false;
   bool preemption = false;
 };
 

@@ -25,8 +25,9 @@ void Scheduler::PreemptPhase(int64_t now_s, PassResult* result) {
     if (pool.main->CanFit(job.shape) || job.reservation >= 0) continue;
     if (Available(job.grant) < HoldOf(job)) continue;
     if (job.preempt_retry_s > now_s) {
-      // Its preemption is under way: keep the chips it freed for it.
-      CreateReservation(id, now_s);
+      // Its preemption is under way: keep the chips it freed for it. (After an attempt
+      // that asked nobody, it waits like any job until it may try again.)
+      if (job.preempt_under_way) CreateReservation(id, now_s);
       continue;
     }
     if (pool.preempt_attempts >= config_.preempt_attempts_per_pass) continue;
@@ -39,6 +40,7 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
   const uint32_t pool_index = job.shape.pool;
   PoolState& pool = pools_[pool_index];
   job.preempt_retry_s = now_s + config_.preempt_grace_s;
+  job.preempt_under_way = false;
   ++pool.preempt_attempts;
 
   LoadScratch(pool_index, &preempt_masks_);
@@ -79,6 +81,7 @@ void Scheduler::TryPreempt(JobId id, int64_t now_s, PassResult* result) {
     victim.preempt_at_s = now_s + config_.preempt_grace_s;
     pool.running_by_end.emplace(victim.expected_end_s(), victim_id);
     result->preempted.push_back({victim_id, victim.expected_end_s()});
+    job.preempt_under_way = true;
   }
   CreateReservation(id, now_s);
 }

@@ -402,8 +402,11 @@ PassResult Scheduler::Pass(int64_t now_s) {
       }
       continue;
     }
+    state.promised.clear();
     for (const Reservation& reservation : state.reservations) {
       jobs_[reservation.job].reservation = -1;
+      if (policy_.firm_reservations && reservation.active)
+        state.promised.push_back(reservation.job);
     }
     state.reservations.clear();
   }
@@ -438,6 +441,38 @@ void Scheduler::PassPool(uint32_t pool_index, int64_t now_s, PassResult* result)
     bool dead = false;
     AgeKey latest_started{INT64_MIN, 0};
   };
+  size_t examined = 0;
+  size_t refused = 0;
+  int made = 0;
+  bool bound_hit = false;
+  // Firm promises first: each job promised a start at the last pass starts now if it can
+  // without breaking an earlier promise, else gets its reservation again, in the order
+  // they were made (so a later promise never pushes an earlier one back).
+  for (const JobId id : pool.promised) {
+    Job& job = jobs_[id];
+    if (job.state != JobState::kPending || made >= policy_.reservations_max) continue;
+    ++examined;
+    ++stats_.jobs_examined;
+    if (main.CanFit(job.shape)) {
+      const Outcome outcome = TryStart(id, now_s, result);
+      if (outcome == Outcome::kStarted) continue;
+      if (outcome == Outcome::kNoCredits) {
+        pool.credit_waits = true;
+        continue;
+      }
+    } else if (Available(job.grant) < HoldOf(job)) {
+      job.reason = ErrorCode::kInsufficientCredits;
+      pool.credit_waits = true;
+      continue;
+    }
+    if (CreateReservation(id, now_s)) ++made;
+  }
+  // The queues' heads of the jobs started above, before the cursors read them.
+  for (const uint32_t index : pool.classes) {
+    ShapeClass& shape_class = classes_[index];
+    for (const uint32_t group : shape_class.dirty_groups) UpdateHead(shape_class, group);
+    shape_class.dirty_groups.clear();
+  }
   std::vector<Cursor> cursors;
   for (const uint32_t index : pool.classes) {
     if (classes_[index].by_age.empty()) continue;
@@ -491,10 +526,6 @@ void Scheduler::PassPool(uint32_t pool_index, int64_t now_s, PassResult* result)
   }
   std::make_heap(order.begin(), order.end(), next_less);
 
-  size_t examined = 0;
-  size_t refused = 0;
-  int made = 0;
-  bool bound_hit = false;
   while (true) {
     while (!order.empty() && cursors[order.front().cursor].dead) {
       std::pop_heap(order.begin(), order.end(), next_less);
@@ -538,6 +569,7 @@ void Scheduler::PassPool(uint32_t pool_index, int64_t now_s, PassResult* result)
       cursor.dead = true;  // capacity only shrinks in a pass: nothing of this class fits
       continue;
     }
+    if (job.reservation >= 0 && policy_.firm_reservations) continue;  // promised above
     const AgeKey age{job.submit_s, id};
     const Outcome outcome = TryStart(id, now_s, result);
     if (outcome == Outcome::kStarted) {

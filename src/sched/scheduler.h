@@ -255,6 +255,9 @@ class Scheduler {
   struct PoolState {
     std::unique_ptr<NodeIndex> main;
     std::vector<Reservation> reservations;
+    // Policy::firm_reservations: the jobs that held a reservation after the pool's last
+    // pass, in the order they were made (persistent: the next pass honours it).
+    std::vector<JobId> promised;
     std::set<std::pair<int64_t, JobId>> running_by_end;
     // Running jobs that may be asked to yield (not research, not already asked), in the
     // order preemption asks them: preemptible before education, most recently started
