@@ -12,7 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -39,6 +41,20 @@ int64_t RssKb(pid_t pid) {
     if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
   }
   return -1;
+}
+
+// The p-th quantile (0..1) of the samples, nearest rank.
+double Percentile(std::vector<double> samples, double p) {
+  if (samples.empty()) return 0;
+  std::sort(samples.begin(), samples.end());
+  const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(samples.size())));
+  return samples[std::clamp<size_t>(rank, 1, samples.size()) - 1];
+}
+
+std::string Describe(const std::vector<double>& samples_ms) {
+  std::string out = "[";
+  for (const double ms : samples_ms) out += std::to_string(static_cast<int>(ms)) + " ";
+  return out + "] ms";
 }
 
 // A TCP connection to the server from a given loopback address (127.0.0.0/8 is all ours).
@@ -202,7 +218,15 @@ class AdversarialTest : public ::testing::Test {
 
 TEST_F(AdversarialTest, SlowlorisOfAThousandSocketsDoesNotStarveOthers) {
   Start();
+  const uint64_t seq_before = DurableSeq();
   const int64_t rss_before = RssKb(service_->pid());
+  // The same probe without the attack, in this run: what this machine's load alone costs.
+  std::vector<double> baseline_ms;
+  for (int i = 0; i < 20; ++i) {
+    baseline_ms.push_back(HealthzMs());
+    ASSERT_GE(baseline_ms.back(), 0) << "/healthz failed before the attack";
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   // 1,024 sockets from eight addresses, each sending a request line and then one header
   // line every 400 ms, never finishing the header.
   std::vector<int> slow;
@@ -217,20 +241,27 @@ TEST_F(AdversarialTest, SlowlorisOfAThousandSocketsDoesNotStarveOthers) {
   const auto started = Clock::now();
   // Each round every slow socket sends one more header line, a quarter of them between
   // two probes (10x the rate of the attack in issue 14: 4 s per line per socket).
-  while (Clock::now() - started < std::chrono::milliseconds(1500)) {
+  while (Clock::now() - started < std::chrono::milliseconds(1600)) {
     for (size_t quarter = 0; quarter < 4; ++quarter) {
       for (size_t i = quarter; i < slow.size(); i += 4) {
         send(slow[i], "X-Slow: 1\r\n", 11, MSG_NOSIGNAL);
       }
       probes_ms.push_back(HealthzMs());
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
-  ASSERT_GE(probes_ms.size(), 8U);
+  ASSERT_GE(probes_ms.size(), 16U);
   for (const double ms : probes_ms) {
     EXPECT_GE(ms, 0) << "/healthz failed while 1,024 slow sockets were open";
-    EXPECT_LT(ms, 100) << "/healthz took " << ms << " ms";
+    // A starved server answers only once the slow sockets time out (2 s here).
+    EXPECT_LT(ms, 1000) << "/healthz took " << ms << " ms";
   }
+  // Issue 14's bar, robust to a loaded machine: the typical probe answers within 100 ms,
+  // and nine in ten within 100 ms more than nine in ten took without the attack.
+  const double baseline_p90 = Percentile(baseline_ms, 0.9);
+  EXPECT_LT(Percentile(probes_ms, 0.5), 100) << Describe(probes_ms);
+  EXPECT_LT(Percentile(probes_ms, 0.9), 100 + baseline_p90)
+      << Describe(probes_ms) << " baseline " << Describe(baseline_ms);
   // The header timeout (2 s here) closes every slow socket: each read ends.
   size_t closed = 0;
   for (const int fd : slow) {
@@ -242,10 +273,13 @@ TEST_F(AdversarialTest, SlowlorisOfAThousandSocketsDoesNotStarveOthers) {
   }
   EXPECT_EQ(closed, slow.size());
   EXPECT_LT(RssKb(service_->pid()) - rss_before, kRssGrowthMaxKb);
+  EXPECT_EQ(DurableSeq(), seq_before);
 }
 
 TEST_F(AdversarialTest, ConnectionsPerAddressAreCapped) {
   Start();
+  const uint64_t seq_before = DurableSeq();
+  const int64_t rss_before = RssKb(service_->pid());
   std::vector<int> idle;
   for (int i = 0; i < 200; ++i) {
     const int fd = Connect(port_, "127.0.0.20");
@@ -269,6 +303,8 @@ TEST_F(AdversarialTest, ConnectionsPerAddressAreCapped) {
   EXPECT_GE(ms, 0);
   EXPECT_LT(ms, 100);
   for (const int fd : idle) close(fd);
+  EXPECT_LT(RssKb(service_->pid()) - rss_before, kRssGrowthMaxKb);
+  EXPECT_EQ(DurableSeq(), seq_before);
 }
 
 TEST_F(AdversarialTest, HeaderAndBodyFloodsAreRefusedAndBounded) {
@@ -325,6 +361,7 @@ TEST_F(AdversarialTest, DeeplyNestedJsonIsRefusedBeforeParsing) {
   Start();
   const std::string researcher = MakeToken("researcher", "0000-0002-0260-0005");
   const uint64_t before = DurableSeq();
+  const int64_t rss_before = RssKb(service_->pid());
   // 60,000 nested arrays in a job's name (120 KB): the old server died of a stack overflow.
   const std::string deep = std::string(60'000, '[') + std::string(60'000, ']');
   const std::string body =
@@ -344,11 +381,13 @@ TEST_F(AdversarialTest, DeeplyNestedJsonIsRefusedBeforeParsing) {
   EXPECT_GE(HealthzMs(), 0);
   // The label entry above created one token; nothing else was journaled.
   EXPECT_LE(DurableSeq(), before + 1);
+  EXPECT_LT(RssKb(service_->pid()) - rss_before, kRssGrowthMaxKb);
 }
 
 TEST_F(AdversarialTest, DuplicateOrConflictingFramingHeadersAre400) {
   Start();
   const uint64_t before = DurableSeq();
+  const int64_t rss_before = RssKb(service_->pid());
   const std::string body = R"({"role":"operator","label":"x"})";
   const std::string head = "POST /v1/tokens HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " +
                            admin_ + "\r\nContent-Type: application/json\r\n";
@@ -368,12 +407,15 @@ TEST_F(AdversarialTest, DuplicateOrConflictingFramingHeadersAre400) {
   const Answer ok = Raw(port_, head + length + "\r\n" + body);
   EXPECT_EQ(ok.status, 201) << ok.head;
   EXPECT_NE(ok.head.find("X-Request-Id: "), std::string::npos);
+  EXPECT_EQ(DurableSeq(), before + 1);
+  EXPECT_LT(RssKb(service_->pid()) - rss_before, kRssGrowthMaxKb);
 }
 
 TEST_F(AdversarialTest, TokenChurnHitsTheQuotaNotOtherPeople) {
   Start();
   const std::string researcher = MakeToken("researcher", "0000-0002-0260-0005");
   const int64_t rss_before = RssKb(service_->pid());
+  const uint64_t seq_before = DurableSeq();
   int created = 0;
   int refused = 0;
   for (int i = 0; i < 80; ++i) {
@@ -391,6 +433,8 @@ TEST_F(AdversarialTest, TokenChurnHitsTheQuotaNotOtherPeople) {
   }
   EXPECT_EQ(created, 60);  // AppState::kTokenCreationsPerHourMax
   EXPECT_EQ(refused, 20);
+  // The journal holds the answered creations and revocations and nothing of the refusals.
+  EXPECT_EQ(DurableSeq(), seq_before + 2 * static_cast<uint64_t>(created));
   // Everyone else still gets tokens.
   EXPECT_FALSE(MakeToken("operator", "").empty());
   EXPECT_FALSE(MakeToken("researcher", "0000-0002-0260-0013").empty());
@@ -399,6 +443,8 @@ TEST_F(AdversarialTest, TokenChurnHitsTheQuotaNotOtherPeople) {
 
 TEST_F(AdversarialTest, StoreLockHoldsThroughSymlinksHardLinksAndTheLedgerCommand) {
   Start();
+  const uint64_t seq_before = DurableSeq();
+  const int64_t rss_before = RssKb(service_->pid());
   const std::filesystem::path db = dir_ / "data" / "atrium.db";
   std::filesystem::create_symlink(db, dir_ / "alias.db");
   std::filesystem::create_hard_link(db, dir_ / "hard.db");
@@ -415,8 +461,10 @@ TEST_F(AdversarialTest, StoreLockHoldsThroughSymlinksHardLinksAndTheLedgerComman
   EXPECT_NE(ledger.exit_code, 0);
   EXPECT_NE((ledger.out + ledger.err).find("locked"), std::string::npos)
       << ledger.out << ledger.err;
-  // The first server is untouched.
+  // The first server is untouched, and nothing was written to its journal.
   EXPECT_GE(HealthzMs(), 0);
+  EXPECT_EQ(DurableSeq(), seq_before);
+  EXPECT_LT(RssKb(service_->pid()) - rss_before, kRssGrowthMaxKb);
   EXPECT_EQ(service_->Stop(SIGTERM), 0);
 }
 

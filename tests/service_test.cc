@@ -435,6 +435,33 @@ TEST_F(ServiceTest, ProgramCycleThroughTheCliClient) {
   const json ended = Cli({"job", "show", hour_job["job"]}, student);
   EXPECT_EQ(ended["state"], "killed_at_walltime") << ended;
   EXPECT_NE(ended["charged"], "0") << ended;
+  // Job lists, a page of one at a time: a member's and the student's (read from the owner
+  // and grant indexes, merged) equal the operator's (every job) of that grant, and the
+  // state filter agrees with each job's state.
+  const auto job_ids = [&](const std::string& query, const std::string& token) {
+    std::vector<std::string> ids;
+    std::string after;
+    for (int page = 0; page < 50; ++page) {
+      const Reply got =
+          Get("/v1/jobs?limit=1" + query + (after.empty() ? "" : "&after=" + after), token);
+      EXPECT_EQ(got.status, 200) << got.raw;
+      for (const json& item : got.body["items"]) ids.push_back(item["id"]);
+      if (!got.body["next"].is_string()) break;
+      after = got.body["next"];
+    }
+    return ids;
+  };
+  const std::vector<std::string> all_of_grant = job_ids("&grant=" + grant, operator_token);
+  ASSERT_EQ(all_of_grant.size(), 2U);
+  EXPECT_EQ(job_ids("", pi1_), all_of_grant);
+  EXPECT_EQ(job_ids("", student), all_of_grant);
+  EXPECT_EQ(job_ids("&program=svc-test&grant=" + grant, pi1_), all_of_grant);
+  EXPECT_EQ(job_ids("&program=svc-test&grant=" + grant, operator_token), all_of_grant);
+  EXPECT_EQ(job_ids("&state=killed_at_walltime", student),
+            std::vector<std::string>{hour_job["job"].get<std::string>()});
+  EXPECT_EQ(job_ids("&state=completed&program=svc-test&grant=" + grant, pi1_),
+            std::vector<std::string>{job});
+  EXPECT_TRUE(job_ids("", pi2_).empty());
   // Node drain by the operator; a researcher may not.
   const json up = Cli({"node", "list", "--state", "up", "--limit", "2"}, operator_token);
   const std::string node = up["items"][0]["name"];

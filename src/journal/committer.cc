@@ -1,6 +1,8 @@
 #include "journal/committer.h"
 
+#include <algorithm>
 #include <chrono>
+#include <iterator>
 
 namespace atrium::journal {
 
@@ -125,7 +127,20 @@ void Committer::WriteLoop() {
       if (in_flight_.empty()) return;
       flight = std::move(in_flight_.front());
       in_flight_.pop_front();
+      // Groups applied while the last one was written join this transaction (one fsync
+      // for all of them): when the journal is the slower stage its groups grow, instead
+      // of each waiting a whole fsync behind the one before.
+      while (!in_flight_.empty()) {
+        InFlight& next = in_flight_.front();
+        std::move(next.group.results.begin(), next.group.results.end(),
+                  std::back_inserter(flight.group.results));
+        std::move(next.group.entries.begin(), next.group.entries.end(),
+                  std::back_inserter(flight.group.entries));
+        std::move(next.promises.begin(), next.promises.end(), std::back_inserter(flight.promises));
+        in_flight_.pop_front();
+      }
       writing_ = true;
+      flight_changed_.SignalAll();  // the applier may prepare the next group meanwhile
     }
     if (flight.snapshot) {
       (void)durable_->WriteSnapshot(std::move(*flight.snapshot));  // lost: taken when due
@@ -187,6 +202,18 @@ Status Committer::Read(const std::function<void(const core::Core&)>& read) const
   return OkStatus();
 }
 
+Result<bool> Committer::TryRead(const std::function<void(const core::Core&)>& read) const {
+  if (!TryEnterRead()) return false;
+  if (durable_->poisoned()) {
+    ExitRead();
+    return MakeError(ErrorCode::kJournalPoisoned,
+                     "an append failed; the state is ahead of the journal until reopened");
+  }
+  read(StateForRead());
+  ExitRead();
+  return true;
+}
+
 // ---- the read gate --------------------------------------------------------------------
 
 bool Committer::Readable() const {
@@ -212,6 +239,13 @@ void Committer::EnterRead() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
   ++waiting_readers_;
   const uint64_t window = windows_;
   while (windows_ == window) gate_changed_.Wait(&gate_mutex_);
+}
+
+bool Committer::TryEnterRead() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  MutexLock lock(&gate_mutex_);
+  if (waiting_readers_ != 0 || !Readable()) return false;
+  ++active_readers_;
+  return true;
 }
 
 void Committer::ExitRead() const ABSL_NO_THREAD_SAFETY_ANALYSIS {

@@ -82,6 +82,11 @@ class Committer {
   // kJournalPoisoned (and `read` is not run) after a failed append.
   Status Read(const std::function<void(const core::Core&)>& read) const
       ABSL_LOCKS_EXCLUDED(gate_mutex_, state_);
+  // Read's non-blocking form, for callers that must never wait (the HTTP event loop):
+  // runs `read` and answers true if a read window is open now and no reader waits for the
+  // next; otherwise runs nothing and answers false. kJournalPoisoned as Read.
+  Result<bool> TryRead(const std::function<void(const core::Core&)>& read) const
+      ABSL_LOCKS_EXCLUDED(gate_mutex_, state_);
   CommitterStats stats() const;
   size_t queue_depth() const;
   uint64_t durable_seq() const { return durable_->durable_seq(); }
@@ -112,6 +117,9 @@ class Committer {
 
   // Returns once this reader is admitted to a read window (or the journal is poisoned).
   void EnterRead() const ABSL_SHARED_LOCK_FUNCTION(state_) ABSL_LOCKS_EXCLUDED(gate_mutex_);
+  // Enters the open window without waiting, or answers false.
+  bool TryEnterRead() const ABSL_SHARED_TRYLOCK_FUNCTION(true, state_)
+      ABSL_LOCKS_EXCLUDED(gate_mutex_);
   void ExitRead() const ABSL_UNLOCK_FUNCTION(state_) ABSL_LOCKS_EXCLUDED(gate_mutex_);
   // Gives waiting readers their window first, then waits for the readers inside to leave.
   void EnterApply() ABSL_EXCLUSIVE_LOCK_FUNCTION(state_) ABSL_LOCKS_EXCLUDED(gate_mutex_);

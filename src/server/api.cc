@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <set>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -580,21 +581,80 @@ Result<json> PublicLog(const ReadRequest& request) {
   return list;
 }
 
+using JobIds = std::set<std::string, core::ShortLexLess>;
+
+// A page of the jobs whose ids are in any of `sources` (index sets, each in job order),
+// merged in job order, after the cursor: the same page ListMap gives over every job, but
+// it looks only at the indexed ids.
+template <class Keep, class View>
+json ListJobIds(const core::AppState& app, const std::vector<const JobIds*>& sources,
+                const Page& page, Keep keep, View view) {
+  std::vector<std::pair<JobIds::const_iterator, JobIds::const_iterator>> heads;
+  for (const JobIds* ids : sources) {
+    if (ids == nullptr) continue;
+    heads.emplace_back(page.after.empty() ? ids->begin() : ids->upper_bound(page.after),
+                       ids->end());
+  }
+  const core::ShortLexLess less;
+  json items = json::array();
+  std::string last;
+  bool more = false;
+  for (;;) {
+    const std::string* smallest = nullptr;
+    for (const auto& [at, end] : heads) {
+      if (at != end && (smallest == nullptr || less(*at, *smallest))) smallest = &*at;
+    }
+    if (smallest == nullptr) break;
+    const std::string id = *smallest;
+    for (auto& [at, end] : heads) {
+      if (at != end && *at == id) ++at;
+    }
+    const auto found = app.jobs().find(id);
+    if (found == app.jobs().end() || !keep(found->second)) continue;
+    if (items.size() == page.limit) {
+      more = true;
+      break;
+    }
+    items.push_back(view(found->second));
+    last = id;
+  }
+  return {{"items", std::move(items)}, {"next", more ? json(last) : json(nullptr)}};
+}
+
+// Filtered lists look at an index, not at every job, where one narrows them: a program's
+// grant (?program= and ?grant=), and a researcher's or student's view (their own jobs
+// and those of the grants they belong to). The filter below still decides.
 Result<json> ListJobs(const ReadRequest& request) {
   ATRIUM_ASSIGN_OR_RETURN(const Page page, PageOf(request));
   const std::string state = QueryValue(request, "state");
   const std::string grant = QueryValue(request, "grant");
   const std::string program = QueryValue(request, "program");
   const core::AppState& app = request.app;
-  return ListMap(
-      app.jobs(), page,
-      [&](const core::JobRecord& job) {
-        return core::CanSeeJob(app, request.actor, job) && (grant.empty() || job.grant == grant) &&
-               (program.empty() || job.program == program) &&
-               (state.empty() ||
-                sched::ToString(app.scheduler()->job(job.sched_id).state) == state);
-      },
-      [&](const core::JobRecord& job) { return JobView(app, job); });
+  const auto keep = [&](const core::JobRecord& job) {
+    return core::CanSeeJob(app, request.actor, job) && (grant.empty() || job.grant == grant) &&
+           (program.empty() || job.program == program) &&
+           (state.empty() || sched::ToString(app.scheduler()->job(job.sched_id).state) == state);
+  };
+  const auto view = [&](const core::JobRecord& job) { return JobView(app, job); };
+  if (!program.empty() && !grant.empty()) {
+    return ListJobIds(app, {app.JobsOfGrant(program, grant)}, page, keep, view);
+  }
+  const Role role = request.actor.role;
+  if (role == Role::kResearcher || role == Role::kStudent) {
+    const std::string& person = request.actor.person;
+    if (person.empty()) return json{{"items", json::array()}, {"next", nullptr}};
+    std::vector<const JobIds*> sources = {app.JobsOfOwner(person)};
+    for (const auto& [program_id, state_of_program] : app.programs()) {
+      if (!program.empty() && program_id != program) continue;
+      for (const auto& [grant_id, each] : state_of_program.grants()) {
+        if ((grant.empty() || grant_id == grant) && core::BelongsToGrant(each, person)) {
+          sources.push_back(app.JobsOfGrant(program_id, grant_id));
+        }
+      }
+    }
+    return ListJobIds(app, sources, page, keep, view);
+  }
+  return ListMap(app.jobs(), page, keep, view);
 }
 
 Result<json> ShowJob(const ReadRequest& request) {

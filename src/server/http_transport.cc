@@ -111,11 +111,15 @@ std::string_view HttpRequest::header(std::string_view name) const {
 class Session;
 
 struct HttpTransport::Impl {
-  Impl(TransportOptions opts, HttpHandler handle)
-      : options(opts), handler(std::move(handle)), workers(options.workers) {}
+  Impl(TransportOptions opts, HttpHandler handle, LoopHandler loop_handle)
+      : options(opts),
+        handler(std::move(handle)),
+        on_loop(std::move(loop_handle)),
+        workers(options.workers) {}
 
   TransportOptions options;
   HttpHandler handler;
+  LoopHandler on_loop;
   // Connection counts and the sessions Stop must reach (sessions end on any thread).
   mutable journal::Mutex mutex;
   size_t open ABSL_GUARDED_BY(mutex) = 0;
@@ -299,6 +303,18 @@ class Session : public std::enable_shared_from_this<Session> {
     request.body = std::move(message.body());
     request.remote_addr = address_;
     request.request_id = NewRequestId();
+    if (server_->on_loop) {
+      std::optional<HttpAnswer> answer;
+      try {
+        answer = server_->on_loop(request);
+      } catch (const std::exception& e) {
+        LogEvent(LogLevel::kError, "internal_error",
+                 {{"request_id", request.request_id}, {"detail", e.what()}});
+        answer = ErrorAnswer(500, ErrorCode::kInternal, "internal error");
+      }
+      if (answer)
+        return Write(std::move(*answer), request.method, request.path, request.request_id);
+    }
     // The handler may wait for the journal: it runs on a worker, never on the loop. The
     // work guard keeps the loop running until the answer is written.
     net::post(server_->workers, [self = shared_from_this(), request = std::move(request),
@@ -486,8 +502,8 @@ void HttpTransport::Impl::StopOnLoop() {
   });
 }
 
-HttpTransport::HttpTransport(TransportOptions options, HttpHandler handler)
-    : impl_(std::make_shared<Impl>(options, std::move(handler))) {}
+HttpTransport::HttpTransport(TransportOptions options, HttpHandler handler, LoopHandler on_loop)
+    : impl_(std::make_shared<Impl>(options, std::move(handler), std::move(on_loop))) {}
 
 HttpTransport::~HttpTransport() {
   try {

@@ -6,8 +6,11 @@ namespace atrium::server {
 
 void Metrics::Observe(std::string_view operation, int status, double seconds) {
   journal::MutexLock lock(&mutex_);
-  ++requests_[{std::string(operation), status}];
-  Latency& latency = latency_[std::string(operation)];
+  auto found = operations_.find(operation);
+  if (found == operations_.end()) found = operations_.emplace(operation, PerOperation{}).first;
+  PerOperation& per = found->second;
+  ++per.requests_by_status[status];
+  Latency& latency = per.latency;
   for (size_t i = 0; i < latency.le.size(); ++i) {
     if (i == kBoundsS.size() || seconds <= kBoundsS[i]) ++latency.le[i];
   }
@@ -21,13 +24,16 @@ std::string Metrics::Render(size_t queue_depth, int64_t chips_busy, int64_t jobs
   journal::MutexLock lock(&mutex_);
   out += "# HELP atrium_http_requests_total HTTP requests answered, by operation and status.\n";
   out += "# TYPE atrium_http_requests_total counter\n";
-  for (const auto& [key, count] : requests_) {
-    out += fmt::format("atrium_http_requests_total{{operation=\"{}\",status=\"{}\"}} {}\n",
-                       key.first, key.second, count);
+  for (const auto& [operation, per] : operations_) {
+    for (const auto& [status, count] : per.requests_by_status) {
+      out += fmt::format("atrium_http_requests_total{{operation=\"{}\",status=\"{}\"}} {}\n",
+                         operation, status, count);
+    }
   }
   out += "# HELP atrium_http_request_seconds Time to answer a request, by operation.\n";
   out += "# TYPE atrium_http_request_seconds histogram\n";
-  for (const auto& [operation, latency] : latency_) {
+  for (const auto& [operation, per] : operations_) {
+    const Latency& latency = per.latency;
     for (size_t i = 0; i < latency.le.size(); ++i) {
       const std::string bound = i == kBoundsS.size() ? "+Inf" : fmt::format("{}", kBoundsS[i]);
       out += fmt::format("atrium_http_request_seconds_bucket{{operation=\"{}\",le=\"{}\"}} {}\n",

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -30,8 +31,13 @@ class Metrics {
     uint64_t count = 0;
   };
   mutable journal::Mutex mutex_;
-  std::map<std::pair<std::string, int>, uint64_t> requests_ ABSL_GUARDED_BY(mutex_);
-  std::map<std::string, Latency> latency_ ABSL_GUARDED_BY(mutex_);
+  struct PerOperation {
+    std::map<int, uint64_t> requests_by_status;
+    Latency latency;
+  };
+  // By operation; looked up by string_view, so an observation allocates nothing once its
+  // operation and status were seen.
+  std::map<std::string, PerOperation, std::less<>> operations_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace atrium::server

@@ -6,12 +6,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <sstream>
 #include <thread>
@@ -360,9 +363,28 @@ struct Server::Impl {
     }
   }
 
-  // Every request comes here (on a worker thread): fixed answers first, then the API's
-  // routes; what matches nothing is 404.
-  HttpAnswer Dispatch(const HttpRequest& req) {
+  // Reads of one resource, cheap enough to answer on the event loop (never a list, a
+  // report or a what-if, which may take milliseconds and would hold up other sockets).
+  static bool QuickRead(const Route& route) {
+    static constexpr std::array<std::string_view, 6> kQuick = {
+        "grant_balance", "grant_show", "job_show", "call_show", "proposal_show", "program_show"};
+    return route.read != nullptr &&
+           std::find(kQuick.begin(), kQuick.end(), route.name) != kQuick.end();
+  }
+
+  // Every request comes here on a worker thread (the transport's handler).
+  HttpAnswer Dispatch(const HttpRequest& req) { return *Answer(req, /*on_loop=*/false); }
+
+  // The transport's loop handler: /healthz and quick reads whose state is readable now;
+  // nullopt for everything else, which then comes to Dispatch on a worker.
+  std::optional<HttpAnswer> DispatchOnLoop(const HttpRequest& req) {
+    if (req.method != "GET") return std::nullopt;
+    return Answer(req, /*on_loop=*/true);
+  }
+
+  // Fixed answers first, then the API's routes; what matches nothing is 404. On the loop
+  // (on_loop) nothing may wait: what would is left for a worker (nullopt).
+  std::optional<HttpAnswer> Answer(const HttpRequest& req, bool on_loop) {
     // A path with a "." or ".." segment (after percent-decoding) never names a resource.
     for (size_t start = 0; start <= req.path.size();) {
       size_t end = req.path.find('/', start);
@@ -376,10 +398,17 @@ struct Server::Impl {
     }
     if (manual_clock && req.path == "/testing/clock" &&
         (req.method == "GET" || req.method == "POST")) {
+      if (on_loop) return std::nullopt;
       return TestClockAnswer(req);
     }
     if (req.method == "GET") {
-      if (req.path == "/healthz") return Reply(200, {{"status", "ok"}});
+      if (req.path == "/healthz") {
+        static const std::string kOk = json{{"status", "ok"}}.dump();
+        HttpAnswer answer;
+        answer.body = kOk;
+        return answer;
+      }
+      if (on_loop && (req.path == "/readyz" || req.path == "/metrics")) return std::nullopt;
       if (req.path == "/readyz") return Ready();
       if (req.path == "/metrics") return MetricsAnswer(req);
       if (req.path == "/v1/openapi.json") {
@@ -388,20 +417,28 @@ struct Server::Impl {
         return answer;
       }
       // The dashboard (static_assets.h): "/" and "/assets/...".
-      if (assets && StaticAssets::Handles(req.path)) return AssetAnswer(req);
+      if (assets && StaticAssets::Handles(req.path)) {
+        if (on_loop) return std::nullopt;
+        return AssetAnswer(req);
+      }
     }
+    std::vector<std::string> match;
     for (const CompiledRoute& compiled : routes) {
       if (compiled.route->method != req.method) continue;
-      std::vector<std::string> match;
+      match.clear();
       if (!MatchPath(compiled.route->path, req.path, &match)) continue;
+      if (on_loop && !QuickRead(*compiled.route)) return std::nullopt;
       const auto started = std::chrono::steady_clock::now();
-      HttpAnswer answer = HandleRoute(*compiled.route, compiled.names, match, req);
+      std::optional<HttpAnswer> maybe =
+          HandleRoute(*compiled.route, compiled.names, match, req, on_loop);
+      if (!maybe) return std::nullopt;
+      HttpAnswer& answer = *maybe;
       answer.operation = std::string(compiled.route->name);
       CompressIfAccepted(req, &answer);
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
       metrics.Observe(compiled.route->name, answer.status, seconds);
-      return answer;
+      return maybe;
     }
     return ReplyError(Error{ErrorCode::kNotFound, "no such route", ""});
   }
@@ -475,8 +512,10 @@ struct Server::Impl {
     return answer;
   }
 
-  HttpAnswer HandleRoute(const Route& route, const std::vector<std::string>& names,
-                         const std::vector<std::string>& match, const HttpRequest& req) {
+  // nullopt only on the loop, for a read that would have to wait for its window.
+  std::optional<HttpAnswer> HandleRoute(const Route& route, const std::vector<std::string>& names,
+                                        const std::vector<std::string>& match,
+                                        const HttpRequest& req, bool on_loop) {
     auto actor = Authenticate(req);
     if (!actor.ok()) return ReplyError(actor.error());
     if ((route.roles & RoleBit(actor->role)) == 0) {
@@ -489,12 +528,16 @@ struct Server::Impl {
           ErrorCode::kForbidden,
           fmt::format("the {} role may not {}", core::ToString(actor->role), route.name), ""});
     }
-    if (!limiter.Allow(actor->token.empty() ? req.remote_addr : actor->token)) {
+    const std::string& limit_key = actor->token.empty() ? req.remote_addr : actor->token;
+    const auto rate_limited = [] {
       HttpAnswer answer =
           ReplyError(Error{ErrorCode::kRateLimited, "too many requests; retry later", ""});
       answer.headers.emplace_back("Retry-After", "1");
       return answer;
-    }
+    };
+    // On the loop the limiter is asked after the read, so that a read passed on to a
+    // worker (its state was not readable) is counted once, there.
+    if (!on_loop && !limiter.Allow(limit_key)) return rate_limited();
     std::map<std::string, std::string> params;
     for (size_t i = 0; i < names.size(); ++i) {
       const std::string& value = match[i];
@@ -506,17 +549,29 @@ struct Server::Impl {
       }
       params[names[i]] = value;
     }
-    if (route.read != nullptr) return HandleRead(route, *actor, params, req);
+    if (route.read != nullptr) {
+      std::optional<HttpAnswer> answer = HandleRead(route, *actor, params, req, on_loop);
+      if (on_loop && answer && !limiter.Allow(limit_key)) return rate_limited();
+      return answer;
+    }
     return HandleChange(route, *actor, params, req);
   }
 
-  HttpAnswer HandleRead(const Route& route, const core::Actor& actor,
-                        const std::map<std::string, std::string>& params, const HttpRequest& req) {
+  // On the loop, only if the state is readable now (nullopt otherwise).
+  std::optional<HttpAnswer> HandleRead(const Route& route, const core::Actor& actor,
+                                       const std::map<std::string, std::string>& params,
+                                       const HttpRequest& req, bool on_loop) {
     Result<json> answer = Error{ErrorCode::kInternal, "not read", ""};
-    const Status read = committer->Read([&](const core::Core& core) {
+    const auto read_fn = [&](const core::Core& core) {
       answer = route.read(ReadRequest{core.app(), actor, params, req.query});
-    });
-    if (!read.ok()) return ReplyError(read.error());
+    };
+    if (on_loop) {
+      const Result<bool> done = committer->TryRead(read_fn);
+      if (!done.ok()) return ReplyError(done.error());
+      if (!*done) return std::nullopt;
+    } else if (const Status read = committer->Read(read_fn); !read.ok()) {
+      return ReplyError(read.error());
+    }
     if (!answer.ok()) return ReplyError(answer.error());
     return Reply(200, *answer);
   }
@@ -741,7 +796,8 @@ Status Server::Start() {
   transport.body_bytes_max = s.options.body_bytes_max;
   transport.access_log = s.options.access_log;
   s.http = std::make_unique<HttpTransport>(
-      transport, [&s](const HttpRequest& request) { return s.Dispatch(request); });
+      transport, [&s](const HttpRequest& request) { return s.Dispatch(request); },
+      [&s](const HttpRequest& request) { return s.DispatchOnLoop(request); });
   ATRIUM_TRY(s.http->Listen(s.options.listen_host, s.options.port));
   s.bound_port = s.http->port();
   s.clock = std::thread([&s] { s.ClockLoop(); });

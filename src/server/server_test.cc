@@ -12,12 +12,17 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
+#include <stdexcept>
 #include <thread>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+
+#include "server/http_transport.h"
 
 namespace atrium::server {
 namespace {
@@ -201,6 +206,76 @@ TEST_F(ServerConcurrencyTest, ReadsWritesTokensLimiterMetricsAndClockAtOnce) {
   for (const std::string& id : made) EXPECT_TRUE(listed.contains(id)) << id;
   service.Stop();
   EXPECT_TRUE(service.server().stopping());
+}
+
+// Issue 14: a 500 says "see the service log", so the log must hold it: one JSON line per
+// event, with the request id the answer carries in X-Request-Id, the cause (never sent to
+// the client), also when the handler throws and when the access log is off.
+TEST(TransportLogTest, EveryInternalErrorIsLoggedWithItsRequestId) {
+  TransportOptions options;
+  options.workers = 2;
+  options.access_log = false;
+  HttpTransport transport(options, [](const HttpRequest& request) -> HttpAnswer {
+    if (request.path == "/throw") throw std::runtime_error("the handler broke: disk on fire");
+    HttpAnswer answer;
+    answer.status = request.path == "/fail" ? 500 : 200;
+    answer.body = R"({"ok":true})";
+    answer.error_code = request.path == "/fail" ? "internal" : "";
+    answer.detail = request.path == "/fail" ? "journal append failed: EIO" : "";
+    return answer;
+  });
+  ASSERT_TRUE(transport.Listen("127.0.0.1", 0).ok());
+  std::thread runner([&] { transport.Run(); });
+  ::testing::internal::CaptureStderr();
+  httplib::Client client("127.0.0.1", transport.port());
+  const httplib::Result thrown = client.Get("/throw");
+  const httplib::Result failed = client.Get("/fail");
+  const httplib::Result fine = client.Get("/fine");
+  transport.Stop();
+  runner.join();
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(thrown && failed && fine);
+  EXPECT_EQ(thrown->status, 500);
+  EXPECT_EQ(failed->status, 500);
+  EXPECT_EQ(fine->status, 200);
+  EXPECT_EQ(thrown->body.find("disk on fire"), std::string::npos) << "a cause reached the client";
+  EXPECT_EQ(failed->body.find("EIO"), std::string::npos) << "a cause reached the client";
+  const std::string thrown_id = thrown->get_header_value("X-Request-Id");
+  const std::string failed_id = failed->get_header_value("X-Request-Id");
+  const std::string fine_id = fine->get_header_value("X-Request-Id");
+  ASSERT_EQ(thrown_id.size(), 16U);
+  ASSERT_EQ(failed_id.size(), 16U);
+  ASSERT_NE(thrown_id, failed_id);
+  std::map<std::string, std::vector<json>> by_id;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    const json event = json::parse(line, nullptr, false);
+    ASSERT_TRUE(event.is_object()) << "not one JSON object: " << line;
+    EXPECT_TRUE(event.contains("ts") && event.contains("level") && event.contains("event"));
+    if (event.contains("request_id")) by_id[event["request_id"]].push_back(event);
+  }
+  // The thrown request: its cause and its answer, both at level error.
+  bool thrown_cause = false;
+  bool thrown_answer = false;
+  for (const json& event : by_id[thrown_id]) {
+    EXPECT_EQ(event["level"], "error") << event;
+    if (event["event"] == "internal_error") {
+      thrown_cause = event.value("detail", "").find("disk on fire") != std::string::npos;
+    }
+    if (event["event"] == "request") thrown_answer = event["status"] == 500;
+  }
+  EXPECT_TRUE(thrown_cause) << log;
+  EXPECT_TRUE(thrown_answer) << log;
+  // The answered 500: one line with the status, the path, the code and the cause.
+  ASSERT_EQ(by_id[failed_id].size(), 1U) << log;
+  const json& logged = by_id[failed_id][0];
+  EXPECT_EQ(logged["level"], "error");
+  EXPECT_EQ(logged["status"], 500);
+  EXPECT_EQ(logged["path"], "/fail");
+  EXPECT_EQ(logged["code"], "internal");
+  EXPECT_EQ(logged["detail"], "journal append failed: EIO");
+  // Without the access log a 200 leaves no line.
+  EXPECT_TRUE(by_id[fine_id].empty()) << log;
 }
 
 }  // namespace
