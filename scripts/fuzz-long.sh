@@ -45,7 +45,7 @@ long_one() {
     >"$out/$target.log" 2>&1 || true
   local elapsed=$((SECONDS - started))
   local cpu_s
-  cpu_s=$(awk 'NF == 2 && $1 ~ /^[0-9.]+$/ {printf "%d", $1 + $2 + 0.5}' "$out/$target.time")
+  cpu_s=$(awk 'NF == 2 && $1 ~ /^[0-9.]+$/ {printf "%.2f", $1 + $2}' "$out/$target.time")
   local executions
   executions=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out/$target.log" |
                grep -o '[0-9]*$' || echo 0)
@@ -54,10 +54,12 @@ long_one() {
   local inputs
   inputs=$(find "$out/$target.corpus" -type f | wc -l)
   cpu_s=${cpu_s:-0}
+  local per_cpu_s
+  per_cpu_s=$(awk -v e="${executions:-0}" -v c="$cpu_s" 'BEGIN {printf "%d", c > 0 ? e / c : 0}')
   printf '{"target": "%s", "executions": %s, "crashes": %s, "seconds": %s, "cpu_seconds": %s, "exec_per_s": %s, "exec_per_cpu_s": %s, "max_len": %s, "corpus_inputs": %s}\n' \
     "$target" "${executions:-0}" "$crashes" "$elapsed" "$cpu_s" \
     "$(( ${executions:-0} / (elapsed > 0 ? elapsed : 1) ))" \
-    "$(( ${executions:-0} / (cpu_s > 0 ? cpu_s : 1) ))" "$max_len" "$inputs"
+    "$per_cpu_s" "$max_len" "$inputs"
 }
 export -f long_one fuzz_max_len
 export out runs max_seconds per_target
