@@ -1,39 +1,68 @@
 #!/usr/bin/env bash
-# The long fuzz run: each target until FUZZ_RUNS executions (default 10 million) or
-# FUZZ_MAX_SECONDS (default 6 hours), FUZZ_JOBS targets at a time, at low priority.
-# Prints one line per target: executions, crashes (inputs left in build/fuzz/long/).
+# The long fuzz run: each target until FUZZ_RUNS executions (default 10 million) or its
+# time budget, one target at a time (FUZZ_JOBS), at the lowest priority (nice 19: the
+# machine is shared). Each target keeps its grown corpus in build/fuzz/long/NAME.corpus,
+# so a later run continues where this one stopped. Prints one JSON object per target and
+# writes them all to build/fuzz/long/summary.json:
+#   {"target", "executions", "crashes", "seconds", "cpu_seconds", "exec_per_s",
+#    "exec_per_cpu_s", "max_len", "corpus_inputs"}
+# A crash's input is left in build/fuzz/long/NAME-crash-... (replay: build/fuzz/tests/fuzz/NAME FILE).
 #
-#   FUZZ_RUNS=10000000 scripts/fuzz-long.sh [targets...]
+#   scripts/fuzz-long.sh [targets...]
+#   FUZZ_RUNS=10000000 FUZZ_MAX_SECONDS=3600 scripts/fuzz-long.sh trace_csv_fuzzer
+#   FUZZ_SECONDS_PER_TARGET="trace_csv_fuzzer=600 app_op_fuzzer=300" scripts/fuzz-long.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets=(app_op_fuzzer trace_csv_fuzzer public_trace_fuzzer cluster_toml_fuzzer
-         program_toml_fuzzer journal_record_fuzzer snapshot_fuzzer decision_log_fuzzer)
+source scripts/fuzz-targets.sh
 if (($# > 0)); then targets=("$@"); fi
 runs=${FUZZ_RUNS:-10000000}
 max_seconds=${FUZZ_MAX_SECONDS:-21600}
+per_target=${FUZZ_SECONDS_PER_TARGET:-}
 jobs=${FUZZ_JOBS:-1}
 cmake --preset fuzz >/dev/null
-nice cmake --build --preset fuzz -j "$(nproc)" --target "${targets[@]}"
+nice -n 19 cmake --build --preset fuzz -j "$(nproc)" --target "${targets[@]}" >/dev/null
 out=build/fuzz/long
 mkdir -p "$out"
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}
+# Detection as in CI (leaks, UB halts); only the allocation stack depth of a report is cut,
+# which a replay of the crash input restores.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1:malloc_context_size=5}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 long_one() {
   local target=$1
+  local seconds=$max_seconds
+  for pair in $per_target; do
+    [[ ${pair%%=*} == "$target" ]] && seconds=${pair#*=}
+  done
+  local max_len
+  max_len=$(fuzz_max_len "$target")
   mkdir -p "$out/$target.corpus"
   local started=$SECONDS
-  nice -n 15 build/fuzz/tests/fuzz/"$target" -runs="$runs" -max_total_time="$max_seconds" \
-    -rss_limit_mb=2048 -max_len=65536 -timeout=25 -print_final_stats=1 \
+  # CPU seconds as well as wall seconds: on a shared machine the wall rate says little.
+  /usr/bin/time -f '%U %S' -o "$out/$target.time" \
+    nice -n 19 build/fuzz/tests/fuzz/"$target" -runs="$runs" -max_total_time="$seconds" \
+    -rss_limit_mb=2048 -max_len="$max_len" -timeout=25 -print_final_stats=1 \
     -artifact_prefix="$out/$target-" "$out/$target.corpus" tests/fuzz/corpus/"$target" \
     >"$out/$target.log" 2>&1 || true
+  local elapsed=$((SECONDS - started))
+  local cpu_s
+  cpu_s=$(awk 'NF == 2 && $1 ~ /^[0-9.]+$/ {printf "%.2f", $1 + $2}' "$out/$target.time")
   local executions
   executions=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out/$target.log" |
                grep -o '[0-9]*$' || echo 0)
   local crashes
   crashes=$(find "$out" -maxdepth 1 -name "$target-*" | wc -l)
-  echo "$target executions=$executions crashes=$crashes seconds=$((SECONDS - started))"
+  local inputs
+  inputs=$(find "$out/$target.corpus" -type f | wc -l)
+  cpu_s=${cpu_s:-0}
+  local per_cpu_s
+  per_cpu_s=$(awk -v e="${executions:-0}" -v c="$cpu_s" 'BEGIN {printf "%d", c > 0 ? e / c : 0}')
+  printf '{"target": "%s", "executions": %s, "crashes": %s, "seconds": %s, "cpu_seconds": %s, "exec_per_s": %s, "exec_per_cpu_s": %s, "max_len": %s, "corpus_inputs": %s}\n' \
+    "$target" "${executions:-0}" "$crashes" "$elapsed" "$cpu_s" \
+    "$(( ${executions:-0} / (elapsed > 0 ? elapsed : 1) ))" \
+    "$per_cpu_s" "$max_len" "$inputs"
 }
-export -f long_one
-export out runs max_seconds
+export -f long_one fuzz_max_len
+export out runs max_seconds per_target
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'long_one {}' |
-  tee "$out/summary.txt"
+  tee "$out/summary.jsonl"
+jq -s . "$out/summary.jsonl" >"$out/summary.json"

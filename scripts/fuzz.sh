@@ -11,8 +11,7 @@
 #   build/fuzz/tests/fuzz/NAME build/fuzz/artifacts/crash-...
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets=(app_op_fuzzer trace_csv_fuzzer public_trace_fuzzer cluster_toml_fuzzer
-         program_toml_fuzzer journal_record_fuzzer snapshot_fuzzer decision_log_fuzzer)
+source scripts/fuzz-targets.sh
 seconds=${FUZZ_SECONDS:-10}
 jobs=${FUZZ_JOBS:-$(nproc)}
 
@@ -35,7 +34,7 @@ run_one() {
   scratch=$(mktemp -d)
   local log=build/fuzz/artifacts/$target.log
   if build/fuzz/tests/fuzz/"$target" -max_total_time="$seconds" -rss_limit_mb=2048 \
-       -max_len=65536 -timeout=25 -print_final_stats=1 \
+       -max_len="$(fuzz_max_len "$target")" -timeout=25 -print_final_stats=1 \
        -artifact_prefix=build/fuzz/artifacts/"$target"- "$scratch" tests/fuzz/corpus/"$target" \
        >"$log" 2>&1; then
     echo "fuzz: $target ok, $(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$log" |
@@ -48,7 +47,7 @@ run_one() {
     return 1
   fi
 }
-export -f run_one
+export -f run_one fuzz_max_len
 export seconds
 failed=0
 # Two at a time: each fuzzer is single-threaded.

@@ -3,7 +3,10 @@
 # given time -- reads (a grant's balance), durable writes (job submissions, so jobs are
 # queued, run and finished by the clock's ticks: job churn), metrics scrapes, and a
 # restart (SIGTERM, then start again on the same store) every RESTART_S seconds. Prints
-# one JSON object: RSS, latency percentiles and restart times at the start and at the end.
+# one JSON object: RSS (now and peak), latency percentiles (p50, p90, p99) of reads and
+# writes in the first and the last 10 s phase, and every restart's time from exec to
+# listening (the first and last named). Every phase goes to SOAK_PHASES (default
+# build/release/soak-phases.jsonl).
 #
 #   scripts/soak.sh [DURATION_S] [RESTART_S] [CONNECTIONS]    (defaults: 1800, 300, 32)
 set -euo pipefail
@@ -59,12 +62,12 @@ admin=$(cat "$work/data/admin.token")
 export ATRIUM_BENCH_TOKEN=$token ATRIUM_BENCH_PROGRAM=$program ATRIUM_BENCH_GRANT=$grant
 balance="http://127.0.0.1:$port/v1/programs/$program/grants/$grant/balance"
 
-# wrk --latency -> "rps p50_ms p99_ms errors"
+# wrk --latency -> "rps p50_ms p90_ms p99_ms errors"
 summarize() {
   awk 'function ms(v) { if (v ~ /us$/) {sub(/us/,"",v); return v/1000} if (v ~ /ms$/) {sub(/ms/,"",v); return v+0} sub(/s/,"",v); return v*1000 }
-       /Requests\/sec/ {rps=$2} /^ +50%/ {p50=ms($2)} /^ +99%/ {p99=ms($2)}
+       /Requests\/sec/ {rps=$2} /^ +50%/ {p50=ms($2)} /^ +90%/ {p90=ms($2)} /^ +99%/ {p99=ms($2)}
        /Non-2xx/ {bad+=$4} /Socket errors/ {bad+=0}
-       END {printf "%s %s %s %d\n", rps, p50, p99, bad}'
+       END {printf "%s %s %s %s %d\n", rps, p50, p90, p99, bad}'
 }
 # One phase: reads and writes at once, then a metrics scrape; prints a JSON object.
 phase() {
@@ -73,14 +76,15 @@ phase() {
   wrk -t1 -c$((connections / 2)) -d${phase_s}s --latency -s scripts/bench/job_submit.lua \
     "http://127.0.0.1:$port/v1/jobs" | summarize >"$work/post.txt"
   wait
-  read -r g_rps g_p50 g_p99 g_bad <"$work/get.txt"
-  read -r p_rps p_p50 p_p99 p_bad <"$work/post.txt"
+  read -r g_rps g_p50 g_p90 g_p99 g_bad <"$work/get.txt"
+  read -r p_rps p_p50 p_p90 p_p99 p_bad <"$work/post.txt"
   local rss=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+  local rss_peak=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
   local waiting=$(curl -s -H "Authorization: Bearer $admin" "http://127.0.0.1:$port/metrics" |
     awk '/^atrium_jobs_waiting/ {print $2}')
-  printf '{"t_s": %d, "rss_kb": %s, "jobs_waiting": %s, "get": {"rps": %s, "p50_ms": %s, "p99_ms": %s, "non_2xx": %s}, "post": {"rps": %s, "p50_ms": %s, "p99_ms": %s, "non_2xx": %s}}' \
-    $(($(date +%s) - soak_start)) "$rss" "${waiting:-0}" "$g_rps" "$g_p50" "$g_p99" "$g_bad" \
-    "$p_rps" "$p_p50" "$p_p99" "$p_bad"
+  printf '{"t_s": %d, "rss_kb": %s, "rss_peak_kb": %s, "jobs_waiting": %s, "get": {"rps": %s, "p50_ms": %s, "p90_ms": %s, "p99_ms": %s, "non_2xx": %s}, "post": {"rps": %s, "p50_ms": %s, "p90_ms": %s, "p99_ms": %s, "non_2xx": %s}}' \
+    $(($(date +%s) - soak_start)) "$rss" "$rss_peak" "${waiting:-0}" "$g_rps" "$g_p50" "$g_p90" \
+    "$g_p99" "$g_bad" "$p_rps" "$p_p50" "$p_p90" "$p_p99" "$p_bad"
 }
 
 soak_start=$(date +%s)
@@ -102,6 +106,14 @@ final_restart_ms=$start_ms
 journal_bytes=$(stat -c %s "$work/data/atrium.db")
 
 restart_list=$(IFS=,; echo "${restarts[*]:-}")
+restart_first=null
+restart_last=null
+if ((${#restarts[@]} > 0)); then
+  restart_first=${restarts[0]}
+  restart_last=${restarts[-1]}
+fi
+# Every phase, for a look at the middle of the run.
+printf '%s\n' "${phases[@]}" >"${SOAK_PHASES:-build/release/soak-phases.jsonl}"
 cat <<JSON
 {
   "machine": {"cores": $(nproc), "connections": $connections, "duration_s": $duration,
@@ -110,6 +122,8 @@ cat <<JSON
   "start": ${phases[0]},
   "end": ${phases[${#phases[@]}-1]},
   "restart_ms": [${restart_list}],
+  "restart_first_ms": $restart_first,
+  "restart_last_ms": $restart_last,
   "restart_after_soak_ms": $final_restart_ms,
   "journal_bytes": $journal_bytes
 }

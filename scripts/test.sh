@@ -9,6 +9,8 @@ jobs=$(nproc)
 cmake --preset dev
 cmake --build --preset dev -j "$jobs"
 ctest --preset dev -j "$jobs"
+# The power-cut test must fail when the VFS lies about fsync (a few seconds).
+CUTS=100 BUILD=build/dev scripts/mutation-powercut.sh
 
 # Hardening (docs/journal.md, tests/fuzz/): a fuzz smoke run of every parser of outside
 # input, the journal, committer, power-cut and in-process server tests under

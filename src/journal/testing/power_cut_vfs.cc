@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -202,6 +204,15 @@ PowerCutVfs& PowerCutVfs::Install() {
     vfs->xCurrentTimeInt64 = CurrentTimeInt64;
     ATRIUM_CHECK(sqlite3_vfs_register(vfs, /*makeDflt=*/0) == SQLITE_OK,
                  "cannot register the power-cut VFS");
+    // ATRIUM_POWERCUT_MUTATION plants a sync fault for scripts/mutation-powercut.sh.
+    if (const char* name = std::getenv("ATRIUM_POWERCUT_MUTATION"); name != nullptr) {
+      const std::optional<Mutation> mutation = ParseMutation(name);
+      ATRIUM_CHECK(mutation.has_value(), "unknown ATRIUM_POWERCUT_MUTATION");
+      owner->mutation_ = *mutation;
+      if (*mutation != Mutation::kNone) {
+        std::fprintf(stderr, "power-cut VFS: mutation %s planted; the test must fail\n", name);
+      }
+    }
     return owner;
   }();
   return *instance;
@@ -248,8 +259,38 @@ void PowerCutVfs::RecordTruncate(const std::string& path, int64_t size) {
 void PowerCutVfs::RecordSync(const std::string& path) {
   std::lock_guard lock(mutex_);
   FileState& state = files_[path];
-  for (const Pending& pending : state.pending) Apply(state.durable, pending, pending.bytes.size());
-  state.pending.clear();
+  size_t durable_count = state.pending.size();
+  switch (mutation_) {
+    case Mutation::kNone:
+      break;
+    case Mutation::kSkipSync:
+      return;
+    case Mutation::kSkipWalSync:
+      if (path.ends_with("-wal")) return;
+      break;
+    case Mutation::kLateSync:
+      durable_count = state.late;
+      break;
+  }
+  for (size_t index = 0; index < durable_count; ++index) {
+    Apply(state.durable, state.pending[index], state.pending[index].bytes.size());
+  }
+  state.pending.erase(state.pending.begin(),
+                      state.pending.begin() + static_cast<std::ptrdiff_t>(durable_count));
+  state.late = state.pending.size();
+}
+
+std::optional<PowerCutVfs::Mutation> PowerCutVfs::ParseMutation(std::string_view name) {
+  if (name == "none") return Mutation::kNone;
+  if (name == "skip_sync") return Mutation::kSkipSync;
+  if (name == "skip_wal_sync") return Mutation::kSkipWalSync;
+  if (name == "late_sync") return Mutation::kLateSync;
+  return std::nullopt;
+}
+
+void PowerCutVfs::set_mutation(Mutation mutation) {
+  std::lock_guard lock(mutex_);
+  mutation_ = mutation;
 }
 
 void PowerCutVfs::RecordOpen(const std::string& path, const std::string& existing) {

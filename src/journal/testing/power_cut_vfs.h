@@ -12,6 +12,11 @@
 // later writes may survive where earlier ones did not). Files created since are kept (the
 // directory is taken as synced); deletions are immediate. Only tests include this.
 //
+// A mutation (set_mutation, or the environment variable ATRIUM_POWERCUT_MUTATION read by
+// Install) makes the VFS lie about syncs, the way a journal that skipped or reordered its
+// fsync would behave; scripts/mutation-powercut.sh runs powercut_test under each one and
+// requires it to fail, which shows the test can catch lost durability.
+//
 //   PowerCutVfs& vfs = PowerCutVfs::Install();          // registers "atrium-powercut"
 //   vfs.Arm(/*cut_at_op=*/37, /*seed=*/s);
 //   ... run the journal on SqliteStore::Open(path, mode, PowerCutVfs::kName) ...
@@ -22,7 +27,9 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace atrium::journal::testing {
@@ -31,6 +38,18 @@ class PowerCutVfs {
  public:
   static constexpr const char* kName = "atrium-powercut";
   static constexpr uint64_t kNever = UINT64_MAX;
+
+  // Faults planted to check that the power-cut test can fail (none in normal runs).
+  enum class Mutation {
+    kNone,
+    kSkipSync,     // every sync answers OK but makes nothing durable (no fsync at all)
+    kSkipWalSync,  // syncs of the write-ahead log do nothing (acknowledged before durable)
+    kLateSync,     // a sync makes durable only what the previous sync of that file should
+                   // have (each commit is acknowledged one fsync early)
+  };
+  // "none", "skip_sync", "skip_wal_sync", "late_sync"; nullopt for anything else.
+  static std::optional<Mutation> ParseMutation(std::string_view name);
+  void set_mutation(Mutation mutation);
 
   // Registers the VFS once (not as the default) and returns it.
   static PowerCutVfs& Install();
@@ -55,6 +74,7 @@ class PowerCutVfs {
   struct FileState {
     std::string durable;           // the bytes as of the last sync
     std::vector<Pending> pending;  // since the last sync, in order
+    size_t late = 0;               // kLateSync: pending entries the next sync makes durable
   };
   // Counts one operation; false if the power is (now) off.
   bool Operate();
@@ -74,6 +94,7 @@ class PowerCutVfs {
   uint64_t cut_at_op_ = kNever;
   uint64_t seed_ = 0;
   bool dead_ = false;
+  Mutation mutation_ = Mutation::kNone;
 };
 
 }  // namespace atrium::journal::testing
