@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # Restart benchmark (docs/snapshots.md): builds a store with JOBS jobs and GRANTS grants in
-# its history (tests/restart_store.cc drives the core through the journal directly), one
-# state snapshot, and TAIL journal entries after it; then times `atrium serve` from start
-# to /readyz answering, RUNS times, reporting the median, the snapshot's size and encode
-# time, and the server's peak RSS. Runs once with no tail and once with TAIL entries.
-# Prints one JSON object per case. Release build.
+# its history (tests/restart_store.cc drives the core through the journal directly) and
+# one state snapshot; then, for each tail length in TAILS (0 = none), a copy of it with
+# that many journal entries appended after the snapshot (job submissions and their ticks),
+# and times `atrium serve` from start to /readyz answering, RUNS times, reporting the
+# median, the snapshot's size and encode time, and the server's peak RSS. Prints one JSON
+# object per case, then the memory kept per job record and per idempotency key
+# (atrium_restart_store --memory MEMORY_RECORDS). Release build.
 #
 #   scripts/bench-restart.sh                         # 1,000,000 jobs, 10,000 grants
-#   JOBS=100000 GRANTS=1000 TAIL=10000 scripts/bench-restart.sh
+#   JOBS=100000 GRANTS=1000 TAILS="10000" scripts/bench-restart.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS="${JOBS:-1000000}"
 GRANTS="${GRANTS:-10000}"
-TAIL="${TAIL:-100000}"
+TAILS="${TAILS:-0 10000 100000}"
+MEMORY_RECORDS="${MEMORY_RECORDS:-200000}"
 RUNS="${RUNS:-3}"
 cmake --preset release >/dev/null
 nice cmake --build --preset release -j2 --target atrium atrium_restart_store >/dev/null
@@ -46,11 +49,18 @@ time_restart() {
   echo "$(( (end_ns - start_ns) / 1000000 )) $rss"
 }
 
-for tail in 0 "$TAIL"; do
+store="build/release/tests/atrium_restart_store"
+base="$out/base.db"
+build_json="$("$store" --db "$base" --cluster examples/clusters/research-40k.toml \
+  --jobs "$JOBS" --grants "$GRANTS" --tail 0)"
+for tail in $TAILS; do
   db="$out/store-$tail.db"
   rm -rf "$out/data"
-  build_json="$(build/release/tests/atrium_restart_store --db "$db" \
-    --cluster examples/clusters/research-40k.toml --jobs "$JOBS" --grants "$GRANTS" --tail "$tail")"
+  for f in "$base" "$base-wal" "$base-shm"; do
+    if [[ -f "$f" ]]; then cp "$f" "$db${f#"$base"}"; fi
+  done
+  append_json='{}'
+  if [[ "$tail" -gt 0 ]]; then append_json="$("$store" --db "$db" --append "$tail")"; fi
   times=()
   rss=0
   for _ in $(seq "$RUNS"); do
@@ -58,12 +68,16 @@ for tail in 0 "$TAIL"; do
     times+=("$ms")
     rss="$kb"
   done
-  python3 - "$build_json" "$rss" "$(du -b "$db" | cut -f1)" "${times[@]}" <<'PY'
+  python3 - "$build_json" "$append_json" "$rss" "$(du -bc "$db"* | tail -1 | cut -f1)" "$tail" "${times[@]}" <<'PY'
 import json, statistics, sys
 build = json.loads(sys.argv[1])
-times = [int(t) / 1000 for t in sys.argv[4:]]
-print(json.dumps({"bench": "restart", **build, "store_bytes": int(sys.argv[3]),
+append = json.loads(sys.argv[2])
+times = [int(t) / 1000 for t in sys.argv[6:]]
+print(json.dumps({"bench": "restart", **build, "tail_entries": int(sys.argv[5]),
+                  "append": append, "store_bytes": int(sys.argv[4]),
                   "restart_s_median": statistics.median(times), "restart_s": times,
-                  "serve_peak_rss_mb": round(int(sys.argv[2]) / 1024, 1)}))
+                  "serve_peak_rss_mb": round(int(sys.argv[3]) / 1024, 1)}))
 PY
+  rm -f "$db"*
 done
+"$store" --memory "$MEMORY_RECORDS" --grants 100 --cluster examples/clusters/research-40k.toml

@@ -4,7 +4,10 @@
 // state is encoded at random points; each snapshot is decoded and the rest of the ops
 // applied to it: every answer and the final state's hash (SHA-256 of Encode) must equal
 // the live run's. The same ops then go through a real SQLite store and DurableCore, and
-// the store is reopened from its journal alone and from its latest snapshot plus tail.
+// the store is reopened from its journal alone and from its latest snapshot plus tail, and
+// every snapshot the store holds is decoded and the journal after it applied ("restart
+// from every snapshot"): the state's hash is the live run's every time, and every
+// journaled entry still applies.
 //
 // ATRIUM_SEED=<n> replays a seed; ATRIUM_REPLAY_OPS=<n> sets the op count (CTest runs a
 // smaller count under ASan; scripts/replay-determinism.sh runs 100,000 in release).
@@ -443,7 +446,7 @@ TEST_F(ReplayDeterminism, SnapshotsAndJournalRebuildTheLiveState) {
   for (const bool snapshots : {true, false}) {
     SCOPED_TRACE(snapshots ? "snapshots and tail" : "journal alone");
     const std::string path = (dir_ / (snapshots ? "snap.db" : "journal.db")).string();
-    journal::Options options{.snapshot_entries = std::max<uint64_t>(64, count_ / 20),
+    journal::Options options{.snapshot_entries = std::max<uint64_t>(64, count_ / 12),
                              .auto_snapshot = snapshots};
     {
       auto store = journal::SqliteStore::Open(path, journal::OpenMode::kReadWriteCreate);
@@ -489,6 +492,30 @@ TEST_F(ReplayDeterminism, SnapshotsAndJournalRebuildTheLiveState) {
     ASSERT_TRUE(report.ok()) << report.error().ToString();
     if (snapshots) {
       EXPECT_GT(report->snapshots_checked, 0u);
+      // Restart from every stored snapshot: decode it, apply the journal after it.
+      auto index = (*check)->SnapshotIndex();
+      ASSERT_TRUE(index.ok());
+      EXPECT_GT(index->size(), 1u);
+      for (const journal::StoredSnapshot& listed : *index) {
+        auto stored = (*check)->ReadSnapshot(listed.seq);
+        ASSERT_TRUE(stored.ok());
+        auto restarted = core::Core::Decode(stored->state);
+        ASSERT_TRUE(restarted.ok())
+            << "snapshot " << listed.seq << ": " << restarted.error().ToString();
+        ASSERT_TRUE(restarted->Verify().ok()) << "snapshot " << listed.seq;
+        const Status scanned =
+            (*check)->Scan(listed.seq, [&](const journal::StoredEntry& entry) -> Status {
+              ATRIUM_ASSIGN_OR_RETURN(core::Command command, core::DecodeCommand(entry.payload));
+              if (!restarted->Apply(command).changed) {
+                return MakeError(ErrorCode::kCorruption,
+                                 "entry " + std::to_string(entry.seq) + " no longer applies");
+              }
+              return OkStatus();
+            });
+        ASSERT_TRUE(scanned.ok()) << "after snapshot " << listed.seq << ": "
+                                  << scanned.error().ToString();
+        EXPECT_EQ(StateHash(*restarted), live_hash) << "restart from snapshot " << listed.seq;
+      }
     }
   }
 }

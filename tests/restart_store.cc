@@ -10,11 +10,22 @@
 //   atrium_restart_store --db /tmp/r.db --cluster examples/clusters/research-40k.toml
 //       --jobs 1000000 --grants 10000 --tail 100000
 //   atrium_restart_store --db /tmp/r.db --append 10000
+//
+// `--memory N` measures instead the heap kept per record (issue 14's budget: a job record
+// <= 300 B, an idempotency key <= 200 B plus its stored answer) on a core without a
+// journal: a program with `--grants` grants and the cluster, a warm-up wave of jobs, then
+// N jobs (submitted, run and ended) and N more carrying idempotency keys; the heap in use
+// (mallinfo2) and RSS are read before and after each. Prints one JSON line.
+//
+//   atrium_restart_store --memory 200000 --grants 100 --cluster examples/clusters/research-40k.toml
+#include <malloc.h>
 #include <algorithm>
+
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -94,6 +105,7 @@ int main(int argc, char** argv) {
   int64_t grants = 10'000;
   int64_t tail = 0;
   int64_t append = -1;
+  int64_t memory = -1;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const std::string value = argv[i + 1];
@@ -109,32 +121,50 @@ int main(int argc, char** argv) {
       tail = std::stoll(value);
     else if (flag == "--append")
       append = std::stoll(value);
+    else if (flag == "--memory")
+      memory = std::stoll(value);
     else
       Die("unknown flag " + flag);
   }
-  if (db.empty() || (cluster_path.empty() && append < 0)) {
-    Die("--db and --cluster (or --append) are required");
+  if ((db.empty() && memory < 0) || (cluster_path.empty() && append < 0)) {
+    Die("--db (or --memory) and --cluster (or --append) are required");
   }
   std::ifstream cluster_file(cluster_path);
   std::stringstream cluster_text;
   cluster_text << cluster_file.rdbuf();
 
-  auto store = atrium::journal::SqliteStore::Open(db, atrium::journal::OpenMode::kReadWriteCreate);
-  if (!store.ok()) Die(store.error().ToString());
+  // The journaled store, or (--memory) a bare core.
+  std::unique_ptr<atrium::journal::DurableCore> durable;
+  std::optional<atrium::core::Core> bare;
   const auto opened = Clock::now();
-  auto durable = atrium::journal::DurableCore::Open(std::move(*store), {.auto_snapshot = false});
-  if (!durable.ok()) Die(durable.error().ToString());
+  if (memory >= 0) {
+    bare.emplace();
+  } else {
+    auto store =
+        atrium::journal::SqliteStore::Open(db, atrium::journal::OpenMode::kReadWriteCreate);
+    if (!store.ok()) Die(store.error().ToString());
+    auto open = atrium::journal::DurableCore::Open(std::move(*store), {.auto_snapshot = false});
+    if (!open.ok()) Die(open.error().ToString());
+    durable = std::move(*open);
+  }
   const auto started = Clock::now();
   const double open_s = std::chrono::duration<double>(started - opened).count();
+  auto state = [&]() -> const atrium::core::Core& { return bare ? *bare : durable->core(); };
 
   int64_t now_us = kT0Us + kDayUs;  // day 1: the calls are open
   std::vector<atrium::core::Command> batch;
   int64_t entries = 0;
   auto flush = [&] {
     if (batch.empty()) return;
-    auto results = (*durable)->Submit(batch);
-    if (!results.ok()) Die(results.error().ToString());
-    for (const auto& result : *results) {
+    std::vector<atrium::core::CommandResult> results;
+    if (bare) {
+      for (const atrium::core::Command& command : batch) results.push_back(bare->Apply(command));
+    } else {
+      auto submitted = durable->Submit(batch);
+      if (!submitted.ok()) Die(submitted.error().ToString());
+      results = std::move(*submitted);
+    }
+    for (const auto& result : results) {
       if (result.app && !result.app->status.ok())
         Die("refused: " + result.app->status.error().ToString());
     }
@@ -148,16 +178,19 @@ int main(int argc, char** argv) {
   };
   const json admin = {{"role", "admin"}, {"token", "t-admin"}};
   std::vector<std::string> grant_ids;
+  bool keyed = false;  // submissions carry an idempotency key
   auto submit = [&](int64_t job) {
-    op({{"op", "job_submit"},
-        {"actor", admin},
-        {"program", "bench"},
-        {"grant", grant_ids[static_cast<size_t>(job) % grant_ids.size()]},
-        {"chips", int64_t{1} << (2 * (job % 3))},
-        {"walltime_s", 600},
-        {"accelerator", "trn1"},
-        {"name", "job"},
-        {"argv", json::array({"train"})}});
+    json command = {{"op", "job_submit"},
+                    {"actor", admin},
+                    {"program", "bench"},
+                    {"grant", grant_ids[static_cast<size_t>(job) % grant_ids.size()]},
+                    {"chips", int64_t{1} << (2 * (job % 3))},
+                    {"walltime_s", 600},
+                    {"accelerator", "trn1"},
+                    {"name", "job"},
+                    {"argv", json::array({"train"})}};
+    if (keyed) command["idempotency_key"] = "key-" + std::to_string(job);
+    op(std::move(command));
   };
   // Jobs from..to, in waves of 4,000 ended by a tick 11 minutes later.
   auto submit_waves = [&](int64_t from, int64_t to) {
@@ -170,18 +203,18 @@ int main(int argc, char** argv) {
     }
   };
   if (append >= 0) {
-    const atrium::core::AppState& app = (*durable)->core().app();
+    const atrium::core::AppState& app = state().app();
     const atrium::program::ProgramState* program = app.FindProgram("bench");
     if (program == nullptr) Die("no program bench in " + db);
     for (const auto& [id, grant] : program->grants()) grant_ids.push_back(id);
     now_us = std::max(now_us, app.last_now_us());
     const auto first = static_cast<int64_t>(app.jobs().size());
-    const auto before = (*durable)->last_seq();
+    const auto before = durable->last_seq();
     submit_waves(first, first + append);
     flush();
-    std::cout << json{{"appended_entries", (*durable)->last_seq() - before},
+    std::cout << json{{"appended_entries", durable->last_seq() - before},
                       {"open_s", open_s},
-                      {"tail_entries", (*durable)->entries_since_snapshot()}}
+                      {"tail_entries", durable->entries_since_snapshot()}}
                      .dump()
               << '\n';
     return 0;
@@ -254,7 +287,7 @@ int main(int argc, char** argv) {
     op({{"op", "call_assign"}, {"actor", admin}, {"program", "bench"}, {"call", id}});
   }
   flush();
-  for (const auto& assignment : (*durable)->core().app().FindProgram("bench")->assignments()) {
+  for (const auto& assignment : state().app().FindProgram("bench")->assignments()) {
     op({{"op", "review_submit"},
         {"actor", {{"role", "reviewer"}, {"person", assignment.reviewer}}},
         {"program", "bench"},
@@ -269,11 +302,68 @@ int main(int argc, char** argv) {
     op({{"op", "decision_commit"}, {"actor", admin}, {"program", "bench"}, {"call", id}});
   }
   flush();
-  for (const auto& [id, grant] : (*durable)->core().app().FindProgram("bench")->grants()) {
+  for (const auto& [id, grant] : state().app().FindProgram("bench")->grants()) {
     grant_ids.push_back(id);
   }
   if (static_cast<int64_t>(grant_ids.size()) < grants) {
     Die("only " + std::to_string(grant_ids.size()) + " grants were awarded");
+  }
+  if (memory >= 0) {
+    // A warm-up wave (the scheduler's per-grant and per-node structures), then N plain
+    // jobs, then N keyed ones; each ended by a tick.
+    auto end_wave = [&] {
+      now_us += 660'000'000;
+      op({{"op", "tick"}, {"actor", admin}});
+      flush();
+    };
+    auto heap = [] { return static_cast<int64_t>(mallinfo2().uordblks); };
+    auto rss = [] {
+      std::ifstream statm("/proc/self/statm");
+      int64_t pages = 0;
+      int64_t resident = 0;
+      statm >> pages >> resident;
+      return resident * 4096;
+    };
+    submit_waves(0, 4000);
+    end_wave();
+    const int64_t heap0 = heap();
+    const int64_t rss0 = rss();
+    const uint64_t transfers0 = state().ledger().transfer_count();
+    submit_waves(4000, 4000 + memory);
+    end_wave();
+    const int64_t heap1 = heap();
+    const int64_t rss1 = rss();
+    const uint64_t transfers1 = state().ledger().transfer_count();
+    keyed = true;
+    submit_waves(4000 + memory, 4000 + 2 * memory);
+    end_wave();
+    const int64_t heap2 = heap();
+    const int64_t rss2 = rss();
+    double answer_bytes = 0;
+    for (int64_t job = 4000 + memory; job < 4000 + 2 * memory; ++job) {
+      const atrium::core::AppAnswer* answer =
+          state().app().FindIdempotent("t-admin", "key-" + std::to_string(job));
+      if (answer == nullptr) Die("an idempotency record is missing");
+      answer_bytes += static_cast<double>(answer->result.dump().size());
+    }
+    const auto n = static_cast<double>(memory);
+    const double job_heap = static_cast<double>(heap1 - heap0) / n;
+    const double keyed_heap = static_cast<double>(heap2 - heap1) / n;
+    std::cout << json{{"bench", "memory_per_record"},
+                      {"records", memory},
+                      {"jobs_total", state().app().jobs().size()},
+                      {"job_heap_bytes", job_heap},
+                      {"job_rss_bytes", static_cast<double>(rss1 - rss0) / n},
+                      {"ledger_transfers_per_job",
+                       static_cast<double>(transfers1 - transfers0) / n},
+                      {"keyed_job_heap_bytes", keyed_heap},
+                      {"key_heap_bytes", keyed_heap - job_heap},
+                      {"key_rss_bytes", static_cast<double>((rss2 - rss1) - (rss1 - rss0)) / n},
+                      {"stored_answer_bytes", answer_bytes / n},
+                      {"key_heap_bytes_beyond_answer", keyed_heap - job_heap - answer_bytes / n}}
+                     .dump()
+              << '\n';
+    return 0;
   }
   // Jobs: waves of 4,000 one-to-sixteen-chip jobs of 10 minutes; a tick 11 minutes later
   // ends them and the next wave comes.
@@ -284,26 +374,26 @@ int main(int argc, char** argv) {
   const double build_s = std::chrono::duration<double>(Clock::now() - started).count();
 
   const auto encode_started = Clock::now();
-  auto snapshot = (*durable)->CaptureSnapshot();
+  auto snapshot = durable->CaptureSnapshot();
   if (!snapshot.ok()) Die(snapshot.error().ToString());
   const double encode_s = std::chrono::duration<double>(Clock::now() - encode_started).count();
   const auto write_started = Clock::now();
   const size_t snapshot_bytes = snapshot->state.size();
-  if (auto written = (*durable)->WriteSnapshot(std::move(*snapshot)); !written.ok())
+  if (auto written = durable->WriteSnapshot(std::move(*snapshot)); !written.ok())
     Die(written.error().ToString());
   const double write_s = std::chrono::duration<double>(Clock::now() - write_started).count();
   // The tail after the snapshot: job submissions (and their ticks).
   submit_waves(jobs, jobs + tail);
   flush();
-  json out = {{"entries", (*durable)->last_seq()},
-              {"jobs", (*durable)->core().app().jobs().size()},
+  json out = {{"entries", durable->last_seq()},
+              {"jobs", state().app().jobs().size()},
               {"grants", grant_ids.size()},
               {"build_s", build_s},
-              {"snapshot_seq", (*durable)->last_seq() - (*durable)->entries_since_snapshot()},
+              {"snapshot_seq", durable->last_seq() - durable->entries_since_snapshot()},
               {"snapshot_bytes", snapshot_bytes},
               {"snapshot_encode_s", encode_s},
               {"snapshot_write_s", write_s},
-              {"tail_entries", (*durable)->entries_since_snapshot()}};
+              {"tail_entries", durable->entries_since_snapshot()}};
   std::cout << out.dump() << '\n';
   return 0;
 }

@@ -146,9 +146,11 @@ void AppState::Encode(std::string* out) const {
   // New scalar members go here (and at the same place in Decode).
 
   writer.Put<uint32_t>(static_cast<uint32_t>(programs_.size()));
-  for (const auto& [id, program] : programs_) {
-    writer.PutBytes(id);
-    PutSized(out, [&](std::string* into) { program.EncodeState(into); });
+  // (No structured binding here: clang 14, the fuzz build, rejects capturing one.)
+  for (const auto& entry : programs_) {
+    writer.PutBytes(entry.first);
+    const program::ProgramState& program = entry.second;
+    PutSized(out, [&program](std::string* into) { program.EncodeState(into); });
   }
 
   // The cluster and its scheduler (whose holds are in the ledger of record).
