@@ -119,7 +119,7 @@ SizeTable MakeLongQueueSizes(const cluster::Cluster& cluster) {
   const int64_t largest =
       std::min<int64_t>(int64_t{64} * pool.chips_per_node, cluster.pool_chips(pool_index));
   double weight = 0.035;
-  for (int64_t chips = 2 * pool.chips_per_node; chips <= largest; chips *= 2) {
+  for (int64_t chips = int64_t{2} * pool.chips_per_node; chips <= largest; chips *= 2) {
     add(chips, weight);
     weight *= 0.5;
   }
