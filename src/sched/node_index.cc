@@ -30,7 +30,7 @@ NodeIndex::NodeIndex(const cluster::Cluster& cluster, uint32_t pool,
   prev_.assign(p.node_count, kNone);
   bucket_of_.assign(p.node_count, 0);
   heads_.assign(static_cast<size_t>(chips_ + 1) * static_cast<size_t>(chips_ + 1), kNone);
-  largest_count_.assign(static_cast<size_t>(chips_ + 1), 0);
+  largest_count_.assign(static_cast<size_t>(chips_) + 1, 0);
   group_free_.assign(p.group_count, 0);
   group_next_.assign(p.group_count, kNone);
   group_prev_.assign(p.group_count, kNone);

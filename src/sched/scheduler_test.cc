@@ -357,10 +357,16 @@ TEST(SchedulerPreemptTest, CandidatesPerAttemptAreBounded) {
     // At the next pass, within the grace period, only a preemption under way keeps its
     // own reservation ahead of the pool's (EASY) one: a failed attempt leaves the starving
     // job to take the pool's reservation, and a later blocked job gets none.
-    sched.Submit({.id = "b", .grant = "g", .chips = 16, .duration_s = 60, .walltime_s = 60},
-                 11 + SchedulerConfig{}.preempt_wait_s);
+    const int64_t next_s = 11 + SchedulerConfig{}.preempt_wait_s;
+    sched.Submit({.id = "b",
+                  .grant = "g",
+                  .chips = 16,
+                  .submit_s = next_s,
+                  .duration_s = 60,
+                  .walltime_s = 60},
+                 next_s);
     const int64_t made_before = sched.stats().reservations;
-    const PassResult next = sched.Pass(11 + SchedulerConfig{}.preempt_wait_s);
+    const PassResult next = sched.Pass(next_s);
     EXPECT_TRUE(next.preempted.empty());
     EXPECT_EQ(sched.job(research).preempt_under_way, candidates_max != 8) << candidates_max;
     EXPECT_EQ(sched.stats().reservations - made_before, candidates_max == 8 ? 1 : 2)

@@ -85,7 +85,7 @@ SizeTable MakeSizes(const cluster::Cluster& cluster) {
   const int64_t largest =
       std::min<int64_t>(4096, cluster.pool_chips(*cluster.PoolOf(cluster.default_accelerator())));
   double weight = 0.07;
-  for (int64_t chips = 2 * pool.chips_per_node; chips <= largest; chips *= 2) {
+  for (int64_t chips = int64_t{2} * pool.chips_per_node; chips <= largest; chips *= 2) {
     add(chips, weight);
     weight *= 0.6;
   }
@@ -117,9 +117,9 @@ SizeTable MakeLongQueueSizes(const cluster::Cluster& cluster) {
   }
   add(pool.chips_per_node, 0.08);
   const int64_t largest =
-      std::min<int64_t>(64 * pool.chips_per_node, cluster.pool_chips(pool_index));
+      std::min<int64_t>(int64_t{64} * pool.chips_per_node, cluster.pool_chips(pool_index));
   double weight = 0.035;
-  for (int64_t chips = 2 * pool.chips_per_node; chips <= largest; chips *= 2) {
+  for (int64_t chips = int64_t{2} * pool.chips_per_node; chips <= largest; chips *= 2) {
     add(chips, weight);
     weight *= 0.5;
   }
