@@ -47,7 +47,9 @@ using nlohmann::json;
 
 // Matches a path against a template ("/v1/jobs/{job}"): a parameter is one or more
 // characters without "/" ("{obligation}" may hold "/"). Appends the parameters' values.
-bool MatchPath(std::string_view pattern, std::string_view path, std::vector<std::string>* values) {
+// Values are views into `path` (nothing is allocated while routes are tried).
+bool MatchPath(std::string_view pattern, std::string_view path,
+               std::vector<std::string_view>* values) {
   while (!pattern.empty()) {
     if (pattern[0] != '{') {
       if (path.empty() || path[0] != pattern[0]) return false;
@@ -61,7 +63,9 @@ bool MatchPath(std::string_view pattern, std::string_view path, std::vector<std:
     // The longest value first (a later literal may also occur inside the value).
     size_t longest = 0;
     while (longest < path.size() && (slash || path[longest] != '/')) ++longest;
-    for (size_t length = longest; length >= 1; --length) {
+    // A value without "/" followed by "/" or the end can only be the longest.
+    const size_t shortest = !slash && (pattern.empty() || pattern[0] == '/') ? longest : 1;
+    for (size_t length = longest; length >= shortest && length >= 1; --length) {
       values->emplace_back(path.substr(0, length));
       if (MatchPath(pattern, path.substr(length), values)) return true;
       values->pop_back();
@@ -422,7 +426,7 @@ struct Server::Impl {
         return AssetAnswer(req);
       }
     }
-    std::vector<std::string> match;
+    std::vector<std::string_view> match;
     for (const CompiledRoute& compiled : routes) {
       if (compiled.route->method != req.method) continue;
       match.clear();
@@ -514,7 +518,7 @@ struct Server::Impl {
 
   // nullopt only on the loop, for a read that would have to wait for its window.
   std::optional<HttpAnswer> HandleRoute(const Route& route, const std::vector<std::string>& names,
-                                        const std::vector<std::string>& match,
+                                        const std::vector<std::string_view>& match,
                                         const HttpRequest& req, bool on_loop) {
     auto actor = Authenticate(req);
     if (!actor.ok()) return ReplyError(actor.error());
@@ -540,7 +544,7 @@ struct Server::Impl {
     if (!on_loop && !limiter.Allow(limit_key)) return rate_limited();
     std::map<std::string, std::string> params;
     for (size_t i = 0; i < names.size(); ++i) {
-      const std::string& value = match[i];
+      const std::string_view value = match[i];
       if (!core::ValidId(value, names[i] == "obligation")) {
         return ReplyError(
             Error{ErrorCode::kInvalidPath,
