@@ -22,7 +22,6 @@ namespace {
 
 using journal::DurableCore;
 using journal::OpenMode;
-using ledger::AccountKind;
 using ledger::TransferSpec;
 
 // Its own file, not the service's store (`atrium serve` keeps atrium-data/atrium.db): the
@@ -404,7 +403,7 @@ Result<TransferSpec> ParseBatchItem(const nlohmann::json& item, size_t index) {
     // Named, not a structured binding: clang 14 (the fuzz build) cannot capture one.
     const std::string& key = entry.key();
     const nlohmann::json& value = entry.value();
-    const std::string field = where + "." + key;
+    const std::string field = fmt::format("{}.{}", where, key);
     auto id_of = [&]() -> Result<Id128> {
       if (value.is_number_unsigned()) return Id128{value.get<uint64_t>()};
       if (value.is_string()) return ParseId128(value.get<std::string>());

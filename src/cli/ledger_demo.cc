@@ -170,7 +170,7 @@ void RunDemo(const std::string& db) {
   demo.Step("the same decision retried by a client (idempotent)",
             core::CreateTransfers{.now_us = kStartUs + kHourUs + 1, .transfers = awards});
 
-  const Credits job_hold = *UsageCost(64, 24 * 3600, trainium);
+  const Credits job_hold = *UsageCost(64, int64_t{24} * 3600, trainium);
   demo.Step(fmt::format("job 1 starts: hold 64 chips x 24 h = {}", job_hold.ToString()),
             core::CreateTransfers{.now_us = kStartUs + 2 * kHourUs,
                                   .transfers = {{.id = 2001,
@@ -179,14 +179,14 @@ void RunDemo(const std::string& db) {
                                                  .amount = job_hold,
                                                  .timeout_s = 25 * 3600,
                                                  .flags = ledger::kPending}}});
-  const Credits job_used = *UsageCost(64, 10 * 3600, trainium);
+  const Credits job_used = *UsageCost(64, int64_t{10} * 3600, trainium);
   demo.Step(fmt::format("job 1 ends after 10 h: post {}, release the rest", job_used.ToString()),
             core::CreateTransfers{.now_us = kStartUs + 12 * kHourUs,
                                   .transfers = {{.id = 2002,
                                                  .amount = job_used,
                                                  .pending_id = 2001,
                                                  .flags = ledger::kPostPending}}});
-  const Credits huge_hold = *UsageCost(4096, 168 * 3600, trainium);
+  const Credits huge_hold = *UsageCost(4096, int64_t{168} * 3600, trainium);
   demo.Step(fmt::format("job 2 asks to hold 4,096 chips x 1 week = {}", huge_hold.ToString()),
             core::CreateTransfers{.now_us = kStartUs + 13 * kHourUs,
                                   .transfers = {{.id = 2003,
@@ -195,7 +195,7 @@ void RunDemo(const std::string& db) {
                                                  .amount = huge_hold,
                                                  .timeout_s = 169 * 3600,
                                                  .flags = ledger::kPending}}});
-  const Credits lab_hold = *UsageCost(16, 2 * 3600, trainium);
+  const Credits lab_hold = *UsageCost(16, int64_t{2} * 3600, trainium);
   demo.Step(fmt::format("student lab holds 16 chips x 2 h = {}, then is lost", lab_hold.ToString()),
             core::CreateTransfers{.now_us = kStartUs + 14 * kHourUs,
                                   .transfers = {{.id = 2004,
