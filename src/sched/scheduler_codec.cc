@@ -21,7 +21,8 @@ namespace {
 constexpr uint32_t kSchedMagic = 0x44484353;  // "SCHD"
 // 1: snap branch. 2: a grant's revenue account, the hold and charge codes, the
 // preemption candidate bound; the reservation caches are not stored (RebuildCaches).
-constexpr uint32_t kSchedVersion = 2;
+// 3: a job's preemption under way, a pool's firm promises in order.
+constexpr uint32_t kSchedVersion = 3;
 
 void PutDouble(ByteWriter& writer, double value) {
   writer.Put<uint64_t>(std::bit_cast<uint64_t>(value));
@@ -232,6 +233,7 @@ void Scheduler::Encode(std::string* out) const {
     writer.PutZigzag(job.reservation);
     writer.Put<uint8_t>(static_cast<uint8_t>(job.ahead));
     writer.PutZigzag(job.preempt_retry_s);
+    writer.Put<uint8_t>(job.preempt_under_way ? 1 : 0);
   }
 
   // The waiting list (its order decides swap-removal positions).
@@ -262,6 +264,9 @@ void Scheduler::Encode(std::string* out) const {
       writer.PutZigzag(reservation.slack);
       writer.Put<uint8_t>(reservation.active ? 1 : 0);
     }
+    // Firm reservations (conservative): the order the promises were made in.
+    writer.Put<uint32_t>(static_cast<uint32_t>(pool.promised.size()));
+    for (const JobId id : pool.promised) writer.PutVarint<uint32_t>(id);
     pool.main->EncodeOrder(writer);
   }
 
@@ -407,6 +412,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Decode(std::string_view bytes,
     const int64_t reservation = reader.GetZigzag();
     const auto ahead = reader.Get<uint8_t>();
     job.preempt_retry_s = reader.GetZigzag();
+    job.preempt_under_way = reader.Get<uint8_t>() != 0;
     job.waiting_pos = UINT32_MAX;
     if (!reader.ok() || !reason_ok || job_class >= cluster::kJobClassCount ||
         state > static_cast<uint8_t>(JobState::kCancelled) ||
@@ -555,6 +561,13 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Decode(std::string_view bytes,
           reservation.shape.pool != static_cast<uint32_t>(&pool - s.pools_.data())) {
         return Corrupt("bad reservation");
       }
+    }
+    const uint32_t promised_count = reader.GetCount(1);
+    pool.promised.reserve(promised_count);
+    for (uint32_t slot = 0; slot < promised_count; ++slot) {
+      const JobId id = reader.GetVarint<uint32_t>();
+      if (!reader.ok() || id >= job_count) return Corrupt("bad promise");
+      pool.promised.push_back(id);
     }
     if (!pool.main->DecodeOrder(reader)) return Corrupt("bad node index order");
   }
