@@ -15,6 +15,8 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -214,16 +216,18 @@ class ExecutorTest : public ::testing::Test {
     const std::string officer = MakeToken("officer", "");
     Ok(Post("/v1/programs", officer, {{"toml", ProgramToml(Clock::now(), seconds(2))}}));
     const auto close_at = Clock::now() + seconds(3);
-    for (const auto& [id, country] : {std::pair{"north", "US"}, {"lake", "US"}, {"casc", "CA"}}) {
+    const std::vector<std::pair<std::string, std::string>> institutions = {
+        {"north", "US"}, {"lake", "US"}, {"casc", "CA"}};
+    for (const auto& [id, country] : institutions) {
       Ok(Post("/v1/programs/exec/institutions", officer,
               {{"id", id}, {"name", id}, {"type", "r1"}, {"country", country}}));
     }
-    for (const auto& [id, inst, reviewer] : {std::tuple{kPi, "north", false},
-                                             {kReviewerA, "lake", true},
-                                             {kReviewerB, "casc", true}}) {
+    const std::vector<std::tuple<std::string, std::string, bool>> people = {
+        {kPi, "north", false}, {kReviewerA, "lake", true}, {kReviewerB, "casc", true}};
+    for (const auto& [id, inst, reviewer] : people) {
       Ok(Post("/v1/programs/exec/people", officer,
               {{"id", id},
-               {"name", std::string("Person ") + id},
+               {"name", "Person " + id},
                {"institution", inst},
                {"role", "faculty"},
                {"expertise", {"compilers"}},
