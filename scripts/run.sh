@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds the release preset and runs Atrium's main job on
 # embedded defaults: the service (`atrium serve`), its journal in SQLite under
-# ./atrium-data, listening on 127.0.0.1:8080. Extra arguments go to `atrium serve`.
+# ./atrium-data, listening on 127.0.0.1:8080, jobs run on this machine (the local
+# executor). Extra arguments go to `atrium serve`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/web-build.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
-exec build/release/src/cli/atrium serve "$@"
+# A fresh store loads this machine as a one-node cluster whose jobs really run
+# (examples/clusters/local.toml, docs/executors.md), unless the arguments name another.
+cluster=(--bootstrap-cluster examples/clusters/local.toml)
+for arg in "$@"; do [[ $arg == --bootstrap-cluster* ]] && cluster=(); done
+exec build/release/src/cli/atrium serve "${cluster[@]}" "$@"

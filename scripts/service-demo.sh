@@ -174,7 +174,9 @@ as "$officer" decision commit open-call
 echo "== grants"
 as "$officer" grant list
 echo "== a job on G-D1, on the cluster"
-job=$(as "$pi1" job submit --grant G-D1 --chips 16 --walltime 2h --name demo --json -- python train.py | jq -r .job)
+# A real process on a cluster whose pool has executor = "local" (docs/executors.md),
+# bookkeeping only on research-40k; either way the operator reports its end.
+job=$(as "$pi1" job submit --grant G-D1 --chips 16 --walltime 2h --name demo --json -- sh -c 'echo training; sleep 60' | jq -r .job)
 as "$pi1" job show "$job"
 sleep 2
 ops=$(token operator)

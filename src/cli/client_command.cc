@@ -15,8 +15,10 @@
 // A change is sent with a fresh Idempotency-Key and retried with the same key when the
 // connection fails or the service answers 503, so a retry never applies it twice.
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -662,6 +664,62 @@ ClientOptions Effective(ClientOptions options) {
   return options;
 }
 
+// `atrium job logs J [--stderr] [--follow] [--offset N] [--length N]`: the job's output
+// as the service captured it (GET /v1/jobs/{job}/logs), written to stdout as it is;
+// --follow keeps reading until the job has ended and everything is printed.
+void RegisterJobLogs(CLI::App* group, const std::shared_ptr<ClientOptions>& options) {
+  struct LogArgs {
+    std::string job;
+    bool stderr_stream = false;
+    bool follow = false;
+    int64_t offset = 0;
+    int64_t length = 0;
+  };
+  auto args = std::make_shared<LogArgs>();
+  CLI::App* command = group->add_subcommand("logs", "A job's output (stdout, or --stderr)");
+  command->add_option("job", args->job, "job")->required();
+  command->add_flag("--stderr", args->stderr_stream, "the job's stderr instead of its stdout");
+  command->add_flag("--follow,-f", args->follow, "keep printing until the job has ended");
+  command->add_option("--offset", args->offset, "first byte (default 0)");
+  command->add_option("--length", args->length, "bytes at most (default: all)");
+  AddClientOptions(command, options.get());
+  command->callback([options, args] {
+    const ClientOptions effective = Effective(*options);
+    int64_t offset = args->offset;
+    int64_t left = args->length > 0 ? args->length : std::numeric_limits<int64_t>::max();
+    for (;;) {
+      const int64_t want = std::min<int64_t>(left, 1 << 20);
+      const std::string path =
+          fmt::format("/v1/jobs/{}/logs?stream={}&offset={}&length={}", Encode(args->job),
+                      args->stderr_stream ? "stderr" : "stdout", offset, want);
+      const Answer answer = Send(effective, "GET", path, std::nullopt);
+      if (answer.status >= 400 || !answer.body.is_object()) {
+        const json& error = answer.body.is_object() && answer.body.contains("error")
+                                ? answer.body["error"]
+                                : json::object();
+        Fail(answer.status >= 500 ? kExitStorage : kExitRefused,
+             fmt::format("{} ({}): {}", error.value("code", "error"), answer.status,
+                         error.value("message", "")));
+      }
+      const std::string data = answer.body["data"].get<std::string>();
+      const int64_t read = answer.body["length"].get<int64_t>();
+      if (effective.json) {
+        fmt::print("{}\n", answer.body.dump());
+      } else {
+        std::fwrite(data.data(), 1, data.size(), stdout);
+        std::fflush(stdout);
+      }
+      offset += read;
+      left -= read;
+      if (left <= 0) return;
+      const bool more = offset < answer.body["size"].get<int64_t>();
+      if (more) continue;
+      if (!args->follow || answer.body["ended"].get<bool>()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  });
+}
+
 }  // namespace
 
 void AddServiceOptions(CLI::App* command, ServiceTarget* target) {
@@ -780,6 +838,7 @@ void RegisterClientCommands(CLI::App& app) {
       RunClient(Effective(*options), *bound);
     });
   }
+  RegisterJobLogs(groups.at("job"), options);
   CLI::App* api = app.add_subcommand("api", "The API's reference, from the op table");
   api->require_subcommand(1);
   api->add_subcommand("ops", "Every op: route, roles, fields (types, bounds), answer (Markdown)")

@@ -26,6 +26,7 @@ struct ServeArgs {
   std::string listen;
   std::string db;
   std::string web_root;
+  std::string bootstrap_cluster;
   int64_t threads = 0;
   int64_t body_bytes_max = 0;
   int64_t rate_per_token = -1;
@@ -68,6 +69,7 @@ int Serve(const ServeArgs& args) {
   if (args.body_bytes_max > 0) options.body_bytes_max = static_cast<size_t>(args.body_bytes_max);
   if (args.rate_per_token >= 0) options.rate_per_token = args.rate_per_token;
   if (args.no_examples) options.bootstrap_examples = false;
+  if (!args.bootstrap_cluster.empty()) options.bootstrap_cluster = args.bootstrap_cluster;
   if (args.access_log) options.access_log = true;
   if (!args.clock.empty()) options.clock = args.clock;
   options.allow_test_clock = args.allow_test_clock;
@@ -152,6 +154,10 @@ void RegisterServeCommand(CLI::App& app) {
                     "the binary)");
   serve->add_flag("--no-examples", args->no_examples,
                   "do not load the example program and cluster");
+  serve->add_option("--bootstrap-cluster", args->bootstrap_cluster,
+                    "the cluster file an empty store loads (default: "
+                    "examples/clusters/research-40k.toml, bookkeeping only; "
+                    "examples/clusters/local.toml runs jobs here, docs/executors.md)");
   serve->add_flag("--access-log", args->access_log, "log each request to stderr");
   serve->add_option("--clock", args->clock,
                     "system (default), or manual: a test clock moved by POST /testing/clock, "

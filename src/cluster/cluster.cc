@@ -1,5 +1,7 @@
 #include "cluster/cluster.h"
 
+#include <cctype>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -46,6 +48,39 @@ Result<JobClass> ParseJobClass(std::string_view text) {
   return MakeError(ErrorCode::kParseError,
                    fmt::format("class '{}' is not research, education or preemptible", text),
                    "class");
+}
+
+std::string_view ToString(Executor executor) {
+  switch (executor) {
+    case Executor::kNone:
+      return "none";
+    case Executor::kLocal:
+      return "local";
+  }
+  return "unknown";
+}
+
+Result<Executor> ParseExecutor(std::string_view text) {
+  if (text.empty() || text == "none") return Executor::kNone;
+  if (text == "local") return Executor::kLocal;
+  return MakeError(ErrorCode::kConfigInvalid,
+                   fmt::format("executor '{}' is not local or none", text), "executor");
+}
+
+DeviceKind DeviceKindOf(const AcceleratorType& type) {
+  auto lower = [](std::string text) {
+    for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return text;
+  };
+  const std::string vendor = lower(type.vendor);
+  const std::string name = lower(type.name);
+  if (vendor.find("nvidia") != std::string::npos) return DeviceKind::kCuda;
+  if (vendor.find("tpu") != std::string::npos || name.rfind("tpu", 0) == 0) return DeviceKind::kTpu;
+  if (vendor == "aws" || vendor.find("neuron") != std::string::npos || name.rfind("trn", 0) == 0 ||
+      name.rfind("inf", 0) == 0) {
+    return DeviceKind::kNeuron;
+  }
+  return DeviceKind::kNone;
 }
 
 std::optional<uint32_t> Cluster::FindAccelerator(std::string_view name) const {
@@ -166,7 +201,8 @@ uint32_t ClusterBuilder::AddNodeType(NodeType type) {
 }
 
 Status ClusterBuilder::AddPool(std::string name, uint32_t node_type, uint32_t node_count,
-                               uint32_t nodes_per_group, uint32_t groups_per_block) {
+                               uint32_t nodes_per_group, uint32_t groups_per_block,
+                               Executor executor, int64_t kill_grace_s) {
   Cluster& c = cluster_;
   if (node_type >= c.node_types_.size()) {
     return MakeError(ErrorCode::kConfigInvalid, "unknown node type", "node_type");
@@ -191,7 +227,9 @@ Status ClusterBuilder::AddPool(std::string name, uint32_t node_type, uint32_t no
             .first_node = static_cast<uint32_t>(c.nodes_.size()),
             .node_count = node_count,
             .first_group = static_cast<uint32_t>(c.groups_.size()),
-            .first_block = static_cast<uint32_t>(c.blocks_.size())};
+            .first_block = static_cast<uint32_t>(c.blocks_.size()),
+            .executor = executor,
+            .kill_grace_s = kill_grace_s};
   const auto pool_index = static_cast<uint32_t>(c.pools_.size());
   for (uint32_t node_idx = 0; node_idx < node_count; ++node_idx) {
     const uint32_t group_in_pool = node_idx / nodes_per_group;

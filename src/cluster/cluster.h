@@ -34,6 +34,15 @@ enum class NodeState : uint8_t { kUp = 0, kDown = 1, kDraining = 2 };
 std::string_view ToString(NodeState state);
 Result<NodeState> ParseNodeState(std::string_view text);
 
+// What runs a pool's jobs (docs/executors.md): `none` (the default) keeps the operator-
+// reported ends of a bookkeeping cluster (and the simulator's virtual runs); `local` runs
+// each job as a process group on this machine (src/exec).
+enum class Executor : uint8_t { kNone = 0, kLocal = 1 };
+inline constexpr int64_t kKillGraceDefaultS = 10;
+inline constexpr int64_t kKillGraceMaxS = 60;
+std::string_view ToString(Executor executor);
+Result<Executor> ParseExecutor(std::string_view text);
+
 // The class of a job; the strings are part of the trace and output contracts.
 enum class JobClass : uint8_t { kResearch = 0, kEducation = 1, kPreemptible = 2 };
 inline constexpr int kJobClassCount = 3;
@@ -48,6 +57,12 @@ struct AcceleratorType {
   int64_t memory_gib_per_chip = 0;
   Credits price_per_chip_hour;
 };
+
+// The device visibility variable of an accelerator type, from its vendor and name:
+// NEURON_RT_VISIBLE_CORES (AWS Trainium/Inferentia), CUDA_VISIBLE_DEVICES (NVIDIA),
+// TPU_VISIBLE_CHIPS (TPU-like); kNone for anything else.
+enum class DeviceKind : uint8_t { kNone = 0, kNeuron = 1, kCuda = 2, kTpu = 3 };
+DeviceKind DeviceKindOf(const AcceleratorType& type);
 
 struct NodeType {
   std::string name;
@@ -102,6 +117,9 @@ struct Pool {
   uint32_t group_count = 0;
   uint32_t first_block = 0;
   uint32_t block_count = 0;
+  Executor executor = Executor::kNone;  // the cluster file's `executor`
+  // A reporting executor's grace between SIGTERM and SIGKILL (walltime, cancel, preempt).
+  int64_t kill_grace_s = kKillGraceDefaultS;
 };
 
 // How a job of `chips` chips is placed on a pool: on part of one node (`whole_nodes` 0),
@@ -163,7 +181,8 @@ class ClusterBuilder {
   void AddPartition(Partition partition) { cluster_.partitions_.push_back(std::move(partition)); }
   // Lays out `node_count` nodes named "<name>-n0000"... in groups and blocks.
   Status AddPool(std::string name, uint32_t node_type, uint32_t node_count,
-                 uint32_t nodes_per_group, uint32_t groups_per_block);
+                 uint32_t nodes_per_group, uint32_t groups_per_block,
+                 Executor executor = Executor::kNone, int64_t kill_grace_s = kKillGraceDefaultS);
   Status SetNodeState(std::string_view node, NodeState state);
   void SetDefaultAccelerator(uint32_t accelerator) { cluster_.default_accelerator_ = accelerator; }
   Result<Cluster> Build() &&;

@@ -196,9 +196,19 @@ Status LoadPools(const Context& ctx, const toml::table& root, ClusterBuilder& bu
                             ctx.Int(*spec, where, "nodes_per_group", 1, kPoolNodesMax, 1));
     ATRIUM_ASSIGN_OR_RETURN(const int64_t per_block,
                             ctx.Int(*spec, where, "groups_per_block", 1, kPoolNodesMax, 1));
-    const Status added = builder.AddPool(
-        name, static_cast<uint32_t>(found - node_types.begin()), static_cast<uint32_t>(nodes),
-        static_cast<uint32_t>(per_group), static_cast<uint32_t>(per_block));
+    ATRIUM_ASSIGN_OR_RETURN(const std::string executor_text,
+                            ctx.String(*spec, where, "executor", std::string("none")));
+    const Result<Executor> executor = ParseExecutor(executor_text);
+    if (!executor.ok()) {
+      return ctx.Fail(spec->get("executor"), where + ".executor", "must be \"local\" or \"none\"");
+    }
+    ATRIUM_ASSIGN_OR_RETURN(
+        const int64_t kill_grace_s,
+        ctx.Int(*spec, where, "kill_grace_s", 0, kKillGraceMaxS, kKillGraceDefaultS));
+    const Status added =
+        builder.AddPool(name, static_cast<uint32_t>(found - node_types.begin()),
+                        static_cast<uint32_t>(nodes), static_cast<uint32_t>(per_group),
+                        static_cast<uint32_t>(per_block), *executor, kill_grace_s);
     if (!added.ok()) return ctx.Fail(spec, where, added.error().message);
   }
   return OkStatus();

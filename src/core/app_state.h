@@ -94,6 +94,15 @@ struct JobRecord {
   bool cancelled = false;
   int64_t submitted_us = 0;
   std::string student;  // a course's student whose allocation the job draws on, if any
+  // What an executor reported of the job's last run (docs/executors.md); -1 / 0 / ""
+  // until it reports. `end_state` overrides the scheduler's state where it says more:
+  // "failed" (nonzero exit or a signal), "node_failed" (the run was lost), "preempted".
+  uint32_t reported_run = 0;  // the run (1, 2, ... as sched::Job::runs) reported on
+  int64_t run_started_us = -1;
+  int64_t run_ended_us = -1;
+  int64_t exit_code = -1;
+  int64_t term_signal = 0;
+  std::string end_state;
 };
 
 // A scheduler grant: the program grant (and, for a student's jobs, the student) whose
@@ -194,6 +203,17 @@ class AppState {
   void Encode(std::string* out) const;
   static Result<AppState> Decode(std::string_view bytes, ledger::Ledger ledger);
 
+  // The job's state as the API shows it: the executor's end state where it said more
+  // ("failed", "node_failed"), else the scheduler's.
+  std::string_view JobStateText(const JobRecord& record) const;
+  // Every running run as (deadline in seconds, scheduler job): the deadline is the run's
+  // walltime end, plus kExecutorGraceS for a pool whose executor reports ends itself.
+  const std::set<std::pair<int64_t, sched::JobId>>& running_runs() const { return running_by_end_; }
+  // How long after a run's walltime end the core waits for a reporting executor (which
+  // sends SIGTERM at the limit and SIGKILL after its grace) before its tick ends the run
+  // itself, as killed_at_walltime (a lost executor).
+  static constexpr int64_t kExecutorGraceS = 120;
+
  private:
   // The op table's handlers (ops.cc) change the state below.
   friend class OpHandlers;
@@ -206,6 +226,11 @@ class AppState {
   Result<nlohmann::json> FinishJob(const nlohmann::json& command, const Actor& actor,
                                    int64_t now_us);
   Status LoadCluster(const std::string& toml, const std::string& policy);
+  // The executor ops (jobs.cc): job_run_started, job_run_ended.
+  Result<nlohmann::json> RunStarted(const nlohmann::json& command, int64_t now_us);
+  Result<nlohmann::json> RunEnded(const nlohmann::json& command, int64_t now_us);
+  // A run's key in running_by_end_ (see running_runs()).
+  int64_t RunDeadlineS(const sched::Job& job) const;
   // Runs a scheduling pass and settles runs that hit their walltime.
   void Schedule(int64_t now_us);
   // The scheduler grant of a program grant (or of a student's allocation in it),

@@ -24,7 +24,7 @@ namespace {
 constexpr uint32_t kAppMagic = 0x50504153;  // "SAPP"
 // 1: snap branch (cluster ledger of its own). 2: one ledger of record (encoded by Core),
 // program ordinals, the policy name, students of jobs, SchedGrant triples.
-constexpr uint32_t kAppVersion = 2;
+constexpr uint32_t kAppVersion = 3;  // 3: the executor's report of a job's run
 
 Error Corrupt(std::string_view what) {
   return MakeError(ErrorCode::kCorruption, "app snapshot: " + std::string(what));
@@ -127,7 +127,8 @@ struct In {
 template <class Io, class V>
 void JobFields(Io& io, V& job) {
   io(job.id, job.program, job.grant, job.owner, job.name, job.argv, job.sched_id, job.cancelled,
-     job.submitted_us, job.student);
+     job.submitted_us, job.student, job.reported_run, job.run_started_us, job.run_ended_us,
+     job.exit_code, job.term_signal, job.end_state);
 }
 template <class Io, class V>
 void TokenFields(Io& io, V& token) {

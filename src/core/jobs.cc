@@ -1,6 +1,7 @@
 // AppState's jobs: loading the cluster, submitting, finishing and cancelling jobs, and
 // the scheduling passes that start them (app_state.h).
 #include <algorithm>
+#include <limits>
 
 #include "cluster/config.h"
 #include "core/access.h"
@@ -77,17 +78,19 @@ void AppState::Schedule(int64_t now_us) {
   const int64_t now_s = now_us / kMicrosPerSecond;
   // Runs that reached their walltime end at their limit, not at now.
   while (!running_by_end_.empty() && running_by_end_.begin()->first <= now_s) {
-    const auto [end_s, sched_id] = *running_by_end_.begin();
+    const sched::JobId sched_id = running_by_end_.begin()->second;
     running_by_end_.erase(running_by_end_.begin());
     const JobRecord& record = jobs_.at(job_by_sched_.at(sched_id));
     const Credits before = scheduler_->job(sched_id).charged;
-    scheduler_->Finish(sched_id, end_s, sched::RunEnd::kWalltime);
+    // At its limit (a reporting executor's grace is only how long the core waited).
+    scheduler_->Finish(sched_id, scheduler_->job(sched_id).expected_end_s(),
+                       sched::RunEnd::kWalltime);
     NoteCharge(record, before);
   }
   if (scheduler_->waiting_count() == 0) return;
   const sched::PassResult pass = scheduler_->Pass(now_s);
   for (const sched::JobId started : pass.started) {
-    running_by_end_.emplace(scheduler_->job(started).expected_end_s(), started);
+    running_by_end_.emplace(RunDeadlineS(scheduler_->job(started)), started);
   }
 }
 
@@ -101,7 +104,7 @@ void AppState::StopGrantJobs(const std::string& program, const std::string& gran
     const sched::Job& job = scheduler_->job(record.sched_id);
     const Credits before = job.charged;
     if (job.state == sched::JobState::kRunning) {
-      running_by_end_.erase({job.expected_end_s(), record.sched_id});
+      running_by_end_.erase({RunDeadlineS(job), record.sched_id});
       if (job.expected_end_s() <= now_s) {
         // Past its walltime already (no tick has recorded it yet): it ended then.
         scheduler_->Finish(record.sched_id, job.expected_end_s(), sched::RunEnd::kWalltime);
@@ -323,7 +326,7 @@ Result<json> AppState::FinishJob(const json& command, const Actor& actor, int64_
   if (!cancel && !running) {
     return Error{ErrorCode::kInvalidState, "job " + id + " is not running", "job"};
   }
-  if (running) running_by_end_.erase({job.expected_end_s(), record.sched_id});
+  if (running) running_by_end_.erase({RunDeadlineS(job), record.sched_id});
   const Credits before = job.charged;
   if (cancel) {
     ATRIUM_TRY(scheduler_->Cancel(record.sched_id, now_s));
@@ -336,6 +339,107 @@ Result<json> AppState::FinishJob(const json& command, const Actor& actor, int64_
   const sched::Job& after = scheduler_->job(record.sched_id);
   return json{
       {"job", id}, {"state", sched::ToString(after.state)}, {"charged", after.charged.ToString()}};
+}
+
+int64_t AppState::RunDeadlineS(const sched::Job& job) const {
+  const bool reports = cluster_->pools()[job.shape.pool].executor != cluster::Executor::kNone;
+  return job.expected_end_s() + (reports ? kExecutorGraceS : 0);
+}
+
+std::string_view AppState::JobStateText(const JobRecord& record) const {
+  const sched::JobState state = scheduler_->job(record.sched_id).state;
+  if (!record.end_state.empty() && state != sched::JobState::kRunning &&
+      state != sched::JobState::kPending) {
+    return record.end_state;
+  }
+  return sched::ToString(state);
+}
+
+namespace {
+
+// The run a report names, if it is the job's current run and still running.
+Result<JobRecord*> ReportedRun(JobMap& jobs, const sched::Scheduler& scheduler,
+                               const json& command) {
+  const Fields fields(command, "");
+  ATRIUM_ASSIGN_OR_RETURN(const std::string id, fields.Id("job"));
+  const auto found = jobs.find(id);
+  if (found == jobs.end()) return Error{ErrorCode::kNotFound, "no job " + id, "job"};
+  ATRIUM_ASSIGN_OR_RETURN(const int64_t run, fields.Int("run", 1, UINT32_MAX));
+  const sched::Job& job = scheduler.job(found->second.sched_id);
+  if (job.state != sched::JobState::kRunning || job.runs != static_cast<uint64_t>(run)) {
+    return Error{ErrorCode::kInvalidState,
+                 "run " + std::to_string(run) + " of job " + id + " is not running (settled)",
+                 "run"};
+  }
+  return &found->second;
+}
+
+}  // namespace
+
+Result<json> AppState::RunStarted(const json& command, int64_t /*now_us*/) {
+  if (!scheduler_) return Error{ErrorCode::kInvalidState, "no cluster is loaded", ""};
+  ATRIUM_ASSIGN_OR_RETURN(JobRecord * record, ReportedRun(jobs_, *scheduler_, command));
+  const Fields fields(command, "");
+  ATRIUM_ASSIGN_OR_RETURN(const int64_t started_us,
+                          fields.Int("started_at_us", 0, std::numeric_limits<int64_t>::max()));
+  record->reported_run = scheduler_->job(record->sched_id).runs;
+  record->run_started_us = started_us;
+  record->run_ended_us = -1;
+  record->exit_code = -1;
+  record->term_signal = 0;
+  record->end_state.clear();
+  return json{{"job", record->id}, {"run", record->reported_run}, {"state", "running"}};
+}
+
+Result<json> AppState::RunEnded(const json& command, int64_t now_us) {
+  if (!scheduler_) return Error{ErrorCode::kInvalidState, "no cluster is loaded", ""};
+  ATRIUM_ASSIGN_OR_RETURN(JobRecord * record, ReportedRun(jobs_, *scheduler_, command));
+  const Fields fields(command, "");
+  constexpr int64_t kTimeMax = std::numeric_limits<int64_t>::max() / 2;
+  ATRIUM_ASSIGN_OR_RETURN(const int64_t started_us, fields.Int("started_at_us", 0, kTimeMax));
+  ATRIUM_ASSIGN_OR_RETURN(const int64_t ended_us, fields.Int("ended_at_us", 0, kTimeMax));
+  ATRIUM_ASSIGN_OR_RETURN(const int64_t exit_code, fields.Int("exit_code", -1, 255));
+  ATRIUM_ASSIGN_OR_RETURN(const int64_t signal, fields.Int("signal", 0, 64));
+  ATRIUM_ASSIGN_OR_RETURN(const std::string how, fields.Text("how", 16));
+  if (how != "exited" && how != "walltime" && how != "preempted" && how != "lost") {
+    return Invalid("how must be exited, walltime, preempted or lost", "how");
+  }
+  if (ended_us < started_us) return Invalid("ended_at_us is before started_at_us", "ended_at_us");
+  const sched::JobId sched_id = record->sched_id;
+  const sched::Job& job = scheduler_->job(sched_id);
+  // The charge is the measured run time, rounded up to the second (the scheduler's unit),
+  // never beyond the run's limit nor past the logical now.
+  const int64_t now_s = now_us / kMicrosPerSecond;
+  const int64_t measured_s = (ended_us - started_us + kMicrosPerSecond - 1) / kMicrosPerSecond;
+  const int64_t latest_s = std::min(now_s, job.run_start_s + job.run_limit_s);
+  const int64_t end_s = std::clamp(job.run_start_s + measured_s, job.run_start_s,
+                                   std::max(latest_s, job.run_start_s));
+  running_by_end_.erase({RunDeadlineS(job), sched_id});
+  const Credits before = job.charged;
+  sched::RunEnd end = sched::RunEnd::kCompleted;
+  std::string end_state;
+  if (how == "walltime") {
+    end = sched::RunEnd::kWalltime;
+  } else if (how == "preempted") {
+    end = sched::RunEnd::kPreempted;
+    end_state = "preempted";
+  } else if (how == "lost") {
+    end_state = "node_failed";
+  } else if (exit_code != 0 || signal != 0) {
+    end_state = "failed";
+  }
+  scheduler_->Finish(sched_id, end_s, end);
+  record->reported_run = scheduler_->job(sched_id).runs;
+  record->run_started_us = started_us;
+  record->run_ended_us = ended_us;
+  record->exit_code = exit_code;
+  record->term_signal = signal;
+  record->end_state = std::move(end_state);
+  NoteCharge(*record, before);
+  Schedule(now_us);
+  const sched::Job& after = scheduler_->job(sched_id);
+  return json{
+      {"job", record->id}, {"state", JobStateText(*record)}, {"charged", after.charged.ToString()}};
 }
 
 bool AppState::TickDue(int64_t now_us) const {

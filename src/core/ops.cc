@@ -1,6 +1,7 @@
 #include "core/ops.h"
 
 #include <algorithm>
+#include <limits>
 
 #include <fmt/format.h>
 
@@ -946,6 +947,41 @@ std::vector<OpSpec> OpHandlers::Table() {
                        .cli_group = "job",
                        .cli_name = "finish",
                        .cli_positional = {"job"}});
+  // The executor's reports (docs/executors.md): internal, no route; the service's exec
+  // runner submits them as admin.
+  constexpr int64_t kTimeUsMax = std::numeric_limits<int64_t>::max() / 2;
+  ops.push_back(OpSpec{
+      .name = "job_run_started",
+      .summary = "An executor launched a job's run (internal)",
+      .roles = kAdmin,
+      .fields = {IdField("job", true), IntField("run", 1, UINT32_MAX, true, 0, "sched run number"),
+                 IntField("started_at_us", 0, kTimeUsMax, true, 0, "when the process started")},
+      .result = {{"job", "id", ""}, {"run", "integer", ""}, {"state", "string", ""}},
+      .route = {},
+      .handler = [](AppState& app, const OpRequest& request) -> Result<json> {
+        return app.RunStarted(request.command, request.now_us);
+      }});
+  ops.push_back(OpSpec{
+      .name = "job_run_ended",
+      .summary = "An executor's run ended: exit code, signal, measured times (internal)",
+      .roles = kAdmin,
+      .fields = {IdField("job", true),
+                 IntField("run", 1, UINT32_MAX, true, 0, "sched run number"),
+                 IntField("started_at_us", 0, kTimeUsMax, true, 0, "when the process started"),
+                 IntField("ended_at_us", 0, kTimeUsMax, true, 0, "when it ended"),
+                 IntField("exit_code", -1, 255, true, 0, "-1 when killed by a signal"),
+                 IntField("signal", 0, 64, true, 0, "the signal that ended it, 0 if none"),
+                 {.name = "how",
+                  .kind = K::kEnum,
+                  .required = true,
+                  .help = "exited (by itself), walltime, preempted, lost (no trace of it)",
+                  .max_bytes = 16,
+                  .values = {"exited", "walltime", "preempted", "lost"}}},
+      .result = job_end,
+      .route = {},
+      .handler = [](AppState& app, const OpRequest& request) -> Result<json> {
+        return app.RunEnded(request.command, request.now_us);
+      }});
   const std::vector<ResultField> node_result = {{"node", "id", ""}, {"state", "string", ""}};
   ops.push_back(OpSpec{.name = "node_drain",
                        .summary = "Drain a node: no new work",

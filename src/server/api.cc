@@ -1,6 +1,9 @@
 #include "server/api.h"
 
 #include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <limits>
 #include <optional>
 #include <set>
 #include <string_view>
@@ -9,6 +12,7 @@
 
 #include "core/access.h"
 #include "core/ops.h"
+#include "exec/local_executor.h"
 #include "report/program_report.h"
 #include "report/usage_app.h"
 
@@ -255,7 +259,7 @@ json JobView(const core::AppState& app, const core::JobRecord& record) {
           {"chips", job.shape.chips},
           {"class", cluster::ToString(job.job_class)},
           {"walltime_s", job.walltime_s},
-          {"state", sched::ToString(job.state)},
+          {"state", app.JobStateText(record)},
           {"reason",
            job.state == sched::JobState::kPending ? json(app.WaitReason(record)) : json(nullptr)},
           {"submitted_us", record.submitted_us},
@@ -263,7 +267,13 @@ json JobView(const core::AppState& app, const core::JobRecord& record) {
           {"ended_s", job.end_s},
           {"ran_s", job.ran_s},
           {"charged", job.charged.ToString()},
-          {"nodes", std::move(placement)}};
+          {"nodes", std::move(placement)},
+          {"run",
+           {{"number", job.runs},
+            {"started_us", record.run_started_us},
+            {"ended_us", record.run_ended_us},
+            {"exit_code", record.exit_code},
+            {"signal", record.term_signal}}}};
 }
 
 // ---- reads -------------------------------------------------------------------------
@@ -633,7 +643,7 @@ Result<json> ListJobs(const ReadRequest& request) {
   const auto keep = [&](const core::JobRecord& job) {
     return core::CanSeeJob(app, request.actor, job) && (grant.empty() || job.grant == grant) &&
            (program.empty() || job.program == program) &&
-           (state.empty() || sched::ToString(app.scheduler()->job(job.sched_id).state) == state);
+           (state.empty() || app.JobStateText(job) == state);
   };
   const auto view = [&](const core::JobRecord& job) { return JobView(app, job); };
   if (!program.empty() && !grant.empty()) {
@@ -665,6 +675,56 @@ Result<json> ShowJob(const ReadRequest& request) {
     return Error{ErrorCode::kNotFound, "no job " + id, "job"};
   }
   return JobView(request.app, found->second);
+}
+
+// GET /v1/jobs/{job}/logs?stream=stdout|stderr&offset=&length=: a byte range of the
+// job's output as the local executor captured it (DATA/jobs/<job>/). `data` is the text
+// (invalid UTF-8 replaced); `next_offset` is where the following read starts; `ended`
+// says no more output will come (the job is neither pending nor running).
+Result<json> JobLogs(const ReadRequest& request) {
+  const std::string& id = request.params.at("job");
+  const auto found = request.app.jobs().find(id);
+  if (found == request.app.jobs().end() ||
+      !core::CanSeeJob(request.app, request.actor, found->second)) {
+    return Error{ErrorCode::kNotFound, "no job " + id, "job"};
+  }
+  std::string stream = QueryValue(request, "stream");
+  if (stream.empty()) stream = "stdout";
+  if (stream != "stdout" && stream != "stderr") {
+    return Error{ErrorCode::kInvalidArgument, "stream is stdout or stderr", "stream"};
+  }
+  auto number = [&](const char* key, int64_t fallback, int64_t min,
+                    int64_t max) -> Result<int64_t> {
+    const std::string text = QueryValue(request, key);
+    if (text.empty()) return fallback;
+    int64_t value = 0;
+    const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc() || end != text.data() + text.size() || value < min || value > max) {
+      return Error{ErrorCode::kInvalidArgument,
+                   fmt::format("{} must be an integer from {} to {}", key, min, max), key};
+    }
+    return value;
+  };
+  constexpr int64_t kLengthMax = 1 << 20;
+  ATRIUM_ASSIGN_OR_RETURN(const int64_t offset,
+                          number("offset", 0, 0, std::numeric_limits<int64_t>::max() / 2));
+  ATRIUM_ASSIGN_OR_RETURN(const int64_t length, number("length", 64 * 1024, 1, kLengthMax));
+  const std::string jobs_dir = (std::filesystem::path(request.data_dir) / "jobs").string();
+  ATRIUM_ASSIGN_OR_RETURN(exec::LogChunk chunk,
+                          exec::ReadJobLog(jobs_dir, id, stream, offset, length));
+  const sched::JobState state = request.app.scheduler()->job(found->second.sched_id).state;
+  const auto read = static_cast<int64_t>(chunk.data.size());
+  // Output is bytes; the JSON string carries it with invalid UTF-8 replaced (U+FFFD).
+  const std::string text =
+      json(std::move(chunk.data)).dump(-1, ' ', false, json::error_handler_t::replace);
+  return json{{"job", id},
+              {"stream", stream},
+              {"offset", offset},
+              {"length", read},
+              {"next_offset", offset + read},
+              {"size", chunk.size},
+              {"ended", state != sched::JobState::kPending && state != sched::JobState::kRunning},
+              {"data", json::parse(text)}};
 }
 
 Result<json> ListNodes(const ReadRequest& request) {
@@ -934,6 +994,15 @@ std::vector<Route> ReadRoutes() {
        200,
        ShowJob,
        "A job"},
+      {"GET",
+       "/v1/jobs/{job}/logs",
+       "job_logs",
+       kStaff | kResearchers | kStudents | RoleBit(Role::kOperator),
+       {},
+       {},
+       200,
+       JobLogs,
+       "A job's output: ?stream=stdout|stderr &offset= &length= (bytes, at most 1 MiB)"},
       {"GET",
        "/v1/cluster/nodes",
        "node_list",

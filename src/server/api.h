@@ -29,6 +29,8 @@ struct ReadRequest {
   const core::Actor& actor;
   const std::map<std::string, std::string>& params;  // path parameters, checked ids
   const std::multimap<std::string, std::string>& query;
+  // The service's data directory (the job logs route reads DATA/jobs/<job>/...).
+  std::string_view data_dir = {};
 };
 using ReadFn = Result<nlohmann::json> (*)(const ReadRequest&);
 

@@ -32,6 +32,7 @@
 #include "journal/open.h"
 #include "server/api.h"
 #include "server/clock.h"
+#include "server/exec_runner.h"
 #include "server/http_error.h"
 #include "server/http_transport.h"
 #include "server/log.h"
@@ -298,7 +299,9 @@ struct Server::Impl {
     if (!options.bootstrap_examples || options.examples_dir.empty()) return OkStatus();
     const core::Actor admin{.role = core::Role::kAdmin, .person = "", .token = token.id};
     const std::string program = ReadText(options.examples_dir + "/programs/build-on-trainium.toml");
-    const std::string cluster = ReadText(options.examples_dir + "/clusters/research-40k.toml");
+    const std::string cluster = ReadText(options.bootstrap_cluster.empty()
+                                             ? options.examples_dir + "/clusters/research-40k.toml"
+                                             : options.bootstrap_cluster);
     for (json command :
          {json{{"op", "program_create"}, {"toml", program}, {"seal_secret", NewSealSecret()}},
           json{{"op", "cluster_load"}, {"toml", cluster}}}) {
@@ -567,7 +570,7 @@ struct Server::Impl {
                                        const HttpRequest& req, bool on_loop) {
     Result<json> answer = Error{ErrorCode::kInternal, "not read", ""};
     const auto read_fn = [&](const core::Core& core) {
-      answer = route.read(ReadRequest{core.app(), actor, params, req.query});
+      answer = route.read(ReadRequest{core.app(), actor, params, req.query, options.data_dir});
     };
     if (on_loop) {
       const Result<bool> done = committer->TryRead(read_fn);
@@ -671,6 +674,9 @@ struct Server::Impl {
 
   std::string openapi;
   std::unique_ptr<StaticAssets> assets;
+  // Carries out runs on `executor = "local"` pools (exec_runner.h); last, so it stops
+  // before the committer it submits to.
+  std::unique_ptr<ExecRunner> exec;
 
   // Journals a tick if work is due at `now_us`: a run reached its walltime, jobs wait and
   // something was journaled since the last tick (a pass could now decide differently),
@@ -792,6 +798,12 @@ Status Server::Start() {
       std::move(durable), journal::CommitterOptions{.queue_depth_max = s.options.queue_depth_max});
   s.LoadTokens();
   ATRIUM_TRY(s.Bootstrap());
+  // Before the clock ticks: runs that ended while the service was down are settled first.
+  s.exec = std::make_unique<ExecRunner>(
+      *s.committer, s.clock_source,
+      ::atrium::exec::LocalExecutorOptions{
+          .jobs_dir = (std::filesystem::path(s.options.data_dir) / "jobs").string()});
+  s.exec->Start();
   s.openapi = OpenApiDocument().dump();
   s.CompileRoutes();
 
@@ -824,6 +836,7 @@ void Server::Stop() {
   }
   s.ready = false;
   s.clock_wake.SignalAll();
+  if (s.exec) s.exec->Stop();
   if (s.http) s.http->Stop();
 }
 

@@ -41,7 +41,10 @@ struct ServerOptions {
   int64_t tick_interval_ms = 1'000;  // how often the clock looks for due work
   bool bootstrap_examples = true;    // an empty store gets the example program and cluster
   std::string examples_dir;          // where the examples are (programs/, clusters/)
-  bool access_log = false;           // one JSON line per request on stderr (never a secret)
+  // The cluster file an empty store loads ("": examples_dir/clusters/research-40k.toml,
+  // bookkeeping only; examples/clusters/local.toml runs jobs on this machine).
+  std::string bootstrap_cluster;
+  bool access_log = false;  // one JSON line per request on stderr (never a secret)
   // Timeouts, header and connection limits (workers, body_bytes_max and access_log are
   // taken from the fields above).
   TransportOptions transport;
