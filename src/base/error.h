@@ -94,6 +94,11 @@ namespace atrium {
   X(kInvalidLicense, "invalid_license")                         \
   X(kGrantNotActive, "grant_not_active")                        \
   X(kSolverFailed, "solver_failed")                             \
+  /* governance (docs/governance.md) */                         \
+  X(kOverrideNotAllowed, "override_not_allowed")                \
+  X(kOverrideLimit, "override_limit")                           \
+  X(kAppealNotAllowed, "appeal_not_allowed")                    \
+  X(kAppealWindowClosed, "appeal_window_closed")                \
   /* The service (src/server). */                               \
   X(kUnauthenticated, "unauthenticated")                        \
   X(kForbidden, "forbidden")                                    \

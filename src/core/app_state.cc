@@ -20,7 +20,7 @@ using namespace internal;  // NOLINT: the op helpers
 namespace {
 
 constexpr std::array<std::string_view, kRoleCount> kRoleNames = {
-    "admin", "officer", "reviewer", "researcher", "student", "operator", "public"};
+    "admin", "officer", "reviewer", "researcher", "student", "operator", "public", "sponsor"};
 
 Result<Actor> ParseActor(const json& command) {
   if (!command.contains("actor") || !command.at("actor").is_object()) {

@@ -51,9 +51,12 @@ enum class Role : uint8_t {
   kResearcher,
   kStudent,
   kOperator,
-  kPublic
+  kPublic,
+  // Governance (docs/governance.md): vetoes or adds on a draft decision, in public.
+  // Last, so the numbers of the older roles do not change.
+  kSponsor
 };
-inline constexpr int kRoleCount = 7;
+inline constexpr int kRoleCount = 8;
 std::string_view ToString(Role role);
 Result<Role> ParseRole(std::string_view text);
 

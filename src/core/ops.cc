@@ -796,7 +796,8 @@ std::vector<OpSpec> OpHandlers::Table() {
                   .kind = K::kEnum,
                   .help = "the token's role (default: the caller's)",
                   .max_bytes = 32,
-                  .values = {"admin", "officer", "reviewer", "researcher", "student", "operator"}},
+                  .values = {"admin", "officer", "reviewer", "researcher", "student", "operator",
+                             "sponsor"}},
                  IdField("person", false, "the person the token speaks for (default: the caller)"),
                  TextField("label", 200, false, "a note for whoever lists tokens"),
                  Drawn(TextField("salt", 64, true)),
@@ -1165,6 +1166,116 @@ std::vector<OpSpec> OpHandlers::Table() {
     commit.cli_group = "decision";
     ops.push_back(std::move(commit));
   }
+  // Governance (docs/governance.md): the sponsor's overrides and applicants' appeals.
+  ops.push_back(OpSpec{
+      .name = "decision_override",
+      .summary = "A sponsor's veto or addition on a drafted decision, with a published reason "
+                 "code and a public text; the draft is re-solved",
+      .roles = RoleIn(Role::kSponsor) | kAdmin,
+      .fields = {ProgramField(),
+                 IdField("call", true),
+                 IdField("proposal", true),
+                 {.name = "kind",
+                  .kind = K::kEnum,
+                  .required = true,
+                  .help = "veto a funded proposal or add a declined one",
+                  .max_bytes = 8,
+                  .values = {"veto", "add"}},
+                 TextField("reason", 64, true, "one of the program's published reason codes"),
+                 TextField("text", 4000, true, "the public explanation")},
+      .result = {{"override", "id", "<call>:override-N"},
+                 {"kind", "string", ""},
+                 {"proposal", "id", ""},
+                 {"moved", "amount", "the award vetoed or the request added"},
+                 {"total_awarded", "amount", "the re-solved draft's total"}},
+      .route = {.method = "POST",
+                .path = "/v1/programs/{program}/calls/{call}/decision/overrides",
+                .success_status = 201},
+      .handler = [](AppState& app, const OpRequest& request) -> Result<json> {
+        ATRIUM_ASSIGN_OR_RETURN(program::ProgramState * program, Program(app, request));
+        const std::string call = request.args.Text("call");
+        if (program->FindCall(call) == nullptr) {
+          return Error{ErrorCode::kNotFound, "no call " + call, "call"};
+        }
+        const program::OverrideKind kind = request.args.Text("kind") == "veto"
+                                               ? program::OverrideKind::kVeto
+                                               : program::OverrideKind::kAdd;
+        ATRIUM_ASSIGN_OR_RETURN(
+            const program::SponsorOverride made,
+            program->OverrideDecision(call, request.args.Text("proposal"), kind,
+                                      request.args.Text("reason"), request.args.Text("text"),
+                                      request.actor.person, request.now_us));
+        return json{{"override", made.id},
+                    {"kind", program::ToString(made.kind)},
+                    {"proposal", made.proposal},
+                    {"moved", made.moved.ToString()},
+                    {"total_awarded", program->decisions().at(call).total_awarded.ToString()}};
+      },
+      .cli_group = "decision",
+      .cli_name = "override",
+      .cli_positional = {"call"}});
+  ops.push_back(OpSpec{
+      .name = "appeal_file",
+      .summary = "Appeal a declined proposal within the program's window, on a published ground",
+      .roles = kStaff | kResearcher,
+      .fields = {ProgramField(), IdField("proposal", true),
+                 TextField("ground", 64, true, "one of the program's published grounds"),
+                 TextField("text", kTextMax, false, "the applicant's case")},
+      .result = {{"appeal", "id", "A-<proposal>"},
+                 {"proposal", "id", ""},
+                 {"reviewers", "integer", "reviewers assigned (new to it, unconflicted)"}},
+      .route = {.method = "POST",
+                .path = "/v1/programs/{program}/proposals/{proposal}/appeal",
+                .success_status = 201},
+      .handler = [](AppState& app, const OpRequest& request) -> Result<json> {
+        ATRIUM_ASSIGN_OR_RETURN(program::ProgramState * program, Program(app, request));
+        const std::string id = request.args.Text("proposal");
+        const auto found = program->proposals().find(id);
+        if (found == program->proposals().end() ||
+            !CanSeeProposal(*program, request.actor, found->second)) {
+          return Error{ErrorCode::kNotFound, "no proposal " + id, "proposal"};
+        }
+        ATRIUM_ASSIGN_OR_RETURN(
+            const program::Appeal appeal,
+            program->FileAppeal(id, request.args.Text("ground"), request.args.Text("text"),
+                                request.actor.person, request.now_us));
+        return json{{"appeal", appeal.id},
+                    {"proposal", appeal.proposal},
+                    {"reviewers", appeal.reviewers.size()}};
+      },
+      .cli_group = "appeal",
+      .cli_name = "file",
+      .cli_positional = {"proposal"}});
+  ops.push_back(OpSpec{
+      .name = "appeal_decide",
+      .summary = "Decide an appeal with a reason; an upheld one is funded from the appeals "
+                 "reserve",
+      .roles = kStaff,
+      .fields = {ProgramField(),
+                 IdField("appeal", true),
+                 {.name = "outcome",
+                  .kind = K::kEnum,
+                  .required = true,
+                  .max_bytes = 8,
+                  .values = {"upheld", "rejected"}},
+                 TextField("reason", 4000, true, "the officer's public reason")},
+      .result = {{"appeal", "id", ""},
+                 {"state", "string", "upheld or rejected"},
+                 {"grant", "id", "the grant an upheld appeal funds (empty: none)"}},
+      .route = {.method = "POST", .path = "/v1/programs/{program}/appeals/{appeal}/decide"},
+      .handler = [](AppState& app, const OpRequest& request) -> Result<json> {
+        ATRIUM_ASSIGN_OR_RETURN(program::ProgramState * program, Program(app, request));
+        ATRIUM_ASSIGN_OR_RETURN(const program::Appeal appeal,
+                                program->DecideAppeal(request.args.Text("appeal"),
+                                                      request.args.Text("outcome") == "upheld",
+                                                      request.args.Text("reason"), request.now_us));
+        return json{{"appeal", appeal.id},
+                    {"state", program::ToString(appeal.state)},
+                    {"grant", appeal.grant}};
+      },
+      .cli_group = "appeal",
+      .cli_name = "decide",
+      .cli_positional = {"appeal"}});
   ops.push_back(OpSpec{
       .name = "proposal_submit",
       .summary = "Submit or edit a proposal",

@@ -30,7 +30,7 @@ struct GreedyState {
   // Funds candidate idx at its largest level that fits; false if none fits.
   bool Fund(size_t idx) {
     const AwardCandidate& candidate = problem.candidates[idx];
-    if (!awarded[idx].is_zero()) return false;
+    if (!awarded[idx].is_zero() || candidate.excluded) return false;
     int64_t limit = budget_left;
     if (candidate.institution >= 0) {
       limit = std::min(limit, room_left[static_cast<size_t>(candidate.institution)]);
@@ -92,6 +92,14 @@ AwardSolution SolveGreedy(const AwardProblem& problem) {
   for (const AwardCandidate& candidate : problem.candidates)
     requests += candidate.requested.micro();
   const __int128 expected_total = std::min<__int128>(requests, problem.budget.micro());
+  // Sponsor additions first: they must be funded whatever else is.
+  bool any_fixed = false;
+  for (size_t idx = 0; idx < count; ++idx) {
+    if (problem.candidates[idx].fixed) {
+      any_fixed = true;
+      state.Fund(idx);
+    }
+  }
 
   for (size_t floor_idx = 0; floor_idx < problem.floors.size(); ++floor_idx) {
     const __int128 target = expected_total * problem.floors[floor_idx].share_bp / kBasisPointsFull;
@@ -103,7 +111,7 @@ AwardSolution SolveGreedy(const AwardProblem& problem) {
 
   // Each step declines one award, so this ends within `count` steps; the all-declined
   // solution satisfies every floor.
-  for (size_t step = 0; step <= count; ++step) {
+  for (size_t step = 0; step <= 2 * count; ++step) {
     size_t failing = problem.floors.size();
     for (size_t floor_idx = 0; floor_idx < problem.floors.size(); ++floor_idx) {
       if (!state.FloorHolds(floor_idx)) {
@@ -112,9 +120,16 @@ AwardSolution SolveGreedy(const AwardProblem& problem) {
       }
     }
     if (failing == problem.floors.size()) break;
+    // With additions fixed in, the budget a declined award frees may fund a member.
+    bool funded_member = false;
+    for (size_t idx = 0; any_fixed && idx < count && !funded_member; ++idx) {
+      if (problem.candidates[idx].in_floor[failing]) funded_member = state.Fund(idx);
+    }
+    if (funded_member) continue;
     for (size_t idx = count; idx > 0; --idx) {
       const size_t victim = idx - 1;
-      if (!state.awarded[victim].is_zero() && !problem.candidates[victim].in_floor[failing]) {
+      if (!state.awarded[victim].is_zero() && !problem.candidates[victim].in_floor[failing] &&
+          !problem.candidates[victim].fixed) {
         state.Decline(victim);
         break;
       }

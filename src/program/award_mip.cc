@@ -125,6 +125,11 @@ std::vector<Credits> RunCbc(const AwardProblem& problem, const std::vector<Colum
   }
   std::vector<double> column_lower(columns.size(), 0.0);
   std::vector<double> column_upper(columns.size(), 1.0);
+  // A sponsor's addition has one level, which must be taken.
+  for (size_t col = 0; col < columns.size(); ++col) {
+    if (problem.candidates[columns[col].candidate].fixed) column_lower[col] = 1.0;
+    if (problem.candidates[columns[col].candidate].excluded) column_upper[col] = 0.0;
+  }
 
   OsiClpSolverInterface solver;
   solver.messageHandler()->setLogLevel(0);
@@ -203,7 +208,7 @@ Result<AwardSolution> MipPolicy::Solve(const AwardProblem& problem) const {
   solution.awarded = std::move(awarded);
   solution.objective = Objective(problem, solution.awarded);
   solution.policy = "mip";
-  if (solution.objective + 1e-9 < greedy.objective) {
+  if (solution.objective + 1e-9 < greedy.objective && CheckSolution(problem, greedy.awarded).ok()) {
     greedy.note = "CBC's answer was worse than the greedy; greedy used";
     greedy.bound = std::max(greedy.objective, std::min(greedy.bound, bound));
     return greedy;

@@ -32,6 +32,10 @@ Status ValidateProblem(const AwardProblem& problem) {
         candidate.institution >= static_cast<int>(problem.institution_room.size())) {
       return MakeError(ErrorCode::kInvalidArgument, "malformed candidate", candidate.id);
     }
+    if (candidate.fixed && candidate.levels.size() != 1) {
+      return MakeError(ErrorCode::kInvalidArgument, "a fixed candidate has one level",
+                       candidate.id);
+    }
     for (size_t level_idx = 0; level_idx < candidate.levels.size(); ++level_idx) {
       if (candidate.levels[level_idx] <= Credits::Zero() ||
           (level_idx > 0 && candidate.levels[level_idx] <= candidate.levels[level_idx - 1])) {
@@ -58,6 +62,13 @@ Status CheckSolution(const AwardProblem& problem, const std::vector<Credits>& aw
   std::vector<__int128> per_floor(problem.floors.size(), 0);
   for (size_t idx = 0; idx < awarded.size(); ++idx) {
     const AwardCandidate& candidate = problem.candidates[idx];
+    if (candidate.fixed && awarded[idx] != candidate.requested) {
+      return MakeError(ErrorCode::kOverBudget, "a proposal fixed in is not funded in full",
+                       candidate.id);
+    }
+    if (candidate.excluded && !awarded[idx].is_zero()) {
+      return MakeError(ErrorCode::kInvalidArgument, "a vetoed proposal is funded", candidate.id);
+    }
     if (awarded[idx].is_zero()) continue;
     if (std::find(candidate.levels.begin(), candidate.levels.end(), awarded[idx]) ==
         candidate.levels.end()) {
@@ -114,6 +125,7 @@ double UpperBound(const AwardProblem& problem) {
   for (size_t idx : order) {
     if (room <= 0) break;
     const AwardCandidate& candidate = problem.candidates[idx];
+    if (candidate.excluded) continue;
     const double take = std::min(room, static_cast<double>(candidate.requested.micro()));
     bound += candidate.merit * take / static_cast<double>(Credits::kMicroPerCredit);
     room -= take;

@@ -9,7 +9,9 @@
 //   - the total of all awards <= budget;
 //   - per institution: its awards <= institution_room (what its cap leaves);
 //   - per fairness floor: awards to the floor's members >= share_bp of the total.
-// The all-declined solution is always feasible, so every instance has an optimum.
+// The all-declined solution is always feasible, so every instance has an optimum, unless
+// candidates are fixed in (sponsor additions, which must be funded in full): then the
+// caller checks that the fixed awards fit before solving, and the answer is re-checked.
 //
 // Policies are built by name: "mip" (an exact mixed-integer program solved with
 // COIN-OR CBC, which falls back to "greedy" beyond its size or node limits and reports
@@ -38,6 +40,11 @@ struct AwardCandidate {
   std::vector<Credits> levels;  // ascending, > 0, last == requested
   int institution = -1;         // index into AwardProblem::institution_room; -1: uncapped
   std::vector<bool> in_floor;   // one per floor
+  // Fixed in (a sponsor's addition): must be funded at its full request; its only level
+  // is the request.
+  bool fixed = false;
+  // Excluded (a sponsor's veto): stays in the ranking but may not be funded.
+  bool excluded = false;
 };
 
 struct AwardFloor {

@@ -119,6 +119,73 @@ class SealChecker {
   std::vector<std::pair<std::string, int64_t>> decided_;
 };
 
+// Sponsor overrides (docs/governance.md): each override_recorded while the call is under
+// review is published by exactly one override_committed of the same id, kind and reason
+// after its call's decision_committed, which counts them.
+class OverrideChecker {
+ public:
+  std::string Check(const LogEntry& entry) {
+    const nlohmann::json& data = entry.data;
+    if (!data.is_object()) return "";
+    const auto text = [&](const char* key) {
+      const auto found = data.find(key);
+      return found != data.end() && found->is_string() ? found->get<std::string>() : std::string();
+    };
+    if (entry.type == "override_recorded") {
+      const std::string id = text("override");
+      if (id.empty() || text("call").empty()) return "an override without its id or call";
+      if (overrides_.contains(id)) return "override " + id + " is recorded twice";
+      overrides_[id] = {text("call"), text("kind"), text("reason"), entry.seq, false};
+      return "";
+    }
+    if (entry.type == "decision_committed") {
+      const std::string call = text("call");
+      int64_t recorded = 0;
+      for (const auto& [id, seen] : overrides_) recorded += seen.call == call ? 1 : 0;
+      const auto count = data.find("overrides");
+      const int64_t stated =
+          count != data.end() && count->is_number_integer() ? count->get<int64_t>() : 0;
+      if (stated != recorded) {
+        return "the decision of " + call + " states " + std::to_string(stated) +
+               " override(s) but " + std::to_string(recorded) + " were recorded";
+      }
+      committed_[call] = entry.seq;
+      return "";
+    }
+    if (entry.type == "override_committed") {
+      const auto found = overrides_.find(text("override"));
+      if (found == overrides_.end() || found->second.published ||
+          found->second.call != text("call") || found->second.kind != text("kind") ||
+          found->second.reason != text("reason") || !committed_.contains(text("call"))) {
+        return "override_committed " + text("override") +
+               " does not match an override recorded for its committed decision";
+      }
+      found->second.published = true;
+    }
+    return "";
+  }
+
+  std::pair<int64_t, std::string> Unpublished() const {
+    for (const auto& [id, seen] : overrides_) {
+      if (!seen.published && committed_.contains(seen.call)) {
+        return {seen.seq, "override " + id + " is never published although its call is decided"};
+      }
+    }
+    return {0, ""};
+  }
+
+ private:
+  struct Seen {
+    std::string call;
+    std::string kind;
+    std::string reason;
+    int64_t seq = 0;
+    bool published = false;
+  };
+  std::map<std::string, Seen> overrides_;
+  std::map<std::string, int64_t> committed_;
+};
+
 }  // namespace
 
 std::string SealCommitment(std::string_view salt_hex, const nlohmann::json& content) {
@@ -184,6 +251,7 @@ LogVerification VerifyLog(std::string_view exported) {
     return result;
   };
   SealChecker seals;
+  OverrideChecker overrides;
   size_t position = 0;
   while (position < exported.size()) {
     ++line_number;
@@ -219,10 +287,15 @@ LogVerification VerifyLog(std::string_view exported) {
       return broken("hash does not match the entry's content");
     }
     if (std::string why = seals.Check(entry); !why.empty()) return broken(std::move(why));
+    if (std::string why = overrides.Check(entry); !why.empty()) return broken(std::move(why));
     prev = entry.hash;
     result.entries = line_number;
   }
   if (auto [seq, why] = seals.Unrevealed(); seq != 0) {
+    line_number = seq;
+    return broken(std::move(why));
+  }
+  if (auto [seq, why] = overrides.Unpublished(); seq != 0) {
     line_number = seq;
     return broken(std::move(why));
   }

@@ -390,6 +390,32 @@ Result<ProgramDefinition> ParseProgramToml(std::string_view text, std::optional<
     rules.freeze_when_overdue = o.Bool("freeze_when_overdue", true);
     r.Absorb(o);
   }
+  GovernanceRules& governance = def.governance;
+  if (const toml::table* overrides = r.Table("overrides")) {
+    Reader o(*overrides, "program.overrides");
+    OverrideRules& rules = governance.overrides;
+    rules.max_per_call = o.Integer("max_per_call", 0);
+    rules.max_budget_bp = o.Percent("max_budget_percent", kBasisPointsFull);
+    rules.reasons = o.Strings("reasons");
+    rules.allow_strategic = o.Bool("allow_strategic", false);
+    r.Absorb(o);
+  }
+  if (const toml::table* appeals = r.Table("appeals")) {
+    Reader a(*appeals, "program.appeals");
+    AppealRules& rules = governance.appeals;
+    rules.window_days = a.Integer("window_days", 0);
+    rules.grounds = a.Strings("grounds");
+    rules.reviewers = a.Integer("reviewers", 2);
+    rules.reserve = a.Money("reserve", false);
+    r.Absorb(a);
+  }
+  idx = 0;
+  for (const toml::table* table : r.Tables("sponsor_tie")) {
+    Reader t(*table, "program.sponsor_tie[" + std::to_string(idx++) + "]");
+    governance.sponsor_ties.push_back(
+        {t.String("institution", false), t.String("person", false), t.String("kind")});
+    r.Absorb(t);
+  }
   idx = 0;
   for (const toml::table* table : top.Tables("track"))
     def.tracks.push_back(ReadTrack(top, *table, idx++));

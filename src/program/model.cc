@@ -80,6 +80,28 @@ std::string_view ToString(Rationale rationale) {
       return "declined_no_reviews";
     case Rationale::kDeclinedWithdrawn:
       return "declined_withdrawn";
+    case Rationale::kVetoedByOverride:
+      return "vetoed_by_override";
+    case Rationale::kAddedByOverride:
+      return "added_by_override";
+    case Rationale::kDisplacedByOverride:
+      return "displaced_by_override";
+  }
+  return "unknown";
+}
+
+std::string_view ToString(OverrideKind kind) {
+  return kind == OverrideKind::kVeto ? "veto" : "add";
+}
+
+std::string_view ToString(AppealState state) {
+  switch (state) {
+    case AppealState::kFiled:
+      return "filed";
+    case AppealState::kUpheld:
+      return "upheld";
+    case AppealState::kRejected:
+      return "rejected";
   }
   return "unknown";
 }

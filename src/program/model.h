@@ -98,6 +98,46 @@ struct CallDefinition {
   int64_t reviewers_per_proposal = 3;
 };
 
+// Governance (docs/governance.md): what the sponsor may overrule after expert review,
+// how applicants appeal, and the sponsor's own declared ties.
+//
+// Override reason codes a program may publish. `strategic` is allowed only when the
+// program says so (allow_strategic).
+inline constexpr std::string_view kOverrideReasons[] = {
+    "eligibility", "export_control", "conflict_of_interest", "duplicate_funding", "strategic"};
+inline constexpr std::string_view kAppealGrounds[] = {"procedural_error", "conflict_not_detected",
+                                                      "factual_error"};
+inline constexpr std::string_view kSponsorTieKinds[] = {"employment", "funding", "equity"};
+
+struct OverrideRules {
+  int64_t max_per_call = 0;                  // 0: the program allows no overrides
+  int64_t max_budget_bp = kBasisPointsFull;  // share of the call's budget overrides may move
+  std::vector<std::string> reasons;          // the codes the program publishes
+  bool allow_strategic = false;              // `strategic` may be listed only when true
+  bool allowed() const { return max_per_call > 0; }
+};
+
+struct AppealRules {
+  int64_t window_days = 0;           // days after the decision's commit; 0: no appeals
+  std::vector<std::string> grounds;  // the grounds the program publishes
+  int64_t reviewers = 2;             // reviewers assigned to each appeal
+  Credits reserve;                   // set aside from the program pool at creation
+  bool allowed() const { return window_days > 0; }
+};
+
+// A tie of the sponsor to an institution or a person (employment, funding, equity).
+struct SponsorTie {
+  std::string institution;  // one of the two
+  std::string person;
+  std::string kind;
+};
+
+struct GovernanceRules {
+  OverrideRules overrides;
+  AppealRules appeals;
+  std::vector<SponsorTie> sponsor_ties;
+};
+
 struct ProgramDefinition {
   std::string id;
   std::string name;
@@ -111,6 +151,7 @@ struct ProgramDefinition {
   std::vector<CallDefinition> calls;
   ObligationRules obligations;
   std::string award_policy = "mip";  // "mip" or "greedy" (award_policy.h)
+  GovernanceRules governance;
 };
 
 struct Institution {
@@ -210,6 +251,10 @@ enum class Rationale : uint8_t {
   kDeclinedIneligible,
   kDeclinedNoReviews,
   kDeclinedWithdrawn,
+  // Governance: the sponsor vetoed it, added it, or an override moved it.
+  kVetoedByOverride,
+  kAddedByOverride,
+  kDisplacedByOverride,
 };
 std::string_view ToString(Rationale rationale);
 
@@ -221,6 +266,46 @@ struct ProposalOutcome {
   Credits awarded;
   Rationale rationale = Rationale::kDeclinedBelowLine;
   std::string explanation;
+  // With sponsor overrides: what the optimiser alone awarded, and the overrides that
+  // changed this outcome (its own veto or addition, or all of the call's for a
+  // displaced proposal).
+  Credits base_awarded;
+  std::vector<std::string> overrides;
+};
+
+enum class OverrideKind : uint8_t { kVeto, kAdd };
+std::string_view ToString(OverrideKind kind);
+
+// A sponsor's veto of a funded proposal or addition of a declined one, on a draft.
+struct SponsorOverride {
+  std::string id;  // "<call>:override-N"
+  std::string call;
+  std::string proposal;
+  OverrideKind kind = OverrideKind::kVeto;
+  std::string reason;   // one of the program's published codes
+  std::string text;     // public
+  std::string sponsor;  // the person who made it
+  Credits moved;        // veto: the award it removed; addition: the request it funds
+  int64_t at_us = 0;
+};
+
+enum class AppealState : uint8_t { kFiled, kUpheld, kRejected };
+std::string_view ToString(AppealState state);
+
+// A declined applicant's appeal of a committed decision.
+struct Appeal {
+  std::string id;  // "A-<proposal>"
+  std::string proposal;
+  std::string call;
+  std::string ground;  // one of the program's published grounds
+  std::string text;
+  std::string filed_by;
+  std::vector<std::string> reviewers;  // assigned: did not review it, no conflict with it
+  AppealState state = AppealState::kFiled;
+  std::string reason;  // the officer's, when decided
+  std::string grant;   // an upheld appeal's grant, funded from the appeals reserve
+  int64_t filed_us = 0;
+  int64_t decided_us = 0;
 };
 
 // A floor the eligible proposals cannot reach (their requests, within their

@@ -22,7 +22,7 @@ namespace {
 constexpr uint32_t kProgramMagic = 0x47525053;  // "SPRG"
 // 1: snap branch (own ledger inside). 2: the ledger of record is encoded by Core; the
 // program keeps its id-space ordinal (and its ledger only when it owns one).
-constexpr uint32_t kProgramVersion = 2;
+constexpr uint32_t kProgramVersion = 3;  // 3: governance (overrides, appeals)
 
 // V is T or const T: one Fields() serves writing (const) and reading.
 template <class V, class T>
@@ -60,6 +60,32 @@ void Fields(Io& io, V& v) {
   io(v.obligations.progress_report_months, v.obligations.final_report, v.obligations.paper,
      v.obligations.repository, v.obligations.final_grace_months, v.obligations.freeze_when_overdue);
   io(v.award_policy);
+  io(v.governance);
+}
+template <class Io, Is<OverrideRules> V>
+void Fields(Io& io, V& v) {
+  io(v.max_per_call, v.max_budget_bp, v.reasons, v.allow_strategic);
+}
+template <class Io, Is<AppealRules> V>
+void Fields(Io& io, V& v) {
+  io(v.window_days, v.grounds, v.reviewers, v.reserve);
+}
+template <class Io, Is<SponsorTie> V>
+void Fields(Io& io, V& v) {
+  io(v.institution, v.person, v.kind);
+}
+template <class Io, Is<GovernanceRules> V>
+void Fields(Io& io, V& v) {
+  io(v.overrides, v.appeals, v.sponsor_ties);
+}
+template <class Io, Is<SponsorOverride> V>
+void Fields(Io& io, V& v) {
+  io(v.id, v.call, v.proposal, v.kind, v.reason, v.text, v.sponsor, v.moved, v.at_us);
+}
+template <class Io, Is<Appeal> V>
+void Fields(Io& io, V& v) {
+  io(v.id, v.proposal, v.call, v.ground, v.text, v.filed_by, v.reviewers, v.state, v.reason,
+     v.grant, v.filed_us, v.decided_us);
 }
 template <class Io, Is<Institution> V>
 void Fields(Io& io, V& v) {
@@ -95,6 +121,7 @@ void Fields(Io& io, V& v) {
 template <class Io, Is<ProposalOutcome> V>
 void Fields(Io& io, V& v) {
   io(v.proposal, v.rank, v.merit, v.requested, v.awarded, v.rationale, v.explanation);
+  io(v.base_awarded, v.overrides);
 }
 template <class Io, Is<FloorOutcome> V>
 void Fields(Io& io, V& v) {
@@ -208,7 +235,9 @@ struct In {
   void get(TrackKind& v) { get_enum(v, TrackKind::kEducation); }
   void get(ProposalStatus& v) { get_enum(v, ProposalStatus::kDeclined); }
   void get(ConflictReason& v) { get_enum(v, ConflictReason::kDeclared); }
-  void get(Rationale& v) { get_enum(v, Rationale::kDeclinedWithdrawn); }
+  void get(Rationale& v) { get_enum(v, Rationale::kDisplacedByOverride); }
+  void get(OverrideKind& v) { get_enum(v, OverrideKind::kAdd); }
+  void get(AppealState& v) { get_enum(v, AppealState::kRejected); }
   void get(GrantStatus& v) { get_enum(v, GrantStatus::kClosed); }
   void get(ObligationKind& v) { get_enum(v, ObligationKind::kRepository); }
   void get(ObligationState& v) { get_enum(v, ObligationState::kOverdue); }
@@ -268,6 +297,7 @@ void ProgramState::EncodeState(std::string* out) const {
     o(key, seal.ref, seal.call, seal.version, seal.committed_in, seal.content);
   }
   o(next_account_, next_transfer_, ordinal_);
+  o(overrides_, appeals_);
   // New members go here (and at the same place in DecodeState).
   //
   // The ledger: a program in the ledger of record (the service) leaves it to Core; one
@@ -311,6 +341,7 @@ Result<ProgramState> ProgramState::DecodeState(std::string_view bytes, ledger::L
   get_seals(state.proposal_seals_);
   get_seals(state.review_seals_);
   in(state.next_account_, state.next_transfer_, state.ordinal_);
+  in(state.overrides_, state.appeals_);
   const auto owns = in.r.Get<uint8_t>();
   if (!in.r.ok() || owns > 1 || state.ordinal_ == 0 || (state.ordinal_ & kNamespaceBit) != 0) {
     return MakeError(ErrorCode::kCorruption, "program snapshot: malformed");

@@ -154,6 +154,58 @@ Status ValidateDefinition(const ProgramDefinition& definition) {
   if (track_total > definition.total_budget.micro()) {
     return bad("track budgets add up to more than the total budget", "track.budget");
   }
+  const GovernanceRules& governance = definition.governance;
+  const OverrideRules& overrides = governance.overrides;
+  if (overrides.max_per_call < 0 || overrides.max_per_call > 1000) {
+    return bad("overrides per call must be 0..1000", "program.overrides.max_per_call");
+  }
+  if (overrides.max_budget_bp < 0 || overrides.max_budget_bp > kBasisPointsFull) {
+    return bad("override budget share outside 0..100%", "program.overrides.max_budget_percent");
+  }
+  for (const std::string& reason : overrides.reasons) {
+    if (std::find(std::begin(kOverrideReasons), std::end(kOverrideReasons), reason) ==
+        std::end(kOverrideReasons)) {
+      return bad("unknown override reason " + reason, "program.overrides.reasons");
+    }
+    if (reason == "strategic" && !overrides.allow_strategic) {
+      return bad("strategic overrides are listed but allow_strategic is false",
+                 "program.overrides.reasons");
+    }
+  }
+  if (overrides.allowed() && overrides.reasons.empty()) {
+    return bad("a program that allows overrides publishes their reason codes",
+               "program.overrides.reasons");
+  }
+  const AppealRules& appeals = governance.appeals;
+  if (appeals.window_days < 0 || appeals.window_days > 365) {
+    return bad("appeal window must be 0..365 days", "program.appeals.window_days");
+  }
+  for (const std::string& ground : appeals.grounds) {
+    if (std::find(std::begin(kAppealGrounds), std::end(kAppealGrounds), ground) ==
+        std::end(kAppealGrounds)) {
+      return bad("unknown appeal ground " + ground, "program.appeals.grounds");
+    }
+  }
+  if (appeals.allowed() && appeals.grounds.empty()) {
+    return bad("a program that takes appeals publishes their grounds", "program.appeals.grounds");
+  }
+  if (appeals.reviewers < 1 || appeals.reviewers > 20) {
+    return bad("reviewers per appeal must be 1..20", "program.appeals.reviewers");
+  }
+  if (appeals.reserve.is_negative() ||
+      track_total + appeals.reserve.micro() > definition.total_budget.micro()) {
+    return bad("track budgets and the appeals reserve add up to more than the total budget",
+               "program.appeals.reserve");
+  }
+  for (const SponsorTie& tie : governance.sponsor_ties) {
+    if (tie.institution.empty() == tie.person.empty()) {
+      return bad("a sponsor tie names an institution or a person", "program.sponsor_tie");
+    }
+    if (std::find(std::begin(kSponsorTieKinds), std::end(kSponsorTieKinds), tie.kind) ==
+        std::end(kSponsorTieKinds)) {
+      return bad("a sponsor tie is employment, funding or equity", "program.sponsor_tie.kind");
+    }
+  }
   std::set<std::string> call_ids;
   for (const CallDefinition& call : definition.calls) {
     if (call.id.empty() || !call_ids.insert(call.id).second) {
@@ -232,6 +284,20 @@ Result<ProgramState> ProgramState::Create(ProgramDefinition definition, int64_t 
                          .code = kCodeFunding,
                          .flags = ledger::kLinked});
   }
+  const Credits reserve = def.governance.appeals.reserve;
+  if (!reserve.is_zero()) {
+    // The appeals reserve (docs/governance.md): only programs that keep one have it, so
+    // the accounts of every other program are as they were.
+    accounts.push_back({.id = kAppealsReserveAccount,
+                        .kind = AccountKind::kTrackPool,
+                        .flags = ledger::kDebitsMustNotExceedCredits});
+    transfers.push_back({.id = state.NextTransferId(),
+                         .debit_account_id = kProgramPoolAccount,
+                         .credit_account_id = kAppealsReserveAccount,
+                         .amount = reserve,
+                         .code = kCodeFunding,
+                         .flags = ledger::kLinked});
+  }
   transfers.back().flags = 0;
   ATRIUM_TRY(state.CreateAccountsOrError(std::move(accounts), now_us));
   ATRIUM_TRY(state.TransferOrError(std::move(transfers), now_us));
@@ -253,14 +319,35 @@ Result<ProgramState> ProgramState::Create(ProgramDefinition definition, int64_t 
                       {"share_bp", floor.share_bp},
                       {"tracks", floor.tracks}});
   }
-  state.log_.Append(now_us, "program_created",
-                    {{"program", def.id},
-                     {"name", def.name},
-                     {"currency", def.currency},
-                     {"total_budget", Money(def.total_budget)},
-                     {"tracks", tracks},
-                     {"fairness_floors", floors},
-                     {"award_policy", def.award_policy}});
+  json created = {{"program", def.id},
+                  {"name", def.name},
+                  {"currency", def.currency},
+                  {"total_budget", Money(def.total_budget)},
+                  {"tracks", tracks},
+                  {"fairness_floors", floors},
+                  {"award_policy", def.award_policy}};
+  const GovernanceRules& governance = def.governance;
+  if (governance.overrides.allowed() || governance.appeals.allowed() ||
+      !governance.sponsor_ties.empty()) {
+    // The published rules of governance (absent: no overrides, no appeals, no ties).
+    json ties = json::array();
+    for (const SponsorTie& tie : governance.sponsor_ties) {
+      ties.push_back(
+          {{"institution", tie.institution}, {"person", tie.person}, {"kind", tie.kind}});
+    }
+    created["governance"] = {{"overrides",
+                              {{"max_per_call", governance.overrides.max_per_call},
+                               {"max_budget_bp", governance.overrides.max_budget_bp},
+                               {"reasons", governance.overrides.reasons},
+                               {"allow_strategic", governance.overrides.allow_strategic}}},
+                             {"appeals",
+                              {{"window_days", governance.appeals.window_days},
+                               {"grounds", governance.appeals.grounds},
+                               {"reviewers", governance.appeals.reviewers},
+                               {"reserve", Money(governance.appeals.reserve)}}},
+                             {"sponsor_ties", ties}};
+  }
+  state.log_.Append(now_us, "program_created", std::move(created));
   return state;
 }
 
@@ -744,11 +831,18 @@ Status ProgramState::SubmitReview(const std::string& reviewer, const std::string
 // ---------------------------------------------------------------------------------------
 // The decision.
 
-Result<AwardProblem> ProgramState::BuildProblem(const std::string& call_id,
-                                                std::vector<std::string>* candidate_ids,
-                                                std::map<std::string, double>* merit,
-                                                const WhatIfInput* what_if) const {
+Result<AwardProblem> ProgramState::BuildProblem(
+    const std::string& call_id, std::vector<std::string>* candidate_ids,
+    std::map<std::string, double>* merit, const WhatIfInput* what_if,
+    const std::vector<SponsorOverride>* overrides) const {
   const CallDefinition& call = *FindCall(call_id);
+  std::set<std::string> vetoed;
+  std::set<std::string> fixed_in;
+  if (overrides != nullptr) {
+    for (const SponsorOverride& entry : *overrides) {
+      (entry.kind == OverrideKind::kVeto ? vetoed : fixed_in).insert(entry.proposal);
+    }
+  }
   const Track& track = *FindTrack(call.track);
   std::vector<Review> call_reviews;
   for (const Review& review : reviews_) {
@@ -798,6 +892,11 @@ Result<AwardProblem> ProgramState::BuildProblem(const std::string& call_id,
       }
     }
     candidate.levels.push_back(proposal.requested);
+    candidate.excluded = vetoed.contains(id);
+    if (fixed_in.contains(id)) {
+      candidate.fixed = true;
+      candidate.levels = {proposal.requested};
+    }
     if (!track.institution_cap.is_zero()) {
       auto [slot, added] = institution_index.emplace(
           proposal.institution, static_cast<int>(problem.institution_room.size()));
@@ -821,8 +920,12 @@ Result<AwardProblem> ProgramState::BuildProblem(const std::string& call_id,
   for (size_t floor_idx = 0; floor_idx < problem.floors.size(); ++floor_idx) {
     std::vector<__int128> demand(problem.institution_room.size(), 0);
     __int128 reachable = 0;
+    __int128 fixed_outside = 0;  // sponsor additions outside the floor
     for (const AwardCandidate& candidate : problem.candidates) {
-      if (!candidate.in_floor[floor_idx]) continue;
+      if (candidate.fixed && !candidate.in_floor[floor_idx]) {
+        fixed_outside += candidate.requested.micro();
+      }
+      if (!candidate.in_floor[floor_idx] || candidate.excluded) continue;
       if (candidate.institution < 0) {
         reachable += candidate.requested.micro();
       } else {
@@ -838,6 +941,17 @@ Result<AwardProblem> ProgramState::BuildProblem(const std::string& call_id,
           static_cast<int64_t>(reachable * kBasisPointsFull / problem.budget.micro());
       problem.floors[floor_idx].share_bp =
           std::min(problem.floors[floor_idx].share_bp, reachable_bp);
+    }
+    if (fixed_outside > 0) {
+      // Additions outside the floor are paid whatever happens: the floor's share of the
+      // total can reach at most members / (members + additions outside it).
+      const __int128 members =
+          std::min<__int128>(reachable, problem.budget.micro() - fixed_outside);
+      const auto reach_bp =
+          members <= 0
+              ? int64_t{0}
+              : static_cast<int64_t>(members * kBasisPointsFull / (members + fixed_outside));
+      problem.floors[floor_idx].share_bp = std::min(problem.floors[floor_idx].share_bp, reach_bp);
     }
   }
   return problem;
@@ -926,7 +1040,8 @@ Result<Decision> ProgramState::SolveDecision(const std::string& call_id,
                                              const std::string& policy_name,
                                              const AwardOptions& options,
                                              const WhatIfInput* what_if, int64_t now_us,
-                                             Credits* budget) const {
+                                             Credits* budget,
+                                             const std::vector<SponsorOverride>* overrides) const {
   const CallDefinition* call = FindCall(call_id);
   if (call == nullptr) return MakeError(ErrorCode::kNotFound, "unknown call", "call");
   if (call_state(call_id) != CallState::kClosed) {
@@ -939,10 +1054,16 @@ Result<Decision> ProgramState::SolveDecision(const std::string& call_id,
   std::vector<std::string> candidate_ids;
   std::map<std::string, double> merit;
   ATRIUM_ASSIGN_OR_RETURN(AwardProblem problem,
-                          BuildProblem(call_id, &candidate_ids, &merit, what_if));
+                          BuildProblem(call_id, &candidate_ids, &merit, what_if, overrides));
   if (budget != nullptr) *budget = problem.budget;
   ATRIUM_ASSIGN_OR_RETURN(AwardSolution solution, policy->Solve(problem));
   const Status check = CheckSolution(problem, solution.awarded);
+  if (!check.ok() && overrides != nullptr && !overrides->empty()) {
+    return MakeError(check.error().code,
+                     "the overrides leave no award that keeps the budget, caps and floors: " +
+                         check.error().message,
+                     "proposal");
+  }
   if (!check.ok()) {
     return MakeError(ErrorCode::kSolverFailed,
                      "the award policy returned an infeasible answer: " + check.error().message);
@@ -985,8 +1106,12 @@ Result<Decision> ProgramState::SolveDecision(const std::string& call_id,
 Result<Decision> ProgramState::DraftDecision(const std::string& call_id, int64_t now_us,
                                              const std::string& policy_name,
                                              const AwardOptions& options) {
-  ATRIUM_ASSIGN_OR_RETURN(Decision decision,
-                          SolveDecision(call_id, policy_name, options, nullptr, now_us, nullptr));
+  const auto call_overrides = overrides_.find(call_id);
+  ATRIUM_ASSIGN_OR_RETURN(
+      Decision decision,
+      call_overrides == overrides_.end() || call_overrides->second.empty()
+          ? SolveDecision(call_id, policy_name, options, nullptr, now_us, nullptr)
+          : SolveWithOverrides(call_id, policy_name, options, call_overrides->second, now_us));
 
   // Accepted: keep the normalized figures on the reviews and the draft.
   std::vector<Review> call_reviews;
@@ -1176,8 +1301,12 @@ Status ProgramState::CommitDecision(const std::string& call_id, int64_t now_us) 
   json committed = DecisionFigures(decision);
   committed["call"] = call_id;
   committed["grants"] = static_cast<int64_t>(grants.size());
+  const auto call_overrides = overrides_.find(call_id);
+  const bool overridden = call_overrides != overrides_.end() && !call_overrides->second.empty();
+  if (overridden) committed["overrides"] = static_cast<int64_t>(call_overrides->second.size());
   log_.Append(now_us, "decision_committed", std::move(committed));
   RevealSeals(call_id, now_us);
+  LogOverrides(decision, now_us);
   for (const ProposalOutcome& outcome : decision.outcomes) {
     Proposal& proposal = proposals_.at(outcome.proposal);
     if (proposal.status != ProposalStatus::kWithdrawn) {
@@ -1185,18 +1314,19 @@ Status ProgramState::CommitDecision(const std::string& call_id, int64_t now_us) 
           outcome.awarded.is_zero() ? ProposalStatus::kDeclined : ProposalStatus::kAwarded;
     }
     const Institution& institution = institutions_.at(proposal.institution);
-    log_.Append(now_us, "proposal_decided",
-                {{"proposal", outcome.proposal},
-                 {"rank", outcome.rank},
-                 {"merit_milli", Milli(outcome.merit)},
-                 {"requested", Money(outcome.requested)},
-                 {"awarded", Money(outcome.awarded)},
-                 {"rationale", ToString(outcome.rationale)},
-                 {"explanation", outcome.explanation},
-                 {"institution", institution.id},
-                 {"topics", proposal.input.topics}});
+    json decided = {
+        {"proposal", outcome.proposal},        {"rank", outcome.rank},
+        {"merit_milli", Milli(outcome.merit)}, {"requested", Money(outcome.requested)},
+        {"awarded", Money(outcome.awarded)},   {"rationale", ToString(outcome.rationale)},
+        {"explanation", outcome.explanation},  {"institution", institution.id},
+        {"topics", proposal.input.topics}};
+    if (overridden) {
+      decided["base_awarded"] = Money(outcome.base_awarded);
+      decided["overrides"] = outcome.overrides;
+    }
+    if (const std::string tie = SponsorTieOf(proposal); !tie.empty()) decided["sponsor_tie"] = tie;
+    log_.Append(now_us, "proposal_decided", std::move(decided));
   }
-  const ObligationRules& rules = definition_.obligations;
   for (Grant& grant : grants) {
     institution_awarded_[grant.institution] =
         Credits::FromMicro(InstitutionAwarded(grant.institution).micro() + grant.awarded.micro());
@@ -1215,41 +1345,46 @@ Status ProgramState::CommitDecision(const std::string& call_id, int64_t now_us) 
                  {"start_us", grant.start_us},
                  {"end_us", grant.end_us},
                  {"tranches", tranches}});
-    std::vector<Obligation> obligations;
-    for (size_t idx = 0; idx < rules.progress_report_months.size(); ++idx) {
-      obligations.push_back(
-          {.id = grant.id + "/progress-" + std::to_string(idx + 1),
-           .grant = grant.id,
-           .kind = ObligationKind::kProgressReport,
-           .sequence = static_cast<int64_t>(idx) + 1,
-           .due_us = grant.start_us + rules.progress_report_months[idx] * kMicrosPerMonth});
-    }
-    const int64_t final_due_us = grant.end_us + rules.final_grace_months * kMicrosPerMonth;
-    if (rules.final_report) {
-      obligations.push_back({.id = grant.id + "/final-report",
-                             .grant = grant.id,
-                             .kind = ObligationKind::kFinalReport,
-                             .due_us = final_due_us});
-    }
-    if (rules.paper) {
-      obligations.push_back({.id = grant.id + "/paper",
-                             .grant = grant.id,
-                             .kind = ObligationKind::kPaper,
-                             .due_us = final_due_us});
-    }
-    if (rules.repository) {
-      obligations.push_back({.id = grant.id + "/repository",
-                             .grant = grant.id,
-                             .kind = ObligationKind::kRepository,
-                             .due_us = final_due_us});
-    }
-    for (Obligation& obligation : obligations) {
-      LogObligation(obligation, now_us);
-      obligations_[obligation.id] = std::move(obligation);
-    }
+    AddObligations(grant, now_us);
     grants_[grant.id] = std::move(grant);
   }
   return OkStatus();
+}
+
+void ProgramState::AddObligations(const Grant& grant, int64_t now_us) {
+  const ObligationRules& rules = definition_.obligations;
+  std::vector<Obligation> obligations;
+  for (size_t idx = 0; idx < rules.progress_report_months.size(); ++idx) {
+    obligations.push_back(
+        {.id = grant.id + "/progress-" + std::to_string(idx + 1),
+         .grant = grant.id,
+         .kind = ObligationKind::kProgressReport,
+         .sequence = static_cast<int64_t>(idx) + 1,
+         .due_us = grant.start_us + rules.progress_report_months[idx] * kMicrosPerMonth});
+  }
+  const int64_t final_due_us = grant.end_us + rules.final_grace_months * kMicrosPerMonth;
+  if (rules.final_report) {
+    obligations.push_back({.id = grant.id + "/final-report",
+                           .grant = grant.id,
+                           .kind = ObligationKind::kFinalReport,
+                           .due_us = final_due_us});
+  }
+  if (rules.paper) {
+    obligations.push_back({.id = grant.id + "/paper",
+                           .grant = grant.id,
+                           .kind = ObligationKind::kPaper,
+                           .due_us = final_due_us});
+  }
+  if (rules.repository) {
+    obligations.push_back({.id = grant.id + "/repository",
+                           .grant = grant.id,
+                           .kind = ObligationKind::kRepository,
+                           .due_us = final_due_us});
+  }
+  for (Obligation& obligation : obligations) {
+    LogObligation(obligation, now_us);
+    obligations_[obligation.id] = std::move(obligation);
+  }
 }
 
 // ---------------------------------------------------------------------------------------

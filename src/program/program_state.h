@@ -87,6 +87,7 @@ inline constexpr bool IsReservedId(Id128 id) {
 inline constexpr uint64_t kSponsorAccount = 1;
 inline constexpr uint64_t kProgramPoolAccount = 2;
 inline constexpr uint64_t kClusterRevenueAccount = 3;
+inline constexpr uint64_t kAppealsReserveAccount = 4;   // only when the program keeps one
 inline constexpr uint64_t kTrackPoolAccountBase = 100;  // + track index
 inline constexpr uint64_t kFirstDynamicAccount = 1'000;
 
@@ -149,6 +150,33 @@ class ProgramState {
   // not apply to the call's track, or a share outside 0..10000 bp ("floor").
   Result<WhatIfResult> WhatIf(const std::string& call_id, const WhatIfInput& in) const;
 
+  // Governance (docs/governance.md).
+  // A sponsor's veto of a proposal the draft funds or addition of one it declines, with
+  // one of the program's published reason codes and a public text. Refused with
+  // kOverrideNotAllowed (the program allows none, or not this reason), kOverrideLimit
+  // (count or budget share per call), kInvalidState (no open draft, or the proposal
+  // is not funded / declined as the kind needs, or already overridden), kOverBudget /
+  // kCapExceeded (the additions do not fit). Accepted: the draft is re-solved with the
+  // vetoed proposals excluded and the added ones fixed in, caps and floors kept.
+  Result<SponsorOverride> OverrideDecision(const std::string& call_id,
+                                           const std::string& proposal_id, OverrideKind kind,
+                                           std::string reason, std::string text,
+                                           std::string sponsor, int64_t now_us);
+  // A declined applicant's appeal, within the program's window after the commit, on a
+  // published ground; assigned to reviewers who did not review the proposal and have no
+  // conflict with it. kAppealNotAllowed (no appeals, not declined, ground not published,
+  // already appealed), kAppealWindowClosed.
+  Result<Appeal> FileAppeal(const std::string& proposal_id, std::string ground, std::string text,
+                            std::string filed_by, int64_t now_us);
+  // The officer's decision on an appeal, with a reason. An upheld appeal is funded from
+  // the appeals reserve (kInsufficientCredits if the reserve cannot pay the request; a
+  // program without a reserve records it upheld, unfunded).
+  Result<Appeal> DecideAppeal(const std::string& appeal_id, bool upheld, std::string reason,
+                              int64_t now_us);
+  // Whether the proposal's institution, PI or a co-investigator has a declared tie to
+  // the sponsor; the tie's kind ("" if none).
+  std::string SponsorTieOf(const Proposal& proposal) const;
+
   // Grants.
   Status AddGrantMember(const std::string& grant_id, const std::string& person, int64_t now_us);
   // Charges use to a grant as one transfer (offline tools; the service's jobs are charged
@@ -193,6 +221,11 @@ class ProgramState {
   const std::map<std::string, Decision>& decisions() const { return decisions_; }
   const std::map<std::string, Grant>& grants() const { return grants_; }
   const std::map<std::string, Obligation>& obligations() const { return obligations_; }
+  // The sponsor's overrides, by call, in the order made.
+  const std::map<std::string, std::vector<SponsorOverride>>& overrides() const {
+    return overrides_;
+  }
+  const std::map<std::string, Appeal>& appeals() const { return appeals_; }
   // The ledger the program's accounts live in (shared in the service: use the program's
   // ids, AccountId/TransferId, or ForEachAccount for its own accounts only).
   const ledger::Ledger& ledger() const { return *ledger_; }
@@ -234,12 +267,20 @@ class ProgramState {
   Result<AwardProblem> BuildProblem(const std::string& call_id,
                                     std::vector<std::string>* candidate_ids,
                                     std::map<std::string, double>* merit,
-                                    const WhatIfInput* what_if = nullptr) const;
+                                    const WhatIfInput* what_if = nullptr,
+                                    const std::vector<SponsorOverride>* overrides = nullptr) const;
   // Builds and solves the call's problem (with `what_if`'s changes if given): the draft
   // it would make, without storing or logging it.
   Result<Decision> SolveDecision(const std::string& call_id, const std::string& policy_name,
                                  const AwardOptions& options, const WhatIfInput* what_if,
-                                 int64_t now_us, Credits* budget) const;
+                                 int64_t now_us, Credits* budget,
+                                 const std::vector<SponsorOverride>* overrides = nullptr) const;
+  // The draft with the call's overrides (and `extra`) applied: solved twice, without
+  // and with them, and every outcome an override moved explained.
+  Result<Decision> SolveWithOverrides(const std::string& call_id, const std::string& policy_name,
+                                      const AwardOptions& options,
+                                      const std::vector<SponsorOverride>& overrides,
+                                      int64_t now_us) const;
   void ExplainOutcomes(const AwardProblem& problem, const AwardSolution& solution,
                        const std::vector<std::string>& candidate_ids,
                        const std::map<std::string, double>& merit, Decision* decision) const;
@@ -249,6 +290,10 @@ class ProgramState {
   Status ReturnUnspent(Grant& grant, GrantStatus final_status, int64_t now_us);
   bool HasOverdue(const std::string& grant_id) const;
   void LogObligation(const Obligation& obligation, int64_t now_us);
+  // The obligations of a new grant, per the program's rules, logged.
+  void AddObligations(const Grant& grant, int64_t now_us);
+  // override_committed entries for the committed decision's overrides.
+  void LogOverrides(const Decision& decision, int64_t now_us);
   Status CreateAccountsOrError(std::vector<ledger::AccountSpec> accounts, int64_t now_us);
   uint64_t NextAccountId() { return next_account_++; }
   uint64_t NextTransferId() { return next_transfer_++; }
@@ -284,6 +329,8 @@ class ProgramState {
   std::map<std::string, Grant> grants_;
   std::map<std::string, Obligation> obligations_;
   std::map<std::string, Credits> institution_awarded_;
+  std::map<std::string, std::vector<SponsorOverride>> overrides_;  // by call
+  std::map<std::string, Appeal> appeals_;                          // by appeal id
   // The ledger of record (not owned) or, for a program created without one, owned_ledger_.
   std::unique_ptr<ledger::Ledger> owned_ledger_;
   ledger::Ledger* ledger_ = nullptr;

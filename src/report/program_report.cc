@@ -115,6 +115,136 @@ double Gini(std::vector<double> values) {
   return (2.0 * weighted) / (count * total) - (count + 1.0) / count;
 }
 
+// Governance in the open (docs/governance.md): overrides of committed decisions, appeals,
+// and how proposals tied to the sponsor fared against the others.
+json GovernanceJson(const ProgramState& state) {
+  const program::GovernanceRules& rules = state.definition().governance;
+  json overrides = {{"allowed", rules.overrides.allowed()}};
+  if (!rules.overrides.allowed()) {
+    overrides["statement"] = "This program allows no sponsor overrides.";
+  } else {
+    overrides["max_per_call"] = rules.overrides.max_per_call;
+    overrides["max_budget_percent"] = static_cast<double>(rules.overrides.max_budget_bp) / 100.0;
+    overrides["reasons"] = rules.overrides.reasons;
+  }
+  json per_call = json::array();
+  for (const auto& [call, made] : state.overrides()) {
+    const auto decision = state.decisions().find(call);
+    // A draft's overrides are sealed like the draft: published with the commit.
+    if (decision == state.decisions().end() || !decision->second.committed || made.empty()) {
+      continue;
+    }
+    std::map<std::string, int64_t> by_reason;
+    int64_t vetoes = 0;
+    int64_t additions = 0;
+    Credits moved;
+    for (const program::SponsorOverride& entry : made) {
+      (entry.kind == program::OverrideKind::kVeto ? vetoes : additions) += 1;
+      by_reason[std::string(program::ToString(entry.kind)) + ":" + entry.reason] += 1;
+      moved = Add(moved, entry.moved);
+    }
+    json displaced = json::array();
+    for (const program::ProposalOutcome& outcome : decision->second.outcomes) {
+      if (outcome.rationale != program::Rationale::kDisplacedByOverride) continue;
+      displaced.push_back({{"proposal", outcome.proposal},
+                           {"before", Money(outcome.base_awarded)},
+                           {"after", Money(outcome.awarded)}});
+    }
+    json reasons = json::array();
+    for (const auto& [key, count] : by_reason) {
+      const size_t colon = key.find(':');
+      reasons.push_back(
+          {{"kind", key.substr(0, colon)}, {"reason", key.substr(colon + 1)}, {"count", count}});
+    }
+    per_call.push_back({{"call", call},
+                        {"vetoes", vetoes},
+                        {"additions", additions},
+                        {"by_reason", reasons},
+                        {"budget_moved", Money(moved)},
+                        {"displaced", displaced}});
+  }
+  overrides["calls"] = per_call;
+
+  json appeals = {{"allowed", rules.appeals.allowed()}};
+  if (!rules.appeals.allowed()) {
+    appeals["statement"] = "This program takes no appeals.";
+  } else {
+    appeals["window_days"] = rules.appeals.window_days;
+    appeals["grounds_published"] = rules.appeals.grounds;
+  }
+  std::map<std::string, std::map<std::string, int64_t>> by_ground;
+  std::map<std::string, int64_t> totals;
+  Credits funded;
+  for (const auto& [id, appeal] : state.appeals()) {
+    const std::string outcome(program::ToString(appeal.state));
+    by_ground[appeal.ground]["filed"] += 1;
+    by_ground[appeal.ground][outcome] += 1;
+    totals["filed"] += 1;
+    totals[outcome] += 1;
+    if (!appeal.grant.empty()) funded = Add(funded, state.grants().at(appeal.grant).awarded);
+  }
+  json grounds = json::array();
+  for (auto& [ground, counts] : by_ground) {
+    grounds.push_back({{"ground", ground},
+                       {"filed", counts["filed"]},
+                       {"upheld", counts["upheld"]},
+                       {"rejected", counts["rejected"]},
+                       {"pending", counts["filed"] - counts["upheld"] - counts["rejected"]}});
+  }
+  appeals["filed"] = totals["filed"];
+  appeals["upheld"] = totals["upheld"];
+  appeals["rejected"] = totals["rejected"];
+  appeals["pending"] = totals["filed"] - totals["upheld"] - totals["rejected"];
+  appeals["by_ground"] = grounds;
+  appeals["reserve"] = {
+      {"total", Money(rules.appeals.reserve)},
+      {"funded", Money(funded)},
+      {"left", Money(rules.appeals.reserve.is_zero()
+                         ? Credits::Zero()
+                         : state.AccountBalance(program::kAppealsReserveAccount))}};
+
+  // Sponsor ties: award rate and mean score of decided proposals, tied or not.
+  struct Side {
+    int64_t decided = 0;
+    int64_t awarded = 0;
+    int64_t ranked = 0;
+    double score_sum = 0;
+  };
+  Side tied, others;
+  for (const auto& [call, decision] : state.decisions()) {
+    if (!decision.committed) continue;
+    for (const program::ProposalOutcome& outcome : decision.outcomes) {
+      const program::Proposal& proposal = state.proposals().at(outcome.proposal);
+      if (proposal.status == program::ProposalStatus::kWithdrawn) continue;
+      Side& side = state.SponsorTieOf(proposal).empty() ? others : tied;
+      side.decided += 1;
+      side.awarded += proposal.status == program::ProposalStatus::kAwarded ? 1 : 0;
+      if (outcome.rank > 0) {
+        side.ranked += 1;
+        side.score_sum += outcome.merit;
+      }
+    }
+  }
+  const auto side_json = [](const Side& side) {
+    return json{
+        {"decided", side.decided},
+        {"awarded", side.awarded},
+        {"award_rate", side.decided == 0 ? 0.0
+                                         : Round4(static_cast<double>(side.awarded) /
+                                                  static_cast<double>(side.decided))},
+        {"mean_score",
+         side.ranked == 0 ? 0.0 : Round4(side.score_sum / static_cast<double>(side.ranked))}};
+  };
+  json ties = json::array();
+  for (const program::SponsorTie& tie : rules.sponsor_ties) {
+    ties.push_back({{"institution", tie.institution}, {"person", tie.person}, {"kind", tie.kind}});
+  }
+  return {{"overrides", overrides},
+          {"appeals", appeals},
+          {"sponsor_ties",
+           {{"declared", ties}, {"tied", side_json(tied)}, {"others", side_json(others)}}}};
+}
+
 json ProgramReportJson(const ProgramState& state) {
   const program::ProgramDefinition& def = state.definition();
   Credits committed, released, spent, returned;
@@ -223,6 +353,7 @@ json ProgramReportJson(const ProgramState& state) {
       {"grants", static_cast<int64_t>(state.grants().size())},
       {"proposals", static_cast<int64_t>(state.proposals().size())},
       {"log", LogSummary(state.log())},
+      {"governance", GovernanceJson(state)},
   };
 }
 
@@ -261,6 +392,58 @@ std::string ProgramReportHtml(const ProgramState& state) {
   out += "<h2>Fairness floors</h2>\n" +
          HtmlTable(report["fairness_floors"], {"call", "floor", "required_percent",
                                                "enforced_percent", "achieved_percent", "met"});
+  const json& governance = report["governance"];
+  out += "<h2>Sponsor overrides</h2>\n";
+  if (!governance["overrides"]["allowed"].get<bool>()) {
+    out += "<p>" + Escape(governance["overrides"]["statement"].get<std::string>()) + "</p>\n";
+  } else {
+    json rows = json::array();
+    for (const json& call : governance["overrides"]["calls"]) {
+      std::string displaced;
+      for (const json& item : call["displaced"]) {
+        displaced += (displaced.empty() ? "" : ", ") + item["proposal"].get<std::string>() + " (" +
+                     item["before"].get<std::string>() + " → " + item["after"].get<std::string>() +
+                     ")";
+      }
+      std::string reasons;
+      for (const json& item : call["by_reason"]) {
+        reasons += (reasons.empty() ? "" : ", ") + item["kind"].get<std::string>() + " " +
+                   item["reason"].get<std::string>() + " × " + item["count"].dump();
+      }
+      rows.push_back({{"call", call["call"]},
+                      {"vetoes", call["vetoes"]},
+                      {"additions", call["additions"]},
+                      {"reasons", reasons},
+                      {"budget_moved", call["budget_moved"]},
+                      {"displaced", displaced}});
+    }
+    out += "<p>At most " + governance["overrides"]["max_per_call"].dump() +
+           " per call, moving at most " + governance["overrides"]["max_budget_percent"].dump() +
+           "% of its budget.</p>\n" +
+           HtmlTable(rows, {"call", "vetoes", "additions", "reasons", "budget_moved", "displaced"});
+  }
+  out += "<h2>Appeals</h2>\n";
+  if (!governance["appeals"]["allowed"].get<bool>()) {
+    out += "<p>" + Escape(governance["appeals"]["statement"].get<std::string>()) + "</p>\n";
+  } else {
+    out += "<p>" + governance["appeals"]["filed"].dump() + " filed, " +
+           governance["appeals"]["upheld"].dump() + " upheld, " +
+           governance["appeals"]["rejected"].dump() + " rejected; reserve " +
+           governance["appeals"]["reserve"]["total"].get<std::string>() + ", funded " +
+           governance["appeals"]["reserve"]["funded"].get<std::string>() + ".</p>\n" +
+           HtmlTable(governance["appeals"]["by_ground"],
+                     {"ground", "filed", "upheld", "rejected", "pending"});
+  }
+  if (!governance["sponsor_ties"]["declared"].empty()) {
+    json rows = json::array();
+    for (const char* side : {"tied", "others"}) {
+      json row = governance["sponsor_ties"][side];
+      row["proposals"] = side;
+      rows.push_back(row);
+    }
+    out += "<h2>Proposals tied to the sponsor</h2>\n" +
+           HtmlTable(rows, {"proposals", "decided", "awarded", "award_rate", "mean_score"});
+  }
   json obligation_rows = json::array();
   for (const auto& [key, value] : report["obligations"].items()) {
     obligation_rows.push_back({{"obligations", key}, {"count", value}});

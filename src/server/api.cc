@@ -395,6 +395,10 @@ Result<json> ShowDecision(const ReadRequest& request) {
                         {"awarded", outcome.awarded.ToString()},
                         {"rationale", program::ToString(outcome.rationale)},
                         {"explanation", outcome.explanation}});
+    if (!outcome.overrides.empty()) {  // governance: what the optimiser alone awarded
+      outcomes.back()["base_awarded"] = outcome.base_awarded.ToString();
+      outcomes.back()["overrides"] = outcome.overrides;
+    }
   }
   return json{{"call", decision.call},
               {"policy", decision.policy},
@@ -860,7 +864,7 @@ std::vector<Route> ReadRoutes() {
       {"GET",
        "/v1/programs/{program}/calls/{call}/decision",
        "decision_show",
-       kStaff,
+       kStaff | RoleBit(Role::kSponsor),
        {},
        {},
        200,
