@@ -202,6 +202,8 @@ TEST(OpTableTest, TheApiSurfaceIsTheTable) {
                                              "job_submit",
                                              "job_cancel",
                                              "job_finish",
+                                             "job_run_started",
+                                             "job_run_ended",
                                              "node_drain",
                                              "node_resume",
                                              "institution_add",
