@@ -515,13 +515,15 @@ TEST_F(ServiceTest, RouteRoleMatrixMatchesTheDocument) {
       << "docs/api-roles.md is stale: regenerate it with `atrium serve --routes-markdown`";
 
   const std::vector<std::string> roles = {"admin",   "officer",  "reviewer", "researcher",
-                                          "student", "operator", "public"};
+                                          "student", "operator", "public",   "sponsor"};
   std::map<std::string, std::string> tokens;
   for (const std::string& role : roles) {
     tokens[role] = role == "public" ? ""
                    : role == "admin"
                        ? admin_token_
-                       : MakeToken(role, role == "operator" ? "" : "0000-0002-0260-0005");
+                       : MakeToken(role, role == "operator" || role == "sponsor"
+                                             ? ""
+                                             : "0000-0002-0260-0005");
   }
   int checked = 0;
   std::istringstream lines(documented);

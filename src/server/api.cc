@@ -1064,9 +1064,14 @@ const std::vector<Route>& Routes() {
 }
 
 std::string RoutesMarkdown() {
-  std::string out =
-      "| method | path | operation | admin | officer | reviewer | researcher | student | "
-      "operator | public |\n|---|---|---|---|---|---|---|---|---|---|\n";
+  // One column per role, in the Role enum's order (the header follows it too).
+  std::string out = "| method | path | operation |";
+  std::string rule = "|---|---|---|";
+  for (int role = 0; role < core::kRoleCount; ++role) {
+    out += fmt::format(" {} |", core::ToString(static_cast<Role>(role)));
+    rule += "---|";
+  }
+  out += "\n" + rule + "\n";
   for (const Route& route : Routes()) {
     out += fmt::format("| {} | `{}` | {} |", route.method, route.path, route.name);
     for (int role = 0; role < core::kRoleCount; ++role) {
