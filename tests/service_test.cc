@@ -518,12 +518,11 @@ TEST_F(ServiceTest, RouteRoleMatrixMatchesTheDocument) {
                                           "student", "operator", "public",   "sponsor"};
   std::map<std::string, std::string> tokens;
   for (const std::string& role : roles) {
-    tokens[role] = role == "public" ? ""
-                   : role == "admin"
-                       ? admin_token_
-                       : MakeToken(role, role == "operator" || role == "sponsor"
-                                             ? ""
-                                             : "0000-0002-0260-0005");
+    tokens[role] =
+        role == "public" ? ""
+        : role == "admin"
+            ? admin_token_
+            : MakeToken(role, role == "operator" || role == "sponsor" ? "" : "0000-0002-0260-0005");
   }
   int checked = 0;
   std::istringstream lines(documented);

@@ -129,8 +129,9 @@ void Committer::WriteLoop() {
       in_flight_.pop_front();
       // Groups applied while the last one was written join this transaction (one fsync
       // for all of them): when the journal is the slower stage its groups grow, instead
-      // of each waiting a whole fsync behind the one before.
-      while (!in_flight_.empty()) {
+      // of each waiting a whole fsync behind the one before. A snapshot is stored on its
+      // own, in its place in the order: nothing folds into it, and folding stops at it.
+      while (!flight.snapshot && !in_flight_.empty() && !in_flight_.front().snapshot) {
         InFlight& next = in_flight_.front();
         std::move(next.group.results.begin(), next.group.results.end(),
                   std::back_inserter(flight.group.results));

@@ -17,7 +17,7 @@ namespace atrium::journal {
 namespace {
 
 class CommitterTest : public ::testing::Test {
- protected:
+ public:  // ConcurrentClientsLoseNothing opens stores too
   void SetUp() override {
     path_ = (std::filesystem::path(::testing::TempDir()) /
              ("atrium-committer-" + std::to_string(getpid()) + "-" +
@@ -29,20 +29,34 @@ class CommitterTest : public ::testing::Test {
   void Remove() {
     for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
   }
-  std::unique_ptr<DurableCore> Open() {
+  std::unique_ptr<DurableCore> Open(Options options = {}) {
     auto store = SqliteStore::Open(path_, OpenMode::kReadWriteCreate);
     EXPECT_TRUE(store.ok());
-    auto durable = DurableCore::Open(std::move(*store));
+    auto durable = DurableCore::Open(std::move(*store), options);
     EXPECT_TRUE(durable.ok());
     return std::move(*durable);
   }
   std::string path_;
 };
 
+// Run by the two tests below: with the default snapshot policy, and with a snapshot
+// due every few entries, so snapshots queue between groups the writer folds together.
+void ConcurrentClientsLoseNothing(CommitterTest& test, Options options);
+
 TEST_F(CommitterTest, ConcurrentClientsShareFsyncsAndLoseNothing) {
+  ConcurrentClientsLoseNothing(*this, {});
+}
+
+// A snapshot queued between groups is stored on its own: no group folds into it (their
+// commands would never be written nor answered: a broken promise) and none is lost.
+TEST_F(CommitterTest, SnapshotsBetweenFoldedGroupsLoseNothing) {
+  ConcurrentClientsLoseNothing(*this, Options{.snapshot_entries = 7});
+}
+
+void ConcurrentClientsLoseNothing(CommitterTest& test, Options options) {
   constexpr int kThreads = 8;
   constexpr int kPerThread = 300;
-  auto durable = Open();
+  auto durable = test.Open(options);
   std::vector<ledger::AccountSpec> accounts{{.id = 1, .kind = ledger::AccountKind::kSponsor}};
   for (Id128 id = 100; id < 100 + kThreads; ++id) {
     accounts.push_back({.id = id, .kind = ledger::AccountKind::kGrant});
@@ -85,7 +99,7 @@ TEST_F(CommitterTest, ConcurrentClientsShareFsyncsAndLoseNothing) {
   // Eight clients waiting on each other's fsyncs must have been grouped.
   EXPECT_LT(stats.groups, stats.commands);
   // Everything acknowledged is in the journal after a restart.
-  auto reopened = Open();
+  auto reopened = test.Open();
   EXPECT_EQ(reopened->core().ledger().transfer_count(), static_cast<size_t>(kThreads * kPerThread));
   for (Id128 id = 100; id < 100 + kThreads; ++id) {
     EXPECT_EQ(reopened->core().ledger().FindAccount(id)->balance(), Credits::FromWhole(kPerThread));
