@@ -59,7 +59,8 @@ std::string IsoUtc(std::chrono::system_clock::time_point at) {
 
 // A small program whose call is open at `now` (the service's clock) and closes
 // `closes_in` later.
-std::string ProgramToml(std::chrono::system_clock::time_point now, std::chrono::seconds closes_in) {
+std::string ProgramToml(std::chrono::system_clock::time_point now, std::chrono::seconds closes_in,
+                        const std::string& governance = "", int64_t track_budget = 1000000) {
   std::ostringstream out;
   out << R"([program]
 id = "svc-test"
@@ -82,11 +83,13 @@ paper = true
 repository = false
 final_grace_months = 3
 freeze_when_overdue = true
-[[track]]
+)" << governance
+      << R"([[track]]
 id = "research"
 name = "Research"
 kind = "research"
-budget = 1000000
+)"
+      << "budget = " << track_budget << R"(
 award_cap = 100000
 institution_cap = 500000
 pi_roles = ["faculty"]
@@ -246,7 +249,7 @@ class ServiceTest : public ::testing::Test {
     const std::string toml = (dir_ / "program.toml").string();
     const auto now = ServiceNow();
     closes_at_ = now + closes_in;
-    WriteAll(toml, ProgramToml(now, closes_in));
+    WriteAll(toml, ProgramToml(now, closes_in, governance_, track_budget_));
     officer_ = MakeToken("officer", "");
     Cli({"programs", "create", "--file", toml}, officer_);
     Cli({"cluster", "load", "--file",
@@ -325,6 +328,8 @@ class ServiceTest : public ::testing::Test {
   std::vector<std::unique_ptr<ServiceProcess>> extra_;
   std::string admin_token_;
   std::string officer_, pi1_, pi2_;
+  std::string governance_;  // [program.overrides] etc. for SetUpProgram (docs/governance.md)
+  int64_t track_budget_ = 1000000;
   std::map<std::string, std::string> reviewers_;
   std::chrono::system_clock::time_point closes_at_;
   int cli_calls_ = 0;
@@ -639,6 +644,191 @@ TEST_F(ServiceTest, BadInputIsRefusedAndChangesNothing) {
   expect(Get("/v1/no/such/route", researcher), 404, "not_found");
   EXPECT_EQ(DurableSeq(), before);
   EXPECT_EQ(Get("/v1/programs", admin_token_).body, programs_before);
+}
+
+// Governance over HTTP and through the CLI client (docs/governance.md): a sponsor's veto
+// on the draft, sealed from everyone but the sponsor and the staff until the commit, then
+// public with its text and the proposal it displaced; the vetoed applicant's appeal,
+// upheld and funded from the reserve; every new route's bad input refused with its code
+// and nothing journaled; the exported public log passes `atrium audit verify`, and a
+// changed byte in the override's entry is caught at that entry.
+TEST_F(ServiceTest, GovernanceThroughTheApiAndTheCliClient) {
+  StartService();
+  governance_ = R"([program.overrides]
+max_per_call = 1
+max_budget_percent = 100
+reasons = ["eligibility", "export_control"]
+[program.appeals]
+window_days = 30
+grounds = ["procedural_error", "factual_error"]
+reviewers = 1
+reserve = 50000
+)";
+  track_budget_ = 50000;  // one of the two 50000 proposals is funded
+  SetUpProgram();
+  const std::string sponsor = MakeToken("sponsor", "0000-0002-0260-0064");
+  const std::string base = "/v1/programs/svc-test";
+  const std::string overrides = base + "/calls/c1/decision/overrides";
+  std::string vetoed;
+  std::string displaced;
+  DecideProgram([&] {
+    const json draft = Cli({"decision", "show", "c1", "--program", "svc-test"}, officer_);
+    for (const json& outcome : draft["outcomes"]) {
+      (outcome["awarded"] == "0" ? displaced : vetoed) = outcome["proposal"].get<std::string>();
+    }
+    ASSERT_FALSE(vetoed.empty());
+    ASSERT_FALSE(displaced.empty());
+    // Refused, nothing journaled: roles, reasons, kinds, fields, texts.
+    const uint64_t before = DurableSeq();
+    const auto refused = [&](const Reply& reply, int status, const std::string& code,
+                             const std::string& field) {
+      EXPECT_EQ(reply.status, status) << reply.raw;
+      EXPECT_EQ(reply.body["error"]["code"], code) << reply.raw;
+      if (!field.empty()) EXPECT_EQ(reply.body["error"]["field"], field) << reply.raw;
+    };
+    const json veto = {
+        {"proposal", vetoed}, {"kind", "veto"}, {"reason", "eligibility"}, {"text", "rule 4.2"}};
+    refused(Post(overrides, officer_, veto), 403, "forbidden", "");
+    refused(Post(overrides, pi1_, veto), 403, "forbidden", "");
+    refused(Post(overrides, "", veto), 401, "unauthenticated", "");
+    json bad = veto;
+    bad["reason"] = "strategic";  // not published by this program
+    refused(Post(overrides, sponsor, bad), 422, "override_not_allowed", "reason");
+    bad = veto;
+    bad["kind"] = "maybe";
+    refused(Post(overrides, sponsor, bad), 422, "invalid_argument", "kind");
+    bad = veto;
+    bad["text"] = "";
+    refused(Post(overrides, sponsor, bad), 422, "invalid_argument", "text");
+    bad = veto;
+    bad["surprise"] = 1;
+    refused(Post(overrides, sponsor, bad), 422, "unknown_field", "");
+    bad = veto;
+    bad["proposal"] = displaced;  // declined: cannot be vetoed
+    refused(Post(overrides, sponsor, bad), 409, "invalid_state", "proposal");
+    refused(Post(base + "/calls/nope/decision/overrides", sponsor, veto), 404, "not_found", "");
+    refused(Call("POST", overrides, sponsor, "{\"proposal\": "), 400, "parse_error", "");
+    // Sealed until the commit: the public and researchers are refused, the sponsor sees it.
+    refused(Get(overrides, ""), 403, "forbidden", "call");
+    refused(Get(overrides, pi1_), 403, "forbidden", "call");
+    EXPECT_EQ(DurableSeq(), before);
+
+    const json made = Cli(
+        {"decision", "override", "c1", "--program", "svc-test", "--proposal", vetoed, "--kind",
+         "veto", "--reason", "eligibility", "--text", "Not eligible under rule 4.2 of the call"},
+        sponsor);
+    EXPECT_EQ(made["override"], "c1:override-1");
+    bad = veto;
+    bad["proposal"] = displaced;  // funded now, by the re-solve
+    refused(Post(overrides, sponsor, bad), 422, "override_limit", "call");  // one per call
+    const json sealed = Cli({"decision", "overrides", "c1", "--program", "svc-test"}, sponsor);
+    EXPECT_EQ(sealed["committed"], false);
+    ASSERT_EQ(sealed["items"].size(), 1U);
+    EXPECT_EQ(sealed["items"][0]["text"], "Not eligible under rule 4.2 of the call");
+  });
+  // Committed: public, with the proposal it displaced.
+  const Reply listed = Get(overrides, "");
+  ASSERT_EQ(listed.status, 200) << listed.raw;
+  EXPECT_EQ(listed.body["committed"], true);
+  ASSERT_EQ(listed.body["items"].size(), 1U);
+  const json& made = listed.body["items"][0];
+  EXPECT_EQ(made["id"], "c1:override-1");
+  EXPECT_EQ(made["proposal"], vetoed);
+  EXPECT_EQ(made["kind"], "veto");
+  EXPECT_EQ(made["moved"], "50000");
+  ASSERT_EQ(made["displaced"].size(), 1U);
+  EXPECT_EQ(made["displaced"][0]["proposal"], displaced);
+  EXPECT_EQ(made["displaced"][0]["before"], "0");
+  EXPECT_EQ(made["displaced"][0]["after"], "50000");
+  EXPECT_EQ(Get(base + "/calls/nope/decision/overrides", "").status, 404);
+
+  // The vetoed applicant appeals; the officer upholds it from the reserve.
+  const std::string& vetoed_pi = vetoed == "P1" ? pi1_ : pi2_;
+  const std::string& other_pi = vetoed == "P1" ? pi2_ : pi1_;
+  const std::string appeal = "A-" + vetoed;
+  const uint64_t before_appeal = DurableSeq();
+  EXPECT_EQ(
+      Post(base + "/proposals/" + displaced + "/appeal", other_pi, {{"ground", "factual_error"}})
+          .body["error"]["code"],
+      "appeal_not_allowed");  // funded
+  EXPECT_EQ(Post(base + "/proposals/" + vetoed + "/appeal", vetoed_pi, {{"ground", "whim"}})
+                .body["error"]["code"],
+            "appeal_not_allowed");
+  EXPECT_EQ(Post(base + "/proposals/" + vetoed + "/appeal", other_pi, {{"ground", "factual_error"}})
+                .status,
+            404);  // not theirs to see
+  EXPECT_EQ(DurableSeq(), before_appeal);
+  const json filed = Cli({"appeal", "file", vetoed, "--program", "svc-test", "--ground",
+                          "procedural_error", "--text", "The rule came after the deadline."},
+                         vetoed_pi);
+  EXPECT_EQ(filed["appeal"], appeal);
+  const json staff_view = Cli({"appeal", "list", "c1", "--program", "svc-test"}, officer_);
+  ASSERT_EQ(staff_view["items"].size(), 1U);
+  EXPECT_EQ(staff_view["items"][0]["text"], "The rule came after the deadline.");
+  ASSERT_EQ(staff_view["items"][0]["reviewers"].size(), 1U);
+  const std::string appeal_reviewer = staff_view["items"][0]["reviewers"][0];
+  const json reviews = Cli({"review", "list", "--proposal", vetoed}, officer_);
+  for (const json& review : reviews["items"]) EXPECT_NE(review["reviewer"], appeal_reviewer);
+  const Reply public_view = Get(base + "/calls/c1/appeals", "");
+  ASSERT_EQ(public_view.status, 200) << public_view.raw;
+  ASSERT_EQ(public_view.body["items"].size(), 1U);
+  EXPECT_EQ(public_view.body["items"][0]["state"], "filed");
+  EXPECT_FALSE(public_view.body["items"][0].contains("text"));
+  EXPECT_FALSE(public_view.body["items"][0].contains("reviewers"));
+  EXPECT_EQ(public_view.body["items"][0]["reviewers_assigned"], 1);
+  EXPECT_EQ(Get(base + "/calls/c1/appeals?state=lost", "").body["error"]["field"], "state");
+  EXPECT_EQ(Get(base + "/calls/c1/appeals?state=upheld", "").body["items"].size(), 0U);
+  EXPECT_EQ(Get(base + "/appeals/A-nothing", "").status, 404);
+  EXPECT_EQ(Post(base + "/appeals/" + appeal + "/decide", vetoed_pi,
+                 {{"outcome", "upheld"}, {"reason", "mine"}})
+                .status,
+            403);
+  EXPECT_EQ(Post(base + "/appeals/" + appeal + "/decide", sponsor,
+                 {{"outcome", "upheld"}, {"reason", "mine"}})
+                .status,
+            403);
+  const json decided = Cli({"appeal", "decide", appeal, "--program", "svc-test", "--outcome",
+                            "upheld", "--reason", "The rule did not apply to this call."},
+                           officer_);
+  EXPECT_EQ(decided["grant"], "G-" + vetoed);
+  const json shown = Cli({"appeal", "show", appeal, "--program", "svc-test"}, "");
+  EXPECT_EQ(shown["state"], "upheld");
+  EXPECT_EQ(shown["funded"], "50000");
+  EXPECT_EQ(shown["reason"], "The rule did not apply to this call.");
+  const Reply report = Get(base + "/report", "");
+  EXPECT_EQ(report.body["governance"]["appeals"]["calls"][0]["upheld"], 1);
+  EXPECT_EQ(report.body["governance"]["overrides"]["calls"][0]["items"][0]["text"],
+            "Not eligible under rule 4.2 of the call");
+
+  // The exported public log verifies with `atrium audit verify`; a changed byte in the
+  // override's entry is caught at that entry.
+  const Reply log = Get(base + "/log?limit=1000", "");
+  ASSERT_EQ(log.status, 200);
+  std::string exported;
+  int64_t override_seq = 0;
+  for (const json& entry : log.body["items"]) {
+    exported += entry.dump() + "\n";
+    if (entry["type"] == "override_committed") override_seq = entry["seq"];
+  }
+  ASSERT_GT(override_seq, 0);
+  const std::string file = (dir_ / "log.jsonl").string();
+  WriteAll(file, exported);
+  const testing::ProcessResult verified = testing::Run({ATRIUM_BINARY, "audit", "verify", file});
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+  std::string tampered = exported;
+  const size_t at = tampered.find("Not eligible under rule 4.2");
+  ASSERT_NE(at, std::string::npos);
+  tampered[at] = 'n';
+  WriteAll(file, tampered);
+  const testing::ProcessResult caught = testing::Run({ATRIUM_BINARY, "audit", "verify", file});
+  EXPECT_EQ(caught.exit_code, 1);
+  EXPECT_NE(caught.err.find("entry " + std::to_string(override_seq) + " is broken"),
+            std::string::npos)
+      << caught.err;
+  const testing::ProcessResult ledger =
+      testing::Run({ATRIUM_BINARY, "ledger", "verify", "--db",
+                    db_.empty() ? (dir_ / "data" / "atrium.db").string() : db_});
+  EXPECT_EQ(ledger.exit_code, 0) << ledger.out << ledger.err;
 }
 
 TEST_F(ServiceTest, IdempotentRetriesReturnTheFirstAnswerAcrossRestarts) {

@@ -3,10 +3,13 @@
 #include <openssl/evp.h>
 
 #include <map>
+#include <optional>
+#include <set>
 #include <utility>
 #include <vector>
 
 #include "base/assert.h"
+#include "base/credits.h"
 #include "base/nesting.h"
 
 namespace atrium::program {
@@ -186,6 +189,132 @@ class OverrideChecker {
   std::map<std::string, int64_t> committed_;
 };
 
+// Appeals (docs/governance.md): an appeal_filed names a proposal its committed decision
+// declined, once; an appeal_decided decides a filed appeal, once, with its ground; a grant
+// created from the appeals reserve is claimed by exactly one upheld appeal of the same
+// proposal and amount, and what the reserve funds never exceeds what the program set
+// aside in its program_created entry.
+class AppealChecker {
+ public:
+  std::string Check(const LogEntry& entry) {
+    const nlohmann::json& data = entry.data;
+    if (!data.is_object()) return "";
+    const auto text = [&](const char* key) {
+      const auto found = data.find(key);
+      return found != data.end() && found->is_string() ? found->get<std::string>() : std::string();
+    };
+    const auto credits = [&](const char* key) -> std::optional<Credits> {
+      const Result<Credits> parsed = Credits::Parse(text(key));
+      if (!parsed.ok() || parsed->is_negative()) return std::nullopt;
+      return *parsed;
+    };
+    if (entry.type == "program_created") {
+      const auto governance = data.find("governance");
+      if (governance != data.end() && governance->is_object() && governance->contains("appeals") &&
+          (*governance)["appeals"].is_object()) {
+        const nlohmann::json& appeals = (*governance)["appeals"];
+        const auto found = appeals.find("reserve");
+        const Result<Credits> reserve = found != appeals.end() && found->is_string()
+                                            ? Credits::Parse(found->get<std::string>())
+                                            : Result<Credits>(Credits::Zero());
+        if (!reserve.ok() || reserve->is_negative()) return "the appeals reserve is not an amount";
+        reserve_ = *reserve;
+      }
+      return "";
+    }
+    if (entry.type == "decision_committed") {
+      committed_.insert(text("call"));
+      return "";
+    }
+    if (entry.type == "proposal_decided") {
+      const std::optional<Credits> awarded = credits("awarded");
+      declined_[text("proposal")] = awarded.has_value() && awarded->is_zero();
+      return "";
+    }
+    if (entry.type == "appeal_filed") {
+      const std::string id = text("appeal");
+      const std::string proposal = text("proposal");
+      const auto declined = declined_.find(proposal);
+      if (id != "A-" + proposal || appeals_.contains(id) || !committed_.contains(text("call")) ||
+          declined == declined_.end() || !declined->second) {
+        return "appeal_filed " + id + " does not appeal a proposal declined by a committed " +
+               "decision, once";
+      }
+      appeals_[id] = {proposal, text("call"), text("ground"), false};
+      return "";
+    }
+    if (entry.type == "grant_created" && text("from") == "appeals_reserve") {
+      const std::optional<Credits> amount = credits("amount");
+      const auto appeal = appeals_.find("A-" + text("proposal"));
+      if (!amount.has_value() || appeal == appeals_.end() || appeal->second.decided) {
+        return "grant " + text("grant") + " is funded from the appeals reserve without an appeal";
+      }
+      const Result<Credits> total = funded_.CheckedAdd(*amount);
+      if (!total.ok()) return "the appeals reserve's grants overflow";
+      funded_ = *total;
+      if (funded_ > reserve_) {
+        return "the appeals reserve funds " + funded_.ToString() + ", more than the " +
+               reserve_.ToString() + " set aside";
+      }
+      reserve_grants_[text("grant")] = {text("proposal"), *amount, entry.seq, false};
+      return "";
+    }
+    if (entry.type == "appeal_decided") {
+      const std::string id = text("appeal");
+      const std::string outcome = text("outcome");
+      const auto appeal = appeals_.find(id);
+      if (appeal == appeals_.end() || appeal->second.decided ||
+          appeal->second.proposal != text("proposal") || appeal->second.call != text("call") ||
+          appeal->second.ground != text("ground") ||
+          (outcome != "upheld" && outcome != "rejected")) {
+        return "appeal_decided " + id + " does not decide a filed appeal, once";
+      }
+      appeal->second.decided = true;
+      if (data.contains("grant")) {
+        const auto grant = reserve_grants_.find(text("grant"));
+        const std::optional<Credits> funded = credits("funded");
+        if (outcome != "upheld" || grant == reserve_grants_.end() || grant->second.claimed ||
+            grant->second.proposal != appeal->second.proposal || !funded.has_value() ||
+            *funded != grant->second.amount) {
+          return "appeal_decided " + id + " names a grant the reserve did not fund for it";
+        }
+        grant->second.claimed = true;
+      }
+      return "";
+    }
+    return "";
+  }
+
+  std::pair<int64_t, std::string> Unclaimed() const {
+    for (const auto& [id, grant] : reserve_grants_) {
+      if (!grant.claimed) {
+        return {grant.seq, "grant " + id + " is funded from the appeals reserve by no appeal"};
+      }
+    }
+    return {0, ""};
+  }
+
+ private:
+  struct Filed {
+    std::string proposal;
+    std::string call;
+    std::string ground;
+    bool decided = false;
+  };
+  struct ReserveGrant {
+    std::string proposal;
+    Credits amount;
+    int64_t seq = 0;
+    bool claimed = false;
+  };
+  Credits reserve_;
+  Credits funded_;
+  std::set<std::string> committed_;
+  std::map<std::string, bool> declined_;  // proposal -> declined by its decision
+  std::map<std::string, Filed> appeals_;
+  std::map<std::string, ReserveGrant> reserve_grants_;
+};
+
 }  // namespace
 
 std::string SealCommitment(std::string_view salt_hex, const nlohmann::json& content) {
@@ -252,6 +381,7 @@ LogVerification VerifyLog(std::string_view exported) {
   };
   SealChecker seals;
   OverrideChecker overrides;
+  AppealChecker appeals;
   size_t position = 0;
   while (position < exported.size()) {
     ++line_number;
@@ -288,6 +418,7 @@ LogVerification VerifyLog(std::string_view exported) {
     }
     if (std::string why = seals.Check(entry); !why.empty()) return broken(std::move(why));
     if (std::string why = overrides.Check(entry); !why.empty()) return broken(std::move(why));
+    if (std::string why = appeals.Check(entry); !why.empty()) return broken(std::move(why));
     prev = entry.hash;
     result.entries = line_number;
   }
@@ -296,6 +427,10 @@ LogVerification VerifyLog(std::string_view exported) {
     return broken(std::move(why));
   }
   if (auto [seq, why] = overrides.Unpublished(); seq != 0) {
+    line_number = seq;
+    return broken(std::move(why));
+  }
+  if (auto [seq, why] = appeals.Unclaimed(); seq != 0) {
     line_number = seq;
     return broken(std::move(why));
   }

@@ -408,6 +408,54 @@ TEST_F(GovernanceTest, ATamperedOverrideEntryIsCaught) {
   EXPECT_FALSE(renamed.ok);
 }
 
+// The log's appeal entries are checked too: an appeal of a funded proposal, a decision
+// whose ground or outcome differs from the appeal's, a reserve grant larger than the
+// reserve or claimed by no appeal are refused, at the entry that was changed.
+TEST_F(GovernanceTest, ATamperedAppealEntryIsCaught) {
+  Build(kRules);
+  ASSERT_TRUE(state().CommitDecision("r1", At("2026-03-15")).ok());
+  ASSERT_TRUE(state().FileAppeal("E", "factual_error", "", Person(5), At("2026-03-20")).ok());
+  ASSERT_TRUE(state().DecideAppeal("A-E", true, "the score was misread", At("2026-03-25")).ok());
+  const std::string exported = state().log().Export();
+  ASSERT_TRUE(VerifyLog(exported).ok) << VerifyLog(exported).reason;
+  size_t filed = 0;
+  size_t grant = 0;
+  size_t decided = 0;
+  for (size_t idx = 0; idx < state().log().entries().size(); ++idx) {
+    const LogEntry& entry = state().log().entries()[idx];
+    if (entry.type == "appeal_filed") filed = idx;
+    if (entry.type == "grant_created" && entry.data.value("from", "") == "appeals_reserve") {
+      grant = idx;
+    }
+    if (entry.type == "appeal_decided") decided = idx;
+  }
+  ASSERT_TRUE(filed > 0 && grant > filed && decided > grant);
+  const auto at = [](size_t idx) { return static_cast<int64_t>(idx) + 1; };
+  const auto refused = [&](size_t idx, const std::function<void(json&)>& edit) {
+    const LogVerification verdict = VerifyLog(Forge(exported, idx, edit));
+    EXPECT_FALSE(verdict.ok);
+    return verdict.first_broken;
+  };
+  // An appeal of A, which the decision funded.
+  EXPECT_EQ(refused(filed,
+                    [](json& data) {
+                      data["proposal"] = "A";
+                      data["appeal"] = "A-A";
+                    }),
+            at(filed));
+  // The decision names another ground, or says rejected while a grant is paid.
+  EXPECT_EQ(refused(decided, [](json& data) { data["ground"] = "procedural_error"; }), at(decided));
+  EXPECT_EQ(refused(decided, [](json& data) { data["outcome"] = "rejected"; }), at(decided));
+  // The reserve (100000) pays more than it holds; or pays with no appeal claiming it.
+  EXPECT_EQ(refused(grant, [](json& data) { data["amount"] = "150000"; }), at(grant));
+  EXPECT_EQ(refused(decided,
+                    [](json& data) {
+                      data.erase("grant");
+                      data.erase("funded");
+                    }),
+            at(grant));
+}
+
 TEST_F(GovernanceTest, AppealsWindowGroundsReviewersAndTheReserve) {
   Build(kRules);
   ASSERT_TRUE(state().CommitDecision("r1", At("2026-03-15")).ok());

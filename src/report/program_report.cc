@@ -148,7 +148,18 @@ json GovernanceJson(const ProgramState& state) {
       if (outcome.rationale != program::Rationale::kDisplacedByOverride) continue;
       displaced.push_back({{"proposal", outcome.proposal},
                            {"before", Money(outcome.base_awarded)},
-                           {"after", Money(outcome.awarded)}});
+                           {"after", Money(outcome.awarded)},
+                           {"overrides", outcome.overrides}});
+    }
+    // Each override as its override_committed entry publishes it.
+    json items = json::array();
+    for (const program::SponsorOverride& entry : made) {
+      items.push_back({{"override", entry.id},
+                       {"proposal", entry.proposal},
+                       {"kind", program::ToString(entry.kind)},
+                       {"reason", entry.reason},
+                       {"text", entry.text},
+                       {"moved", Money(entry.moved)}});
     }
     json reasons = json::array();
     for (const auto& [key, count] : by_reason) {
@@ -161,6 +172,7 @@ json GovernanceJson(const ProgramState& state) {
                         {"additions", additions},
                         {"by_reason", reasons},
                         {"budget_moved", Money(moved)},
+                        {"items", items},
                         {"displaced", displaced}});
   }
   overrides["calls"] = per_call;
@@ -172,30 +184,46 @@ json GovernanceJson(const ProgramState& state) {
     appeals["window_days"] = rules.appeals.window_days;
     appeals["grounds_published"] = rules.appeals.grounds;
   }
-  std::map<std::string, std::map<std::string, int64_t>> by_ground;
-  std::map<std::string, int64_t> totals;
+  // Counts by ground, for the program ("") and for each call.
+  using Counts = std::map<std::string, int64_t>;
+  std::map<std::string, std::map<std::string, Counts>> by_ground;  // call -> ground -> counts
+  std::map<std::string, Counts> totals;                            // call -> counts
   Credits funded;
   for (const auto& [id, appeal] : state.appeals()) {
     const std::string outcome(program::ToString(appeal.state));
-    by_ground[appeal.ground]["filed"] += 1;
-    by_ground[appeal.ground][outcome] += 1;
-    totals["filed"] += 1;
-    totals[outcome] += 1;
+    for (const std::string& scope : {std::string(), appeal.call}) {
+      by_ground[scope][appeal.ground]["filed"] += 1;
+      by_ground[scope][appeal.ground][outcome] += 1;
+      totals[scope]["filed"] += 1;
+      totals[scope][outcome] += 1;
+    }
     if (!appeal.grant.empty()) funded = Add(funded, state.grants().at(appeal.grant).awarded);
   }
-  json grounds = json::array();
-  for (auto& [ground, counts] : by_ground) {
-    grounds.push_back({{"ground", ground},
-                       {"filed", counts["filed"]},
-                       {"upheld", counts["upheld"]},
-                       {"rejected", counts["rejected"]},
-                       {"pending", counts["filed"] - counts["upheld"] - counts["rejected"]}});
+  const auto counted = [&](const std::string& scope, json* out) {
+    json grounds = json::array();
+    for (auto& [ground, counts] : by_ground[scope]) {
+      grounds.push_back({{"ground", ground},
+                         {"filed", counts["filed"]},
+                         {"upheld", counts["upheld"]},
+                         {"rejected", counts["rejected"]},
+                         {"pending", counts["filed"] - counts["upheld"] - counts["rejected"]}});
+    }
+    Counts& total = totals[scope];
+    (*out)["filed"] = total["filed"];
+    (*out)["upheld"] = total["upheld"];
+    (*out)["rejected"] = total["rejected"];
+    (*out)["pending"] = total["filed"] - total["upheld"] - total["rejected"];
+    (*out)["by_ground"] = grounds;
+  };
+  counted("", &appeals);
+  json appeal_calls = json::array();
+  for (const auto& [call, counts] : totals) {
+    if (call.empty()) continue;
+    json entry = {{"call", call}};
+    counted(call, &entry);
+    appeal_calls.push_back(std::move(entry));
   }
-  appeals["filed"] = totals["filed"];
-  appeals["upheld"] = totals["upheld"];
-  appeals["rejected"] = totals["rejected"];
-  appeals["pending"] = totals["filed"] - totals["upheld"] - totals["rejected"];
-  appeals["by_ground"] = grounds;
+  appeals["calls"] = std::move(appeal_calls);
   appeals["reserve"] = {
       {"total", Money(rules.appeals.reserve)},
       {"funded", Money(funded)},
@@ -211,17 +239,22 @@ json GovernanceJson(const ProgramState& state) {
     double score_sum = 0;
   };
   Side tied, others;
+  std::vector<std::pair<std::string, std::pair<Side, Side>>> by_call;  // committed calls
   for (const auto& [call, decision] : state.decisions()) {
     if (!decision.committed) continue;
+    by_call.push_back({call, {}});
     for (const program::ProposalOutcome& outcome : decision.outcomes) {
       const program::Proposal& proposal = state.proposals().at(outcome.proposal);
       if (proposal.status == program::ProposalStatus::kWithdrawn) continue;
-      Side& side = state.SponsorTieOf(proposal).empty() ? others : tied;
-      side.decided += 1;
-      side.awarded += proposal.status == program::ProposalStatus::kAwarded ? 1 : 0;
-      if (outcome.rank > 0) {
-        side.ranked += 1;
-        side.score_sum += outcome.merit;
+      const bool is_tied = !state.SponsorTieOf(proposal).empty();
+      for (Side* side : {is_tied ? &tied : &others,
+                         is_tied ? &by_call.back().second.first : &by_call.back().second.second}) {
+        side->decided += 1;
+        side->awarded += proposal.status == program::ProposalStatus::kAwarded ? 1 : 0;
+        if (outcome.rank > 0) {
+          side->ranked += 1;
+          side->score_sum += outcome.merit;
+        }
       }
     }
   }
@@ -239,10 +272,18 @@ json GovernanceJson(const ProgramState& state) {
   for (const program::SponsorTie& tie : rules.sponsor_ties) {
     ties.push_back({{"institution", tie.institution}, {"person", tie.person}, {"kind", tie.kind}});
   }
+  json tie_calls = json::array();
+  for (const auto& [call, sides] : by_call) {
+    tie_calls.push_back(
+        {{"call", call}, {"tied", side_json(sides.first)}, {"others", side_json(sides.second)}});
+  }
   return {{"overrides", overrides},
           {"appeals", appeals},
           {"sponsor_ties",
-           {{"declared", ties}, {"tied", side_json(tied)}, {"others", side_json(others)}}}};
+           {{"declared", ties},
+            {"tied", side_json(tied)},
+            {"others", side_json(others)},
+            {"calls", tie_calls}}}};
 }
 
 json ProgramReportJson(const ProgramState& state) {

@@ -409,6 +409,128 @@ Result<json> ShowDecision(const ReadRequest& request) {
               {"outcomes", std::move(outcomes)}};
 }
 
+// ---- governance (docs/governance.md) ------------------------------------------------
+
+// Whether the caller may see a call's overrides before its decision is committed: the
+// sponsor who makes them and the staff who run the call. Everyone once it is committed.
+bool SeesSealedGovernance(const Actor& actor) {
+  return core::IsStaff(actor) || actor.role == Role::kSponsor;
+}
+
+// GET .../calls/{call}/decision/overrides: the call's overrides. Public once the decision
+// is committed (what its override_committed entries publish); before, sealed like the
+// draft (sponsor, officer, admin only).
+Result<json> ListOverrides(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  ATRIUM_ASSIGN_OR_RETURN(const Page page, PageOf(request));
+  const std::string& call = request.params.at("call");
+  if (program->FindCall(call) == nullptr) {
+    return Error{ErrorCode::kNotFound, "no call " + call, "call"};
+  }
+  const auto decision = program->decisions().find(call);
+  const bool committed = decision != program->decisions().end() && decision->second.committed;
+  if (!committed && !SeesSealedGovernance(request.actor)) {
+    return Error{ErrorCode::kForbidden,
+                 "a call's overrides are sealed until its decision is committed", "call"};
+  }
+  static const std::vector<program::SponsorOverride> kNone;
+  const auto found = program->overrides().find(call);
+  const std::vector<program::SponsorOverride>& made =
+      found == program->overrides().end() ? kNone : found->second;
+  ATRIUM_ASSIGN_OR_RETURN(
+      json listed,
+      ListVector(
+          made, page, [](const program::SponsorOverride&) { return true; },
+          [&](const program::SponsorOverride& entry) {
+            json displaced = json::array();
+            if (decision != program->decisions().end()) {
+              for (const program::ProposalOutcome& outcome : decision->second.outcomes) {
+                if (outcome.rationale == program::Rationale::kDisplacedByOverride &&
+                    std::find(outcome.overrides.begin(), outcome.overrides.end(), entry.id) !=
+                        outcome.overrides.end()) {
+                  displaced.push_back({{"proposal", outcome.proposal},
+                                       {"before", outcome.base_awarded.ToString()},
+                                       {"after", outcome.awarded.ToString()}});
+                }
+              }
+            }
+            return json{{"id", entry.id},
+                        {"call", entry.call},
+                        {"proposal", entry.proposal},
+                        {"kind", program::ToString(entry.kind)},
+                        {"reason", entry.reason},
+                        {"text", entry.text},
+                        {"sponsor", entry.sponsor},
+                        {"moved", entry.moved.ToString()},
+                        {"made_us", entry.at_us},
+                        {"displaced", std::move(displaced)}};
+          }));
+  listed["committed"] = committed;
+  return listed;
+}
+
+// An appeal as the caller may see it. Everyone: what the log publishes (ground, state,
+// the officer's reason, the grant, the count of reviewers). The staff and the proposal's
+// own team also see the applicant's text, who filed it and the reviewers' names.
+json AppealView(const program::ProgramState& program, const Actor& actor,
+                const program::Appeal& appeal) {
+  json view = {{"id", appeal.id},
+               {"proposal", appeal.proposal},
+               {"call", appeal.call},
+               {"ground", appeal.ground},
+               {"state", program::ToString(appeal.state)},
+               {"reason", appeal.reason},
+               {"grant", appeal.grant},
+               {"reviewers_assigned", appeal.reviewers.size()},
+               {"filed_us", appeal.filed_us},
+               {"decided_us", appeal.decided_us}};
+  if (!appeal.grant.empty()) {
+    const auto grant = program.grants().find(appeal.grant);
+    if (grant != program.grants().end()) view["funded"] = grant->second.awarded.ToString();
+  }
+  const auto proposal = program.proposals().find(appeal.proposal);
+  const bool own = proposal != program.proposals().end() && !actor.person.empty() &&
+                   (actor.role == Role::kResearcher || actor.role == Role::kStudent) &&
+                   core::CanSeeProposal(program, actor, proposal->second);
+  if (core::IsStaff(actor) || own) {
+    view["text"] = appeal.text;
+    view["filed_by"] = appeal.filed_by;
+    if (core::IsStaff(actor)) view["reviewers"] = appeal.reviewers;
+  }
+  return view;
+}
+
+// GET .../calls/{call}/appeals: the appeals of a call's committed decision (appeals exist
+// only after the commit, so they are public), filter ?state=filed|upheld|rejected.
+Result<json> ListAppeals(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  ATRIUM_ASSIGN_OR_RETURN(const Page page, PageOf(request));
+  const std::string& call = request.params.at("call");
+  if (program->FindCall(call) == nullptr) {
+    return Error{ErrorCode::kNotFound, "no call " + call, "call"};
+  }
+  const std::string state = QueryValue(request, "state");
+  if (!state.empty() && state != "filed" && state != "upheld" && state != "rejected") {
+    return Error{ErrorCode::kInvalidArgument, "state must be filed, upheld or rejected", "state"};
+  }
+  return ListMap(
+      program->appeals(), page,
+      [&](const program::Appeal& appeal) {
+        return appeal.call == call && (state.empty() || program::ToString(appeal.state) == state);
+      },
+      [&](const program::Appeal& appeal) { return AppealView(*program, request.actor, appeal); });
+}
+
+Result<json> ShowAppeal(const ReadRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(const program::ProgramState* program, ProgramOf(request));
+  const std::string& id = request.params.at("appeal");
+  const auto found = program->appeals().find(id);
+  if (found == program->appeals().end()) {
+    return Error{ErrorCode::kNotFound, "no appeal " + id, "appeal"};
+  }
+  return AppealView(*program, request.actor, found->second);
+}
+
 // A percent with at most two decimals ("25", "12.5", "0.25") as basis points, exactly.
 std::optional<int64_t> PercentToBp(std::string_view text) {
   const size_t dot = text.find('.');
@@ -870,6 +992,35 @@ std::vector<Route> ReadRoutes() {
        200,
        ShowDecision,
        "The call's draft or committed decision"},
+      {"GET",
+       "/v1/programs/{program}/calls/{call}/decision/overrides",
+       "override_list",
+       kAll,
+       {},
+       {},
+       200,
+       ListOverrides,
+       "The sponsor's overrides of a call: public once its decision is committed, before "
+       "that the sponsor's and the staff's only"},
+      {"GET",
+       "/v1/programs/{program}/calls/{call}/appeals",
+       "appeal_list",
+       kAll,
+       {},
+       {},
+       200,
+       ListAppeals,
+       "Appeals of a call's committed decision, filter ?state=filed|upheld|rejected (the "
+       "applicant's text and the reviewers: staff and the proposal's team)"},
+      {"GET",
+       "/v1/programs/{program}/appeals/{appeal}",
+       "appeal_show",
+       kAll,
+       {},
+       {},
+       200,
+       ShowAppeal,
+       "An appeal"},
       {"GET",
        "/v1/programs/{program}/calls/{call}/whatif",
        "decision_whatif",

@@ -2,7 +2,12 @@
 // against a real `atrium serve` seeded through the API: every page loads and shows the
 // numbers the API returns, the main actions work from the page, the public page verifies
 // the decision log and reports an altered entry, axe-core finds no serious or critical
-// violation on any page, and no page breaks its Content-Security-Policy. Playwright gives
+// violation on any page, and no page breaks its Content-Security-Policy. Governance: the
+// sponsor vetoes a funded proposal before the commit (the public page and the API keep it
+// sealed until then), the vetoed applicant appeals and the officer upholds it from the
+// reserve; the public page then shows the override with its text, the budget it moved,
+// the proposal it displaced, the appeal by ground and the sponsor-tied proposals against
+// the others, as the report says; a program without rules says it allows no overrides. Playwright gives
 // chromium a fresh temporary profile (--user-data-dir) per launch. Screenshots go to
 // --out. Exits non-zero on the first failure.
 //
@@ -15,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 
-import { CALL, PEOPLE, PROGRAM, seedCycle, startServer } from './seed.mjs';
+import { CALL, PEOPLE, PROGRAM, QUIET_PROGRAM, programToml, seedCycle, startServer } from './seed.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const sourceDir = path.resolve(here, '../..');
@@ -68,6 +73,57 @@ async function checkStaticHeaders(url) {
   assert.ok([400, 404].includes(traversal.status), `traversal answered ${traversal.status}`);
   const dotfile = await fetch(`${url}/assets/.hidden`);
   assert.equal(dotfile.status, 404);
+}
+
+const OVERRIDE_TEXT = 'The PI is not eligible under rule 4.2 of the call';
+const APPEAL_REASON = 'Rule 4.2 did not apply to this call.';
+const gov = {};
+
+// The public page's governance section against the report (which only shows committed
+// decisions) and the API's override and appeal lists.
+async function checkGovernance(page, report, call, programPath) {
+  const g = report.governance;
+  const texts = (selector) => page.$$eval(selector, (tds) => tds.map((td) => td.textContent));
+  const rowsOf = (caption) => page.$$eval('section[aria-labelledby="s-governance"] table', (tables, c) => {
+    const t = tables.find((x) => x.querySelector('caption')?.textContent === c);
+    return t ? [...t.querySelectorAll('tbody tr')].map((tr) => [...tr.children].map((td) => td.textContent)) : null;
+  }, caption);
+  assert.match(await page.textContent('#gov-override-rules'), /at most 1 per call, moving at most 60% of its budget/);
+  assert.equal(await page.$('#gov-no-overrides'), null);
+  const block = `section[aria-labelledby="s-governance"] .gov-call[data-call="${CALL}"]`;
+  const made = g.overrides.calls.find((c) => c.call === CALL);
+  assert.ok(made, 'the report shows the committed call\'s overrides');
+  const cardsShown = await page.$$eval(`${block} .card`, (cs) => Object.fromEntries(cs.map((c) => [c.querySelector('.label').textContent, c.querySelector('.value').textContent])));
+  assert.equal(cardsShown.Vetoes, '1');
+  assert.equal(cardsShown.Additions, '0');
+  assert.equal(cardsShown['Budget moved'], formatCredits(made.budget_moved));
+  assert.ok(Number(made.budget_moved) > 0);
+  const listed = await call(null, 'GET', `${programPath}/calls/${CALL}/decision/overrides`);
+  assert.equal(listed.committed, true);
+  assert.equal(listed.items.length, 1);
+  assert.deepEqual(await rowsOf(`Overrides in ${CALL}`),
+    [[gov.override, gov.vetoed, 'veto', 'eligibility', OVERRIDE_TEXT, formatCredits(listed.items[0].moved)]]);
+  assert.deepEqual(await rowsOf(`Overrides in ${CALL} by kind and reason`), [['veto', 'eligibility', '1']]);
+  const displaced = listed.items[0].displaced;
+  assert.equal(displaced.length, 1);
+  assert.equal(displaced[0].proposal, gov.displaced);
+  assert.deepEqual(await rowsOf(`Proposals displaced by overrides in ${CALL}`),
+    [[gov.displaced, '0', formatCredits(displaced[0].after), gov.override]]);
+  assert.deepEqual(await rowsOf(`Appeals in ${CALL} by ground`), [['procedural_error', '1', '1', '0', '0']]);
+  const appeal = (await call(null, 'GET', `${programPath}/calls/${CALL}/appeals`)).items;
+  assert.equal(appeal.length, 1);
+  assert.deepEqual(await rowsOf(`Appeals in ${CALL}`),
+    [[`A-${gov.vetoed}`, gov.vetoed, 'procedural_error', 'upheld', APPEAL_REASON, formatCredits(appeal[0].funded)]]);
+  assert.match(await page.textContent('#gov-appeal-rules'), new RegExp(`funded ${formatCredits(g.appeals.reserve.funded)}`));
+  const sides = g.sponsor_ties.calls.find((c) => c.call === CALL);
+  assert.equal(sides.tied.decided, 1, 'D1 (northfield) is tied to the sponsor');
+  assert.deepEqual(await rowsOf(`Proposals tied to the sponsor in ${CALL}`), [
+    ['tied to the sponsor', String(sides.tied.decided), String(sides.tied.awarded), `${(sides.tied.award_rate * 100).toFixed(1)}%`, sides.tied.mean_score.toFixed(2)],
+    ['others', String(sides.others.decided), String(sides.others.awarded), `${(sides.others.award_rate * 100).toFixed(1)}%`, sides.others.mean_score.toFixed(2)],
+  ]);
+  // The per-proposal rationale from the log names the override's effects.
+  const rationale = await texts('section[aria-labelledby="s-decisions"] table:nth-of-type(2) tbody tr td:nth-child(5)');
+  assert.ok(rationale.includes('vetoed_by_override') && rationale.includes('displaced_by_override'), rationale.join(', '));
 }
 
 async function main() {
@@ -224,12 +280,59 @@ async function main() {
       step(`officer: what-if with budget ${smaller} awards ${expected.total_awarded} (draft ${draft.total_awarded})`);
       await axe(page, 'officer');
       await shoot(page, 'officer');
+
+      // The sponsor vetoes the smallest funded proposal of the draft: the declined one is
+      // re-solved into the award. Sealed until the commit: the public gets 403 from the
+      // override list and the public page shows neither the override nor its text.
+      const funded = draft.outcomes.filter((o) => Number(o.awarded) > 0).sort((a, b) => Number(a.awarded) - Number(b.awarded));
+      const declined = draft.outcomes.filter((o) => Number(o.awarded) === 0);
+      assert.equal(funded.length, 2, 'the track funds two of the three proposals');
+      assert.equal(declined.length, 1);
+      gov.vetoed = funded[0].proposal;
+      gov.displaced = declined[0].proposal;
+      const made = await call(tokens.sponsor, 'POST', `${programPath}/calls/${CALL}/decision/overrides`,
+        { proposal: gov.vetoed, kind: 'veto', reason: 'eligibility', text: OVERRIDE_TEXT });
+      gov.override = made.override;
+      assert.equal(gov.override, `${CALL}:override-1`);
+      const redrawn = await call(tokens.officer, 'GET', `${programPath}/calls/${CALL}/decision`);
+      const outcome = (id) => redrawn.outcomes.find((o) => o.proposal === id);
+      assert.equal(outcome(gov.vetoed).rationale, 'vetoed_by_override');
+      assert.equal(outcome(gov.vetoed).awarded, '0');
+      assert.equal(outcome(gov.displaced).rationale, 'displaced_by_override');
+      assert.deepEqual(outcome(gov.displaced).overrides, [gov.override]);
+      assert.ok(Number(outcome(gov.displaced).awarded) > 0, 'the veto displaced the declined proposal into the award');
+      const sealed = await fetch(`${server.url}${programPath}/calls/${CALL}/decision/overrides`);
+      assert.equal(sealed.status, 403, 'a draft\'s overrides are sealed from the public');
+      const seen = await call(tokens.sponsor, 'GET', `${programPath}/calls/${CALL}/decision/overrides`);
+      assert.equal(seen.committed, false);
+      assert.equal(seen.items[0].text, OVERRIDE_TEXT);
+      const early = await open('public', null);
+      assert.doesNotMatch(await early.page.textContent('main'), new RegExp(OVERRIDE_TEXT), 'no override text before the commit');
+      assert.match(await early.page.textContent('section[aria-labelledby="s-governance"]'), /No committed decision yet/);
+      await done(early, 'public-before-commit');
+      step(`sponsor: vetoed ${gov.vetoed}, ${gov.displaced} displaced into the award; sealed until the commit`);
+      await page.reload();
+      await rendered(page, 'officer');
       await page.click(`#commit-${CALL}`);
       await waitNotice(page, /Commit of .*: done/);
       const committed = await call(tokens.officer, 'GET', `${programPath}/calls/${CALL}/decision`);
       assert.equal(committed.committed, true, 'the decision was committed from the page');
       await done(session, 'officer');
       step(`officer: drafted (mip, then greedy what-if) and committed ${committed.total_awarded}`);
+    }
+    // ---- appeal: the vetoed applicant appeals, the officer upholds it from the reserve --
+    {
+      const piKey = { D1: 'pi1', D2: 'pi2', D3: 'pi3' }[gov.vetoed];
+      const filed = await call(tokens[piKey], 'POST', `${programPath}/proposals/${gov.vetoed}/appeal`, { ground: 'procedural_error', text: 'The eligibility rule was applied after the deadline.' });
+      assert.equal(filed.appeal, `A-${gov.vetoed}`);
+      assert.equal(filed.reviewers, 1);
+      const decided = await call(tokens.officer, 'POST', `${programPath}/appeals/${filed.appeal}/decide`, { outcome: 'upheld', reason: APPEAL_REASON });
+      assert.equal(decided.state, 'upheld');
+      assert.equal(decided.grant, `G-${gov.vetoed}`);
+      const shown = await call(null, 'GET', `${programPath}/appeals/${filed.appeal}`);
+      assert.equal(shown.state, 'upheld');
+      assert.ok(!('text' in shown) && !('reviewers' in shown), 'the public sees what the log publishes, not the applicant\'s text or the reviewers');
+      step(`appeal ${filed.appeal} upheld, funded ${shown.funded} from the reserve`);
     }
     const grants = (await call(tokens.officer, 'GET', `${programPath}/grants`)).items;
     assert.ok(grants.length > 0, 'the decision created grants');
@@ -331,6 +434,7 @@ async function main() {
       assert.equal(budget.Total, formatCredits(report.budget.total));
       const rationale = await page.$$eval('section[aria-labelledby="s-decisions"] table:nth-of-type(2) tbody tr', (trs) => trs.length);
       assert.equal(rationale, 3, 'a rationale row per proposal');
+      await checkGovernance(page, report, call, programPath);
       await axe(page, 'public');
       await shoot(page, 'public');
       // Alter one byte of one entry in transit: the page must say the log is broken.
@@ -349,6 +453,22 @@ async function main() {
       await shoot(page, 'public-tampered');
       await done(session, 'public');
       step(`public: verified ${report.log.entries} entries; altered copy rejected (${failed.slice(0, 60)}…)`);
+    }
+
+    // ---- a program without governance rules says so -----------------------------------
+    {
+      const now = Math.floor(Date.now() / 1000);
+      await call(tokens.officer, 'POST', '/v1/programs', { toml: programToml(now, now + 3600, { id: QUIET_PROGRAM, governance: false }) });
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      const page = await context.newPage();
+      await page.goto(`${server.url}/#/public?program=${QUIET_PROGRAM}`);
+      await rendered(page, 'public');
+      assert.equal(await page.inputValue('#program-select'), QUIET_PROGRAM);
+      assert.equal(await page.textContent('#gov-no-overrides'), 'This program allows no sponsor overrides.');
+      assert.equal(await page.textContent('#gov-no-appeals'), 'This program takes no appeals.');
+      assert.equal(await page.$('#gov-override-rules'), null);
+      await context.close();
+      step('public: a program without rules says it allows no overrides and takes no appeals');
     }
 
     // ---- every page signed out says what it needs ----------------------------------

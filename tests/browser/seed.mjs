@@ -17,6 +17,7 @@ export const PEOPLE = {
   reviewerA: '0000-0002-0260-0021',
   reviewerB: '0000-0002-0260-003X',
   conflicted: '0000-0002-0260-0056',
+  sponsor: '0000-0002-0260-0064',
 };
 
 export async function startServer({ atrium, webRoot, log = false }) {
@@ -73,9 +74,30 @@ export function client(url) {
 
 const iso = (unix) => new Date(unix * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
 
-function programToml(now, closes) {
+// Governance of the seeded program (docs/governance.md): one sponsor override per call on
+// published reasons, appeals for 30 days funded from a reserve, and a declared tie of
+// the sponsor to northfield (D1's institution). The track's 7,000,000 funds two of the
+// three proposals, so a veto displaces the third into the award.
+const GOVERNANCE = `[program.overrides]
+max_per_call = 1
+max_budget_percent = 60
+reasons = ["eligibility", "export_control", "conflict_of_interest"]
+[program.appeals]
+window_days = 30
+grounds = ["procedural_error", "conflict_not_detected", "factual_error"]
+reviewers = 1
+reserve = 3000000
+[[program.sponsor_tie]]
+institution = "northfield"
+kind = "employment"
+`;
+
+// A program without governance rules: the public page must say it allows no overrides.
+export const QUIET_PROGRAM = 'quiet-program';
+
+export function programToml(now, closes, { id = PROGRAM, governance = true } = {}) {
   return `[program]
-id = "${PROGRAM}"
+id = "${id}"
 name = "Browser test program"
 currency = "USD"
 total_budget = 10000000
@@ -100,11 +122,11 @@ paper = true
 repository = true
 final_grace_months = 3
 freeze_when_overdue = true
-[[track]]
+${governance ? GOVERNANCE : ''}[[track]]
 id = "research"
 name = "Research"
 kind = "research"
-budget = 10000000
+budget = ${governance ? 7000000 : 10000000}
 award_cap = 5000000
 institution_cap = 6000000
 pi_roles = ["faculty"]
@@ -142,7 +164,7 @@ export async function seedCycle(server, sourceDir, { closeDelayS = 4 } = {}) {
     await call(officer, 'POST', `${p}/people`, { id, name: `Person ${id}`, institution, role: 'faculty', expertise: ['compilers', 'ml-systems'], reviewer });
   }
   await call(officer, 'POST', `${p}/calls/${CALL}/open`, {});
-  const tokens = { admin, officer, operator };
+  const tokens = { admin, officer, operator, sponsor: await token('sponsor', PEOPLE.sponsor) };
   for (const key of ['pi1', 'pi2', 'pi3']) tokens[key] = await token('researcher', PEOPLE[key]);
   const proposals = [['D1', 'pi1', '4000000', 'compilers'], ['D2', 'pi2', '3000000', 'ml-systems'], ['D3', 'pi3', '2500000', 'responsible-ai']];
   for (const [id, pi, requested, topic] of proposals) {

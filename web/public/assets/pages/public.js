@@ -1,5 +1,5 @@
 // Public: the program's transparency report and its decision log, verified here.
-import { api, bar, cards, credits, h, programPath, section, session, table, when } from '../app.js';
+import { api, apiAll, bar, cards, credits, h, programPath, section, session, table, when } from '../app.js';
 import { verifyLogPages } from '../verify.js';
 
 const LOG_PAGES_MAX = 200; // 200,000 entries
@@ -27,6 +27,112 @@ function buckets(title, rows) {
   ], rows);
 }
 
+const percent = (rate) => `${(Number(rate) * 100).toFixed(1)}%`;
+
+// Governance in the open (docs/governance.md), per call: the sponsor's overrides with their
+// public texts, the budget they moved and the proposals they displaced; appeals by ground
+// and outcome; how proposals tied to the sponsor fared. Only committed decisions are shown:
+// a draft's overrides are sealed until the commit, as in the log.
+async function governanceSection(report) {
+  const gov = report.governance;
+  const committed = report.decisions.filter((d) => d.committed).map((d) => d.call);
+  const appealsByCall = new Map();
+  if (gov.appeals.allowed) {
+    const lists = await Promise.all(committed.map((call) => apiAll(programPath(`/calls/${encodeURIComponent(call)}/appeals`))));
+    committed.forEach((call, i) => appealsByCall.set(call, lists[i]));
+  }
+  const rules = [];
+  if (!gov.overrides.allowed) {
+    rules.push(h('p', { id: 'gov-no-overrides' }, gov.overrides.statement));
+  } else {
+    rules.push(h('p', { id: 'gov-override-rules' },
+      `Sponsor overrides: at most ${gov.overrides.max_per_call} per call, moving at most ${gov.overrides.max_budget_percent}% of its budget; reasons published: ${gov.overrides.reasons.join(', ')}.`));
+  }
+  if (!gov.appeals.allowed) {
+    rules.push(h('p', { id: 'gov-no-appeals' }, gov.appeals.statement));
+  } else {
+    rules.push(h('p', { id: 'gov-appeal-rules' },
+      `Appeals: within ${gov.appeals.window_days} days of a decision, on ${gov.appeals.grounds_published.join(', ')}; reserve ${credits(gov.appeals.reserve.total)} credits, funded ${credits(gov.appeals.reserve.funded)}, left ${credits(gov.appeals.reserve.left)}.`));
+  }
+  const ties = gov.sponsor_ties;
+  rules.push(ties.declared.length
+    ? table('Declared ties of the sponsor', [
+      ['Institution', (t) => t.institution || '-'],
+      ['Person', (t) => t.person || '-'],
+      ['Kind', (t) => t.kind],
+    ], ties.declared)
+    : h('p', { id: 'gov-no-ties' }, 'The sponsor declares no ties.'));
+
+  const perCall = committed.map((call) => {
+    const parts = [h('h3', {}, `Call ${call}`)];
+    if (gov.overrides.allowed) {
+      const made = gov.overrides.calls.find((c) => c.call === call);
+      if (!made) {
+        parts.push(h('p', { class: 'gov-overrides-none' }, 'No sponsor override in this call.'));
+      } else {
+        parts.push(cards([
+          ['Vetoes', String(made.vetoes)],
+          ['Additions', String(made.additions)],
+          ['Budget moved', credits(made.budget_moved)],
+          ['Proposals displaced', String(made.displaced.length)],
+        ]));
+        parts.push(table(`Overrides in ${call}`, [
+          ['Override', (o) => o.override],
+          ['Proposal', (o) => o.proposal],
+          ['Kind', (o) => o.kind],
+          ['Reason', (o) => o.reason],
+          ['Public text', (o) => o.text],
+          ['Moved', (o) => credits(o.moved), { num: true }],
+        ], made.items));
+        parts.push(table(`Overrides in ${call} by kind and reason`, [
+          ['Kind', (r) => r.kind],
+          ['Reason', (r) => r.reason],
+          ['Count', (r) => r.count, { num: true }],
+        ], made.by_reason));
+        parts.push(table(`Proposals displaced by overrides in ${call}`, [
+          ['Proposal', (d) => d.proposal],
+          ['Optimiser alone', (d) => credits(d.before), { num: true }],
+          ['After overrides', (d) => credits(d.after), { num: true }],
+          ['Displaced by', (d) => d.overrides.join(', ')],
+        ], made.displaced, { empty: 'none' }));
+      }
+    }
+    if (gov.appeals.allowed) {
+      const counts = gov.appeals.calls.find((c) => c.call === call);
+      parts.push(table(`Appeals in ${call} by ground`, [
+        ['Ground', (g) => g.ground],
+        ['Filed', (g) => g.filed, { num: true }],
+        ['Upheld', (g) => g.upheld, { num: true }],
+        ['Rejected', (g) => g.rejected, { num: true }],
+        ['Pending', (g) => g.pending, { num: true }],
+      ], counts ? counts.by_ground : [], { empty: 'no appeal filed' }));
+      parts.push(table(`Appeals in ${call}`, [
+        ['Appeal', (a) => a.id],
+        ['Proposal', (a) => a.proposal],
+        ['Ground', (a) => a.ground],
+        ['Outcome', (a) => a.state],
+        ['Officer\'s reason', (a) => a.reason],
+        ['Funded from the reserve', (a) => (a.funded ? credits(a.funded) : '-'), { num: true }],
+      ], appealsByCall.get(call) || [], { empty: 'none' }));
+    }
+    if (ties.declared.length) {
+      const sides = ties.calls.find((c) => c.call === call);
+      if (sides) {
+        parts.push(table(`Proposals tied to the sponsor in ${call}`, [
+          ['Proposals', (r) => r.label],
+          ['Decided', (r) => r.decided, { num: true }],
+          ['Awarded', (r) => r.awarded, { num: true }],
+          ['Award rate', (r) => percent(r.award_rate), { num: true }],
+          ['Mean score', (r) => r.mean_score.toFixed(2), { num: true }],
+        ], [{ label: 'tied to the sponsor', ...sides.tied }, { label: 'others', ...sides.others }]));
+      }
+    }
+    return h('div', { class: 'gov-call', 'data-call': call }, parts);
+  });
+  return section('Governance', ...rules,
+    committed.length ? perCall : h('p', { class: 'muted' }, 'No committed decision yet: overrides are published with the decision.'));
+}
+
 export async function render() {
   if (!session.program) return h('p', {}, 'No program yet.');
   const [report, pages] = await Promise.all([api(programPath('/report')), fetchLogPages()]);
@@ -34,6 +140,7 @@ export async function render() {
   const entries = pages.flatMap((text) => JSON.parse(text).items);
   const decided = entries.filter((e) => e.type === 'proposal_decided');
 
+  const governance = await governanceSection(report);
   const budget = report.budget;
   const verifyBox = h(
     'div',
@@ -94,6 +201,7 @@ export async function render() {
         ['Explanation', (e) => e.data.explanation],
         ['Institution', (e) => e.data.institution],
       ], decided.slice(-500), { empty: 'no committed decision yet' })),
+    governance,
     section('Obligations', cards([
       ['Total', String(report.obligations.total)],
       ['Accepted (met)', String(report.obligations.accepted)],
