@@ -329,7 +329,7 @@ void Scheduler::Enqueue(JobId id) {
   Group& group = shape_class.groups[job.group];
   group.jobs.insert(age);
   shape_class.by_age.insert(age);
-  shape_class.limits_s.insert(RunLimitOf(job));
+  shape_class.by_limit.insert({RunLimitOf(job), age});
   if (policy_.preemption && job.job_class == cluster::JobClass::kResearch) {
     research_by_age_.insert(age);
   }
@@ -346,7 +346,7 @@ void Scheduler::Dequeue(JobId id) {
   const bool was_head = group.jobs.begin()->second == id;
   group.jobs.erase(age);
   shape_class.by_age.erase(age);
-  shape_class.limits_s.erase(shape_class.limits_s.find(RunLimitOf(job)));
+  shape_class.by_limit.erase({RunLimitOf(job), age});
   research_by_age_.erase(age);
   if (was_head) {
     if (in_pass_) {
@@ -440,6 +440,12 @@ void Scheduler::PassPool(uint32_t pool_index, int64_t now_s, PassResult* result)
     std::vector<QueueKey> more;  // heap: the next job of each group already passed
     bool dead = false;
     AgeKey latest_started{INT64_MIN, 0};
+    // Preemption: once a near reservation refuses the class's long jobs, only its jobs
+    // short enough to end by it are walked, best last (ShortOnly below).
+    bool short_only = false;
+    bool short_tried = false;
+    std::vector<QueueKey> short_jobs;
+    uint32_t epoch = 0;  // bumped when the cursor's next job changes outside pop
   };
   size_t examined = 0;
   size_t refused = 0;
@@ -479,6 +485,7 @@ void Scheduler::PassPool(uint32_t pool_index, int64_t now_s, PassResult* result)
     cursors.push_back({index, classes_[index].heads.begin(), {}});
   }
   auto peek = [&](Cursor& cursor) -> const QueueKey* {
+    if (cursor.short_only) return cursor.short_jobs.empty() ? nullptr : &cursor.short_jobs.back();
     const ShapeClass& shape_class = classes_[cursor.shape_class];
     const QueueKey* best = nullptr;
     if (cursor.head != shape_class.heads.end()) best = &*cursor.head;
@@ -488,8 +495,13 @@ void Scheduler::PassPool(uint32_t pool_index, int64_t now_s, PassResult* result)
     return best;
   };
   auto pop = [&](Cursor& cursor) {
-    const ShapeClass& shape_class = classes_[cursor.shape_class];
     QueueKey key;
+    if (cursor.short_only) {
+      key = cursor.short_jobs.back();
+      cursor.short_jobs.pop_back();
+      return key;
+    }
+    const ShapeClass& shape_class = classes_[cursor.shape_class];
     const bool from_head = cursor.head != shape_class.heads.end() &&
                            (cursor.more.empty() || before(*cursor.head, cursor.more.front()));
     if (from_head) {
@@ -515,6 +527,7 @@ void Scheduler::PassPool(uint32_t pool_index, int64_t now_s, PassResult* result)
   struct Next {
     QueueKey key;
     uint32_t cursor;
+    uint32_t epoch = 0;
   };
   const auto next_less = [](const Next& left, const Next& right) {
     return KeyAfter()(right.key, left.key);
@@ -527,7 +540,8 @@ void Scheduler::PassPool(uint32_t pool_index, int64_t now_s, PassResult* result)
   std::make_heap(order.begin(), order.end(), next_less);
 
   while (true) {
-    while (!order.empty() && cursors[order.front().cursor].dead) {
+    while (!order.empty() && (cursors[order.front().cursor].dead ||
+                              cursors[order.front().cursor].epoch != order.front().epoch)) {
       std::pop_heap(order.begin(), order.end(), next_less);
       order.pop_back();
     }
@@ -541,7 +555,7 @@ void Scheduler::PassPool(uint32_t pool_index, int64_t now_s, PassResult* result)
     // Nothing below changes the cursor's queues (heads refresh after the pass), so its
     // next job is known now.
     if (const QueueKey* next = peek(cursor)) {
-      order.push_back({*next, cursor_index});
+      order.push_back({*next, cursor_index, cursor.epoch});
       std::push_heap(order.begin(), order.end(), next_less);
     }
     const JobId id = key.id;
@@ -599,9 +613,45 @@ void Scheduler::PassPool(uint32_t pool_index, int64_t now_s, PassResult* result)
         end_limit_s = std::min(end_limit_s, reservation.start_s);
       }
     }
-    if (made >= policy_.reservations_max && end_limit_s != INT64_MAX &&
-        *shape_class.limits_s.begin() > end_limit_s - now_s) {
+    if (made < policy_.reservations_max || end_limit_s == INT64_MAX) continue;
+    const int64_t room_s = end_limit_s - now_s;
+    if (shape_class.by_limit.begin()->first > room_s) {
       cursor.dead = true;
+      continue;
+    }
+    // Under preemption the near starts of the preemptions under way refuse most jobs of
+    // every class at every pass, while a class's few short jobs keep it alive: the long
+    // ones were each placed and refused in turn, hundreds a pass in a long queue. Here the
+    // class's jobs that can end by the reservation (by_limit) are taken in one step and
+    // walked alone, in priority order; the others are refused without being looked at.
+    // (A job below a node might have fitted on a node that is no unit of the
+    // reservation, as when the class is dropped above.) Only with preemption: elsewhere
+    // every refused job counts toward backfill_test_max, and skipping them would move
+    // where that bound ends a pass.
+    if (policy_.preemption && !cursor.short_only && !cursor.short_tried) {
+      cursor.short_tried = true;
+      constexpr size_t kShortJobsMax = 256;
+      std::vector<QueueKey> short_jobs;
+      bool too_many = false;
+      for (const auto& [limit_s, short_age] : shape_class.by_limit) {
+        if (limit_s > room_s) break;
+        if (short_jobs.size() == kShortJobsMax) {
+          too_many = true;
+          break;
+        }
+        const QueueKey short_key = KeyOf(short_age.second);
+        if (before(key, short_key)) short_jobs.push_back(short_key);
+      }
+      if (too_many) continue;
+      std::sort(short_jobs.begin(), short_jobs.end(),
+                [&](const QueueKey& left, const QueueKey& right) { return before(right, left); });
+      cursor.short_jobs = std::move(short_jobs);
+      cursor.short_only = true;
+      ++cursor.epoch;
+      if (const QueueKey* next = peek(cursor)) {
+        order.push_back({*next, cursor_index, cursor.epoch});
+        std::push_heap(order.begin(), order.end(), next_less);
+      }
     }
   }
   if (bound_hit) {

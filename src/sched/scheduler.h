@@ -244,8 +244,10 @@ class Scheduler {
     absl::flat_hash_map<uint64_t, uint32_t> group_of;
     absl::btree_set<QueueKey, KeyAfter> heads;  // each non-empty group's first job
     absl::btree_set<AgeKey> by_age;             // every waiting job of the class
-    absl::btree_multiset<int64_t> limits_s;     // their run limits
-    std::vector<uint32_t> dirty_groups;         // heads to refresh after the pass
+    // The same jobs by run limit (then age): the class's shortest limit, and under
+    // preemption the few jobs short enough to end by a near reservation (PassPool).
+    absl::btree_set<std::pair<int64_t, AgeKey>> by_limit;
+    std::vector<uint32_t> dirty_groups;  // heads to refresh after the pass
   };
   // (0 for preemptible, 1 for education; -run_start_s; id)
   using PreemptKey = std::tuple<int, int64_t, JobId>;

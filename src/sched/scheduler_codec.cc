@@ -525,7 +525,7 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Decode(std::string_view bytes,
     const AgeKey age{job.submit_s, id};
     group.jobs.insert(age);
     shape_class.by_age.insert(age);
-    shape_class.limits_s.insert(s.RunLimitOf(job));
+    shape_class.by_limit.insert({s.RunLimitOf(job), age});
     if (s.policy_.preemption && job.job_class == cluster::JobClass::kResearch) {
       s.research_by_age_.insert(age);
     }

@@ -374,5 +374,52 @@ TEST(SchedulerPreemptTest, CandidatesPerAttemptAreBounded) {
   }
 }
 
+// Under preemption, a near reservation (a preemption under way) refuses a class's long
+// jobs: the pass walks only the class's jobs short enough to end by it, not every long
+// one in turn.
+TEST(SchedulerPreemptTest, LongJobsRefusedByANearReservationAreSkippedTogether) {
+  const cluster::Cluster cluster = SmallCluster();
+  ledger::Ledger ledger;
+  Scheduler sched(cluster, ledger, *MakePolicy("fairshare+preempt"));
+  ASSERT_TRUE(sched.AddGrant("g", Credits::FromWhole(1000000), 1, JobClass::kResearch, 0).ok());
+  auto submit = [&](std::string id, int64_t chips, int64_t walltime_s, int64_t now_s,
+                    JobClass job_class) {
+    return sched.Submit({.id = std::move(id),
+                         .grant = "g",
+                         .job_class = job_class,
+                         .chips = chips,
+                         .submit_s = now_s,
+                         .duration_s = walltime_s,
+                         .walltime_s = walltime_s},
+                        now_s);
+  };
+  // Three nodes run preemptible work for 10 h; a 2-node research job starves.
+  for (int idx = 0; idx < 3; ++idx) {
+    submit("p" + std::to_string(idx), 16, 36000, 0, JobClass::kPreemptible);
+  }
+  ASSERT_EQ(sched.Pass(0).started.size(), 3u);
+  const JobId starving = submit("r", 32, 600, 1, JobClass::kResearch);
+  EXPECT_TRUE(sched.Pass(1).started.empty());
+  // When it may preempt, 100 one-node jobs of an hour and one of 5 minutes arrive.
+  const int64_t now_s = 1 + SchedulerConfig{}.preempt_wait_s;
+  std::vector<JobId> long_jobs;
+  for (int idx = 0; idx < 100; ++idx) {
+    long_jobs.push_back(submit("l" + std::to_string(idx), 16, 3600, now_s, JobClass::kResearch));
+  }
+  const JobId short_job = submit("s", 16, 300, now_s, JobClass::kResearch);
+  const int64_t examined_before = sched.stats().jobs_examined;
+  const PassResult pass = sched.Pass(now_s);
+  ASSERT_EQ(pass.preempted.size(), 1u);
+  EXPECT_TRUE(sched.job(starving).preempt_under_way);
+  // The free node is the reservation's at now + grace: only the 5-minute job may use it.
+  ASSERT_EQ(pass.started.size(), 1u);
+  EXPECT_EQ(pass.started[0], short_job);
+  for (const JobId id : long_jobs) EXPECT_EQ(sched.job(id).state, JobState::kPending);
+  // Examined: the starving job, the first long job (refused: it takes the pool's EASY
+  // reservation, and its class is narrowed to its short jobs) and the short one.
+  EXPECT_EQ(sched.stats().jobs_examined - examined_before, 3);
+  EXPECT_EQ(sched.stats().backfill_refused, 1);
+}
+
 }  // namespace
 }  // namespace atrium::sched
