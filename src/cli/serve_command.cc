@@ -6,6 +6,9 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
 #include <thread>
 
 #include <fmt/format.h>
@@ -27,6 +30,10 @@ struct ServeArgs {
   std::string db;
   std::string web_root;
   std::string bootstrap_cluster;
+  int64_t local_chips = 16;
+  int64_t job_memory_mib = 0;
+  int64_t job_cpu_percent = 0;
+  std::string job_cgroup_parent;
   int64_t threads = 0;
   int64_t body_bytes_max = 0;
   int64_t rate_per_token = -1;
@@ -37,6 +44,83 @@ struct ServeArgs {
   std::string clock;
   bool allow_test_clock = false;
 };
+
+// This machine's accelerators: /dev/neuronN (AWS Trainium/Inferentia, one chip each) or
+// /dev/nvidiaN (NVIDIA GPUs); none found: `logical` logical chips.
+struct LocalDevices {
+  std::string accelerator = "trn1";
+  std::string vendor = "AWS";
+  int64_t cores_per_chip = 2;
+  std::string price = "1.34375";
+  int64_t chips = 0;
+  bool logical = true;
+};
+
+LocalDevices FindLocalDevices(int64_t logical) {
+  int64_t neuron = 0;
+  int64_t nvidia = 0;
+  const std::regex neuron_name("neuron[0-9]+");
+  const std::regex nvidia_name("nvidia[0-9]+");
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/dev", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (std::regex_match(name, neuron_name)) ++neuron;
+    if (std::regex_match(name, nvidia_name)) ++nvidia;
+  }
+  LocalDevices devices;
+  if (neuron > 0) {
+    devices.chips = neuron;
+    devices.logical = false;
+  } else if (nvidia > 0) {
+    devices = LocalDevices{.accelerator = "gpu",
+                           .vendor = "NVIDIA",
+                           .cores_per_chip = 1,
+                           .price = "4.10",
+                           .chips = nvidia,
+                           .logical = false};
+  } else {
+    devices.chips = logical;
+  }
+  devices.chips = std::min<int64_t>(devices.chips, 64);  // one node's chips are one mask
+  return devices;
+}
+
+// The cluster a fresh store loads by default: this machine as one node run by the local
+// executor (examples/clusters/local.toml is the same with 16 logical chips).
+std::string LocalClusterToml(const LocalDevices& devices) {
+  std::string sizes;
+  for (int64_t size = 1; size < devices.chips; size *= 2) {
+    sizes += (sizes.empty() ? "" : ", ") + std::to_string(size);
+  }
+  return fmt::format(
+      "# Written by `atrium serve` on a fresh store: this machine, {} {} chips ({}).\n"
+      "name = \"local\"\n"
+      "default_accelerator = \"{}\"\n\n"
+      "[accelerators.{}]\n"
+      "vendor = \"{}\"\n"
+      "cores_per_chip = {}\n"
+      "price_per_chip_hour = \"{}\"\n\n"
+      "[node_types.local]\n"
+      "accelerator = \"{}\"\n"
+      "chips = {}\n"
+      "allocation_sizes = [{}]\n\n"
+      "[[pools]]\n"
+      "name = \"local\"\n"
+      "node_type = \"local\"\n"
+      "nodes = 1\n"
+      "executor = \"local\"\n"
+      "kill_grace_s = 10\n\n"
+      "[partitions.research]\n"
+      "classes = [\"research\", \"preemptible\"]\n"
+      "walltime_max_s = 1209600\n\n"
+      "[partitions.education]\n"
+      "classes = [\"education\"]\n"
+      "walltime_max_s = 172800\n",
+      devices.chips, devices.accelerator,
+      devices.logical ? "logical: no Neuron or NVIDIA device found" : "found in /dev",
+      devices.accelerator, devices.accelerator, devices.vendor, devices.cores_per_chip,
+      devices.price, devices.accelerator, devices.chips, sizes);
+}
 
 int Serve(const ServeArgs& args) {
   if (args.routes_markdown) {
@@ -70,6 +154,27 @@ int Serve(const ServeArgs& args) {
   if (args.rate_per_token >= 0) options.rate_per_token = args.rate_per_token;
   if (args.no_examples) options.bootstrap_examples = false;
   if (!args.bootstrap_cluster.empty()) options.bootstrap_cluster = args.bootstrap_cluster;
+  if (args.local_chips < 1 || args.local_chips > 64) {
+    return fail(Error{ErrorCode::kInvalidArgument, "--local-chips is 1 to 64", "local-chips"},
+                kExitUsage);
+  }
+  if (args.job_memory_mib < 0 || args.job_cpu_percent < 0) {
+    return fail(Error{ErrorCode::kInvalidArgument, "job limits are not negative", "job-memory"},
+                kExitUsage);
+  }
+  options.local_executor.memory_bytes_max = args.job_memory_mib * 1024 * 1024;
+  options.local_executor.cpu_percent_max = args.job_cpu_percent;
+  if (!args.job_cgroup_parent.empty()) options.local_executor.cgroup_parent = args.job_cgroup_parent;
+  if (options.bootstrap_cluster.empty() && options.bootstrap_examples) {
+    // A fresh store loads this machine as its cluster, so a submitted job really runs.
+    const std::string path =
+        (std::filesystem::path(options.data_dir) / "local-cluster.toml").string();
+    std::error_code ec;
+    std::filesystem::create_directories(options.data_dir, ec);
+    std::ofstream(path, std::ios::trunc)
+        << LocalClusterToml(FindLocalDevices(args.local_chips));
+    options.bootstrap_cluster = path;
+  }
   if (args.access_log) options.access_log = true;
   if (!args.clock.empty()) options.clock = args.clock;
   options.allow_test_clock = args.allow_test_clock;
@@ -155,9 +260,20 @@ void RegisterServeCommand(CLI::App& app) {
   serve->add_flag("--no-examples", args->no_examples,
                   "do not load the example program and cluster");
   serve->add_option("--bootstrap-cluster", args->bootstrap_cluster,
-                    "the cluster file an empty store loads (default: "
-                    "examples/clusters/research-40k.toml, bookkeeping only; "
-                    "examples/clusters/local.toml runs jobs here, docs/executors.md)");
+                    "the cluster file an empty store loads (default: this machine as one node "
+                    "run by the local executor, written to DATA/local-cluster.toml; "
+                    "examples/clusters/research-40k.toml is bookkeeping only, docs/executors.md)");
+  serve->add_option("--local-chips", args->local_chips,
+                    "logical chips of the default local cluster when no Neuron or NVIDIA device "
+                    "is found (1-64, default 16)");
+  serve->add_option("--job-memory-mib", args->job_memory_mib,
+                    "memory limit of each local run, MiB (cgroup v2 memory.max, else "
+                    "RLIMIT_AS; 0: none)");
+  serve->add_option("--job-cpu-percent", args->job_cpu_percent,
+                    "CPU limit of each local run, percent of one CPU (cgroup v2 cpu.max only; "
+                    "0: none)");
+  serve->add_option("--job-cgroup-parent", args->job_cgroup_parent,
+                    "cgroup v2 directory for the runs' cgroups (default: found; none: rlimits)");
   serve->add_flag("--access-log", args->access_log, "log each request to stderr");
   serve->add_option("--clock", args->clock,
                     "system (default), or manual: a test clock moved by POST /testing/clock, "

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -57,12 +58,6 @@ int64_t RealtimeUs() {
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1'000;
 }
 
-int64_t MonotonicUs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000 + ts.tv_nsec / 1'000;
-}
-
 // The start time (clock ticks since boot, /proc/PID/stat field 22) of a live process;
 // 0 if there is none or it is a zombie.
 uint64_t ProcStartTicks(pid_t pid) {
@@ -82,6 +77,66 @@ uint64_t ProcStartTicks(pid_t pid) {
   return ticks;
 }
 
+void WriteAll(int fd, const char* data, size_t size) {
+  while (size > 0) {
+    const ssize_t written = write(fd, data, size);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) return;
+    data += written;
+    size -= static_cast<size_t>(written);
+  }
+}
+
+std::string ReadSmallFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return "";
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+bool HasWord(const std::string& text, std::string_view word) {
+  std::istringstream words(text);
+  for (std::string each; words >> each;) {
+    if (each == word) return true;
+  }
+  return false;
+}
+
+bool WriteText(const std::string& path, std::string_view text) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  return ok;
+}
+
+// The supervisor binary: the option, else atrium-supervisor next to this program, else
+// the build tree's.
+std::string FindSupervisor(const std::string& configured) {
+  if (!configured.empty()) return configured;
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path sibling = self.parent_path() / "atrium-supervisor";
+    if (access(sibling.c_str(), X_OK) == 0) return sibling.string();
+  }
+#ifdef ATRIUM_SUPERVISOR_BINARY
+  if (access(ATRIUM_SUPERVISOR_BINARY, X_OK) == 0) return ATRIUM_SUPERVISOR_BINARY;
+#endif
+  return "";
+}
+
+// A short stable name for the jobs directory, so services with different data
+// directories on one machine never share run cgroups.
+std::string PathTag(const std::string& path) {
+  std::error_code ec;
+  const std::string canonical = fs::weakly_canonical(path, ec).string();
+  uint64_t hash = 1469598103934665603ULL;  // FNV-1a
+  for (const char c : ec ? path : canonical) {
+    hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+  }
+  return fmt::format("{:08x}", static_cast<uint32_t>(hash ^ (hash >> 32)));
+}
+
 // argv[0] as a path: itself if it names a directory part, else the first executable of
 // that name on PATH (as execvp would find it; searched here because the child may only
 // make async-signal-safe calls). Unfound: argv[0], and execve fails with ENOENT.
@@ -94,194 +149,6 @@ std::string ResolveProgram(const std::string& name, const std::string& path_env)
     if (access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate)) return candidate;
   }
   return name;
-}
-
-// ---- the supervisor (async-signal-safe only) ------------------------------------------
-
-struct SupervisorPlan {
-  const char* program;
-  char* const* argv;
-  char* const* envp;
-  const char* dir;
-  const char* status_path;
-  const char* status_tmp;
-  int stdout_fd;
-  int stderr_fd;
-  int stdin_fd;
-  int release_fd;
-  int64_t walltime_us;
-  int64_t grace_us;
-  rlim_t memory_bytes_max;  // 0: none
-  rlim_t nofile_max;
-};
-
-// Appends the decimal digits of `value` to buf at *pos (bounded by size).
-void AppendInt(char* buf, size_t size, size_t* pos, int64_t value) {
-  char digits[24];
-  size_t count = 0;
-  const bool negative = value < 0;
-  uint64_t magnitude =
-      negative ? static_cast<uint64_t>(-(value + 1)) + 1 : static_cast<uint64_t>(value);
-  do {
-    digits[count++] = static_cast<char>('0' + magnitude % 10);
-    magnitude /= 10;
-  } while (magnitude != 0 && count < sizeof digits);
-  if (negative && *pos < size) buf[(*pos)++] = '-';
-  while (count > 0 && *pos < size) buf[(*pos)++] = digits[--count];
-}
-
-void AppendText(char* buf, size_t size, size_t* pos, const char* text) {
-  while (*text != '\0' && *pos < size) buf[(*pos)++] = *text++;
-}
-
-void WriteAll(int fd, const char* data, size_t size) {
-  while (size > 0) {
-    const ssize_t written = write(fd, data, size);
-    if (written < 0 && errno == EINTR) continue;
-    if (written <= 0) return;
-    data += written;
-    size -= static_cast<size_t>(written);
-  }
-}
-
-// "v1 EXIT SIGNAL STARTED_US ENDED_US HOW\n", written whole then renamed into place.
-void WriteStatus(const SupervisorPlan& plan, int exit_code, int signal, int64_t started_us,
-                 int64_t ended_us, EndHow how) {
-  char line[160];
-  size_t pos = 0;
-  AppendText(line, sizeof line, &pos, "v1 ");
-  AppendInt(line, sizeof line, &pos, exit_code);
-  AppendText(line, sizeof line, &pos, " ");
-  AppendInt(line, sizeof line, &pos, signal);
-  AppendText(line, sizeof line, &pos, " ");
-  AppendInt(line, sizeof line, &pos, started_us);
-  AppendText(line, sizeof line, &pos, " ");
-  AppendInt(line, sizeof line, &pos, ended_us);
-  AppendText(line, sizeof line, &pos, " ");
-  const char* name = how == EndHow::kWalltime    ? "walltime"
-                     : how == EndHow::kCancelled ? "cancelled"
-                     : how == EndHow::kPreempted ? "preempted"
-                     : how == EndHow::kLost      ? "lost"
-                                                 : "exited";
-  AppendText(line, sizeof line, &pos, name);
-  AppendText(line, sizeof line, &pos, "\n");
-  const int fd = open(plan.status_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return;
-  WriteAll(fd, line, pos);
-  close(fd);
-  rename(plan.status_tmp, plan.status_path);
-}
-
-[[noreturn]] void RunJobProcess(const SupervisorPlan& plan) {
-  setpgid(0, 0);
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
-  }
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  const rlimit no_core{0, 0};
-  setrlimit(RLIMIT_CORE, &no_core);
-  if (plan.memory_bytes_max > 0) {
-    const rlimit memory{plan.memory_bytes_max, plan.memory_bytes_max};
-    setrlimit(RLIMIT_AS, &memory);
-  }
-  rlimit files{};
-  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur > plan.nofile_max) {
-    files.rlim_cur = plan.nofile_max;
-    if (files.rlim_max < files.rlim_cur) files.rlim_max = files.rlim_cur;
-    setrlimit(RLIMIT_NOFILE, &files);
-  }
-  if (chdir(plan.dir) != 0) _exit(126);
-  execve(plan.program, plan.argv, plan.envp);
-  const int error = errno;
-  char message[512];
-  size_t pos = 0;
-  AppendText(message, sizeof message, &pos, "atrium: cannot execute ");
-  AppendText(message, sizeof message, &pos, plan.program);
-  AppendText(message, sizeof message, &pos, error == ENOENT ? ": no such file\n" : ": failed\n");
-  WriteAll(2, message, pos);
-  _exit(error == ENOENT ? 127 : 126);
-}
-
-[[noreturn]] void Supervise(const SupervisorPlan& plan) {
-  setsid();
-  // SIGTERM: cancel; SIGUSR1: preempt; SIGCHLD: the job's process changed state. All are
-  // taken with sigtimedwait, so they are blocked; the rest keep their default action.
-  sigset_t waited;
-  sigemptyset(&waited);
-  sigaddset(&waited, SIGCHLD);
-  sigaddset(&waited, SIGTERM);
-  sigaddset(&waited, SIGUSR1);
-  sigaddset(&waited, SIGINT);
-  sigaddset(&waited, SIGHUP);
-  sigprocmask(SIG_SETMASK, &waited, nullptr);
-  struct sigaction dfl {};
-  dfl.sa_handler = SIG_DFL;
-  sigaction(SIGCHLD, &dfl, nullptr);
-  sigaction(SIGPIPE, &dfl, nullptr);
-  // 0-2: the job's stdin, stdout, stderr; 3: the release pipe; nothing else stays open.
-  dup2(plan.stdin_fd, 0);
-  dup2(plan.stdout_fd, 1);
-  dup2(plan.stderr_fd, 2);
-  dup2(plan.release_fd, 3);
-  close_range(4, ~0U, 0);
-  // Wait until the service has recorded the launch; it died first (EOF): run nothing.
-  char go = 0;
-  ssize_t got = 0;
-  do {
-    got = read(3, &go, 1);
-  } while (got < 0 && errno == EINTR);
-  close(3);
-  if (got != 1) _exit(0);
-
-  const int64_t started_us = RealtimeUs();
-  const int64_t started_mono = MonotonicUs();
-  const pid_t job = fork();
-  if (job == 0) RunJobProcess(plan);
-  if (job < 0) {
-    WriteStatus(plan, 126, 0, started_us, RealtimeUs(), EndHow::kExited);
-    _exit(0);
-  }
-  setpgid(job, job);
-  EndHow how = EndHow::kExited;
-  const int64_t term_at = started_mono + plan.walltime_us;
-  int64_t kill_at = -1;
-  bool killed = false;
-  int status = 0;
-  for (;;) {
-    const pid_t reaped = waitpid(job, &status, WNOHANG);
-    if (reaped == job) break;
-    const int64_t now = MonotonicUs();
-    auto stop = [&](EndHow why) {
-      if (kill_at >= 0) return;
-      how = why;
-      killpg(job, SIGTERM);
-      kill_at = now + plan.grace_us;
-    };
-    if (now >= term_at) stop(EndHow::kWalltime);
-    if (kill_at >= 0 && now >= kill_at && !killed) {
-      killpg(job, SIGKILL);
-      killed = true;
-    }
-    int64_t wait_us = 1'000'000;
-    if (kill_at < 0) wait_us = std::min(wait_us, term_at - now);
-    if (kill_at >= 0 && !killed) wait_us = std::min(wait_us, kill_at - now);
-    wait_us = std::max<int64_t>(wait_us, 1'000);
-    const timespec timeout{static_cast<time_t>(wait_us / 1'000'000),
-                           static_cast<long>(wait_us % 1'000'000) * 1'000};
-    const int sig = sigtimedwait(&waited, nullptr, &timeout);
-    if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) stop(EndHow::kCancelled);
-    if (sig == SIGUSR1) stop(EndHow::kPreempted);
-  }
-  const int64_t ended_us = RealtimeUs();
-  killpg(job, SIGKILL);  // what the job left running in its group ends with it
-  const int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  const int signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
-  WriteStatus(plan, exit_code, signal, started_us, ended_us, how);
-  _exit(0);
 }
 
 void WriteFileAtomically(const std::string& path, const std::string& text) {
@@ -309,13 +176,86 @@ std::string DeviceVariable(cluster::DeviceKind kind) {
 
 }  // namespace
 
-LocalExecutor::LocalExecutor(LocalExecutorOptions options) : options_(std::move(options)) {}
+LimitsMode ProbeLimits(const std::string& cgroup_parent) {
+  LimitsMode mode;
+  if (cgroup_parent == "none") {
+    mode.reason = "cgroups turned off (cgroup_parent = none)";
+    return mode;
+  }
+  std::string parent = cgroup_parent;
+  if (parent.empty()) {
+    // This process's cgroup v2: the cgroup2 mount point plus the "0::" line's path.
+    std::string mount;
+    std::ifstream mounts("/proc/self/mountinfo");
+    for (std::string line; std::getline(mounts, line);) {
+      const size_t dash = line.find(" - ");
+      if (dash == std::string::npos || line.compare(dash + 3, 8, "cgroup2 ") != 0) continue;
+      std::istringstream fields(line);
+      std::string skip;
+      fields >> skip >> skip >> skip >> skip >> mount;  // id parent dev root mount-point
+      break;
+    }
+    if (mount.empty()) {
+      mode.reason = "no cgroup v2 hierarchy is mounted";
+      return mode;
+    }
+    std::string own;
+    std::ifstream groups("/proc/self/cgroup");
+    for (std::string line; std::getline(groups, line);) {
+      if (line.starts_with("0::")) own = line.substr(3);
+    }
+    fs::path base = fs::path(mount) / fs::path(own).relative_path();
+    std::error_code ec;
+    if (!fs::is_directory(base, ec)) base = mount;
+    const std::string controllers = ReadSmallFile((base / "cgroup.controllers").string());
+    if (!HasWord(controllers, "memory") || !HasWord(controllers, "cpu")) {
+      mode.reason = fmt::format("the cgroup v2 {} offers no memory and cpu controllers ({})",
+                                base.string(), controllers.empty() ? "none" : controllers);
+      while (!mode.reason.empty() && mode.reason.back() == '\n') mode.reason.pop_back();
+      return mode;
+    }
+    // Controllers for children; refused (EBUSY) where the cgroup holds processes itself,
+    // unless a delegating manager enabled them already.
+    WriteText((base / "cgroup.subtree_control").string(), "+memory +cpu");
+    parent = (base / "atrium-jobs").string();
+  }
+  std::error_code ec;
+  fs::create_directories(parent, ec);
+  const std::string controllers = ReadSmallFile(parent + "/cgroup.controllers");
+  if (ec || !HasWord(controllers, "memory") || !HasWord(controllers, "cpu")) {
+    mode.reason = fmt::format("cannot make {} with the memory and cpu controllers", parent);
+    return mode;
+  }
+  WriteText(parent + "/cgroup.subtree_control", "+memory +cpu");
+  // A probe child must show both controllers and accept a limit.
+  const std::string probe = fmt::format("{}/probe-{}", parent, getpid());
+  fs::create_directory(probe, ec);
+  const bool usable = !ec && HasWord(ReadSmallFile(probe + "/cgroup.controllers"), "memory") &&
+                      WriteText(probe + "/memory.max", "max\n") &&
+                      WriteText(probe + "/cpu.max", "max 100000\n");
+  rmdir(probe.c_str());
+  if (!usable) {
+    mode.reason = fmt::format("the cgroup {} does not delegate memory and cpu", parent);
+    return mode;
+  }
+  mode.cgroup = true;
+  mode.parent = parent;
+  return mode;
+}
+
+LocalExecutor::LocalExecutor(LocalExecutorOptions options)
+    : options_(std::move(options)),
+      limits_(ProbeLimits(options_.cgroup_parent)),
+      supervisor_(FindSupervisor(options_.supervisor_path)),
+      cgroup_tag_(PathTag(options_.jobs_dir)),
+      null_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
 
 LocalExecutor::~LocalExecutor() {
   // Supervisors outlive the service by design; reap the ones that already ended.
   for (const auto& [key, active] : active_) {
     if (active.child) waitpid(active.supervisor, nullptr, WNOHANG);
   }
+  if (null_fd_ >= 0) close(null_fd_);
 }
 
 std::string LocalExecutor::RunDir(const std::string& job) const {
@@ -419,50 +359,97 @@ Status LocalExecutor::Launch(const RunSpec& spec) {
     if (entry.starts_with("PATH=")) path_env = entry.substr(5);
   }
   const std::string program = ResolveProgram(spec.argv[0], path_env);
+  if (supervisor_.empty()) {
+    return MakeError(ErrorCode::kIoError, "atrium-supervisor not found (next to atrium or built)");
+  }
+  const std::string status_path = fmt::format("{}/run-{}.status", dir, spec.run);
+  const std::string cgroup =
+      limits_.cgroup ? fmt::format("{}/{}-{}-{}", limits_.parent, cgroup_tag_, spec.job, spec.run)
+                     : "";
+  // The supervisor's arguments (supervisor_main.cc); its environment is the job's.
+  std::vector<std::string> args = {supervisor_,
+                                   "--status",
+                                   status_path,
+                                   "--dir",
+                                   dir,
+                                   "--walltime-us",
+                                   std::to_string(spec.walltime_s * 1'000'000),
+                                   "--grace-us",
+                                   std::to_string(spec.kill_grace_s * 1'000'000),
+                                   "--nofile",
+                                   std::to_string(options_.nofile_max)};
+  if (options_.memory_bytes_max > 0) {
+    args.insert(args.end(), {"--memory-bytes", std::to_string(options_.memory_bytes_max)});
+  }
+  if (!cgroup.empty()) {
+    args.insert(args.end(), {"--cgroup", cgroup});
+    if (options_.cpu_percent_max > 0) {
+      args.insert(args.end(),
+                  {"--cpu-max", fmt::format("{} 100000\n", options_.cpu_percent_max * 1000)});
+    }
+  }
+  args.insert(args.end(), {"--program", program, "--"});
+  args.insert(args.end(), spec.argv.begin(), spec.argv.end());
   std::vector<char*> argv;
-  for (const std::string& arg : spec.argv) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.reserve(args.size() + 1);
+  for (const std::string& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
   argv.push_back(nullptr);
   std::vector<char*> envp;
+  envp.reserve(env.size() + 1);
   for (const std::string& entry : env) envp.push_back(const_cast<char*>(entry.c_str()));
   envp.push_back(nullptr);
-  const std::string status_path = fmt::format("{}/run-{}.status", dir, spec.run);
-  const std::string status_tmp = status_path + ".tmp";
   const int out = open((dir + "/stdout").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   const int err = open((dir + "/stderr").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  const int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
   int release[2] = {-1, -1};
-  if (out < 0 || err < 0 || null < 0 || pipe2(release, O_CLOEXEC) != 0) {
-    for (const int fd : {out, err, null, release[0], release[1]}) {
+  if (out < 0 || err < 0 || null_fd_ < 0 || pipe2(release, O_CLOEXEC) != 0) {
+    for (const int fd : {out, err, release[0], release[1]}) {
       if (fd >= 0) close(fd);
     }
     return MakeError(ErrorCode::kIoError, "cannot open the output files in " + dir);
   }
-  const SupervisorPlan plan{.program = program.c_str(),
-                            .argv = argv.data(),
-                            .envp = envp.data(),
-                            .dir = dir.c_str(),
-                            .status_path = status_path.c_str(),
-                            .status_tmp = status_tmp.c_str(),
-                            .stdout_fd = out,
-                            .stderr_fd = err,
-                            .stdin_fd = null,
-                            .release_fd = release[0],
-                            .walltime_us = spec.walltime_s * 1'000'000,
-                            .grace_us = spec.kill_grace_s * 1'000'000,
-                            .memory_bytes_max = static_cast<rlim_t>(options_.memory_bytes_max),
-                            .nofile_max = static_cast<rlim_t>(options_.nofile_max)};
-  const pid_t supervisor = fork();
-  if (supervisor == 0) Supervise(plan);
-  for (const int fd : {out, err, null, release[0]}) close(fd);
-  if (supervisor < 0) {
+  // posix_spawn (a vfork-like clone, then exec): the cost does not grow with the service.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, null_fd_, 0);
+  posix_spawn_file_actions_adddup2(&actions, out, 1);
+  posix_spawn_file_actions_adddup2(&actions, err, 2);
+  posix_spawn_file_actions_adddup2(&actions, release[0], 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t all;
+  sigfillset(&all);
+  sigset_t waited;  // the supervisor takes these with sigtimedwait
+  sigemptyset(&waited);
+  for (const int sig : {SIGCHLD, SIGTERM, SIGUSR1, SIGINT, SIGHUP}) sigaddset(&waited, sig);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &waited);
+  posix_spawnattr_setflags(&attr, static_cast<short>(POSIX_SPAWN_SETSIGDEF |
+                                                     POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID));
+  pid_t supervisor = -1;
+  const int spawned =
+      posix_spawn(&supervisor, supervisor_.c_str(), &actions, &attr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  for (const int fd : {out, err, release[0]}) close(fd);
+  if (spawned != 0) {
     close(release[1]);
-    return MakeError(ErrorCode::kIoError, fmt::format("fork: {}", std::strerror(errno)));
+    return MakeError(ErrorCode::kIoError,
+                     fmt::format("posix_spawn {}: {}", supervisor_, std::strerror(spawned)));
   }
   const int64_t started_us = RealtimeUs();
   const Active active{.supervisor = supervisor,
                       .start_ticks = ProcStartTicks(supervisor),
                       .child = true,
                       .started_at_us = started_us};
+  json limits = {{"mode", limits_.cgroup ? "cgroup" : "rlimit"},
+                 {"memory_bytes_max", options_.memory_bytes_max},
+                 {"nofile_max", options_.nofile_max}};
+  if (limits_.cgroup) {
+    limits["cgroup"] = cgroup;
+    limits["cpu_percent_max"] = options_.cpu_percent_max;
+  } else {
+    limits["reason"] = limits_.reason;
+  }
   const json record = {{"job", spec.job},
                        {"run", spec.run},
                        {"argv", spec.argv},
@@ -470,6 +457,7 @@ Status LocalExecutor::Launch(const RunSpec& spec) {
                        {"env", env},
                        {"walltime_s", spec.walltime_s},
                        {"kill_grace_s", spec.kill_grace_s},
+                       {"limits", limits},
                        {"supervisor_pid", supervisor},
                        {"supervisor_start_ticks", active.start_ticks},
                        {"started_at_us", started_us}};

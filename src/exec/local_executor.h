@@ -1,6 +1,6 @@
 // LocalExecutor: runs each placed run as a process group on this machine.
 //
-// For run N of job J it forks a supervisor process (its own session, so neither the
+// For run N of job J it starts a supervisor process (its own session, so neither the
 // service's terminal nor the service's death touches it), which waits until the service
 // has recorded the launch in JOBS/J/run-N.json (argv, environment, the supervisor's pid
 // and start time), then forks the job's process in a new process group, with
@@ -14,11 +14,12 @@
 // the service is down; a restarted service re-adopts live supervisors (pid and start
 // time, so a reused pid is never mistaken for one) and reports the ends it missed once.
 //
-// The supervisor is a fork of the service and uses only async-signal-safe calls between
-// its fork and its exit (the service is multi-threaded).
+// The supervisor is a small static program (atrium-supervisor, supervisor_main.cc) started
+// with posix_spawn: launching a run never forks the large, multi-threaded service.
 //
-// Limits (docs/executors.md): RLIMIT_CORE 0, RLIMIT_AS when memory_bytes_max is set,
-// RLIMIT_NOFILE at most nofile_max. cgroup v2 is not used yet.
+// Limits (docs/executors.md): a cgroup v2 per run (memory.max, cpu.max) when this
+// process's cgroup v2 can delegate the memory and cpu controllers, else RLIMIT_AS for
+// memory (no CPU limit); always RLIMIT_CORE 0 and RLIMIT_NOFILE at most nofile_max.
 //
 //   LocalExecutor executor({.jobs_dir = "atrium-data/jobs"});
 //   ATRIUM_TRY(executor.Ensure(spec));
@@ -38,9 +39,28 @@ namespace atrium::exec {
 
 struct LocalExecutorOptions {
   std::string jobs_dir = "atrium-data/jobs";
-  int64_t memory_bytes_max = 0;  // RLIMIT_AS of a job's processes; 0: none
-  int64_t nofile_max = 4096;     // RLIMIT_NOFILE (lowered to it, never raised)
+  // A run's memory: memory.max of its cgroup, else RLIMIT_AS of its processes; 0: none.
+  int64_t memory_bytes_max = 0;
+  // A run's CPU in percent of one CPU (150: 1.5 CPUs): cpu.max of its cgroup; not
+  // enforced without a cgroup (rlimits have no rate limit). 0: none.
+  int64_t cpu_percent_max = 0;
+  int64_t nofile_max = 4096;  // RLIMIT_NOFILE (lowered to it, never raised)
+  // Where the runs' cgroups go: "" finds this process's cgroup v2 and uses
+  // <it>/atrium-jobs when the memory and cpu controllers can be delegated there;
+  // "none": never a cgroup (rlimits); else a cgroup v2 directory to use as that parent.
+  std::string cgroup_parent;
+  // The supervisor binary; "": atrium-supervisor next to this program, else the build's.
+  std::string supervisor_path;
 };
+
+// How a run's limits are enforced, decided once when the executor is made.
+struct LimitsMode {
+  bool cgroup = false;     // true: a cgroup v2 per run under `parent`
+  std::string parent;      // the cgroup directory the runs' cgroups are made in
+  std::string reason;      // why rlimits are used, when they are
+};
+// Probes the machine as LocalExecutor does (cgroup_parent as in the options).
+LimitsMode ProbeLimits(const std::string& cgroup_parent);
 
 class LocalExecutor final : public Executor {
  public:
@@ -60,6 +80,9 @@ class LocalExecutor final : public Executor {
   // ATRIUM_NODES (comma-separated host list), and the device variable of its type.
   static std::vector<std::string> JobEnvironment(const RunSpec& spec);
 
+  // How limits are enforced here (cgroup v2 or rlimits, and why).
+  const LimitsMode& limits() const { return limits_; }
+
  private:
   struct Active {
     pid_t supervisor = 0;
@@ -74,6 +97,10 @@ class LocalExecutor final : public Executor {
   RunEvent EndOf(const std::string& job, uint32_t run, const Active& active) const;
 
   LocalExecutorOptions options_;
+  LimitsMode limits_;
+  std::string supervisor_;  // the supervisor binary ("": not found; launches fail)
+  std::string cgroup_tag_;  // names this service's run cgroups (a hash of jobs_dir)
+  int null_fd_ = -1;        // /dev/null, every job's stdin
   std::map<std::pair<std::string, uint32_t>, Active> active_;
   std::vector<RunEvent> pending_;  // events found by Ensure, reported by the next Poll
 };

@@ -799,10 +799,9 @@ Status Server::Start() {
   s.LoadTokens();
   ATRIUM_TRY(s.Bootstrap());
   // Before the clock ticks: runs that ended while the service was down are settled first.
-  s.exec = std::make_unique<ExecRunner>(
-      *s.committer, s.clock_source,
-      ::atrium::exec::LocalExecutorOptions{
-          .jobs_dir = (std::filesystem::path(s.options.data_dir) / "jobs").string()});
+  ::atrium::exec::LocalExecutorOptions local = s.options.local_executor;
+  local.jobs_dir = (std::filesystem::path(s.options.data_dir) / "jobs").string();
+  s.exec = std::make_unique<ExecRunner>(*s.committer, s.clock_source, std::move(local));
   s.exec->Start();
   s.openapi = OpenApiDocument().dump();
   s.CompileRoutes();

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "exec/local_executor.h"
 #include "server/http_transport.h"
 
 namespace atrium::server {
@@ -41,9 +42,12 @@ struct ServerOptions {
   int64_t tick_interval_ms = 1'000;  // how often the clock looks for due work
   bool bootstrap_examples = true;    // an empty store gets the example program and cluster
   std::string examples_dir;          // where the examples are (programs/, clusters/)
-  // The cluster file an empty store loads ("": examples_dir/clusters/research-40k.toml,
+  // The cluster file an empty store loads ("": examples_dir/clusters/research-40k.toml;
+  // `atrium serve` sets it to this machine as a local cluster unless told otherwise;
   // bookkeeping only; examples/clusters/local.toml runs jobs on this machine).
   std::string bootstrap_cluster;
+  // The local executor's limits and supervisor (jobs_dir is <data_dir>/jobs, set by Start).
+  exec::LocalExecutorOptions local_executor;
   bool access_log = false;  // one JSON line per request on stderr (never a secret)
   // Timeouts, header and connection limits (workers, body_bytes_max and access_log are
   // taken from the fields above).
