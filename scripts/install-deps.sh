@@ -14,6 +14,7 @@ packages=(
   libcsv-dev
   clang libclang-rt-14-dev clang-tidy
   chromium
+  slurm-wlm munge slurm-client
 )
 # Node.js and npm for the dashboard's packages and its browser test. A machine that has a
 # Node.js from elsewhere (whose package bundles npm and conflicts with Debian's npm)

@@ -56,6 +56,8 @@ std::string_view ToString(Executor executor) {
       return "none";
     case Executor::kLocal:
       return "local";
+    case Executor::kSlurm:
+      return "slurm";
   }
   return "unknown";
 }
@@ -63,8 +65,9 @@ std::string_view ToString(Executor executor) {
 Result<Executor> ParseExecutor(std::string_view text) {
   if (text.empty() || text == "none") return Executor::kNone;
   if (text == "local") return Executor::kLocal;
+  if (text == "slurm") return Executor::kSlurm;
   return MakeError(ErrorCode::kConfigInvalid,
-                   fmt::format("executor '{}' is not local or none", text), "executor");
+                   fmt::format("executor '{}' is not local, slurm or none", text), "executor");
 }
 
 DeviceKind DeviceKindOf(const AcceleratorType& type) {
@@ -198,6 +201,25 @@ uint32_t ClusterBuilder::AddAccelerator(AcceleratorType type) {
 uint32_t ClusterBuilder::AddNodeType(NodeType type) {
   cluster_.node_types_.push_back(std::move(type));
   return static_cast<uint32_t>(cluster_.node_types_.size() - 1);
+}
+
+Status ClusterBuilder::SetSlurm(SlurmPool slurm) {
+  if (cluster_.pools_.empty()) return MakeError(ErrorCode::kConfigInvalid, "no pool", "pools");
+  Pool& pool = cluster_.pools_.back();
+  if (!slurm.nodes.empty() && slurm.nodes.size() != pool.node_count) {
+    return MakeError(ErrorCode::kConfigInvalid,
+                     fmt::format("lists {} Slurm nodes for the pool's {} nodes", slurm.nodes.size(),
+                                 pool.node_count),
+                     "slurm_nodes");
+  }
+  std::vector<std::string> sorted = slurm.nodes;
+  std::sort(sorted.begin(), sorted.end());
+  if (const auto twice = std::adjacent_find(sorted.begin(), sorted.end()); twice != sorted.end()) {
+    return MakeError(ErrorCode::kConfigInvalid, fmt::format("names Slurm node '{}' twice", *twice),
+                     "slurm_nodes");
+  }
+  pool.slurm = std::move(slurm);
+  return OkStatus();
 }
 
 Status ClusterBuilder::AddPool(std::string name, uint32_t node_type, uint32_t node_count,

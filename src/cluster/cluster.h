@@ -36,8 +36,9 @@ Result<NodeState> ParseNodeState(std::string_view text);
 
 // What runs a pool's jobs (docs/executors.md): `none` (the default) keeps the operator-
 // reported ends of a bookkeeping cluster (and the simulator's virtual runs); `local` runs
-// each job as a process group on this machine (src/exec).
-enum class Executor : uint8_t { kNone = 0, kLocal = 1 };
+// each job as a process group on this machine (src/exec); `slurm` hands each placed run
+// to a Slurm cluster (sbatch on the mapped Slurm nodes; docs/executors.md).
+enum class Executor : uint8_t { kNone = 0, kLocal = 1, kSlurm = 2 };
 inline constexpr int64_t kKillGraceDefaultS = 10;
 inline constexpr int64_t kKillGraceMaxS = 60;
 std::string_view ToString(Executor executor);
@@ -103,6 +104,15 @@ struct Block {
   uint32_t node_count = 0;
 };
 
+// How a `slurm` pool maps onto Slurm: the partition its runs are submitted to ("" =
+// Slurm's default), the GRES name its chips are requested as ("" = no --gres), and the
+// Slurm node name of each of its nodes, in pool order (empty = the Atrium names).
+struct SlurmPool {
+  std::string partition;
+  std::string gres;
+  std::vector<std::string> nodes;
+};
+
 // A homogeneous set of nodes of one node type; its spine joins its blocks.
 struct Pool {
   std::string name;
@@ -120,6 +130,7 @@ struct Pool {
   Executor executor = Executor::kNone;  // the cluster file's `executor`
   // A reporting executor's grace between SIGTERM and SIGKILL (walltime, cancel, preempt).
   int64_t kill_grace_s = kKillGraceDefaultS;
+  SlurmPool slurm;  // executor kSlurm only
 };
 
 // How a job of `chips` chips is placed on a pool: on part of one node (`whole_nodes` 0),
@@ -184,6 +195,9 @@ class ClusterBuilder {
                  uint32_t nodes_per_group, uint32_t groups_per_block,
                  Executor executor = Executor::kNone, int64_t kill_grace_s = kKillGraceDefaultS);
   Status SetNodeState(std::string_view node, NodeState state);
+  // The Slurm mapping of the last pool added (kConfigInvalid: a node list of the wrong
+  // length, or a Slurm node named twice).
+  Status SetSlurm(SlurmPool slurm);
   void SetDefaultAccelerator(uint32_t accelerator) { cluster_.default_accelerator_ = accelerator; }
   Result<Cluster> Build() &&;
 

@@ -4,6 +4,7 @@
 
 #include <toml++/toml.h>
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <fstream>
 #include <optional>
@@ -171,6 +172,58 @@ Status LoadNodeTypes(const Context& ctx, const toml::table& root, ClusterBuilder
   return OkStatus();
 }
 
+// A name Slurm accepts for a node, partition or GRES (and that needs no quoting in the
+// command lines and hostlists Atrium writes).
+bool SlurmName(std::string_view text) {
+  return !text.empty() && text.size() <= 64 && std::all_of(text.begin(), text.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' || c == '.';
+  });
+}
+
+// A `slurm` pool's mapping: slurm_partition, slurm_gres, slurm_nodes (docs/executors.md).
+// Other pools must not carry these keys (a typo in `executor` would otherwise silently
+// make a Slurm pool a bookkeeping one).
+Status LoadSlurmPool(const Context& ctx, const toml::table& spec, const std::string& where,
+                     Executor executor, ClusterBuilder& builder) {
+  if (executor != Executor::kSlurm) {
+    for (const char* key : {"slurm_partition", "slurm_gres", "slurm_nodes"}) {
+      if (spec.get(key) != nullptr) {
+        return ctx.Fail(spec.get(key), where + "." + key, "is only for executor = \"slurm\"");
+      }
+    }
+    return OkStatus();
+  }
+  SlurmPool slurm;
+  for (auto [key, out] :
+       {std::pair{"slurm_partition", &slurm.partition}, std::pair{"slurm_gres", &slurm.gres}}) {
+    ATRIUM_ASSIGN_OR_RETURN(*out, ctx.String(spec, where, key, std::string("-")));
+    if (*out == "-") {
+      out->clear();
+    } else if (!SlurmName(*out)) {
+      return ctx.Fail(spec.get(key), where + "." + key,
+                      "must be a Slurm name (letters, digits, '-', '_', '.')");
+    }
+  }
+  if (const toml::node* node = spec.get("slurm_nodes")) {
+    const toml::array* array = node->as_array();
+    if (array == nullptr) {
+      return ctx.Fail(node, where + ".slurm_nodes", "must be an array of Slurm node names");
+    }
+    for (const toml::node& item : *array) {
+      const auto name = item.value_exact<std::string>();
+      if (!name || !SlurmName(*name)) {
+        return ctx.Fail(&item, where + ".slurm_nodes",
+                        "must be Slurm node names (letters, digits, '-', '_', '.')");
+      }
+      slurm.nodes.push_back(*name);
+    }
+  }
+  const Status set = builder.SetSlurm(std::move(slurm));
+  if (!set.ok())
+    return ctx.Fail(spec.get("slurm_nodes"), where + ".slurm_nodes", set.error().message);
+  return OkStatus();
+}
+
 Status LoadPools(const Context& ctx, const toml::table& root, ClusterBuilder& builder,
                  const std::vector<std::string>& node_types) {
   const toml::node* node = root.get("pools");
@@ -200,7 +253,8 @@ Status LoadPools(const Context& ctx, const toml::table& root, ClusterBuilder& bu
                             ctx.String(*spec, where, "executor", std::string("none")));
     const Result<Executor> executor = ParseExecutor(executor_text);
     if (!executor.ok()) {
-      return ctx.Fail(spec->get("executor"), where + ".executor", "must be \"local\" or \"none\"");
+      return ctx.Fail(spec->get("executor"), where + ".executor",
+                      "must be \"local\", \"slurm\" or \"none\"");
     }
     ATRIUM_ASSIGN_OR_RETURN(
         const int64_t kill_grace_s,
@@ -210,6 +264,7 @@ Status LoadPools(const Context& ctx, const toml::table& root, ClusterBuilder& bu
                         static_cast<uint32_t>(nodes), static_cast<uint32_t>(per_group),
                         static_cast<uint32_t>(per_block), *executor, kill_grace_s);
     if (!added.ok()) return ctx.Fail(spec, where, added.error().message);
+    ATRIUM_TRY(LoadSlurmPool(ctx, *spec, where, *executor, builder));
   }
   return OkStatus();
 }

@@ -95,6 +95,55 @@ TEST(ConfigTest, BadConfigurationNamesFileLineAndKey) {
   }
 }
 
+TEST(ConfigTest, LoadsTheSlurmExampleWithItsMapping) {
+  auto cluster = LoadClusterFile(std::string(ATRIUM_SOURCE_DIR) + "/examples/clusters/slurm.toml");
+  ASSERT_TRUE(cluster.ok()) << cluster.error().ToString();
+  const Pool& pool = cluster->pools()[0];
+  EXPECT_EQ(pool.executor, Executor::kSlurm);
+  EXPECT_EQ(pool.slurm.partition, "atrium");
+  EXPECT_EQ(pool.slurm.gres, "gpu");
+  ASSERT_EQ(pool.slurm.nodes.size(), 16u);
+  EXPECT_EQ(cluster->nodes()[3].name, "gpu-n0003");
+  EXPECT_EQ(pool.slurm.nodes[3], "sn4");
+}
+
+TEST(ConfigTest, SlurmPoolDefaultsAndRefusals) {
+  std::string text(kSmall);
+  text += "executor = \"slurm\"\n";
+  auto cluster = ParseClusterToml(text, "small.toml");
+  ASSERT_TRUE(cluster.ok()) << cluster.error().ToString();
+  EXPECT_EQ(cluster->pools()[0].executor, Executor::kSlurm);
+  EXPECT_TRUE(cluster->pools()[0].slurm.partition.empty());  // Slurm's default partition
+  EXPECT_TRUE(cluster->pools()[0].slurm.nodes.empty());      // the same names
+  struct SlurmBad {
+    std::string extra;
+    std::string expected;
+  };
+  const std::vector<SlurmBad> cases = {
+      {"executor = \"slurm\"\nslurm_nodes = [\"a\", \"b\"]\n",
+       "pools[0].slurm_nodes: lists 2 Slurm nodes for the pool's 10 nodes"},
+      {"executor = \"slurm\"\nslurm_nodes = "
+       "[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\"i\",\"a\"]\n",
+       "names Slurm node 'a' twice"},
+      {"executor = \"slurm\"\nslurm_nodes = [\"a b\"]\n", "must be Slurm node names"},
+      {"executor = \"slurm\"\nslurm_nodes = \"a\"\n", "must be an array of Slurm node names"},
+      {"executor = \"slurm\"\nslurm_partition = \"x;rm\"\n",
+       "pools[0].slurm_partition: must be a Slurm name"},
+      {"executor = \"slurm\"\nslurm_gres = 3\n", "pools[0].slurm_gres: must be a non-empty string"},
+      {"executor = \"local\"\nslurm_partition = \"p\"\n",
+       "pools[0].slurm_partition: is only for executor = \"slurm\""},
+      {"slurm_gres = \"gpu\"\n", "pools[0].slurm_gres: is only for executor = \"slurm\""},
+      {"executor = \"slurmm\"\n", "must be \"local\", \"slurm\" or \"none\""},
+  };
+  for (const SlurmBad& bad : cases) {
+    const auto refused = ParseClusterToml(std::string(kSmall) + bad.extra, "small.toml");
+    ASSERT_FALSE(refused.ok()) << bad.extra;
+    EXPECT_EQ(refused.code(), ErrorCode::kConfigInvalid) << refused.error().ToString();
+    EXPECT_NE(refused.error().message.find(bad.expected), std::string::npos)
+        << refused.error().message;
+  }
+}
+
 TEST(ConfigTest, MalformedTomlNamesTheLine) {
   const auto cluster = ParseClusterToml("name = \"x\"\n[accelerators\n", "broken.toml");
   ASSERT_FALSE(cluster.ok());

@@ -82,15 +82,29 @@ void AppState::Schedule(int64_t now_us) {
     running_by_end_.erase(running_by_end_.begin());
     const JobRecord& record = jobs_.at(job_by_sched_.at(sched_id));
     const Credits before = scheduler_->job(sched_id).charged;
-    // At its limit (a reporting executor's grace is only how long the core waited).
-    scheduler_->Finish(sched_id, scheduler_->job(sched_id).expected_end_s(),
-                       sched::RunEnd::kWalltime);
+    // At its limit (a reporting executor's grace is only how long the core waited), or
+    // when a preemption took its chips.
+    const sched::Job& job = scheduler_->job(sched_id);
+    const bool preempted =
+        job.preempt_at_s >= 0 && job.preempt_at_s < job.run_start_s + job.run_limit_s;
+    scheduler_->Finish(sched_id, job.expected_end_s(),
+                       preempted ? sched::RunEnd::kPreempted : sched::RunEnd::kWalltime);
     NoteCharge(record, before);
   }
   if (scheduler_->waiting_count() == 0) return;
   const sched::PassResult pass = scheduler_->Pass(now_s);
   for (const sched::JobId started : pass.started) {
     running_by_end_.emplace(RunDeadlineS(scheduler_->job(started)), started);
+  }
+  // A run asked to yield now ends by its preemption time: re-keyed, so that its end (the
+  // executor's report, a cancel, the tick) finds it under RunDeadlineS.
+  for (const sched::PreemptNotice& notice : pass.preempted) {
+    const sched::Job& job = scheduler_->job(notice.job);
+    const bool reports = cluster_->pools()[job.shape.pool].executor != cluster::Executor::kNone;
+    const int64_t by_walltime = job.run_start_s + job.run_limit_s + (reports ? kExecutorGraceS : 0);
+    if (running_by_end_.erase({by_walltime, notice.job}) > 0) {
+      running_by_end_.emplace(RunDeadlineS(job), notice.job);
+    }
   }
 }
 

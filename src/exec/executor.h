@@ -5,10 +5,10 @@
 // into journaled ops (job_run_started, job_run_ended), so the core stays deterministic:
 // it never waits on a process, it only applies what an executor said.
 //
-// Implementations: LocalExecutor (local_executor.h: process groups on this machine).
-// A Slurm executor fits the same interface (docs/executors.md): Ensure submits with
-// sbatch (or adopts the Slurm job named after the run), Cancel is scancel, Poll follows
-// squeue/sacct.
+// Implementations: LocalExecutor (local_executor.h: process groups on this machine) and
+// SlurmExecutor (slurm_executor.h: sbatch on the Slurm nodes the placement maps to;
+// Ensure adopts the Slurm job named after the run, Stop is scancel, Poll follows
+// `squeue --json`).
 //
 //   LocalExecutor executor({.jobs_dir = "atrium-data/jobs"});
 //   executor.Ensure(spec);                       // launch, or adopt after a restart
@@ -60,6 +60,9 @@ struct RunEvent {
   int exit_code = -1;       // -1 when a signal ended it
   int signal = 0;
   EndHow how = EndHow::kExited;
+  // kEnded with kLost only: the Atrium nodes of the run that the executor saw fail (the
+  // runner drains them, so nothing else is placed there until an operator resumes them).
+  std::vector<std::string> nodes_down;
 };
 
 class Executor {

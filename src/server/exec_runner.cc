@@ -48,7 +48,43 @@ json EventCommand(const exec::RunEvent& event) {
 
 ExecRunner::ExecRunner(journal::Committer& committer, std::shared_ptr<const Clock> clock,
                        exec::LocalExecutorOptions options)
-    : committer_(committer), clock_(std::move(clock)), local_(std::move(options)) {}
+    : committer_(committer), clock_(std::move(clock)), local_options_(std::move(options)) {}
+
+void ExecRunner::MakeExecutors(const cluster::Cluster& cluster) {
+  cluster_seen_ = &cluster;
+  // Runs of replaced executors are adopted again by the new ones (Ensure finds them by
+  // their records: the local supervisors' files, the Slurm job names).
+  slurm_.clear();
+  by_pool_.assign(cluster.pools().size(), nullptr);
+  for (size_t pool_idx = 0; pool_idx < cluster.pools().size(); ++pool_idx) {
+    const cluster::Pool& pool = cluster.pools()[pool_idx];
+    switch (pool.executor) {
+      case cluster::Executor::kNone:
+        break;
+      case cluster::Executor::kLocal:
+        if (!local_) local_ = std::make_unique<exec::LocalExecutor>(local_options_);
+        by_pool_[pool_idx] = local_.get();
+        break;
+      case cluster::Executor::kSlurm: {
+        exec::SlurmExecutorOptions options{.jobs_dir = local_options_.jobs_dir,
+                                           .slurm = pool.slurm};
+        for (uint32_t node = pool.first_node; node < pool.first_node + pool.node_count; ++node) {
+          options.atrium_nodes.push_back(cluster.nodes()[node].name);
+        }
+        slurm_.push_back(std::make_unique<exec::SlurmExecutor>(std::move(options)));
+        by_pool_[pool_idx] = slurm_.back().get();
+        break;
+      }
+    }
+  }
+}
+
+std::vector<exec::Executor*> ExecRunner::Executors() const {
+  std::vector<exec::Executor*> out;
+  if (local_) out.push_back(local_.get());
+  for (const auto& slurm : slurm_) out.push_back(slurm.get());
+  return out;
+}
 
 ExecRunner::~ExecRunner() {
   Stop();
@@ -79,29 +115,33 @@ void ExecRunner::Loop() {
 }
 
 bool ExecRunner::Pass() {
-  std::vector<exec::RunSpec> to_ensure;
+  std::vector<std::pair<exec::Executor*, exec::RunSpec>> to_ensure;
   const uint64_t seq = committer_.durable_seq();
   if (seq != seen_seq_) {
-    std::set<RunKey> running;
+    std::map<RunKey, exec::Executor*> running;
+    std::set<RunKey> yielding;
     const Status read = committer_.Read([&](const core::Core& core) {
       const core::AppState& app = core.app();
       const cluster::Cluster* cluster = app.cluster();
       const sched::Scheduler* scheduler = app.scheduler();
       if (cluster == nullptr || scheduler == nullptr) return;
       // Bookkeeping clusters (every pool `none`) cost one look at their pools.
-      if (std::none_of(cluster->pools().begin(), cluster->pools().end(),
-                       [](const cluster::Pool& pool) {
-                         return pool.executor == cluster::Executor::kLocal;
-                       })) {
+      if (std::all_of(cluster->pools().begin(), cluster->pools().end(),
+                      [](const cluster::Pool& pool) {
+                        return pool.executor == cluster::Executor::kNone;
+                      })) {
         return;
       }
+      if (cluster != cluster_seen_) MakeExecutors(*cluster);
       for (const auto& [deadline_s, sched_id] : app.running_runs()) {
         const sched::Job& job = scheduler->job(sched_id);
         const cluster::Pool& pool = cluster->pools()[job.shape.pool];
-        if (pool.executor != cluster::Executor::kLocal) continue;
+        exec::Executor* executor = by_pool_[job.shape.pool];
+        if (executor == nullptr) continue;
         RunKey key{job.id, job.runs};
-        running.insert(key);
-        if (local_.Tracks(key.first, key.second)) continue;
+        running.emplace(key, executor);
+        if (job.preempt_at_s >= 0) yielding.insert(key);
+        if (executor->Tracks(key.first, key.second)) continue;
         const core::JobRecord& record = app.jobs().at(job.id);
         exec::RunSpec spec{.job = job.id,
                            .run = job.runs,
@@ -122,19 +162,25 @@ bool ExecRunner::Pass() {
             if ((mask >> chip) & 1U) spec.chip_indices.push_back(chip);
           }
         }
-        to_ensure.push_back(std::move(spec));
+        to_ensure.emplace_back(executor, std::move(spec));
       }
     });
     if (read.ok()) {
       seen_seq_ = seq;
       running_ = std::move(running);
+      yielding_ = std::move(yielding);
     }
   }
   std::vector<exec::RunEvent> failed;
-  for (const exec::RunSpec& spec : to_ensure) {
-    if (Status ensured = local_.Ensure(spec); !ensured.ok()) {
+  for (const auto& [executor, spec] : to_ensure) {
+    if (Status ensured = executor->Ensure(spec); !ensured.ok()) {
       LogEvent(LogLevel::kError, "exec_launch_failed",
                {{"job", spec.job}, {"run", spec.run}, {"detail", ensured.error().ToString()}});
+      // Slurm not answering: try again on a later pass (the state did not change).
+      if (ensured.error().code == ErrorCode::kUnavailable) {
+        seen_seq_ = UINT64_MAX;
+        continue;
+      }
       const int64_t now = clock_->NowUs();
       failed.push_back(exec::RunEvent{.kind = exec::RunEvent::Kind::kEnded,
                                       .job = spec.job,
@@ -144,35 +190,63 @@ bool ExecRunner::Pass() {
                                       .exit_code = 126});
     }
   }
-  // Runs the state settled without us (cancel, job_finish, grant close, the late tick).
-  for (const RunKey& key : local_.Tracked()) {
-    if (!running_.contains(key) && stopped_.insert(key).second) {
-      local_.Stop(key.first, key.second, exec::EndHow::kCancelled);
+  const std::vector<exec::Executor*> executors = Executors();
+  for (exec::Executor* executor : executors) {
+    for (const RunKey& key : executor->Tracked()) {
+      // Runs the state settled without us (cancel, job_finish, grant close, the late
+      // tick), and runs the scheduler asked to yield their chips (preemption).
+      if (!running_.contains(key)) {
+        if (stopped_.insert(key).second)
+          executor->Stop(key.first, key.second, exec::EndHow::kCancelled);
+      } else if (yielding_.contains(key) && stopped_.insert(key).second) {
+        executor->Stop(key.first, key.second, exec::EndHow::kPreempted);
+      }
     }
   }
-  std::vector<exec::RunEvent> events = local_.Poll();
+  std::vector<exec::RunEvent> events;
+  for (exec::Executor* executor : executors) {
+    std::vector<exec::RunEvent> polled = executor->Poll();
+    events.insert(events.end(), std::make_move_iterator(polled.begin()),
+                  std::make_move_iterator(polled.end()));
+  }
   events.insert(events.end(), failed.begin(), failed.end());
   events.insert(events.end(), retry_.begin(), retry_.end());
   retry_.clear();
   if (!events.empty()) {
     std::vector<std::future<Result<core::CommandResult>>> futures;
+    std::vector<const exec::RunEvent*> submitted;
     futures.reserve(events.size());
     const int64_t now_us = clock_->NowUs();
     for (const exec::RunEvent& event : events) {
       if (event.kind == exec::RunEvent::Kind::kEnded) stopped_.erase({event.job, event.run});
       futures.push_back(committer_.Submit(
           core::AppCommand{.now_us = now_us, .json = EventCommand(event).dump()}));
+      submitted.push_back(&event);
+    }
+    // Nodes a run was lost on are drained (after the end, so the run is settled first).
+    std::set<std::string> drain;
+    for (const exec::RunEvent& event : events)
+      drain.insert(event.nodes_down.begin(), event.nodes_down.end());
+    for (const std::string& node : drain) {
+      LogEvent(LogLevel::kWarn, "exec_node_failed", {{"node", node}});
+      futures.push_back(committer_.Submit(core::AppCommand{
+          .now_us = now_us,
+          .json = json{{"op", "node_drain"}, {"actor", ExecutorActor()}, {"node", node}}.dump()}));
+      submitted.push_back(nullptr);
     }
     for (size_t i = 0; i < futures.size(); ++i) {
       Result<core::CommandResult> result = futures[i].get();
-      if (!result.ok()) {
-        if (result.error().code == ErrorCode::kUnavailable) retry_.push_back(events[i]);
+      if (!result.ok() && submitted[i] != nullptr) {
+        if (result.error().code == ErrorCode::kUnavailable) retry_.push_back(*submitted[i]);
         LogEvent(LogLevel::kError, "exec_report_failed",
-                 {{"job", events[i].job}, {"detail", result.error().ToString()}});
+                 {{"job", submitted[i]->job}, {"detail", result.error().ToString()}});
       }
     }
   }
-  return !local_.Tracked().empty();
+  for (exec::Executor* executor : executors) {
+    if (!executor->Tracked().empty()) return true;
+  }
+  return false;
 }
 
 }  // namespace atrium::server

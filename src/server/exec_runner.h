@@ -5,13 +5,20 @@
 // journaled and replayed, and the core never reads a clock or waits on a process.
 //
 // Each pass (every few milliseconds, and at once when the journal moved):
-//   - runs that the state shows running on a pool whose executor is `local`, and that
-//     the executor does not carry out yet, are ensured (launched, or adopted after a
-//     restart: their supervisors outlive the service);
+//   - each pool has its executor, chosen by the pool's `executor` in the cluster file:
+//     one LocalExecutor shared by the `local` pools (one machine), one SlurmExecutor per
+//     `slurm` pool (its partition, GRES and node mapping), none for `none` pools;
+//   - runs that the state shows running on a pool with an executor, and that it does not
+//     carry out yet, are ensured (launched, or adopted after a restart);
+//   - runs the core asked to yield (the scheduler's preemption: the job still runs, with
+//     preempt_at_s set) are stopped at once with Stop(kPreempted), so they end as
+//     `preempted` (requeued), not `cancelled`;
 //   - runs the executor carries out that the state no longer shows running (cancelled,
 //     finished by an operator, their grant closed, or ended by the core's late tick) are
 //     stopped (SIGTERM, SIGKILL after the pool's grace);
-//   - the executor's events become job_run_started / job_run_ended ops, submitted
+//   - a run that ended lost with failed nodes (a Slurm node went down) drains those
+//     Atrium nodes (the node_drain op), so nothing more is placed there;
+//   - the executors' events become job_run_started / job_run_ended ops, submitted
 //     together and awaited (durable) before the next pass, so a run is never launched
 //     twice nor settled twice (the core refuses a second end of the same run).
 // Start runs one pass synchronously, before the service ticks or listens, so runs that
@@ -25,6 +32,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -34,6 +42,7 @@
 #include <vector>
 
 #include "exec/local_executor.h"
+#include "exec/slurm_executor.h"
 #include "journal/committer.h"
 #include "server/clock.h"
 
@@ -53,15 +62,25 @@ class ExecRunner {
 
  private:
   using RunKey = std::pair<std::string, uint32_t>;
-  // One pass; returns whether the executor carries out any run.
+  // One pass; returns whether an executor carries out any run.
   bool Pass();
   void Loop();
+  // The executors of the cluster's pools (made on first sight of a cluster).
+  void MakeExecutors(const cluster::Cluster& cluster);
+  std::vector<exec::Executor*> Executors() const;
 
   journal::Committer& committer_;
   std::shared_ptr<const Clock> clock_;
-  exec::LocalExecutor local_;
+  exec::LocalExecutorOptions local_options_;
+  std::unique_ptr<exec::LocalExecutor> local_;  // the `local` pools', if any
+  std::vector<std::unique_ptr<exec::SlurmExecutor>> slurm_;
+  std::vector<exec::Executor*> by_pool_;  // index = pool; nullptr for `none`
+  const cluster::Cluster* cluster_seen_ = nullptr;
   uint64_t seen_seq_ = UINT64_MAX;
-  std::set<RunKey> running_;           // local runs the state shows running (as of seen_seq_)
+  // Runs the state shows running on pools with an executor (as of seen_seq_), and which
+  // executor carries each out.
+  std::map<RunKey, exec::Executor*> running_;
+  std::set<RunKey> yielding_;          // runs the core asked to yield (as of seen_seq_)
   std::set<RunKey> stopped_;           // runs asked to stop (once)
   std::vector<exec::RunEvent> retry_;  // reports the committer could not take (queue full)
   std::mutex mutex_;
