@@ -264,20 +264,7 @@ TEST_F(ExamplesTest, EveryCallOpensAMinuteAfterTheLoadAndTakesTheDemoProposals) 
       }
       size_t accepted = 0;
       for (const program::ProposalInput& input : *proposals) {
-        json proposal = {{"id", input.id},
-                         {"call", input.call},
-                         {"pi", input.pi},
-                         {"co_investigators", input.co_investigators},
-                         {"title", input.title},
-                         {"abstract", input.abstract},
-                         {"topics", input.topics},
-                         {"duration_months", input.duration_months},
-                         {"open_source_plan", input.open_source_plan}};
-        if (!input.requested.is_zero()) proposal["requested"] = input.requested.ToString();
-        for (const program::ChipHours& request : input.chip_hours) {
-          proposal["chip_hours"].push_back(
-              {{"accelerator", request.accelerator}, {"chip_hours", request.chip_hours}});
-        }
+        const json proposal = program::ProposalSubmitJson(input);
         const json submitted =
             apply({{"op", "proposal_submit"}, {"program", program}, {"proposal", proposal}}, at);
         if (submitted.value("status", "") == "submitted") ++accepted;

@@ -684,7 +684,9 @@ reserve = 50000
                              const std::string& field) {
       EXPECT_EQ(reply.status, status) << reply.raw;
       EXPECT_EQ(reply.body["error"]["code"], code) << reply.raw;
-      if (!field.empty()) EXPECT_EQ(reply.body["error"]["field"], field) << reply.raw;
+      if (!field.empty()) {
+        EXPECT_EQ(reply.body["error"]["field"], field) << reply.raw;
+      }
     };
     const json veto = {
         {"proposal", vetoed}, {"kind", "veto"}, {"reason", "eligibility"}, {"text", "rule 4.2"}};

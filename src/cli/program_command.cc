@@ -97,27 +97,6 @@ std::string Summary(const json& answer) {
   return out;
 }
 
-// A proposal as proposal_submit takes it.
-json ProposalJson(const program::ProposalInput& input) {
-  json chip_hours = json::array();
-  for (const program::ChipHours& request : input.chip_hours) {
-    chip_hours.push_back(
-        {{"accelerator", request.accelerator}, {"chip_hours", request.chip_hours}});
-  }
-  json out = {{"id", input.id},
-              {"call", input.call},
-              {"pi", input.pi},
-              {"co_investigators", input.co_investigators},
-              {"title", input.title},
-              {"abstract", input.abstract},
-              {"topics", input.topics},
-              {"duration_months", input.duration_months},
-              {"open_source_plan", input.open_source_plan}};
-  if (!input.requested.is_zero()) out["requested"] = input.requested.ToString();
-  if (!chip_hours.empty()) out["chip_hours"] = std::move(chip_hours);
-  return out;
-}
-
 // A people file as people_import takes it (all or nothing).
 json PeopleImportJson(const program::PeopleFile& people) {
   json institutions = json::array();
@@ -267,8 +246,8 @@ void RunDemo(const DemoOptions& options) {
   }
   for (const program::ProposalInput& proposal :
        OrFail(program::ParseProposalsToml(OrFail(ReadFile(dir + "/demo/proposals.toml"))))) {
-    step({{"op", "proposal_submit"}, {"proposal", ProposalJson(proposal)}}, at("2026-02-10"),
-         nullptr);
+    step({{"op", "proposal_submit"}, {"proposal", program::ProposalSubmitJson(proposal)}},
+         at("2026-02-10"), nullptr);
   }
   if (talk) fmt::print("- received the proposals\n");
   const program::ProgramState& state = *OrFail(session.Program(id));
@@ -501,7 +480,8 @@ void RegisterProgramCommands(CLI::App& app) {
       ProgramSession session = OrFail(ProgramSession::Open(options->data_dir, false));
       for (const program::ProposalInput& proposal : proposals) {
         const json answer = ApplyOp(
-            session, *options, {{"op", "proposal_submit"}, {"proposal", ProposalJson(proposal)}});
+            session, *options,
+            {{"op", "proposal_submit"}, {"proposal", program::ProposalSubmitJson(proposal)}});
         fmt::print("proposal_submit: {}\n", Summary(answer));
       }
     });

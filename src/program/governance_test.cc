@@ -6,11 +6,13 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "program/loader.h"
 #include "program/program_state.h"
+#include "program/test_helpers.h"
 #include "program/validate.h"
 #include "report/program_report.h"
 
@@ -75,16 +77,10 @@ reviewers_per_proposal = 2
 )";
 }
 
-int64_t At(const char* text) { return *ParseTimeUs(text); }
-std::string Person(int number) { return OrcidFromNumber(static_cast<uint64_t>(number)); }
-Credits Whole(int64_t value) { return Credits::FromWhole(value); }
-
-int64_t LedgerSum(const ProgramState& state) {
-  __int128 sum = 0;
-  state.ledger().ForEachAccount(
-      [&](const ledger::Account& account) { sum += account.balance().micro(); });
-  return static_cast<int64_t>(sum);
-}
+using test::At;
+using test::LedgerSum;
+using test::Person;
+using test::Whole;
 
 class GovernanceTest : public ::testing::Test {
  protected:
@@ -520,6 +516,34 @@ TEST_F(GovernanceTest, AppealsWindowGroundsReviewersAndTheReserve) {
   ASSERT_EQ(appeals["by_ground"].size(), 2U);
   EXPECT_EQ(appeals["by_ground"][0]["ground"], "conflict_not_detected");
   EXPECT_EQ(appeals["by_ground"][0]["upheld"], 1);
+}
+
+// Every reviewer free of the proposal is eligible, and no other: with room for ten, the
+// appeal gets exactly the reviewers who were not assigned to E, did not review it, are
+// not at its PI's institution (howard) and declared no conflict with it (one does, after
+// the decision).
+TEST_F(GovernanceTest, AppealReviewersAreExactlyThoseFreeOfTheProposal) {
+  std::string rules = kRules;
+  rules.replace(rules.find("reviewers = 2"), 13, "reviewers = 10");
+  Build(rules);
+  ASSERT_TRUE(state().CommitDecision("r1", At("2026-03-15")).ok());
+  std::set<std::string> free;
+  for (const auto& [id, person] : state().people()) {
+    if (person.reviewer && person.institution != "howard") free.insert(id);
+  }
+  for (const Assignment& assignment : state().assignments()) {
+    if (assignment.proposal == "E") free.erase(assignment.reviewer);
+  }
+  for (const Review& review : state().reviews()) {
+    if (review.proposal == "E") free.erase(review.reviewer);
+  }
+  ASSERT_GE(free.size(), 3U);
+  const std::string conflicted = *free.begin();
+  ASSERT_TRUE(state().DeclareConflict(conflicted, "E", "former student", At("2026-03-16")).ok());
+  free.erase(conflicted);
+  Result<Appeal> appeal = state().FileAppeal("E", "factual_error", "", Person(5), At("2026-03-20"));
+  ASSERT_TRUE(appeal.ok()) << appeal.error().ToString();
+  EXPECT_EQ(std::set<std::string>(appeal->reviewers.begin(), appeal->reviewers.end()), free);
 }
 
 TEST_F(GovernanceTest, SponsorTiesAreMarkedAndCompared) {

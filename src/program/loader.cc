@@ -498,4 +498,22 @@ Result<std::vector<ProposalInput>> ParseProposalsToml(std::string_view text) {
   return out;
 }
 
+nlohmann::json ProposalSubmitJson(const ProposalInput& input) {
+  nlohmann::json out = {{"id", input.id},
+                        {"call", input.call},
+                        {"pi", input.pi},
+                        {"co_investigators", input.co_investigators},
+                        {"title", input.title},
+                        {"abstract", input.abstract},
+                        {"topics", input.topics},
+                        {"duration_months", input.duration_months},
+                        {"open_source_plan", input.open_source_plan}};
+  if (!input.requested.is_zero()) out["requested"] = input.requested.ToString();
+  for (const ChipHours& request : input.chip_hours) {
+    out["chip_hours"].push_back(
+        {{"accelerator", request.accelerator}, {"chip_hours", request.chip_hours}});
+  }
+  return out;
+}
+
 }  // namespace atrium::program

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "base/error.h"
 #include "program/model.h"
 
@@ -31,6 +33,10 @@ Result<PeopleFile> ParsePeopleToml(std::string_view text);
 
 // [[proposal]] tables (or one top-level proposal).
 Result<std::vector<ProposalInput>> ParseProposalsToml(std::string_view text);
+// A proposal as the proposal_submit op takes it (its `proposal` object): what `atrium
+// program` and the tests submit from a proposals file. `requested` and `chip_hours` are
+// left out when zero or empty.
+nlohmann::json ProposalSubmitJson(const ProposalInput& input);
 
 // "2026-01-15" (midnight UTC) or "2026-01-15T09:30:00Z" -> microseconds since the epoch.
 Result<int64_t> ParseTimeUs(std::string_view text);

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "program/loader.h"
+#include "program/test_helpers.h"
 #include "program/validate.h"
 
 namespace atrium::program {
@@ -83,17 +84,10 @@ decision = 2026-03-15
 reviewers_per_proposal = 2
 )";
 
-int64_t At(const char* text) { return *ParseTimeUs(text); }
-std::string Person(int number) { return OrcidFromNumber(static_cast<uint64_t>(number)); }
-Credits Whole(int64_t value) { return Credits::FromWhole(value); }
-
-// Sum of all balances: zero when no credit was created or lost.
-int64_t LedgerSum(const ProgramState& state) {
-  __int128 sum = 0;
-  state.ledger().ForEachAccount(
-      [&](const ledger::Account& account) { sum += account.balance().micro(); });
-  return static_cast<int64_t>(sum);
-}
+using test::At;
+using test::LedgerSum;
+using test::Person;
+using test::Whole;
 
 // Everything a refused command must leave unchanged.
 std::string Fingerprint(const ProgramState& state) {

@@ -314,6 +314,14 @@ json ProgramReportJson(const ProgramState& state) {
   std::vector<double> institution_credits;
   for (const auto& [institution, credits] : per_institution) institution_credits.push_back(credits);
 
+  // Grants paid from the appeals reserve count in their track's `committed` (they are
+  // the track's grants) and are named apart, since the track's pool did not pay them.
+  std::map<std::string, Credits> from_reserve;  // by track
+  for (const auto& [id, appeal] : state.appeals()) {
+    if (appeal.grant.empty()) continue;
+    const program::Grant& grant = state.grants().at(appeal.grant);
+    from_reserve[grant.track] = Add(from_reserve[grant.track], grant.awarded);
+  }
   json tracks = json::array();
   for (const program::Track& track : def.tracks) {
     int64_t proposals = 0;
@@ -327,6 +335,7 @@ json ProgramReportJson(const ProgramState& state) {
          {"kind", program::ToString(track.kind)},
          {"budget", Money(track.budget)},
          {"committed", Money(bucket.credits)},
+         {"from_appeals_reserve", Money(from_reserve[track.id])},
          {"grants", bucket.grants},
          {"proposals", proposals},
          {"pool_available", Money(state.AccountAvailable(state.TrackPoolAccount(track.id)))}});

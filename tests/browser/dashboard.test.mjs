@@ -115,6 +115,10 @@ async function checkGovernance(page, report, call, programPath) {
   assert.deepEqual(await rowsOf(`Appeals in ${CALL}`),
     [[`A-${gov.vetoed}`, gov.vetoed, 'procedural_error', 'upheld', APPEAL_REASON, formatCredits(appeal[0].funded)]]);
   assert.match(await page.textContent('#gov-appeal-rules'), new RegExp(`funded ${formatCredits(g.appeals.reserve.funded)}`));
+  // The track's committed credits name what the reserve paid (its pool did not).
+  const trackRow = await page.$$eval('section[aria-labelledby="s-budget"] table tbody tr td', (tds) => tds.map((td) => td.textContent));
+  assert.equal(trackRow[4], formatCredits(appeal[0].funded), 'the track shows the grant paid from the appeals reserve');
+  assert.equal(report.tracks[0].from_appeals_reserve, appeal[0].funded);
   const sides = g.sponsor_ties.calls.find((c) => c.call === CALL);
   assert.equal(sides.tied.decided, 1, 'D1 (northfield) is tied to the sponsor');
   assert.deepEqual(await rowsOf(`Proposals tied to the sponsor in ${CALL}`), [

@@ -165,6 +165,7 @@ export async function render() {
       ['Kind', (t) => t.kind],
       ['Budget', (t) => credits(t.budget), { num: true }],
       ['Committed', (t) => credits(t.committed), { num: true }],
+      ['Of which from the appeals reserve', (t) => credits(t.from_appeals_reserve ?? '0'), { num: true }],
       ['Grants', (t) => t.grants, { num: true }],
       ['Proposals', (t) => t.proposals, { num: true }],
     ], report.tracks)),
