@@ -13,10 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${TIDY_BUILD:-build/dev}
 jobs=${TIDY_JOBS:-$(nproc)}
-exclude=${TIDY_EXCLUDE-'^src/(sched|sim)/|^src/core/app_state\.cc$'}
+exclude=${TIDY_EXCLUDE-'^src/core/app_state\.cc$'}
 sample=${TIDY_SAMPLE:-12}
 # Headers are checked where they belong to a checked folder.
-header_filter=${TIDY_HEADER_FILTER:-'/src/(base|ledger|program|cluster|journal|report|cli|server)/|/src/core/(command|core|access)\.h'}
+header_filter=${TIDY_HEADER_FILTER:-'/src/(base|ledger|program|cluster|journal|report|cli|server|sched|sim)/|/src/core/(command|core|access)\.h'}
 [[ -f $build/compile_commands.json ]] || cmake --preset dev >/dev/null
 
 if (($# > 0)); then

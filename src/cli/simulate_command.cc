@@ -211,7 +211,7 @@ void RegisterSimulateCommands(CLI::App& app) {
                   "Grants in the synthetic workload (default 200)");
   cmd->add_option("--out", args->out, "Output directory: jobs.csv, runs.csv, summary.json");
   cmd->add_option("--policy", args->policy,
-                  "fifo, backfill, fairshare (default), fairshare+preempt, conservative");
+                  "fifo, backfill (default), fairshare, fairshare+preempt, conservative");
   cmd->add_option("--grants", args->grants, "Grant budgets: CSV grant,credits,class");
   cmd->add_option("--compare", args->compare,
                   "Comma-separated policies: run each and print a table (outputs in DIR/POLICY)");

@@ -864,7 +864,7 @@ std::vector<OpSpec> OpHandlers::Table() {
                      TextField("toml", kTomlBytesMax, true, "the cluster (docs/cluster.md), TOML")),
                  TextField("policy", 64, false,
                            "scheduling policy: fifo, backfill, conservative, fairshare (default: "
-                           "the cluster file's, else fairshare)")},
+                           "the cluster file's, else backfill)")},
       .result = {{"cluster", "string", ""}, {"nodes", "integer", ""}, {"policy", "string", ""}},
       .route = {.method = "POST", .path = "/v1/cluster", .success_status = 201},
       .handler = [](AppState& app, const OpRequest& request) -> Result<json> {

@@ -72,13 +72,14 @@ TEST_F(NodeIndexTest, WholeNodeJobsPreferTheFullestGroupThatFits) {
 
 TEST_F(NodeIndexTest, LargeJobsStayInOneBlockWhenTheyCan) {
   std::vector<Alloc> out;
-  ASSERT_TRUE(index_.Find(Shape(6 * 16), &out));  // 6 nodes: more than a group, fits a block
+  ASSERT_TRUE(
+      index_.Find(Shape(int64_t{6} * 16), &out));  // 6 nodes: more than a group, fits a block
   ASSERT_EQ(out.size(), 6u);
   for (const Alloc& alloc : out) {
     EXPECT_EQ(cluster_.nodes()[alloc.node].block, cluster_.nodes()[out[0].node].block);
     EXPECT_EQ(alloc.mask, FullMask(16));
   }
-  ASSERT_TRUE(index_.Find(Shape(20 * 16), &out));  // spans blocks: the spine
+  ASSERT_TRUE(index_.Find(Shape(int64_t{20} * 16), &out));  // spans blocks: the spine
   std::set<uint32_t> nodes;
   for (const Alloc& alloc : out) nodes.insert(alloc.node);
   EXPECT_EQ(nodes.size(), 20u);

@@ -3,8 +3,9 @@
 // `conservative` (first come first served, a reservation for each of the first
 // kConservativeReservations blocked jobs of a pool), `fairshare` (fair-share priority
 // with EASY backfilling) and `fairshare+preempt` (the same, and preemptible and education
-// jobs yield to research jobs that have waited too long). The default is fairshare.
-// docs/simulate.md says what each trades.
+// jobs yield to research jobs that have waited too long). The default is backfill (EASY):
+// the bar is EASY's waits at EASY's utilisation, which fair share does not meet
+// (it trades utilisation for small jobs' waits). docs/simulate.md says what each trades.
 //
 //   Result<Policy> policy = MakePolicy("fairshare+preempt");
 #pragma once
@@ -19,7 +20,7 @@
 
 namespace atrium::sched {
 
-inline constexpr std::string_view kDefaultPolicy = "fairshare";
+inline constexpr std::string_view kDefaultPolicy = "backfill";
 inline constexpr int kConservativeReservations = 32;
 inline constexpr int kReservationsMax = 1024;  // the bound of the --reservations setting
 

@@ -35,7 +35,7 @@ struct FairShareWeights {
   // Age breaks the tie between grants and, given time, lifts any job: a job waiting
   // age_full_s gains a tenth of the fair-share range, so nothing starves forever.
   double age = 1000;
-  int64_t age_full_s = 7 * 24 * 3600;
+  int64_t age_full_s = int64_t{7} * 24 * 3600;
   // Research before education before preemptible, by a little less than age's range.
   double job_class = 500;
 };

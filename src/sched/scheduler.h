@@ -59,7 +59,7 @@ namespace atrium::sched {
 
 struct SchedulerConfig {
   // A research job waiting this long may preempt (policy option).
-  int64_t preempt_wait_s = 2 * 3600;
+  int64_t preempt_wait_s = int64_t{2} * 3600;
   // Time a preempted job gets to checkpoint before its chips are taken.
   int64_t preempt_grace_s = 300;
   // Preemption attempts per pool per pass: each walks the pool's preemptible runs (an
@@ -142,6 +142,7 @@ struct GrantInfo {
   cluster::JobClass default_class = cluster::JobClass::kResearch;
 };
 
+// NOLINTNEXTLINE(clang-analyzer-optin.performance.Padding): one per cluster, 32 bytes
 class Scheduler {
  public:
   Scheduler(const cluster::Cluster& cluster, ledger::Ledger& ledger, Policy policy,

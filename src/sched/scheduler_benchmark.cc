@@ -58,7 +58,7 @@ struct State {
   static constexpr int kWaiting = 100'000;
   int next_index = 0;
   void Submit(std::mt19937_64& rng, int index, int64_t chips, int64_t now_s) {
-    const int64_t walltime_s = 600 + static_cast<int64_t>(rng() % (48 * 3600));
+    const int64_t walltime_s = 600 + static_cast<int64_t>(rng() % (uint64_t{48} * 3600));
     scheduler->Submit({.id = "j" + std::to_string(index),
                        .grant = "g" + std::to_string(rng() % 200),
                        .job_class = rng() % 10 == 0 ? cluster::JobClass::kPreemptible
@@ -76,7 +76,7 @@ struct State {
 void BM_PassFresh(benchmark::State& bench) {
   const cluster::Cluster cluster = Research40k();
   size_t started = 0;
-  for (auto _ : bench) {
+  for (auto _ : bench) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the library's idiom
     bench.PauseTiming();
     auto state = std::make_unique<State>(cluster, "fairshare");
     bench.ResumeTiming();
@@ -95,7 +95,7 @@ void BM_PassSteady(benchmark::State& bench) {
   State state(cluster, bench.range(0) == 0 ? "fairshare" : "fairshare+preempt");
   (void)state.scheduler->Pass(2);
   int64_t now_s = 3;
-  for (auto _ : bench) {
+  for (auto _ : bench) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the library's idiom
     benchmark::DoNotOptimize(state.scheduler->Pass(now_s++));
   }
   bench.counters["waiting"] = static_cast<double>(state.scheduler->waiting_count());
@@ -110,7 +110,7 @@ void BM_PassChurn(benchmark::State& bench) {
   (void)sched.Pass(2);
   std::mt19937_64 rng(7);
   int64_t now_s = 3;
-  for (auto _ : bench) {
+  for (auto _ : bench) {  // NOLINT(clang-analyzer-deadcode.DeadStores): the library's idiom
     bench.PauseTiming();
     // One run ends (the job started first) and one job arrives.
     for (JobId id = 0; id < sched.job_count(); ++id) {

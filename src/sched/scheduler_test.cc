@@ -403,6 +403,7 @@ TEST(SchedulerPreemptTest, LongJobsRefusedByANearReservationAreSkippedTogether) 
   // When it may preempt, 100 one-node jobs of an hour and one of 5 minutes arrive.
   const int64_t now_s = 1 + SchedulerConfig{}.preempt_wait_s;
   std::vector<JobId> long_jobs;
+  long_jobs.reserve(100);
   for (int idx = 0; idx < 100; ++idx) {
     long_jobs.push_back(submit("l" + std::to_string(idx), 16, 3600, now_s, JobClass::kResearch));
   }

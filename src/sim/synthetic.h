@@ -36,14 +36,14 @@ struct SyntheticOptions {
   double diurnal_amplitude = 0.5;
   double duration_median_s = 1200;
   double duration_sigma = 1.5;
-  int64_t duration_max_s = 7 * 86400;
+  int64_t duration_max_s = int64_t{7} * 86400;
   // Jobs that outrun their walltime and are killed.
   double killed_fraction = 0.03;
   double preemptible_fraction = 0.08;
   double education_fraction = 0.12;  // of the jobs small enough for education
   SyntheticMix mix = SyntheticMix::kDefault;
   // Long-queue mix only.
-  int64_t burst_period_s = 3 * 86400;
+  int64_t burst_period_s = int64_t{3} * 86400;
   double burst_fraction = 0.3;
   double burst_rate = 2.0;  // times the mean rate; at most 1 / burst_fraction
 };
