@@ -7,12 +7,15 @@
 #   ATRIUM=build/dev/src/cli/atrium RUNS=1 scripts/bench-exec.sh 500   (a quick check)
 #
 # Two modes, the same cluster file but for the pool's executor:
-#   local  every job is a real process (supervisor fork, job fork + exec of `true`), its
-#          start and end reported by the executor as journaled ops: end to end jobs/s;
+#   local  every job is a real process (posix_spawn of the static atrium-supervisor, its
+#          fork + exec of `true`), its start and end reported by the executor as
+#          journaled ops: end to end jobs/s;
 #   none   no process: each client submits a job and reports its end itself (job_finish)
 #          at once: the scheduling + journaling path alone (HTTP, op, pass, group commit).
 # per_job_ms_process = 1000/local - 1000/none is what running a process adds per job;
 # process_run_ms_mean is the supervisor's own measure (its fork of the job to its reaping).
+# The release build is used (both atrium and atrium-supervisor); ATRIUM=path measures
+# another atrium (its atrium-supervisor is looked for next to it, then in the build).
 # Prints one JSON object; each figure is the median of RUNS runs. Noisy while other work
 # shares the machine.
 set -euo pipefail

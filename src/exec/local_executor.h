@@ -55,9 +55,9 @@ struct LocalExecutorOptions {
 
 // How a run's limits are enforced, decided once when the executor is made.
 struct LimitsMode {
-  bool cgroup = false;     // true: a cgroup v2 per run under `parent`
-  std::string parent;      // the cgroup directory the runs' cgroups are made in
-  std::string reason;      // why rlimits are used, when they are
+  bool cgroup = false;  // true: a cgroup v2 per run under `parent`
+  std::string parent;   // the cgroup directory the runs' cgroups are made in
+  std::string reason;   // why rlimits are used, when they are
 };
 // Probes the machine as LocalExecutor does (cgroup_parent as in the options).
 LimitsMode ProbeLimits(const std::string& cgroup_parent);
@@ -73,6 +73,9 @@ class LocalExecutor final : public Executor {
   bool Tracks(const std::string& job, uint32_t run) const override;
   std::vector<std::pair<std::string, uint32_t>> Tracked() const override;
   void Stop(const std::string& job, uint32_t run, EndHow how) override;
+  // As Executor::Poll, except that a run whose start and end both fall in one poll (a
+  // job shorter than the runner's pass) is reported by its end alone, which carries its
+  // start time: one op for the core instead of two.
   std::vector<RunEvent> Poll() override;
 
   // The environment a run gets (besides PATH, HOME, LANG, ... taken from the service's):
