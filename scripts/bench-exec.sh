@@ -7,12 +7,15 @@
 #   ATRIUM=build/dev/src/cli/atrium RUNS=1 scripts/bench-exec.sh 500   (a quick check)
 #
 # Two modes, the same cluster file but for the pool's executor:
-#   local  every job is a real process (supervisor fork, job fork + exec of `true`), its
-#          start and end reported by the executor as journaled ops: end to end jobs/s;
+#   local  every job is a real process (posix_spawn of the static atrium-supervisor, its
+#          fork + exec of `true`), its start and end reported by the executor as
+#          journaled ops: end to end jobs/s;
 #   none   no process: each client submits a job and reports its end itself (job_finish)
 #          at once: the scheduling + journaling path alone (HTTP, op, pass, group commit).
 # per_job_ms_process = 1000/local - 1000/none is what running a process adds per job;
 # process_run_ms_mean is the supervisor's own measure (its fork of the job to its reaping).
+# The release build is used (both atrium and atrium-supervisor); ATRIUM=path measures
+# another atrium (its atrium-supervisor is looked for next to it, then in the build).
 # Prints one JSON object; each figure is the median of RUNS runs. Noisy while other work
 # shares the machine.
 set -euo pipefail
@@ -55,10 +58,16 @@ run_once() {  # mode run -> one JSON line
   grant=$(sed -n 's/.*grant=\([^ ]*\).*/\1/p' <<<"$setup")
   token=$(cat "$(sed -n 's/.*researcher_token=\([^ ]*\).*/\1/p' <<<"$setup")")
   python3 - "$mode" "$port" "$program" "$grant" "$token" "$(cat "$dir/data/admin.token")" \
-    "$jobs" "$clients" "$dir/data/jobs" <<'PY'
-import glob, http.client, json, statistics, sys, threading, time
+    "$jobs" "$clients" "$dir/data/jobs" "$server_pid" <<'PY'
+import glob, http.client, json, os, statistics, sys, threading, time
 mode, port, program, grant, token, admin = sys.argv[1:7]
-jobs, clients, jobs_dir = int(sys.argv[7]), int(sys.argv[8]), sys.argv[9]
+jobs, clients, jobs_dir, server_pid = int(sys.argv[7]), int(sys.argv[8]), sys.argv[9], sys.argv[10]
+
+def cpu_s():
+    # The service's CPU time and its reaped children's (the supervisors, and through them
+    # the jobs' processes): utime stime cutime cstime of /proc/PID/stat.
+    fields = open("/proc/%s/stat" % server_pid).read().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 def request(conn, method, path, auth, body=None):
     headers = {"Authorization": "Bearer " + auth, "Content-Type": "application/json"}
@@ -89,6 +98,7 @@ def client(count):
             status, data = request(conn, "POST", "/v1/jobs/%s/finish" % job, admin, {})
             if status != 200: errors.append((status, data[:200]))
 
+cpu_before = cpu_s()
 start = time.monotonic()
 threads = [threading.Thread(target=client, args=(jobs // clients + (i < jobs % clients),))
            for i in range(clients)]
@@ -100,6 +110,7 @@ while metric(watch, "atrium_cluster_jobs_waiting") > 0 or \
         metric(watch, "atrium_cluster_chips_busy") > 0:
     time.sleep(0.02)
 elapsed = time.monotonic() - start
+cpu_ms_per_job = (cpu_s() - cpu_before) * 1000 / jobs
 if errors: raise SystemExit("refused: %r" % errors[:3])
 # Every job completed (checked after the clock stopped).
 states = {}
@@ -109,7 +120,8 @@ for job in ids[:: max(1, len(ids) // 500)]:
     states[state] = states.get(state, 0) + 1
 if set(states) != {"completed"}: raise SystemExit("not all completed: %r" % states)
 out = {"mode": mode, "jobs": jobs, "seconds": round(elapsed, 3),
-       "jobs_per_s": round(jobs / elapsed, 1), "submit_seconds": round(submitted, 3)}
+       "jobs_per_s": round(jobs / elapsed, 1), "submit_seconds": round(submitted, 3),
+       "cpu_ms_per_job": round(cpu_ms_per_job, 3)}
 if mode == "local":
     runs = []
     for path in glob.glob(jobs_dir + "/J*/run-1.status"):
@@ -146,4 +158,9 @@ print(json.dumps({
     "per_job_ms_sched_journal": round(1000 / none, 3),
     "per_job_ms_process": round(1000 / local - 1000 / none, 3),
     "process_run_ms_mean": med("local", "process_run_ms_mean"),
+    # CPU time of the service and its processes per job (not counting the HTTP clients):
+    # what bounds jobs/s when the machine is busy; 2 cores / this = a CPU-bound ceiling.
+    "cpu_ms_per_job": med("local", "cpu_ms_per_job"),
+    "cpu_ms_per_job_sched_journal": med("none", "cpu_ms_per_job"),
+    "cpu_bound_jobs_per_s_2_cores": round(2000 / med("local", "cpu_ms_per_job"), 1),
 }))'

@@ -9,8 +9,8 @@ scripts/install-deps.sh
 scripts/web-build.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"
-# A fresh store loads this machine as a one-node cluster whose jobs really run
-# (examples/clusters/local.toml, docs/executors.md), unless the arguments name another.
-cluster=(--bootstrap-cluster examples/clusters/local.toml)
-for arg in "$@"; do [[ $arg == --bootstrap-cluster* ]] && cluster=(); done
-exec build/release/src/cli/atrium serve "${cluster[@]}" "$@"
+# A fresh store loads this machine as a one-node cluster whose jobs really run (its
+# Neuron or NVIDIA devices, else --local-chips logical chips, 16 by default; written to
+# atrium-data/local-cluster.toml; docs/executors.md), unless --bootstrap-cluster names
+# another.
+exec build/release/src/cli/atrium serve "$@"

@@ -123,8 +123,9 @@ EOF
 officer=$(token officer)
 echo "== program $program, call open-call (closes in $call_s s)"
 as "$officer" programs create --file "$work/program.toml" --program "$program"
-# The cluster: the one the service preloaded (examples/clusters/research-40k.toml), or the
-# mixed example if it has none (`atrium serve --no-examples`).
+# The cluster: the one the service preloaded (this machine, run by the local executor, or
+# the file --bootstrap-cluster named), or the mixed example if it has none
+# (`atrium serve --no-examples`).
 nodes=$(as "$admin_file" node list --json | jq '.items | length')
 if [[ $nodes == 0 ]]; then
   echo "== loading examples/clusters/mixed.toml"
@@ -174,11 +175,14 @@ as "$officer" decision commit open-call
 echo "== grants"
 as "$officer" grant list
 echo "== a job on G-D1, on the cluster"
-# A real process on a cluster whose pool has executor = "local" (docs/executors.md),
-# bookkeeping only on research-40k; either way the operator reports its end.
-job=$(as "$pi1" job submit --grant G-D1 --chips 16 --walltime 2h --name demo --json -- sh -c 'echo training; sleep 60' | jq -r .job)
+# A real process on a cluster whose pool has executor = "local" (docs/executors.md; the
+# default of `atrium serve`), bookkeeping only on research-40k; either way the operator
+# reports its end. It asks for the whole first node (16 chips on the examples).
+chips=$(as "$admin_file" node list --json | jq '.items[0].chips')
+job=$(as "$pi1" job submit --grant G-D1 --chips "$chips" --walltime 2h --name demo --json -- sh -c 'echo training; sleep 60' | jq -r .job)
 as "$pi1" job show "$job"
 sleep 2
+as "$pi1" job logs "$job"
 ops=$(token operator)
 as "$ops" job finish "$job"
 as "$pi1" grant balance G-D1

@@ -7,10 +7,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <sstream>
 #include <string>
@@ -24,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/core.h"
+#include "exec/local_executor.h"
 #include "journal/journal.h"
 #include "journal/open.h"
 #include "process.h"
@@ -169,11 +172,11 @@ class ExecutorTest : public ::testing::Test {
     fs::remove_all(dir_);
   }
 
-  void StartService() {
+  // With --no-examples (the test loads its own cluster), unless `args` is given.
+  void StartService(std::vector<std::string> args = {"--no-examples"}) {
     service_ = std::make_unique<testing::ServiceProcess>();
-    ASSERT_TRUE(service_->Start(
-        ATRIUM_BINARY, {"--data", (dir_ / "data").string(), "--no-examples", "--threads", "8"}))
-        << service_->output();
+    args.insert(args.begin(), {"--data", (dir_ / "data").string(), "--threads", "8"});
+    ASSERT_TRUE(service_->Start(ATRIUM_BINARY, args)) << service_->output();
     if (!service_->token_file().empty()) admin_ = testing::ReadFirstLine(service_->token_file());
     ASSERT_FALSE(admin_.empty()) << service_->output();
   }
@@ -211,8 +214,8 @@ class ExecutorTest : public ::testing::Test {
 
   // The cluster, a program whose call closes in 2 s, one proposal, two reviews, the
   // decision: grant G-P1 of 50,000 credits, PI kPi.
-  void FundGrant() {
-    Ok(Post("/v1/cluster", admin_, {{"toml", kClusterToml}}));
+  void FundGrant(bool load_cluster = true) {
+    if (load_cluster) Ok(Post("/v1/cluster", admin_, {{"toml", kClusterToml}}));
     const std::string officer = MakeToken("officer", "");
     Ok(Post("/v1/programs", officer, {{"toml", ProgramToml(Clock::now(), seconds(2))}}));
     const auto close_at = Clock::now() + seconds(3);
@@ -579,6 +582,167 @@ TEST_F(ExecutorTest, KilledServiceRestartsAndSettlesEveryRunOnce) {
   jobs_.clear();
   service_->Stop(SIGTERM);
   VerifyStore();
+}
+
+// `atrium serve` alone, on a fresh store: this machine is its cluster (one node of
+// --local-chips logical chips here: this machine has no Neuron or NVIDIA device), run by
+// the local executor, so a job submitted on the defaults really runs.
+TEST_F(ExecutorTest, ServeAloneLoadsTheLocalClusterAndJobsRun) {
+  std::error_code ec;
+  bool devices = false;
+  for (const auto& entry : fs::directory_iterator("/dev", ec)) {
+    const std::string name = entry.path().filename().string();
+    if ((name.starts_with("neuron") || name.starts_with("nvidia")) && name.size() > 6 &&
+        std::isdigit(static_cast<unsigned char>(name.back()))) {
+      devices = true;
+    }
+  }
+  StartService({"--local-chips", "4"});
+  const Reply nodes = Get("/v1/cluster/nodes", admin_);
+  ASSERT_EQ(nodes.status, 200) << nodes.raw;
+  ASSERT_EQ(nodes.body["items"].size(), 1u) << nodes.raw;
+  EXPECT_EQ(nodes.body["items"][0]["name"], "local-n0000");
+  if (!devices) {
+    EXPECT_EQ(nodes.body["items"][0]["chips"], 4) << nodes.raw;
+    EXPECT_EQ(nodes.body["items"][0]["accelerator"], "trn1") << nodes.raw;
+  }
+  EXPECT_TRUE(fs::exists(dir_ / "data" / "local-cluster.toml"));
+  FundGrant(/*load_cluster=*/false);
+  const std::string job =
+      Submit({"sh", "-c", "echo chips=$ATRIUM_CHIPS cores=$NEURON_RT_VISIBLE_CORES"}, 60, 2);
+  const json ended = WaitFor(job, Ended);
+  EXPECT_EQ(ended["state"], "completed") << ended;
+  const std::string out = Logs(job, "stdout");
+  EXPECT_EQ(out.rfind("chips=2 cores=", 0), 0u) << out;
+  // A bad count is refused before anything starts.
+  const testing::ProcessResult refused =
+      testing::Run({ATRIUM_BINARY, "serve", "--data", (dir_ / "other").string(), "--listen",
+                    "127.0.0.1:0", "--local-chips", "65"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("local-chips"), std::string::npos) << refused.err;
+  jobs_.clear();
+}
+
+// A run's memory limit takes effect: a cgroup v2 memory.max where this machine lets the
+// service delegate the memory and cpu controllers, else RLIMIT_AS. Which one applies is
+// checked against the machine itself, so neither path is skipped silently.
+TEST_F(ExecutorTest, MemoryLimitTakesEffect) {
+  // Independently of the executor: does this process's cgroup v2 offer memory and cpu?
+  std::string mount;
+  {
+    std::ifstream mounts("/proc/self/mountinfo");
+    for (std::string line; std::getline(mounts, line);) {
+      const size_t dash = line.find(" - cgroup2 ");
+      if (dash == std::string::npos) continue;
+      std::istringstream fields(line);
+      std::string skip;
+      fields >> skip >> skip >> skip >> skip >> mount;
+      break;
+    }
+  }
+  std::string controllers;
+  if (!mount.empty()) {
+    std::ifstream groups("/proc/self/cgroup");
+    std::string own;
+    for (std::string line; std::getline(groups, line);) {
+      if (line.starts_with("0::")) own = line.substr(3);
+    }
+    fs::path base = fs::path(mount) / fs::path(own).relative_path();
+    if (!fs::is_directory(base)) base = mount;
+    std::ifstream in(base / "cgroup.controllers");
+    std::getline(in, controllers);
+  }
+  const bool offered = (" " + controllers + " ").find(" memory ") != std::string::npos &&
+                       (" " + controllers + " ").find(" cpu ") != std::string::npos;
+  const exec::LimitsMode probed = exec::ProbeLimits("");
+  if (!offered) {
+    EXPECT_FALSE(probed.cgroup) << "no memory+cpu controllers here: " << controllers;
+    EXPECT_FALSE(probed.reason.empty());
+  }
+  const std::string expected_mode = probed.cgroup ? "cgroup" : "rlimit";
+  std::cout << "limits here: " << expected_mode << " (" << probed.reason << ")\n";
+
+  StartService({"--no-examples", "--job-memory-mib", "128"});
+  FundGrant();
+  const std::string small =
+      Submit({"python3", "-c", "x = bytearray(16 << 20); x[-1] = 1; print(len(x))"}, 60);
+  const std::string large =
+      Submit({"python3", "-c", "x = bytearray(512 << 20); x[::4096] = b'1' * len(x[::4096])"}, 60);
+  json job = WaitFor(small, Ended);
+  EXPECT_EQ(job["state"], "completed") << job << Logs(small, "stderr");
+  EXPECT_EQ(Logs(small, "stdout"), "16777216\n");
+  job = WaitFor(large, Ended);
+  EXPECT_EQ(job["state"], "failed") << job;
+  if (expected_mode == "rlimit") {
+    // The allocation is refused: Python raises MemoryError and exits 1.
+    EXPECT_EQ(job["run"]["exit_code"], 1) << job;
+    EXPECT_NE(Logs(large, "stderr").find("MemoryError"), std::string::npos);
+  } else {
+    // The cgroup's OOM killer ends it.
+    EXPECT_EQ(job["run"]["signal"], SIGKILL) << job;
+  }
+  const json launch = json::parse(JobFile(large, "run-1.json"));
+  EXPECT_EQ(launch["limits"]["mode"], expected_mode) << launch;
+  EXPECT_EQ(launch["limits"]["memory_bytes_max"], 128 << 20);
+  jobs_.clear();
+}
+
+// The executor's side of a preemption: Stop(kPreempted) sends SIGTERM to the run's group
+// (SIGKILL after the grace) and its end is reported as `preempted`; a cancel likewise as
+// `cancelled`. The executor alone, without a service.
+TEST_F(ExecutorTest, StopPreemptedEndsTheRunAsPreempted) {
+  exec::LocalExecutor executor({.jobs_dir = (dir_ / "jobs").string()});
+  auto spec = [](const std::string& job, std::vector<std::string> argv) {
+    return exec::RunSpec{.job = job,
+                         .run = 1,
+                         .argv = std::move(argv),
+                         .grant = "p/g",
+                         .chips = 1,
+                         .nodes = {"n0"},
+                         .chip_indices = {0},
+                         .walltime_s = 60,
+                         .kill_grace_s = 1};
+  };
+  ASSERT_TRUE(executor.Ensure(spec("J1", {"sleep", "30"})).ok());
+  ASSERT_TRUE(executor.Ensure(spec("J2", {"sh", "-c", "trap '' TERM; sleep 30"})).ok());
+  ASSERT_TRUE(executor.Ensure(spec("J3", {"sleep", "30"})).ok());
+  ASSERT_TRUE(executor.Ensure(spec("J1", {"sleep", "30"})).ok());  // idempotent
+  std::map<std::string, exec::RunEvent> started;
+  std::map<std::string, exec::RunEvent> ended;
+  auto poll_until = [&](const std::function<bool()>& done, seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      for (const exec::RunEvent& event : executor.Poll()) {
+        auto& into = event.kind == exec::RunEvent::Kind::kStarted ? started : ended;
+        EXPECT_TRUE(into.emplace(event.job, event).second) << "twice: " << event.job;
+      }
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+  };
+  poll_until([&] { return started.size() == 3; }, seconds(10));
+  EXPECT_EQ(started.size(), 3u);
+  std::this_thread::sleep_for(milliseconds(300));  // the shells have set their traps
+  const auto stopped_at = std::chrono::steady_clock::now();
+  executor.Stop("J1", 1, exec::EndHow::kPreempted);
+  executor.Stop("J2", 1, exec::EndHow::kPreempted);
+  executor.Stop("J3", 1, exec::EndHow::kCancelled);
+  poll_until([&] { return ended.size() == 3; }, seconds(20));
+  ASSERT_EQ(ended.size(), 3u);
+  EXPECT_EQ(ended["J1"].how, exec::EndHow::kPreempted);
+  EXPECT_EQ(ended["J1"].signal, SIGTERM);
+  EXPECT_EQ(ended["J2"].how, exec::EndHow::kPreempted);
+  EXPECT_EQ(ended["J2"].signal, SIGKILL);  // it ignored SIGTERM: killed after the 1 s grace
+  EXPECT_GE(ended["J2"].ended_at_us - ended["J2"].started_at_us, 1'000'000);
+  EXPECT_EQ(ended["J3"].how, exec::EndHow::kCancelled);
+  EXPECT_EQ(ended["J3"].signal, SIGTERM);
+  EXPECT_LT(std::chrono::steady_clock::now() - stopped_at, seconds(10));
+  EXPECT_TRUE(executor.Tracked().empty());
+  EXPECT_TRUE(executor.Poll().empty());  // each end once
+  // The status files say the same (what a restarted service would read).
+  std::ifstream status(dir_ / "jobs" / "J1" / "run-1.status");
+  std::string line;
+  std::getline(status, line);
+  EXPECT_NE(line.find(" preempted"), std::string::npos) << line;
 }
 
 }  // namespace

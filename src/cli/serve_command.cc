@@ -7,7 +7,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <string>
 #include <thread>
 
@@ -59,13 +58,16 @@ struct LocalDevices {
 LocalDevices FindLocalDevices(int64_t logical) {
   int64_t neuron = 0;
   int64_t nvidia = 0;
-  const std::regex neuron_name("neuron[0-9]+");
-  const std::regex nvidia_name("nvidia[0-9]+");
+  // "PREFIX" followed by one or more digits and nothing else.
+  auto numbered = [](const std::string& name, std::string_view prefix) {
+    return name.size() > prefix.size() && name.starts_with(prefix) &&
+           name.find_first_not_of("0123456789", prefix.size()) == std::string::npos;
+  };
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/dev", ec)) {
     const std::string name = entry.path().filename().string();
-    if (std::regex_match(name, neuron_name)) ++neuron;
-    if (std::regex_match(name, nvidia_name)) ++nvidia;
+    if (numbered(name, "neuron")) ++neuron;
+    if (numbered(name, "nvidia")) ++nvidia;
   }
   LocalDevices devices;
   if (neuron > 0) {
@@ -164,15 +166,15 @@ int Serve(const ServeArgs& args) {
   }
   options.local_executor.memory_bytes_max = args.job_memory_mib * 1024 * 1024;
   options.local_executor.cpu_percent_max = args.job_cpu_percent;
-  if (!args.job_cgroup_parent.empty()) options.local_executor.cgroup_parent = args.job_cgroup_parent;
+  if (!args.job_cgroup_parent.empty())
+    options.local_executor.cgroup_parent = args.job_cgroup_parent;
   if (options.bootstrap_cluster.empty() && options.bootstrap_examples) {
     // A fresh store loads this machine as its cluster, so a submitted job really runs.
     const std::string path =
         (std::filesystem::path(options.data_dir) / "local-cluster.toml").string();
     std::error_code ec;
     std::filesystem::create_directories(options.data_dir, ec);
-    std::ofstream(path, std::ios::trunc)
-        << LocalClusterToml(FindLocalDevices(args.local_chips));
+    std::ofstream(path, std::ios::trunc) << LocalClusterToml(FindLocalDevices(args.local_chips));
     options.bootstrap_cluster = path;
   }
   if (args.access_log) options.access_log = true;

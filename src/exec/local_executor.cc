@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -43,6 +44,8 @@ std::string_view ToString(EndHow how) {
 }
 
 namespace {
+
+constexpr int kLaunchers = 4;
 
 std::optional<EndHow> ParseEndHow(std::string_view text) {
   for (EndHow how : {EndHow::kExited, EndHow::kWalltime, EndHow::kCancelled, EndHow::kPreempted,
@@ -248,9 +251,33 @@ LocalExecutor::LocalExecutor(LocalExecutorOptions options)
       limits_(ProbeLimits(options_.cgroup_parent)),
       supervisor_(FindSupervisor(options_.supervisor_path)),
       cgroup_tag_(PathTag(options_.jobs_dir)),
-      null_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {}
+      null_fd_(open("/dev/null", O_RDONLY | O_CLOEXEC)) {
+  for (int i = 0; i < kLaunchers; ++i) launchers_.emplace_back([this] { LauncherLoop(); });
+}
+
+void LocalExecutor::LauncherLoop() {
+  for (;;) {
+    RunSpec spec;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;  // what is still queued was never launched: a restart will
+      spec = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    Result<Active> active = Spawn(spec);
+    std::lock_guard lock(mutex_);
+    done_.push_back(Launched{{spec.job, spec.run}, std::move(active)});
+  }
+}
 
 LocalExecutor::~LocalExecutor() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (std::thread& launcher : launchers_) launcher.join();
   // Supervisors outlive the service by design; reap the ones that already ended.
   for (const auto& [key, active] : active_) {
     if (active.child) waitpid(active.supervisor, nullptr, WNOHANG);
@@ -316,7 +343,26 @@ Status LocalExecutor::Ensure(const RunSpec& spec) {
   const std::string dir = RunDir(spec.job);
   const std::string launch = fmt::format("{}/run-{}.json", dir, spec.run);
   std::error_code ec;
-  if (!fs::exists(launch, ec)) return Launch(spec);
+  if (!fs::exists(launch, ec)) {
+    if (spec.argv.empty()) {
+      // Nothing to run: it ends at once, successfully, as `true` would.
+      const int64_t now = RealtimeUs();
+      pending_.push_back(RunEvent{.kind = RunEvent::Kind::kEnded,
+                                  .job = spec.job,
+                                  .run = spec.run,
+                                  .started_at_us = now,
+                                  .ended_at_us = now,
+                                  .exit_code = 0});
+      return OkStatus();
+    }
+    active_.emplace(std::pair{spec.job, spec.run}, Active{.launching = true});
+    {
+      std::lock_guard lock(mutex_);
+      queue_.push_back(spec);
+    }
+    wake_.notify_one();
+    return OkStatus();
+  }
   // Launched before this process started: adopt it, or report the end it had.
   std::ifstream in(launch);
   const json record = json::parse(in, nullptr, false);
@@ -337,18 +383,7 @@ Status LocalExecutor::Ensure(const RunSpec& spec) {
   return OkStatus();
 }
 
-Status LocalExecutor::Launch(const RunSpec& spec) {
-  if (spec.argv.empty()) {
-    // Nothing to run: it ends at once, successfully, as `true` would.
-    const int64_t now = RealtimeUs();
-    pending_.push_back(RunEvent{.kind = RunEvent::Kind::kEnded,
-                                .job = spec.job,
-                                .run = spec.run,
-                                .started_at_us = now,
-                                .ended_at_us = now,
-                                .exit_code = 0});
-    return OkStatus();
-  }
+Result<LocalExecutor::Active> LocalExecutor::Spawn(const RunSpec& spec) const {
   const std::string dir = RunDir(spec.job);
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -462,7 +497,7 @@ Status LocalExecutor::Launch(const RunSpec& spec) {
                        {"supervisor_start_ticks", active.start_ticks},
                        {"started_at_us", started_us}};
   try {
-    WriteFileAtomically(fmt::format("{}/run-{}.json", dir, spec.run), record.dump(2) + "\n");
+    WriteFileAtomically(fmt::format("{}/run-{}.json", dir, spec.run), record.dump() + "\n");
   } catch (const fs::filesystem_error& error) {
     close(release[1]);  // the supervisor reads EOF and runs nothing
     waitpid(supervisor, nullptr, 0);
@@ -471,18 +506,17 @@ Status LocalExecutor::Launch(const RunSpec& spec) {
   // Recorded: let it run.
   WriteAll(release[1], "g", 1);
   close(release[1]);
-  active_.emplace(std::pair{spec.job, spec.run}, active);
-  pending_.push_back(RunEvent{.kind = RunEvent::Kind::kStarted,
-                              .job = spec.job,
-                              .run = spec.run,
-                              .started_at_us = started_us});
-  return OkStatus();
+  return active;
 }
 
 void LocalExecutor::Stop(const std::string& job, uint32_t run, EndHow how) {
   const auto found = active_.find({job, run});
   if (found == active_.end()) return;
-  const Active& active = found->second;
+  Active& active = found->second;
+  if (active.launching) {
+    if (!active.stop_how) active.stop_how = how;  // sent once it is launched
+    return;
+  }
   if (!active.child && ProcStartTicks(active.supervisor) != active.start_ticks) return;
   kill(active.supervisor, how == EndHow::kPreempted ? SIGUSR1 : SIGTERM);
 }
@@ -521,10 +555,50 @@ RunEvent LocalExecutor::EndOf(const std::string& job, uint32_t run, const Active
 }
 
 std::vector<RunEvent> LocalExecutor::Poll() {
+  std::vector<Launched> launched;
+  {
+    std::lock_guard lock(mutex_);
+    launched.swap(done_);
+  }
+  for (Launched& each : launched) {
+    const auto found = active_.find(each.key);
+    if (found == active_.end()) continue;
+    if (!each.active.ok()) {
+      // Not started: it ends at once as a program that could not be executed (126), and
+      // says why in its stderr.
+      const std::string message = "atrium: cannot launch: " + each.active.error().ToString() + "\n";
+      const int fd = open((RunDir(each.key.first) + "/stderr").c_str(),
+                          O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (fd >= 0) {
+        WriteAll(fd, message.data(), message.size());
+        close(fd);
+      }
+      const int64_t now = RealtimeUs();
+      pending_.push_back(RunEvent{.kind = RunEvent::Kind::kEnded,
+                                  .job = each.key.first,
+                                  .run = each.key.second,
+                                  .started_at_us = now,
+                                  .ended_at_us = now,
+                                  .exit_code = 126});
+      active_.erase(found);
+      continue;
+    }
+    const std::optional<EndHow> stop = found->second.stop_how;
+    found->second = *each.active;
+    pending_.push_back(RunEvent{.kind = RunEvent::Kind::kStarted,
+                                .job = each.key.first,
+                                .run = each.key.second,
+                                .started_at_us = found->second.started_at_us});
+    if (stop) Stop(each.key.first, each.key.second, *stop);
+  }
   std::vector<RunEvent> events = std::move(pending_);
   pending_.clear();
   for (auto it = active_.begin(); it != active_.end();) {
     const auto& [key, active] = *it;
+    if (active.launching) {
+      ++it;
+      continue;
+    }
     bool ended = false;
     if (active.child) {
       const pid_t reaped = waitpid(active.supervisor, nullptr, WNOHANG);
@@ -540,6 +614,17 @@ std::vector<RunEvent> LocalExecutor::Poll() {
     }
     events.push_back(EndOf(key.first, key.second, active));
     it = active_.erase(it);
+  }
+  // A run that started and ended since the last poll (a short job) is reported by its end
+  // alone: the end carries its start, so the core takes one op instead of two.
+  std::set<std::pair<std::string, uint32_t>> ended;
+  for (const RunEvent& event : events) {
+    if (event.kind == RunEvent::Kind::kEnded) ended.emplace(event.job, event.run);
+  }
+  if (!ended.empty()) {
+    std::erase_if(events, [&](const RunEvent& event) {
+      return event.kind == RunEvent::Kind::kStarted && ended.contains({event.job, event.run});
+    });
   }
   return events;
 }

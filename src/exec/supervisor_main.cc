@@ -11,12 +11,12 @@
 //   atrium-supervisor --status FILE --dir DIR --walltime-us N --grace-us N
 //       [--memory-bytes N] [--nofile N] [--cgroup DIR [--cpu-max "QUOTA PERIOD"]]
 //       --program PATH -- ARGV...
-// It forks the job's process in a new process group (limits applied, signals at their
-// defaults, DIR as working directory), sends SIGTERM to the group at the walltime and
-// SIGKILL grace later; SIGTERM (cancel) and SIGUSR1 (preemption) from the service start
-// the same two steps. When the job's process ends it kills what is left (the group, and
-// the run's cgroup when there is one), writes FILE ("v1 EXIT SIGNAL STARTED_US ENDED_US
-// HOW", written whole then renamed) and exits 0. Exit 2: bad arguments (nothing ran).
+// It starts (vfork + exec) the job's process in a new process group (limits applied, signals at
+// their defaults, DIR as working directory), sends SIGTERM to the group at the walltime and SIGKILL
+// grace later; SIGTERM (cancel) and SIGUSR1 (preemption) from the service start the same two steps.
+// When the job's process ends it kills what is left (the group, and the run's cgroup when there is
+// one), writes FILE ("v1 EXIT SIGNAL STARTED_US ENDED_US HOW", written whole then renamed) and
+// exits 0. Exit 2: bad arguments (nothing ran).
 //
 // With --cgroup DIR (a cgroup v2 directory the service chose: its parent has the memory
 // and cpu controllers enabled for its children) the supervisor creates DIR, writes
@@ -130,8 +130,8 @@ const char* HowName(int how) {
   }
 }
 
-void WriteStatus(const Plan& plan, int exit_code, int signal, int64_t started_us,
-                 int64_t ended_us, int how) {
+void WriteStatus(const Plan& plan, int exit_code, int signal, int64_t started_us, int64_t ended_us,
+                 int how) {
   char line[160];
   size_t pos = 0;
   AppendText(line, sizeof line, &pos, "v1 ");
@@ -284,7 +284,9 @@ int main(int argc, char** argv) {
     WriteStatus(plan, 126, 0, started_us, ClockUs(CLOCK_REALTIME), 0);
     return 0;
   }
-  const pid_t job = fork();
+  // vfork: the job's process shares this one's memory until its exec (RunJob makes only
+  // system calls and never returns), so no page tables are copied per run.
+  const pid_t job = vfork();
   if (job == 0) RunJob(plan);
   if (job < 0) {
     RemoveCgroup(plan);
