@@ -36,8 +36,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# research-40k: bookkeeping only (the default local cluster would run each job).
 "$atrium" serve --data "$work/data" --listen 127.0.0.1:$port --rate-limit 0 ${SERVE_ARGS:-} \
-  >"$work/serve.log" 2>&1 &
+  --bootstrap-cluster examples/clusters/research-40k.toml >"$work/serve.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do grep -q 'listening on' "$work/serve.log" && break; sleep 0.1; done
 setup=$(scripts/service-demo.sh "http://127.0.0.1:$port" "$work/data/admin.token" "$atrium" | tail -n 1)

@@ -35,8 +35,9 @@ trap cleanup EXIT
 # included). Not called in a subshell: it sets server_pid.
 start_server() {
   local started_ns=$(date +%s%N)
+  # research-40k: bookkeeping only (the default local cluster would run each job).
   "$atrium" serve --data "$work/data" --listen 127.0.0.1:$port --rate-limit 0 \
-    >>"$work/serve.log" 2>&1 &
+    --bootstrap-cluster examples/clusters/research-40k.toml >>"$work/serve.log" 2>&1 &
   server_pid=$!
   local lines_before=$1
   for _ in $(seq 6000); do

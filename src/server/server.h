@@ -42,9 +42,9 @@ struct ServerOptions {
   int64_t tick_interval_ms = 1'000;  // how often the clock looks for due work
   bool bootstrap_examples = true;    // an empty store gets the example program and cluster
   std::string examples_dir;          // where the examples are (programs/, clusters/)
-  // The cluster file an empty store loads ("": examples_dir/clusters/research-40k.toml;
-  // `atrium serve` sets it to this machine as a local cluster unless told otherwise;
-  // bookkeeping only; examples/clusters/local.toml runs jobs on this machine).
+  // The cluster file an empty store loads ("": examples_dir/clusters/research-40k.toml,
+  // bookkeeping only). `atrium serve` sets it to DATA/local-cluster.toml, this machine run
+  // by the local executor, unless --bootstrap-cluster names another (docs/executors.md).
   std::string bootstrap_cluster;
   // The local executor's limits and supervisor (jobs_dir is <data_dir>/jobs, set by Start).
   exec::LocalExecutorOptions local_executor;
