@@ -134,9 +134,15 @@ const TokenRecord* AppState::FindToken(const std::string& id) const {
   return found == tokens_.end() ? nullptr : &found->second;
 }
 
-const AppAnswer* AppState::FindIdempotent(const std::string& token, const std::string& key) const {
-  const auto found = idempotency_.find({token, key});
-  return found == idempotency_.end() ? nullptr : &found->second;
+std::optional<AppAnswer> AppState::FindIdempotent(const std::string& token,
+                                                  const std::string& key) const {
+  const std::optional<std::string_view> text = idempotency_.Find(token, key);
+  if (!text) return std::nullopt;
+  // Stored by Apply from a dump (or checked by Decode): it parses.
+  AppAnswer answer;
+  answer.result = json::parse(*text);
+  answer.changed = true;
+  return answer;
 }
 
 AppAnswer AppState::Apply(const json& command, int64_t now_us) {
@@ -165,7 +171,7 @@ AppAnswer AppState::Apply(const json& command, int64_t now_us) {
     if (key.empty() || key.size() > 255) {
       return fail(Invalid("an Idempotency-Key has 1 to 255 characters", "idempotency_key"));
     }
-    if (const AppAnswer* first = FindIdempotent(actor->token, key)) {
+    if (const std::optional<AppAnswer> first = FindIdempotent(actor->token, key)) {
       AppAnswer again = *first;
       again.changed = false;
       again.replayed = true;
@@ -199,19 +205,14 @@ AppAnswer AppState::Apply(const json& command, int64_t now_us) {
   if (answer.changed) {
     last_now_us_ = now_us;
     if (!key.empty()) {
-      AppAnswer stored = answer;
-      stored.result["_request"] = Fingerprint(command);
-      idempotency_.emplace(std::make_pair(actor->token, key), std::move(stored));
-      idempotency_order_.emplace_back(now_us, std::make_pair(actor->token, key));
+      // Stored as text: a JSON tree of the same answer takes five times its bytes.
+      json stored = answer.result;
+      stored["_request"] = Fingerprint(command);
+      idempotency_.Add(now_us, actor->token, key, stored.dump());
     }
     // Keys are kept for a day (a retry comes within minutes), and at most
     // kIdempotencyMax of them: the oldest go first.
-    while (!idempotency_order_.empty() &&
-           (idempotency_order_.front().first < now_us - kIdempotencyKeepUs ||
-            idempotency_order_.size() > kIdempotencyMax)) {
-      idempotency_.erase(idempotency_order_.front().second);
-      idempotency_order_.pop_front();
-    }
+    idempotency_.DropOlderThan(now_us - kIdempotencyKeepUs, kIdempotencyMax);
   }
   return answer;
 }

@@ -37,6 +37,7 @@
 
 #include "base/error.h"
 #include "cluster/cluster.h"
+#include "core/app_state_idempotency.h"
 #include "ledger/ledger.h"
 #include "program/program_state.h"
 #include "sched/scheduler.h"
@@ -126,8 +127,52 @@ struct ShortLexLess {
 };
 using JobMap = std::map<std::string, JobRecord, ShortLexLess>;
 
-// The answer to one op: ok with a JSON result, or an error. Stored whole for idempotent
-// retries.
+// The ids of a set of jobs in submission order (an index of the jobs of a grant or of an
+// owner), kept as their numbers (id "J<n>"): 4 bytes a job, not a set node's 80. Reads
+// like a std::set<std::string, ShortLexLess> (begin, end, upper_bound, iterating gives
+// the id text).
+class JobIdList {
+ public:
+  class const_iterator {
+   public:
+    const_iterator() = default;
+    const std::string& operator*() const { return text_; }
+    const std::string* operator->() const { return &text_; }
+    const_iterator& operator++() {
+      ++at_;
+      Set();
+      return *this;
+    }
+    bool operator==(const const_iterator& other) const { return at_ == other.at_; }
+
+   private:
+    friend class JobIdList;
+    const_iterator(const uint32_t* at, const uint32_t* end) : at_(at), end_(end) { Set(); }
+    void Set() {
+      if (at_ != end_) text_ = "J" + std::to_string(*at_);
+    }
+    const uint32_t* at_ = nullptr;
+    const uint32_t* end_ = nullptr;
+    std::string text_;
+  };
+  const_iterator begin() const { return {numbers_.data(), numbers_.data() + numbers_.size()}; }
+  const_iterator end() const {
+    const uint32_t* last = numbers_.data() + numbers_.size();
+    return {last, last};
+  }
+  // The first id after `id` in ShortLexLess order.
+  const_iterator upper_bound(const std::string& id) const;
+  size_t size() const { return numbers_.size(); }
+  bool empty() const { return numbers_.empty(); }
+  // Adds job number n, which is above every number in the list.
+  void Append(uint32_t number) { numbers_.push_back(number); }
+
+ private:
+  std::vector<uint32_t> numbers_;
+};
+
+// The answer to one op: ok with a JSON result, or an error. A changed op's answer is
+// stored (as its JSON text) for idempotent retries.
 struct AppAnswer {
   Status status;
   nlohmann::json result;  // null on error
@@ -184,16 +229,18 @@ class AppState {
   const std::string& policy_name() const { return policy_name_; }
   const std::map<std::string, SchedGrant>& sched_grants() const { return sched_grants_; }
   // Job ids of a program grant / of an owner, in submission order.
-  const std::set<std::string, ShortLexLess>* JobsOfGrant(const std::string& program,
-                                                         const std::string& grant) const;
-  const std::set<std::string, ShortLexLess>* JobsOfOwner(const std::string& owner) const;
+  const JobIdList* JobsOfGrant(const std::string& program, const std::string& grant) const;
+  const JobIdList* JobsOfOwner(const std::string& owner) const;
   const cluster::Cluster* cluster() const { return cluster_.get(); }
   const sched::Scheduler* scheduler() const { return scheduler_.get(); }
   const JobMap& jobs() const { return jobs_; }
   const std::map<std::string, TokenRecord>& tokens() const { return tokens_; }
   const TokenRecord* FindToken(const std::string& id) const;
-  // The stored answer of an idempotency key of a token, if any.
-  const AppAnswer* FindIdempotent(const std::string& token, const std::string& key) const;
+  // The stored answer of an idempotency key of a token, if any (kept as its JSON text,
+  // parsed again here). Its result carries "_request", the fingerprint of the request.
+  std::optional<AppAnswer> FindIdempotent(const std::string& token, const std::string& key) const;
+  // The number of idempotency records kept.
+  size_t idempotency_count() const { return idempotency_.size(); }
   // Node states as set by drain/resume (index = cluster node).
   const std::vector<cluster::NodeState>& node_states() const { return node_states_; }
   int64_t last_now_us() const { return last_now_us_; }
@@ -256,14 +303,18 @@ class AppState {
   std::unique_ptr<sched::Scheduler> scheduler_;
   std::vector<cluster::NodeState> node_states_;
   JobMap jobs_;
-  std::map<sched::JobId, std::string> job_by_sched_;
+  // The record of each scheduler job (index = sched::JobId; the scheduler numbers jobs
+  // densely from 0, and std::map nodes do not move): 8 bytes a job, not a map node's 72.
+  std::vector<JobRecord*> job_by_sched_;
   std::set<std::pair<int64_t, sched::JobId>> running_by_end_;  // (run end, job)
   // Scheduler grant name -> program grant (and student).
   std::map<std::string, SchedGrant> sched_grants_;
   std::string policy_name_;
   // Indexes of jobs_ for filtered lists and grant ends: "program/grant" -> ids; owner -> ids.
-  std::map<std::string, std::set<std::string, ShortLexLess>> jobs_by_grant_;
-  std::map<std::string, std::set<std::string, ShortLexLess>> jobs_by_owner_;
+  std::map<std::string, JobIdList> jobs_by_grant_;
+  std::map<std::string, JobIdList> jobs_by_owner_;
+  // Adds a new record (the highest number so far) to job_by_sched_ and the lists above.
+  void IndexJob(JobRecord& record);
   uint64_t next_job_ = 1;
   // The ledger of record, on the heap so that the programs and the scheduler keep their
   // pointers into it when the state moves; the next program's id space.
@@ -278,8 +329,8 @@ class AppState {
   std::map<std::pair<std::string, Role>, size_t> live_by_person_;
   std::map<std::string, std::deque<int64_t>> creations_by_creator_;
   std::deque<std::pair<int64_t, std::string>> revoked_order_;
-  std::map<std::pair<std::string, std::string>, AppAnswer> idempotency_;
-  std::deque<std::pair<int64_t, std::pair<std::string, std::string>>> idempotency_order_;
+  // (token, key) -> the first answer's JSON text, oldest first (app_state_idempotency.h).
+  IdempotencyRecords idempotency_;
   int64_t last_now_us_ = 0;
 };
 

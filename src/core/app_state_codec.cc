@@ -10,6 +10,7 @@
 // line; the same list writes and reads). To add a member to AppState: a line in Encode
 // and the same at the same place in Decode. Then bump kAppVersion and
 // Core::kSnapshotVersion (docs/snapshots.md, "Adding a field").
+#include <cstdint>
 #include <string_view>
 
 #include "base/bytes.h"
@@ -65,13 +66,6 @@ bool GetStatus(ByteReader& reader, Status* status) {
   error.field = std::string(reader.GetBytes());
   *status = std::move(error);
   return ok == 0 && known && reader.ok();
-}
-
-bool GetJson(ByteReader& reader, nlohmann::json* value) {
-  const std::string_view text = reader.GetBytes();
-  if (!reader.ok() || !JsonDepthWithin(text, kJsonDepthMax)) return false;
-  *value = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  return !value->is_discarded();
 }
 
 bool GetRole(ByteReader& reader, Role* role) {
@@ -190,14 +184,16 @@ void AppState::Encode(std::string* out) const {
   for (const auto& [at_us, id] : revoked_order_) o(at_us, id);
 
   // Idempotency records, in the order they leave.
-  writer.Put<uint32_t>(static_cast<uint32_t>(idempotency_order_.size()));
-  for (const auto& [at_us, key] : idempotency_order_) {
-    o(at_us, key.first, key.second);
-    const AppAnswer& answer = idempotency_.at(key);
-    PutStatus(writer, answer.status);
-    writer.PutBytes(answer.result.dump());
-    writer.Put<uint8_t>(static_cast<uint8_t>((answer.changed ? 1 : 0) | (answer.replayed ? 2 : 0)));
-  }
+  // (An answer is stored only for an op that succeeded and changed the state: status ok,
+  // flags "changed". The answer's JSON text is written as it is kept.)
+  writer.Put<uint32_t>(static_cast<uint32_t>(idempotency_.size()));
+  idempotency_.ForEach(
+      [&](int64_t at_us, std::string_view token, std::string_view key, std::string_view answer) {
+        o(at_us, std::string(token), std::string(key));
+        PutStatus(writer, OkStatus());
+        writer.PutBytes(answer);
+        writer.Put<uint8_t>(1);
+      });
 }
 
 Result<AppState> AppState::Decode(std::string_view bytes, ledger::Ledger ledger) {
@@ -269,22 +265,30 @@ Result<AppState> AppState::Decode(std::string_view bytes, ledger::Ledger ledger)
     JobRecord job;
     JobFields(in, job);
     if (!reader.ok() || job.sched_id >= app.scheduler_->job_count()) return Corrupt("bad job");
-    if (!app.job_by_sched_.emplace(job.sched_id, job.id).second) return Corrupt("bad job");
+    if (job.sched_id < app.job_by_sched_.size() && app.job_by_sched_[job.sched_id] != nullptr) {
+      return Corrupt("bad job");
+    }
     if (!app.jobs_.empty() && !ShortLexLess()(app.jobs_.rbegin()->first, job.id)) {
       return Corrupt("jobs out of order");
     }
-    // The indexes of jobs_ (JobsOfGrant, JobsOfOwner).
-    app.jobs_by_grant_[internal::SchedGrantName(job.program, job.grant)].insert(job.id);
-    app.jobs_by_owner_[job.owner].insert(job.id);
+    // Ids are "J<n>" (n < next_job_), in order (checked above): the indexes of jobs_
+    // (JobsOfGrant, JobsOfOwner) keep the numbers.
+    if (job.id.size() < 2 || job.id.size() > 11 || job.id[0] != 'J' || job.id[1] == '0' ||
+        job.id.find_first_not_of("0123456789", 1) != std::string::npos ||
+        std::stoull(job.id.substr(1)) >= std::min<uint64_t>(app.next_job_, UINT32_MAX)) {
+      return Corrupt("bad job id");
+    }
     std::string id = job.id;
-    app.jobs_.emplace_hint(app.jobs_.end(), std::move(id), std::move(job));
+    app.IndexJob(app.jobs_.emplace_hint(app.jobs_.end(), std::move(id), std::move(job))->second);
   }
   const uint32_t running_count = reader.GetCount(2);
   for (uint32_t i = 0; i < running_count && reader.ok(); ++i) {
     int64_t end_s = 0;
     sched::JobId sched_id = 0;
     in(end_s, sched_id);
-    if (!app.job_by_sched_.contains(sched_id)) return Corrupt("bad running job");
+    if (sched_id >= app.job_by_sched_.size() || app.job_by_sched_[sched_id] == nullptr) {
+      return Corrupt("bad running job");
+    }
     app.running_by_end_.emplace_hint(app.running_by_end_.end(), end_s, sched_id);
   }
 
@@ -327,21 +331,31 @@ Result<AppState> AppState::Decode(std::string_view bytes, ledger::Ledger ledger)
 
   const uint32_t idempotent_count = reader.GetCount(15);
   if (idempotent_count > kIdempotencyMax) return Corrupt("too many idempotency records");
+  int64_t last_at_us = INT64_MIN;
   for (uint32_t i = 0; i < idempotent_count && reader.ok(); ++i) {
     int64_t at_us = 0;
-    std::pair<std::string, std::string> key;
-    in(at_us, key.first, key.second);
-    AppAnswer answer;
-    if (!GetStatus(reader, &answer.status) || !GetJson(reader, &answer.result)) {
+    std::string token;
+    std::string key;
+    in(at_us, token, key);
+    Status status;
+    if (!GetStatus(reader, &status) || !status.ok()) return Corrupt("bad idempotency record");
+    // The answer is kept as the text it was stored as (so decode then encode gives the
+    // same bytes), once checked to be a JSON object.
+    const std::string_view text = reader.GetBytes();
+    nlohmann::json answer;
+    if (!reader.ok() || !JsonDepthWithin(text, kJsonDepthMax) ||
+        (answer = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false),
+         !answer.is_object())) {
       return Corrupt("bad idempotency record");
     }
     const auto flags = reader.Get<uint8_t>();
-    answer.changed = (flags & 1) != 0;
-    answer.replayed = (flags & 2) != 0;
-    if (!app.idempotency_.emplace(key, std::move(answer)).second) {
+    if (!reader.ok() || flags != 1 || at_us < last_at_us || key.empty() || key.size() > 255) {
+      return Corrupt("bad idempotency record");
+    }
+    last_at_us = at_us;
+    if (!app.idempotency_.Add(at_us, token, key, text)) {
       return Corrupt("duplicate idempotency record");
     }
-    app.idempotency_order_.emplace_back(at_us, std::move(key));
   }
   if (!reader.ok() || !reader.at_end()) return Corrupt("malformed or trailing bytes");
   return app;

@@ -76,7 +76,7 @@ TEST(AppStateCodec, RoundTripKeepsTokensIdempotencyAndCluster) {
   ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
   EXPECT_EQ(Encoded(*decoded), bytes);
   EXPECT_TRUE(decoded->app().FindToken("t-r")->revoked);
-  ASSERT_NE(decoded->app().FindIdempotent("t-admin", "once"), nullptr);
+  ASSERT_TRUE(decoded->app().FindIdempotent("t-admin", "once").has_value());
   EXPECT_EQ(decoded->app().FindIdempotent("t-admin", "once")->result,
             core.app().FindIdempotent("t-admin", "once")->result);
   EXPECT_EQ(decoded->app().node_states(), core.app().node_states());

@@ -80,7 +80,7 @@ void AppState::Schedule(int64_t now_us) {
   while (!running_by_end_.empty() && running_by_end_.begin()->first <= now_s) {
     const sched::JobId sched_id = running_by_end_.begin()->second;
     running_by_end_.erase(running_by_end_.begin());
-    const JobRecord& record = jobs_.at(job_by_sched_.at(sched_id));
+    const JobRecord& record = *job_by_sched_.at(sched_id);
     const Credits before = scheduler_->job(sched_id).charged;
     // At its limit (a reporting executor's grace is only how long the core waited), or
     // when a preemption took its chips.
@@ -180,15 +180,31 @@ std::string_view AppState::WaitReason(const JobRecord& record) const {
   return "priority";
 }
 
-const std::set<std::string, ShortLexLess>* AppState::JobsOfGrant(const std::string& program,
-                                                                 const std::string& grant) const {
+JobIdList::const_iterator JobIdList::upper_bound(const std::string& id) const {
+  const auto found = std::upper_bound(numbers_.begin(), numbers_.end(), id,
+                                      [](const std::string& text, uint32_t number) {
+                                        return ShortLexLess()(text, "J" + std::to_string(number));
+                                      });
+  return {numbers_.data() + (found - numbers_.begin()), numbers_.data() + numbers_.size()};
+}
+
+const JobIdList* AppState::JobsOfGrant(const std::string& program, const std::string& grant) const {
   const auto found = jobs_by_grant_.find(SchedGrantName(program, grant));
   return found == jobs_by_grant_.end() ? nullptr : &found->second;
 }
 
-const std::set<std::string, ShortLexLess>* AppState::JobsOfOwner(const std::string& owner) const {
+const JobIdList* AppState::JobsOfOwner(const std::string& owner) const {
   const auto found = jobs_by_owner_.find(owner);
   return found == jobs_by_owner_.end() ? nullptr : &found->second;
+}
+
+void AppState::IndexJob(JobRecord& record) {
+  if (job_by_sched_.size() <= record.sched_id) job_by_sched_.resize(record.sched_id + size_t{1});
+  job_by_sched_[record.sched_id] = &record;
+  // Ids are "J<n>" with n = next_job_ when submitted: rising.
+  const auto number = static_cast<uint32_t>(std::stoul(record.id.substr(1)));
+  jobs_by_grant_[SchedGrantName(record.program, record.grant)].Append(number);
+  jobs_by_owner_[record.owner].Append(number);
 }
 
 Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_t now_us) {
@@ -295,10 +311,7 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   ATRIUM_CHECK(job.state != sched::JobState::kRejected, "a checked job was rejected");
   ++next_job_;
   const std::string id = record.id;
-  job_by_sched_.emplace(record.sched_id, id);
-  jobs_by_grant_[SchedGrantName(record.program, record.grant)].insert(id);
-  jobs_by_owner_[record.owner].insert(id);
-  jobs_.emplace(id, std::move(record));
+  IndexJob(jobs_.emplace(id, std::move(record)).first->second);
   // An empty queue gets its pass at once; a longer one waits for the clock's next tick
   // (one pass serves every job submitted meanwhile, as in Slurm's main scheduler).
   if (scheduler_->waiting_count() == 1) Schedule(now_us);

@@ -107,7 +107,7 @@ std::vector<EventFailure> Ledger::ApplyBatch(std::span<const Spec> events, int64
     if (linked && chain_start == kNoChain) {
       chain_start = event_idx;
       chain_all_exist = true;
-      undo_ = Undo{.transfer_count = transfers_.size(),
+      undo_ = Undo{.transfer_count = transfers_->size(),
                    .account_count = accounts_.size(),
                    .last_timestamp_us = last_timestamp_us_,
                    .active = true};
@@ -173,7 +173,7 @@ void Ledger::SaveAccount(uint32_t index) {
 }
 
 void Ledger::SavePendingState(uint32_t index) {
-  if (undo_.active) undo_.pending_states.emplace_back(index, transfers_[index].state);
+  if (undo_.active) undo_.pending_states.emplace_back(index, (*transfers_)[index].state);
 }
 
 void Ledger::Rollback() {
@@ -182,15 +182,15 @@ void Ledger::Rollback() {
     accounts_[it->first] = it->second;
   }
   for (auto it = undo_.pending_states.rbegin(); it != undo_.pending_states.rend(); ++it) {
-    transfers_[it->first].state = it->second;
+    (*transfers_)[it->first].state = it->second;
   }
-  for (size_t transfer_idx = undo_.transfer_count; transfer_idx < transfers_.size();
+  for (size_t transfer_idx = undo_.transfer_count; transfer_idx < transfers_->size();
        ++transfer_idx) {
-    transfer_index_.erase(transfers_[transfer_idx].id);
+    transfer_index_.erase((*transfers_)[transfer_idx].id);
   }
   // Expiry entries pushed by the chain stay in the heap; ExpirePending skips entries
   // that no longer match an open hold.
-  transfers_.Truncate(undo_.transfer_count);
+  transfers_->Truncate(undo_.transfer_count);
   last_timestamp_us_ = undo_.last_timestamp_us;
   ATRIUM_ASSERT(accounts_.size() == undo_.account_count, "accounts are never linked");
 }
@@ -280,12 +280,16 @@ ErrorCode Ledger::ApplyTransfer(const TransferSpec& spec, int64_t timestamp_us) 
     return ErrorCode::kInvalidFlags;
   }
   if (spec.timeout_s != 0 && !(spec.flags & kPending)) return ErrorCode::kTimeoutWithoutPending;
-  if (transfers_.size() >= kNoIndex) return ErrorCode::kLimitExceeded;
+  if (transfers_->size() >= kNoIndex) return ErrorCode::kLimitExceeded;
   // One probe both finds an existing id and reserves the slot for a new one; a refused
   // transfer gives the slot back. Nothing else inserts in between, so the iterator holds.
-  const auto [slot, inserted] =
-      transfer_index_.try_emplace(spec.id, static_cast<uint32_t>(transfers_.size()));
-  if (!inserted) return CompareExisting(spec, transfers_[slot->second]);
+  const auto position = static_cast<uint32_t>(transfers_->size());
+  bool inserted = false;
+  const auto slot = transfer_index_.lazy_emplace(spec.id, [&](const auto& construct) {
+    inserted = true;
+    construct(position);
+  });
+  if (!inserted) return CompareExisting(spec, (*transfers_)[*slot]);
   const ErrorCode code = (spec.flags & (kPostPending | kVoidPending))
                              ? ApplyResolve(spec, timestamp_us)
                              : ApplySinglePhase(spec, timestamp_us);
@@ -302,14 +306,14 @@ ErrorCode Ledger::CompareExisting(const TransferSpec& spec, const TransferRecord
   const Id128 debit_id = accounts_[existing.debit_index].id;
   const Id128 credit_id = accounts_[existing.credit_index].id;
   if (existing.flags & (kPostPending | kVoidPending)) {
-    if (spec.pending_id != transfers_[existing.pending_index].id) return kDifferent;
+    if (spec.pending_id != (*transfers_)[existing.pending_index].id) return kDifferent;
     if (spec.debit_account_id != kIdNone && spec.debit_account_id != debit_id) return kDifferent;
     if (spec.credit_account_id != kIdNone && spec.credit_account_id != credit_id) return kDifferent;
     const bool full = spec.amount == Credits::Max();
     if (existing.flags & kPostPending) {
       // "The whole hold" matches only a post that took the whole hold.
       const int64_t requested =
-          full ? transfers_[existing.pending_index].amount : spec.amount.micro();
+          full ? (*transfers_)[existing.pending_index].amount : spec.amount.micro();
       return requested == existing.amount ? ErrorCode::kExists : kDifferent;
     }
     return full || spec.amount.is_zero() || spec.amount.micro() == existing.amount
@@ -383,8 +387,8 @@ ErrorCode Ledger::ApplySinglePhase(const TransferSpec& spec, int64_t timestamp_u
   SaveAccount(credit_index);
   (pending ? debit.debits_pending : debit.debits_posted) = debit_after;
   (pending ? credit.credits_pending : credit.credits_posted) = credit_after;
-  const auto transfer_index = static_cast<uint32_t>(transfers_.size());
-  transfers_.push_back(
+  const auto transfer_index = static_cast<uint32_t>(transfers_->size());
+  transfers_->push_back(
       TransferRecord{.id = spec.id,
                      .user_data = spec.user_data,
                      .amount = amount,
@@ -407,11 +411,11 @@ ErrorCode Ledger::ApplyResolve(const TransferSpec& spec, int64_t timestamp_us) {
   const bool post = (spec.flags & kPostPending) != 0;
   const auto hold_found = transfer_index_.find(spec.pending_id);
   // The slot just reserved for this transfer's own id is not a hold (pending_id == id).
-  if (hold_found == transfer_index_.end() || hold_found->second >= transfers_.size()) {
+  if (hold_found == transfer_index_.end() || *hold_found >= transfers_->size()) {
     return ErrorCode::kPendingNotFound;
   }
-  const uint32_t hold_index = hold_found->second;
-  TransferRecord& hold = transfers_[hold_index];
+  const uint32_t hold_index = *hold_found;
+  TransferRecord& hold = (*transfers_)[hold_index];
   if (!(hold.flags & kPending)) return ErrorCode::kNotPending;
   AccountRecord& debit = accounts_[hold.debit_index];
   AccountRecord& credit = accounts_[hold.credit_index];
@@ -473,7 +477,7 @@ ErrorCode Ledger::ApplyResolve(const TransferSpec& spec, int64_t timestamp_us) {
                               .code = spec.code,
                               .flags = spec.flags,
                               .state = PendingState::kNone};
-  transfers_.push_back(record);
+  transfers_->push_back(record);
   last_timestamp_us_ = timestamp_us;
   return ErrorCode::kOk;
 }
@@ -488,8 +492,8 @@ size_t Ledger::ExpirePending(int64_t now_us) {
   while (!expiries_.empty() && expiries_.top().expires_at_us <= now_us) {
     const Expiry expiry = expiries_.top();
     expiries_.pop();
-    if (expiry.transfer_index >= transfers_.size()) continue;  // rolled back
-    TransferRecord& hold = transfers_[expiry.transfer_index];
+    if (expiry.transfer_index >= transfers_->size()) continue;  // rolled back
+    TransferRecord& hold = (*transfers_)[expiry.transfer_index];
     if (hold.state != PendingState::kOpen || hold.timeout_s == 0 ||
         ExpiresAt(hold.timestamp_us, hold.timeout_s) != expiry.expires_at_us) {
       continue;  // resolved, or a stale entry of a rolled-back chain
@@ -523,7 +527,7 @@ Transfer Ledger::ToTransfer(const TransferRecord& record) const {
                   .amount = Credits::FromMicro(record.amount),
                   .pending_id = record.pending_index == kNoIndex
                                     ? kIdNone
-                                    : transfers_[record.pending_index].id,
+                                    : (*transfers_)[record.pending_index].id,
                   .timeout_s = record.timeout_s,
                   .code = record.code,
                   .flags = record.flags,
@@ -541,7 +545,7 @@ std::optional<Account> Ledger::FindAccount(Id128 id) const {
 std::optional<Transfer> Ledger::FindTransfer(Id128 id) const {
   auto found = transfer_index_.find(id);
   if (found == transfer_index_.end()) return std::nullopt;
-  return ToTransfer(transfers_[found->second]);
+  return ToTransfer((*transfers_)[*found]);
 }
 
 void Ledger::ForEachAccount(const std::function<void(const Account&)>& visit) const {
@@ -549,8 +553,8 @@ void Ledger::ForEachAccount(const std::function<void(const Account&)>& visit) co
 }
 
 void Ledger::ForEachTransfer(const std::function<void(const Transfer&)>& visit) const {
-  for (size_t transfer_idx = 0; transfer_idx < transfers_.size(); ++transfer_idx) {
-    visit(ToTransfer(transfers_[transfer_idx]));
+  for (size_t transfer_idx = 0; transfer_idx < transfers_->size(); ++transfer_idx) {
+    visit(ToTransfer((*transfers_)[transfer_idx]));
   }
 }
 
@@ -559,9 +563,9 @@ std::vector<Transfer> Ledger::History(Id128 account_id, size_t limit) const {
   auto found = account_index_.find(account_id);
   if (found == account_index_.end()) return history;
   const uint32_t account_index = found->second;
-  for (size_t transfer_idx = 0; transfer_idx < transfers_.size() && history.size() < limit;
+  for (size_t transfer_idx = 0; transfer_idx < transfers_->size() && history.size() < limit;
        ++transfer_idx) {
-    const TransferRecord& record = transfers_[transfer_idx];
+    const TransferRecord& record = (*transfers_)[transfer_idx];
     if (record.debit_index == account_index || record.credit_index == account_index) {
       history.push_back(ToTransfer(record));
     }
@@ -580,10 +584,10 @@ Status Ledger::Verify() const {
     __int128 debits_pending = 0, debits_posted = 0, credits_pending = 0, credits_posted = 0;
   };
   std::vector<Totals> recomputed(accounts_.size());
-  std::vector<uint8_t> resolutions(transfers_.size(), 0);
+  std::vector<uint8_t> resolutions(transfers_->size(), 0);
   int64_t previous_timestamp_us = std::numeric_limits<int64_t>::min();
-  for (size_t transfer_idx = 0; transfer_idx < transfers_.size(); ++transfer_idx) {
-    const TransferRecord& record = transfers_[transfer_idx];
+  for (size_t transfer_idx = 0; transfer_idx < transfers_->size(); ++transfer_idx) {
+    const TransferRecord& record = (*transfers_)[transfer_idx];
     // Named only when something is wrong: Verify walks every transfer.
     auto where = [&record] { return "transfer " + FormatId128(record.id); };
     if (record.debit_index >= accounts_.size() || record.credit_index >= accounts_.size() ||
@@ -604,7 +608,7 @@ Status Ledger::Verify() const {
       }
     } else if (record.flags & (kPostPending | kVoidPending)) {
       if (record.pending_index >= transfer_idx) return violated(where() + " resolves a later hold");
-      const TransferRecord& hold = transfers_[record.pending_index];
+      const TransferRecord& hold = (*transfers_)[record.pending_index];
       const PendingState expected =
           (record.flags & kPostPending) ? PendingState::kPosted : PendingState::kVoided;
       if (!(hold.flags & kPending) || hold.state != expected ||
@@ -621,8 +625,8 @@ Status Ledger::Verify() const {
       credit.credits_posted += record.amount;
     }
   }
-  for (size_t transfer_idx = 0; transfer_idx < transfers_.size(); ++transfer_idx) {
-    const TransferRecord& record = transfers_[transfer_idx];
+  for (size_t transfer_idx = 0; transfer_idx < transfers_->size(); ++transfer_idx) {
+    const TransferRecord& record = (*transfers_)[transfer_idx];
     const bool resolved =
         record.state == PendingState::kPosted || record.state == PendingState::kVoided;
     if ((record.flags & kPending) && resolved != (resolutions[transfer_idx] == 1)) {
@@ -667,7 +671,7 @@ void Ledger::Encode(std::string* out) const {
   constexpr size_t kAccountBytes = 16 + 6 * 8 + 2 + 1;
   constexpr size_t kTransferBytes = 16 + 3 * 8 + 4 * 4 + 2 * 2 + 1;
   out->reserve(out->size() + 32 + accounts_.size() * kAccountBytes +
-               transfers_.size() * kTransferBytes);
+               transfers_->size() * kTransferBytes);
   ByteWriter writer(out);
   writer.Put<uint32_t>(kSnapshotMagic);
   writer.Put<int64_t>(last_timestamp_us_);
@@ -683,9 +687,9 @@ void Ledger::Encode(std::string* out) const {
     writer.Put<uint16_t>(account.flags);
     writer.Put<uint8_t>(static_cast<uint8_t>(account.kind));
   }
-  writer.Put<uint32_t>(static_cast<uint32_t>(transfers_.size()));
-  for (size_t transfer_idx = 0; transfer_idx < transfers_.size(); ++transfer_idx) {
-    const TransferRecord& record = transfers_[transfer_idx];
+  writer.Put<uint32_t>(static_cast<uint32_t>(transfers_->size()));
+  for (size_t transfer_idx = 0; transfer_idx < transfers_->size(); ++transfer_idx) {
+    const TransferRecord& record = (*transfers_)[transfer_idx];
     writer.Put<Id128>(record.id);
     writer.Put<uint64_t>(record.user_data);
     writer.Put<int64_t>(record.amount);
@@ -734,7 +738,7 @@ Result<Ledger> Ledger::Decode(std::string_view bytes) {
   }
   constexpr size_t kTransferBytes = 16 + 3 * 8 + 4 * 4 + 2 * 2 + 1;
   const uint32_t transfer_count = reader.GetCount(kTransferBytes);
-  ledger.transfers_.Reserve(transfer_count);
+  ledger.transfers_->Reserve(transfer_count);
   for (uint32_t transfer_idx = 0; transfer_idx < transfer_count; ++transfer_idx) {
     TransferRecord record{};
     record.id = reader.Get<Id128>();
@@ -765,7 +769,7 @@ Result<Ledger> Ledger::Decode(std::string_view bytes) {
         !IsValidId(record.id)) {
       return corrupt("malformed transfer " + FormatId128(record.id));
     }
-    ledger.transfers_.push_back(record);
+    ledger.transfers_->push_back(record);
   }
   if (!reader.ok() || !reader.at_end()) return corrupt("truncated or trailing bytes");
   ledger.RebuildIndexes();
@@ -783,10 +787,10 @@ void Ledger::RebuildIndexes() {
     account_index_.emplace(accounts_[account_idx].id, static_cast<uint32_t>(account_idx));
   }
   transfer_index_.clear();
-  transfer_index_.reserve(transfers_.size());
-  for (size_t transfer_idx = 0; transfer_idx < transfers_.size(); ++transfer_idx) {
-    const TransferRecord& record = transfers_[transfer_idx];
-    transfer_index_.emplace(record.id, static_cast<uint32_t>(transfer_idx));
+  transfer_index_.reserve(transfers_->size());
+  for (size_t transfer_idx = 0; transfer_idx < transfers_->size(); ++transfer_idx) {
+    const TransferRecord& record = (*transfers_)[transfer_idx];
+    transfer_index_.insert(static_cast<uint32_t>(transfer_idx));
     if ((record.flags & kPending) && record.state == PendingState::kOpen && record.timeout_s != 0) {
       expiries_.push(Expiry{ExpiresAt(record.timestamp_us, record.timeout_s),
                             static_cast<uint32_t>(transfer_idx)});

@@ -27,6 +27,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <queue>
 #include <span>
@@ -35,6 +36,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "base/credits.h"
 #include "base/error.h"
 #include "base/id.h"
@@ -182,7 +184,7 @@ class Ledger {
   std::optional<Account> FindAccount(Id128 id) const;
   std::optional<Transfer> FindTransfer(Id128 id) const;
   size_t account_count() const { return accounts_.size(); }
-  size_t transfer_count() const { return transfers_.size(); }
+  size_t transfer_count() const { return transfers_->size(); }
   int64_t last_timestamp_us() const { return last_timestamp_us_; }
   // Every account / transfer in creation order.
   void ForEachAccount(const std::function<void(const Account&)>& visit) const;
@@ -265,10 +267,35 @@ class Ledger {
   template <typename Spec, typename Apply>
   std::vector<EventFailure> ApplyBatch(std::span<const Spec> events, int64_t now_us, Apply apply);
 
+  // The transfer index holds only each transfer's position (4 bytes a slot, not the
+  // 32 of an (Id128, index) pair): its hash and equality read the id from the record,
+  // and lookups pass the Id128 itself. A position at or past the end is the slot a
+  // transfer being applied has reserved (ApplyTransfer): it equals no id.
+  using TransferStore = SegmentedVector<TransferRecord>;
+  struct TransferIndexHash {
+    using is_transparent = void;
+    const TransferStore* store;
+    size_t operator()(Id128 id) const { return Id128Hash{}(id); }
+    size_t operator()(uint32_t index) const { return Id128Hash{}((*store)[index].id); }
+  };
+  struct TransferIndexEq {
+    using is_transparent = void;
+    const TransferStore* store;
+    bool operator()(uint32_t a, uint32_t b) const {
+      return a == b || (a < store->size() && (*this)(b, (*store)[a].id));
+    }
+    bool operator()(uint32_t index, Id128 id) const {
+      return index < store->size() && (*store)[index].id == id;
+    }
+    bool operator()(Id128 id, uint32_t index) const { return (*this)(index, id); }
+  };
+
   std::vector<AccountRecord> accounts_;
-  SegmentedVector<TransferRecord> transfers_;
+  // On the heap, so the index's functors keep pointing at it when the ledger moves.
+  std::unique_ptr<TransferStore> transfers_ = std::make_unique<TransferStore>();
   absl::flat_hash_map<Id128, uint32_t, Id128Hash> account_index_;
-  absl::flat_hash_map<Id128, uint32_t, Id128Hash> transfer_index_;
+  absl::flat_hash_set<uint32_t, TransferIndexHash, TransferIndexEq> transfer_index_{
+      0, TransferIndexHash{transfers_.get()}, TransferIndexEq{transfers_.get()}};
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>> expiries_;
   int64_t last_timestamp_us_ = 0;
   Undo undo_;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -98,6 +99,74 @@ struct Job {
     const int64_t by_walltime = run_start_s + run_limit_s;
     return preempt_at_s >= 0 && preempt_at_s < by_walltime ? preempt_at_s : by_walltime;
   }
+};
+
+// The scheduler's jobs, indexed by JobId, in chunks of kChunkJobs: growing never copies
+// the jobs already stored (a std::vector<Job> briefly holds 1.5x its jobs when it grows,
+// and keeps up to twice their size reserved), and references to jobs stay valid.
+class JobTable {
+ public:
+  static constexpr size_t kChunkJobs = 256;
+
+  JobTable() = default;
+  JobTable(JobTable&&) noexcept = default;
+  JobTable& operator=(JobTable&&) noexcept = default;
+  JobTable(const JobTable& other) { *this = other; }
+  JobTable& operator=(const JobTable& other) {
+    if (this == &other) return *this;
+    clear();
+    for (size_t i = 0; i < other.size(); ++i) emplace_back() = other[i];
+    return *this;
+  }
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  Job& operator[](size_t id) { return chunks_[id / kChunkJobs][id % kChunkJobs]; }
+  const Job& operator[](size_t id) const { return chunks_[id / kChunkJobs][id % kChunkJobs]; }
+  // A new job, default-initialized, at the end.
+  Job& emplace_back() {
+    if (size_ == chunks_.size() * kChunkJobs) {
+      chunks_.push_back(std::make_unique<Job[]>(kChunkJobs));
+    } else {
+      (*this)[size_] = Job{};
+    }
+    return (*this)[size_++];
+  }
+  // Grows (only) to `count` default-initialized jobs.
+  void resize(size_t count) {
+    while (size_ < count) emplace_back();
+  }
+  void clear() {
+    chunks_.clear();
+    size_ = 0;
+  }
+
+  template <class Table, class Item>
+  class Iterator {
+   public:
+    Iterator(Table* table, size_t at) : table_(table), at_(at) {}
+    Item& operator*() const { return (*table_)[at_]; }
+    Item* operator->() const { return &(*table_)[at_]; }
+    Iterator& operator++() {
+      ++at_;
+      return *this;
+    }
+    bool operator==(const Iterator& other) const { return at_ == other.at_; }
+
+   private:
+    Table* table_;
+    size_t at_;
+  };
+  using iterator = Iterator<JobTable, Job>;
+  using const_iterator = Iterator<const JobTable, const Job>;
+  iterator begin() { return {this, 0}; }
+  iterator end() { return {this, size_}; }
+  const_iterator begin() const { return {this, 0}; }
+  const_iterator end() const { return {this, size_}; }
+
+ private:
+  std::vector<std::unique_ptr<Job[]>> chunks_;
+  size_t size_ = 0;
 };
 
 }  // namespace atrium::sched

@@ -353,7 +353,7 @@ class Scheduler {
   std::vector<uint64_t> available_pass_;
   uint64_t pass_count_ = 0;
 
-  std::vector<Job> jobs_;
+  JobTable jobs_;  // chunked: no copy of every job when the table grows
   std::vector<JobId> waiting_;
   std::vector<ShapeClass> classes_;
   absl::btree_set<AgeKey> research_by_age_;  // waiting research jobs (preemption only)

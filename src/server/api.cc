@@ -717,7 +717,7 @@ Result<json> PublicLog(const ReadRequest& request) {
   return list;
 }
 
-using JobIds = std::set<std::string, core::ShortLexLess>;
+using JobIds = core::JobIdList;
 
 // A page of the jobs whose ids are in any of `sources` (index sets, each in job order),
 // merged in job order, after the cursor: the same page ListMap gives over every job, but
