@@ -481,7 +481,8 @@ TEST_F(SlurmTest, RunsThroughSlurmAndSurvivesNodeAndServiceFailures) {
   const auto drained_by = std::chrono::steady_clock::now() + seconds(10);
   std::string node_state;
   while (std::chrono::steady_clock::now() < drained_by) {
-    for (const json& node : Get("/v1/cluster/nodes?limit=100", pi_).body["items"]) {
+    const Reply nodes = Get("/v1/cluster/nodes?limit=100", pi_);
+    for (const json& node : nodes.body["items"]) {
       if (node["name"] == victim_node) node_state = node["state"];
     }
     if (node_state == "draining") break;
@@ -511,7 +512,8 @@ TEST_F(SlurmTest, RunsThroughSlurmAndSurvivesNodeAndServiceFailures) {
   // Submitted once each: Slurm knows exactly one job per run.
   std::map<std::string, int> per_name;
   const testing::ProcessResult listed = testing::Run({"/usr/bin/squeue", "--json"});
-  for (const json& item : json::parse(listed.out)["jobs"]) ++per_name[item.value("name", "")];
+  const json listing = json::parse(listed.out);
+  for (const json& item : listing["jobs"]) ++per_name[item.value("name", "")];
   for (const std::string& id : jobs_) EXPECT_EQ(per_name["atrium-" + id + "-1"], 1) << id;
 
   // Restarted again with nothing running: nothing is settled twice; the grant paid
