@@ -141,5 +141,6 @@ done
 echo "slurm-fixture: the cluster did not come up within 60 s" >&2
 timeout 5 sinfo -N 2>&1 | head -20 >&2 || true
 tail -20 "$dir/log/slurmctld.log" >&2 || true
+for f in "$dir"/log/slurmd-*.log; do grep -h -i error "$f" | tail -2 >&2 || true; done
 stop
 exit 1

@@ -193,13 +193,16 @@ TEST_F(RunnerTest, PreemptedLocalRunEndsPreemptedAndYieldsItsChips) {
       WaitFor("J2", [](const json& job) { return job["started_us"].get<int64_t>() > 0; });
   EXPECT_EQ(research["sched_state"], "running");
   EXPECT_EQ(JobState("J1")["sched_state"], "pending");
+  pid_t research_pid = 0;
+  for (int tries = 0; tries < 500 && research_pid == 0; ++tries) {
+    std::ifstream(dir_ / "jobs" / "J2" / "pid") >> research_pid;
+    if (research_pid == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GT(research_pid, 0);
   // Both end (the research job by a cancel, the requeued one while waiting).
   for (const char* job : {"J2", "J1"}) {
     Apply({{"now_us", later + 2'000'000}, {"op", "job_cancel"}, {"actor", pi}, {"job", job}});
   }
-  pid_t research_pid = 0;
-  std::ifstream(dir_ / "jobs" / "J2" / "pid") >> research_pid;
-  ASSERT_GT(research_pid, 0);
   for (int tries = 0; tries < 500 && kill(research_pid, 0) == 0; ++tries) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

@@ -159,9 +159,11 @@ class SlurmTest : public ::testing::Test {
     const testing::ProcessResult stopped = testing::Run({kFixture, "stop", slurm_dir()});
     EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
     fs::remove_all(dir_);
+    fs::remove_all(slurm_dir());
   }
 
-  std::string slurm_dir() const { return (dir_ / "slurm").string(); }
+  // Short: munged's socket path must fit a sockaddr_un (108 bytes).
+  std::string slurm_dir() const { return "/tmp/atrium-slurm-" + std::to_string(getpid()); }
 
   // The fixture's cluster: 16 logical nodes, on ports of this process's own.
   void StartSlurm() {
@@ -171,7 +173,7 @@ class SlurmTest : public ::testing::Test {
     ASSERT_EQ(started.exit_code, 0) << "Slurm did not start (run scripts/install-deps.sh as "
                                        "root):\n"
                                     << started.out << started.err;
-    setenv("SLURM_CONF", (dir_ / "slurm" / "etc" / "slurm.conf").c_str(), 1);
+    setenv("SLURM_CONF", (slurm_dir() + "/etc/slurm.conf").c_str(), 1);
   }
 
   // Slurm's view of our jobs, by job name (the newest of a name).
@@ -464,7 +466,7 @@ TEST_F(SlurmTest, RunsThroughSlurmAndSurvivesNodeAndServiceFailures) {
   const std::string victim_node = job["nodes"][0];
   const int victim_index = std::stoi(victim_node.substr(victim_node.size() - 4));
   {
-    std::ifstream pids(dir_ / "slurm" / "pids" / "slurmd");
+    std::ifstream pids(slurm_dir() + "/pids/slurmd");
     pid_t slurmd = 0;
     for (int line = 0; line <= victim_index; ++line) pids >> slurmd;
     ASSERT_GT(slurmd, 0);
@@ -479,7 +481,8 @@ TEST_F(SlurmTest, RunsThroughSlurmAndSurvivesNodeAndServiceFailures) {
   const auto drained_by = std::chrono::steady_clock::now() + seconds(10);
   std::string node_state;
   while (std::chrono::steady_clock::now() < drained_by) {
-    for (const json& node : Get("/v1/cluster/nodes?limit=100", pi_).body["items"]) {
+    const Reply nodes = Get("/v1/cluster/nodes?limit=100", pi_);
+    for (const json& node : nodes.body["items"]) {
       if (node["name"] == victim_node) node_state = node["state"];
     }
     if (node_state == "draining") break;
@@ -509,7 +512,8 @@ TEST_F(SlurmTest, RunsThroughSlurmAndSurvivesNodeAndServiceFailures) {
   // Submitted once each: Slurm knows exactly one job per run.
   std::map<std::string, int> per_name;
   const testing::ProcessResult listed = testing::Run({"/usr/bin/squeue", "--json"});
-  for (const json& item : json::parse(listed.out)["jobs"]) ++per_name[item.value("name", "")];
+  const json listing = json::parse(listed.out);
+  for (const json& item : listing["jobs"]) ++per_name[item.value("name", "")];
   for (const std::string& id : jobs_) EXPECT_EQ(per_name["atrium-" + id + "-1"], 1) << id;
 
   // Restarted again with nothing running: nothing is settled twice; the grant paid
