@@ -44,6 +44,7 @@ class Credits {
   Result<Credits> CheckedSub(Credits other) const;
   Result<Credits> CheckedNeg() const;
 
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads a defaulted <=>
   friend constexpr auto operator<=>(Credits, Credits) = default;
 
  private:

@@ -197,7 +197,7 @@ Result<UsageQuery> ParseUsageQuery(const std::multimap<std::string, std::string>
         return Invalid("to is unix seconds or an ISO 8601 UTC date (2026-11-01)", key);
       }
     } else if (key == "step") {
-      if (!ParseStep(value, &query.step_s) || query.step_s < kUsageStepMin_s) {
+      if (!ParseStep(value, &query.step_s) || query.step_s < kUsageStepMinS) {
         return Invalid("step is at least 60 seconds: 3600, 1h, 1d, 1w, hour, day or week", key);
       }
     } else if (key == "group_by") {
@@ -214,7 +214,7 @@ Result<UsageQuery> ParseUsageQuery(const std::multimap<std::string, std::string>
     }
   }
   if (!has_to) query.to_s = (std::max<int64_t>(now_s, 0) / query.step_s + 1) * query.step_s;
-  if (!has_from) query.from_s = std::max<int64_t>(0, query.to_s - kUsageDefaultRange_s);
+  if (!has_from) query.from_s = std::max<int64_t>(0, query.to_s - kUsageDefaultRangeS);
   if (query.to_s <= query.from_s) return Invalid("to must be after from", "to");
   if ((query.to_s - query.from_s + query.step_s - 1) / query.step_s > kUsageStepsMax) {
     return Invalid(
@@ -251,7 +251,7 @@ UsageIndex::Run UsageIndex::Intern(const UsageRunInput& run) {
 
 void UsageIndex::Add(const UsageRunInput& run) {
   const Run interned = Intern(run);
-  const int64_t day = interned.start_s >= 0 ? interned.start_s / kBucket_s : -1;
+  const int64_t day = interned.start_s >= 0 ? interned.start_s / kBucketS : -1;
   buckets_[day].push_back(interned);
   longest_run_s_ = std::max(longest_run_s_, interned.end_s - interned.start_s);
   ++run_count_;
@@ -334,9 +334,9 @@ Result<json> UsageIndex::Report(const UsageQuery& query,
   };
 
   // Runs that may reach the range started at most longest_run_s_ before it.
-  const int64_t first_day = (query.from_s - longest_run_s_) / kBucket_s - 1;
+  const int64_t first_day = (query.from_s - longest_run_s_) / kBucketS - 1;
   for (auto bucket = buckets_.lower_bound(first_day);
-       bucket != buckets_.end() && bucket->first * kBucket_s < query.to_s; ++bucket) {
+       bucket != buckets_.end() && bucket->first * kBucketS < query.to_s; ++bucket) {
     for (const Run& run : bucket->second) {
       if (run.start_s >= query.to_s || (run.end_s < query.from_s)) continue;
       ATRIUM_TRY(count(run, dimension >= 0 ? run.labels[dimension] : 0));

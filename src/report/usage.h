@@ -69,10 +69,10 @@ struct UsageQuery {
 
 // Bounds on a report's work and size.
 inline constexpr int64_t kUsageStepsMax = 20'000;  // 54 years of days, 2 years of hours
-inline constexpr int64_t kUsageStepMin_s = 60;     // finer steps are noise
+inline constexpr int64_t kUsageStepMinS = 60;      // finer steps are noise
 inline constexpr size_t kUsageGroupsMax = 1'000;   // groups listed (largest first)
 inline constexpr size_t kUsageSeriesMax = 50;      // groups with a per-step series
-inline constexpr int64_t kUsageDefaultRange_s = 30 * 86'400;
+inline constexpr int64_t kUsageDefaultRangeS = int64_t{30} * 86'400;
 
 // Parses and checks ?from=&to=&step=&group_by=&series= (every error is
 // kInvalidArgument naming the parameter; an unknown parameter is an error too).
@@ -112,7 +112,7 @@ class UsageIndex {
     int64_t cost_micro;
     bool first_run;
   };
-  static constexpr int64_t kBucket_s = 86'400;
+  static constexpr int64_t kBucketS = 86'400;
 
   Run Intern(const UsageRunInput& run);
   uint32_t InternLabel(int dimension, const std::string& label);
