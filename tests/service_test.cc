@@ -519,15 +519,17 @@ TEST_F(ServiceTest, RouteRoleMatrixMatchesTheDocument) {
   ASSERT_NE(documented.find(printed.out), std::string::npos)
       << "docs/api-roles.md is stale: regenerate it with `atrium serve --routes-markdown`";
 
-  const std::vector<std::string> roles = {"admin",   "officer",  "reviewer", "researcher",
-                                          "student", "operator", "public",   "sponsor"};
+  const std::vector<std::string> roles = {"admin",      "officer",     "reviewer", "researcher",
+                                          "student",    "operator",    "public",   "sponsor",
+                                          "instructor", "data_steward"};
   std::map<std::string, std::string> tokens;
   for (const std::string& role : roles) {
-    tokens[role] =
-        role == "public" ? ""
-        : role == "admin"
-            ? admin_token_
-            : MakeToken(role, role == "operator" || role == "sponsor" ? "" : "0000-0002-0260-0005");
+    tokens[role] = role == "public"  ? ""
+                   : role == "admin" ? admin_token_
+                                     : MakeToken(role, role == "operator" || role == "sponsor" ||
+                                                               role == "data_steward"
+                                                           ? ""
+                                                           : "0000-0002-0260-0005");
   }
   int checked = 0;
   std::istringstream lines(documented);

@@ -20,7 +20,8 @@ using namespace internal;  // NOLINT: the op helpers
 namespace {
 
 constexpr std::array<std::string_view, kRoleCount> kRoleNames = {
-    "admin", "officer", "reviewer", "researcher", "student", "operator", "public", "sponsor"};
+    "admin",    "officer", "reviewer", "researcher", "student",
+    "operator", "public",  "sponsor",  "instructor", "data_steward"};
 
 Result<Actor> ParseActor(const json& command) {
   if (!command.contains("actor") || !command.at("actor").is_object()) {

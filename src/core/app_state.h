@@ -55,9 +55,14 @@ enum class Role : uint8_t {
   kPublic,
   // Governance (docs/governance.md): vetoes or adds on a draft decision, in public.
   // Last, so the numbers of the older roles do not change.
-  kSponsor
+  kSponsor,
+  // Training programs (docs/training.md): see enrolments and progress of their courses and
+  // labs, and mark completions.
+  kInstructor,
+  // Datasets (docs/datasets.md): decide access requests to datasets on approval.
+  kDataSteward
 };
-inline constexpr int kRoleCount = 8;
+inline constexpr int kRoleCount = 10;
 std::string_view ToString(Role role);
 Result<Role> ParseRole(std::string_view text);
 

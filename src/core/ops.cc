@@ -1,4 +1,5 @@
 #include "core/ops.h"
+#include "core/ops_internal.h"
 
 #include <algorithm>
 #include <limits>
@@ -454,69 +455,7 @@ std::string OpsMarkdown() {
 // ---- the table -------------------------------------------------------------------------
 
 namespace atrium::core {
-namespace {
-
-constexpr size_t kTextMax = program::ProgramState::kTextBytesMax;
-constexpr size_t kListMax = 1'000;
-constexpr size_t kTomlBytesMax = size_t{1} << 20;
-constexpr int64_t kWalltimeMaxS = 30 * 24 * 3600;
-// Rows of one import: a university's whole staff list, small enough to check and apply in
-// one journal entry.
-constexpr size_t kImportRowsMax = 10'000;
-
-FieldSpec IdField(std::string_view name, bool required, std::string_view help = {}) {
-  return {.name = name, .kind = FieldKind::kId, .required = required, .help = help};
-}
-FieldSpec TextField(std::string_view name, size_t max_bytes, bool required,
-                    std::string_view help = {}) {
-  return {.name = name,
-          .kind = FieldKind::kText,
-          .required = required,
-          .help = help,
-          .max_bytes = max_bytes};
-}
-FieldSpec IntField(std::string_view name, int64_t min, int64_t max, bool required,
-                   int64_t default_int, std::string_view help = {}) {
-  return {.name = name,
-          .kind = FieldKind::kInt,
-          .required = required,
-          .help = help,
-          .min = min,
-          .max = max,
-          .default_int = default_int};
-}
-FieldSpec ListField(std::string_view name, FieldKind kind, size_t max_items, bool required,
-                    std::string_view help = {}) {
-  return {.name = name, .kind = kind, .required = required, .help = help, .max_items = max_items};
-}
-FieldSpec Drawn(FieldSpec spec) {
-  spec.drawn = true;
-  return spec;
-}
-FieldSpec FromFile(FieldSpec spec) {
-  spec.from_file = true;
-  return spec;
-}
-
-FieldSpec ProgramField() { return IdField("program", true, "the program's id"); }
-
-std::vector<FieldSpec> InstitutionFields() {
-  return {IdField("id", true), TextField("name", 500, true),
-          TextField("type", 64, true, "e.g. university, lab, nonprofit"),
-          TextField("country", 2, true, "ISO 3166 alpha-2 code")};
-}
-
-std::vector<FieldSpec> PersonFields() {
-  return {IdField("id", true, "ORCID-style: 0000-0002-1825-0097"),
-          TextField("name", 500, true),
-          IdField("institution", true, "a registered institution's id"),
-          TextField("role", 64, true, "faculty, postdoc, student, staff"),
-          ListField("expertise", FieldKind::kTexts, kListMax, false, "topics"),
-          ListField("collaborators", FieldKind::kIds, kListMax, false, "person ids"),
-          {.name = "reviewer",
-           .kind = FieldKind::kBool,
-           .help = "may be assigned proposals to review"}};
-}
+namespace ops_internal {
 
 // The grant the request names, if the caller may see it (else not_found, as for a grant
 // that does not exist).
@@ -550,22 +489,9 @@ Result<const program::Grant*> ObligationGrant(const program::ProgramState& progr
   return &grant->second;
 }
 
-}  // namespace
+}  // namespace ops_internal
 
-// The handlers: AppState's friend, so they reach the state they change.
-class OpHandlers {
- public:
-  static std::vector<OpSpec> Table();
-
-  static Result<program::ProgramState*> Program(AppState& app, const OpRequest& request) {
-    return app.MutableProgram(request.command);
-  }
-
-  static Result<json> TokenCreate(AppState& app, const OpRequest& request);
-  static Result<json> TokenRevoke(AppState& app, const OpRequest& request);
-  static Result<json> NodeState(AppState& app, const OpRequest& request, cluster::NodeState state);
-  static Result<json> PeopleImport(AppState& app, const OpRequest& request);
-};
+using namespace ops_internal;  // NOLINT: the table's own helpers
 
 Result<json> OpHandlers::TokenCreate(AppState& app, const OpRequest& request) {
   const OpArgs& args = request.args;
@@ -797,7 +723,7 @@ std::vector<OpSpec> OpHandlers::Table() {
                   .help = "the token's role (default: the caller's)",
                   .max_bytes = 32,
                   .values = {"admin", "officer", "reviewer", "researcher", "student", "operator",
-                             "sponsor"}},
+                             "sponsor", "instructor", "data_steward"}},
                  IdField("person", false, "the person the token speaks for (default: the caller)"),
                  TextField("label", 200, false, "a note for whoever lists tokens"),
                  Drawn(TextField("salt", 64, true)),
@@ -1571,6 +1497,10 @@ std::vector<OpSpec> OpHandlers::Table() {
       .cli_group = "obligation",
       .cli_name = "review",
       .cli_positional = {"obligation"}});
+  for (auto* table :
+       {&OpHandlers::ReservationTable, &OpHandlers::TrainingTable, &OpHandlers::DatasetTable}) {
+    for (OpSpec& spec : table()) ops.push_back(std::move(spec));
+  }
   return ops;
 }
 
