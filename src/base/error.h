@@ -109,7 +109,16 @@ namespace atrium {
   X(kRateLimited, "rate_limited")                               \
   X(kLocked, "locked")                                          \
   X(kInvalidPath, "invalid_path")                               \
-  X(kStudentLimit, "student_limit")
+  X(kStudentLimit, "student_limit")                             \
+  /* capacity reservations (docs/reservations.md) */            \
+  X(kNoCapacity, "no_capacity")                                 \
+  X(kReservationLimit, "reservation_limit")                     \
+  /* training (docs/training.md) */                             \
+  X(kNotEnrolled, "not_enrolled")                               \
+  X(kPrerequisiteMissing, "prerequisite_missing")               \
+  /* datasets (docs/datasets.md) */                             \
+  X(kDatasetAccessDenied, "dataset_access_denied")              \
+  X(kAgreementRequired, "agreement_required")
 
 enum class ErrorCode : uint16_t {
 #define ATRIUM_ERROR_ENUM(name, text) name,

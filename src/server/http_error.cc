@@ -28,6 +28,12 @@ int HttpStatusOf(ErrorCode code) {
     case ErrorCode::kCapExceeded:
     case ErrorCode::kInsufficientCredits:
     case ErrorCode::kStudentLimit:
+    case ErrorCode::kNoCapacity:
+    case ErrorCode::kReservationLimit:
+    case ErrorCode::kNotEnrolled:
+    case ErrorCode::kPrerequisiteMissing:
+    case ErrorCode::kDatasetAccessDenied:
+    case ErrorCode::kAgreementRequired:
     case ErrorCode::kAccountFrozen:
     case ErrorCode::kAccountClosed:
     case ErrorCode::kConflictOfInterest:
