@@ -233,6 +233,26 @@ class CrossLedgerRun {
     }
     for (const auto& [id, grant] : Program().grants()) grants_.push_back(id);
     ASSERT_EQ(grants_.size(), 4u);
+    // Training (docs/training.md): a course, and a lab paid from the courses' track.
+    instructor_ = add_person(30, "faculty", false);
+    Ok({{"op", "training_add"},
+        {"program", kProgram},
+        {"id", "intro"},
+        {"kind", "course"},
+        {"title", "Intro"},
+        {"instructors", {instructor_}}},
+       officer);
+    Ok({{"op", "training_add"},
+        {"program", kProgram},
+        {"id", "lab1"},
+        {"kind", "lab"},
+        {"title", "First kernel"},
+        {"prerequisites", {"intro"}},
+        {"instructors", {instructor_}},
+        {"track", "courses"},
+        {"credits", "10"},
+        {"lab", {{"chips", 4}, {"walltime_s", 3600}, {"argv", {"true"}}}}},
+       officer);
     CheckVerify("setup");
   }
 
@@ -246,7 +266,7 @@ class CrossLedgerRun {
     const std::string grant = grants_[static_cast<size_t>(Below(4))];
     const program::Grant& record = Program().grants().at(grant);
     const bool course = grant == "G-P3";
-    switch (Below(12)) {
+    switch (Below(15)) {
       case 0:
       case 1:
       case 2:
@@ -326,6 +346,51 @@ class CrossLedgerRun {
         if (!answer.status.ok()) ++refusals_[std::string(ToString(answer.status.error().code))];
         return "close " + grant;
       }
+      case 12: {  // a grant's PI takes the course, then the lab
+        const std::string& pi = record.pi;
+        const char* item = Program().FindEnrolment(pi, "intro") == nullptr ? "intro" : "lab1";
+        const core::AppAnswer answer = Op(
+            {{"op", "training_enrol"}, {"program", kProgram}, {"item", item}, {"grant", grant}},
+            Actor("researcher", pi));
+        if (!answer.status.ok()) {
+          ++refusals_[std::string(ToString(answer.status.error().code))];
+        } else if (std::string(item) == "intro") {
+          Ok({{"op", "training_complete"},
+              {"program", kProgram},
+              {"enrolment", answer.result["enrolment"]}},
+             Actor("instructor", instructor_));
+        }
+        return std::string("enrol ") + item;
+      }
+      case 13: {  // a lab's job, within or beyond what is left of its credits
+        const std::string& pi = record.pi;
+        const program::Enrolment* enrolment = Program().FindEnrolment(pi, "lab1");
+        if (enrolment == nullptr) return "nothing";
+        const int64_t chips = 1 + Below(4);
+        const int64_t walltime_s = 600 + Below(3000);
+        const core::AppAnswer answer = Op({{"op", "job_submit"},
+                                           {"program", kProgram},
+                                           {"lab", "lab1"},
+                                           {"chips", chips},
+                                           {"walltime_s", walltime_s}},
+                                          Actor("researcher", pi));
+        if (answer.status.ok()) {
+          submitted_.push_back({answer.result["job"], chips, walltime_s});
+          ++lab_jobs_;
+        } else {
+          ++refusals_[std::string(ToString(answer.status.error().code))];
+        }
+        return "lab " + grant;
+      }
+      case 14: {  // a learner withdraws from the lab
+        const program::Enrolment* enrolment = Program().FindEnrolment(record.pi, "lab1");
+        if (enrolment == nullptr || Below(3) != 0) return "nothing";
+        const core::AppAnswer answer =
+            Op({{"op", "training_withdraw"}, {"program", kProgram}, {"enrolment", enrolment->id}},
+               Actor("researcher", record.pi));
+        if (!answer.status.ok()) ++refusals_[std::string(ToString(answer.status.error().code))];
+        return "withdraw " + enrolment->id;
+      }
       default: {  // drain or resume a node
         const std::string node = "trn-n000" + std::to_string(Below(6));
         const bool drain = Below(2) == 0;
@@ -362,7 +427,10 @@ class CrossLedgerRun {
     EXPECT_EQ(charged, expected);
     __int128 spent = 0;
     for (const auto& [id, grant] : Program().grants()) spent += grant.spent.micro();
-    EXPECT_EQ(spent, expected) << "the grants' spent is not the jobs' charges";
+    for (const auto& [id, enrolment] : Program().training().enrolments) {
+      spent += enrolment.spent.micro();
+    }
+    EXPECT_EQ(spent, expected) << "the grants' and labs' spent is not the jobs' charges";
     const auto revenue =
         core_.ledger().FindAccount(Program().AccountId(program::kClusterRevenueAccount));
     ASSERT_TRUE(revenue.has_value());
@@ -373,6 +441,8 @@ class CrossLedgerRun {
   int64_t now_us_ = 0;
   std::mt19937_64 rng_;
   std::vector<std::string> pis_, reviewers_, students_, grants_;
+  std::string instructor_;
+  int64_t lab_jobs_ = 0;
   std::vector<Submitted> submitted_;
   std::map<std::string, int> refusals_;
 };
@@ -391,6 +461,8 @@ TEST(CrossLedgerTest, VerifyAfterEveryStepAndEveryRunChargedOnce) {
   std::map<std::string, int> steps_seen;
   std::map<std::string, int> refusals;
   int64_t jobs = 0;
+  int64_t lab_jobs = 0;
+  int64_t certificates = 0;
   int64_t frozen_steps = 0;
   int64_t closed_or_expired = 0;
   for (const uint64_t seed : Seeds()) {
@@ -424,6 +496,14 @@ TEST(CrossLedgerTest, VerifyAfterEveryStepAndEveryRunChargedOnce) {
     }
     run.CheckCharges();
     jobs += static_cast<int64_t>(run.submitted_.size());
+    lab_jobs += run.lab_jobs_;
+    for (const auto& [id, enrolment] : run.Program().training().enrolments) {
+      if (!enrolment.certificate.empty()) ++certificates;
+      // Every ended enrolment's credits went back once its jobs settled.
+      if (enrolment.state != program::EnrolmentState::kEnrolled && enrolment.account != 0) {
+        EXPECT_TRUE(run.Program().AccountBalance(enrolment.account).is_zero()) << id;
+      }
+    }
     for (const auto& [code, count] : run.refusals_) refusals[code] += count;
   }
   // The runs reached what they are meant to exercise.
@@ -433,6 +513,9 @@ TEST(CrossLedgerTest, VerifyAfterEveryStepAndEveryRunChargedOnce) {
   EXPECT_GT(steps_seen["allocate"], 0);
   EXPECT_GT(refusals["student_limit"], 0) << "no student job was refused for its allocation";
   EXPECT_GT(closed_or_expired, 0);
+  EXPECT_GT(lab_jobs, 10) << "labs ran too rarely to test their credits";
+  EXPECT_GT(certificates, 4);
+  EXPECT_GT(steps_seen["withdraw"], 0);
 }
 
 // The pieces one at a time: a hold is visible in the grant's available balance, a frozen
@@ -536,6 +619,113 @@ TEST(CrossLedgerTest, HoldsFreezeCloseAndStudents) {
             sched::JobState::kCancelled);
   EXPECT_TRUE(program.GrantHeld(program.grants().at(grant)).is_zero());
   run.CheckVerify("close");
+}
+
+
+// Training labs one at a time (docs/training.md): enrolment needs the course first; the
+// lab's credits are the learner's allocation (a job beyond them is refused, a second one
+// waits); the template bounds the job; the lab job's success completes the enrolment,
+// ends its other jobs, returns what is left to the track and logs a certificate that
+// names no one; everything verifies across the ledger and survives a snapshot.
+TEST(CrossLedgerTest, LabsCreditsCompletionAndCertificates) {
+  CrossLedgerRun run(11);
+  run.SetUp();
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  const program::ProgramState& program = run.Program();
+  const std::string course = "G-P3";
+  const std::string teacher = program.grants().at(course).pi;
+  const std::string student = run.students_[1];
+  const json as_student = Actor("student", student);
+  run.Ok(
+      {{"op", "grant_member_add"}, {"program", kProgram}, {"grant", course}, {"person", student}},
+      Actor("researcher", teacher));
+  const json enrol_lab = {
+      {"op", "training_enrol"}, {"program", kProgram}, {"item", "lab1"}, {"grant", course}};
+  EXPECT_EQ(run.Op(enrol_lab, as_student).status.code(), ErrorCode::kPrerequisiteMissing);
+  const json lab_job = {{"op", "job_submit"}, {"program", kProgram}, {"lab", "lab1"}};
+  EXPECT_EQ(run.Op(lab_job, as_student).status.code(), ErrorCode::kNotEnrolled);
+  const std::string intro = run.Ok({{"op", "training_enrol"},
+                                    {"program", kProgram},
+                                    {"item", "intro"},
+                                    {"grant", course}},
+                                   as_student)["enrolment"];
+  // Only the item's instructor (or staff) marks it; another instructor sees nothing.
+  const json complete = {{"op", "training_complete"}, {"program", kProgram}, {"enrolment", intro}};
+  EXPECT_EQ(run.Op(complete, Actor("instructor", run.reviewers_[0])).status.code(),
+            ErrorCode::kNotFound);
+  EXPECT_EQ(run.Op(complete, as_student).status.code(), ErrorCode::kForbidden);
+  run.Ok(complete, Actor("instructor", run.instructor_));
+
+  const uint64_t pool = program.TrackPoolAccount("courses");
+  const Credits pool_before = program.AccountBalance(pool);
+  const json enrolled = run.Ok(enrol_lab, as_student);
+  EXPECT_EQ(enrolled["credits"], "10");
+  const std::string enrolment_id = enrolled["enrolment"];
+  EXPECT_EQ(program.AccountBalance(pool), *pool_before.CheckedSub(*Credits::Parse("10")));
+  run.CheckVerify("enrolled");
+
+  // The template bounds the job; the credits bound what it may cost.
+  json too_big = lab_job;
+  too_big["chips"] = 8;
+  EXPECT_EQ(run.Op(too_big, as_student).status.code(), ErrorCode::kInvalidArgument);
+  json too_long = lab_job;
+  too_long["chips"] = 1;
+  too_long["walltime_s"] = 7200;
+  EXPECT_EQ(run.Op(too_long, as_student).status.code(), ErrorCode::kInvalidArgument);
+  json other_grant = lab_job;
+  other_grant["grant"] = "G-P1";
+  EXPECT_EQ(run.Op(other_grant, as_student).status.code(), ErrorCode::kInvalidArgument);
+  // The template's 4 chips x 1 h = 5.375 of the 10: one runs, a second waits.
+  const json first = run.Ok(lab_job, as_student);
+  EXPECT_EQ(first["state"], "running");
+  const json second = run.Ok(lab_job, as_student);
+  EXPECT_EQ(second["state"], "pending");
+  run.Ok({{"op", "tick"}}, Actor("admin"));
+  EXPECT_EQ(run.core_.app().WaitReason(run.core_.app().jobs().at(second["job"])), "student_limit");
+  const core::JobRecord& record = run.core_.app().jobs().at(first["job"]);
+  EXPECT_EQ(record.argv, std::vector<std::string>{"true"});
+  EXPECT_EQ(record.enrolment, enrolment_id);
+  run.CheckVerify("lab running");
+
+  // Half an hour later the lab's job succeeds: 4 chips x 0.5 h = 2.6875 charged.
+  run.now_us_ += kHourUs / 2;
+  run.Ok({{"op", "job_finish"}, {"job", first["job"]}}, Actor("operator"));
+  const program::Enrolment& done = program.training().enrolments.at(enrolment_id);
+  EXPECT_EQ(done.state, program::EnrolmentState::kCompleted);
+  EXPECT_EQ(done.completed_by, "job:" + first["job"].get<std::string>());
+  EXPECT_EQ(done.spent, *Credits::Parse("2.6875"));
+  EXPECT_EQ(done.returned, *Credits::Parse("7.3125"));
+  EXPECT_EQ(program.AccountBalance(pool),
+            *pool_before.CheckedSub(*Credits::Parse("2.6875")));  // only what ran is gone
+  const auto& scheduler = *run.core_.app().scheduler();
+  EXPECT_EQ(scheduler.job(run.core_.app().jobs().at(second["job"]).sched_id).state,
+            sched::JobState::kCancelled);
+  // The grant paid nothing for its student's lab.
+  EXPECT_TRUE(program.grants().at(course).spent.is_zero());
+  run.CheckVerify("lab completed");
+
+  // Its certificate: in the public log, verifiable, with an opaque holder.
+  const program::LogEntry& entry =
+      program.log().entries().at(static_cast<size_t>(done.certificate_seq - 1));
+  EXPECT_EQ(entry.type, "certificate_issued");
+  EXPECT_EQ(entry.data["certificate"], done.certificate);
+  EXPECT_EQ(entry.data["item"], "lab1");
+  EXPECT_EQ(program.log().Export().find(student), std::string::npos);
+  EXPECT_TRUE(program::VerifyLog(program.log().Export()).ok);
+  EXPECT_EQ(run.Op({{"op", "training_withdraw"}, {"program", kProgram}, {"enrolment", enrolment_id}},
+                   as_student)
+                .status.code(),
+            ErrorCode::kInvalidState);
+
+  // The state survives a snapshot: same bytes again, and it still verifies.
+  std::string bytes;
+  run.core_.Encode(&bytes);
+  Result<core::Core> decoded = core::Core::Decode(bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  EXPECT_TRUE(decoded->Verify().ok());
+  std::string again;
+  decoded->Encode(&again);
+  EXPECT_EQ(again, bytes);
 }
 
 }  // namespace

@@ -644,6 +644,39 @@ TEST_F(ServiceTest, BadInputIsRefusedAndChangesNothing) {
          422, "unknown_field");
   expect(Get("/v1/jobs?limit=0", researcher), 422, "invalid_argument");
   expect(Get("/v1/no/such/route", researcher), 404, "not_found");
+  // Training (docs/training.md): every route's bad input refused with its code.
+  const std::string training = "/v1/programs/build-on-trainium-2026/training";
+  const json course = {{"id", "intro"}, {"kind", "course"}, {"title", "Intro"}};
+  expect(Post(training, researcher, course), 403, "forbidden");
+  json bad_item = course;
+  bad_item["kind"] = "workshop";
+  expect(Post(training, admin_token_, bad_item), 422, "invalid_argument");
+  bad_item = course;
+  bad_item["surprise"] = 1;
+  expect(Post(training, admin_token_, bad_item), 422, "unknown_field");
+  bad_item = course;
+  bad_item["credits"] = "-5";
+  expect(Post(training, admin_token_, bad_item), 422, "invalid_argument");
+  bad_item = course;
+  bad_item["prerequisites"] = {"nothing-yet"};
+  expect(Post(training, admin_token_, bad_item), 404, "not_found");
+  bad_item = {{"id", "lab1"}, {"kind", "lab"}, {"title", "Lab"}};  // a lab without its template
+  expect(Post(training, admin_token_, bad_item), 422, "invalid_argument");
+  expect(Post(training + "/intro/enrol", researcher, {{"grant", "G-none"}}), 404, "not_found");
+  expect(Post(training + "/intro/enrol", researcher, json::object()), 422, "invalid_argument");
+  expect(Post("/v1/programs/build-on-trainium-2026/enrolments/E-1/complete", researcher,
+              json::object()),
+         403, "forbidden");
+  expect(Post("/v1/programs/build-on-trainium-2026/enrolments/E-1/withdraw", researcher,
+              json::object()),
+         404, "not_found");
+  expect(Get("/v1/programs/build-on-trainium-2026/certificates/C-0", researcher), 404,
+         "not_found");
+  expect(Get(training + "/nope", researcher), 404, "not_found");
+  expect(Get("/v1/programs/build-on-trainium-2026/enrolments?limit=0", researcher), 422,
+         "invalid_argument");
+  expect(Post("/v1/jobs", researcher, {{"program", "build-on-trainium-2026"}, {"lab", "nope"}}),
+         404, "not_found");
   EXPECT_EQ(DurableSeq(), before);
   EXPECT_EQ(Get("/v1/programs", admin_token_).body, programs_before);
 }

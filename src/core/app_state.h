@@ -103,6 +103,9 @@ struct JobRecord {
   bool cancelled = false;
   int64_t submitted_us = 0;
   std::string student;  // a course's student whose allocation the job draws on, if any
+  // A lab's job (docs/training.md): the enrolment it belongs to; with the lab's credits it
+  // draws on the enrolment's account, and its success completes the enrolment.
+  std::string enrolment;
   // What an executor reported of the job's last run (docs/executors.md); -1 / 0 / ""
   // until it reports. `end_state` overrides the scheduler's state where it says more:
   // "failed" (nonzero exit or a signal), "node_failed" (the run was lost), "preempted".
@@ -120,6 +123,7 @@ struct SchedGrant {
   std::string program;
   std::string grant;
   std::string student;
+  std::string enrolment;  // a lab enrolment's credits (then `student` is empty)
 };
 
 // Orders job ids "J2" before "J10": shorter first, then by text (natural order for ids
@@ -291,12 +295,21 @@ class AppState {
   // The scheduler grant of a program grant (or of a student's allocation in it),
   // registered on first use with the existing ledger account: nothing is minted.
   Result<uint32_t> EnsureSchedGrant(const std::string& program, const std::string& grant,
-                                    const std::string& student);
+                                    const std::string& student,
+                                    const program::Enrolment* enrolment = nullptr);
   // Adds what the job's runs were charged since `before` to its program grant's spent.
   void NoteCharge(const JobRecord& record, Credits before);
   // Ends every job of a grant before it closes or expires: pending ones are cancelled,
   // running ones end now and are charged for what they ran.
   void StopGrantJobs(const std::string& program, const std::string& grant, int64_t now_us);
+  // Ends one job as StopGrantJobs does.
+  void StopJob(JobRecord& record, int64_t now_s);
+  // Before an enrolment ends (completed or withdrawn): its lab's pending and running jobs
+  // end now, so its credits settle and return at once.
+  void EndEnrolmentJobs(const std::string& program, const program::Enrolment& enrolment,
+                        int64_t now_us);
+  // A lab job's success completes its enrolment (and issues the certificate).
+  void CompleteLab(const JobRecord& record, int64_t now_us);
   // grant_close: stops the grant's jobs, then returns its unspent credits.
   Status CloseGrant(program::ProgramState& program, const std::string& grant, int64_t now_us);
   // tick's program part: stops the jobs of grants past their end, then ticks each program.

@@ -25,7 +25,8 @@ namespace {
 constexpr uint32_t kAppMagic = 0x50504153;  // "SAPP"
 // 1: snap branch (cluster ledger of its own). 2: one ledger of record (encoded by Core),
 // program ordinals, the policy name, students of jobs, SchedGrant triples.
-constexpr uint32_t kAppVersion = 3;  // 3: the executor's report of a job's run
+// 3: the executor's report of a job's run. 4: lab jobs' enrolments (docs/training.md).
+constexpr uint32_t kAppVersion = 4;
 
 Error Corrupt(std::string_view what) {
   return MakeError(ErrorCode::kCorruption, "app snapshot: " + std::string(what));
@@ -122,7 +123,7 @@ template <class Io, class V>
 void JobFields(Io& io, V& job) {
   io(job.id, job.program, job.grant, job.owner, job.name, job.argv, job.sched_id, job.cancelled,
      job.submitted_us, job.student, job.reported_run, job.run_started_us, job.run_ended_us,
-     job.exit_code, job.term_signal, job.end_state);
+     job.exit_code, job.term_signal, job.end_state, job.enrolment);
 }
 template <class Io, class V>
 void TokenFields(Io& io, V& token) {
@@ -160,7 +161,7 @@ void AppState::Encode(std::string* out) const {
   }
   writer.Put<uint32_t>(static_cast<uint32_t>(sched_grants_.size()));
   for (const auto& [name, grant] : sched_grants_)
-    o(name, grant.program, grant.grant, grant.student);
+    o(name, grant.program, grant.grant, grant.student, grant.enrolment);
 
   // Jobs, in id order.
   writer.Put<uint32_t>(static_cast<uint32_t>(jobs_.size()));
@@ -249,7 +250,7 @@ Result<AppState> AppState::Decode(std::string_view bytes, ledger::Ledger ledger)
   for (uint32_t i = 0; i < sched_grant_count && reader.ok(); ++i) {
     std::string name;
     SchedGrant grant;
-    in(name, grant.program, grant.grant, grant.student);
+    in(name, grant.program, grant.grant, grant.student, grant.enrolment);
     if (!reader.ok() || app.scheduler_ == nullptr || !app.scheduler_->FindGrant(name)) {
       return Corrupt("bad scheduler grant");
     }

@@ -13,7 +13,8 @@ constexpr uint32_t kStateMagic = 0x31535441;  // "ATS1"
 // Version 1 held the ledger only; versions 2 and 3 added the service's app commands,
 // which decoding replayed (3: into the one ledger of record). Version 4 holds the state
 // itself (docs/snapshots.md): the ledger of record, then AppState's encoding
-// (app_state_codec.cc), each behind its u64 length. Older versions are refused by Decode
+// (app_state_codec.cc), each behind its u64 length; version 5 adds training, datasets and
+// capacity reservations to the parts. Older versions are refused by Decode
 // (kCorruption, "unsupported version"); the journal then replays from its start.
 constexpr uint32_t kStateVersion = Core::kSnapshotVersion;
 
@@ -118,6 +119,8 @@ Status Core::Verify() const {
     __int128 usage = 0;     // posted debits coded usage (charges)
     __int128 returned = 0;  // debits coded return (sweeps at close or expiry)
     __int128 awarded = 0;   // posted credits coded award (released tranches)
+    __int128 training_in = 0;   // credits coded training (a lab enrolment's credits)
+    __int128 training_out = 0;  // debits coded training (returned to the track)
   };
   absl::flat_hash_map<Id128, Totals, Id128Hash> totals;
   absl::flat_hash_map<uint64_t, __int128> job_posted;
@@ -148,6 +151,10 @@ Status Core::Verify() const {
         break;
       case program::kCodeAward:
         totals[transfer.credit_account_id].awarded += transfer.amount.micro();
+        break;
+      case program::kCodeTraining:
+        totals[transfer.credit_account_id].training_in += transfer.amount.micro();
+        totals[transfer.debit_account_id].training_out += transfer.amount.micro();
         break;
       default:
         break;
@@ -237,6 +244,30 @@ Status Core::Verify() const {
       }
       if (balance != released - sum.usage - sum.returned) {
         return Breach(name + ": balance is not released - spent - returned");
+      }
+      spent_total += sum.usage;
+    }
+    // Lab enrolments (docs/training.md): credits in = moved from the track, spent = their
+    // jobs' charges, returned = moved back; the balance is what is left.
+    for (const auto& [enrolment_id, enrolment] : program.training().enrolments) {
+      const std::string name = "program " + id + " enrolment " + enrolment_id;
+      if (enrolment.account == 0) {
+        if (!enrolment.credits.is_zero() || !enrolment.spent.is_zero()) {
+          return Breach(name + ": credits without an account");
+        }
+        continue;
+      }
+      const Id128 account = program.AccountId(enrolment.account);
+      const auto record = book.FindAccount(account);
+      if (!record) return Breach(name + ": its account is missing from the ledger");
+      const auto found = totals.find(account);
+      const Totals sum = found == totals.end() ? Totals{} : found->second;
+      if (sum.training_in != enrolment.credits.micro() ||
+          sum.training_out != enrolment.returned.micro() || sum.usage != enrolment.spent.micro()) {
+        return Breach(name + ": credits, spent or returned differ from the ledger");
+      }
+      if (record->balance().micro() != sum.training_in - sum.usage - sum.training_out) {
+        return Breach(name + ": balance is not credits - spent - returned");
       }
       spent_total += sum.usage;
     }

@@ -2,6 +2,7 @@
 // the scheduling passes that start them (app_state.h).
 #include <algorithm>
 #include <limits>
+#include <optional>
 
 #include "cluster/config.h"
 #include "core/access.h"
@@ -44,23 +45,29 @@ Status AppState::LoadCluster(const std::string& toml, const std::string& policy_
 
 Result<uint32_t> AppState::EnsureSchedGrant(const std::string& program_id,
                                             const std::string& grant_id,
-                                            const std::string& student) {
+                                            const std::string& student,
+                                            const program::Enrolment* enrolment) {
   std::string name = SchedGrantName(program_id, grant_id);
   if (!student.empty()) name += "/" + student;
+  if (enrolment != nullptr) name += "/lab:" + enrolment->id;
   if (auto index = scheduler_->FindGrant(name)) return *index;
   const program::ProgramState* program = FindProgram(program_id);
   const program::Grant& grant = program->grants().at(grant_id);
   const program::Track* track = program->FindTrack(grant.track);
-  const auto job_class = track != nullptr && track->kind == program::TrackKind::kEducation
+  const auto job_class = enrolment != nullptr || (track != nullptr &&
+                                                  track->kind == program::TrackKind::kEducation)
                              ? cluster::JobClass::kEducation
                              : cluster::JobClass::kResearch;
-  const uint64_t account = student.empty() ? grant.account : grant.students.at(student);
+  const uint64_t account = enrolment != nullptr ? enrolment->account
+                           : student.empty()    ? grant.account
+                                                : grant.students.at(student);
   ATRIUM_ASSIGN_OR_RETURN(
       const uint32_t index,
       scheduler_->AddGrantAccount(name, program->AccountId(account),
                                   program->AccountId(program::kClusterRevenueAccount),
                                   static_cast<double>(grant.awarded.micro()), job_class));
-  sched_grants_.emplace(name, SchedGrant{program_id, grant_id, student});
+  sched_grants_.emplace(
+      name, SchedGrant{program_id, grant_id, student, enrolment != nullptr ? enrolment->id : ""});
   return index;
 }
 
@@ -71,6 +78,12 @@ void AppState::NoteCharge(const JobRecord& record, Credits before) {
   if (delta->is_zero()) return;
   const auto program = programs_.find(record.program);
   ATRIUM_CHECK(program != programs_.end(), "a job's program exists");
+  if (!record.enrolment.empty() &&
+      program->second.training().enrolments.at(record.enrolment).account != 0) {
+    ATRIUM_CHECK(program->second.NoteTrainingCharge(record.enrolment, *delta).ok(),
+                 "a lab job's enrolment exists");
+    return;
+  }
   ATRIUM_CHECK(program->second.NoteJobCharge(record.grant, *delta).ok(), "a job's grant exists");
 }
 
@@ -113,25 +126,57 @@ void AppState::StopGrantJobs(const std::string& program, const std::string& gran
   const auto found = jobs_by_grant_.find(SchedGrantName(program, grant));
   if (found == jobs_by_grant_.end()) return;
   const int64_t now_s = now_us / kMicrosPerSecond;
-  for (const std::string& id : found->second) {
-    JobRecord& record = jobs_.at(id);
-    const sched::Job& job = scheduler_->job(record.sched_id);
-    const Credits before = job.charged;
-    if (job.state == sched::JobState::kRunning) {
-      running_by_end_.erase({RunDeadlineS(job), record.sched_id});
-      if (job.expected_end_s() <= now_s) {
-        // Past its walltime already (no tick has recorded it yet): it ended then.
-        scheduler_->Finish(record.sched_id, job.expected_end_s(), sched::RunEnd::kWalltime);
-      } else {
-        ATRIUM_CHECK(scheduler_->Cancel(record.sched_id, now_s).ok(), "cancel a running job");
-        record.cancelled = true;
-      }
-    } else if (job.state == sched::JobState::kPending) {
-      ATRIUM_CHECK(scheduler_->Cancel(record.sched_id, now_s).ok(), "cancel a pending job");
+  for (const std::string& id : found->second) StopJob(jobs_.at(id), now_s);
+}
+
+void AppState::StopJob(JobRecord& record, int64_t now_s) {
+  const sched::Job& job = scheduler_->job(record.sched_id);
+  const Credits before = job.charged;
+  if (job.state == sched::JobState::kRunning) {
+    running_by_end_.erase({RunDeadlineS(job), record.sched_id});
+    if (job.expected_end_s() <= now_s) {
+      // Past its walltime already (no tick has recorded it yet): it ended then.
+      scheduler_->Finish(record.sched_id, job.expected_end_s(), sched::RunEnd::kWalltime);
+    } else {
+      ATRIUM_CHECK(scheduler_->Cancel(record.sched_id, now_s).ok(), "cancel a running job");
       record.cancelled = true;
     }
-    NoteCharge(record, before);
+  } else if (job.state == sched::JobState::kPending) {
+    ATRIUM_CHECK(scheduler_->Cancel(record.sched_id, now_s).ok(), "cancel a pending job");
+    record.cancelled = true;
   }
+  NoteCharge(record, before);
+}
+
+void AppState::EndEnrolmentJobs(const std::string& program, const program::Enrolment& enrolment,
+                                int64_t now_us) {
+  if (!scheduler_) return;
+  const JobIdList* owned = JobsOfOwner(enrolment.person);
+  if (owned == nullptr) return;
+  const int64_t now_s = now_us / kMicrosPerSecond;
+  bool stopped = false;
+  for (const std::string& id : *owned) {
+    JobRecord& record = jobs_.at(id);
+    if (record.enrolment != enrolment.id || record.program != program) continue;
+    const sched::JobState state = scheduler_->job(record.sched_id).state;
+    if (state != sched::JobState::kRunning && state != sched::JobState::kPending) continue;
+    StopJob(record, now_s);
+    stopped = true;
+  }
+  if (stopped) Schedule(now_us);
+}
+
+void AppState::CompleteLab(const JobRecord& record, int64_t now_us) {
+  if (record.enrolment.empty()) return;
+  const auto program = programs_.find(record.program);
+  if (program == programs_.end()) return;
+  const program::Enrolment& enrolment =
+      program->second.training().enrolments.at(record.enrolment);
+  if (enrolment.state != program::EnrolmentState::kEnrolled) return;
+  // The lab's other jobs end with it (its credits return at once).
+  EndEnrolmentJobs(record.program, enrolment, now_us);
+  ATRIUM_CHECK(program->second.CompleteEnrolment(record.enrolment, "job:" + record.id, now_us).ok(),
+               "completing an enrolled lab");
 }
 
 Status AppState::CloseGrant(program::ProgramState& program, const std::string& grant_id,
@@ -172,7 +217,11 @@ std::string_view AppState::WaitReason(const JobRecord& record) const {
     }
   }
   if (job.reason == ErrorCode::kInsufficientCredits) {
-    return record.student.empty() ? "insufficient_credits" : "student_limit";
+    // A student's or a lab's own allocation is what runs short, not the grant.
+    const bool own_allocation =
+        !record.student.empty() ||
+        scheduler_->grants()[job.grant].name.find("/lab:") != std::string::npos;
+    return own_allocation ? "student_limit" : "insufficient_credits";
   }
   if (!scheduler_->FitsUpNodes(record.sched_id)) return "node_drained";
   if (job.reservation >= 0) return "resources";
@@ -213,10 +262,34 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   const Fields fields(command, "");
   JobRecord record;
   ATRIUM_ASSIGN_OR_RETURN(record.program, fields.Id("program"));
-  ATRIUM_ASSIGN_OR_RETURN(record.grant, fields.Id("grant"));
   const program::ProgramState* program = FindProgram(record.program);
   if (program == nullptr)
     return Error{ErrorCode::kNotFound, "no program " + record.program, "program"};
+  // A lab's job (docs/training.md): the learner's enrolment in the lab names the grant,
+  // and the lab's template gives the defaults and the most the job may ask.
+  ATRIUM_ASSIGN_OR_RETURN(const std::string lab, fields.Id("lab", false, false));
+  const program::Enrolment* enrolment = nullptr;
+  const program::TrainingItem* lab_item = nullptr;
+  if (!lab.empty()) {
+    const auto item = program->training().items.find(lab);
+    if (item == program->training().items.end() ||
+        item->second.kind != program::TrainingKind::kLab) {
+      return Error{ErrorCode::kNotFound, "no lab " + lab, "lab"};
+    }
+    lab_item = &item->second;
+    enrolment = program->FindEnrolment(actor.person, lab);
+    if (enrolment == nullptr || enrolment->state != program::EnrolmentState::kEnrolled) {
+      return Error{ErrorCode::kNotEnrolled, "you are not enrolled in lab " + lab, "lab"};
+    }
+    record.enrolment = enrolment->id;
+  }
+  ATRIUM_ASSIGN_OR_RETURN(record.grant, fields.Id("grant", false, enrolment == nullptr));
+  if (enrolment != nullptr) {
+    if (record.grant.empty()) record.grant = enrolment->grant;
+    if (record.grant != enrolment->grant) {
+      return Invalid("lab " + lab + " is taken through grant " + enrolment->grant, "grant");
+    }
+  }
   const auto grant = program->grants().find(record.grant);
   if (grant == program->grants().end() || !CanSeeGrant(actor, grant->second)) {
     return Error{ErrorCode::kNotFound, "no grant " + record.grant, "grant"};
@@ -230,11 +303,33 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
         "grant " + record.grant + " is " + std::string(program::ToString(grant->second.status)),
         "grant"};
   }
-  ATRIUM_ASSIGN_OR_RETURN(const int64_t chips, fields.Int("chips", 1, 1'000'000));
-  ATRIUM_ASSIGN_OR_RETURN(const int64_t walltime_s, fields.Int("walltime_s", 1, kWalltimeMaxS));
-  ATRIUM_ASSIGN_OR_RETURN(const std::string accelerator, fields.Id("accelerator", false, false));
+  const auto template_int = [&](int64_t value) {
+    return lab_item != nullptr ? std::optional<int64_t>(value) : std::nullopt;
+  };
+  ATRIUM_ASSIGN_OR_RETURN(
+      const int64_t chips,
+      fields.Int("chips", 1, 1'000'000, template_int(lab_item ? lab_item->lab.chips : 0)));
+  ATRIUM_ASSIGN_OR_RETURN(
+      const int64_t walltime_s,
+      fields.Int("walltime_s", 1, kWalltimeMaxS,
+                 template_int(lab_item ? lab_item->lab.walltime_s : 0)));
+  ATRIUM_ASSIGN_OR_RETURN(std::string accelerator, fields.Id("accelerator", false, false));
   ATRIUM_ASSIGN_OR_RETURN(record.name, fields.Text("name", 200, false));
   ATRIUM_ASSIGN_OR_RETURN(record.argv, fields.Strings("argv", false));
+  if (lab_item != nullptr) {
+    if (chips > lab_item->lab.chips) {
+      return Invalid("lab " + lab + " runs on at most " + std::to_string(lab_item->lab.chips) +
+                         " chips",
+                     "chips");
+    }
+    if (walltime_s > lab_item->lab.walltime_s) {
+      return Invalid("lab " + lab + " runs for at most " +
+                         std::to_string(lab_item->lab.walltime_s) + " s",
+                     "walltime_s");
+    }
+    if (accelerator.empty()) accelerator = lab_item->lab.accelerator;
+    if (record.argv.empty()) record.argv = lab_item->lab.argv;
+  }
   size_t argv_bytes = 0;
   for (const std::string& arg : record.argv) argv_bytes += arg.size();
   if (argv_bytes > kArgvBytesMax) {
@@ -255,6 +350,8 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
                        " (or preemptible)");
     }
     job_class = *parsed;
+  } else if (lab_item != nullptr) {
+    job_class = cluster::JobClass::kEducation;  // labs are teaching: the education partition
   }
   if (scheduler_->waiting_count() >= kWaitingJobsMax || scheduler_->job_count() >= kJobsMax) {
     return Error{ErrorCode::kLimitExceeded, "the job queue is full; retry later", ""};
@@ -273,7 +370,20 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   const bool course = job_class == cluster::JobClass::kEducation ||
                       (track != nullptr && track->kind == program::TrackKind::kEducation);
   const auto student = grant->second.students.find(actor.person);
-  if (student != grant->second.students.end() && !actor.person.empty()) {
+  if (enrolment != nullptr && enrolment->account != 0) {
+    // A lab with credits runs on the enrolment's allocation, as a student on theirs.
+    const cluster::JobShape shape = *cluster_->Shape(accelerator, chips);  // checked above
+    const Credits price =
+        cluster_->accelerators()[cluster_->pools()[shape.pool].accelerator].price_per_chip_hour;
+    ATRIUM_ASSIGN_OR_RETURN(const Credits worst, UsageCost(chips, walltime_s, price));
+    const Credits left = program->AccountBalance(enrolment->account);
+    if (worst > left) {
+      return Error{ErrorCode::kStudentLimit,
+                   "the job may cost " + worst.ToString() + " but the lab's credits have " +
+                       left.ToString() + " left",
+                   "walltime_s"};
+    }
+  } else if (student != grant->second.students.end() && !actor.person.empty()) {
     record.student = actor.person;
     const cluster::JobShape shape = *cluster_->Shape(accelerator, chips);  // checked above
     const Credits price =
@@ -294,8 +404,10 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   record.id = "J" + std::to_string(next_job_);
   record.owner = actor.person;
   record.submitted_us = now_us;
-  ATRIUM_ASSIGN_OR_RETURN(const uint32_t sched_grant,
-                          EnsureSchedGrant(record.program, record.grant, record.student));
+  ATRIUM_ASSIGN_OR_RETURN(
+      const uint32_t sched_grant,
+      EnsureSchedGrant(record.program, record.grant, record.student,
+                       enrolment != nullptr && enrolment->account != 0 ? enrolment : nullptr));
   const int64_t now_s = now_us / kMicrosPerSecond;
   record.sched_id =
       scheduler_->Submit(sched::JobSpec{.id = record.id,
@@ -362,6 +474,7 @@ Result<json> AppState::FinishJob(const json& command, const Actor& actor, int64_
     scheduler_->Finish(record.sched_id, now_s, sched::RunEnd::kCompleted);
   }
   NoteCharge(record, before);
+  if (!cancel) CompleteLab(record, now_us);
   Schedule(now_us);
   const sched::Job& after = scheduler_->job(record.sched_id);
   return json{
@@ -463,6 +576,7 @@ Result<json> AppState::RunEnded(const json& command, int64_t now_us) {
   record->term_signal = signal;
   record->end_state = std::move(end_state);
   NoteCharge(*record, before);
+  if (how == "exited" && exit_code == 0 && signal == 0) CompleteLab(*record, now_us);
   Schedule(now_us);
   const sched::Job& after = scheduler_->job(sched_id);
   return json{

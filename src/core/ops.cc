@@ -826,10 +826,13 @@ std::vector<OpSpec> OpHandlers::Table() {
              .summary = "Submit a job charged to a grant",
              .roles = kStaff | kResearcher | kStudent,
              .fields = {ProgramField(),
-                        IdField("grant", true, "the grant that pays"),
-                        IntField("chips", 1, 1'000'000, true, 0, "accelerator chips"),
-                        IntField("walltime_s", 1, kWalltimeMaxS, true, 0,
-                                 "limit in seconds (the CLI takes 90s, 30m, 2h, 1d)"),
+                        IdField("grant", false,
+                                "the grant that pays (required unless `lab`: the enrolment's)"),
+                        IntField("chips", 1, 1'000'000, false, 0,
+                                 "accelerator chips (required unless `lab`: its template's)"),
+                        IntField("walltime_s", 1, kWalltimeMaxS, false, 0,
+                                 "limit in seconds (the CLI takes 90s, 30m, 2h, 1d; required "
+                                 "unless `lab`)"),
                         IdField("accelerator", false, "accelerator type (default: the cluster's)"),
                         {.name = "class",
                          .kind = K::kEnum,
@@ -838,7 +841,11 @@ std::vector<OpSpec> OpHandlers::Table() {
                          .values = {"research", "education", "preemptible"}},
                         TextField("name", 200, false),
                         ListField("argv", K::kTexts, kListMax, false,
-                                  "the command to run (at most 16 KiB in all)")},
+                                  "the command to run (at most 16 KiB in all)"),
+                        IdField("lab", false,
+                                "a lab one is enrolled in (docs/training.md): the job draws on "
+                                "the enrolment's credits, its template gives the defaults and "
+                                "the most it may ask, and its success completes the lab")},
              .result = {{"job", "id", "J<n>"}, {"state", "string", "pending, running, ..."}},
              .route = {.method = "POST", .path = "/v1/jobs", .success_status = 201},
              .handler = [](AppState& app, const OpRequest& request) -> Result<json> {

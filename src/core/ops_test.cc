@@ -227,7 +227,11 @@ TEST(OpTableTest, TheApiSurfaceIsTheTable) {
                                              "grant_close",
                                              "usage_record",
                                              "obligation_submit",
-                                             "obligation_review"};
+                                             "obligation_review",
+                                             "training_add",
+                                             "training_enrol",
+                                             "training_complete",
+                                             "training_withdraw"};
   // clang-format on
   std::vector<std::string> names;
   for (const OpSpec& spec : Ops()) {

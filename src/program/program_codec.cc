@@ -10,6 +10,7 @@
 // kProgramVersion and Core::kSnapshotVersion (docs/snapshots.md, "Adding a field").
 #include <bit>
 #include <concepts>
+#include <set>
 #include <string_view>
 
 #include "base/bytes.h"
@@ -22,7 +23,8 @@ namespace {
 constexpr uint32_t kProgramMagic = 0x47525053;  // "SPRG"
 // 1: snap branch (own ledger inside). 2: the ledger of record is encoded by Core; the
 // program keeps its id-space ordinal (and its ledger only when it owns one).
-constexpr uint32_t kProgramVersion = 3;  // 3: governance (overrides, appeals)
+// 3: governance (overrides, appeals). 4: training (catalog, enrolments).
+constexpr uint32_t kProgramVersion = 4;
 
 // V is T or const T: one Fields() serves writing (const) and reading.
 template <class V, class T>
@@ -86,6 +88,24 @@ template <class Io, Is<Appeal> V>
 void Fields(Io& io, V& v) {
   io(v.id, v.proposal, v.call, v.ground, v.text, v.filed_by, v.reviewers, v.state, v.reason,
      v.grant, v.filed_us, v.decided_us);
+}
+template <class Io, Is<LabTemplate> V>
+void Fields(Io& io, V& v) {
+  io(v.accelerator, v.chips, v.walltime_s, v.argv, v.image);
+}
+template <class Io, Is<TrainingItem> V>
+void Fields(Io& io, V& v) {
+  io(v.id, v.kind, v.title, v.level, v.prerequisites, v.materials, v.instructors, v.track);
+  io(v.credits, v.lab, v.added_us);
+}
+template <class Io, Is<Enrolment> V>
+void Fields(Io& io, V& v) {
+  io(v.id, v.item, v.person, v.grant, v.state, v.account, v.credits, v.spent, v.returned);
+  io(v.enrolled_us, v.ended_us, v.completed_by, v.certificate, v.certificate_seq);
+}
+template <class Io, Is<TrainingBook> V>
+void Fields(Io& io, V& v) {
+  io(v.items, v.enrolments, v.by_learner, v.by_certificate, v.returns_due, v.next_enrolment);
 }
 template <class Io, Is<Institution> V>
 void Fields(Io& io, V& v) {
@@ -179,6 +199,11 @@ struct Out {
       put(value);
     }
   }
+  template <class T>
+  void put(const std::set<T>& v) {
+    w.Put<uint32_t>(static_cast<uint32_t>(v.size()));
+    for (const T& item : v) put(item);
+  }
   template <class A, class B>
   void put(const std::pair<A, B>& p) {
     put(p.first);
@@ -242,6 +267,9 @@ struct In {
   void get(ObligationKind& v) { get_enum(v, ObligationKind::kRepository); }
   void get(ObligationState& v) { get_enum(v, ObligationState::kOverdue); }
   void get(CallState& v) { get_enum(v, CallState::kDecided); }
+  void get(TrainingKind& v) { get_enum(v, TrainingKind::kLab); }
+  void get(TrainingLevel& v) { get_enum(v, TrainingLevel::kAdvanced); }
+  void get(EnrolmentState& v) { get_enum(v, EnrolmentState::kWithdrawn); }
 
   template <class T>
   void get(std::vector<T>& v) {
@@ -262,6 +290,18 @@ struct In {
       // Keys come in strictly increasing order, as Encode wrote them.
       if (!m.empty() && !(m.rbegin()->first < key)) r.Fail();
       m.emplace_hint(m.end(), std::move(key), std::move(value));
+    }
+  }
+  template <class T>
+  void get(std::set<T>& v) {
+    v.clear();
+    const uint32_t count = r.GetCount(1);
+    for (uint32_t i = 0; i < count && r.ok(); ++i) {
+      T item{};
+      get(item);
+      // Strictly increasing, as Encode wrote them.
+      if (!v.empty() && !(*v.rbegin() < item)) r.Fail();
+      v.emplace_hint(v.end(), std::move(item));
     }
   }
   template <class A, class B>
@@ -298,6 +338,7 @@ void ProgramState::EncodeState(std::string* out) const {
   }
   o(next_account_, next_transfer_, ordinal_);
   o(overrides_, appeals_);
+  o(training_);
   // New members go here (and at the same place in DecodeState).
   //
   // The ledger: a program in the ledger of record (the service) leaves it to Core; one
@@ -342,6 +383,7 @@ Result<ProgramState> ProgramState::DecodeState(std::string_view bytes, ledger::L
   get_seals(state.review_seals_);
   in(state.next_account_, state.next_transfer_, state.ordinal_);
   in(state.overrides_, state.appeals_);
+  in(state.training_);
   const auto owns = in.r.Get<uint8_t>();
   if (!in.r.ok() || owns > 1 || state.ordinal_ == 0 || (state.ordinal_ & kNamespaceBit) != 0) {
     return MakeError(ErrorCode::kCorruption, "program snapshot: malformed");

@@ -1691,6 +1691,7 @@ int64_t ProgramState::Tick(int64_t now_us) {
       ++events;
     }
   }
+  events += TickTraining(now_us);
   return events;
 }
 
@@ -1714,6 +1715,10 @@ std::vector<std::string> ProgramState::GrantsEndingBy(int64_t now_us) const {
 
 // ---------------------------------------------------------------------------------------
 // Sealed entries of the public log (decision_log.h; docs/program.md, what is public when).
+
+std::string ProgramState::SecretHex(const std::string& message) const {
+  return HmacHex(seal_secret_, message);
+}
 
 std::string ProgramState::SealRef(const std::string& what) const {
   // Short and opaque: equal for the same proposal or review, unlinkable to it without

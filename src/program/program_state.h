@@ -45,6 +45,7 @@
 #include "program/award_policy.h"
 #include "program/decision_log.h"
 #include "program/model.h"
+#include "program/training.h"
 
 namespace atrium::program {
 
@@ -69,6 +70,9 @@ enum TransferCode : uint16_t {
   kCodeUsage = 3,    // grant -> cluster revenue
   kCodeReturn = 4,   // grant -> program pool at expiry or close
   kCodeStudent = 5,  // course -> student sub-allocation
+  kCodeStorage = 6,  // grant -> cluster revenue: datasets' storage (docs/datasets.md)
+  kCodeTraining = 7,  // track pool <-> a lab enrolment's credits (docs/training.md)
+  kCodeReservation = 8,  // grant -> cluster revenue: capacity reservations
 };
 
 // The id space of a program in a shared ledger: the high 64 bits of every account and
@@ -193,6 +197,32 @@ class ProgramState {
   // service stops the grant's jobs first.
   Status CloseGrant(const std::string& grant_id, int64_t now_us);
 
+  // Training (training.h, docs/training.md). Items: a course, or a lab with a job template
+  // and credits per enrolment from a track's pool; prerequisites must already be in the
+  // catalog. kAlreadyExists, kNotFound (a prerequisite, instructor or track), kInvalidArgument.
+  Status AddTrainingItem(TrainingItem item, int64_t now_us);
+  // Enrols `person` through `grant_id` (its PI, a member or a course student; kForbidden
+  // otherwise): kPrerequisiteMissing, kAlreadyExists (enrolled or completed),
+  // kInsufficientCredits (the track's pool cannot pay the lab's credits), kGrantNotActive.
+  Result<Enrolment> Enrol(const std::string& item_id, const std::string& person,
+                          const std::string& grant_id, int64_t now_us);
+  // Completion (by a lab's successful job or an instructor): logs the certificate and
+  // returns the lab's unspent credits to its track (at a later tick if a job still holds
+  // some). Withdrawal returns them too, without a certificate. kInvalidState unless enrolled.
+  Result<Enrolment> CompleteEnrolment(const std::string& enrolment_id, std::string completed_by,
+                                      int64_t now_us);
+  Result<Enrolment> WithdrawEnrolment(const std::string& enrolment_id, int64_t now_us);
+  // Records that the scheduler posted `amount` of a lab job's hold on the enrolment's
+  // account (no transfer; like NoteJobCharge).
+  Status NoteTrainingCharge(const std::string& enrolment_id, Credits amount);
+  // The person's latest enrolment in the item (any state), or null.
+  const Enrolment* FindEnrolment(const std::string& person, const std::string& item) const;
+  // Credits held by open holds (running lab jobs) on the enrolment's account.
+  Credits EnrolmentHeld(const Enrolment& enrolment) const;
+  // The opaque holder id of a person's certificates (an HMAC under the seal secret).
+  std::string CertificateHolder(const std::string& person) const;
+  const TrainingBook& training() const { return training_; }
+
   // Obligations: submit evidence (validated by kind), then accept or reject it.
   Status SubmitObligation(const std::string& obligation_id, std::string reference,
                           std::string license, int64_t now_us);
@@ -309,6 +339,12 @@ class ProgramState {
     nlohmann::json content;
   };
   std::string SealRef(const std::string& what) const;
+  // HMAC-SHA-256 (hex) of `message` under the seal secret.
+  std::string SecretHex(const std::string& message) const;
+  bool MayLearnUnder(const std::string& person, const Grant& grant) const;
+  void ReturnTrainingCredits(Enrolment& enrolment, int64_t now_us);
+  // Tick's part for training: returns the credits of ended enrolments whose jobs settled.
+  int64_t TickTraining(int64_t now_us);
   std::string SealSalt(const Seal& seal) const;
   // Commits `content` again under the seal and returns the entry's public data.
   nlohmann::json CommitSeal(Seal& seal, nlohmann::json content) const;
@@ -331,6 +367,7 @@ class ProgramState {
   std::map<std::string, Credits> institution_awarded_;
   std::map<std::string, std::vector<SponsorOverride>> overrides_;  // by call
   std::map<std::string, Appeal> appeals_;                          // by appeal id
+  TrainingBook training_;
   // The ledger of record (not owned) or, for a program created without one, owned_ledger_.
   std::unique_ptr<ledger::Ledger> owned_ledger_;
   ledger::Ledger* ledger_ = nullptr;

@@ -708,5 +708,120 @@ TEST_F(SealedLogTest, SaltsAreKeyedBySecretAndDeterministic) {
   EXPECT_NE(run(key_a), run(std::string(32, 'b')));
 }
 
+
+// Training (docs/training.md): the catalog's rules, enrolment through a grant, the
+// prerequisite chain, a lab's credits moved from the track's pool and back, completion
+// and its certificate in the public log (an opaque holder, never the person), refusals
+// that change nothing, and the book through the snapshot codec.
+TEST_F(ProgramStateTest, TrainingCatalogEnrolmentsAndCertificates) {
+  RunToReviews("e1", {Proposal("E", "e1", 1, 20000)}, {{"E", 4}});
+  ASSERT_TRUE(state().DraftDecision("e1", At("2026-03-10")).ok());
+  ASSERT_TRUE(state().CommitDecision("e1", At("2026-03-15")).ok());
+  const int64_t t = At("2026-03-20");
+  ASSERT_TRUE(state().AllocateToStudent("G-E", Person(8), Whole(100), t).ok());
+  const std::string learner = Person(8);  // a course student of G-E
+  const uint64_t pool = state().TrackPoolAccount("education");
+
+  TrainingItem course{.id = "intro", .kind = TrainingKind::kCourse, .title = "Intro to Neuron"};
+  course.instructors = {Person(101)};
+  TrainingItem lab{.id = "lab1", .kind = TrainingKind::kLab, .title = "First kernel"};
+  lab.prerequisites = {"intro"};
+  lab.track = "education";
+  lab.credits = Whole(300);
+  lab.lab = {.chips = 1, .walltime_s = 3600, .argv = {"python", "kernel.py"}};
+  // Refusals, each with its code; none changes the state.
+  const std::string before = Fingerprint(state());
+  TrainingItem bad = lab;
+  EXPECT_EQ(state().AddTrainingItem(bad, t).code(), ErrorCode::kNotFound) << "prerequisite";
+  bad = course;
+  bad.credits = Whole(5);
+  EXPECT_EQ(state().AddTrainingItem(bad, t).code(), ErrorCode::kInvalidArgument) << "course";
+  bad = lab;
+  bad.prerequisites.clear();
+  bad.lab = {};
+  EXPECT_EQ(state().AddTrainingItem(bad, t).code(), ErrorCode::kInvalidArgument) << "template";
+  bad = lab;
+  bad.prerequisites.clear();
+  bad.track = "nowhere";
+  EXPECT_EQ(state().AddTrainingItem(bad, t).code(), ErrorCode::kNotFound) << "track";
+  bad = course;
+  bad.instructors = {Person(555)};
+  EXPECT_EQ(state().AddTrainingItem(bad, t).code(), ErrorCode::kNotFound) << "instructor";
+  EXPECT_EQ(Fingerprint(state()), before);
+  EXPECT_TRUE(state().training().items.empty());
+
+  ASSERT_TRUE(state().AddTrainingItem(course, t).ok());
+  ASSERT_TRUE(state().AddTrainingItem(lab, t).ok());
+  EXPECT_EQ(state().AddTrainingItem(course, t).code(), ErrorCode::kAlreadyExists);
+  TrainingItem huge = lab;
+  huge.id = "huge";
+  huge.prerequisites.clear();
+  huge.credits = Whole(1'000'000);
+  ASSERT_TRUE(state().AddTrainingItem(huge, t).ok());
+
+  // Enrolment: through a grant one belongs to; prerequisites first; the pool must pay.
+  const std::string enrolled = Fingerprint(state());
+  EXPECT_EQ(state().Enrol("intro", Person(5), "G-E", t).code(), ErrorCode::kForbidden);
+  EXPECT_EQ(state().Enrol("lab1", learner, "G-E", t).code(), ErrorCode::kPrerequisiteMissing);
+  EXPECT_EQ(state().Enrol("huge", learner, "G-E", t).code(), ErrorCode::kInsufficientCredits);
+  EXPECT_EQ(state().Enrol("nope", learner, "G-E", t).code(), ErrorCode::kNotFound);
+  EXPECT_EQ(Fingerprint(state()), enrolled);
+  EXPECT_TRUE(state().training().enrolments.empty());
+
+  Result<Enrolment> intro = state().Enrol("intro", learner, "G-E", t);
+  ASSERT_TRUE(intro.ok()) << intro.error().ToString();
+  EXPECT_EQ(intro->id, "E-1");
+  EXPECT_EQ(intro->account, 0u);
+  EXPECT_EQ(state().Enrol("intro", learner, "G-E", t).code(), ErrorCode::kAlreadyExists);
+  const size_t log_before = state().log().size();
+  Result<Enrolment> done = state().CompleteEnrolment("E-1", "instructor:" + Person(101), t + 1);
+  ASSERT_TRUE(done.ok()) << done.error().ToString();
+  EXPECT_EQ(state().CompleteEnrolment("E-1", "again", t + 2).code(), ErrorCode::kInvalidState);
+  ASSERT_EQ(state().log().size(), log_before + 1);
+  const LogEntry& entry = state().log().entries().back();
+  EXPECT_EQ(entry.type, "certificate_issued");
+  EXPECT_EQ(entry.data["certificate"], done->certificate);
+  EXPECT_EQ(entry.data["item"], "intro");
+  EXPECT_EQ(entry.data["holder"], state().CertificateHolder(learner));
+  EXPECT_NE(state().CertificateHolder(learner), state().CertificateHolder(Person(1)));
+  EXPECT_EQ(entry.data.dump().find(learner), std::string::npos) << "the person is in the log";
+  EXPECT_EQ(done->certificate_seq, entry.seq);
+  EXPECT_EQ(state().training().by_certificate.at(done->certificate), "E-1");
+  EXPECT_TRUE(VerifyLog(state().log().Export()).ok);
+
+  // The lab: its credits leave the track's pool for the enrolment's account.
+  const Credits pool_before = state().AccountBalance(pool);
+  Result<Enrolment> lab1 = state().Enrol("lab1", learner, "G-E", t + 3);
+  ASSERT_TRUE(lab1.ok()) << lab1.error().ToString();
+  EXPECT_EQ(lab1->credits, Whole(300));
+  EXPECT_EQ(state().AccountBalance(lab1->account), Whole(300));
+  EXPECT_EQ(state().AccountBalance(pool), *pool_before.CheckedSub(Whole(300)));
+  EXPECT_EQ(LedgerSum(state()), 0);
+
+  // Through the snapshot codec: the same bytes again, the same rules after.
+  std::string bytes;
+  state().EncodeState(&bytes);
+  Result<ProgramState> decoded = ProgramState::DecodeState(bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().ToString();
+  std::string again;
+  decoded->EncodeState(&again);
+  EXPECT_EQ(again, bytes);
+  EXPECT_EQ(decoded->FindEnrolment(learner, "lab1")->id, lab1->id);
+  EXPECT_EQ(decoded->Enrol("lab1", learner, "G-E", t).code(), ErrorCode::kAlreadyExists);
+
+  // Withdrawal returns what is left; a new enrolment is allowed after it.
+  ASSERT_TRUE(state().NoteTrainingCharge(lab1->id, Whole(0)).ok());
+  Result<Enrolment> left = state().WithdrawEnrolment(lab1->id, t + 4);
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(left->returned, Whole(300));
+  EXPECT_EQ(state().AccountBalance(lab1->account), Whole(0));
+  EXPECT_EQ(state().AccountBalance(pool), pool_before);
+  EXPECT_EQ(state().WithdrawEnrolment(lab1->id, t + 5).code(), ErrorCode::kInvalidState);
+  Result<Enrolment> back = state().Enrol("lab1", learner, "G-E", t + 6);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->id, "E-3");
+  EXPECT_EQ(LedgerSum(state()), 0);
+}
+
 }  // namespace
 }  // namespace atrium::program

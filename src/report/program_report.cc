@@ -286,6 +286,62 @@ json GovernanceJson(const ProgramState& state) {
             {"calls", tie_calls}}}};
 }
 
+// Training reach (docs/training.md): per item and per institution type of the learners,
+// how many enrolled and completed, and the lab credits spent.
+json TrainingJson(const ProgramState& state) {
+  struct Reach {
+    int64_t enrolled = 0;  // every enrolment that was made (withdrawn ones included)
+    int64_t completed = 0;
+    int64_t withdrawn = 0;
+    Credits spent;
+  };
+  std::map<std::string, Reach> by_item;
+  std::map<std::string, Reach> by_type;
+  Reach total;
+  std::set<std::string> learners;
+  for (const auto& [id, enrolment] : state.training().enrolments) {
+    const auto person = state.people().find(enrolment.person);
+    const auto institution = person == state.people().end()
+                                 ? state.institutions().end()
+                                 : state.institutions().find(person->second.institution);
+    const std::string type =
+        institution == state.institutions().end() ? "unknown" : institution->second.type;
+    learners.insert(enrolment.person);
+    for (Reach* reach : {&by_item[enrolment.item], &by_type[type], &total}) {
+      ++reach->enrolled;
+      if (enrolment.state == program::EnrolmentState::kCompleted) ++reach->completed;
+      if (enrolment.state == program::EnrolmentState::kWithdrawn) ++reach->withdrawn;
+      reach->spent = Add(reach->spent, enrolment.spent);
+    }
+  }
+  const auto row = [](const Reach& reach) {
+    return json{{"enrolled", reach.enrolled},
+                {"completed", reach.completed},
+                {"withdrawn", reach.withdrawn},
+                {"credits_spent", Money(reach.spent)}};
+  };
+  json items = json::array();
+  for (const auto& [id, item] : state.training().items) {
+    json entry = row(by_item[id]);
+    entry["item"] = id;
+    entry["kind"] = program::ToString(item.kind);
+    entry["title"] = item.title;
+    entry["level"] = program::ToString(item.level);
+    items.push_back(std::move(entry));
+  }
+  json types = json::array();
+  for (const auto& [type, reach] : by_type) {
+    json entry = row(reach);
+    entry["institution_type"] = type;
+    types.push_back(std::move(entry));
+  }
+  json out = row(total);
+  out["items"] = std::move(items);
+  out["by_institution_type"] = std::move(types);
+  out["learners"] = static_cast<int64_t>(learners.size());
+  return out;
+}
+
 json ProgramReportJson(const ProgramState& state) {
   const program::ProgramDefinition& def = state.definition();
   Credits committed, released, spent, returned;
@@ -404,6 +460,7 @@ json ProgramReportJson(const ProgramState& state) {
       {"proposals", static_cast<int64_t>(state.proposals().size())},
       {"log", LogSummary(state.log())},
       {"governance", GovernanceJson(state)},
+      {"training", TrainingJson(state)},
   };
 }
 
@@ -442,6 +499,14 @@ std::string ProgramReportHtml(const ProgramState& state) {
   out += "<h2>Fairness floors</h2>\n" +
          HtmlTable(report["fairness_floors"], {"call", "floor", "required_percent",
                                                "enforced_percent", "achieved_percent", "met"});
+  const json& training = report["training"];
+  out += "<h2>Training reach</h2>\n<p>" + training["learners"].dump() + " learners, " +
+         training["enrolled"].dump() + " enrolments, " + training["completed"].dump() +
+         " completed.</p>\n" +
+         HtmlTable(training["items"],
+                   {"item", "kind", "title", "level", "enrolled", "completed", "credits_spent"}) +
+         HtmlTable(training["by_institution_type"],
+                   {"institution_type", "enrolled", "completed", "withdrawn"});
   const json& governance = report["governance"];
   out += "<h2>Sponsor overrides</h2>\n";
   if (!governance["overrides"]["allowed"].get<bool>()) {

@@ -425,6 +425,42 @@ async function main() {
       step(`usage: ${report.totals.jobs} jobs, ${report.totals.chip_hours} chip-hours, CSV of ${csv.length} lines`);
     }
 
+    // ---- training: enrol through the page, an instructor completes, the certificate -
+    {
+      const instructor = (await call(tokens.admin, 'POST', '/v1/tokens', { role: 'instructor', person: PEOPLE.reviewerB, label: 'browser instructor' })).token;
+      await call(tokens.officer, 'POST', `${programPath}/training`, { id: 'intro', kind: 'course', title: 'Intro to the cluster', instructors: [PEOPLE.reviewerB] });
+      let session = await open('training', tokens[piKey]);
+      let { page } = session;
+      const catalog = await page.$$eval('section[aria-labelledby="s-catalog"] tbody tr td', (tds) => tds.map((td) => td.textContent));
+      assert.equal(catalog[0], 'intro');
+      await page.selectOption('#enrol-form select[name=item]', 'intro');
+      await page.selectOption('#enrol-form select[name=grant]', grant.id);
+      await page.click('#enrol-form button[type=submit]');
+      await waitNotice(page, /Enrolment in intro: done/);
+      await rendered(page, 'training');
+      const enrolments = (await call(tokens[piKey], 'GET', `${programPath}/enrolments`)).items;
+      assert.equal(enrolments.length, 1);
+      assert.equal(enrolments[0].state, 'enrolled');
+      await axe(page, 'training (learner)');
+      await done(session, 'training (learner)');
+
+      session = await open('training', instructor);
+      ({ page } = session);
+      await page.click(`button:has-text("Mark ${enrolments[0].id} completed")`);
+      await waitNotice(page, new RegExp(`Completion of ${enrolments[0].id}: done`));
+      await rendered(page, 'training');
+      const [completed] = (await call(instructor, 'GET', `${programPath}/enrolments`)).items;
+      assert.equal(completed.state, 'completed');
+      assert.match(completed.certificate, /^C-[0-9a-f]+$/);
+      await page.fill('#certificate-form input[name=certificate]', completed.certificate);
+      await page.click('#certificate-form button[type=submit]');
+      await page.waitForFunction(() => /entry \d+ of the public log/.test(document.getElementById('certificate-result').textContent));
+      await axe(page, 'training (instructor)');
+      await shoot(page, 'training');
+      await done(session, 'training (instructor)');
+      step(`training: ${enrolments[0].id} enrolled from the page, completed by the instructor, certificate ${completed.certificate} found`);
+    }
+
     // ---- public: numbers, verification, and an altered entry -------------------------
     {
       const session = await open('public', null);

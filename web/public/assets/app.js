@@ -214,6 +214,7 @@ const PAGES = {
   officer: { title: 'Program officer', load: () => import('./pages/officer.js') },
   operator: { title: 'Operator', load: () => import('./pages/operator.js') },
   usage: { title: 'Usage', load: () => import('./pages/usage.js') },
+  training: { title: 'Training', load: () => import('./pages/training.js') },
 };
 
 async function refreshIdentity() {
