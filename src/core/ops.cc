@@ -838,7 +838,9 @@ std::vector<OpSpec> OpHandlers::Table() {
                          .values = {"research", "education", "preemptible"}},
                         TextField("name", 200, false),
                         ListField("argv", K::kTexts, kListMax, false,
-                                  "the command to run (at most 16 KiB in all)")},
+                                  "the command to run (at most 16 KiB in all)"),
+                        ListField("datasets", K::kIds, program::kDatasetsPerJobMax, false,
+                                  "dataset ids the job reads (docs/datasets.md)")},
              .result = {{"job", "id", "J<n>"}, {"state", "string", "pending, running, ..."}},
              .route = {.method = "POST", .path = "/v1/jobs", .success_status = 201},
              .handler = [](AppState& app, const OpRequest& request) -> Result<json> {

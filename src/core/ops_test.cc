@@ -227,7 +227,14 @@ TEST(OpTableTest, TheApiSurfaceIsTheTable) {
                                              "grant_close",
                                              "usage_record",
                                              "obligation_submit",
-                                             "obligation_review"};
+                                             "obligation_review",
+                                             "dataset_add",
+                                             "dataset_access_request",
+                                             "dataset_access_decide",
+                                             "dataset_agreement_accept",
+                                             "dataset_access_revoke",
+                                             "storage_set",
+                                             "storage_policy_set"};
   // clang-format on
   std::vector<std::string> names;
   for (const OpSpec& spec : Ops()) {
