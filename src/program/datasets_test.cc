@@ -4,6 +4,7 @@
 // change nothing, and the snapshot codec's round trip of the dataset book.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "program/loader.h"
 #include "program/program_state.h"
 #include "program/test_helpers.h"
+#include "report/program_report.h"
 
 namespace atrium::program {
 namespace {
@@ -343,6 +345,37 @@ TEST_F(DatasetsTest, TheBookSurvivesTheCodec) {
   for (size_t cut = 1; cut < 64 && cut < bytes.size(); cut += 7) {
     EXPECT_FALSE(ProgramState::DecodeState(bytes.substr(0, bytes.size() - cut)).ok()) << cut;
   }
+}
+
+TEST_F(DatasetsTest, TheReportListsDatasetsWithTheirGrantsAndJobs) {
+  ASSERT_TRUE(Add("weather", DatasetPolicy::kOpen).ok());
+  ASSERT_TRUE(Add("genomes", DatasetPolicy::kApproval).ok());
+  ASSERT_TRUE(Add("unused", DatasetPolicy::kApproval).ok());
+  ASSERT_TRUE(state().RequestDatasetAccess("genomes", "G-A", Person(1), "why", t0_).ok());
+  ASSERT_TRUE(state().DecideDatasetAccess("DR-1", true, "steward", "ok", t0_).ok());
+  state().NoteDatasetUse("G-A", {"weather", "genomes"});
+  state().NoteDatasetUse("G-A", {"genomes"});
+  state().NoteDatasetUse("G-B", {"weather"});
+  ASSERT_TRUE(state().SetStoragePolicy({.price_per_gib_month = Whole(3), .gib_max = 10}, t0_).ok());
+  ASSERT_TRUE(state().SetGrantStorage("G-B", 2, t0_).ok());
+  state().Tick(t0_ + kMonthUs);
+  const nlohmann::json report = report::ProgramReportJson(state());
+  const nlohmann::json& items = report["datasets"]["items"];
+  ASSERT_EQ(items.size(), 3u);
+  std::map<std::string, nlohmann::json> by_id;
+  for (const nlohmann::json& item : items) by_id[item["dataset"].get<std::string>()] = item;
+  EXPECT_EQ(by_id["weather"]["grants_with_access"], 2);
+  EXPECT_EQ(by_id["weather"]["grants_used"], 2);
+  EXPECT_EQ(by_id["weather"]["jobs"], 2);
+  EXPECT_EQ(by_id["genomes"]["grants_with_access"], 1);
+  EXPECT_EQ(by_id["genomes"]["grants_used"], 1);
+  EXPECT_EQ(by_id["genomes"]["jobs"], 2);
+  EXPECT_EQ(by_id["unused"]["grants_with_access"], 0);
+  EXPECT_EQ(by_id["unused"]["jobs"], 0);
+  EXPECT_EQ(report["datasets"]["storage_charged"], "6");
+  const std::string html = report::ProgramReportHtml(state());
+  EXPECT_NE(html.find("<h2>Datasets</h2>"), std::string::npos);
+  EXPECT_NE(html.find("genomes"), std::string::npos);
 }
 
 }  // namespace
