@@ -306,7 +306,9 @@ int64_t ProgramState::SettleGrantStorage(Grant& grant, GrantStorage& storage, in
   while (storage.active &&
          storage.start_us + (storage.periods_settled + 1) * kStorageMonthUs <= now_us) {
     const int64_t boundary_us = storage.start_us + (storage.periods_settled + 1) * kStorageMonthUs;
-    ATRIUM_CHECK(AccrueStorage(storage, boundary_us).ok(), "storage accrual overflows");
+    // Storage ends with its grant: nothing accrues past the grant's end.
+    ATRIUM_CHECK(AccrueStorage(storage, std::min(boundary_us, grant.end_us)).ok(),
+                 "storage accrual overflows");
     ++storage.periods_settled;
     ++events;
     // A sanctioned grant's account is frozen: the amount stays owed until a boundary after
@@ -337,7 +339,9 @@ void ProgramState::EndStorage(Grant& grant, int64_t now_us) {
   const auto found = datasets_.storage.find(grant.id);
   if (found == datasets_.storage.end()) return;
   GrantStorage& storage = found->second;
-  if (storage.active) ATRIUM_CHECK(AccrueStorage(storage, now_us).ok(), "storage accrual");
+  if (storage.active) {
+    ATRIUM_CHECK(AccrueStorage(storage, std::min(now_us, grant.end_us)).ok(), "storage accrual");
+  }
   storage.gib = 0;
   storage.active = false;
   // What the grant cannot pay stays recorded as owed.
@@ -363,7 +367,10 @@ Status ProgramState::SetStoragePolicy(StoragePolicy policy, int64_t now_us) {
   }
   // What has accrued so far accrues at the old price.
   for (auto& [grant, storage] : datasets_.storage) {
-    if (storage.active) ATRIUM_TRY(AccrueStorage(storage, now_us));
+    if (storage.active) {
+      ATRIUM_CHECK(AccrueStorage(storage, std::min(now_us, grants_.at(grant).end_us)).ok(),
+                   "storage accrual at a checked price");
+    }
   }
   datasets_.storage_policy = policy;
   log_.Append(now_us, "storage_policy_set",
@@ -395,7 +402,8 @@ Status ProgramState::SetGrantStorage(const std::string& grant_id, int64_t gib, i
   // The checks run on a copy accrued to now; the change settles the 30-day boundaries due
   // first, so each period is charged at its own levels.
   GrantStorage probe = current;
-  if (probe.active) ATRIUM_TRY(AccrueStorage(probe, now_us));
+  const int64_t until_us = std::min(now_us, grant.end_us);
+  if (probe.active) ATRIUM_TRY(AccrueStorage(probe, until_us));
   if (gib > 0) {
     // The grant must cover what it owes and a whole month at the new level.
     ATRIUM_ASSIGN_OR_RETURN(const Credits month,
@@ -411,7 +419,7 @@ Status ProgramState::SetGrantStorage(const std::string& grant_id, int64_t gib, i
   }
   GrantStorage& storage = datasets_.storage[grant_id];
   SettleGrantStorage(grant, storage, now_us);
-  if (storage.active) ATRIUM_CHECK(AccrueStorage(storage, now_us).ok(), "storage accrual");
+  if (storage.active) ATRIUM_CHECK(AccrueStorage(storage, until_us).ok(), "storage accrual");
   if (!storage.active && gib > 0) {
     // A new storage period: what is still owed from a lapsed one is paid first (checked
     // above to be affordable).
