@@ -115,6 +115,9 @@ struct JobRecord {
   int64_t exit_code = -1;
   int64_t term_signal = 0;
   std::string end_state;
+  // The datasets the job reads (docs/datasets.md): admitted only if its grant may use each;
+  // executors expose those still usable when a run starts.
+  std::vector<std::string> datasets;
 };
 
 // A scheduler grant: the program grant (and, for a student's jobs, the student) whose

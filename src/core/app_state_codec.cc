@@ -25,7 +25,8 @@ namespace {
 constexpr uint32_t kAppMagic = 0x50504153;  // "SAPP"
 // 1: snap branch (cluster ledger of its own). 2: one ledger of record (encoded by Core),
 // program ordinals, the policy name, students of jobs, SchedGrant triples.
-// 3: the executor's report of a job's run. 4: lab jobs' enrolments (docs/training.md).
+// 3: the executor's report of a job's run. 4: lab jobs' enrolments (docs/training.md)
+// and the datasets a job reads.
 constexpr uint32_t kAppVersion = 4;
 
 Error Corrupt(std::string_view what) {
@@ -123,7 +124,7 @@ template <class Io, class V>
 void JobFields(Io& io, V& job) {
   io(job.id, job.program, job.grant, job.owner, job.name, job.argv, job.sched_id, job.cancelled,
      job.submitted_us, job.student, job.reported_run, job.run_started_us, job.run_ended_us,
-     job.exit_code, job.term_signal, job.end_state, job.enrolment);
+     job.exit_code, job.term_signal, job.end_state, job.enrolment, job.datasets);
 }
 template <class Io, class V>
 void TokenFields(Io& io, V& token) {

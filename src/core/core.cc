@@ -121,6 +121,7 @@ Status Core::Verify() const {
     __int128 awarded = 0;   // posted credits coded award (released tranches)
     __int128 training_in = 0;   // credits coded training (a lab enrolment's credits)
     __int128 training_out = 0;  // debits coded training (returned to the track)
+    __int128 storage = 0;   // debits coded storage (datasets.h: storage kept, per GiB-month)
   };
   absl::flat_hash_map<Id128, Totals, Id128Hash> totals;
   absl::flat_hash_map<uint64_t, __int128> job_posted;
@@ -155,6 +156,9 @@ Status Core::Verify() const {
       case program::kCodeTraining:
         totals[transfer.credit_account_id].training_in += transfer.amount.micro();
         totals[transfer.debit_account_id].training_out += transfer.amount.micro();
+        break;
+      case program::kCodeStorage:
+        totals[transfer.debit_account_id].storage += transfer.amount.micro();
         break;
       default:
         break;
@@ -220,6 +224,7 @@ Status Core::Verify() const {
           sum.usage += found->second.usage;
           sum.returned += found->second.returned;
           sum.awarded += found->second.awarded;
+          sum.storage += found->second.storage;
         }
         const auto record = book.FindAccount(account);
         if (!record) return Breach(name + ": an account is missing from the ledger");
@@ -242,10 +247,16 @@ Status Core::Verify() const {
       if (sum.returned != grant.returned.micro()) {
         return Breach(name + ": returned differs from the ledger's sweeps");
       }
-      if (balance != released - sum.usage - sum.returned) {
-        return Breach(name + ": balance is not released - spent - returned");
+      const auto storage = program.dataset_book().storage.find(grant_id);
+      const __int128 storage_charged =
+          storage == program.dataset_book().storage.end() ? 0 : storage->second.charged.micro();
+      if (sum.storage != storage_charged) {
+        return Breach(name + ": storage charged differs from the ledger's storage transfers");
       }
-      spent_total += sum.usage;
+      if (balance != released - sum.usage - sum.storage - sum.returned) {
+        return Breach(name + ": balance is not released - spent - storage - returned");
+      }
+      spent_total += sum.usage + sum.storage;
     }
     // Lab enrolments (docs/training.md): credits in = moved from the track, spent = their
     // jobs' charges, returned = moved back; the balance is what is left.
@@ -273,7 +284,8 @@ Status Core::Verify() const {
     }
     const auto revenue = book.FindAccount(program.AccountId(program::kClusterRevenueAccount));
     if (!revenue || revenue->credits_posted.micro() != spent_total) {
-      return Breach("program " + id + ": the cluster's revenue differs from its grants' spent");
+      return Breach("program " + id +
+                    ": the cluster's revenue differs from its grants' spent and storage");
     }
   }
   return OkStatus();

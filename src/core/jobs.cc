@@ -256,6 +256,27 @@ void AppState::IndexJob(JobRecord& record) {
   jobs_by_owner_[record.owner].Append(number);
 }
 
+namespace {
+
+// The datasets a job declares (docs/datasets.md): a few, distinct, each one its grant may
+// use now (dataset_access_denied, agreement_required; field "datasets").
+Status CheckJobDatasets(const program::ProgramState& program, const std::string& grant,
+                        const std::vector<std::string>& datasets) {
+  if (datasets.size() > program::kDatasetsPerJobMax) {
+    return Error{ErrorCode::kTooLong, "a job reads at most 32 datasets", "datasets"};
+  }
+  for (size_t idx = 0; idx < datasets.size(); ++idx) {
+    if (std::find(datasets.begin(), datasets.begin() + static_cast<std::ptrdiff_t>(idx),
+                  datasets[idx]) != datasets.begin() + static_cast<std::ptrdiff_t>(idx)) {
+      return Invalid("dataset " + datasets[idx] + " is named twice", "datasets");
+    }
+    ATRIUM_TRY(program.CheckDatasetUse(grant, datasets[idx]));
+  }
+  return OkStatus();
+}
+
+}  // namespace
+
 Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_t now_us) {
   ATRIUM_TRY(RequireRole(actor, {Role::kAdmin, Role::kOfficer, Role::kResearcher, Role::kStudent}));
   if (!cluster_) return Error{ErrorCode::kInvalidState, "no cluster is loaded", ""};
@@ -335,6 +356,8 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   if (argv_bytes > kArgvBytesMax) {
     return Error{ErrorCode::kTooLong, "argv is longer than 16 KiB", "argv"};
   }
+  ATRIUM_ASSIGN_OR_RETURN(record.datasets, fields.Strings("datasets", true));
+  ATRIUM_TRY(CheckJobDatasets(*program, record.grant, record.datasets));
   const program::Track* track = program->FindTrack(grant->second.track);
   cluster::JobClass job_class = track != nullptr && track->kind == program::TrackKind::kEducation
                                     ? cluster::JobClass::kEducation
@@ -422,6 +445,7 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   const sched::Job& job = scheduler_->job(record.sched_id);
   ATRIUM_CHECK(job.state != sched::JobState::kRejected, "a checked job was rejected");
   ++next_job_;
+  programs_.at(record.program).NoteDatasetUse(record.grant, record.datasets);
   const std::string id = record.id;
   IndexJob(jobs_.emplace(id, std::move(record)).first->second);
   // An empty queue gets its pass at once; a longer one waits for the clock's next tick

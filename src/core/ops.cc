@@ -845,7 +845,9 @@ std::vector<OpSpec> OpHandlers::Table() {
                         IdField("lab", false,
                                 "a lab one is enrolled in (docs/training.md): the job draws on "
                                 "the enrolment's credits, its template gives the defaults and "
-                                "the most it may ask, and its success completes the lab")},
+                                "the most it may ask, and its success completes the lab"),
+                        ListField("datasets", K::kIds, program::kDatasetsPerJobMax, false,
+                                  "dataset ids the job reads (docs/datasets.md)")},
              .result = {{"job", "id", "J<n>"}, {"state", "string", "pending, running, ..."}},
              .route = {.method = "POST", .path = "/v1/jobs", .success_status = 201},
              .handler = [](AppState& app, const OpRequest& request) -> Result<json> {

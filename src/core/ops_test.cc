@@ -231,7 +231,14 @@ TEST(OpTableTest, TheApiSurfaceIsTheTable) {
                                              "training_add",
                                              "training_enrol",
                                              "training_complete",
-                                             "training_withdraw"};
+                                             "training_withdraw",
+                                             "dataset_add",
+                                             "dataset_access_request",
+                                             "dataset_access_decide",
+                                             "dataset_agreement_accept",
+                                             "dataset_access_revoke",
+                                             "storage_set",
+                                             "storage_policy_set"};
   // clang-format on
   std::vector<std::string> names;
   for (const OpSpec& spec : Ops()) {

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +39,9 @@ struct RunSpec {
   int64_t cores_per_chip = 1;  // NEURON_RT_VISIBLE_CORES = chip x cores_per_chip ...
   int64_t walltime_s = 0;      // this run's limit: SIGTERM then, SIGKILL kill_grace_s later
   int64_t kill_grace_s = cluster::kKillGraceDefaultS;
+  // The datasets the job reads that its grant may use as the run starts: id -> location
+  // (docs/datasets.md): ATRIUM_DATASET_<ID> and ATRIUM_DATASETS.
+  std::map<std::string, std::string> datasets;
 };
 
 // How a run ended, as job_run_ended's `how`.

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -308,6 +309,19 @@ std::vector<std::string> LocalExecutor::JobEnvironment(const RunSpec& spec) {
   env.push_back(fmt::format("ATRIUM_CHIPS={}", spec.chips));
   env.push_back("ATRIUM_CHIP_INDICES=" + indices);
   env.push_back("ATRIUM_NODES=" + nodes);
+  // Datasets: one variable each (the id upper-cased, other than letters and digits as _),
+  // and the list of ids; only those the core found usable are in the spec.
+  std::string dataset_ids;
+  for (const auto& [id, location] : spec.datasets) {
+    std::string name = "ATRIUM_DATASET_";
+    for (const char c : id) {
+      const auto byte = static_cast<unsigned char>(c);
+      name += std::isalnum(byte) != 0 ? static_cast<char>(std::toupper(byte)) : '_';
+    }
+    env.push_back(name + "=" + location);
+    dataset_ids += (dataset_ids.empty() ? "" : ",") + id;
+  }
+  if (!spec.datasets.empty()) env.push_back("ATRIUM_DATASETS=" + dataset_ids);
   const std::string variable = DeviceVariable(spec.device);
   if (!variable.empty()) {
     std::string value;

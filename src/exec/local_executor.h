@@ -87,7 +87,8 @@ class LocalExecutor final : public Executor {
 
   // The environment a run gets (besides PATH, HOME, LANG, ... taken from the service's):
   // ATRIUM_JOB_ID, ATRIUM_RUN, ATRIUM_GRANT, ATRIUM_CHIPS (count), ATRIUM_CHIP_INDICES,
-  // ATRIUM_NODES (comma-separated host list), and the device variable of its type.
+  // ATRIUM_NODES (comma-separated host list), the device variable of its type, and for the
+  // datasets it may read ATRIUM_DATASET_<ID>=<location> and ATRIUM_DATASETS=<id,id>.
   static std::vector<std::string> JobEnvironment(const RunSpec& spec);
 
   // How limits are enforced here (cgroup v2 or rlimits, and why).

@@ -23,7 +23,8 @@ namespace {
 constexpr uint32_t kProgramMagic = 0x47525053;  // "SPRG"
 // 1: snap branch (own ledger inside). 2: the ledger of record is encoded by Core; the
 // program keeps its id-space ordinal (and its ledger only when it owns one).
-// 3: governance (overrides, appeals). 4: training (catalog, enrolments).
+// 3: governance (overrides, appeals). 4: training (catalog, enrolments) and the dataset
+// book (datasets.h).
 constexpr uint32_t kProgramVersion = 4;
 
 // V is T or const T: one Fields() serves writing (const) and reading.
@@ -165,6 +166,38 @@ template <class Io, Is<Obligation> V>
 void Fields(Io& io, V& v) {
   io(v.id, v.grant, v.kind, v.sequence, v.due_us, v.state, v.reference, v.license, v.was_overdue);
 }
+template <class Io, Is<Dataset> V>
+void Fields(Io& io, V& v) {
+  io(v.id, v.name, v.description, v.size_bytes, v.license, v.location, v.policy,
+     v.agreement_version, v.added_us);
+}
+template <class Io, Is<AccessRequest> V>
+void Fields(Io& io, V& v) {
+  io(v.id, v.dataset, v.grant, v.requested_by, v.reason, v.state, v.decided_by, v.decision_reason,
+     v.requested_us, v.decided_us);
+}
+template <class Io, Is<DatasetAccess> V>
+void Fields(Io& io, V& v) {
+  io(v.request, v.active, v.granted_us, v.revoked_us, v.revoke_reason);
+}
+template <class Io, Is<GrantStorage> V>
+void Fields(Io& io, V& v) {
+  io(v.gib, v.start_us, v.accrued_to_us, v.periods_settled, v.accrued, v.carry, v.charged,
+     v.active);
+}
+template <class Io, Is<StoragePolicy> V>
+void Fields(Io& io, V& v) {
+  io(v.price_per_gib_month, v.gib_max);
+}
+template <class Io, Is<DatasetUse> V>
+void Fields(Io& io, V& v) {
+  io(v.jobs, v.jobs_by_grant);
+}
+template <class Io, Is<DatasetBook> V>
+void Fields(Io& io, V& v) {
+  io(v.datasets, v.requests, v.access, v.agreements, v.storage, v.uses, v.storage_policy,
+     v.next_request);
+}
 template <class Io, Is<LogEntry> V>
 void Fields(Io& io, V& v) {
   io(v.seq, v.at_us, v.type, v.data, v.prev, v.hash);
@@ -270,6 +303,8 @@ struct In {
   void get(TrainingKind& v) { get_enum(v, TrainingKind::kLab); }
   void get(TrainingLevel& v) { get_enum(v, TrainingLevel::kAdvanced); }
   void get(EnrolmentState& v) { get_enum(v, EnrolmentState::kWithdrawn); }
+  void get(DatasetPolicy& v) { get_enum(v, DatasetPolicy::kRestricted); }
+  void get(AccessRequestState& v) { get_enum(v, AccessRequestState::kDenied); }
 
   template <class T>
   void get(std::vector<T>& v) {
@@ -339,6 +374,7 @@ void ProgramState::EncodeState(std::string* out) const {
   o(next_account_, next_transfer_, ordinal_);
   o(overrides_, appeals_);
   o(training_);
+  o(datasets_);
   // New members go here (and at the same place in DecodeState).
   //
   // The ledger: a program in the ledger of record (the service) leaves it to Core; one
@@ -384,6 +420,7 @@ Result<ProgramState> ProgramState::DecodeState(std::string_view bytes, ledger::L
   in(state.next_account_, state.next_transfer_, state.ordinal_);
   in(state.overrides_, state.appeals_);
   in(state.training_);
+  in(state.datasets_);
   const auto owns = in.r.Get<uint8_t>();
   if (!in.r.ok() || owns > 1 || state.ordinal_ == 0 || (state.ordinal_ & kNamespaceBit) != 0) {
     return MakeError(ErrorCode::kCorruption, "program snapshot: malformed");

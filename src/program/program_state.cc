@@ -1487,6 +1487,7 @@ Status ProgramState::AllocateToStudent(const std::string& grant_id, const std::s
 
 Status ProgramState::ReturnUnspent(Grant& grant, GrantStatus final_status, int64_t now_us) {
   if (grant.status == GrantStatus::kFrozen) ATRIUM_TRY(SetFrozen(grant, false, now_us));
+  EndStorage(grant, now_us);
   std::vector<TransferSpec> transfers;
   for (const Tranche& tranche : grant.tranches) {
     if (tranche.released) continue;
@@ -1668,7 +1669,7 @@ Status ProgramState::ReviewObligation(const std::string& obligation_id, bool acc
 }
 
 int64_t ProgramState::Tick(int64_t now_us) {
-  int64_t events = 0;
+  int64_t events = SettleStorage(now_us);
   for (auto& [id, obligation] : obligations_) {
     if (obligation.state != ObligationState::kDue || obligation.due_us > now_us) continue;
     Grant& grant = grants_.at(obligation.grant);

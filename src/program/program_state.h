@@ -43,6 +43,7 @@
 #include "ledger/ledger.h"
 #include "program/assignment.h"
 #include "program/award_policy.h"
+#include "program/datasets.h"
 #include "program/decision_log.h"
 #include "program/model.h"
 #include "program/training.h"
@@ -228,12 +229,35 @@ class ProgramState {
                           std::string license, int64_t now_us);
   Status ReviewObligation(const std::string& obligation_id, bool accept, int64_t now_us);
 
-  // Time passes: obligations past due become overdue (and sanction their grant), and
-  // grants past their end expire, returning unspent credits. Returns events applied.
+  // Time passes: storage periods due are charged (datasets.h), obligations past due become
+  // overdue (and sanction their grant), and grants past their end expire, returning unspent
+  // credits (after a last storage charge). Returns events applied.
   // A grant past its end whose accounts still hold a job's credits waits for the next tick.
   int64_t Tick(int64_t now_us);
   // The grants a Tick at now_us would expire (active or frozen, past their end).
   std::vector<std::string> GrantsEndingBy(int64_t now_us) const;
+
+  // Datasets and storage (datasets.h, defined in datasets.cc; docs/datasets.md). Who may
+  // do each is the core's check (src/core/ops_datasets.cc); these check the state.
+  Status AddDataset(Dataset dataset, int64_t now_us);
+  // A new request "DR-<n>" for a grant to use a dataset on approval or restricted.
+  Result<std::string> RequestDatasetAccess(const std::string& dataset, const std::string& grant,
+                                           std::string requested_by, std::string reason,
+                                           int64_t now_us);
+  Status DecideDatasetAccess(const std::string& request, bool approve, std::string decided_by,
+                             std::string reason, int64_t now_us);
+  Status AcceptDatasetAgreement(const std::string& dataset, const std::string& grant,
+                                const std::string& agreement_version, int64_t now_us);
+  Status RevokeDatasetAccess(const std::string& dataset, const std::string& grant,
+                             std::string reason, int64_t now_us);
+  // Whether the grant may use the dataset now: kNotFound (no such dataset),
+  // kDatasetAccessDenied, kAgreementRequired; field "datasets".
+  Status CheckDatasetUse(const std::string& grant, const std::string& dataset) const;
+  // Counts a job's use of datasets CheckDatasetUse allowed (for the report).
+  void NoteDatasetUse(const std::string& grant, const std::vector<std::string>& datasets);
+  Status SetStoragePolicy(StoragePolicy policy, int64_t now_us);
+  Status SetGrantStorage(const std::string& grant, int64_t gib, int64_t now_us);
+  const DatasetBook& dataset_book() const { return datasets_; }
 
   // Reading.
   const ProgramDefinition& definition() const { return definition_; }
@@ -328,6 +352,13 @@ class ProgramState {
   uint64_t NextAccountId() { return next_account_++; }
   uint64_t NextTransferId() { return next_transfer_++; }
   const Institution* InstitutionOf(const std::string& person) const;
+  // Storage (datasets.cc): accrual at a constant level up to `until_us`, a charge of what is
+  // accrued, the 30-day boundaries due by now_us (Tick), the final charge at a grant's end.
+  Status AccrueStorage(GrantStorage& storage, int64_t until_us) const;
+  Status ChargeStorage(Grant& grant, GrantStorage& storage, int64_t now_us);
+  int64_t SettleGrantStorage(Grant& grant, GrantStorage& storage, int64_t now_us);
+  int64_t SettleStorage(int64_t now_us);
+  void EndStorage(Grant& grant, int64_t now_us);
 
   // A proposal or review in the public log while its call is under review: a commitment
   // to `content` under a salt keyed by the program's seal secret, revealed at commit.
@@ -368,6 +399,7 @@ class ProgramState {
   std::map<std::string, std::vector<SponsorOverride>> overrides_;  // by call
   std::map<std::string, Appeal> appeals_;                          // by appeal id
   TrainingBook training_;
+  DatasetBook datasets_;
   // The ledger of record (not owned) or, for a program created without one, owned_ledger_.
   std::unique_ptr<ledger::Ledger> owned_ledger_;
   ledger::Ledger* ledger_ = nullptr;

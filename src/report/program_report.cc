@@ -342,6 +342,38 @@ json TrainingJson(const ProgramState& state) {
   return out;
 }
 
+// The dataset catalog as the public sees it (docs/datasets.md): per dataset, how many
+// grants may use it now (every grant for open data), how many grants and jobs used it;
+// and the storage charged to grants in all.
+json DatasetsJson(const ProgramState& state) {
+  const program::DatasetBook& book = state.dataset_book();
+  json items = json::array();
+  for (const auto& [id, dataset] : book.datasets) {
+    int64_t with_access = 0;
+    for (const auto& [grant_id, grant] : state.grants()) {
+      const bool live = grant.status == program::GrantStatus::kActive ||
+                        grant.status == program::GrantStatus::kFrozen;
+      with_access += live && state.CheckDatasetUse(grant_id, id).ok() ? 1 : 0;
+    }
+    const auto use = book.uses.find(id);
+    items.push_back({{"dataset", id},
+                     {"name", dataset.name},
+                     {"policy", program::ToString(dataset.policy)},
+                     {"license", dataset.license},
+                     {"size_bytes", dataset.size_bytes},
+                     {"grants_with_access", with_access},
+                     {"grants_used", use == book.uses.end() ? 0 : use->second.jobs_by_grant.size()},
+                     {"jobs", use == book.uses.end() ? 0 : use->second.jobs}});
+  }
+  Credits storage_charged;
+  for (const auto& [grant, storage] : book.storage) {
+    storage_charged = Add(storage_charged, storage.charged);
+  }
+  return {{"items", items},
+          {"storage_charged", Money(storage_charged)},
+          {"storage_price_per_gib_month", Money(book.storage_policy.price_per_gib_month)}};
+}
+
 json ProgramReportJson(const ProgramState& state) {
   const program::ProgramDefinition& def = state.definition();
   Credits committed, released, spent, returned;
@@ -461,6 +493,7 @@ json ProgramReportJson(const ProgramState& state) {
       {"log", LogSummary(state.log())},
       {"governance", GovernanceJson(state)},
       {"training", TrainingJson(state)},
+      {"datasets", DatasetsJson(state)},
   };
 }
 
@@ -507,6 +540,10 @@ std::string ProgramReportHtml(const ProgramState& state) {
                    {"item", "kind", "title", "level", "enrolled", "completed", "credits_spent"}) +
          HtmlTable(training["by_institution_type"],
                    {"institution_type", "enrolled", "completed", "withdrawn"});
+  out += "<h2>Datasets</h2>\n<p>Storage charged to grants: " +
+         Escape(report["datasets"]["storage_charged"].get<std::string>()) + " credits.</p>\n" +
+         HtmlTable(report["datasets"]["items"], {"dataset", "name", "policy", "license",
+                                                 "grants_with_access", "grants_used", "jobs"});
   const json& governance = report["governance"];
   out += "<h2>Sponsor overrides</h2>\n";
   if (!governance["overrides"]["allowed"].get<bool>()) {

@@ -150,6 +150,13 @@ bool ExecRunner::Pass() {
                            .chips = job.shape.chips,
                            .walltime_s = job.run_limit_s,
                            .kill_grace_s = pool.kill_grace_s};
+        // Only the datasets its grant may still use (access can be revoked meanwhile).
+        if (const program::ProgramState* program = app.FindProgram(record.program)) {
+          for (const std::string& dataset : record.datasets) {
+            if (!program->CheckDatasetUse(record.grant, dataset).ok()) continue;
+            spec.datasets.emplace(dataset, program->dataset_book().datasets.at(dataset).location);
+          }
+        }
         const cluster::AcceleratorType& type = cluster->accelerators()[pool.accelerator];
         spec.device = cluster::DeviceKindOf(type);
         spec.cores_per_chip = type.cores_per_chip;

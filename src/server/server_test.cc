@@ -278,5 +278,99 @@ TEST(TransportLogTest, EveryInternalErrorIsLoggedWithItsRequestId) {
   EXPECT_TRUE(by_id[fine_id].empty()) << log;
 }
 
+// Datasets over HTTP (docs/datasets.md): the new routes' roles and bad input, each refused
+// with its code and nothing changed; the public sees the catalog without the location of
+// data that is not open.
+TEST_F(ServerConcurrencyTest, DatasetRoutesRefuseBadInputAndWrongRoles) {
+  InProcessServer service(dir_);
+  ASSERT_TRUE(service.Start());
+  httplib::Client client("http://127.0.0.1:" + std::to_string(service.port()));
+  const std::string admin = service.admin_token();
+  const auto token = [&](const std::string& role, const std::string& person) {
+    json body = {{"role", role}};
+    if (!person.empty()) body["person"] = person;
+    return Call(client, "POST", "/v1/tokens", admin, body).body.value("token", "");
+  };
+  const std::string steward = token("data_steward", "");
+  const std::string researcher = token("researcher", kPerson);
+  const std::string reviewer = token("reviewer", kPerson);
+  const std::string toml = R"([program]
+id = "dp"
+name = "Datasets over HTTP"
+total_budget = 1000
+[[program.rubric]]
+name = "merit"
+weight = 1
+[[track]]
+id = "research"
+budget = 1000
+)";
+  ASSERT_EQ(Call(client, "POST", "/v1/programs", admin, {{"toml", toml}}).status, 201);
+  const std::string base = "/v1/programs/dp";
+  const json dataset = {{"dataset", "genomes"}, {"name", "Genomes"},
+                        {"size_bytes", 1024},   {"location", "/data/genomes"},
+                        {"policy", "approval"}, {"license", "CC-BY-4.0"}};
+  ASSERT_EQ(Call(client, "POST", base + "/datasets", steward, dataset).status, 201);
+
+  const json catalog = Call(client, "GET", base + "/datasets", admin).body;
+  auto expect = [&](const Answer& answer, int status, const std::string& code) {
+    EXPECT_EQ(answer.status, status) << answer.body;
+    ASSERT_TRUE(answer.body.is_object() && answer.body.contains("error")) << answer.body;
+    EXPECT_EQ(answer.body["error"]["code"], code) << answer.body;
+  };
+  json unknown = dataset;
+  unknown["dataset"] = "other";
+  unknown["owner"] = "me";
+  expect(Call(client, "POST", base + "/datasets", admin, unknown), 422, "unknown_field");
+  json bad_id = dataset;
+  bad_id["dataset"] = "a b";
+  expect(Call(client, "POST", base + "/datasets", admin, bad_id), 422, "invalid_id");
+  json bad_policy = dataset;
+  bad_policy["dataset"] = "other";
+  bad_policy["policy"] = "secret";
+  expect(Call(client, "POST", base + "/datasets", admin, bad_policy), 422, "invalid_argument");
+  expect(Call(client, "POST", base + "/datasets", steward, dataset), 409, "already_exists");
+  expect(Call(client, "POST", base + "/datasets", researcher, unknown), 403, "forbidden");
+  expect(Call(client, "POST", base + "/datasets", "", dataset), 401, "unauthenticated");
+  expect(Call(client, "POST", base + "/datasets/genomes/requests", researcher,
+              {{"grant", "G-none"}, {"reason", "why"}}),
+         404, "not_found");
+  expect(Call(client, "POST", base + "/datasets/genomes/requests", reviewer,
+              {{"grant", "G-none"}, {"reason", "why"}}),
+         403, "forbidden");
+  expect(Call(client, "POST", base + "/dataset-requests/DR-1/decide", steward,
+              {{"decision", "approve"}, {"reason", "ok"}}),
+         404, "not_found");
+  expect(Call(client, "POST", base + "/dataset-requests/DR-1/decide", researcher,
+              {{"decision", "approve"}, {"reason", "ok"}}),
+         403, "forbidden");
+  expect(Call(client, "POST", base + "/datasets/genomes/revoke", steward,
+              {{"grant", "G-none"}, {"reason", "r"}}),
+         404, "not_found");
+  expect(Call(client, "POST", base + "/storage-policy", steward,
+              {{"price_per_gib_month", "1"}, {"gib_max", 1}}),
+         403, "forbidden");
+  expect(Call(client, "POST", base + "/storage-policy", admin,
+              {{"price_per_gib_month", "1.0000001"}, {"gib_max", 1}}),
+         422, "invalid_argument");
+  expect(Call(client, "POST", base + "/grants/G-none/storage", researcher, {{"gib", -1}}), 422,
+         "out_of_range");
+  expect(Call(client, "POST", base + "/grants/G-none/storage", researcher, {{"gib", 1}}), 404,
+         "not_found");
+  expect(Call(client, "GET", base + "/datasets/nope", ""), 404, "not_found");
+  expect(Call(client, "GET", base + "/dataset-requests", ""), 401, "unauthenticated");
+  expect(Call(client, "GET", base + "/dataset-requests", reviewer), 403, "forbidden");
+  expect(Call(client, "GET", base + "/grants/G-none/storage", researcher), 404, "not_found");
+  // Nothing changed; the public sees the catalog but not where data on approval lives.
+  EXPECT_EQ(Call(client, "GET", base + "/datasets", admin).body, catalog);
+  ASSERT_EQ(catalog["items"].size(), 1u);
+  EXPECT_EQ(catalog["items"][0]["location"], "/data/genomes");
+  const Answer open = Call(client, "GET", base + "/datasets/genomes", "");
+  EXPECT_EQ(open.status, 200);
+  EXPECT_EQ(open.body["policy"], "approval");
+  EXPECT_FALSE(open.body.contains("location"));
+  EXPECT_EQ(Call(client, "GET", base + "/dataset-requests", steward).body["items"].size(), 0u);
+}
+
 }  // namespace
 }  // namespace atrium::server
