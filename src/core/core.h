@@ -55,7 +55,7 @@ class Core {
   static Result<Core> Decode(std::string_view bytes);
   // The format version of a snapshot's bytes (kCorruption if they are not a snapshot).
   static Result<uint32_t> SnapshotVersion(std::string_view bytes);
-  static constexpr uint32_t kSnapshotVersion = 4;
+  static constexpr uint32_t kSnapshotVersion = 5;  // 5: capacity reservations
 
  private:
   AppState app_;

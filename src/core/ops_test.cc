@@ -227,7 +227,11 @@ TEST(OpTableTest, TheApiSurfaceIsTheTable) {
                                              "grant_close",
                                              "usage_record",
                                              "obligation_submit",
-                                             "obligation_review"};
+                                             "obligation_review",
+                                             "reservation_book",
+                                             "reservation_cancel",
+                                             "maintenance_book",
+                                             "maintenance_cancel"};
   // clang-format on
   std::vector<std::string> names;
   for (const OpSpec& spec : Ops()) {

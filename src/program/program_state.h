@@ -64,11 +64,12 @@ struct WhatIfResult {
 
 // Ledger transfer codes used by the program (TransferSpec::code).
 enum TransferCode : uint16_t {
-  kCodeFunding = 1,  // sponsor -> program pool -> track pools
-  kCodeAward = 2,    // track pool -> grant (and tranche holds)
-  kCodeUsage = 3,    // grant -> cluster revenue
-  kCodeReturn = 4,   // grant -> program pool at expiry or close
-  kCodeStudent = 5,  // course -> student sub-allocation
+  kCodeFunding = 1,      // sponsor -> program pool -> track pools
+  kCodeAward = 2,        // track pool -> grant (and tranche holds)
+  kCodeUsage = 3,        // grant -> cluster revenue
+  kCodeReturn = 4,       // grant -> program pool at expiry or close
+  kCodeStudent = 5,      // course -> student sub-allocation
+  kCodeReservation = 8,  // grant -> cluster revenue: a capacity reservation's hold and charge
 };
 
 // The id space of a program in a shared ledger: the high 64 bits of every account and

@@ -122,7 +122,7 @@ void Scheduler::AdvanceBookings(int64_t now_s) {
         booking.charged = booking.price;
         booking.hold_id = kIdNone;
         booking_charges_.push_back({index, booking.price});
-        available_pass_[static_cast<size_t>(booking.grant)] = 0;
+        available_pass_[static_cast<size_t>(booking.grant)] = UINT64_MAX;
       }
       booking_events_.emplace(booking.end_s, index);
       walker_.loaded = false;
@@ -134,8 +134,10 @@ void Scheduler::AdvanceBookings(int64_t now_s) {
   }
 }
 
-Result<uint32_t> Scheduler::Book(std::string id, const BookingRequest& request, int64_t now_s) {
-  AdvanceBookings(now_s);
+Result<uint32_t> Scheduler::Book(std::string id, const BookingRequest& request, int64_t now_s,
+                                 bool check_only) {
+  // Nothing changes before every check has passed (windows due are advanced only then:
+  // a window that ended but was not advanced yet overlaps no window starting now).
   size_t live = 0;
   for (const auto& index : booking_index_) live += index != nullptr ? size_t{1} : size_t{0};
   if (live >= config_.bookings_live_max) {
@@ -143,13 +145,17 @@ Result<uint32_t> Scheduler::Book(std::string id, const BookingRequest& request, 
                      fmt::format("{} bookings are live, the most the scheduler keeps", live));
   }
   int32_t grant = -1;
-  if (!request.grant.empty()) {
+  const bool owned = !request.grant.empty();
+  if (owned) {
     const auto found = FindGrant(request.grant);
-    if (!found) {
+    if (!found && check_only) {
+      // Not registered yet: the caller checks the credits; the nodes are checked here.
+    } else if (!found) {
       return MakeError(ErrorCode::kUnknownGrant,
                        fmt::format("grant '{}' is not known", request.grant), "grant");
+    } else {
+      grant = static_cast<int32_t>(*found);
     }
-    grant = static_cast<int32_t>(*found);
   }
   if (request.start_s < now_s) {
     return MakeError(ErrorCode::kInvalidArgument, "the window must not start in the past",
@@ -160,11 +166,11 @@ Result<uint32_t> Scheduler::Book(std::string id, const BookingRequest& request, 
   }
   // The pool: the explicit nodes' (maintenance), else the accelerator's.
   uint32_t pool_index = 0;
-  if (request.force && grant >= 0) {
+  if (request.force && owned) {
     return MakeError(ErrorCode::kInvalidArgument, "only maintenance is forced", "force");
   }
   if (!request.node_list.empty()) {
-    if (grant >= 0) {
+    if (owned) {
       return MakeError(ErrorCode::kInvalidArgument, "only maintenance names its nodes", "nodes");
     }
     for (const uint32_t node : request.node_list) {
@@ -206,7 +212,7 @@ Result<uint32_t> Scheduler::Book(std::string id, const BookingRequest& request, 
   if (grant >= 0) {
     ATRIUM_ASSIGN_OR_RETURN(price, UsageCost(node_count * pool.chips_per_node,
                                              request.end_s - request.start_s, price_per_chip_hour));
-    available_pass_[static_cast<size_t>(grant)] = 0;  // read the ledger now
+    available_pass_[static_cast<size_t>(grant)] = UINT64_MAX;  // read the ledger now
     if (Available(static_cast<uint32_t>(grant)) < price) {
       return MakeError(
           ErrorCode::kInsufficientCredits,
@@ -223,7 +229,7 @@ Result<uint32_t> Scheduler::Book(std::string id, const BookingRequest& request, 
       const CapacityBooking& b = bookings_[other];
       if (b.start_s < request.end_s && request.start_s < b.end_s) return false;
     }
-    if (grant >= 0 && node_state_[node] != cluster::NodeState::kUp) return false;
+    if (owned && node_state_[node] != cluster::NodeState::kUp) return false;
     if (force) return true;
     for (const JobId other : node_jobs_[node]) {
       if (jobs_[other].expected_end_s() > request.start_s) return false;
@@ -291,8 +297,12 @@ Result<uint32_t> Scheduler::Book(std::string id, const BookingRequest& request, 
     std::sort(chosen.begin(), chosen.end());
   }
 
+  if (check_only) return static_cast<uint32_t>(bookings_.size());
+  AdvanceBookings(now_s);
   const auto index = static_cast<uint32_t>(bookings_.size());
   CapacityBooking booking{.id = std::move(id),
+                          .booked_by = request.booked_by,
+                          .note = request.note,
                           .grant = grant,
                           .pool = pool_index,
                           .nodes = std::move(chosen),
@@ -317,7 +327,7 @@ Result<uint32_t> Scheduler::Book(std::string id, const BookingRequest& request, 
                        "the ledger refused the booking's hold", "grant");
     }
     booking.hold_id = hold.id;
-    available_pass_[static_cast<size_t>(grant)] = 0;
+    available_pass_[static_cast<size_t>(grant)] = UINT64_MAX;
   }
   // Forced maintenance: the runs that would pass the start yield at it.
   for (const uint32_t node : booking.nodes) {
@@ -356,12 +366,16 @@ Result<Credits> Scheduler::CancelBooking(uint32_t index, int64_t now_s, int64_t 
   if (fee_bp < 0 || fee_bp > kBasisPoints) {
     return MakeError(ErrorCode::kInvalidArgument, "a fee is 0-10000 basis points", "fee_bp");
   }
-  AdvanceBookings(now_s);
+  // Its state as of now_s, before anything changes.
   CapacityBooking& booking = bookings_[index];
-  if (!booking.live()) {
+  BookingState state = booking.state;
+  if (state == BookingState::kBooked && booking.start_s <= now_s) state = BookingState::kActive;
+  if (state == BookingState::kActive && booking.end_s <= now_s) state = BookingState::kEnded;
+  if (state != BookingState::kBooked && state != BookingState::kActive) {
     return MakeError(ErrorCode::kInvalidState,
-                     fmt::format("booking {} is {}", booking.id, ToString(booking.state)), "id");
+                     fmt::format("booking {} is {}", booking.id, ToString(state)), "id");
   }
+  AdvanceBookings(now_s);
   Credits fee;
   if (booking.state == BookingState::kBooked) {
     booking_events_.erase({booking.start_s, index});
@@ -384,7 +398,7 @@ Result<Credits> Scheduler::CancelBooking(uint32_t index, int64_t now_s, int64_t 
       booking.hold_id = kIdNone;
       booking.charged = fee;
       if (!fee.is_zero()) booking_charges_.push_back({index, fee});
-      available_pass_[static_cast<size_t>(booking.grant)] = 0;
+      available_pass_[static_cast<size_t>(booking.grant)] = UINT64_MAX;
     }
     booking.state = BookingState::kCancelled;
   } else {

@@ -53,10 +53,14 @@ struct BookingRequest {
   bool force = false;
   int64_t start_s = 0;
   int64_t end_s = 0;
+  std::string booked_by;  // who asked (a label kept with the booking)
+  std::string note;       // why (maintenance's reason)
 };
 
 struct CapacityBooking {
-  std::string id;      // the caller's name for it
+  std::string id;  // the caller's name for it
+  std::string booked_by;
+  std::string note;
   int32_t grant = -1;  // scheduler grant; -1 = maintenance
   uint32_t pool = 0;
   std::vector<uint32_t> nodes;  // cluster node indexes, ascending

@@ -213,7 +213,10 @@ class Scheduler {
   // kInsufficientCredits, kUnknownGrant, kUnknownAccelerator, kInvalidArgument,
   // kLimitExceeded. CancelBooking before the start voids the hold or posts `fee_bp` of the
   // price (returned); after it the nodes return at once and the charge stays.
-  Result<uint32_t> Book(std::string id, const BookingRequest& request, int64_t now_s);
+  // `check_only`: every check, no change (a grant not registered yet is not checked for
+  // credits: the caller does that); the number the booking would get.
+  Result<uint32_t> Book(std::string id, const BookingRequest& request, int64_t now_s,
+                        bool check_only = false);
   Result<Credits> CancelBooking(uint32_t booking, int64_t now_s, int64_t fee_bp);
   const std::vector<CapacityBooking>& bookings() const { return bookings_; }
   // Starts and ends windows due by now_s (a pass does this first).

@@ -262,6 +262,8 @@ void Scheduler::Encode(std::string* out) const {
   writer.Put<uint32_t>(static_cast<uint32_t>(bookings_.size()));
   for (const CapacityBooking& booking : bookings_) {
     writer.PutBytes(booking.id);
+    writer.PutBytes(booking.booked_by);
+    writer.PutBytes(booking.note);
     writer.PutZigzag(booking.grant);
     writer.PutVarint<uint32_t>(booking.pool);
     writer.Put<uint32_t>(static_cast<uint32_t>(booking.nodes.size()));
@@ -585,6 +587,8 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Decode(std::string_view bytes,
   for (uint32_t index = 0; index < booking_count && reader.ok(); ++index) {
     CapacityBooking& booking = s.bookings_.emplace_back();
     booking.id = std::string(reader.GetBytes());
+    booking.booked_by = std::string(reader.GetBytes());
+    booking.note = std::string(reader.GetBytes());
     const int64_t grant = reader.GetZigzag();
     booking.pool = reader.GetVarint<uint32_t>();
     booking.nodes.resize(reader.GetCount(1));
