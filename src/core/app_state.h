@@ -225,7 +225,8 @@ class AppState {
   bool TickDue(int64_t now_us) const;
 
   // Why a pending job waits, as squeue shows it: grant_frozen, student_limit,
-  // insufficient_credits, node_drained, resources (first in line, waiting for chips),
+  // insufficient_credits, node_drained, capacity_reservation (fits the pool's up nodes but
+  // not those outside capacity reservations), resources (first in line, waiting for chips),
   // reservation (fits the free chips but would delay a reservation, or waits for the next
   // pass), priority (jobs ahead of it); empty for a job that is not pending.
   std::string_view WaitReason(const JobRecord& record) const;
@@ -315,6 +316,12 @@ class AppState {
   void CompleteLab(const JobRecord& record, int64_t now_us);
   // grant_close: stops the grant's jobs, then returns its unspent credits.
   Status CloseGrant(program::ProgramState& program, const std::string& grant, int64_t now_us);
+  // Capacity reservations (ops_reservations.cc): the posts on bookings' holds added to
+  // their grants' spent; runs told to yield by forced maintenance re-keyed; a grant's
+  // live bookings cancelled (no fee) when it closes or expires.
+  void NoteBookingCharges();
+  void NoteYieldNotices();
+  void StopGrantBookings(const std::string& program, const std::string& grant, int64_t now_us);
   // tick's program part: stops the jobs of grants past their end, then ticks each program.
   int64_t TickPrograms(int64_t now_us);
 

@@ -129,10 +129,27 @@ Status Core::Verify() const {
   __int128 open_hold_count = 0;
   const uint64_t cluster_space = program::kNamespaceBit;
   std::optional<Status> breach;
+  // Capacity reservations: open holds and posts per booking (coded kCodeReservation).
+  absl::flat_hash_map<uint64_t, __int128> booking_open;
+  absl::flat_hash_map<uint64_t, __int128> booking_posted;
+  absl::flat_hash_map<Id128, __int128, Id128Hash> booking_held;  // account -> open holds
+  __int128 booking_open_total = 0;
   book.ForEachTransfer([&](const ledger::Transfer& transfer) {
     const bool scheduler = static_cast<uint64_t>(transfer.id >> 64) == cluster_space;
     const bool hold = (transfer.flags & ledger::kPending) != 0;
     const bool voided = (transfer.flags & ledger::kVoidPending) != 0;
+    if (scheduler && transfer.code == program::kCodeReservation) {
+      if (hold && transfer.state == ledger::PendingState::kOpen) {
+        booking_open[transfer.user_data] += transfer.amount.micro();
+        booking_held[transfer.debit_account_id] += transfer.amount.micro();
+        booking_open_total += transfer.amount.micro();
+      }
+      if ((transfer.flags & ledger::kPostPending) != 0) {
+        booking_posted[transfer.user_data] += transfer.amount.micro();
+        totals[transfer.debit_account_id].usage += transfer.amount.micro();
+      }
+      return;
+    }
     if (scheduler && hold && transfer.state == ledger::PendingState::kOpen) {
       ++open_hold_count;
       if (!open_holds.emplace(transfer.user_data, transfer.id).second && !breach) {
@@ -194,13 +211,35 @@ Status Core::Verify() const {
     if (running_holds != open_hold_count) {
       return Breach("an open hold of the scheduler belongs to no running job");
     }
+    // Open booking holds = the unstarted bookings' prices; posts = what each was charged.
+    __int128 unstarted_total = 0;
+    for (uint32_t index = 0; index < scheduler->bookings().size(); ++index) {
+      const sched::CapacityBooking& booking = scheduler->bookings()[index];
+      const bool unstarted = booking.state == sched::BookingState::kBooked;
+      const __int128 expected_open = unstarted ? booking.price.micro() : 0;
+      const auto open = booking_open.find(index);
+      if ((open == booking_open.end() ? 0 : open->second) != expected_open) {
+        return Breach(fmt::format("booking {} ({}): its open hold differs from its price",
+                                  booking.id, sched::ToString(booking.state)));
+      }
+      const auto posted = booking_posted.find(index);
+      if ((posted == booking_posted.end() ? 0 : posted->second) != booking.charged.micro()) {
+        return Breach(fmt::format("booking {}: charged {} but its posts moved otherwise",
+                                  booking.id, booking.charged.ToString()));
+      }
+      unstarted_total += expected_open;
+    }
+    if (unstarted_total != booking_open_total) {
+      return Breach("an open booking hold belongs to no unstarted booking");
+    }
+    for (const auto& [account, amount] : booking_held) held[account] += amount;
     for (const sched::GrantInfo& grant : scheduler->grants()) {
       const auto account = book.FindAccount(grant.account);
       if (!account) return Breach("scheduler grant " + grant.name + " has no ledger account");
       const auto found = held.find(grant.account);
       const __int128 expected = found == held.end() ? 0 : found->second;
       if (account->debits_pending.micro() != expected) {
-        return Breach(fmt::format("grant {}: pending debits {} but its running jobs hold {}",
+        return Breach(fmt::format("grant {}: pending debits {} but its runs and bookings hold {}",
                                   grant.name, account->debits_pending.ToString(),
                                   Credits::FromMicro(static_cast<int64_t>(expected)).ToString()));
       }

@@ -55,7 +55,8 @@ class Core {
   static Result<Core> Decode(std::string_view bytes);
   // The format version of a snapshot's bytes (kCorruption if they are not a snapshot).
   static Result<uint32_t> SnapshotVersion(std::string_view bytes);
-  static constexpr uint32_t kSnapshotVersion = 5;  // 5: training, datasets (program 4, app 4)
+  // 5: training, datasets, capacity reservations (program 4, app 4, scheduler 4)
+  static constexpr uint32_t kSnapshotVersion = 5;
 
  private:
   AppState app_;

@@ -36,6 +36,7 @@ Status AppState::LoadCluster(const std::string& toml, const std::string& policy_
   config.transfer_id_base = program::NamespacedId(0, 1);
   config.hold_code = program::kCodeUsage;
   config.charge_code = program::kCodeUsage;
+  config.booking_code = program::kCodeReservation;
   scheduler_ = std::make_unique<sched::Scheduler>(*cluster_, *ledger_, std::move(*policy), config);
   policy_name_ = name;
   node_states_.clear();
@@ -104,6 +105,9 @@ void AppState::Schedule(int64_t now_us) {
                        preempted ? sched::RunEnd::kPreempted : sched::RunEnd::kWalltime);
     NoteCharge(record, before);
   }
+  // Capacity reservations' windows that start or end by now (a pass does it too).
+  scheduler_->AdvanceBookings(now_s);
+  NoteBookingCharges();
   if (scheduler_->waiting_count() == 0) return;
   const sched::PassResult pass = scheduler_->Pass(now_s);
   for (const sched::JobId started : pass.started) {
@@ -123,6 +127,7 @@ void AppState::Schedule(int64_t now_us) {
 
 void AppState::StopGrantJobs(const std::string& program, const std::string& grant, int64_t now_us) {
   if (!scheduler_) return;
+  StopGrantBookings(program, grant, now_us);
   const auto found = jobs_by_grant_.find(SchedGrantName(program, grant));
   if (found == jobs_by_grant_.end()) return;
   const int64_t now_s = now_us / kMicrosPerSecond;
@@ -224,6 +229,7 @@ std::string_view AppState::WaitReason(const JobRecord& record) const {
     return own_allocation ? "student_limit" : "insufficient_credits";
   }
   if (!scheduler_->FitsUpNodes(record.sched_id)) return "node_drained";
+  if (scheduler_->WaitsForBookedNodes(record.sched_id)) return "capacity_reservation";
   if (job.reservation >= 0) return "resources";
   if (scheduler_->FitsFreeChips(record.sched_id)) return "reservation";
   return "priority";
@@ -609,6 +615,8 @@ Result<json> AppState::RunEnded(const json& command, int64_t now_us) {
 
 bool AppState::TickDue(int64_t now_us) const {
   if (!scheduler_) return false;
+  const int64_t booking_event_s = scheduler_->NextBookingEventS();
+  if (booking_event_s >= 0 && booking_event_s <= now_us / kMicrosPerSecond) return true;
   return !running_by_end_.empty() && running_by_end_.begin()->first <= now_us / kMicrosPerSecond;
 }
 

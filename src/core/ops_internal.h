@@ -110,6 +110,11 @@ class OpHandlers {
   static Result<nlohmann::json> NodeState(AppState& app, const OpRequest& request,
                                           cluster::NodeState state);
   static Result<nlohmann::json> PeopleImport(AppState& app, const OpRequest& request);
+  // Capacity reservations (ops_reservations.cc).
+  static Result<nlohmann::json> ReservationBook(AppState& app, const OpRequest& request);
+  static Result<nlohmann::json> ReservationCancel(AppState& app, const OpRequest& request);
+  static Result<nlohmann::json> MaintenanceBook(AppState& app, const OpRequest& request);
+  static Result<nlohmann::json> MaintenanceCancel(AppState& app, const OpRequest& request);
 };
 
 }  // namespace atrium::core

@@ -238,7 +238,11 @@ TEST(OpTableTest, TheApiSurfaceIsTheTable) {
                                              "dataset_agreement_accept",
                                              "dataset_access_revoke",
                                              "storage_set",
-                                             "storage_policy_set"};
+                                             "storage_policy_set",
+                                             "reservation_book",
+                                             "reservation_cancel",
+                                             "maintenance_book",
+                                             "maintenance_cancel"};
   // clang-format on
   std::vector<std::string> names;
   for (const OpSpec& spec : Ops()) {

@@ -409,6 +409,22 @@ Result<ProgramDefinition> ParseProgramToml(std::string_view text, std::optional<
     rules.reserve = a.Money("reserve", false);
     r.Absorb(a);
   }
+  if (const toml::table* reservations = r.Table("reservations")) {
+    Reader b(*reservations, "program.reservations");
+    ReservationRules& rules = def.reservations;
+    rules.enabled = true;
+    const auto bounded = [&b](const char* key, int64_t fallback, int64_t max) {
+      const int64_t value = b.Integer(key, fallback);
+      if (value < 0 || value > max) b.Fail(key, "must be within 0.." + std::to_string(max));
+      return value;
+    };
+    rules.max_chips = bounded("max_chips", 0, 1'000'000'000);
+    rules.max_hours = bounded("max_hours", 0, 24 * 3660);
+    rules.max_ahead_days = bounded("max_ahead_days", 0, 3660);
+    rules.max_share_bp = bounded("max_share_bp", 10'000, 10'000);
+    rules.cancel_fee_bp = bounded("cancel_fee_bp", 0, 10'000);
+    r.Absorb(b);
+  }
   idx = 0;
   for (const toml::table* table : r.Tables("sponsor_tie")) {
     Reader t(*table, "program.sponsor_tie[" + std::to_string(idx++) + "]");

@@ -138,6 +138,18 @@ struct GovernanceRules {
   std::vector<SponsorTie> sponsor_ties;
 };
 
+// Capacity reservations (docs/reservations.md): the program's limits on what its grants
+// book. Without the [reservations] table its grants book nothing. Zero = no limit.
+struct ReservationRules {
+  bool enabled = false;
+  int64_t max_chips = 0;       // chips of one booking (whole nodes counted)
+  int64_t max_hours = 0;       // length of one window
+  int64_t max_ahead_days = 0;  // how far ahead a window may start
+  // Of a pool's chips, the share one grant may hold booked in any overlapping window.
+  int64_t max_share_bp = 10'000;
+  int64_t cancel_fee_bp = 0;  // of the price, kept when cancelled before the start
+};
+
 struct ProgramDefinition {
   std::string id;
   std::string name;
@@ -152,6 +164,7 @@ struct ProgramDefinition {
   ObligationRules obligations;
   std::string award_policy = "mip";  // "mip" or "greedy" (award_policy.h)
   GovernanceRules governance;
+  ReservationRules reservations;
 };
 
 struct Institution {

@@ -23,8 +23,8 @@ namespace {
 constexpr uint32_t kProgramMagic = 0x47525053;  // "SPRG"
 // 1: snap branch (own ledger inside). 2: the ledger of record is encoded by Core; the
 // program keeps its id-space ordinal (and its ledger only when it owns one).
-// 3: governance (overrides, appeals). 4: training (catalog, enrolments) and the dataset
-// book (datasets.h).
+// 3: governance (overrides, appeals). 4: training (catalog, enrolments), the dataset book
+// (datasets.h) and capacity reservation limits.
 constexpr uint32_t kProgramVersion = 4;
 
 // V is T or const T: one Fields() serves writing (const) and reading.
@@ -64,6 +64,11 @@ void Fields(Io& io, V& v) {
      v.obligations.repository, v.obligations.final_grace_months, v.obligations.freeze_when_overdue);
   io(v.award_policy);
   io(v.governance);
+  io(v.reservations);
+}
+template <class Io, Is<ReservationRules> V>
+void Fields(Io& io, V& v) {
+  io(v.enabled, v.max_chips, v.max_hours, v.max_ahead_days, v.max_share_bp, v.cancel_fee_bp);
 }
 template <class Io, Is<OverrideRules> V>
 void Fields(Io& io, V& v) {

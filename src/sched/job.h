@@ -93,6 +93,10 @@ struct Job {
   StartedAhead ahead = StartedAhead::kNo;  // of its last start
   int64_t preempt_retry_s = -1;            // no new preemption for this job before then
   bool preempt_under_way = false;          // its last attempt asked jobs to yield
+  // The booking whose nodes the current run uses (-1: none); as the booking's owner
+  // inside its window (free of charge), or before its window (ending by its start).
+  int32_t booking = -1;
+  bool booking_owner = false;
 
   // When the current run will end at the latest, as far as the scheduler knows.
   int64_t expected_end_s() const {

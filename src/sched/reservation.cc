@@ -11,7 +11,8 @@ namespace atrium::sched {
 void Scheduler::LoadScratch(uint32_t pool, std::vector<uint64_t>* scratch) const {
   const cluster::Pool& p = cluster_->pools()[pool];
   for (uint32_t node = p.first_node; node < p.first_node + p.node_count; ++node) {
-    (*scratch)[node] = holder_[node] != nullptr ? masks_[node] : 0;
+    // Booked nodes (capacity reservations) are not the pool's to preempt on.
+    (*scratch)[node] = holder_[node] == pools_[pool].main.get() ? masks_[node] : 0;
   }
 }
 
@@ -71,7 +72,9 @@ void Scheduler::RefreshUnitTimes(uint32_t pool_index) {
     }
     ComputeUnitTimes(node, row);
     pool.unit_stale[local] = 0;
-    pool.unit_counted[local] = holder_[node] != nullptr ? 1 : 0;
+    // Only nodes of the main index count: a booked node never serves a backfill
+    // reservation (capacity_reservation.h).
+    pool.unit_counted[local] = holder_[node] == pool.main.get() ? 1 : 0;
     for (auto& [block, sorted] : pool.unit_sorted) {
       if (pool.unit_counted[local] != 0) {
         sorted.insert(std::upper_bound(sorted.begin(), sorted.end(), row[block]), row[block]);
@@ -130,7 +133,7 @@ bool Scheduler::CachesConsistent() {
       std::vector<int64_t> expect;
       for (uint32_t node = p.first_node; node < p.first_node + p.node_count; ++node) {
         ComputeUnitTimes(node, fresh.data());
-        if (holder_[node] != nullptr) expect.push_back(fresh[block]);
+        if (holder_[node] == pools_[pool_index].main.get()) expect.push_back(fresh[block]);
       }
       std::sort(expect.begin(), expect.end());
       if (expect != sorted) return false;

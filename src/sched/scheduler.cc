@@ -73,6 +73,7 @@ Scheduler::Scheduler(const cluster::Cluster& cluster, ledger::Ledger& ledger, Po
   node_jobs_.resize(node_count);
   node_state_.resize(node_count);
   preempt_masks_.assign(node_count, 0);
+  node_bookings_.resize(node_count);
   pools_.resize(cluster.pools().size());
   for (uint32_t pool = 0; pool < cluster.pools().size(); ++pool) {
     const cluster::Pool& p = cluster.pools()[pool];
@@ -382,6 +383,7 @@ PassResult Scheduler::Pass(int64_t now_s) {
   PassResult result;
   ++pass_count_;
   ++stats_.passes;
+  AdvanceBookings(now_s);
   if (!priorities_computed_ || now_s >= priority_time_s_ + config_.priority_recompute_s) {
     RecomputePriorities(now_s);
   }
@@ -417,7 +419,11 @@ PassResult Scheduler::Pass(int64_t now_s) {
       result.idle_fit_chips += pools_[pool].idle_fit_chips;
       continue;
     }
+    // Capacity reservations: the owners' jobs onto their booked nodes first, then the
+    // main pass, then short jobs onto nodes booked for later (capacity_reservation.cc).
+    OwnerPhase(pool, now_s, &result);
     PassPool(pool, now_s, &result);
+    DrainPhase(pool, now_s, &result);
   }
   in_pass_ = false;
   return result;
@@ -812,6 +818,18 @@ void Scheduler::ReleaseChips(JobId id, const Job& job) {
 
 void Scheduler::Settle(JobId id, Job& job, int64_t now_s) {
   const int64_t ran_s = now_s - job.run_start_s;
+  if (job.booking >= 0) {
+    CapacityBooking& booking = bookings_[static_cast<size_t>(job.booking)];
+    (job.booking_owner ? booking.used_chip_s : booking.lent_chip_s) += ran_s * job.shape.chips;
+    const bool owner = job.booking_owner;
+    job.booking = -1;
+    job.booking_owner = false;
+    // The owner's run inside its window was paid for by the booking.
+    if (owner) {
+      ATRIUM_CHECK(job.hold_id == kIdNone, "a run inside its booking holds nothing");
+      return;
+    }
+  }
   const auto cost = UsageCost(job.shape.chips, ran_s, PriceOf(job));
   ATRIUM_CHECK(cost.ok(), "a run's cost is bounded by its hold");
   if (job.hold_id == kIdNone) {
@@ -899,9 +917,9 @@ Status Scheduler::SetNodeState(uint32_t node, cluster::NodeState state) {
   node_state_[node] = state;
   MarkNodeStale(node);  // counted as units only while up
   if (state == cluster::NodeState::kUp) {
-    NodeIndex* main = pools_[pool].main.get();
-    main->Insert(node);
-    holder_[node] = main;
+    NodeIndex* home = HomeOf(node);  // the main index, or its booking's
+    home->Insert(node);
+    holder_[node] = home;
   }
   pools_[pool].changed = true;
   return OkStatus();

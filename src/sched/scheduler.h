@@ -50,6 +50,7 @@
 #include "base/error.h"
 #include "cluster/cluster.h"
 #include "ledger/ledger.h"
+#include "sched/capacity_reservation.h"
 #include "sched/fairshare.h"
 #include "sched/job.h"
 #include "sched/node_index.h"
@@ -95,6 +96,13 @@ struct SchedulerConfig {
   // starving job does not fit once this many are counted as gone, nobody is asked and the
   // job gets a reservation instead. 0 = no bound.
   size_t preempt_candidates_max = 64;
+  // Capacity reservations (capacity_reservation.h): the ledger code of a booking's hold
+  // and of its posts; how many bookings may be live (booked or active) at once (each has
+  // a node index of its pool); per booking and pass, how many waiting jobs are looked at
+  // for its nodes.
+  uint16_t booking_code = 8;
+  size_t bookings_live_max = 1024;
+  size_t booking_scan_max = 256;
 };
 
 struct PreemptNotice {
@@ -199,6 +207,31 @@ class Scheduler {
   bool CachesConsistent();
   // Marks every cache stale (after a decode that restored jobs and masks).
   void RebuildCaches();
+
+  // Capacity reservations (capacity_reservation.cc, capacity_reservation.h). Book chooses
+  // the nodes, holds the price and returns the booking's number: kNoCapacity,
+  // kInsufficientCredits, kUnknownGrant, kUnknownAccelerator, kInvalidArgument,
+  // kLimitExceeded. CancelBooking before the start voids the hold or posts `fee_bp` of the
+  // price (returned); after it the nodes return at once and the charge stays.
+  // `check_only`: every check, no change (a grant not registered yet is not checked for
+  // credits: the caller does that); the number the booking would get.
+  Result<uint32_t> Book(std::string id, const BookingRequest& request, int64_t now_s,
+                        bool check_only = false);
+  Result<Credits> CancelBooking(uint32_t booking, int64_t now_s, int64_t fee_bp);
+  const std::vector<CapacityBooking>& bookings() const { return bookings_; }
+  // Starts and ends windows due by now_s (a pass does this first).
+  void AdvanceBookings(int64_t now_s);
+  // The next start or end of a window after the last advance; -1 if none.
+  int64_t NextBookingEventS() const;
+  // The posts made on bookings' holds since the last call (the service notes them).
+  std::vector<BookingCharge> TakeBookingCharges();
+  // Runs asked to yield by a forced maintenance booking since the last call.
+  std::vector<PreemptNotice> TakeYieldNotices();
+  // The live booking holding the node at t_s (its window contains t_s), or -1.
+  int32_t BookingAt(uint32_t node, int64_t t_s) const;
+  // Whether a pending job waits because bookings hold nodes it could otherwise use: it
+  // fits the pool's up nodes but not those outside bookings.
+  bool WaitsForBookedNodes(JobId job) const;
 
   // Snapshots (scheduler_codec.cc): the persistent state (jobs, grants, fair-share use,
   // node states, queue order, reservations, counters) as deterministic bytes; Decode
@@ -332,6 +365,17 @@ class Scheduler {
   void ComputeUnitTimes(uint32_t node, int64_t* out) const;
   // Whether `node` counts as a unit of `shape` at time t (its jobs ending by t gone).
   bool UnitAt(uint32_t node, const cluster::JobShape& shape, int64_t t_s) const;
+  // Capacity reservations (capacity_reservation.cc).
+  // The index that should hold an up node: its earliest live booking's, else the main.
+  NodeIndex* HomeOf(uint32_t node) const;
+  void RehomeNode(uint32_t node);
+  void RemoveBookingFromNodes(uint32_t booking);
+  // Before the main pass: the owner's jobs onto its started bookings' nodes.
+  void OwnerPhase(uint32_t pool, int64_t now_s, PassResult* result);
+  // After it: jobs that end by a booking's start onto its nodes.
+  void DrainPhase(uint32_t pool, int64_t now_s, PassResult* result);
+  bool StartInBooking(JobId id, uint32_t booking, int64_t now_s, PassResult* result);
+  void FlushDirtyGroups(uint32_t pool);
   // Preemption (preemption.cc).
   void TryPreempt(JobId id, int64_t now_s, PassResult* result);
   // Fills scratch_masks_ with the free chips of the pool's up nodes.
@@ -374,6 +418,14 @@ class Scheduler {
   std::vector<uint64_t> preempt_masks_;  // preemption's
   std::vector<ReservationRecord> reservation_log_;
   int64_t busy_chips_ = 0;
+  // Capacity reservations: every booking (index = its number); a node index per live one;
+  // per node, its live bookings by start; the live bookings' next starts and ends.
+  std::vector<CapacityBooking> bookings_;
+  std::vector<std::unique_ptr<NodeIndex>> booking_index_;
+  std::vector<std::vector<uint32_t>> node_bookings_;
+  std::set<std::pair<int64_t, uint32_t>> booking_events_;
+  std::vector<BookingCharge> booking_charges_;  // drained by TakeBookingCharges
+  std::vector<PreemptNotice> yield_notices_;    // drained by TakeYieldNotices
   Id128 next_transfer_id_;
   bool system_accounts_ = false;
 };

@@ -22,7 +22,9 @@ constexpr uint32_t kSchedMagic = 0x44484353;  // "SCHD"
 // 1: snap branch. 2: a grant's revenue account, the hold and charge codes, the
 // preemption candidate bound; the reservation caches are not stored (RebuildCaches).
 // 3: a job's preemption under way, a pool's firm promises in order.
-constexpr uint32_t kSchedVersion = 3;
+// 4: capacity reservations (bookings, their node indexes' order, a job's booking), their
+// config.
+constexpr uint32_t kSchedVersion = 4;
 
 void PutDouble(ByteWriter& writer, double value) {
   writer.Put<uint64_t>(std::bit_cast<uint64_t>(value));
@@ -165,6 +167,9 @@ void Scheduler::Encode(std::string* out) const {
   writer.PutVarint<uint64_t>(config_.queue_depth_max);
   writer.PutVarint<uint64_t>(config_.preempt_scan_max);
   writer.PutVarint<uint64_t>(config_.preempt_candidates_max);
+  writer.PutVarint<uint32_t>(config_.booking_code);
+  writer.PutVarint<uint64_t>(config_.bookings_live_max);
+  writer.PutVarint<uint64_t>(config_.booking_scan_max);
   // New SchedulerConfig fields go here (and at the same place in Decode).
   writer.PutVarint<uint32_t>(static_cast<uint32_t>(cluster_->nodes().size()));
   writer.PutVarint<uint32_t>(static_cast<uint32_t>(cluster_->pools().size()));
@@ -234,6 +239,8 @@ void Scheduler::Encode(std::string* out) const {
     writer.Put<uint8_t>(static_cast<uint8_t>(job.ahead));
     writer.PutZigzag(job.preempt_retry_s);
     writer.Put<uint8_t>(job.preempt_under_way ? 1 : 0);
+    writer.PutZigzag(job.booking);
+    writer.Put<uint8_t>(job.booking_owner ? 1 : 0);
   }
 
   // The waiting list (its order decides swap-removal positions).
@@ -249,6 +256,31 @@ void Scheduler::Encode(std::string* out) const {
       writer.PutVarint<uint32_t>(group.grant);
       writer.Put<uint8_t>(static_cast<uint8_t>(group.job_class));
     }
+  }
+
+  // Capacity reservations, and the order of the live ones' node indexes.
+  writer.Put<uint32_t>(static_cast<uint32_t>(bookings_.size()));
+  for (const CapacityBooking& booking : bookings_) {
+    writer.PutBytes(booking.id);
+    writer.PutBytes(booking.booked_by);
+    writer.PutBytes(booking.note);
+    writer.PutZigzag(booking.grant);
+    writer.PutVarint<uint32_t>(booking.pool);
+    writer.Put<uint32_t>(static_cast<uint32_t>(booking.nodes.size()));
+    for (const uint32_t node : booking.nodes) writer.PutVarint<uint32_t>(node);
+    writer.PutZigzag(booking.start_s);
+    writer.PutZigzag(booking.end_s);
+    writer.PutZigzag(booking.booked_at_s);
+    writer.PutZigzag(booking.closed_at_s);
+    writer.Put<uint8_t>(static_cast<uint8_t>(booking.state));
+    writer.PutZigzag(booking.price.micro());
+    writer.PutZigzag(booking.charged.micro());
+    writer.PutVarint<Id128>(booking.hold_id);
+    writer.PutZigzag(booking.used_chip_s);
+    writer.PutZigzag(booking.lent_chip_s);
+  }
+  for (const auto& index : booking_index_) {
+    if (index != nullptr) index->EncodeOrder(writer);
   }
 
   // Per pool: what the next pass reads, and the free lists' order.
@@ -322,6 +354,11 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Decode(std::string_view bytes,
   config.queue_depth_max = reader.GetVarint<uint64_t>();
   config.preempt_scan_max = reader.GetVarint<uint64_t>();
   config.preempt_candidates_max = reader.GetVarint<uint64_t>();
+  const auto booking_code = reader.GetVarint<uint32_t>();
+  if (booking_code > UINT16_MAX) return Corrupt("bad config");
+  config.booking_code = static_cast<uint16_t>(booking_code);
+  config.bookings_live_max = reader.GetVarint<uint64_t>();
+  config.booking_scan_max = reader.GetVarint<uint64_t>();
   if (!reader.ok() || !(config.fair_share_half_life_s > 0)) return Corrupt("bad config");
   if (reader.GetVarint<uint32_t>() != cluster.nodes().size() ||
       reader.GetVarint<uint32_t>() != cluster.pools().size() || !reader.ok()) {
@@ -413,6 +450,10 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Decode(std::string_view bytes,
     const auto ahead = reader.Get<uint8_t>();
     job.preempt_retry_s = reader.GetZigzag();
     job.preempt_under_way = reader.Get<uint8_t>() != 0;
+    const int64_t booking = reader.GetZigzag();
+    job.booking_owner = reader.Get<uint8_t>() != 0;
+    if (booking < -1 || booking > INT32_MAX) return Corrupt("bad job " + std::to_string(id));
+    job.booking = static_cast<int32_t>(booking);
     job.waiting_pos = UINT32_MAX;
     if (!reader.ok() || !reason_ok || job_class >= cluster::kJobClassCount ||
         state > static_cast<uint8_t>(JobState::kCancelled) ||
@@ -538,6 +579,82 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Decode(std::string_view bytes,
   for (ShapeClass& shape_class : s.classes_) {
     for (uint32_t group = 0; group < shape_class.groups.size(); ++group) {
       s.UpdateHead(shape_class, group);
+    }
+  }
+
+  // Capacity reservations: the live ones take their nodes from the main index.
+  const uint32_t booking_count = reader.GetCount(16);
+  for (uint32_t index = 0; index < booking_count && reader.ok(); ++index) {
+    CapacityBooking& booking = s.bookings_.emplace_back();
+    booking.id = std::string(reader.GetBytes());
+    booking.booked_by = std::string(reader.GetBytes());
+    booking.note = std::string(reader.GetBytes());
+    const int64_t grant = reader.GetZigzag();
+    booking.pool = reader.GetVarint<uint32_t>();
+    booking.nodes.resize(reader.GetCount(1));
+    for (uint32_t& node : booking.nodes) node = reader.GetVarint<uint32_t>();
+    booking.start_s = reader.GetZigzag();
+    booking.end_s = reader.GetZigzag();
+    booking.booked_at_s = reader.GetZigzag();
+    booking.closed_at_s = reader.GetZigzag();
+    const auto state = reader.Get<uint8_t>();
+    booking.price = Credits::FromMicro(reader.GetZigzag());
+    booking.charged = Credits::FromMicro(reader.GetZigzag());
+    booking.hold_id = reader.GetVarint<Id128>();
+    booking.used_chip_s = reader.GetZigzag();
+    booking.lent_chip_s = reader.GetZigzag();
+    if (!reader.ok() || grant < -1 || grant >= static_cast<int64_t>(s.grants_.size()) ||
+        booking.pool >= cluster.pools().size() ||
+        state > static_cast<uint8_t>(BookingState::kCancelled) || booking.nodes.empty() ||
+        booking.end_s <= booking.start_s) {
+      return Corrupt("bad booking " + std::to_string(index));
+    }
+    booking.grant = static_cast<int32_t>(grant);
+    booking.state = static_cast<BookingState>(state);
+    for (size_t i = 0; i < booking.nodes.size(); ++i) {
+      const uint32_t node = booking.nodes[i];
+      if (node >= cluster.nodes().size() || cluster.nodes()[node].pool != booking.pool ||
+          (i > 0 && node <= booking.nodes[i - 1])) {
+        return Corrupt("bad nodes of booking " + std::to_string(index));
+      }
+    }
+    s.booking_index_.push_back(
+        booking.live() ? std::make_unique<NodeIndex>(cluster, booking.pool, &s.masks_) : nullptr);
+  }
+  if (!reader.ok()) return Corrupt("bad bookings");
+  for (uint32_t index = 0; index < booking_count; ++index) {
+    const CapacityBooking& booking = s.bookings_[index];
+    if (!booking.live()) continue;
+    for (const uint32_t node : booking.nodes) {
+      auto& live = s.node_bookings_[node];
+      for (const uint32_t other : live) {
+        const CapacityBooking& b = s.bookings_[other];
+        if (b.start_s < booking.end_s && booking.start_s < b.end_s) {
+          return Corrupt("overlapping bookings on a node");
+        }
+      }
+      live.insert(std::upper_bound(live.begin(), live.end(), index,
+                                   [&](uint32_t left, uint32_t right) {
+                                     return s.bookings_[left].start_s < s.bookings_[right].start_s;
+                                   }),
+                  index);
+    }
+    s.booking_events_.emplace(
+        booking.state == BookingState::kBooked ? booking.start_s : booking.end_s, index);
+  }
+  for (uint32_t node = 0; node < s.node_bookings_.size(); ++node) {
+    if (!s.node_bookings_[node].empty()) s.RehomeNode(node);
+  }
+  for (const auto& index : s.booking_index_) {
+    if (index != nullptr && !index->DecodeOrder(reader)) return Corrupt("bad booking index order");
+  }
+  for (JobId id = 0; id < job_count; ++id) {
+    const Job& job = s.jobs_[id];
+    if (job.booking >= 0 &&
+        (job.state != JobState::kRunning ||
+         static_cast<size_t>(job.booking) >= s.bookings_.size() ||
+         s.bookings_[static_cast<size_t>(job.booking)].pool != job.shape.pool)) {
+      return Corrupt("bad booking of job " + std::to_string(id));
     }
   }
 
