@@ -96,7 +96,7 @@ TEST(AppStateCodec, RoundTripKeepsTokensIdempotencyAndCluster) {
 
 TEST(AppStateCodec, OlderAndUnknownVersionsAreRefusedByName) {
   std::string bytes = Encoded(Sample());
-  for (const uint32_t version : {1u, 2u, 3u, 5u}) {
+  for (const uint32_t version : {1u, 2u, 3u, 4u, 6u}) {
     std::string other = bytes;
     std::string patch;
     ByteWriter(&patch).Put<uint32_t>(version);
