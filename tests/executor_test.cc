@@ -607,6 +607,26 @@ TEST_F(ExecutorTest, ServeAloneLoadsTheLocalClusterAndJobsRun) {
     EXPECT_EQ(nodes.body["items"][0]["accelerator"], "trn1") << nodes.raw;
   }
   EXPECT_TRUE(fs::exists(dir_ / "data" / "local-cluster.toml"));
+  {
+    // The file names no policy: the journal records the one it resolved to, so a later
+    // default cannot change how a replay schedules.
+    auto store = journal::OpenJournalStore((dir_ / "data" / "atrium.db").string(),
+                                           journal::OpenMode::kReadOnly);
+    ASSERT_TRUE(store.ok()) << store.error().ToString();
+    int loads = 0;
+    ASSERT_TRUE((*store)
+                    ->Scan(0,
+                           [&](const journal::StoredEntry& entry) {
+                             if (entry.payload.find("cluster_load") != std::string::npos) {
+                               ++loads;
+                               EXPECT_NE(entry.payload.find(R"("policy":"backfill")"),
+                                         std::string::npos);
+                             }
+                             return OkStatus();
+                           })
+                    .ok());
+    EXPECT_EQ(loads, 1);
+  }
   FundGrant(/*load_cluster=*/false);
   const std::string job =
       Submit({"sh", "-c", "echo chips=$ATRIUM_CHIPS cores=$NEURON_RT_VISIBLE_CORES"}, 60, 2);

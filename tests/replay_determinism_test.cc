@@ -224,8 +224,19 @@ class Generator {
     if (kind < 17) {
       const char* ops[] = {"call_open", "call_close", "call_assign", "decision_draft",
                            "decision_commit"};
-      return {
-          {"op", ops[Uniform(0, 4)]}, {"actor", Admin()}, {"program", "p1"}, {"call", Pick(calls)}};
+      const std::string call = Pick(calls);
+      if (program.grants().size() >= 3 || Chance(0.5)) {
+        return {{"op", ops[Uniform(0, 4)]}, {"actor", Admin()}, {"program", "p1"}, {"call", call}};
+      }
+      // Fewer than three grants: half of these follow the call's life in order, so every
+      // seed reaches committed decisions, grants and jobs.
+      size_t& step = steps_[call];
+      // A call stays open until it has a few proposals; a draft waits for a review.
+      if (step == 1 && ProposalsIn(program, call) < 8) step = 0;
+      if (step == 3 && program.reviews().empty()) step = 2;
+      const char* op = ops[step];
+      step = (step + 1) % 5;
+      return {{"op", op}, {"actor", Admin()}, {"program", "p1"}, {"call", call}};
     }
     if (kind < 27) {
       const std::string call = Pick(calls);
@@ -354,6 +365,14 @@ class Generator {
   int64_t tokens_ = 0;
   uint64_t next_key_ = 0;
   std::vector<json> retryable_;
+  std::map<std::string, size_t> steps_;  // each call's next op while grants are few
+  static size_t ProposalsIn(const program::ProgramState& program, const std::string& call) {
+    size_t count = 0;
+    for (const auto& [id, proposal] : program.proposals()) {
+      if (proposal.input.call == call) ++count;
+    }
+    return count;
+  }
 };
 
 uint64_t EnvOr(const char* name, uint64_t fallback) {

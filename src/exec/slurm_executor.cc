@@ -173,6 +173,7 @@ Result<std::vector<SlurmJob>> ParseSqueueJson(std::string_view text) {
     job.end_s = integer("end_time");
     job.wait_status = integer("exit_code");
     job.nodes = text_of("nodes");
+    job.standard_output = text_of("standard_output");
     if (job.id <= 0 || job.state.empty()) {
       return MakeError(ErrorCode::kParseError, "squeue --json: a job without job_id or job_state");
     }
@@ -215,6 +216,13 @@ bool SlurmExecutor::ParseJobName(const std::string& name, std::string* job, uint
   *job = name.substr(prefix.size(), dash - prefix.size());
   *run = static_cast<uint32_t>(number);
   return true;
+}
+
+bool SlurmExecutor::Owns(const SlurmJob& listed, std::string* job, uint32_t* run) const {
+  if (!ParseJobName(listed.name, job, run)) return false;
+  // squeue --json reports the --output path as given; an older squeue that omits it
+  // leaves the name alone to decide.
+  return listed.standard_output.empty() || listed.standard_output == RunDir(*job) + "/stdout";
 }
 
 std::string SlurmExecutor::BatchScript(const std::vector<std::string>& argv) {
@@ -270,7 +278,7 @@ bool SlurmExecutor::Refresh() {
   for (SlurmJob& job : *jobs) {
     std::string id;
     uint32_t run = 0;
-    if (!ParseJobName(job.name, &id, &run)) continue;
+    if (!Owns(job, &id, &run)) continue;
     int64_t& newest = by_name_[job.name];
     newest = std::max(newest, job.id);
     listing_.emplace(job.id, std::move(job));

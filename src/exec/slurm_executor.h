@@ -68,8 +68,9 @@ struct SlurmJob {
   std::string state;  // PENDING, RUNNING, COMPLETED, FAILED, TIMEOUT, CANCELLED, NODE_FAIL ...
   int64_t start_s = 0;
   int64_t end_s = 0;
-  int64_t wait_status = 0;  // exit_code: the batch script's wait status
-  std::string nodes;        // Slurm's hostlist
+  int64_t wait_status = 0;      // exit_code: the batch script's wait status
+  std::string nodes;            // Slurm's hostlist
+  std::string standard_output;  // the path its output goes to ("" if squeue omits it)
 };
 // Parses `squeue --json` (Slurm 22.05, openapi v0.0.38's job list). kParseError if it is
 // not that.
@@ -93,6 +94,10 @@ class SlurmExecutor final : public Executor {
   // "atrium-J12-1"; and back (false if the name is not one of ours).
   std::string JobName(const std::string& job, uint32_t run) const;
   bool ParseJobName(const std::string& name, std::string* job, uint32_t* run) const;
+  // Whether a job squeue lists is one of this service's runs: its name parses and its
+  // output goes to this data directory's run directory (a second Atrium against the same
+  // Slurm, or anyone's job of the same name, is a stranger). Sets *job and *run.
+  bool Owns(const SlurmJob& listed, std::string* job, uint32_t* run) const;
 
  private:
   struct Active {

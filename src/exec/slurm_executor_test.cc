@@ -82,10 +82,32 @@ TEST(SlurmExecutorTest, JobNamesRoundTrip) {
   }
 }
 
+TEST(SlurmExecutorTest, OwnsOnlyRunsOfItsOwnDataDirectory) {
+  const SlurmExecutor slurm = Mapped();
+  std::string job;
+  uint32_t run = 0;
+  SlurmJob listed{.id = 5, .name = "atrium-J3-2", .state = "RUNNING"};
+  listed.standard_output = "/data/jobs/J3/stdout";
+  EXPECT_TRUE(slurm.Owns(listed, &job, &run));
+  EXPECT_EQ(job, "J3");
+  EXPECT_EQ(run, 2u);
+  // The same name from another data directory, or another job's directory.
+  listed.standard_output = "/other/data/jobs/J3/stdout";
+  EXPECT_FALSE(slurm.Owns(listed, &job, &run));
+  listed.standard_output = "/data/jobs/J4/stdout";
+  EXPECT_FALSE(slurm.Owns(listed, &job, &run));
+  // An squeue that does not report the path: the name decides.
+  listed.standard_output.clear();
+  EXPECT_TRUE(slurm.Owns(listed, &job, &run));
+  listed.name = "someone-J3-2";
+  EXPECT_FALSE(slurm.Owns(listed, &job, &run));
+}
+
 TEST(SlurmExecutorTest, ParsesSqueueJson) {
   const auto jobs = ParseSqueueJson(R"({"meta": {}, "errors": [], "jobs": [
     {"job_id": 1, "name": "atrium-J1-1", "job_state": "FAILED", "start_time": 100,
-     "end_time": 102, "exit_code": 768, "nodes": "sn3"},
+     "end_time": 102, "exit_code": 768, "nodes": "sn3",
+     "standard_output": "/data/jobs/J1/stdout"},
     {"job_id": 2, "name": "x", "job_state": "PENDING", "start_time": 0, "end_time": 0,
      "exit_code": 0, "nodes": ""}]})");
   ASSERT_TRUE(jobs.ok()) << jobs.error().ToString();
@@ -95,6 +117,8 @@ TEST(SlurmExecutorTest, ParsesSqueueJson) {
   EXPECT_EQ((*jobs)[0].wait_status, 768);  // exit 3
   EXPECT_EQ((*jobs)[0].end_s, 102);
   EXPECT_EQ((*jobs)[0].nodes, "sn3");
+  EXPECT_EQ((*jobs)[0].standard_output, "/data/jobs/J1/stdout");
+  EXPECT_EQ((*jobs)[1].standard_output, "");
   EXPECT_EQ(ParseSqueueJson("not json").code(), ErrorCode::kParseError);
   EXPECT_EQ(ParseSqueueJson(R"({"jobs": {}})").code(), ErrorCode::kParseError);
   EXPECT_EQ(ParseSqueueJson(R"({"jobs": [{"name": "x"}]})").code(), ErrorCode::kParseError);

@@ -25,11 +25,13 @@
 #include <nlohmann/json.hpp>
 
 #include "base/nesting.h"
+#include "cluster/config.h"
 #include "core/core.h"
 #include "journal/committer.h"
 #include "journal/journal.h"
 #include "journal/mutex.h"
 #include "journal/open.h"
+#include "sched/policy.h"
 #include "server/api.h"
 #include "server/clock.h"
 #include "server/exec_runner.h"
@@ -233,12 +235,28 @@ struct Server::Impl {
   // ---- commands --------------------------------------------------------------------
 
   Result<core::AppAnswer> Submit(const json& command) {
-    auto future = committer->Submit(
-        core::AppCommand{.now_us = clock_source->NowUs(), .json = command.dump()});
+    auto future = committer->Submit(core::AppCommand{.now_us = clock_source->NowUs(),
+                                                     .json = WithResolvedPolicy(command).dump()});
     Result<core::CommandResult> result = future.get();
     if (!result.ok()) return result.error();
     if (!result->app) return MakeError(ErrorCode::kInternal, "no answer");
     return std::move(*result->app);
+  }
+
+  // A `cluster_load` is journaled with the policy it resolves to (its field, else the
+  // cluster file's, else the default), so a replay under a later default still schedules
+  // as the service did.
+  static json WithResolvedPolicy(const json& command) {
+    if (command.value("op", "") != "cluster_load" || command.contains("policy") ||
+        !command.contains("toml") || !command.at("toml").is_string()) {
+      return command;
+    }
+    const auto policy =
+        cluster::ParseClusterPolicy(command.at("toml").get<std::string>(), "cluster");
+    if (!policy.ok()) return command;  // the core refuses the file with its own error
+    json resolved = command;
+    resolved["policy"] = policy->empty() ? std::string(sched::kDefaultPolicy) : *policy;
+    return resolved;
   }
 
   static json ActorJson(const core::Actor& actor) {
@@ -800,7 +818,10 @@ Status Server::Start() {
   ATRIUM_TRY(s.Bootstrap());
   // Before the clock ticks: runs that ended while the service was down are settled first.
   ::atrium::exec::LocalExecutorOptions local = s.options.local_executor;
-  local.jobs_dir = (std::filesystem::path(s.options.data_dir) / "jobs").string();
+  // Absolute: Slurm records the output paths as given, and the runner knows its own runs
+  // by them (SlurmExecutor::Owns).
+  local.jobs_dir =
+      (std::filesystem::absolute(s.options.data_dir) / "jobs").lexically_normal().string();
   s.exec = std::make_unique<ExecRunner>(*s.committer, s.clock_source, std::move(local));
   s.exec->Start();
   s.openapi = OpenApiDocument().dump();
