@@ -522,6 +522,42 @@ TEST_F(ExecutorTest, DeviceVariablesFollowThePlacement) {
   jobs_.clear();
 }
 
+// Datasets (docs/datasets.md): a run sees the datasets its grant may use as
+// ATRIUM_DATASET_<ID> and ATRIUM_DATASETS; a dataset it did not declare is not exposed.
+TEST_F(ExecutorTest, DeclaredDatasetsReachTheRun) {
+  StartService();
+  FundGrant();
+  for (const auto& [id, policy] : std::vector<std::pair<std::string, std::string>>{
+           {"weather", "open"}, {"genomes-1k", "approval"}, {"other", "open"}}) {
+    Ok(Post("/v1/programs/exec/datasets", admin_,
+            {{"dataset", id},
+             {"name", id},
+             {"size_bytes", 1},
+             {"location", "/data/" + id},
+             {"policy", policy}}));
+  }
+  Ok(Post("/v1/programs/exec/datasets/genomes-1k/requests", pi_,
+          {{"grant", "G-P1"}, {"reason", "variant calling"}}));
+  Ok(Post("/v1/programs/exec/dataset-requests/DR-1/decide", admin_,
+          {{"decision", "approve"}, {"reason", "ok"}}));
+  const std::string script =
+      "echo \"W=$ATRIUM_DATASET_WEATHER G=$ATRIUM_DATASET_GENOMES_1K O=$ATRIUM_DATASET_OTHER "
+      "L=$ATRIUM_DATASETS\"";
+  const Reply reply = Post("/v1/jobs", pi_,
+                           {{"program", "exec"},
+                            {"grant", "G-P1"},
+                            {"chips", 1},
+                            {"walltime_s", 60},
+                            {"argv", {"sh", "-c", script}},
+                            {"datasets", {"weather", "genomes-1k"}}});
+  ASSERT_EQ(reply.status, 201) << reply.raw;
+  const std::string job = reply.body.value("job", std::string());
+  jobs_.push_back(job);
+  EXPECT_EQ(WaitFor(job, Ended)["state"], "completed");
+  EXPECT_EQ(Logs(job, "stdout"), "W=/data/weather G=/data/genomes-1k O= L=genomes-1k,weather\n");
+  jobs_.clear();
+}
+
 TEST_F(ExecutorTest, KilledServiceRestartsAndSettlesEveryRunOnce) {
   StartService();
   FundGrant();

@@ -43,6 +43,14 @@ const std::vector<std::string> kOps = {"token_create",      "token_revoke",
                                        "job_submit",        "job_cancel",
                                        "job_finish",        "node_drain",
                                        "node_resume",       "tick"};
+// The dataset ops (docs/datasets.md, tests/transcripts/datasets.jsonl).
+const std::vector<std::string> kDatasetOps = {"dataset_add",
+                                              "dataset_access_request",
+                                              "dataset_access_decide",
+                                              "dataset_agreement_accept",
+                                              "dataset_access_revoke",
+                                              "storage_policy_set",
+                                              "storage_set"};
 const std::vector<std::string> kRoles = {"admin",   "officer",  "reviewer", "researcher",
                                          "student", "operator", "public"};
 
@@ -334,7 +342,9 @@ INSTANTIATE_TEST_SUITE_P(Files, TranscriptTest, testing::ValuesIn(TranscriptFile
 TEST(TranscriptCoverage, EveryOpSucceedsIsRefusedAndMeetsEveryRole) {
   std::vector<Seen> seen;
   for (const fs::path& file : TranscriptFiles()) Runner(file).Run(&seen);
-  for (const std::string& op : kOps) {
+  std::vector<std::string> ops = kOps;
+  ops.insert(ops.end(), kDatasetOps.begin(), kDatasetOps.end());
+  for (const std::string& op : ops) {
     ASSERT_NE(core::FindOp(op), nullptr) << op << " is no longer an op";
     bool ok = false;
     bool refused = false;

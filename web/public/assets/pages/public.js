@@ -133,6 +133,29 @@ async function governanceSection(report) {
     committed.length ? perCall : h('p', { class: 'muted' }, 'No committed decision yet: overrides are published with the decision.'));
 }
 
+// Datasets as allocatable resources (docs/datasets.md): the catalog with its access
+// policies, how many grants may use each dataset now, how many grants and jobs read it,
+// and the storage charged to grants in all.
+function datasetsSection(report) {
+  const datasets = report.datasets ?? { items: [], storage_charged: '0' };
+  const gib = (bytes) => (Number(bytes) / 2 ** 30).toFixed(Number(bytes) < 2 ** 30 ? 3 : 1);
+  return section('Datasets',
+    cards([
+      ['Datasets', String(datasets.items.length)],
+      ['Storage charged', credits(datasets.storage_charged)],
+    ]),
+    table('Catalog', [
+      ['Dataset', (d) => d.dataset],
+      ['Name', (d) => d.name],
+      ['Access', (d) => d.policy],
+      ['Licence', (d) => d.license],
+      ['Size (GiB)', (d) => gib(d.size_bytes), { num: true }],
+      ['Grants with access', (d) => d.grants_with_access, { num: true }],
+      ['Grants that used it', (d) => d.grants_used, { num: true }],
+      ['Jobs', (d) => d.jobs, { num: true }],
+    ], datasets.items, { empty: 'no dataset in the catalog yet' }));
+}
+
 export async function render() {
   if (!session.program) return h('p', {}, 'No program yet.');
   const [report, pages] = await Promise.all([api(programPath('/report')), fetchLogPages()]);
@@ -211,6 +234,7 @@ export async function render() {
       ['Overdue', String(report.obligations.overdue)],
       ['Grants frozen', String(report.obligations.grants_frozen)],
     ])),
+    datasetsSection(report),
     section('Decision log', verifyBox,
       table(`Latest entries (of ${entries.length})`, [
         ['#', (e) => e.seq, { num: true }],
