@@ -89,9 +89,11 @@ struct RunOutput {
 };
 
 RunOutput Simulate(const cluster::Cluster& cluster, sim::Workload workload,
-                   const std::string& policy, const std::string& dir) {
+                   const std::string& policy, const std::string& dir,
+                   std::vector<sim::BookingSpec> bookings = {}) {
   RunOutput out;
   sim::SimOptions options{.policy = policy, .pass_interval_s = 10};
+  options.bookings = std::move(bookings);
   options.scheduler.preempt_wait_s = 300;  // this short workload rarely starves anyone longer
   out.sim = std::make_unique<sim::Simulator>(cluster, options);
   auto writer = sim::OutputWriter::Open(dir);
@@ -222,6 +224,129 @@ TEST_P(SimulateTest, LedgerConservesCreditsAndChargesExactlyWhatRan) {
   EXPECT_EQ(ledger.FindAccount(sched::SchedulerConfig{}.revenue_account)->credits_posted.micro(),
             expected_total);
   EXPECT_EQ(sim::Summarize(*out.sim).credits_charged_micro, expected_total);
+}
+
+// Capacity reservations in the simulator (docs/reservations.md): seeded random bookings and
+// maintenance over a random workload, under every policy (preemption included). runs.csv
+// keeps the cluster's invariants (no node over-committed, gangs of whole nodes, no run
+// before its submission, a job's runs one after another), the ledger conserves credits
+// with no hold left open, and no run of anyone but a booking's owner touches its nodes
+// inside its window (maintenance: nobody's); the owners' runs there end by its end.
+TEST_P(SimulateTest, RandomRunsWithCapacityReservations) {
+  const cluster::Cluster cluster = Mixed();
+  int64_t owner_runs_total = 0;
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    auto workload = *sim::GenerateSynthetic(
+        cluster, {.jobs = 500, .load = 1.2, .seed = seed, .grants = 6, .duration_median_s = 900});
+    std::vector<std::string> grants;
+    for (const sched::JobSpec& job : workload.jobs) {
+      if (std::find(grants.begin(), grants.end(), job.grant) == grants.end()) {
+        grants.push_back(job.grant);
+      }
+    }
+    const int64_t horizon_s = workload.jobs.back().submit_s;
+    std::mt19937_64 rng(seed);
+    const auto pick = [&](int64_t low, int64_t high) {
+      return std::uniform_int_distribution<int64_t>(low, high)(rng);
+    };
+    std::vector<sim::BookingSpec> bookings;
+    for (int count = 0; count < 25; ++count) {
+      sim::BookingSpec spec;
+      spec.booked_at_s = pick(0, horizon_s);
+      spec.request.start_s = spec.booked_at_s + pick(0, 4 * 3600);
+      spec.request.end_s = spec.request.start_s + pick(600, 3 * 3600);
+      spec.request.grant =
+          pick(0, 4) == 0
+              ? ""
+              : grants[static_cast<size_t>(pick(0, static_cast<int64_t>(grants.size()) - 1))];
+      spec.request.accelerator = pick(0, 5) == 0 ? "h100" : "trn1";
+      spec.request.nodes = pick(1, 3);
+      spec.request.one_group = pick(0, 1) == 1;
+      bookings.push_back(std::move(spec));
+    }
+    std::string dir =
+        ::testing::TempDir() + "/atrium_book_" + std::to_string(seed) + "_" + GetParam();
+    std::replace(dir.begin(), dir.end(), '+', '_');
+    RunOutput out = Simulate(cluster, std::move(workload), GetParam(), dir, bookings);
+    const sched::Scheduler& sched = out.sim->scheduler();
+    ASSERT_GT(sched.bookings().size(), 10u);
+    std::map<std::string, Row> jobs;
+    for (const Row& job : out.jobs) jobs[job.at("job_id")] = job;
+    std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> per_node;  // (time, +-chips)
+    std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> per_job;
+    int64_t owner_runs_inside = 0;
+    for (const Row& run : out.runs) {
+      const Row& job = jobs.at(run.at("job_id"));
+      const int64_t start_s = std::stoll(run.at("start_s"));
+      const int64_t end_s = std::stoll(run.at("end_s"));
+      const int64_t chips = std::stoll(job.at("chips"));
+      ASSERT_LE(start_s, end_s);
+      ASSERT_GE(start_s, std::stoll(job.at("submit_s")));
+      int64_t placed = 0;
+      for (const auto& [node_name, node_chips] : ParsePlacement(run.at("placement"))) {
+        const auto node = cluster.FindNode(node_name);
+        ASSERT_TRUE(node.has_value()) << node_name;
+        const int node_size = cluster.pools()[cluster.nodes()[*node].pool].chips_per_node;
+        if (chips >= node_size) {
+          ASSERT_EQ(node_chips, node_size);
+        }
+        placed += node_chips;
+        per_node[node_name].emplace_back(start_s, node_chips);
+        per_node[node_name].emplace_back(end_s, -node_chips);
+        for (const sched::CapacityBooking& booking : sched.bookings()) {
+          if (booking.state == sched::BookingState::kCancelled ||
+              std::find(booking.nodes.begin(), booking.nodes.end(), *node) == booking.nodes.end()) {
+            continue;
+          }
+          const int64_t window_end = booking.closed_at_s >= 0 ? booking.closed_at_s : booking.end_s;
+          if (start_s >= window_end || booking.start_s >= end_s) continue;
+          const bool owner =
+              booking.grant >= 0 &&
+              sched.grants()[static_cast<size_t>(booking.grant)].name == job.at("grant");
+          ASSERT_TRUE(owner && start_s >= booking.start_s && end_s <= booking.end_s)
+              << "run of " << run.at("job_id") << " [" << start_s << ", " << end_s << ") on "
+              << node_name << " inside booking " << booking.id << " [" << booking.start_s << ", "
+              << booking.end_s << ")";
+          ++owner_runs_inside;
+        }
+      }
+      ASSERT_EQ(placed, chips) << run.at("job_id");
+      per_job[run.at("job_id")].emplace_back(start_s, end_s);
+    }
+    for (auto& [node_name, changes] : per_node) {
+      std::sort(changes.begin(), changes.end());  // at one time, ends (negative) first
+      const int node_size =
+          cluster.pools()[cluster.nodes()[*cluster.FindNode(node_name)].pool].chips_per_node;
+      int64_t held = 0;
+      for (const auto& [time_s, delta] : changes) {
+        held += delta;
+        ASSERT_LE(held, node_size) << node_name << " over-committed at " << time_s;
+        ASSERT_GE(held, 0);
+      }
+    }
+    for (auto& [job_id, runs] : per_job) {
+      std::sort(runs.begin(), runs.end());
+      for (size_t idx = 1; idx < runs.size(); ++idx) {
+        ASSERT_LE(runs[idx - 1].second, runs[idx].first) << job_id;
+      }
+    }
+    // The ledger: conserved, every booking's hold posted at its start, none left open.
+    const ledger::Ledger& ledger = out.sim->ledger();
+    ASSERT_TRUE(ledger.Verify().ok());
+    ledger.ForEachAccount([&](const ledger::Account& account) {
+      EXPECT_TRUE(account.debits_pending.is_zero()) << "a hold was left open";
+    });
+    for (const sched::CapacityBooking& booking : sched.bookings()) {
+      EXPECT_EQ(booking.state, sched::BookingState::kEnded) << booking.id;
+      EXPECT_EQ(booking.charged, booking.price) << booking.id;
+    }
+    const sim::Summary summary = sim::Summarize(*out.sim);
+    ASSERT_TRUE(summary.capacity_reservations.is_object());
+    EXPECT_EQ(summary.capacity_reservations["made"], static_cast<int64_t>(sched.bookings().size()));
+    owner_runs_total += owner_runs_inside;
+  }
+  EXPECT_GT(owner_runs_total, 0) << "no owner ran inside a booking: the test checks nothing";
 }
 
 INSTANTIATE_TEST_SUITE_P(Policies, SimulateTest,

@@ -7,8 +7,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,8 @@ struct SimulateArgs {
   bool no_progress = false;
   std::string synthetic_mix = "default";
   int reservations = -1;
+  std::string capacity_reservations;  // a bookings CSV (sim/bookings.h)
+  std::vector<sim::BookingSpec> bookings;
   int64_t backfill_test_max = -1;
   int64_t queue_depth_max = -1;
 };
@@ -133,6 +137,7 @@ sim::Summary RunOne(const SimulateArgs& args, const cluster::Cluster& cluster,
                                      .pass_interval_s = args.pass_interval_s,
                                      .scheduler = config,
                                      .reservations = args.reservations,
+                                     .bookings = args.bookings,
                                      .progress = ProgressBar(!args.no_progress, policy)});
   if (Status ran = simulator.Run(std::move(workload), grants, writer.get()); !ran.ok()) {
     Fail(ran.error());
@@ -163,7 +168,8 @@ void PrintTable(const std::vector<sim::Summary>& summaries) {
   }
 }
 
-void RunSimulate(const SimulateArgs& args) {
+void RunSimulate(const SimulateArgs& given) {
+  SimulateArgs args = given;
   if (args.trace.empty() == (args.synthetic < 0)) {
     Fail(MakeError(ErrorCode::kInvalidArgument, "give exactly one of --trace and --synthetic"));
   }
@@ -176,6 +182,16 @@ void RunSimulate(const SimulateArgs& args) {
   std::vector<std::string> policies = {args.policy};
   if (!args.compare.empty()) policies = SplitList(args.compare);
   for (const std::string& policy : policies) (void)OrFail(sched::MakePolicy(policy));
+  if (!args.capacity_reservations.empty()) {
+    std::ifstream in(args.capacity_reservations, std::ios::binary);
+    if (!in) {
+      Fail(MakeError(ErrorCode::kIoError, "cannot read " + args.capacity_reservations,
+                     "capacity_reservations"));
+    }
+    std::stringstream text;
+    text << in.rdbuf();
+    args.bookings = OrFail(sim::ParseBookingsCsv(text.str()));
+  }
   const sim::Workload workload = LoadWorkload(args, cluster);
   if (!args.export_trace.empty()) {
     if (Status written = sim::WriteTraceFile(workload, args.export_trace); !written.ok()) {
@@ -221,6 +237,9 @@ void RegisterSimulateCommands(CLI::App& app) {
       "Seconds of virtual time between scheduling passes (default 10; 0 = every event)");
   cmd->add_option("--synthetic-mix", args->synthetic_mix,
                   "default, or long-queue (bursts above full load, mostly single chips)");
+  cmd->add_option("--capacity-reservations,--bookings", args->capacity_reservations,
+                  "Capacity reservations to book during the run: CSV grant,accelerator,nodes,"
+                  "chips,start_s,end_s,booked_at_s,one_group (docs/reservations.md)");
   cmd->add_option("--reservations", args->reservations,
                   "Reservations per pool for backfill policies (default: the policy's; 1 = EASY)");
   cmd->add_option("--backfill-test-max", args->backfill_test_max,

@@ -418,6 +418,16 @@ Result<ProgramDefinition> ParseProgramToml(std::string_view text, std::optional<
       if (value < 0 || value > max) b.Fail(key, "must be within 0.." + std::to_string(max));
       return value;
     };
+    // A misspelt limit must not pass silently as no limit.
+    for (const auto& [key, node] : *reservations) {
+      const std::string name(key.str());
+      if (name != "max_chips" && name != "max_hours" && name != "max_ahead_days" &&
+          name != "max_share_bp" && name != "cancel_fee_bp") {
+        b.Fail(name,
+               "is not a limit (max_chips, max_hours, max_ahead_days, max_share_bp, "
+               "cancel_fee_bp)");
+      }
+    }
     rules.max_chips = bounded("max_chips", 0, 1'000'000'000);
     rules.max_hours = bounded("max_hours", 0, 24 * 3660);
     rules.max_ahead_days = bounded("max_ahead_days", 0, 3660);

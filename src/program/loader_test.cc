@@ -30,6 +30,30 @@ TEST(LoaderTest, ErrorsNameTheField) {
   EXPECT_EQ(percent.error().field, "program.fairness_floor[0].share_percent");
 }
 
+// Capacity reservations (docs/reservations.md): opt-in, bounded, unknown keys refused.
+TEST(LoaderTest, ReservationLimits) {
+  const std::string base = "[program]\nid='x'\ntotal_budget=5\n";
+  Result<ProgramDefinition> none = ParseProgramToml(base);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->reservations.enabled);
+  Result<ProgramDefinition> some = ParseProgramToml(
+      base + "[program.reservations]\nmax_chips=64\nmax_hours=48\ncancel_fee_bp=500\n");
+  ASSERT_TRUE(some.ok()) << some.error().message;
+  EXPECT_TRUE(some->reservations.enabled);
+  EXPECT_EQ(some->reservations.max_chips, 64);
+  EXPECT_EQ(some->reservations.max_hours, 48);
+  EXPECT_EQ(some->reservations.max_ahead_days, 0);
+  EXPECT_EQ(some->reservations.max_share_bp, 10'000);
+  EXPECT_EQ(some->reservations.cancel_fee_bp, 500);
+  for (const char* bad : {"max_share_bp=10001", "cancel_fee_bp=-1", "max_hours='x'"}) {
+    Result<ProgramDefinition> refused =
+        ParseProgramToml(base + "[program.reservations]\n" + bad + "\n");
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_EQ(refused.error().field.rfind("program.reservations.", 0), 0u) << refused.error().field;
+  }
+  EXPECT_FALSE(ParseProgramToml(base + "[program.reservations]\nmax_nodes=4\n").ok());
+}
+
 TEST(LoaderTest, ReadsPeopleAndProposals) {
   Result<PeopleFile> people = ParsePeopleToml(R"(
 [[institution]]

@@ -464,13 +464,16 @@ void Scheduler::OwnerPhase(uint32_t pool_index, int64_t now_s, PassResult* resul
     const auto owner = static_cast<uint32_t>(booking.grant);
     const int64_t room_s = booking.end_s - now_s;
     // The owner's waiting jobs of the pool that end by the window's end, best first.
+    // Bounded by the jobs looked at, not only those taken: under FIFO the owner's jobs
+    // are found among everyone's.
     std::vector<QueueKey> candidates;
+    size_t scanned = 0;
     for (const uint32_t class_index : pools_[pool_index].classes) {
       const ShapeClass& shape_class = classes_[class_index];
       if (!booking_index_[index]->CanFit(shape_class.shape)) continue;
       const auto take = [&](const absl::btree_set<AgeKey>& jobs) {
         for (const auto& [submit_s, id] : jobs) {
-          if (candidates.size() >= config_.booking_scan_max) return;
+          if (++scanned > config_.booking_scan_max) return;
           const Job& job = jobs_[id];
           if (job.grant == owner && RunLimitOf(job) <= room_s) candidates.push_back(KeyOf(id));
         }

@@ -208,6 +208,117 @@ TEST_F(ServerConcurrencyTest, ReadsWritesTokensLimiterMetricsAndClockAtOnce) {
   EXPECT_TRUE(service.server().stopping());
 }
 
+// Capacity reservations over HTTP (docs/reservations.md): each new route's roles and bad
+// input, refused with its code and status; the public sees only anonymous busy windows.
+TEST_F(ServerConcurrencyTest, ReservationRoutesCheckRolesAndInput) {
+  InProcessServer service(dir_);
+  ASSERT_TRUE(service.Start());
+  httplib::Client client("http://127.0.0.1:" + std::to_string(service.port()));
+  const std::string admin = service.admin_token();
+  const auto token = [&](const std::string& role, const std::string& person) {
+    json body = {{"role", role}};
+    if (!person.empty()) body["person"] = person;
+    return Call(client, "POST", "/v1/tokens", admin, body).body.value("token", "");
+  };
+  const std::string operator_token = token("operator", "");
+  const std::string researcher = token("researcher", kPerson);
+  const std::string reviewer = token("reviewer", kPerson);
+  constexpr int64_t kStart = 4'000'000'000;  // 2096: after the manual clock's now
+  const json maintenance = {
+      {"node_count", 1}, {"start_s", kStart}, {"end_s", kStart + 3600}, {"reason", "firmware"}};
+  // No cluster yet.
+  EXPECT_EQ(Call(client, "POST", "/v1/cluster/maintenance", operator_token, maintenance).status,
+            409);
+  ASSERT_EQ(Call(client, "POST", "/v1/cluster", admin, {{"toml", R"(name = "c"
+default_accelerator = "trn1"
+[accelerators.trn1]
+price_per_chip_hour = "1"
+[node_types.trn]
+accelerator = "trn1"
+chips = 16
+[[pools]]
+name = "trn"
+node_type = "trn"
+nodes = 4
+nodes_per_group = 2
+groups_per_block = 2
+[partitions.research]
+classes = ["research", "preemptible", "education"]
+)"}}).status,
+            201);
+  // Roles.
+  EXPECT_EQ(Call(client, "POST", "/v1/cluster/maintenance", researcher, maintenance).status, 403);
+  EXPECT_EQ(Call(client, "POST", "/v1/cluster/maintenance", "", maintenance).status, 401);
+  EXPECT_EQ(Call(client, "POST", "/v1/programs/p/grants/g/reservations", reviewer,
+                 {{"nodes", 1}, {"start_s", kStart}, {"end_s", kStart + 60}})
+                .status,
+            403);
+  EXPECT_EQ(Call(client, "GET", "/v1/reservations/R1", "").status, 401);
+  // Bad input: refused with its code, nothing booked.
+  const auto refused = [&](const Answer& answer, int status, const std::string& code) {
+    EXPECT_EQ(answer.status, status) << answer.body.dump();
+    EXPECT_EQ(answer.body["error"]["code"], code) << answer.body.dump();
+  };
+  json bad = maintenance;
+  bad["start_s"] = "soon";
+  refused(Call(client, "POST", "/v1/cluster/maintenance", operator_token, bad), 422,
+          "invalid_argument");
+  bad = maintenance;
+  bad["start_s"] = -5;
+  refused(Call(client, "POST", "/v1/cluster/maintenance", operator_token, bad), 422,
+          "out_of_range");
+  bad = maintenance;
+  bad["wizard"] = true;
+  refused(Call(client, "POST", "/v1/cluster/maintenance", operator_token, bad), 422,
+          "unknown_field");
+  bad = maintenance;
+  bad.erase("end_s");
+  refused(Call(client, "POST", "/v1/cluster/maintenance", operator_token, bad), 422,
+          "invalid_argument");
+  bad = maintenance;
+  bad["end_s"] = kStart;
+  refused(Call(client, "POST", "/v1/cluster/maintenance", operator_token, bad), 422,
+          "invalid_argument");
+  bad = maintenance;
+  bad["nodes"] = {"no-such-node"};
+  bad.erase("node_count");
+  refused(Call(client, "POST", "/v1/cluster/maintenance", operator_token, bad), 404, "not_found");
+  bad = maintenance;
+  bad["node_count"] = 5;
+  refused(Call(client, "POST", "/v1/cluster/maintenance", operator_token, bad), 409, "no_capacity");
+  refused(Call(client, "POST", "/v1/programs/p/grants/g/reservations", researcher,
+               {{"nodes", 1}, {"start_s", kStart}, {"end_s", kStart + 60}}),
+          404, "not_found");
+  refused(Call(client, "POST", "/v1/cluster/maintenance/R1/cancel", operator_token), 404,
+          "not_found");
+  refused(Call(client, "GET", "/v1/reservations/R1", operator_token), 404, "not_found");
+  refused(Call(client, "GET", "/v1/reservations?state=soon", operator_token), 422,
+          "invalid_argument");
+  refused(Call(client, "GET", "/v1/reservations/a%20b", operator_token), 400, "invalid_path");
+  // A good one: in full for operators, anonymous for the public, hidden from researchers'
+  // direct reads.
+  const Answer booked =
+      Call(client, "POST", "/v1/cluster/maintenance", operator_token, maintenance);
+  ASSERT_EQ(booked.status, 201) << booked.body.dump();
+  EXPECT_EQ(booked.body["reservation"], "R1");
+  const Answer full = Call(client, "GET", "/v1/reservations/R1", operator_token);
+  ASSERT_EQ(full.status, 200);
+  EXPECT_EQ(full.body["note"], "firmware");
+  EXPECT_EQ(full.body["nodes"].size(), 1u);
+  const Answer calendar = Call(client, "GET", "/v1/reservations", "");
+  ASSERT_EQ(calendar.status, 200);
+  ASSERT_EQ(calendar.body["items"].size(), 1u);
+  EXPECT_EQ(calendar.body["items"][0]["kind"], "maintenance");
+  EXPECT_FALSE(calendar.body["items"][0].contains("nodes"));
+  EXPECT_FALSE(calendar.body["items"][0].contains("note"));
+  EXPECT_EQ(Call(client, "GET", "/v1/reservations/R1", researcher).status, 404);
+  EXPECT_EQ(Call(client, "POST", "/v1/cluster/maintenance/R1/cancel", operator_token).status, 200);
+  refused(Call(client, "POST", "/v1/cluster/maintenance/R1/cancel", operator_token), 409,
+          "invalid_state");
+  EXPECT_EQ(Call(client, "GET", "/v1/reservations", "").body["items"].size(), 0u);
+  service.Stop();
+}
+
 // Issue 14: a 500 says "see the service log", so the log must hold it: one JSON line per
 // event, with the request id the answer carries in X-Request-Id, the cause (never sent to
 // the client), also when the handler throws and when the access log is off.

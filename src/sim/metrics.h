@@ -50,6 +50,9 @@ struct Summary {
   int64_t reservations_made = 0;
   double sim_wall_s = 0;
   double peak_rss_mb = 0;
+  // Capacity reservations (Simulator): made, refused by code, chip-hours booked, used by
+  // their owners inside the windows and lent to others before them; null when none.
+  nlohmann::json capacity_reservations;
 
   nlohmann::json ToJson() const;
 };

@@ -14,6 +14,7 @@ namespace {
 // Event kinds in the order they apply at one time: ends free chips before submissions
 // and passes look at them.
 enum class EventKind : uint8_t { kComplete = 0, kWalltime = 1, kPreempt = 2, kPass = 3 };
+// Bookings are made after the ends and before the submissions of their time.
 
 struct Event {
   int64_t time_s;
@@ -66,6 +67,24 @@ Status Simulator::OpenGrants(const Workload& workload, const std::vector<GrantSp
     const auto total = doubled.ok() ? entry->second.CheckedAdd(*doubled) : doubled;
     if (total.ok()) entry->second = *total;
   }
+  // And the bookings' prices (a booking refused for credits would not show its cost).
+  for (const BookingSpec& booking : options_.bookings) {
+    const auto found = need.find(booking.request.grant);
+    if (found == need.end()) continue;
+    const auto shape = cluster_->Shape(booking.request.accelerator, 1);
+    if (!shape.ok()) continue;
+    const cluster::Pool& pool = cluster_->pools()[shape->pool];
+    const int64_t nodes =
+        booking.request.nodes > 0
+            ? booking.request.nodes
+            : (booking.request.chips + pool.chips_per_node - 1) / pool.chips_per_node;
+    const auto cost =
+        UsageCost(nodes * pool.chips_per_node, booking.request.end_s - booking.request.start_s,
+                  cluster_->accelerators()[pool.accelerator].price_per_chip_hour);
+    if (!cost.ok() || booking.request.end_s <= booking.request.start_s) continue;
+    const auto total = found->second.CheckedAdd(*cost);
+    if (total.ok()) found->second = *total;
+  }
   for (const std::string& name : order) {
     const Credits credits = *need[name].CheckedAdd(Credits::FromWhole(1));
     auto added = scheduler_->AddGrant(name, credits, 1.0, cluster::JobClass::kResearch, 0);
@@ -99,6 +118,11 @@ Status Simulator::Run(Workload workload, const std::vector<GrantSpec>* grants,
   }
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events;
   size_t next_submit = 0;
+  std::vector<BookingSpec> bookings = options_.bookings;
+  std::stable_sort(bookings.begin(), bookings.end(), [](const auto& left, const auto& right) {
+    return left.booked_at_s < right.booked_at_s;
+  });
+  size_t next_booking = 0;
   int64_t last_pass_s = INT64_MIN;
   int64_t pass_queued_s = -1;
   bool dirty = false;
@@ -147,6 +171,9 @@ Status Simulator::Run(Workload workload, const std::vector<GrantSpec>* grants,
     int64_t now_s = INT64_MAX;
     if (!events.empty()) now_s = events.top().time_s;
     if (next_submit < jobs.size()) now_s = std::min(now_s, jobs[next_submit].submit_s);
+    if (next_booking < bookings.size()) {
+      now_s = std::min(now_s, bookings[next_booking].booked_at_s);
+    }
     if (now_s == INT64_MAX) break;
     bool pass_due = false;
     while (!events.empty() && events.top().time_s == now_s) {
@@ -167,6 +194,20 @@ Status Simulator::Run(Workload workload, const std::vector<GrantSpec>* grants,
                event.kind == EventKind::kComplete ? sched::RunEnd::kCompleted
                                                   : sched::RunEnd::kWalltime);
       }
+    }
+    while (next_booking < bookings.size() && bookings[next_booking].booked_at_s <= now_s) {
+      const BookingSpec& spec = bookings[next_booking++];
+      auto booked = sched.Book("R" + std::to_string(next_booking), spec.request, now_s);
+      if (!booked.ok()) {
+        ++booking_refusals_[std::string(ToString(booked.error().code))];
+        continue;
+      }
+      // Passes at the window's start and end: the nodes change hands then.
+      const sched::CapacityBooking& made = sched.bookings()[*booked];
+      for (const int64_t at_s : {made.start_s, made.end_s}) {
+        if (at_s > now_s) events.push({at_s, EventKind::kPass, 0, 0});
+      }
+      dirty = true;
     }
     while (next_submit < jobs.size() && jobs[next_submit].submit_s == now_s) {
       sched::JobSpec& spec = jobs[next_submit++];

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "cluster/cluster.h"
 #include "ledger/ledger.h"
 #include "sched/scheduler.h"
+#include "sim/bookings.h"
 #include "sim/workload.h"
 
 namespace atrium::sim {
@@ -36,6 +38,8 @@ struct SimOptions {
   // Reservations per pool for the backfilling policies; -1 = the policy's own (1 for
   // backfill and fairshare: EASY).
   int reservations = -1;
+  // Capacity reservations made during the run, each at its booked_at_s (sim/bookings.h).
+  std::vector<BookingSpec> bookings;
   // Called now and then with the fraction of jobs done (for a progress bar).
   std::function<void(double)> progress;
 };
@@ -83,6 +87,8 @@ class Simulator {
     int64_t chips = 0;
   };
   const Asked* AskedOf(sched::JobId job) const;
+  // Bookings the scheduler refused, by error code.
+  const std::map<std::string, int64_t>& booking_refusals() const { return booking_refusals_; }
 
  private:
   Status OpenGrants(const Workload& workload, const std::vector<GrantSpec>* grants);
@@ -93,6 +99,7 @@ class Simulator {
   std::unique_ptr<sched::Scheduler> scheduler_;
   std::vector<std::pair<sched::JobId, Asked>> asked_;  // sorted by job
   int64_t passes_ = 0;
+  std::map<std::string, int64_t> booking_refusals_;
   double idle_fit_chip_s_ = 0;
   int64_t oldest_fit_skipped_passes_ = 0;
   int64_t window_start_s_ = 0;
