@@ -234,7 +234,8 @@ TEST(OpTableTest, TheApiSurfaceIsTheTable) {
                                              "dataset_agreement_accept",
                                              "dataset_access_revoke",
                                              "storage_set",
-                                             "storage_policy_set"};
+                                             "storage_policy_set",
+                                             "dataset_update"};
   // clang-format on
   std::vector<std::string> names;
   for (const OpSpec& spec : Ops()) {
