@@ -44,13 +44,10 @@ const std::vector<std::string> kOps = {"token_create",      "token_revoke",
                                        "job_finish",        "node_drain",
                                        "node_resume",       "tick"};
 // The dataset ops (docs/datasets.md, tests/transcripts/datasets.jsonl).
-const std::vector<std::string> kDatasetOps = {"dataset_add",
-                                              "dataset_access_request",
-                                              "dataset_access_decide",
-                                              "dataset_agreement_accept",
-                                              "dataset_access_revoke",
-                                              "storage_policy_set",
-                                              "storage_set"};
+const std::vector<std::string> kDatasetOps = {"dataset_add",           "dataset_access_request",
+                                              "dataset_access_decide", "dataset_agreement_accept",
+                                              "dataset_access_revoke", "storage_policy_set",
+                                              "storage_set",           "dataset_update"};
 const std::vector<std::string> kRoles = {"admin",   "officer",  "reviewer", "researcher",
                                          "student", "operator", "public"};
 

@@ -59,6 +59,28 @@ Result<json> DatasetAdd(AppState& app, const OpRequest& request) {
   return json{{"dataset", id}, {"policy", program::ToString(policy)}};
 }
 
+Result<json> DatasetUpdate(AppState& app, const OpRequest& request) {
+  ATRIUM_ASSIGN_OR_RETURN(program::ProgramState * program, OpHandlers::Program(app, request));
+  ATRIUM_ASSIGN_OR_RETURN(const program::Dataset* dataset, NamedDataset(*program, request));
+  const OpArgs& args = request.args;
+  if (args.Has("agreement_version") && !IsStaff(request.actor)) {
+    return Forbidden("only program staff change the agreement of a restricted dataset");
+  }
+  program::DatasetChanges changes;
+  const auto take = [&](std::optional<std::string>& change, std::string_view name) {
+    if (args.Has(name)) change = args.Text(name);
+  };
+  take(changes.name, "name");
+  take(changes.description, "description");
+  take(changes.license, "license");
+  take(changes.location, "location");
+  take(changes.agreement_version, "agreement_version");
+  const std::string id = dataset->id;
+  ATRIUM_TRY(program->UpdateDataset(id, std::move(changes), request.now_us));
+  const program::Dataset& updated = program->dataset_book().datasets.at(id);
+  return json{{"dataset", id}, {"agreement_version", updated.agreement_version}};
+}
+
 Result<json> AccessRequestOp(AppState& app, const OpRequest& request) {
   ATRIUM_ASSIGN_OR_RETURN(program::ProgramState * program, OpHandlers::Program(app, request));
   ATRIUM_ASSIGN_OR_RETURN(const program::Dataset* dataset, NamedDataset(*program, request));
@@ -259,6 +281,23 @@ std::vector<OpSpec> OpHandlers::DatasetTable() {
       .handler = &StoragePolicySet,
       .cli_group = "storage",
       .cli_name = "policy"});
+  ops.push_back(OpSpec{
+      .name = "dataset_update",
+      .summary = "Change a dataset's name, description, licence, location or (staff, restricted "
+                 "datasets) agreement version; its PIs accept a new version again",
+      .roles = kStaff | kSteward,
+      .fields = {ProgramField(), IdField("dataset", true), TextField("name", 200, false),
+                 TextField("description", kTextMax, false),
+                 TextField("license", 64, false, "SPDX id or licence name"),
+                 TextField("location", 2000, false, "the path or URL executors expose to jobs"),
+                 TextField("agreement_version", 64, false,
+                           "restricted only: a new version of the data use agreement")},
+      .result = {{"dataset", "id", ""}, {"agreement_version", "string", ""}},
+      .route = {.method = "POST", .path = "/v1/programs/{program}/datasets/{dataset}"},
+      .handler = &DatasetUpdate,
+      .cli_group = "dataset",
+      .cli_name = "update",
+      .cli_positional = {"dataset"}});
   return ops;
 }
 

@@ -228,6 +228,10 @@ TEST(OpTableTest, TheApiSurfaceIsTheTable) {
                                              "usage_record",
                                              "obligation_submit",
                                              "obligation_review",
+                                             "reservation_book",
+                                             "reservation_cancel",
+                                             "maintenance_book",
+                                             "maintenance_cancel",
                                              "training_add",
                                              "training_enrol",
                                              "training_complete",
@@ -239,10 +243,7 @@ TEST(OpTableTest, TheApiSurfaceIsTheTable) {
                                              "dataset_access_revoke",
                                              "storage_set",
                                              "storage_policy_set",
-                                             "reservation_book",
-                                             "reservation_cancel",
-                                             "maintenance_book",
-                                             "maintenance_cancel"};
+                                             "dataset_update"};
   // clang-format on
   std::vector<std::string> names;
   for (const OpSpec& spec : Ops()) {

@@ -98,6 +98,53 @@ Status ProgramState::AddDataset(Dataset dataset, int64_t now_us) {
   return OkStatus();
 }
 
+Status ProgramState::UpdateDataset(const std::string& dataset_id, DatasetChanges changes,
+                                   int64_t now_us) {
+  const auto found = datasets_.datasets.find(dataset_id);
+  if (found == datasets_.datasets.end()) {
+    return Refuse(ErrorCode::kNotFound, "no dataset " + dataset_id, "dataset");
+  }
+  Dataset& dataset = found->second;
+  if (changes.name && changes.name->empty()) {
+    return Refuse(ErrorCode::kInvalidArgument, "name is empty", "name");
+  }
+  if (changes.location && changes.location->empty()) {
+    return Refuse(ErrorCode::kInvalidArgument, "location is empty", "location");
+  }
+  if (changes.agreement_version) {
+    if (dataset.policy != DatasetPolicy::kRestricted) {
+      return Refuse(ErrorCode::kInvalidArgument, "only restricted datasets have an agreement",
+                    "agreement_version");
+    }
+    if (changes.agreement_version->empty() ||
+        *changes.agreement_version == dataset.agreement_version) {
+      return Refuse(ErrorCode::kInvalidArgument, "give a new agreement version",
+                    "agreement_version");
+    }
+  }
+  json changed = json::array();
+  const auto apply = [&](std::optional<std::string>& change, std::string& field, const char* name) {
+    if (!change || *change == field) return;
+    field = std::move(*change);
+    changed.push_back(name);
+  };
+  apply(changes.name, dataset.name, "name");
+  apply(changes.description, dataset.description, "description");
+  apply(changes.license, dataset.license, "license");
+  apply(changes.location, dataset.location, "location");
+  apply(changes.agreement_version, dataset.agreement_version, "agreement_version");
+  if (changed.empty()) {
+    return Refuse(ErrorCode::kInvalidArgument, "nothing to change", "dataset");
+  }
+  log_.Append(now_us, "dataset_updated",
+              {{"dataset", dataset_id},
+               {"changed", changed},
+               {"name", dataset.name},
+               {"license", dataset.license},
+               {"agreement_version", dataset.agreement_version}});
+  return OkStatus();
+}
+
 Result<std::string> ProgramState::RequestDatasetAccess(const std::string& dataset_id,
                                                        const std::string& grant_id,
                                                        std::string requested_by, std::string reason,

@@ -32,6 +32,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -59,6 +60,16 @@ struct Dataset {
   // Restricted datasets: the version of the data use agreement a grant's PI accepts.
   std::string agreement_version;
   int64_t added_us = 0;
+};
+
+// What dataset_update changes: the fields given (the id and the policy never change).
+struct DatasetChanges {
+  std::optional<std::string> name;
+  std::optional<std::string> description;
+  std::optional<std::string> license;
+  std::optional<std::string> location;
+  // Restricted datasets: a new version; every grant's PI accepts it again.
+  std::optional<std::string> agreement_version;
 };
 
 // A grant's request to use a dataset, and its decision.

@@ -219,6 +219,37 @@ TEST_F(DatasetsTest, RestrictedNeedsNamingAndTheCurrentAgreement) {
   EXPECT_EQ(Use("G-A", "ehr"), ErrorCode::kDatasetAccessDenied);
 }
 
+TEST_F(DatasetsTest, ANewAgreementVersionIsAcceptedAgain) {
+  ASSERT_TRUE(Add("ehr", DatasetPolicy::kRestricted, "v1").ok());
+  ASSERT_TRUE(Add("weather", DatasetPolicy::kOpen).ok());
+  auto request = state().RequestDatasetAccess("ehr", "G-A", Person(1), "cohort", t0_);
+  ASSERT_TRUE(request.ok());
+  ASSERT_TRUE(state().DecideDatasetAccess(*request, true, "staff", "named", t0_).ok());
+  ASSERT_TRUE(state().AcceptDatasetAgreement("ehr", "G-A", "v1", t0_).ok());
+  EXPECT_EQ(Use("G-A", "ehr"), ErrorCode::kOk);
+  const std::string bytes = Bytes();
+  EXPECT_EQ(state().UpdateDataset("ehr", {.agreement_version = "v1"}, t0_).error().code,
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(state().UpdateDataset("weather", {.agreement_version = "v2"}, t0_).error().code,
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(state().UpdateDataset("ehr", {.location = ""}, t0_).error().code,
+            ErrorCode::kInvalidArgument);
+  EXPECT_EQ(state().UpdateDataset("ehr", {}, t0_).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(state().UpdateDataset("nope", {.name = "x"}, t0_).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(Bytes(), bytes);
+  ASSERT_TRUE(
+      state()
+          .UpdateDataset("ehr", {.location = "/data/ehr-2", .agreement_version = "v2"}, t0_ + 1)
+          .ok());
+  EXPECT_EQ(LastLog().type, "dataset_updated");
+  EXPECT_EQ(LastLog().data["changed"], nlohmann::json({"location", "agreement_version"}));
+  EXPECT_EQ(state().dataset_book().datasets.at("ehr").location, "/data/ehr-2");
+  // The grant stays named, but its PI accepts the new version before it reads again.
+  EXPECT_EQ(Use("G-A", "ehr"), ErrorCode::kAgreementRequired);
+  ASSERT_TRUE(state().AcceptDatasetAgreement("ehr", "G-A", "v2", t0_ + 2).ok());
+  EXPECT_EQ(Use("G-A", "ehr"), ErrorCode::kOk);
+}
+
 // The storage charges against an independent computation: the exact GiB-microseconds
 // times the price, divided by a 30-day month once over the whole time, floored.
 TEST_F(DatasetsTest, StorageIsChargedExactlyOverMonths) {

@@ -240,6 +240,7 @@ class ProgramState {
   // Datasets and storage (datasets.h, defined in datasets.cc; docs/datasets.md). Who may
   // do each is the core's check (src/core/ops_datasets.cc); these check the state.
   Status AddDataset(Dataset dataset, int64_t now_us);
+  Status UpdateDataset(const std::string& dataset, DatasetChanges changes, int64_t now_us);
   // A new request "DR-<n>" for a grant to use a dataset on approval or restricted.
   Result<std::string> RequestDatasetAccess(const std::string& dataset, const std::string& grant,
                                            std::string requested_by, std::string reason,
