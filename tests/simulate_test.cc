@@ -342,8 +342,10 @@ TEST_P(SimulateTest, RandomRunsWithCapacityReservations) {
       EXPECT_EQ(booking.charged, booking.price) << booking.id;
     }
     const sim::Summary summary = sim::Summarize(*out.sim);
-    ASSERT_TRUE(summary.capacity_reservations.is_object());
-    EXPECT_EQ(summary.capacity_reservations["made"], static_cast<int64_t>(sched.bookings().size()));
+    ASSERT_TRUE(summary.capacity_reservations.any);
+    EXPECT_EQ(summary.capacity_reservations.made, static_cast<int64_t>(sched.bookings().size()));
+    EXPECT_EQ(summary.ToJson()["capacity_reservations"]["made"],
+              static_cast<int64_t>(sched.bookings().size()));
     owner_runs_total += owner_runs_inside;
   }
   EXPECT_GT(owner_runs_total, 0) << "no owner ran inside a booking: the test checks nothing";

@@ -86,17 +86,18 @@ struct Job {
   Id128 hold_id = kIdNone;
   std::vector<Alloc> placement;
 
-  uint32_t waiting_pos = UINT32_MAX;       // position in the waiting list
-  uint32_t shape_class = UINT32_MAX;       // its queue: pool and shape (while waiting)
-  uint32_t group = UINT32_MAX;             // its group in that queue (grant and class)
-  int32_t reservation = -1;                // slot in its pool's reservations this pass, if any
-  StartedAhead ahead = StartedAhead::kNo;  // of its last start
-  int64_t preempt_retry_s = -1;            // no new preemption for this job before then
-  bool preempt_under_way = false;          // its last attempt asked jobs to yield
-  // The booking whose nodes the current run uses (-1: none); as the booking's owner
-  // inside its window (free of charge), or before its window (ending by its start).
+  uint32_t waiting_pos = UINT32_MAX;  // position in the waiting list
+  uint32_t shape_class = UINT32_MAX;  // its queue: pool and shape (while waiting)
+  uint32_t group = UINT32_MAX;        // its group in that queue (grant and class)
+  int32_t reservation = -1;           // slot in its pool's reservations this pass, if any
+  // The capacity reservation whose nodes the current run uses (-1: none); as the
+  // booking's owner inside its window (booking_owner: free of charge), or before its
+  // window (ending by its start).
   int32_t booking = -1;
+  StartedAhead ahead = StartedAhead::kNo;  // of its last start
+  bool preempt_under_way = false;          // its last attempt asked jobs to yield
   bool booking_owner = false;
+  int64_t preempt_retry_s = -1;  // no new preemption for this job before then
 
   // When the current run will end at the latest, as far as the scheduler knows.
   int64_t expected_end_s() const {

@@ -137,38 +137,26 @@ Summary Summarize(const Simulator& simulator) {
   summary.oldest_fit_skipped_passes = simulator.oldest_fit_skipped_passes();
   const sched::Scheduler& sched = simulator.scheduler();
   if (!sched.bookings().empty() || !simulator.booking_refusals().empty()) {
-    int64_t made = 0;
-    int64_t maintenance = 0;
-    int64_t cancelled = 0;
+    Summary::CapacityReservations& use = summary.capacity_reservations;
+    use.any = true;
+    use.refused = simulator.booking_refusals();
     double booked_chip_s = 0;
-    double used_chip_s = 0;
-    double lent_chip_s = 0;
-    int64_t charged_micro = 0;
     for (const sched::CapacityBooking& booking : sched.bookings()) {
-      ++made;
-      if (booking.grant < 0) ++maintenance;
+      ++use.made;
+      if (booking.grant < 0) ++use.maintenance;
       if (booking.state == sched::BookingState::kCancelled) {
-        ++cancelled;
+        ++use.cancelled;
         continue;
       }
       const int chips_per_node = sched.cluster().pools()[booking.pool].chips_per_node;
       const int64_t end_s = booking.closed_at_s >= 0 ? booking.closed_at_s : booking.end_s;
       booked_chip_s += static_cast<double>(booking.chips(chips_per_node)) *
                        static_cast<double>(std::max<int64_t>(0, end_s - booking.start_s));
-      used_chip_s += static_cast<double>(booking.used_chip_s);
-      lent_chip_s += static_cast<double>(booking.lent_chip_s);
-      charged_micro += booking.charged.micro();
+      use.chip_hours_used_by_owners += static_cast<double>(booking.used_chip_s) / 3600;
+      use.chip_hours_lent_before_windows += static_cast<double>(booking.lent_chip_s) / 3600;
+      use.charged_micro += booking.charged.micro();
     }
-    summary.capacity_reservations = {
-        {"made", made},
-        {"maintenance", maintenance},
-        {"cancelled", cancelled},
-        {"refused", simulator.booking_refusals()},
-        {"chip_hours_booked", booked_chip_s / 3600},
-        {"chip_hours_used_by_owners", used_chip_s / 3600},
-        {"chip_hours_lent_before_windows", lent_chip_s / 3600},
-        {"owner_use_fraction", booked_chip_s > 0 ? used_chip_s / booked_chip_s : 0.0},
-        {"credits_charged", static_cast<double>(charged_micro) / 1e6}};
+    use.chip_hours_booked = booked_chip_s / 3600;
   }
   return summary;
 }
@@ -207,7 +195,20 @@ nlohmann::json Summary::ToJson() const {
       {"sim_wall_s", sim_wall_s},
       {"peak_rss_mb", peak_rss_mb},
   };
-  if (!capacity_reservations.is_null()) out["capacity_reservations"] = capacity_reservations;
+  if (capacity_reservations.any) {
+    const CapacityReservations& use = capacity_reservations;
+    out["capacity_reservations"] = {
+        {"made", use.made},
+        {"maintenance", use.maintenance},
+        {"cancelled", use.cancelled},
+        {"refused", use.refused},
+        {"chip_hours_booked", use.chip_hours_booked},
+        {"chip_hours_used_by_owners", use.chip_hours_used_by_owners},
+        {"chip_hours_lent_before_windows", use.chip_hours_lent_before_windows},
+        {"owner_use_fraction",
+         use.chip_hours_booked > 0 ? use.chip_hours_used_by_owners / use.chip_hours_booked : 0.0},
+        {"credits_charged", static_cast<double>(use.charged_micro) / 1e6}};
+  }
   return out;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -51,8 +52,19 @@ struct Summary {
   double sim_wall_s = 0;
   double peak_rss_mb = 0;
   // Capacity reservations (Simulator): made, refused by code, chip-hours booked, used by
-  // their owners inside the windows and lent to others before them; null when none.
-  nlohmann::json capacity_reservations;
+  // their owners inside the windows and lent to others before them (in summary.json
+  // only when the run had any).
+  struct CapacityReservations {
+    bool any = false;
+    int64_t made = 0;
+    int64_t maintenance = 0;
+    int64_t cancelled = 0;
+    std::map<std::string, int64_t> refused;
+    double chip_hours_booked = 0;
+    double chip_hours_used_by_owners = 0;
+    double chip_hours_lent_before_windows = 0;
+    int64_t charged_micro = 0;
+  } capacity_reservations;
 
   nlohmann::json ToJson() const;
 };
