@@ -461,6 +461,42 @@ async function main() {
       step(`training: ${enrolments[0].id} enrolled from the page, completed by the instructor, certificate ${completed.certificate} found`);
     }
 
+    // ---- reservations: book from the page, the public calendar, cancel ---------------
+    {
+      let session = await open('reservations', tokens[piKey]);
+      let { page } = session;
+      await page.selectOption('#book-form select[name=grant]', grant.id);
+      await page.fill('#book-form input[name=nodes]', '2');
+      await page.click('#book-form button[type=submit]');
+      await waitNotice(page, /Booking: done/);
+      await rendered(page, 'reservations');
+      const mine = (await call(tokens[piKey], 'GET', '/v1/reservations')).items.filter((b) => b.grant === grant.id);
+      assert.equal(mine.length, 1);
+      assert.equal(mine[0].node_count, 2);
+      assert.equal(mine[0].state, 'booked');
+      await page.waitForSelector(`button:has-text("Cancel ${mine[0].reservation}")`);
+      await axe(page, 'reservations (researcher)');
+      await done(session, 'reservations (researcher)');
+
+      session = await open('reservations', null);
+      ({ page } = session);
+      const rows = await page.$$eval('section[aria-labelledby="s-busy-calendar"] tbody tr', (trs) => trs.map((tr) => [...tr.children].map((td) => td.textContent)));
+      assert.ok(rows.some((r) => r[2] === 'booking' && r[3] === '2'), 'the public calendar shows the window');
+      assert.ok(!(await page.content()).includes(grant.id), 'the public sees no owner');
+      await axe(page, 'reservations (public)');
+      await shoot(page, 'reservations');
+      await done(session, 'reservations (public)');
+
+      session = await open('reservations', tokens[piKey]);
+      ({ page } = session);
+      await page.click(`button:has-text("Cancel ${mine[0].reservation}")`);
+      await waitNotice(page, new RegExp(`Cancellation of ${mine[0].reservation}: done`));
+      const after = await call(tokens[piKey], 'GET', `/v1/reservations/${mine[0].reservation}`);
+      assert.equal(after.state, 'cancelled');
+      await done(session, 'reservations (cancel)');
+      step(`reservations: ${mine[0].reservation} booked from the page (2 nodes), shown anonymously to the public, cancelled`);
+    }
+
     // ---- public: numbers, verification, and an altered entry -------------------------
     {
       const session = await open('public', null);

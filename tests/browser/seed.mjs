@@ -115,6 +115,12 @@ name = "openness"
 weight = 1
 min = 1
 max = 5
+[program.reservations]
+max_chips = 512
+max_hours = 72
+max_ahead_days = 60
+max_share_bp = 2500
+cancel_fee_bp = 1000
 [program.obligations]
 progress_report_months = []
 final_report = false

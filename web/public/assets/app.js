@@ -215,6 +215,7 @@ const PAGES = {
   operator: { title: 'Operator', load: () => import('./pages/operator.js') },
   usage: { title: 'Usage', load: () => import('./pages/usage.js') },
   training: { title: 'Training', load: () => import('./pages/training.js') },
+  reservations: { title: 'Reservations', load: () => import('./pages/reservations.js') },
 };
 
 async function refreshIdentity() {
