@@ -349,9 +349,9 @@ class CrossLedgerRun {
       case 12: {  // a grant's PI takes the course, then the lab
         const std::string& pi = record.pi;
         const char* item = Program().FindEnrolment(pi, "intro") == nullptr ? "intro" : "lab1";
-        const core::AppAnswer answer = Op(
-            {{"op", "training_enrol"}, {"program", kProgram}, {"item", item}, {"grant", grant}},
-            Actor("researcher", pi));
+        const core::AppAnswer answer =
+            Op({{"op", "training_enrol"}, {"program", kProgram}, {"item", item}, {"grant", grant}},
+               Actor("researcher", pi));
         if (!answer.status.ok()) {
           ++refusals_[std::string(ToString(answer.status.error().code))];
         } else if (std::string(item) == "intro") {
@@ -621,7 +621,6 @@ TEST(CrossLedgerTest, HoldsFreezeCloseAndStudents) {
   run.CheckVerify("close");
 }
 
-
 // Training labs one at a time (docs/training.md): enrolment needs the course first; the
 // lab's credits are the learner's allocation (a job beyond them is refused, a second one
 // waits); the template bounds the job; the lab job's success completes the enrolment,
@@ -644,11 +643,9 @@ TEST(CrossLedgerTest, LabsCreditsCompletionAndCertificates) {
   EXPECT_EQ(run.Op(enrol_lab, as_student).status.code(), ErrorCode::kPrerequisiteMissing);
   const json lab_job = {{"op", "job_submit"}, {"program", kProgram}, {"lab", "lab1"}};
   EXPECT_EQ(run.Op(lab_job, as_student).status.code(), ErrorCode::kNotEnrolled);
-  const std::string intro = run.Ok({{"op", "training_enrol"},
-                                    {"program", kProgram},
-                                    {"item", "intro"},
-                                    {"grant", course}},
-                                   as_student)["enrolment"];
+  const std::string intro = run.Ok(
+      {{"op", "training_enrol"}, {"program", kProgram}, {"item", "intro"}, {"grant", course}},
+      as_student)["enrolment"];
   // Only the item's instructor (or staff) marks it; another instructor sees nothing.
   const json complete = {{"op", "training_complete"}, {"program", kProgram}, {"enrolment", intro}};
   EXPECT_EQ(run.Op(complete, Actor("instructor", run.reviewers_[0])).status.code(),
@@ -712,10 +709,11 @@ TEST(CrossLedgerTest, LabsCreditsCompletionAndCertificates) {
   EXPECT_EQ(entry.data["item"], "lab1");
   EXPECT_EQ(program.log().Export().find(student), std::string::npos);
   EXPECT_TRUE(program::VerifyLog(program.log().Export()).ok);
-  EXPECT_EQ(run.Op({{"op", "training_withdraw"}, {"program", kProgram}, {"enrolment", enrolment_id}},
-                   as_student)
-                .status.code(),
-            ErrorCode::kInvalidState);
+  EXPECT_EQ(
+      run.Op({{"op", "training_withdraw"}, {"program", kProgram}, {"enrolment", enrolment_id}},
+             as_student)
+          .status.code(),
+      ErrorCode::kInvalidState);
 
   // The state survives a snapshot: same bytes again, and it still verifies.
   std::string bytes;

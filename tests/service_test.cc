@@ -670,8 +670,7 @@ TEST_F(ServiceTest, BadInputIsRefusedAndChangesNothing) {
   expect(Post("/v1/programs/build-on-trainium-2026/enrolments/E-1/withdraw", researcher,
               json::object()),
          404, "not_found");
-  expect(Get("/v1/programs/build-on-trainium-2026/certificates/C-0", researcher), 404,
-         "not_found");
+  expect(Get("/v1/programs/build-on-trainium-2026/certificates/C-0", researcher), 404, "not_found");
   expect(Get(training + "/nope", researcher), 404, "not_found");
   expect(Get("/v1/programs/build-on-trainium-2026/enrolments?limit=0", researcher), 422,
          "invalid_argument");

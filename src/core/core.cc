@@ -116,12 +116,12 @@ Status Core::Verify() const {
   // One pass over the transfers: what each account was charged, returned and awarded,
   // each job's posted charges, and the scheduler's open holds.
   struct Totals {
-    __int128 usage = 0;     // posted debits coded usage (charges)
-    __int128 returned = 0;  // debits coded return (sweeps at close or expiry)
-    __int128 awarded = 0;   // posted credits coded award (released tranches)
+    __int128 usage = 0;         // posted debits coded usage (charges)
+    __int128 returned = 0;      // debits coded return (sweeps at close or expiry)
+    __int128 awarded = 0;       // posted credits coded award (released tranches)
     __int128 training_in = 0;   // credits coded training (a lab enrolment's credits)
     __int128 training_out = 0;  // debits coded training (returned to the track)
-    __int128 storage = 0;   // debits coded storage (datasets.h: storage kept, per GiB-month)
+    __int128 storage = 0;       // debits coded storage (datasets.h: storage kept, per GiB-month)
   };
   absl::flat_hash_map<Id128, Totals, Id128Hash> totals;
   absl::flat_hash_map<uint64_t, __int128> job_posted;

@@ -45,8 +45,7 @@ Status AppState::LoadCluster(const std::string& toml, const std::string& policy_
 }
 
 Result<uint32_t> AppState::EnsureSchedGrant(const std::string& program_id,
-                                            const std::string& grant_id,
-                                            const std::string& student,
+                                            const std::string& grant_id, const std::string& student,
                                             const program::Enrolment* enrolment) {
   std::string name = SchedGrantName(program_id, grant_id);
   if (!student.empty()) name += "/" + student;
@@ -55,10 +54,10 @@ Result<uint32_t> AppState::EnsureSchedGrant(const std::string& program_id,
   const program::ProgramState* program = FindProgram(program_id);
   const program::Grant& grant = program->grants().at(grant_id);
   const program::Track* track = program->FindTrack(grant.track);
-  const auto job_class = enrolment != nullptr || (track != nullptr &&
-                                                  track->kind == program::TrackKind::kEducation)
-                             ? cluster::JobClass::kEducation
-                             : cluster::JobClass::kResearch;
+  const auto job_class =
+      enrolment != nullptr || (track != nullptr && track->kind == program::TrackKind::kEducation)
+          ? cluster::JobClass::kEducation
+          : cluster::JobClass::kResearch;
   const uint64_t account = enrolment != nullptr ? enrolment->account
                            : student.empty()    ? grant.account
                                                 : grant.students.at(student);
@@ -175,8 +174,7 @@ void AppState::CompleteLab(const JobRecord& record, int64_t now_us) {
   if (record.enrolment.empty()) return;
   const auto program = programs_.find(record.program);
   if (program == programs_.end()) return;
-  const program::Enrolment& enrolment =
-      program->second.training().enrolments.at(record.enrolment);
+  const program::Enrolment& enrolment = program->second.training().enrolments.at(record.enrolment);
   if (enrolment.state != program::EnrolmentState::kEnrolled) return;
   // The lab's other jobs end with it (its credits return at once).
   EndEnrolmentJobs(record.program, enrolment, now_us);
@@ -336,23 +334,22 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   ATRIUM_ASSIGN_OR_RETURN(
       const int64_t chips,
       fields.Int("chips", 1, 1'000'000, template_int(lab_item ? lab_item->lab.chips : 0)));
-  ATRIUM_ASSIGN_OR_RETURN(
-      const int64_t walltime_s,
-      fields.Int("walltime_s", 1, kWalltimeMaxS,
-                 template_int(lab_item ? lab_item->lab.walltime_s : 0)));
+  ATRIUM_ASSIGN_OR_RETURN(const int64_t walltime_s,
+                          fields.Int("walltime_s", 1, kWalltimeMaxS,
+                                     template_int(lab_item ? lab_item->lab.walltime_s : 0)));
   ATRIUM_ASSIGN_OR_RETURN(std::string accelerator, fields.Id("accelerator", false, false));
   ATRIUM_ASSIGN_OR_RETURN(record.name, fields.Text("name", 200, false));
   ATRIUM_ASSIGN_OR_RETURN(record.argv, fields.Strings("argv", false));
   if (lab_item != nullptr) {
     if (chips > lab_item->lab.chips) {
-      return Invalid("lab " + lab + " runs on at most " + std::to_string(lab_item->lab.chips) +
-                         " chips",
-                     "chips");
+      return Invalid(
+          "lab " + lab + " runs on at most " + std::to_string(lab_item->lab.chips) + " chips",
+          "chips");
     }
     if (walltime_s > lab_item->lab.walltime_s) {
-      return Invalid("lab " + lab + " runs for at most " +
-                         std::to_string(lab_item->lab.walltime_s) + " s",
-                     "walltime_s");
+      return Invalid(
+          "lab " + lab + " runs for at most " + std::to_string(lab_item->lab.walltime_s) + " s",
+          "walltime_s");
     }
     if (accelerator.empty()) accelerator = lab_item->lab.accelerator;
     if (record.argv.empty()) record.argv = lab_item->lab.argv;

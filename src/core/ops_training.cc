@@ -43,9 +43,10 @@ Result<const program::Enrolment*> VisibleEnrolment(const program::ProgramState& 
 // Checked before anything changes: ending a finished enrolment is refused whole.
 Status RequireEnrolled(const program::Enrolment& enrolment) {
   if (enrolment.state == program::EnrolmentState::kEnrolled) return OkStatus();
-  return Error{ErrorCode::kInvalidState,
-               "enrolment " + enrolment.id + " is " + std::string(program::ToString(enrolment.state)),
-               "enrolment"};
+  return Error{
+      ErrorCode::kInvalidState,
+      "enrolment " + enrolment.id + " is " + std::string(program::ToString(enrolment.state)),
+      "enrolment"};
 }
 
 json EnrolmentAnswer(const program::Enrolment& enrolment) {
@@ -113,8 +114,8 @@ std::vector<OpSpec> OpHandlers::TrainingTable() {
         const OpArgs& args = request.args;
         program::TrainingItem item;
         item.id = args.Text("id");
-        item.kind =
-            args.Text("kind") == "lab" ? program::TrainingKind::kLab : program::TrainingKind::kCourse;
+        item.kind = args.Text("kind") == "lab" ? program::TrainingKind::kLab
+                                               : program::TrainingKind::kCourse;
         item.title = args.Text("title");
         ATRIUM_ASSIGN_OR_RETURN(item.level, ParseLevel(args.Text("level")));
         item.prerequisites = args.Strings("prerequisites");
@@ -124,8 +125,8 @@ std::vector<OpSpec> OpHandlers::TrainingTable() {
           if (request.actor.person.empty()) {
             return Error{ErrorCode::kForbidden, "an instructor token speaks for a person", ""};
           }
-          if (std::find(item.instructors.begin(), item.instructors.end(),
-                        request.actor.person) == item.instructors.end()) {
+          if (std::find(item.instructors.begin(), item.instructors.end(), request.actor.person) ==
+              item.instructors.end()) {
             item.instructors.push_back(request.actor.person);
           }
         }
@@ -157,7 +158,8 @@ std::vector<OpSpec> OpHandlers::TrainingTable() {
                  "move from its track's pool to the enrolment)",
       .roles = kStaff | kLearners,
       .fields = {ProgramField(), IdField("item", true),
-                 IdField("grant", true, "the grant (PI, member or course student) one learns under"),
+                 IdField("grant", true,
+                         "the grant (PI, member or course student) one learns under"),
                  IdField("person", false, "staff only: enrol this person (default: oneself)")},
       .result = enrolment_answer,
       .route = {.method = "POST",

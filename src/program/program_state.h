@@ -66,13 +66,13 @@ struct WhatIfResult {
 
 // Ledger transfer codes used by the program (TransferSpec::code).
 enum TransferCode : uint16_t {
-  kCodeFunding = 1,  // sponsor -> program pool -> track pools
-  kCodeAward = 2,    // track pool -> grant (and tranche holds)
-  kCodeUsage = 3,    // grant -> cluster revenue
-  kCodeReturn = 4,   // grant -> program pool at expiry or close
-  kCodeStudent = 5,  // course -> student sub-allocation
-  kCodeStorage = 6,  // grant -> cluster revenue: datasets' storage (docs/datasets.md)
-  kCodeTraining = 7,  // track pool <-> a lab enrolment's credits (docs/training.md)
+  kCodeFunding = 1,      // sponsor -> program pool -> track pools
+  kCodeAward = 2,        // track pool -> grant (and tranche holds)
+  kCodeUsage = 3,        // grant -> cluster revenue
+  kCodeReturn = 4,       // grant -> program pool at expiry or close
+  kCodeStudent = 5,      // course -> student sub-allocation
+  kCodeStorage = 6,      // grant -> cluster revenue: datasets' storage (docs/datasets.md)
+  kCodeTraining = 7,     // track pool <-> a lab enrolment's credits (docs/training.md)
   kCodeReservation = 8,  // grant -> cluster revenue: capacity reservations
 };
 

@@ -708,7 +708,6 @@ TEST_F(SealedLogTest, SaltsAreKeyedBySecretAndDeterministic) {
   EXPECT_NE(run(key_a), run(std::string(32, 'b')));
 }
 
-
 // Training (docs/training.md): the catalog's rules, enrolment through a grant, the
 // prerequisite chain, a lab's credits moved from the track's pool and back, completion
 // and its certificate in the public log (an opaque holder, never the person), refusals

@@ -53,8 +53,7 @@ Status ProgramState::AddTrainingItem(TrainingItem item, int64_t now_us) {
   for (const std::string& prerequisite : item.prerequisites) {
     // Only items already in the catalog: the prerequisites form no cycle.
     if (training_.items.count(prerequisite) == 0 || prerequisite == item.id) {
-      return MakeError(ErrorCode::kNotFound, "no training item " + prerequisite,
-                       "prerequisites");
+      return MakeError(ErrorCode::kNotFound, "no training item " + prerequisite, "prerequisites");
     }
   }
   for (const std::string& person : item.instructors) {
@@ -118,18 +117,16 @@ Result<Enrolment> ProgramState::Enrol(const std::string& item_id, const std::str
   }
   if (!MayLearnUnder(person, grant->second)) {
     return MakeError(ErrorCode::kForbidden,
-                     "only the grant's PI, members and course students enrol through it",
-                     "grant");
+                     "only the grant's PI, members and course students enrol through it", "grant");
   }
   if (grant->second.status != GrantStatus::kActive) {
     return MakeError(ErrorCode::kGrantNotActive, "grant " + grant_id + " is not active", "grant");
   }
   if (const Enrolment* existing = FindEnrolment(person, item_id)) {
     if (existing->state != EnrolmentState::kWithdrawn) {
-      return MakeError(ErrorCode::kAlreadyExists,
-                       "already " + std::string(ToString(existing->state)) + " (" +
-                           existing->id + ")",
-                       "item");
+      return MakeError(
+          ErrorCode::kAlreadyExists,
+          "already " + std::string(ToString(existing->state)) + " (" + existing->id + ")", "item");
     }
   }
   for (const std::string& prerequisite : item->second.prerequisites) {
@@ -195,13 +192,13 @@ void ProgramState::ReturnTrainingCredits(Enrolment& enrolment, int64_t now_us) {
   training_.returns_due.erase(enrolment.id);
   const Credits left = AccountBalance(enrolment.account);
   if (left <= Credits::Zero()) return;
-  const Status moved = TransferOrError({{.id = next_transfer_,
-                                         .debit_account_id = enrolment.account,
-                                         .credit_account_id = TrackPoolAccount(
-                                             training_.items.at(enrolment.item).track),
-                                         .amount = left,
-                                         .code = kCodeTraining}},
-                                       now_us);
+  const Status moved = TransferOrError(
+      {{.id = next_transfer_,
+        .debit_account_id = enrolment.account,
+        .credit_account_id = TrackPoolAccount(training_.items.at(enrolment.item).track),
+        .amount = left,
+        .code = kCodeTraining}},
+      now_us);
   ATRIUM_CHECK(moved.ok(), "returning an ended enrolment's credits");
   ++next_transfer_;
   enrolment.returned = *enrolment.returned.CheckedAdd(left);
@@ -242,8 +239,7 @@ std::string ProgramState::CertificateHolder(const std::string& person) const {
   return SecretHex("holder\n" + person).substr(0, 24);
 }
 
-Result<Enrolment> ProgramState::WithdrawEnrolment(const std::string& enrolment_id,
-                                                  int64_t now_us) {
+Result<Enrolment> ProgramState::WithdrawEnrolment(const std::string& enrolment_id, int64_t now_us) {
   const auto found = training_.enrolments.find(enrolment_id);
   if (found == training_.enrolments.end()) {
     return MakeError(ErrorCode::kNotFound, "no enrolment " + enrolment_id, "enrolment");

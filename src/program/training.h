@@ -72,8 +72,8 @@ struct Enrolment {
   Credits returned;      // moved back to the pool after the enrolment ended
   int64_t enrolled_us = 0;
   int64_t ended_us = 0;
-  std::string completed_by;  // "job:J7" or "instructor:<person>" or "staff:<person>"
-  std::string certificate;   // "C-<hex>", once completed
+  std::string completed_by;     // "job:J7" or "instructor:<person>" or "staff:<person>"
+  std::string certificate;      // "C-<hex>", once completed
   int64_t certificate_seq = 0;  // its certificate_issued entry in the public log
 };
 

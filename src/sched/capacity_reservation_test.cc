@@ -32,8 +32,8 @@ class BookingTest : public ::testing::Test {
     ASSERT_TRUE(
         sched_->AddGrant("other", Credits::FromWhole(100000), 1.0, JobClass::kResearch, 0).ok());
   }
-  JobId Submit(std::string id, std::string grant, int64_t chips, int64_t walltime_s,
-               int64_t now_s, JobClass job_class = JobClass::kResearch) {
+  JobId Submit(std::string id, std::string grant, int64_t chips, int64_t walltime_s, int64_t now_s,
+               JobClass job_class = JobClass::kResearch) {
     return sched_->Submit({.id = std::move(id),
                            .grant = std::move(grant),
                            .job_class = job_class,
@@ -57,8 +57,7 @@ class BookingTest : public ::testing::Test {
     return ledger_.FindAccount(sched_->grants()[*sched_->FindGrant(grant)].account)->available();
   }
   Credits Pending(std::string_view grant) {
-    return ledger_.FindAccount(sched_->grants()[*sched_->FindGrant(grant)].account)
-        ->debits_pending;
+    return ledger_.FindAccount(sched_->grants()[*sched_->FindGrant(grant)].account)->debits_pending;
   }
   bool OnBooked(JobId id, uint32_t booking) {
     const auto& nodes = sched_->bookings()[booking].nodes;
@@ -76,8 +75,8 @@ class BookingTest : public ::testing::Test {
 TEST_F(BookingTest, BookingHoldsThePriceAndChargesItAtTheStart) {
   Init();
   // 40 chips round up to 3 nodes = 48 chips for 2 h = 96 credits.
-  auto booked = sched_->Book(
-      "b0", {.grant = "owner", .chips = 40, .start_s = 3600, .end_s = 3 * 3600}, 0);
+  auto booked =
+      sched_->Book("b0", {.grant = "owner", .chips = 40, .start_s = 3600, .end_s = 3 * 3600}, 0);
   ASSERT_TRUE(booked.ok()) << booked.error().message;
   const CapacityBooking& booking = sched_->bookings()[*booked];
   EXPECT_EQ(booking.nodes.size(), 3u);
@@ -169,18 +168,16 @@ TEST_F(BookingTest, Refusals) {
   EXPECT_EQ(Book("owner", 1, 200, 200, 100).error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(Book("owner", 9, 10000, 10100, 0).error().code, ErrorCode::kNoCapacity);
   EXPECT_EQ(Book("owner", 5, 10000, 10100, 0, true).error().code, ErrorCode::kNoCapacity);
-  EXPECT_EQ(sched_
-                ->Book("x", {.grant = "owner", .chips = 16, .nodes = 1, .start_s = 1, .end_s = 2},
-                       0)
-                .error()
-                .code,
-            ErrorCode::kInvalidArgument);
-  EXPECT_EQ(sched_
-                ->Book("x",
-                       {.accelerator = "nope", .nodes = 1, .start_s = 10000, .end_s = 10100}, 0)
-                .error()
-                .code,
-            ErrorCode::kUnknownAccelerator);
+  EXPECT_EQ(
+      sched_->Book("x", {.grant = "owner", .chips = 16, .nodes = 1, .start_s = 1, .end_s = 2}, 0)
+          .error()
+          .code,
+      ErrorCode::kInvalidArgument);
+  EXPECT_EQ(
+      sched_->Book("x", {.accelerator = "nope", .nodes = 1, .start_s = 10000, .end_s = 10100}, 0)
+          .error()
+          .code,
+      ErrorCode::kUnknownAccelerator);
   // A node whose run passes the start cannot be booked for it.
   const JobId running = Submit("r", "other", 128, 5000, 0);
   ASSERT_EQ(sched_->Pass(0).started.size(), 0u);  // the pool is booked at 1000
@@ -254,8 +251,8 @@ TEST_F(BookingTest, MaintenanceKeepsTheNodesEmptyAndForcedMaintenanceAsksRunsToY
   // Without force, nodes whose runs pass the start are refused.
   auto refused = sched_->Book("m0", {.node_list = {0, 1}, .start_s = 600, .end_s = 1200}, 0);
   EXPECT_EQ(refused.error().code, ErrorCode::kNoCapacity);
-  auto forced = sched_->Book(
-      "m1", {.node_list = {0, 1}, .force = true, .start_s = 600, .end_s = 1200}, 0);
+  auto forced =
+      sched_->Book("m1", {.node_list = {0, 1}, .force = true, .start_s = 600, .end_s = 1200}, 0);
   ASSERT_TRUE(forced.ok()) << forced.error().message;
   EXPECT_EQ(sched_->bookings()[*forced].price, Credits::Zero());
   const auto notices = sched_->TakeYieldNotices();
@@ -366,14 +363,13 @@ TEST_F(BookingTest, RandomRunsNeverBreakABooking) {
               if (!overlaps) continue;
               // Forced maintenance cuts a run at its start; a run that yields ends then.
               if (job.expected_end_s() <= booking.start_s) continue;
-              const bool owners_run = booking.grant >= 0 &&
-                                      static_cast<int32_t>(job.grant) == booking.grant &&
-                                      job.run_start_s >= booking.start_s &&
-                                      job.booking == static_cast<int32_t>(b);
-              ASSERT_TRUE(owners_run) << "job " << job.id << " [" << job.run_start_s << ", "
-                                      << job.expected_end_s() << ") on node " << alloc.node
-                                      << " in booking " << booking.id << " [" << booking.start_s
-                                      << ", " << booking.end_s << ") at " << now;
+              const bool owners_run =
+                  booking.grant >= 0 && static_cast<int32_t>(job.grant) == booking.grant &&
+                  job.run_start_s >= booking.start_s && job.booking == static_cast<int32_t>(b);
+              ASSERT_TRUE(owners_run)
+                  << "job " << job.id << " [" << job.run_start_s << ", " << job.expected_end_s()
+                  << ") on node " << alloc.node << " in booking " << booking.id << " ["
+                  << booking.start_s << ", " << booking.end_s << ") at " << now;
               ASSERT_LE(job.expected_end_s(), booking.end_s);
             }
           }
