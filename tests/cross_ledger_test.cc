@@ -163,7 +163,24 @@ class CrossLedgerRun {
   void CheckVerify(const std::string& step) {
     const Status verified = core_.Verify();
     ASSERT_TRUE(verified.ok()) << "after " << step << ": " << verified.error().message;
+    // The state index (?state=pending / running) agrees with a walk over every job.
+    for (const std::string_view state : {"pending", "running"}) {
+      std::vector<std::string> walked;
+      for (const auto& [id, record] : core_.app().jobs()) {
+        if (core_.app().JobStateText(record) == state) walked.push_back(id);
+      }
+      std::vector<std::string> indexed;
+      for (const std::string& id : core_.app().ActiveJobs(
+               state == "pending" ? sched::JobState::kPending : sched::JobState::kRunning)) {
+        indexed.push_back(id);
+      }
+      ASSERT_EQ(indexed, walked) << "after " << step << ", state " << state;
+      if (state == "pending") pending_seen_ += walked.size();
+      if (state == "running") running_seen_ += walked.size();
+    }
   }
+  size_t pending_seen_ = 0;
+  size_t running_seen_ = 0;
 
   void SetUp() {
     now_us_ = kT0Us;
@@ -465,6 +482,8 @@ TEST(CrossLedgerTest, VerifyAfterEveryStepAndEveryRunChargedOnce) {
   int64_t certificates = 0;
   int64_t frozen_steps = 0;
   int64_t closed_or_expired = 0;
+  size_t pending_seen = 0;
+  size_t running_seen = 0;
   for (const uint64_t seed : Seeds()) {
     SCOPED_TRACE("ATRIUM_SEED=" + std::to_string(seed));
     CrossLedgerRun run(seed);
@@ -505,9 +524,13 @@ TEST(CrossLedgerTest, VerifyAfterEveryStepAndEveryRunChargedOnce) {
       }
     }
     for (const auto& [code, count] : run.refusals_) refusals[code] += count;
+    pending_seen += run.pending_seen_;
+    running_seen += run.running_seen_;
   }
   // The runs reached what they are meant to exercise.
   EXPECT_GT(jobs, 50);
+  EXPECT_GT(pending_seen, 100U) << "the pending index was checked on too few jobs";
+  EXPECT_GT(running_seen, 100U) << "the running index was checked on too few jobs";
   EXPECT_GT(frozen_steps, 0) << "no grant was ever frozen";
   EXPECT_GT(steps_seen["close"], 0);
   EXPECT_GT(steps_seen["allocate"], 0);

@@ -436,6 +436,14 @@ TEST_F(ServiceTest, ProgramCycleThroughTheCliClient) {
   EXPECT_EQ(hour_job["state"], "running") << hour_job;
   Advance(std::chrono::minutes(59));
   EXPECT_EQ(Cli({"job", "show", hour_job["job"]}, student)["state"], "running");
+  {
+    // The operator's view of the queue reads the scheduler's running set.
+    const Reply running = Get("/v1/jobs?state=running", operator_token);
+    ASSERT_EQ(running.status, 200) << running.raw;
+    ASSERT_EQ(running.body["items"].size(), 1U) << running.raw;
+    EXPECT_EQ(running.body["items"][0]["id"], hour_job["job"]);
+    EXPECT_TRUE(Get("/v1/jobs?state=pending", operator_token).body["items"].empty());
+  }
   Advance(std::chrono::minutes(1) + std::chrono::seconds(1));
   const json ended = Cli({"job", "show", hour_job["job"]}, student);
   EXPECT_EQ(ended["state"], "killed_at_walltime") << ended;

@@ -244,6 +244,9 @@ class AppState {
   // Job ids of a program grant / of an owner, in submission order.
   const JobIdList* JobsOfGrant(const std::string& program, const std::string& grant) const;
   const JobIdList* JobsOfOwner(const std::string& owner) const;
+  // The jobs pending (or running) now, in submission order: what `?state=pending` and
+  // `?state=running` list, without walking the finished ones.
+  JobIdList ActiveJobs(sched::JobState state) const;
   const cluster::Cluster* cluster() const { return cluster_.get(); }
   const sched::Scheduler* scheduler() const { return scheduler_.get(); }
   const JobMap& jobs() const { return jobs_; }

@@ -1,6 +1,7 @@
 // AppState's jobs: loading the cluster, submitting, finishing and cancelling jobs, and
 // the scheduling passes that start them (app_state.h).
 #include <algorithm>
+#include <charconv>
 #include <limits>
 #include <optional>
 
@@ -249,6 +250,26 @@ const JobIdList* AppState::JobsOfGrant(const std::string& program, const std::st
 const JobIdList* AppState::JobsOfOwner(const std::string& owner) const {
   const auto found = jobs_by_owner_.find(owner);
   return found == jobs_by_owner_.end() ? nullptr : &found->second;
+}
+
+JobIdList AppState::ActiveJobs(sched::JobState state) const {
+  std::vector<uint32_t> numbers;
+  const auto add = [&](sched::JobId sched_id) {
+    if (sched_id >= job_by_sched_.size() || job_by_sched_[sched_id] == nullptr) return;
+    const std::string& id = job_by_sched_[sched_id]->id;
+    uint32_t number = 0;
+    const auto [end, error] = std::from_chars(id.data() + 1, id.data() + id.size(), number);
+    if (error == std::errc() && end == id.data() + id.size()) numbers.push_back(number);
+  };
+  if (state == sched::JobState::kPending) {
+    for (const sched::JobId sched_id : scheduler_->waiting()) add(sched_id);
+  } else if (state == sched::JobState::kRunning) {
+    scheduler_->ForEachRunning(add);
+  }
+  std::sort(numbers.begin(), numbers.end());
+  JobIdList list;
+  for (const uint32_t number : numbers) list.Append(number);
+  return list;
 }
 
 void AppState::IndexJob(JobRecord& record) {

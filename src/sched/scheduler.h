@@ -193,6 +193,15 @@ class Scheduler {
   const Job& job(JobId job) const { return jobs_[job]; }
   size_t job_count() const { return jobs_.size(); }
   size_t waiting_count() const { return waiting_.size(); }
+  // The jobs waiting now / running now, in no particular order (indexes for lists that
+  // filter by state: they cost the active jobs, not every job ever submitted).
+  const std::vector<JobId>& waiting() const { return waiting_; }
+  template <class Fn>
+  void ForEachRunning(Fn fn) const {
+    for (const PoolState& pool : pools_) {
+      for (const auto& [end_s, id] : pool.running_by_end) fn(id);
+    }
+  }
   const PassStats& stats() const { return stats_; }
   int64_t busy_chips() const { return busy_chips_; }
   int64_t up_chips() const;

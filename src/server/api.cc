@@ -655,8 +655,9 @@ json ListJobIds(const core::AppState& app, const std::vector<const JobIds*>& sou
 }
 
 // Filtered lists look at an index, not at every job, where one narrows them: a program's
-// grant (?program= and ?grant=), and a researcher's or student's view (their own jobs
-// and those of the grants they belong to). The filter below still decides.
+// grant (?program= and ?grant=), a researcher's or student's view (their own jobs and
+// those of the grants they belong to), and ?state=pending or running (the scheduler's
+// active jobs). The filter below still decides.
 Result<json> ListJobs(const ReadRequest& request) {
   ATRIUM_ASSIGN_OR_RETURN(const Page page, PageOf(request));
   const std::string state = QueryValue(request, "state");
@@ -686,6 +687,13 @@ Result<json> ListJobs(const ReadRequest& request) {
       }
     }
     return ListJobIds(app, sources, page, keep, view);
+  }
+  // Pending and running jobs are few beside years of finished ones: list them from the
+  // scheduler's queue and running sets.
+  if (state == "pending" || state == "running") {
+    const JobIds active =
+        app.ActiveJobs(state == "pending" ? sched::JobState::kPending : sched::JobState::kRunning);
+    return ListJobIds(app, {&active}, page, keep, view);
   }
   return ListMap(app.jobs(), page, keep, view);
 }
