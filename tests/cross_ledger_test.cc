@@ -649,6 +649,73 @@ TEST(CrossLedgerTest, HoldsFreezeCloseAndStudents) {
 // waits); the template bounds the job; the lab job's success completes the enrolment,
 // ends its other jobs, returns what is left to the track and logs a certificate that
 // names no one; everything verifies across the ledger and survives a snapshot.
+// Verify is not a check that always passes: each fault planted in the ledger behind the
+// scheduler's back (a running job's hold voided, a charge the job does not know of, an
+// open hold naming no job) is reported. The ledger is reached around the core's const
+// interface, as no op could.
+TEST(CrossLedgerTest, VerifyReportsLedgerOutOfStepWithTheScheduler) {
+  enum class Fault { kHoldVoided, kExtraCharge, kHoldOfNoJob };
+  for (const Fault fault : {Fault::kHoldVoided, Fault::kExtraCharge, Fault::kHoldOfNoJob}) {
+    CrossLedgerRun run(11);
+    run.SetUp();
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    const std::string grant = "G-P1";
+    const std::string pi = run.Program().grants().at(grant).pi;
+    const json job = run.Ok({{"op", "job_submit"},
+                             {"program", kProgram},
+                             {"grant", grant},
+                             {"chips", 16},
+                             {"walltime_s", 3600}},
+                            Actor("researcher", pi));
+    ASSERT_EQ(job["state"], "running") << job;
+    run.CheckVerify("before the fault");
+    const core::AppState& app = run.core_.app();
+    const core::JobRecord& record = app.jobs().at(job["job"].get<std::string>());
+    const sched::Job& running = app.scheduler()->job(record.sched_id);
+    ASSERT_NE(running.hold_id, kIdNone);
+    const Id128 account = app.scheduler()->grants()[running.grant].account;
+    const Id128 revenue = app.scheduler()->grants()[running.grant].revenue_account;
+    const Id128 space = Id128{program::kNamespaceBit} << 64;
+    ledger::TransferSpec spec{.debit_account_id = account,
+                              .credit_account_id = revenue,
+                              .amount = *Credits::Parse("1"),
+                              .code = program::kCodeUsage};
+    switch (fault) {
+      case Fault::kHoldVoided:
+        spec = {.id = space | 0x7001, .pending_id = running.hold_id, .flags = ledger::kVoidPending};
+        break;
+      case Fault::kExtraCharge:
+        // A posted part of a new hold for this job: a charge it never made.
+        spec.id = space | 0x7002;
+        spec.flags = ledger::kPending;
+        spec.user_data = 999'999;
+        break;
+      case Fault::kHoldOfNoJob:
+        spec.id = space | 0x7003;
+        spec.flags = ledger::kPending;
+        spec.user_data = app.scheduler()->job_count() + 5;
+        break;
+    }
+    auto& book = const_cast<core::AppState&>(app).mutable_ledger();
+    ASSERT_TRUE(book.CreateTransfers({&spec, 1}, run.now_us_ + 1).empty());
+    if (fault == Fault::kExtraCharge) {
+      const ledger::TransferSpec post{.id = space | 0x7004,
+                                      .amount = *Credits::Parse("1"),
+                                      .pending_id = spec.id,
+                                      .flags = ledger::kPostPending,
+                                      .user_data = record.sched_id};
+      ASSERT_TRUE(book.CreateTransfers({&post, 1}, run.now_us_ + 2).empty());
+    }
+    const Status verified = run.core_.Verify();
+    ASSERT_FALSE(verified.ok()) << "fault " << static_cast<int>(fault) << " went unseen";
+    const std::string expected = fault == Fault::kHoldVoided    ? "has no open hold"
+                                 : fault == Fault::kExtraCharge ? "posted transfers moved"
+                                                                : "not in the scheduler";
+    EXPECT_NE(verified.error().message.find(expected), std::string::npos)
+        << verified.error().message;
+  }
+}
+
 TEST(CrossLedgerTest, LabsCreditsCompletionAndCertificates) {
   CrossLedgerRun run(11);
   run.SetUp();

@@ -124,8 +124,14 @@ Status Core::Verify() const {
     __int128 storage = 0;       // debits coded storage (datasets.h: storage kept, per GiB-month)
   };
   absl::flat_hash_map<Id128, Totals, Id128Hash> totals;
-  absl::flat_hash_map<uint64_t, __int128> job_posted;
-  absl::flat_hash_map<uint64_t, Id128> open_holds;  // job -> hold id
+  // Per scheduler job (user_data is its JobId): what its posts moved and its open hold,
+  // in vectors indexed by job, as dense as the jobs (a restart verifies millions). An
+  // open hold naming a job the scheduler does not have goes to the map (a breach below);
+  // posts are compared per job the scheduler has, as before.
+  const size_t job_count = app_.scheduler() != nullptr ? app_.scheduler()->job_count() : 0;
+  std::vector<__int128> job_posted_by_id(job_count, 0);
+  std::vector<Id128> open_hold_by_id(job_count, kIdNone);
+  absl::flat_hash_map<uint64_t, Id128> open_holds;  // job -> hold id, for unknown jobs
   __int128 open_hold_count = 0;
   const uint64_t cluster_space = program::kNamespaceBit;
   std::optional<Status> breach;
@@ -152,12 +158,17 @@ Status Core::Verify() const {
     }
     if (scheduler && hold && transfer.state == ledger::PendingState::kOpen) {
       ++open_hold_count;
-      if (!open_holds.emplace(transfer.user_data, transfer.id).second && !breach) {
+      const bool known = transfer.user_data < job_count;
+      const bool second = known ? open_hold_by_id[transfer.user_data] != kIdNone
+                                : !open_holds.emplace(transfer.user_data, transfer.id).second;
+      if (known && !second) open_hold_by_id[transfer.user_data] = transfer.id;
+      if (second && !breach) {
         breach = Breach(fmt::format("job {} has two open holds", transfer.user_data));
       }
     }
     if (scheduler && (transfer.flags & ledger::kPostPending) != 0) {
-      job_posted[transfer.user_data] += transfer.amount.micro();
+      if (transfer.user_data < job_count)
+        job_posted_by_id[transfer.user_data] += transfer.amount.micro();
     }
     if (hold || voided) return;
     switch (transfer.code) {
@@ -187,21 +198,25 @@ Status Core::Verify() const {
     // Holds of running jobs = pending debits of their accounts; every open hold is one.
     absl::flat_hash_map<Id128, __int128, Id128Hash> held;
     __int128 running_holds = 0;
+    // A hold or post naming no job of the scheduler belongs to no running job.
+    if (!open_holds.empty()) {
+      return Breach(fmt::format("job {} is not in the scheduler but holds credits",
+                                open_holds.begin()->first));
+    }
     for (sched::JobId id = 0; id < scheduler->job_count(); ++id) {
       const sched::Job& job = scheduler->job(id);
-      const auto found = open_holds.find(id);
+      const Id128 open_hold = open_hold_by_id[id];
       if (job.state == sched::JobState::kRunning && job.hold_id != kIdNone) {
-        if (found == open_holds.end() || found->second != job.hold_id) {
+        if (open_hold != job.hold_id) {
           return Breach(fmt::format("running job {} has no open hold in the ledger", job.id));
         }
         held[scheduler->grants()[job.grant].account] += scheduler->HeldBy(id).micro();
         ++running_holds;
-      } else if (found != open_holds.end()) {
+      } else if (open_hold != kIdNone) {
         return Breach(fmt::format("job {} ({}) is not running but holds credits", job.id,
                                   sched::ToString(job.state)));
       }
-      const auto posted = job_posted.find(id);
-      const __int128 charged = posted == job_posted.end() ? 0 : posted->second;
+      const __int128 charged = job_posted_by_id[id];
       if (charged != job.charged.micro()) {
         return Breach(fmt::format("job {}: charged {} but its posted transfers moved {}", job.id,
                                   job.charged.ToString(),
