@@ -13,6 +13,7 @@
 #
 #   scripts/fidelity-exec.sh [JOBS]     (default 200, about 45 s; POLICY=fifo SEED=1)
 #   ATRIUM=build/dev/src/cli/atrium scripts/fidelity-exec.sh 40    (what CI runs)
+#   CLUSTER=FILE BENCH=NAME ...: another cluster file (scripts/fidelity-slurm.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${1:-200}
@@ -35,10 +36,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The cluster: examples/clusters/local.toml with the policy named, a 1 s kill grace.
+# The cluster: examples/clusters/local.toml with the policy named, a 1 s kill grace (or
+# the file CLUSTER names: scripts/fidelity-slurm.sh's Slurm pool).
 {
   echo "policy = \"$policy\""
-  sed -e 's/^kill_grace_s = .*/kill_grace_s = 1/' examples/clusters/local.toml
+  if [[ -n ${CLUSTER:-} ]]; then
+    cat "$CLUSTER"
+  else
+    sed -e 's/^kill_grace_s = .*/kill_grace_s = 1/' examples/clusters/local.toml
+  fi
 } >"$work/cluster.toml"
 # The trace (the simulator's CSV contract, docs/traces.md).
 python3 - "$jobs" "$seed" "$work/trace.csv" <<'PY'
@@ -68,10 +74,11 @@ program=$(sed -n 's/.*program=\([^ ]*\).*/\1/p' <<<"$setup")
 token=$(cat "$(sed -n 's/.*researcher_token=\([^ ]*\).*/\1/p' <<<"$setup")")
 
 python3 - "$port" "$program" "$token" "$work/trace.csv" "$work/sim/jobs.csv" "$policy" \
-  "$tolerance_s" "$drift_s" <<'PY'
+  "$tolerance_s" "$drift_s" "${BENCH:-fidelity-exec}" <<'PY'
 import csv, http.client, json, statistics, sys, time
 port, program, token, trace_path, sim_path, policy = sys.argv[1:7]
 tolerance_s, drift_s = float(sys.argv[7]), float(sys.argv[8])
+bench = sys.argv[9]
 trace = list(csv.DictReader(open(trace_path)))
 sim = {row["job_id"]: row for row in csv.DictReader(open(sim_path))}
 conn = http.client.HTTPConnection("127.0.0.1", int(port), timeout=60)
@@ -155,7 +162,7 @@ late = [r for r in rows
 states_ok = all(r["state"] == "completed" and r["sim_state"] == "completed" for r in rows)
 absd = sorted(abs(d) for d in diffs)
 out = {
-    "bench": "fidelity-exec", "jobs": len(rows), "policy": policy,
+    "bench": bench, "jobs": len(rows), "policy": policy,
     "tolerance": "|real - sim| <= %.2f s + %.3f s x rank in the pool's start order"
                  % (tolerance_s, drift_s),
     "order_same_per_pool": order_same, "first_difference": first_difference,

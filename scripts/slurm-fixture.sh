@@ -11,7 +11,11 @@
 #   scripts/slurm-fixture.sh stop DIR                    # stops exactly what start started
 #
 # Nodes are sn1 .. snNODES, each with 8 CPUs (config_overrides) and 8 GRES gpus whose
-# "device files" are symlinks to /dev/null; partition `atrium` (default). `start` waits
+# "device files" are symlinks to /dev/null; partition `atrium` (default). Ended jobs are
+# recorded in DIR/log/jobcomp.log (jobcomp/filetxt) and kept in slurmctld's memory for
+# MIN_JOB_AGE seconds (environment; default 300, at least 2), then purged.
+# `restart-ctld DIR` stops slurmctld (SIGTERM: it saves its state in DIR/state) and starts
+# it again on the same configuration; `stop-ctld DIR` / `start-ctld DIR` do each half. `start` waits
 # until every node is idle and prints `ready NODES`; it exits nonzero (and stops what it
 # started) if the cluster does not come up within 60 s.
 set -euo pipefail
@@ -19,7 +23,7 @@ set -euo pipefail
 cmd=${1:-}
 dir=${2:-}
 if [[ -z $cmd || -z $dir ]]; then
-  echo "usage: $0 start|stop DIR [NODES] [PORT]" >&2
+  echo "usage: $0 start|stop|stop-ctld|start-ctld|restart-ctld DIR [NODES] [PORT]" >&2
   exit 2
 fi
 
@@ -43,16 +47,54 @@ stop() {
     kill -9 $list 2>/dev/null || true
     rm -f "$pids/$name"
   done
+  # A slurmstepd whose slurmd was killed (a node failure test) outlives it, retrying to
+  # report; ours are those writing to this fixture's logs. They and their jobs end too.
+  local proc
+  for proc in /proc/[0-9]*; do
+    [[ $(readlink "$proc/exe" 2>/dev/null) == */slurmstepd* ]] || continue
+    if ls -l "$proc/fd" 2>/dev/null | grep -q -- "-> $dir/"; then
+      local stepd=${proc#/proc/}
+      # shellcheck disable=SC2046
+      kill -9 $(pgrep -P "$stepd") "$stepd" 2>/dev/null || true
+    fi
+  done
 }
 
-if [[ $cmd == stop ]]; then
-  stop
-  exit 0
-fi
+# slurmctld alone, on the configuration `start` wrote (its state reloaded from DIR/state).
+start_ctld() {
+  SLURM_CONF=$dir/etc/slurm.conf /usr/sbin/slurmctld -D -f "$dir/etc/slurm.conf" \
+    >>"$dir/log/slurmctld.out" 2>&1 &
+  echo $! >"$dir/pids/slurmctld"
+}
+stop_ctld() {
+  [[ -f $dir/pids/slurmctld ]] || return 0
+  local pid
+  pid=$(cat "$dir/pids/slurmctld")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$dir/pids/slurmctld"
+}
+wait_ctld() {
+  for _ in $(seq 1 300); do
+    SLURM_CONF=$dir/etc/slurm.conf timeout 5 squeue -h >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "slurm-fixture: slurmctld did not answer within 30 s" >&2
+  return 1
+}
+
+case $cmd in
+  stop) stop; exit 0 ;;
+  stop-ctld) stop_ctld; exit 0 ;;
+  start-ctld) start_ctld; wait_ctld; exit $? ;;
+  restart-ctld) stop_ctld; start_ctld; wait_ctld; exit $? ;;
+esac
 [[ $cmd == start ]] || { echo "unknown command $cmd" >&2; exit 2; }
 
 nodes=${3:-16}
 port=${4:-16817}
+min_job_age=${MIN_JOB_AGE:-300}
 if [[ $(id -u) -ne 0 ]]; then
   echo "slurm-fixture: must run as root (slurmd runs jobs as their users)" >&2
   exit 1
@@ -90,7 +132,7 @@ GresTypes=gpu
 ReturnToService=2
 SlurmdTimeout=30
 KillWait=5
-MinJobAge=300
+MinJobAge=$min_job_age
 SlurmctldPort=$port
 SlurmdPort=$((port + 1))
 StateSaveLocation=$dir/state
@@ -119,8 +161,7 @@ setpriv --reuid=munge --regid=munge --clear-groups /usr/sbin/munged -F \
 echo $! >"$dir/pids/munged"
 for _ in $(seq 1 50); do [[ -S $dir/munge/munge.sock ]] && break; sleep 0.1; done
 
-/usr/sbin/slurmctld -D -f "$SLURM_CONF" >"$dir/log/slurmctld.out" 2>&1 &
-echo $! >"$dir/pids/slurmctld"
+start_ctld
 : >"$dir/pids/slurmd"
 for i in $(seq 1 "$nodes"); do
   mkdir -p "$dir/spool/sn$i"

@@ -5,7 +5,9 @@
 // cannot be executed; a Slurm node killed mid-run (its slurmd killed and the node set
 // down) ending its run as node_failed and draining the Atrium node; the service killed
 // (SIGKILL) while runs go on, restarted: live runs re-adopted, ended ones settled once
-// with their real ends, the store verifying. Fails (never skips) when Slurm cannot start.
+// with their real ends, the store verifying. Then (SlurmRestartTest) slurmctld stopped and
+// restarted mid-run, and a run Slurm purged while the service was down, settled from the
+// jobcomp record. Fails (never skips) when Slurm cannot start.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -51,7 +53,7 @@ constexpr const char* kReviewerA = "0000-0002-0260-0021";
 constexpr const char* kReviewerB = "0000-0002-0260-003X";
 
 // One pool of 16 nodes x 8 GPUs that Slurm runs: gpu-n0000.. are Slurm's sn1..sn16.
-std::string ClusterToml() {
+std::string ClusterToml(const std::string& jobcomp = "") {
   std::string nodes;
   for (int i = 1; i <= 16; ++i) nodes += (i > 1 ? ", \"sn" : "\"sn") + std::to_string(i) + "\"";
   return R"(name = "slurm-test"
@@ -73,8 +75,9 @@ executor = "slurm"
 kill_grace_s = 1
 slurm_partition = "atrium"
 slurm_gres = "gpu"
-slurm_nodes = [)" +
-         nodes + R"(]
+slurm_command_timeout_s = 20
+)" + (jobcomp.empty() ? std::string() : "slurm_jobcomp = \"" + jobcomp + "\"\n") +
+         R"(slurm_nodes = [)" + nodes + R"(]
 [partitions.research]
 classes = ["research", "preemptible"]
 walltime_max_s = 86400
@@ -167,7 +170,8 @@ class SlurmTest : public ::testing::Test {
 
   // The fixture's cluster: 16 logical nodes, on ports of this process's own.
   void StartSlurm() {
-    const std::string port = std::to_string(20000 + (getpid() % 300) * 130);
+    // Below the kernel's ephemeral ports (32768 and up), which a client socket may hold.
+    const std::string port = std::to_string(20000 + (getpid() % 90) * 130);
     const testing::ProcessResult started =
         testing::Run({kFixture, "start", slurm_dir(), std::to_string(kSlurmNodes), port});
     ASSERT_EQ(started.exit_code, 0) << "Slurm did not start (run scripts/install-deps.sh as "
@@ -235,8 +239,8 @@ class SlurmTest : public ::testing::Test {
 
   // The cluster, a program whose call closes in 2 s, one proposal, two reviews, the
   // decision: grant G-P1 of 50,000 credits, PI kPi.
-  void FundGrant() {
-    Ok(Post("/v1/cluster", admin_, {{"toml", ClusterToml()}}));
+  void FundGrant(const std::string& cluster_toml = ClusterToml()) {
+    Ok(Post("/v1/cluster", admin_, {{"toml", cluster_toml}}));
     const std::string officer = MakeToken("officer", "");
     Ok(Post("/v1/programs", officer, {{"toml", ProgramToml(Clock::now(), seconds(2))}}));
     const auto close_at = Clock::now() + seconds(3);
@@ -539,6 +543,126 @@ TEST_F(SlurmTest, RunsThroughSlurmAndSurvivesNodeAndServiceFailures) {
   VerifyStore();
   std::cout
       << "slurm cycle: "
+      << std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - began).count()
+      << " ms\n";
+}
+
+// The fixture with MinJobAge=2: Slurm forgets an ended job within seconds (its purge runs
+// every few seconds), so only the jobcomp record says how it ended.
+class SlurmRestartTest : public SlurmTest {
+ protected:
+  void SetUp() override {
+    setenv("MIN_JOB_AGE", "2", 1);
+    SlurmTest::SetUp();
+    unsetenv("MIN_JOB_AGE");
+  }
+  std::string jobcomp() const { return slurm_dir() + "/log/jobcomp.log"; }
+  // How many jobcomp lines name the run: how many Slurm jobs it became.
+  int JobcompLines(const std::string& id) {
+    std::ifstream in(jobcomp());
+    int count = 0;
+    const std::string name = " Name=atrium-" + id + "-1 ";
+    for (std::string line; std::getline(in, line);) count += line.find(name) != std::string::npos;
+    return count;
+  }
+  bool SlurmLists(const std::string& id) { return SlurmJobs().contains("atrium-" + id + "-1"); }
+};
+
+int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+TEST_F(SlurmRestartTest, SlurmctldRestartsAndPurgedRunsReconcile) {
+  const auto began = std::chrono::steady_clock::now();
+  StartService();
+  FundGrant(ClusterToml(jobcomp()));
+
+  // slurmctld stops (SIGTERM: it saves its state) while two runs go on: one ends while it
+  // is down, one outlives the outage.
+  const std::string through = Submit({"sh", "-c", "sleep 20; echo through"}, 60);
+  const std::string during = Submit({"sh", "-c", "sleep 2; exit 4"}, 60);
+  for (const std::string& id : {through, during}) WaitFor(id, Launched);
+  const int64_t through_started_us = Job(through)["run"]["started_us"];
+  testing::ProcessResult ctl = testing::Run({kFixture, "stop-ctld", slurm_dir()});
+  ASSERT_EQ(ctl.exit_code, 0) << ctl.err;
+  // Atrium keeps serving: a submission is taken (and waits: nothing is submitted blind),
+  // reads answer at once, and no run is marked lost while Slurm cannot say.
+  const std::string queued = Submit({"sh", "-c", "echo queued"}, 60);
+  const auto down_until = std::chrono::steady_clock::now() + seconds(6);
+  while (std::chrono::steady_clock::now() < down_until) {
+    const auto asked = std::chrono::steady_clock::now();
+    for (const std::string& id : {through, during, queued}) {
+      const json job = Job(id);
+      EXPECT_EQ(job.value("state", ""), "running") << job;
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - asked, seconds(3));
+    std::this_thread::sleep_for(milliseconds(500));
+  }
+  EXPECT_LT(Job(queued)["run"]["started_us"].get<int64_t>(), 0) << Job(queued);  // not launched
+  ctl = testing::Run({kFixture, "start-ctld", slurm_dir()});
+  ASSERT_EQ(ctl.exit_code, 0) << ctl.err;
+  const int64_t ctld_back_us = NowUs();
+
+  // The outage (stopping, 6 s down, starting) must end before `through` does, or its end
+  // is the one slurmctld learns late.
+  ASSERT_LT(ctld_back_us, through_started_us + 18'000'000)
+      << "slurmctld took too long to stop and start again on this machine";
+  json job = WaitFor(through, Ended, seconds(60));
+  EXPECT_EQ(job["state"], "completed") << job;
+  EXPECT_EQ(job["run"]["started_us"], through_started_us) << job;
+  // Its real end: after the restart, 20 s (Slurm's 1 s resolution) after its start.
+  EXPECT_GE(job["run"]["ended_us"].get<int64_t>(), ctld_back_us - 1'000'000) << job;
+  EXPECT_GE(job["ran_s"].get<int64_t>(), 19) << job;
+  EXPECT_LE(job["ran_s"].get<int64_t>(), 22) << job;
+  EXPECT_EQ(Logs(through, "stdout"), "through\n");
+  // Ended while slurmctld was down: its exit as Slurm recorded it once it heard (the end
+  // time is when slurmctld learnt of it, so at least the 2 s it ran).
+  job = WaitFor(during, Ended, seconds(60));
+  EXPECT_EQ(job["state"], "failed") << job;
+  EXPECT_EQ(job["run"]["exit_code"], 4) << job;
+  EXPECT_GE(job["ran_s"].get<int64_t>(), 2) << job;
+  job = WaitFor(queued, Ended, seconds(60));
+  EXPECT_EQ(job["state"], "completed") << job;
+  EXPECT_EQ(Logs(queued, "stdout"), "queued\n");
+
+  // The service killed; a short run ends meanwhile and Slurm purges it (MinJobAge=2).
+  const std::string purged = Submit({"sh", "-c", "sleep 1; echo purged"}, 60);
+  WaitFor(purged, Launched);
+  const int64_t purged_started_us = Job(purged)["run"]["started_us"];
+  ASSERT_EQ(service_->Stop(SIGKILL), -SIGKILL);
+  const auto purge_deadline = std::chrono::steady_clock::now() + seconds(90);
+  while ((SlurmLists(purged) || JobcompLines(purged) == 0) &&
+         std::chrono::steady_clock::now() < purge_deadline) {
+    std::this_thread::sleep_for(milliseconds(250));
+  }
+  ASSERT_FALSE(SlurmLists(purged)) << "Slurm did not purge the job within 90 s";
+  ASSERT_EQ(JobcompLines(purged), 1);
+  const int64_t restarted_at_us = NowUs();
+  StartService();
+  job = WaitFor(purged, Ended);
+  EXPECT_EQ(job["state"], "completed") << job;  // not node_failed: the record says how
+  EXPECT_EQ(job["run"]["exit_code"], 0) << job;
+  EXPECT_EQ(job["run"]["started_us"], purged_started_us) << job;
+  EXPECT_LT(job["run"]["ended_us"].get<int64_t>(), restarted_at_us) << job;
+  EXPECT_LE(job["ran_s"].get<int64_t>(), 3) << job;
+  EXPECT_EQ(Logs(purged, "stdout"), "purged\n");
+
+  // Each run was one Slurm job; the grant paid exactly its jobs' charges; the store
+  // verifies.
+  int64_t charged_micro = 0;
+  for (const std::string& id : jobs_) {
+    EXPECT_EQ(JobcompLines(id), 1) << id;
+    charged_micro += MicrosOf(Job(id)["charged"]);
+  }
+  const Reply balance = Get("/v1/programs/exec/grants/G-P1/balance", pi_);
+  ASSERT_EQ(balance.status, 200) << balance.raw;
+  EXPECT_EQ(MicrosOf(balance.body["spent"]), charged_micro) << balance.raw;
+  jobs_.clear();
+  service_->Stop(SIGTERM);
+  VerifyStore();
+  std::cout
+      << "slurm restarts: "
       << std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - began).count()
       << " ms\n";
 }

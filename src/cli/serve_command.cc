@@ -134,7 +134,16 @@ int Serve(const ServeArgs& args) {
     return kExitOk;
   }
   server::ServerOptions options;
-  options.examples_dir = ATRIUM_EXAMPLES_ROOT;
+  // The installed examples (<binary dir>/../share/atrium/examples, CMake's install rules)
+  // when there are some, else the source tree this binary was built from.
+  std::error_code self_error;
+  const std::filesystem::path installed_examples =
+      std::filesystem::read_symlink("/proc/self/exe", self_error).parent_path().parent_path() /
+      "share/atrium/examples";
+  options.examples_dir =
+      !self_error && std::filesystem::exists(installed_examples / "programs", self_error)
+          ? installed_examples.string()
+          : std::string(ATRIUM_EXAMPLES_ROOT);
   auto fail = [](const Error& error, int code) {
     fmt::print(stderr, "atrium serve: {}\n", error.ToString());
     return code;

@@ -41,6 +41,11 @@ Result<NodeState> ParseNodeState(std::string_view text);
 enum class Executor : uint8_t { kNone = 0, kLocal = 1, kSlurm = 2 };
 inline constexpr int64_t kKillGraceDefaultS = 10;
 inline constexpr int64_t kKillGraceMaxS = 60;
+// A `slurm` pool's bound on one Slurm command (slurm_command_timeout_s): slurmctld answers
+// in milliseconds, and its clients retry a refused connection for MessageTimeout (10 s by
+// default) before giving up, so the default sits above that; a hung controller is cut off.
+inline constexpr int64_t kSlurmCommandTimeoutDefaultS = 15;
+inline constexpr int64_t kSlurmCommandTimeoutMaxS = 300;
 std::string_view ToString(Executor executor);
 Result<Executor> ParseExecutor(std::string_view text);
 
@@ -106,11 +111,15 @@ struct Block {
 
 // How a `slurm` pool maps onto Slurm: the partition its runs are submitted to ("" =
 // Slurm's default), the GRES name its chips are requested as ("" = no --gres), and the
-// Slurm node name of each of its nodes, in pool order (empty = the Atrium names).
+// Slurm node name of each of its nodes, in pool order (empty = the Atrium names), how long
+// one Slurm command may take, and the jobcomp/filetxt record Slurm writes (JobCompLoc, ""
+// = not read), where the executor finds how a run ended that Slurm has already forgotten.
 struct SlurmPool {
   std::string partition;
   std::string gres;
   std::vector<std::string> nodes;
+  int64_t command_timeout_s = kSlurmCommandTimeoutDefaultS;
+  std::string jobcomp_loc;
 };
 
 // A homogeneous set of nodes of one node type; its spine joins its blocks.

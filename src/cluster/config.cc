@@ -180,13 +180,15 @@ bool SlurmName(std::string_view text) {
   });
 }
 
-// A `slurm` pool's mapping: slurm_partition, slurm_gres, slurm_nodes (docs/executors.md).
+// A `slurm` pool's mapping: slurm_partition, slurm_gres, slurm_nodes, slurm_command_timeout_s,
+// slurm_jobcomp (docs/executors.md).
 // Other pools must not carry these keys (a typo in `executor` would otherwise silently
 // make a Slurm pool a bookkeeping one).
 Status LoadSlurmPool(const Context& ctx, const toml::table& spec, const std::string& where,
                      Executor executor, ClusterBuilder& builder) {
   if (executor != Executor::kSlurm) {
-    for (const char* key : {"slurm_partition", "slurm_gres", "slurm_nodes"}) {
+    for (const char* key : {"slurm_partition", "slurm_gres", "slurm_nodes",
+                            "slurm_command_timeout_s", "slurm_jobcomp"}) {
       if (spec.get(key) != nullptr) {
         return ctx.Fail(spec.get(key), where + "." + key, "is only for executor = \"slurm\"");
       }
@@ -202,6 +204,17 @@ Status LoadSlurmPool(const Context& ctx, const toml::table& spec, const std::str
     } else if (!SlurmName(*out)) {
       return ctx.Fail(spec.get(key), where + "." + key,
                       "must be a Slurm name (letters, digits, '-', '_', '.')");
+    }
+  }
+  ATRIUM_ASSIGN_OR_RETURN(slurm.command_timeout_s,
+                          ctx.Int(spec, where, "slurm_command_timeout_s", 1,
+                                  kSlurmCommandTimeoutMaxS, kSlurmCommandTimeoutDefaultS));
+  if (spec.get("slurm_jobcomp") != nullptr) {
+    ATRIUM_ASSIGN_OR_RETURN(slurm.jobcomp_loc, ctx.String(spec, where, "slurm_jobcomp", {}));
+    if (slurm.jobcomp_loc.front() != '/' ||
+        slurm.jobcomp_loc.find_first_of(std::string("\n\0", 2)) != std::string::npos) {
+      return ctx.Fail(spec.get("slurm_jobcomp"), where + ".slurm_jobcomp",
+                      "must be an absolute path (Slurm's JobCompLoc)");
     }
   }
   if (const toml::node* node = spec.get("slurm_nodes")) {

@@ -115,6 +115,14 @@ TEST(ConfigTest, SlurmPoolDefaultsAndRefusals) {
   EXPECT_EQ(cluster->pools()[0].executor, Executor::kSlurm);
   EXPECT_TRUE(cluster->pools()[0].slurm.partition.empty());  // Slurm's default partition
   EXPECT_TRUE(cluster->pools()[0].slurm.nodes.empty());      // the same names
+  EXPECT_EQ(cluster->pools()[0].slurm.command_timeout_s, kSlurmCommandTimeoutDefaultS);
+  EXPECT_TRUE(cluster->pools()[0].slurm.jobcomp_loc.empty());  // not read
+  const auto set = ParseClusterToml(
+      text + "slurm_command_timeout_s = 3\nslurm_jobcomp = \"/var/log/slurm/jobcomp.log\"\n",
+      "small.toml");
+  ASSERT_TRUE(set.ok()) << set.error().ToString();
+  EXPECT_EQ(set->pools()[0].slurm.command_timeout_s, 3);
+  EXPECT_EQ(set->pools()[0].slurm.jobcomp_loc, "/var/log/slurm/jobcomp.log");
   struct SlurmBad {
     std::string extra;
     std::string expected;
@@ -134,6 +142,12 @@ TEST(ConfigTest, SlurmPoolDefaultsAndRefusals) {
        "pools[0].slurm_partition: is only for executor = \"slurm\""},
       {"slurm_gres = \"gpu\"\n", "pools[0].slurm_gres: is only for executor = \"slurm\""},
       {"executor = \"slurmm\"\n", "must be \"local\", \"slurm\" or \"none\""},
+      {"executor = \"slurm\"\nslurm_command_timeout_s = 0\n",
+       "pools[0].slurm_command_timeout_s: must be an integer from 1 to 300"},
+      {"executor = \"slurm\"\nslurm_jobcomp = \"jobcomp.log\"\n",
+       "pools[0].slurm_jobcomp: must be an absolute path"},
+      {"executor = \"local\"\nslurm_jobcomp = \"/j.log\"\n",
+       "pools[0].slurm_jobcomp: is only for executor = \"slurm\""},
   };
   for (const SlurmBad& bad : cases) {
     const auto refused = ParseClusterToml(std::string(kSmall) + bad.extra, "small.toml");

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -85,8 +86,8 @@ bool Ended(std::string_view state) {
 
 }  // namespace
 
-Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
-                                 const std::vector<std::string>& env) {
+Result<std::unique_ptr<BackgroundCommand>> BackgroundCommand::Start(
+    const std::vector<std::string>& argv, const std::vector<std::string>& env, int64_t timeout_ms) {
   if (argv.empty()) return MakeError(ErrorCode::kInvalidArgument, "no command");
   int out_pipe[2];
   int err_pipe[2];
@@ -101,12 +102,19 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  // Its own process group, so a command that outlives its bound is killed with whatever
+  // it started (a wrapper script's children too).
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attr, 0);
   std::vector<char*> args = CStrings(argv);
   std::vector<char*> envp = CStrings(env);
   pid_t pid = -1;
-  const int spawned = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(),
+  const int spawned = posix_spawnp(&pid, args[0], &actions, &attr, args.data(),
                                    env.empty() ? environ : envp.data());
   posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
   close(out_pipe[1]);
   close(err_pipe[1]);
   if (spawned != 0) {
@@ -115,42 +123,127 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
     return MakeError(ErrorCode::kUnavailable,
                      fmt::format("cannot run {}: {}", argv[0], std::strerror(spawned)));
   }
-  CommandResult result;
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  std::string* sinks[2] = {&result.out, &result.err};
-  int open_fds = 2;
+  auto command = std::unique_ptr<BackgroundCommand>(new BackgroundCommand());
+  command->name_ = argv[0];
+  command->pid_ = pid;
+  command->fds_[0] = out_pipe[0];
+  command->fds_[1] = err_pipe[0];
+  command->timeout_ms_ = timeout_ms;
+  command->started_mono_us_ = MonotonicUs();
+  command->deadline_mono_us_ = command->started_mono_us_ + std::max<int64_t>(timeout_ms, 1) * 1000;
+  return command;
+}
+
+BackgroundCommand::~BackgroundCommand() {
+  for (int& fd : fds_) {
+    if (fd >= 0) close(fd);
+    fd = -1;
+  }
+  if (pid_ > 0) {
+    // Abandoned while it runs: it and its group end now.
+    kill(-pid_, SIGKILL);
+    while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+}
+
+std::optional<Result<CommandResult>> BackgroundCommand::Check(int64_t wait_ms) {
+  if (pid_ <= 0) return std::nullopt;
+  const int64_t wait_until_us = MonotonicUs() + std::max<int64_t>(wait_ms, 0) * 1000;
   char buffer[65536];
-  while (open_fds > 0) {
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
+  std::string* sinks[2] = {&result_.out, &result_.err};
+  bool timed_out = false;
+  bool too_long = false;
+  // Read what is there; wait for more only within wait_ms and the bound.
+  while (fds_[0] >= 0 || fds_[1] >= 0) {
+    const int64_t now_us = MonotonicUs();
+    if (now_us >= deadline_mono_us_) {
+      timed_out = true;
       break;
     }
+    pollfd fds[2] = {{fds_[0], POLLIN, 0}, {fds_[1], POLLIN, 0}};
+    const int64_t wait_us = std::min(wait_until_us, deadline_mono_us_) - now_us;
+    const int ready =
+        poll(fds, 2,
+             wait_us <= 0 ? 0 : static_cast<int>(std::min<int64_t>((wait_us + 999) / 1000, 1000)));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) {
+      if (MonotonicUs() >= wait_until_us) break;  // nothing more within wait_ms
+      continue;
+    }
     for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      const ssize_t got = read(fds[i].fd, buffer, sizeof buffer);
+      if (fds_[i] < 0 || fds[i].revents == 0) continue;
+      const ssize_t got = read(fds_[i], buffer, sizeof buffer);
       if (got > 0) {
         sinks[i]->append(buffer, static_cast<size_t>(got));
+        if (sinks[i]->size() > kCommandOutputBytesMax) too_long = true;
       } else if (got == 0 || errno != EINTR) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
+        close(fds_[i]);
+        fds_[i] = -1;
       }
     }
+    if (too_long) break;
   }
-  for (const pollfd& fd : fds) {
-    if (fd.fd >= 0) close(fd.fd);
+  if (!timed_out && !too_long) {
+    if (fds_[0] >= 0 || fds_[1] >= 0) return std::nullopt;  // still printing
+    // The output closed: the command is ending. Reaped now, or on a later call (a command
+    // that closed its output and went on running is killed at the bound).
+    int status = 0;
+    for (;;) {
+      const pid_t reaped = waitpid(pid_, &status, WNOHANG);
+      if (reaped < 0 && errno == EINTR) continue;
+      if (reaped == pid_ || reaped < 0) {
+        const bool ended = reaped == pid_;
+        pid_ = -1;
+        result_.exit_code = ended && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        return Result<CommandResult>(std::move(result_));
+      }
+      if (MonotonicUs() >= deadline_mono_us_) {
+        timed_out = true;
+        break;
+      }
+      if (MonotonicUs() >= wait_until_us) return std::nullopt;
+      usleep(200);
+    }
   }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  for (int& fd : fds_) {
+    if (fd >= 0) close(fd);
+    fd = -1;
   }
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  kill(-pid_, SIGKILL);
+  while (waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+  if (timed_out) {
+    return Result<CommandResult>(
+        MakeError(ErrorCode::kUnavailable,
+                  fmt::format("{} did not end within {} ms: killed", name_, timeout_ms_)));
+  }
+  return Result<CommandResult>(MakeError(
+      ErrorCode::kLimitExceeded,
+      fmt::format("{} printed more than {} bytes: killed", name_, kCommandOutputBytesMax)));
+}
+
+Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
+                                 const std::vector<std::string>& env, int64_t timeout_ms) {
+  ATRIUM_ASSIGN_OR_RETURN(std::unique_ptr<BackgroundCommand> command,
+                          BackgroundCommand::Start(argv, env, timeout_ms));
+  for (;;) {
+    if (std::optional<Result<CommandResult>> done = command->Check(1000)) return std::move(*done);
+  }
 }
 
 Result<std::vector<SlurmJob>> ParseSqueueJson(std::string_view text) {
   const json doc = json::parse(text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("jobs") || !doc["jobs"].is_array()) {
     return MakeError(ErrorCode::kParseError, "squeue --json: no jobs array");
+  }
+  // squeue exits 0 with an empty list and an error when slurmctld does not answer: that
+  // is no answer, not "no jobs".
+  if (const auto errors = doc.find("errors");
+      errors != doc.end() && errors->is_array() && !errors->empty()) {
+    return MakeError(ErrorCode::kUnavailable,
+                     fmt::format("squeue --json: {}", (*errors)[0].dump()));
   }
   std::vector<SlurmJob> jobs;
   jobs.reserve(doc["jobs"].size());
@@ -183,6 +276,9 @@ Result<std::vector<SlurmJob>> ParseSqueueJson(std::string_view text) {
 }
 
 SlurmExecutor::SlurmExecutor(SlurmExecutorOptions options) : options_(std::move(options)) {
+  if (!options_.slurm.jobcomp_loc.empty()) {
+    jobcomp_ = std::make_unique<JobcompLog>(options_.slurm.jobcomp_loc);
+  }
   for (size_t i = 0; i < options_.atrium_nodes.size(); ++i) {
     const std::string& atrium = options_.atrium_nodes[i];
     const std::string& slurm = options_.slurm.nodes.size() == options_.atrium_nodes.size()
@@ -267,12 +363,76 @@ std::vector<std::string> SlurmExecutor::SbatchArgv(const RunSpec& spec) const {
   return argv;
 }
 
+bool SlurmExecutor::BackingOff() const {
+  const int64_t now_us = MonotonicUs();
+  // An squeue that takes this long is a controller that is down or hung: sbatch and
+  // scancel would hold the runner's thread as long, so they wait for its answer.
+  if (squeue_ != nullptr && now_us - squeue_->started_mono_us() > options_.slow_answer_ms * 1000) {
+    return true;
+  }
+  return backoff_ms_ > 0 && now_us < backoff_until_mono_us_;
+}
+
+void SlurmExecutor::BackOff() {
+  backoff_ms_ = backoff_ms_ == 0 ? options_.backoff_min_ms
+                                 : std::min(backoff_ms_ * 2, options_.backoff_max_ms);
+  backoff_until_mono_us_ = MonotonicUs() + backoff_ms_ * 1000;
+}
+
+Result<CommandResult> SlurmExecutor::Command(const std::vector<std::string>& argv,
+                                             const std::vector<std::string>& env) {
+  if (BackingOff()) {
+    return MakeError(
+        ErrorCode::kUnavailable,
+        fmt::format("Slurm did not answer lately: {} waits for the back-off", argv.front()));
+  }
+  Result<CommandResult> ran = RunCommand(argv, env, options_.slurm.command_timeout_s * 1000);
+  // The clients say so when they could not reach slurmctld (after retrying for
+  // MessageTimeout): that is no answer either.
+  if ((!ran.ok() && ran.error().code == ErrorCode::kUnavailable) ||
+      (ran.ok() && ran->exit_code != 0 &&
+       ran->err.find("Unable to contact slurm controller") != std::string::npos)) {
+    BackOff();
+    if (ran.ok()) {
+      return MakeError(ErrorCode::kUnavailable,
+                       fmt::format("{}: {}", argv.front(), ran->err.substr(0, 200)));
+    }
+  } else {
+    backoff_ms_ = 0;
+  }
+  return ran;
+}
+
 bool SlurmExecutor::Refresh() {
-  const Result<CommandResult> ran = RunCommand({"squeue", "--json"});
+  if (squeue_ != nullptr) {
+    // One is under way (Poll's): its answer, within its bound.
+    std::optional<Result<CommandResult>> done;
+    while (!(done = squeue_->Check(1000))) {
+    }
+    squeue_.reset();
+    return ApplyListing(*done);
+  }
+  if (BackingOff()) return false;
+  return ApplyListing(
+      RunCommand({"squeue", "--json"}, {}, options_.slurm.command_timeout_s * 1000));
+}
+
+bool SlurmExecutor::ApplyListing(const Result<CommandResult>& ran) {
   listed_at_mono_us_ = MonotonicUs();
-  if (!ran.ok() || ran->exit_code != 0) return false;
+  if (!ran.ok()) {
+    if (ran.code() == ErrorCode::kUnavailable) BackOff();  // timed out
+    return false;
+  }
+  if (ran->exit_code != 0) {
+    BackOff();  // slurmctld down or restarting: squeue said so itself
+    return false;
+  }
   Result<std::vector<SlurmJob>> jobs = ParseSqueueJson(ran->out);
-  if (!jobs.ok()) return false;
+  if (!jobs.ok()) {
+    if (jobs.code() == ErrorCode::kUnavailable) BackOff();
+    return false;
+  }
+  backoff_ms_ = 0;
   listing_.clear();
   by_name_.clear();
   for (SlurmJob& job : *jobs) {
@@ -285,6 +445,28 @@ bool SlurmExecutor::Refresh() {
   }
   listed_ = true;
   return true;
+}
+
+bool SlurmExecutor::Listed() {
+  if (squeue_ == nullptr) {
+    const int64_t now_mono = MonotonicUs();
+    if (BackingOff() || (listed_at_mono_us_ >= 0 &&
+                         now_mono - listed_at_mono_us_ < options_.poll_interval_ms * 1000)) {
+      return false;
+    }
+    Result<std::unique_ptr<BackgroundCommand>> started =
+        BackgroundCommand::Start({"squeue", "--json"}, {}, options_.slurm.command_timeout_s * 1000);
+    if (!started.ok()) {
+      listed_at_mono_us_ = now_mono;
+      BackOff();
+      return false;
+    }
+    squeue_ = std::move(*started);
+  }
+  std::optional<Result<CommandResult>> done = squeue_->Check(0);
+  if (!done) return false;  // still waiting: the runner's thread goes on
+  squeue_.reset();
+  return ApplyListing(*done);
 }
 
 bool SlurmExecutor::Tracks(const std::string& job, uint32_t run) const {
@@ -305,6 +487,12 @@ Status SlurmExecutor::Ensure(const RunSpec& spec) {
   const std::string id_path = fmt::format("{}/slurm-{}.id", dir, spec.run);
   Active active{
       .walltime_s = spec.walltime_s, .grace_s = spec.kill_grace_s, .atrium_nodes = spec.nodes};
+  // Asked to stop before (by a previous process): the same end is reported.
+  const std::string stop = ReadFile(fmt::format("{}/run-{}.stop", dir, spec.run));
+  if (const auto how = ParseHow(stop.substr(0, stop.find('\n'))); how && !stop.empty()) {
+    active.stop_how = *how;
+    active.term_at_mono_us = MonotonicUs();
+  }
   std::error_code ec;
   const bool submitted_before = fs::exists(id_path, ec);
   if (!listed_ && !Refresh()) {
@@ -317,18 +505,19 @@ Status SlurmExecutor::Ensure(const RunSpec& spec) {
     // Launched before (this process or a previous one): adopt it; Poll reports its start
     // and end as Slurm shows them.
     active.slurm_id = named->second;
-    const std::string stop = ReadFile(fmt::format("{}/run-{}.stop", dir, spec.run));
-    if (const auto how = ParseHow(stop.substr(0, stop.find('\n'))); how && !stop.empty()) {
-      active.stop_how = *how;
-      active.term_at_mono_us = MonotonicUs();
-    }
     active_.emplace(key, std::move(active));
     return OkStatus();
   }
   if (submitted_before) {
-    // Submitted, and Slurm no longer knows it: it ended while the service was away and
-    // was purged (MinJobAge), or slurmctld lost its state. No trace of how: lost, ended
-    // when its output last changed.
+    // Submitted, and Slurm no longer lists it: it ended while the service was away and was
+    // purged (MinJobAge), or slurmctld lost its state. The jobcomp record says how it
+    // ended, if Slurm wrote one.
+    active.slurm_id = std::stoll("0" + ReadFile(id_path).substr(0, 18));
+    if (std::optional<RunEvent> end = EndFromJobcomp(key, active)) {
+      pending_.push_back(std::move(*end));
+      return OkStatus();
+    }
+    // No trace of how: lost, ended when its output last changed.
     int64_t ended_us = RealtimeUs();
     for (const char* name : {"stdout", "stderr"}) {
       const auto written = fs::last_write_time(fs::path(dir) / name, ec);
@@ -338,7 +527,7 @@ Status SlurmExecutor::Ensure(const RunSpec& spec) {
                        .count();
       }
     }
-    const int64_t started_us = std::stoll("0" + ReadFile(id_path + ".started"));
+    const int64_t started_us = std::stoll("0" + ReadFile(id_path + ".started").substr(0, 18));
     pending_.push_back(RunEvent{.kind = RunEvent::Kind::kEnded,
                                 .job = spec.job,
                                 .run = spec.run,
@@ -347,17 +536,20 @@ Status SlurmExecutor::Ensure(const RunSpec& spec) {
                                 .how = EndHow::kLost});
     return OkStatus();
   }
+  if (BackingOff()) {
+    return MakeError(ErrorCode::kUnavailable, "Slurm did not answer lately: sbatch waits");
+  }
   fs::create_directories(dir, ec);
   if (ec) return MakeError(ErrorCode::kIoError, "cannot create " + dir + ": " + ec.message());
   WriteFileAtomically(fmt::format("{}/run-{}.sh", dir, spec.run), BatchScript(spec.argv));
   std::vector<std::string> env = LocalExecutor::JobEnvironment(spec);
   if (const char* conf = std::getenv("SLURM_CONF"))
     env.push_back(std::string("SLURM_CONF=") + conf);
-  const Result<CommandResult> ran = RunCommand(SbatchArgv(spec), env);
+  const Result<CommandResult> ran = Command(SbatchArgv(spec), env);
   if (!ran.ok()) return ran.error();
   int64_t slurm_id = 0;
   const std::string out = ran->out.substr(0, ran->out.find_first_of(";\n"));
-  if (ran->exit_code != 0 || out.empty() ||
+  if (ran->exit_code != 0 || out.empty() || out.size() > 18 ||
       !std::all_of(out.begin(), out.end(), [](char c) { return c >= '0' && c <= '9'; })) {
     return MakeError(ErrorCode::kUnavailable,
                      fmt::format("sbatch refused {}: {}", JobName(spec.job, spec.run), ran->err));
@@ -369,15 +561,36 @@ Status SlurmExecutor::Ensure(const RunSpec& spec) {
   return OkStatus();
 }
 
-void SlurmExecutor::Signal(const Key& key, Active& active, const char* signal) {
+std::optional<RunEvent> SlurmExecutor::EndFromJobcomp(const Key& key, const Active& active) {
+  if (jobcomp_ == nullptr || active.slurm_id <= 0) return std::nullopt;
+  // Keeps the records of this data directory's runs (SlurmExecutor::Owns: the name, and
+  // the work directory Atrium gave, as jobcomp has no output path).
+  jobcomp_->CatchUp([this](const JobcompRecord& record) {
+    std::string job;
+    uint32_t run = 0;
+    return ParseJobName(record.name, &job, &run) && record.work_dir == RunDir(job);
+  });
+  std::optional<JobcompRecord> record = jobcomp_->Take(active.slurm_id);
+  if (!record || record->name != JobName(key.first, key.second)) return std::nullopt;
+  const SlurmJob ended{.id = record->id,
+                       .name = record->name,
+                       .state = record->state,
+                       .start_s = record->start_s,
+                       .end_s = record->end_s,
+                       .wait_status = record->WaitStatus(),
+                       .nodes = record->nodes};
+  return EndOf(key, active, ended);
+}
+
+bool SlurmExecutor::Signal(Active& active, const char* signal) {
   std::vector<std::string> argv = {"scancel"};
   if (signal != nullptr) {
     argv.emplace_back("--full");
     argv.emplace_back(std::string("--signal=") + signal);
   }
   argv.push_back(std::to_string(active.slurm_id));
-  (void)key;
-  (void)RunCommand(argv);
+  // A nonzero exit is an answer (the job had ended already).
+  return Command(argv).ok();
 }
 
 void SlurmExecutor::Stop(const std::string& job, uint32_t run, EndHow how) {
@@ -390,7 +603,8 @@ void SlurmExecutor::Stop(const std::string& job, uint32_t run, EndHow how) {
   WriteFileAtomically(fmt::format("{}/run-{}.stop", RunDir(job), run),
                       std::string(ToString(how)) + "\n");
   // Still waiting in Slurm's queue: taken out of it; else SIGTERM to all its processes.
-  Signal(found->first, active, active.started_at_us == 0 ? nullptr : "TERM");
+  // Slurm not answering: Poll sends it once Slurm answers again.
+  active.term_sent = Signal(active, active.started_at_us == 0 ? nullptr : "TERM");
 }
 
 RunEvent SlurmExecutor::EndOf(const Key& key, const Active& active, const SlurmJob& slurm) {
@@ -405,6 +619,14 @@ RunEvent SlurmExecutor::EndOf(const Key& key, const Active& active, const SlurmJ
     event.exit_code = -1;
   } else {
     event.exit_code = WEXITSTATUS(status);
+  }
+  // scancel --full signals every process of the job, in no set order: a batch shell whose
+  // child died first reports the child's death as its exit (128 + the signal) before its
+  // own signal arrives. That is our signal, not the program's exit.
+  const int sent = active.killed ? SIGKILL : active.term_sent ? SIGTERM : 0;
+  if (sent != 0 && event.signal == 0 && event.exit_code == 128 + sent) {
+    event.signal = sent;
+    event.exit_code = -1;
   }
   if (active.stop_how != EndHow::kExited) {
     event.how = active.stop_how;
@@ -426,11 +648,9 @@ std::vector<RunEvent> SlurmExecutor::Poll() {
   std::vector<RunEvent> events = std::move(pending_);
   pending_.clear();
   if (active_.empty()) return events;
+  // squeue runs in the background: this pass uses its answer if it came, else goes on.
+  if (!Listed()) return events;
   const int64_t now_mono = MonotonicUs();
-  if (listed_at_mono_us_ >= 0 && now_mono - listed_at_mono_us_ < options_.poll_interval_ms * 1000) {
-    return events;
-  }
-  if (!Refresh()) return events;  // slurmctld away: follow again once it answers
   const int64_t now_us = RealtimeUs();
   std::vector<RunEvent> ends;
   for (auto it = active_.begin(); it != active_.end();) {
@@ -438,6 +658,12 @@ std::vector<RunEvent> SlurmExecutor::Poll() {
     Active& active = it->second;
     const auto found = listing_.find(active.slurm_id);
     if (found == listing_.end()) {
+      // Purged (MinJobAge): the jobcomp record says how it ended.
+      if (std::optional<RunEvent> end = EndFromJobcomp(key, active)) {
+        ends.push_back(std::move(*end));
+        it = active_.erase(it);
+        continue;
+      }
       if (++active.missing_polls >= 3) {
         ends.push_back(
             RunEvent{.kind = RunEvent::Kind::kEnded,
@@ -474,11 +700,14 @@ std::vector<RunEvent> SlurmExecutor::Poll() {
       active.term_at_mono_us = now_mono;
       WriteFileAtomically(fmt::format("{}/run-{}.stop", RunDir(key.first), key.second),
                           "walltime\n");
-      Signal(key, active, "TERM");
+      active.term_sent = Signal(active, "TERM");
+    } else if (active.stop_how != EndHow::kExited && !active.term_sent) {
+      // Asked to stop while Slurm did not answer (or by a previous process): now.
+      active.term_at_mono_us = now_mono;
+      active.term_sent = Signal(active, active.started_at_us == 0 ? nullptr : "TERM");
     } else if (active.stop_how != EndHow::kExited && !active.killed &&
                now_mono >= active.term_at_mono_us + active.grace_s * 1'000'000) {
-      active.killed = true;
-      Signal(key, active, active.started_at_us == 0 ? nullptr : "KILL");
+      active.killed = Signal(active, active.started_at_us == 0 ? nullptr : "KILL");
     }
     ++it;
   }

@@ -21,10 +21,17 @@
 // - Stop: `scancel --full --signal=TERM`, then `--signal=KILL` after the grace (a run
 //   still pending in Slurm: plain scancel). Why it was stopped is kept in
 //   JOBS/J/run-N.stop, so a restarted service reports the same end.
-// - A failing squeue (slurmctld down or restarting) changes nothing: the runs stay
-//   tracked and are followed again once it answers. A run Slurm no longer knows for three
-//   answered polls in a row (purged after MinJobAge while the service was down, or lost
-//   with slurmctld's state) ends as lost.
+// - Every Slurm command has a bound (the pool's slurm_command_timeout_s): past it the
+//   command's process group is killed and the call answers kUnavailable. Poll's squeue
+//   runs in the background (BackgroundCommand), so Poll never waits on Slurm; sbatch and
+//   scancel wait while an squeue is slow. A command that got no answer (timed out, or
+//   squeue failed: slurmctld down or restarting) changes nothing: the runs stay tracked,
+//   and no Slurm command runs for a back-off (1 s doubling to 30 s; Ensure answers
+//   kUnavailable meanwhile). The runs are followed again once it answers.
+// - A run Slurm no longer lists (purged after MinJobAge while the service was down) is
+//   looked up in the jobcomp record (the pool's slurm_jobcomp, slurm_jobcomp.h) by its
+//   Slurm id, name and work directory, and settled with the end it records; not there for
+//   three answered polls in a row (lost with slurmctld's state, or no record): lost.
 //
 // Commands are run with posix_spawn (no shell) by RunCommand; their stdout is parsed as
 // JSON (nlohmann) or fixed, delimited formats.
@@ -33,12 +40,17 @@
 //                        .atrium_nodes = {...}});
 #pragma once
 
+#include <sys/types.h>
+
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "exec/executor.h"
+#include "exec/slurm_jobcomp.h"
 
 namespace atrium::exec {
 
@@ -48,17 +60,71 @@ struct CommandResult {
   std::string out;
   std::string err;
 };
-// Runs argv (argv[0] searched on PATH) with posix_spawn, stdin /dev/null, and returns its
-// output. `env` empty: the service's environment. kUnavailable if it cannot be started.
+
+// How long one Slurm command (squeue, sbatch, scancel, sinfo) may take, unless the pool's
+// slurm_command_timeout_s says otherwise (the reason is at cluster::kSlurmCommandTimeoutDefaultS).
+inline constexpr int64_t kSlurmCommandTimeoutDefaultMs =
+    cluster::kSlurmCommandTimeoutDefaultS * 1000;
+// After a Slurm command failed to get an answer (timed out, or squeue failed), no command
+// runs for this long, doubling on each failure up to the max: a stuck slurmctld costs the
+// runner's thread (which local runs share) one bounded wait per back-off, not every pass.
+inline constexpr int64_t kSlurmBackoffMinMs = 1'000;
+inline constexpr int64_t kSlurmBackoffMaxMs = 30'000;
+// Poll's squeue runs in the background; while one has taken longer than this, sbatch and
+// scancel wait (Ensure answers kUnavailable, a stop is sent later): slurmctld answers in
+// milliseconds, and a client of one that is down holds its caller for MessageTimeout.
+inline constexpr int64_t kSlurmSlowAnswerMs = 2'000;
+// What a command may print: `squeue --json` is ~2 KB per job, so this holds MaxJobCount
+// jobs of a large site many times over; more is not Slurm talking.
+inline constexpr size_t kCommandOutputBytesMax = size_t{256} << 20;
+
+// A command started and not waited for (argv[0] searched on PATH; posix_spawn, stdin
+// /dev/null, a process group of its own), so a caller can go on while it runs: Check
+// reads what it printed without blocking longer than asked, and gives its result once it
+// ended. Past timeout_ms its group is killed with SIGKILL and reaped, and the result is
+// kUnavailable; past kCommandOutputBytesMax, likewise, kLimitExceeded. Destroyed while it
+// runs: killed and reaped.
+class BackgroundCommand {
+ public:
+  static Result<std::unique_ptr<BackgroundCommand>> Start(const std::vector<std::string>& argv,
+                                                          const std::vector<std::string>& env,
+                                                          int64_t timeout_ms);
+  ~BackgroundCommand();
+  BackgroundCommand(const BackgroundCommand&) = delete;
+  BackgroundCommand& operator=(const BackgroundCommand&) = delete;
+  // Waits at most wait_ms (0: not at all); nullopt while it runs within its bound.
+  std::optional<Result<CommandResult>> Check(int64_t wait_ms);
+  int64_t started_mono_us() const { return started_mono_us_; }
+
+ private:
+  BackgroundCommand() = default;
+  std::string name_;
+  pid_t pid_ = -1;  // -1 once reaped
+  int fds_[2] = {-1, -1};
+  int64_t timeout_ms_ = 0;
+  int64_t started_mono_us_ = 0;
+  int64_t deadline_mono_us_ = 0;
+  CommandResult result_;
+};
+
+// Runs argv (argv[0] searched on PATH) with posix_spawn in a process group of its own,
+// stdin /dev/null, and returns its output. `env` empty: the service's environment.
+// kUnavailable if it cannot be started or does not end within timeout_ms (its process
+// group is then killed with SIGKILL and reaped); kLimitExceeded if it prints more than
+// kCommandOutputBytesMax (killed likewise).
 Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
-                                 const std::vector<std::string>& env = {});
+                                 const std::vector<std::string>& env = {},
+                                 int64_t timeout_ms = kSlurmCommandTimeoutDefaultMs);
 
 struct SlurmExecutorOptions {
   std::string jobs_dir = "atrium-data/jobs";
-  cluster::SlurmPool slurm;
+  cluster::SlurmPool slurm;               // slurm.command_timeout_s and slurm.jobcomp_loc included
   std::vector<std::string> atrium_nodes;  // the pool's node names, in pool order
   std::string job_name_prefix = "atrium";
   int64_t poll_interval_ms = 200;
+  int64_t backoff_min_ms = kSlurmBackoffMinMs;
+  int64_t backoff_max_ms = kSlurmBackoffMaxMs;
+  int64_t slow_answer_ms = kSlurmSlowAnswerMs;
 };
 
 // One Slurm job as `squeue --json` shows it.
@@ -73,7 +139,8 @@ struct SlurmJob {
   std::string standard_output;  // the path its output goes to ("" if squeue omits it)
 };
 // Parses `squeue --json` (Slurm 22.05, openapi v0.0.38's job list). kParseError if it is
-// not that.
+// not that; kUnavailable if it reports errors (slurmctld down: squeue then exits 0 with
+// an empty list and "Failed while looking for jobs").
 Result<std::vector<SlurmJob>> ParseSqueueJson(std::string_view text);
 
 class SlurmExecutor final : public Executor {
@@ -108,16 +175,29 @@ class SlurmExecutor final : public Executor {
     std::vector<std::string> atrium_nodes;
     EndHow stop_how = EndHow::kExited;  // kExited: not asked to stop
     int64_t term_at_mono_us = -1;
+    bool term_sent = false;  // the first scancel of a stop got through
     bool killed = false;
     int missing_polls = 0;
   };
   using Key = std::pair<std::string, uint32_t>;
   std::string RunDir(const std::string& job) const;
-  // squeue --json now; false if slurmctld did not answer.
+  // squeue --json now (waiting for one under way); false if slurmctld did not answer.
   bool Refresh();
+  // Poll's squeue: started in the background when due, its answer taken when it came;
+  // true when a new listing arrived in this call.
+  bool Listed();
+  bool ApplyListing(const Result<CommandResult>& ran);
   RunEvent EndOf(const Key& key, const Active& active, const SlurmJob& slurm);
-  void Signal(const Key& key, Active& active, const char* signal);
-  std::vector<std::string> DownNodes(const std::vector<std::string>& atrium_nodes);
+  // The run's end from the jobcomp record (a job Slurm no longer lists), if it is there.
+  std::optional<RunEvent> EndFromJobcomp(const Key& key, const Active& active);
+  // scancel; false if Slurm did not answer (then the executor backs off).
+  bool Signal(Active& active, const char* signal);
+  // A Slurm command within the pool's bound; a command that got no answer starts (or
+  // lengthens) the back-off, one that did ends it.
+  Result<CommandResult> Command(const std::vector<std::string>& argv,
+                                const std::vector<std::string>& env = {});
+  bool BackingOff() const;
+  void BackOff();
 
   SlurmExecutorOptions options_;
   std::map<std::string, std::string> slurm_name_;   // Atrium node -> Slurm node
@@ -128,6 +208,10 @@ class SlurmExecutor final : public Executor {
   std::map<std::string, int64_t> by_name_;  // our job names -> newest Slurm id
   bool listed_ = false;
   int64_t listed_at_mono_us_ = -1;
+  int64_t backoff_ms_ = 0;  // 0: Slurm answered last time
+  int64_t backoff_until_mono_us_ = -1;
+  std::unique_ptr<JobcompLog> jobcomp_;        // slurm.jobcomp_loc set
+  std::unique_ptr<BackgroundCommand> squeue_;  // Poll's squeue, while it runs
 };
 
 // Accounting mode (docs/executors.md; for sites that keep Slurm's own scheduler): each

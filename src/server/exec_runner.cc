@@ -181,10 +181,13 @@ bool ExecRunner::Pass() {
   std::vector<exec::RunEvent> failed;
   for (const auto& [executor, spec] : to_ensure) {
     if (Status ensured = executor->Ensure(spec); !ensured.ok()) {
-      LogEvent(LogLevel::kError, "exec_launch_failed",
-               {{"job", spec.job}, {"run", spec.run}, {"detail", ensured.error().ToString()}});
+      const bool waits = ensured.error().code == ErrorCode::kUnavailable;
+      if (!waits || waiting_logged_.insert({spec.job, spec.run}).second) {
+        LogEvent(LogLevel::kError, "exec_launch_failed",
+                 {{"job", spec.job}, {"run", spec.run}, {"detail", ensured.error().ToString()}});
+      }
       // Slurm not answering: try again on a later pass (the state did not change).
-      if (ensured.error().code == ErrorCode::kUnavailable) {
+      if (waits) {
         seen_seq_ = UINT64_MAX;
         continue;
       }
@@ -195,8 +198,12 @@ bool ExecRunner::Pass() {
                                       .started_at_us = now,
                                       .ended_at_us = now,
                                       .exit_code = 126});
+    } else {
+      waiting_logged_.erase({spec.job, spec.run});
     }
   }
+  // Runs that stopped waiting without a launch (cancelled meanwhile) are forgotten.
+  std::erase_if(waiting_logged_, [this](const RunKey& key) { return !running_.contains(key); });
   const std::vector<exec::Executor*> executors = Executors();
   for (exec::Executor* executor : executors) {
     for (const RunKey& key : executor->Tracked()) {

@@ -83,6 +83,9 @@ class ExecRunner {
   std::set<RunKey> yielding_;          // runs the core asked to yield (as of seen_seq_)
   std::set<RunKey> stopped_;           // runs asked to stop (once)
   std::vector<exec::RunEvent> retry_;  // reports the committer could not take (queue full)
+  // Runs whose launch waits for an executor that does not answer (Slurm away): logged once
+  // each, not on every pass while they wait.
+  std::set<RunKey> waiting_logged_;
   std::mutex mutex_;
   std::condition_variable wake_;
   bool stopping_ = false;
