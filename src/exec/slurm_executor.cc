@@ -17,6 +17,8 @@
 #include <limits>
 #include <optional>
 #include <sstream>
+#include <string>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -31,6 +33,20 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
+
+// Whether sbatch's error says slurmctld answered and refused the job, not that it could
+// not be reached or was too busy (those pass: the run is tried again). sbatch prints
+// "sbatch: error: Batch job submission failed: <reason>" for a refusal.
+bool SbatchRefused(std::string_view err) {
+  if (err.find("Batch job submission failed") == std::string_view::npos) return false;
+  for (const std::string_view transient :
+       {"Unable to contact slurm controller", "Socket timed out", "temporarily unable",
+        "Resource temporarily unavailable", "Slurmctld is busy", "Connection refused",
+        "Zero Bytes were transmitted"}) {
+    if (err.find(transient) != std::string_view::npos) return false;
+  }
+  return true;
+}
 
 int64_t MonotonicUs() {
   timespec ts{};
@@ -551,7 +567,12 @@ Status SlurmExecutor::Ensure(const RunSpec& spec) {
   const std::string out = ran->out.substr(0, ran->out.find_first_of(";\n"));
   if (ran->exit_code != 0 || out.empty() || out.size() > 18 ||
       !std::all_of(out.begin(), out.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return MakeError(ErrorCode::kUnavailable,
+    // Slurm answered and refused the job (a bad partition, a node it does not know): the
+    // run fails (the runner ends it with exit 126). Anything else may pass: try again.
+    const ErrorCode code = ran->exit_code != 0 && SbatchRefused(ran->err)
+                               ? ErrorCode::kInvalidArgument
+                               : ErrorCode::kUnavailable;
+    return MakeError(code,
                      fmt::format("sbatch refused {}: {}", JobName(spec.job, spec.run), ran->err));
   }
   slurm_id = std::stoll(out);

@@ -347,6 +347,30 @@ int64_t LocalUs(int hour, int minute, int second) {
   return static_cast<int64_t>(std::mktime(&tm)) * 1'000'000;
 }
 
+// sbatch that Slurm refuses (a bad partition) fails the run: Ensure answers other than
+// `unavailable`, so the runner ends it with exit 126 instead of trying forever; an sbatch
+// that could not reach slurmctld stays `unavailable` (tried again), and neither leaves a
+// Slurm id behind.
+TEST_F(FakeSlurm, SbatchRefusalFailsTheRunAndAnUnreachableControllerWaits) {
+  SlurmExecutor slurm({.jobs_dir = jobs(), .atrium_nodes = {"gpu-n0000"}});
+  Script("sbatch",
+         "echo 'sbatch: error: Batch job submission failed: Invalid partition name specified' "
+         ">&2\nexit 1\n");
+  const Status refused = slurm.Ensure(Spec("J7"));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.code(), ErrorCode::kInvalidArgument) << refused.error().ToString();
+  EXPECT_NE(refused.error().message.find("Invalid partition"), std::string::npos);
+  EXPECT_FALSE(slurm.Tracks("J7", 1));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "jobs/J7/slurm-1.id"));
+  Script("sbatch",
+         "echo 'sbatch: error: Batch job submission failed: Unable to contact slurm controller "
+         "(connect failure)' >&2\nexit 1\n");
+  const Status unreachable = slurm.Ensure(Spec("J8"));
+  ASSERT_FALSE(unreachable.ok());
+  EXPECT_EQ(unreachable.code(), ErrorCode::kUnavailable) << unreachable.error().ToString();
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "jobs/J8/slurm-1.id"));
+}
+
 TEST_F(FakeSlurm, RunsSlurmPurgedEndFromTheJobcompRecord) {
   const std::string jobcomp = (dir_ / "jobcomp.log").string();
   // Three runs submitted by a previous process, none listed any more. J1 failed (exit 3),
