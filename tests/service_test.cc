@@ -506,7 +506,24 @@ TEST_F(ServiceTest, ProgramCycleThroughTheCliClient) {
   const testing::ProcessResult table =
       testing::Run({ATRIUM_BINARY, "job", "list", "--server", service_->url(), "--token-file",
                     (dir_ / "cli-token-1").string()});
-  (void)table;
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  // The header comes first, the jobs' times as times.
+  EXPECT_NE(table.out.substr(0, table.out.find('\n')).find(" ID "), std::string::npos) << table.out;
+  EXPECT_EQ(table.out.find("20789d"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(job), std::string::npos) << table.out;
+  // A job's times as people read them: its start a UTC time (not a 56-year duration), no
+  // 1970 for a value not set.
+  const testing::ProcessResult show =
+      testing::Run({ATRIUM_BINARY, "job", "show", job, "--server", service_->url(), "--token-file",
+                    (dir_ / "cli-token-1").string()});
+  EXPECT_EQ(show.exit_code, 0) << show.err;
+  const size_t started = show.out.find("\nstarted_s: ");
+  ASSERT_NE(started, std::string::npos) << show.out;
+  const std::string started_line =
+      show.out.substr(started + 1, show.out.find('\n', started + 1) - started - 1);
+  EXPECT_TRUE(started_line.ends_with("Z") && started_line.find('T') != std::string::npos)
+      << started_line;
+  EXPECT_EQ(show.out.find("1970-01-01"), std::string::npos) << show.out;
   // Verify the store after a clean stop: the chain, every snapshot and every ledger.
   EXPECT_EQ(service_->Stop(SIGTERM), 0) << service_->output();
   const testing::ProcessResult verify =

@@ -347,18 +347,24 @@ std::string FormatDuration(int64_t seconds) {
   return out;
 }
 
-// A field's value as people read it: *_us times as ISO-8601 UTC, *_s durations as 1h30m,
-// nested objects as k=v lists, lists joined by commas.
+// A field's value as people read it: *_us times as ISO-8601 UTC, *_s durations as 1h30m
+// (or, from 10^9 s on, times: no duration in Atrium lasts 31 years, and the scheduler's
+// started_s / ended_s are times), a negative time or duration (the "not yet" of -1) as
+// "-", nested objects as k=v lists, lists joined by commas.
 std::string CellOf(const std::string& key, const json& value) {
   if (value.is_number_integer()) {
     const auto number = value.get<int64_t>();
     if (key.ends_with("_us")) {
-      if (number == 0) return "-";
+      if (number <= 0) return "-";
       std::string text = report::FormatUtc(number / 1'000'000);
       if (text.ends_with("T00:00:00Z")) text.resize(text.size() - 10);
       return text;
     }
-    if (key.ends_with("_s") && key != "step_s") return FormatDuration(number);
+    if (key.ends_with("_s") && key != "step_s") {
+      if (number < 0) return "-";
+      if (number >= 1'000'000'000) return report::FormatUtc(number);
+      return FormatDuration(number);
+    }
   }
   return Cell(value);
 }
