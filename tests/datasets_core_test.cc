@@ -17,42 +17,22 @@
 
 #include "base/credits.h"
 #include "core/core.h"
+#include "core_test_util.h"
 
 namespace atrium {
 namespace {
 
+using core_test::Actor;
+using core_test::Iso;
+using core_test::kDayUs;
+using core_test::kHourUs;
+using core_test::kT0Us;
+using core_test::Orcid;
 using nlohmann::json;
 
-constexpr int64_t kHourUs = 3'600'000'000LL;
-constexpr int64_t kDayUs = 24 * kHourUs;
 constexpr int64_t kMonthUs = 30 * kDayUs;
-constexpr int64_t kT0Us = 1'767'225'600'000'000LL;  // 2026-01-01T00:00:00Z
 constexpr char kProgram[] = "ds";
 constexpr int64_t kPriceMicro = 333'333;  // 0.333333 credits per GiB-month
-
-std::string Orcid(int n) {
-  char digits[16];
-  std::snprintf(digits, sizeof(digits), "000000030%06d", n);
-  int total = 0;
-  for (int i = 0; i < 15; ++i) total = (total + (digits[i] - '0')) * 2;
-  const int check = (12 - total % 11) % 11;
-  std::string id;
-  for (int i = 0; i < 15; ++i) {
-    if (i > 0 && i % 4 == 0) id += '-';
-    id += digits[i];
-  }
-  id += check == 10 ? 'X' : static_cast<char>('0' + check);
-  return id;
-}
-
-std::string Iso(int64_t us) {
-  const std::time_t seconds = us / 1'000'000;
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return text;
-}
 
 std::string ProgramToml() {
   return std::string(R"([program]
@@ -111,12 +91,6 @@ nodes = 2
 classes = ["research", "preemptible"]
 walltime_max_s = 604800
 )";
-
-json Actor(const std::string& role, const std::string& person = "") {
-  json actor = {{"role", role}};
-  if (!person.empty()) actor["person"] = person;
-  return actor;
-}
 
 class DatasetsCoreTest : public ::testing::Test {
  protected:
