@@ -139,8 +139,8 @@ class CrossLedgerRun {
     // The state index (?state=pending / running) agrees with a walk over every job.
     for (const std::string_view state : {"pending", "running"}) {
       std::vector<std::string> walked;
-      for (const auto& [id, record] : core_.app().jobs()) {
-        if (core_.app().JobStateText(record) == state) walked.push_back(id);
+      for (const core::JobRecord& record : core_.app().jobs()) {
+        if (core_.app().JobStateText(record) == state) walked.push_back(record.id());
       }
       std::vector<std::string> indexed;
       for (const std::string& id : core_.app().ActiveJobs(
@@ -482,9 +482,10 @@ TEST(CrossLedgerTest, VerifyAfterEveryStepAndEveryRunChargedOnce) {
       ++closed_or_expired;
       EXPECT_TRUE(run.Program().GrantHeld(grant).is_zero()) << id;
     }
-    for (const auto& [id, record] : run.core_.app().jobs()) {
+    for (const core::JobRecord& record : run.core_.app().jobs()) {
       const sched::JobState state = run.core_.app().scheduler()->job(record.sched_id).state;
-      EXPECT_TRUE(state != sched::JobState::kRunning && state != sched::JobState::kPending) << id;
+      EXPECT_TRUE(state != sched::JobState::kRunning && state != sched::JobState::kPending)
+          << record.id();
     }
     run.CheckCharges();
     jobs += static_cast<int64_t>(run.submitted_.size());
@@ -584,7 +585,7 @@ TEST(CrossLedgerTest, HoldsFreezeCloseAndStudents) {
                              Actor("student", student));
   EXPECT_EQ(second["state"], "pending");
   run.Ok({{"op", "tick"}}, Actor("admin"));
-  EXPECT_EQ(run.core_.app().WaitReason(run.core_.app().jobs().at(second["job"])), "student_limit");
+  EXPECT_EQ(run.core_.app().WaitReason(run.core_.app().jobs().at(second["job"].get<std::string>())), "student_limit");
   const uint64_t student_account = program.grants().at(course).students.at(student);
   EXPECT_EQ(program.AccountAvailable(student_account), *Credits::Parse("4.625"));
   run.CheckVerify("students");
@@ -741,8 +742,8 @@ TEST(CrossLedgerTest, LabsCreditsCompletionAndCertificates) {
   const json second = run.Ok(lab_job, as_student);
   EXPECT_EQ(second["state"], "pending");
   run.Ok({{"op", "tick"}}, Actor("admin"));
-  EXPECT_EQ(run.core_.app().WaitReason(run.core_.app().jobs().at(second["job"])), "student_limit");
-  const core::JobRecord& record = run.core_.app().jobs().at(first["job"]);
+  EXPECT_EQ(run.core_.app().WaitReason(run.core_.app().jobs().at(second["job"].get<std::string>())), "student_limit");
+  const core::JobRecord& record = run.core_.app().jobs().at(first["job"].get<std::string>());
   EXPECT_EQ(record.argv, std::vector<std::string>{"true"});
   EXPECT_EQ(record.enrolment, enrolment_id);
   run.CheckVerify("lab running");
@@ -758,7 +759,7 @@ TEST(CrossLedgerTest, LabsCreditsCompletionAndCertificates) {
   EXPECT_EQ(program.AccountBalance(pool),
             *pool_before.CheckedSub(*Credits::Parse("2.6875")));  // only what ran is gone
   const auto& scheduler = *run.core_.app().scheduler();
-  EXPECT_EQ(scheduler.job(run.core_.app().jobs().at(second["job"]).sched_id).state,
+  EXPECT_EQ(scheduler.job(run.core_.app().jobs().at(second["job"].get<std::string>()).sched_id).state,
             sched::JobState::kCancelled);
   // The grant paid nothing for its student's lab.
   EXPECT_TRUE(program.grants().at(course).spent.is_zero());

@@ -274,7 +274,7 @@ TEST_F(DatasetsCoreTest, StorageAndDatasetsKeepTheLedgerWholeForMonths) {
   decoded->Encode(&again);
   EXPECT_EQ(again, bytes);
   EXPECT_TRUE(decoded->Verify().ok());
-  const core::JobRecord& first = decoded->app().jobs().begin()->second;
+  const core::JobRecord& first = *decoded->app().jobs().begin();
   EXPECT_FALSE(first.datasets.empty());
 }
 

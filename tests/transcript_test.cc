@@ -171,15 +171,15 @@ class Runner {
       return json{{"error", "not_found"}, {"field", field}};
     };
     if (what == "job") {
-      const auto found = app_.jobs().find(line.at("job").get<std::string>());
-      if (found == app_.jobs().end()) return not_found("job");
-      const sched::Job& job = app_.scheduler()->job(found->second.sched_id);
+      const core::JobRecord* found = app_.jobs().Find(line.at("job").get<std::string>());
+      if (found == nullptr) return not_found("job");
+      const sched::Job& job = app_.scheduler()->job(found->sched_id);
       return {{"ok", true},
               {"result",
                {{"state", sched::ToString(job.state)},
-                {"program", found->second.program},
-                {"grant", found->second.grant},
-                {"owner", found->second.owner}}}};
+                {"program", found->program},
+                {"grant", found->grant},
+                {"owner", found->owner}}}};
     }
     if (what == "node") {
       if (app_.cluster() == nullptr) return not_found("node");

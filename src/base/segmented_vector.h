@@ -13,6 +13,7 @@
 #include <bit>
 #include <cstddef>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "base/assert.h"
@@ -42,6 +43,14 @@ class SegmentedVector {
     if (size_ == capacity_) Grow();
     T& slot = Slot(size_);
     slot = item;
+    ++size_;
+    return slot;
+  }
+
+  T& push_back(T&& item) {
+    if (size_ == capacity_) Grow();
+    T& slot = Slot(size_);
+    slot = std::move(item);
     ++size_;
     return slot;
   }

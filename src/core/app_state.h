@@ -31,11 +31,15 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/interned.h"
+#include "base/segmented_vector.h"
 #include "cluster/cluster.h"
 #include "core/app_state_idempotency.h"
 #include "ledger/ledger.h"
@@ -91,21 +95,22 @@ struct TokenRecord {
 };
 
 // A job as the service knows it: the scheduler's record plus who submitted it and what
-// it runs.
+// it runs. Kept compact (a million finished jobs stay resident): the ids it names are
+// interned in the state's Interner, and its own id is its number.
 struct JobRecord {
-  std::string id;  // "J<n>"
-  std::string program;
-  std::string grant;
-  std::string owner;  // person id of the submitter
+  uint32_t number = 0;  // the id is "J<number>"; numbers run 1, 2, ... in submission order
+  Interned program;
+  Interned grant;
+  Interned owner;  // person id of the submitter
   std::string name;
   std::vector<std::string> argv;
   sched::JobId sched_id = 0;
   bool cancelled = false;
   int64_t submitted_us = 0;
-  std::string student;  // a course's student whose allocation the job draws on, if any
+  Interned student;  // a course's student whose allocation the job draws on, if any
   // A lab's job (docs/training.md): the enrolment it belongs to; with the lab's credits it
   // draws on the enrolment's account, and its success completes the enrolment.
-  std::string enrolment;
+  Interned enrolment;
   // What an executor reported of the job's last run (docs/executors.md); -1 / 0 / ""
   // until it reports. `end_state` overrides the scheduler's state where it says more:
   // "failed" (nonzero exit or a signal), "node_failed" (the run was lost), "preempted".
@@ -114,11 +119,16 @@ struct JobRecord {
   int64_t run_ended_us = -1;
   int64_t exit_code = -1;
   int64_t term_signal = 0;
-  std::string end_state;
+  Interned end_state;
   // The datasets the job reads (docs/datasets.md): admitted only if its grant may use each;
   // executors expose those still usable when a run starts.
   std::vector<std::string> datasets;
+
+  std::string id() const { return "J" + std::to_string(number); }
 };
+
+// The number of a job id "J<n>" (n from 1 to 4294967295 without leading zeros), or 0.
+uint32_t JobNumberOf(std::string_view id);
 
 // A scheduler grant: the program grant (and, for a student's jobs, the student) whose
 // ledger account it is.
@@ -137,7 +147,50 @@ struct ShortLexLess {
     return a.size() != b.size() ? a.size() < b.size() : a < b;
   }
 };
-using JobMap = std::map<std::string, JobRecord, ShortLexLess>;
+
+// Every job record, by number (job "J<n>" is the n-th), in segments that never move: a
+// record's address is stable, and there is no map node or id string per job. Iterating
+// gives the records in submission order (ShortLexLess order of their ids).
+class JobBook {
+ public:
+  class const_iterator {
+   public:
+    const JobRecord& operator*() const { return (*records_)[at_]; }
+    const JobRecord* operator->() const { return &(*records_)[at_]; }
+    const_iterator& operator++() {
+      ++at_;
+      return *this;
+    }
+    bool operator==(const const_iterator& other) const { return at_ == other.at_; }
+
+   private:
+    friend class JobBook;
+    const_iterator(const SegmentedVector<JobRecord, 16384>* records, size_t at)
+        : records_(records), at_(at) {}
+    const SegmentedVector<JobRecord, 16384>* records_;
+    size_t at_;
+  };
+
+  size_t size() const { return records_.size(); }
+  bool empty() const { return records_.empty(); }
+  const_iterator begin() const { return {&records_, 0}; }
+  const_iterator end() const { return {&records_, records_.size()}; }
+  // The first job whose id comes after `id` in ShortLexLess order (a page cursor; any text).
+  const_iterator upper_bound(std::string_view id) const;
+  // The job with this id, or null.
+  const JobRecord* Find(std::string_view id) const;
+  JobRecord* Find(std::string_view id) {
+    return const_cast<JobRecord*>(std::as_const(*this).Find(id));
+  }
+  // The job with this id, which exists (checked).
+  const JobRecord& at(std::string_view id) const;
+  JobRecord& at(std::string_view id) { return const_cast<JobRecord&>(std::as_const(*this).at(id)); }
+  // Adds the next job: its number must be size() + 1 (checked).
+  JobRecord& Append(JobRecord record);
+
+ private:
+  SegmentedVector<JobRecord, 16384> records_;
+};
 
 // The ids of a set of jobs in submission order (an index of the jobs of a grant or of an
 // owner), kept as their numbers (id "J<n>"): 4 bytes a job, not a set node's 80. Reads
@@ -249,7 +302,7 @@ class AppState {
   JobIdList ActiveJobs(sched::JobState state) const;
   const cluster::Cluster* cluster() const { return cluster_.get(); }
   const sched::Scheduler* scheduler() const { return scheduler_.get(); }
-  const JobMap& jobs() const { return jobs_; }
+  const JobBook& jobs() const { return jobs_; }
   const std::map<std::string, TokenRecord>& tokens() const { return tokens_; }
   const TokenRecord* FindToken(const std::string& id) const;
   // The stored answer of an idempotency key of a token, if any (kept as its JSON text,
@@ -333,9 +386,11 @@ class AppState {
   std::string cluster_toml_;  // the text cluster_ was parsed from (snapshots keep it)
   std::unique_ptr<sched::Scheduler> scheduler_;
   std::vector<cluster::NodeState> node_states_;
-  JobMap jobs_;
+  JobBook jobs_;
+  // The ids the job records name (programs, grants, people, end states), once each.
+  Interner interner_;
   // The record of each scheduler job (index = sched::JobId; the scheduler numbers jobs
-  // densely from 0, and std::map nodes do not move): 8 bytes a job, not a map node's 72.
+  // densely from 0, and JobBook records do not move): 8 bytes a job.
   std::vector<JobRecord*> job_by_sched_;
   std::set<std::pair<int64_t, sched::JobId>> running_by_end_;  // (run end, job)
   // Scheduler grant name -> program grant (and student).

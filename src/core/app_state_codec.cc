@@ -81,6 +81,7 @@ bool GetRole(ByteReader& reader, Role* role) {
 struct Out {
   ByteWriter& w;
   void put(const std::string& v) { w.PutBytes(v); }
+  void put(const Interned& v) { w.PutBytes(v.str()); }
   void put(bool v) { w.Put<uint8_t>(v ? 1 : 0); }
   void put(int64_t v) { w.PutZigzag(v); }
   void put(uint64_t v) { w.PutVarint<uint64_t>(v); }
@@ -97,7 +98,9 @@ struct Out {
 };
 struct In {
   ByteReader& r;
+  Interner* interner = nullptr;  // where the records' ids are interned
   void get(std::string& v) { v = std::string(r.GetBytes()); }
+  void get(Interned& v) { v = interner->Intern(r.GetBytes()); }
   void get(bool& v) {
     const auto byte = r.Get<uint8_t>();
     if (byte > 1) r.Fail();
@@ -122,7 +125,7 @@ struct In {
 // The fields of a job record and of a token record, in encoding order.
 template <class Io, class V>
 void JobFields(Io& io, V& job) {
-  io(job.id, job.program, job.grant, job.owner, job.name, job.argv, job.sched_id, job.cancelled,
+  io(job.program, job.grant, job.owner, job.name, job.argv, job.sched_id, job.cancelled,
      job.submitted_us, job.student, job.reported_run, job.run_started_us, job.run_ended_us,
      job.exit_code, job.term_signal, job.end_state, job.enrolment, job.datasets);
 }
@@ -166,7 +169,10 @@ void AppState::Encode(std::string* out) const {
 
   // Jobs, in id order.
   writer.Put<uint32_t>(static_cast<uint32_t>(jobs_.size()));
-  for (const auto& [id, job] : jobs_) JobFields(o, job);
+  for (const JobRecord& job : jobs_) {
+    o(job.id());
+    JobFields(o, job);
+  }
   writer.Put<uint32_t>(static_cast<uint32_t>(running_by_end_.size()));
   for (const auto& [end_s, sched_id] : running_by_end_) o(end_s, sched_id);
 
@@ -200,13 +206,13 @@ void AppState::Encode(std::string* out) const {
 
 Result<AppState> AppState::Decode(std::string_view bytes, ledger::Ledger ledger) {
   ByteReader reader(bytes);
-  In in{reader};
   if (reader.Get<uint32_t>() != kAppMagic || !reader.ok()) return Corrupt("bad magic");
   if (const auto version = reader.Get<uint32_t>(); version != kAppVersion) {
     return MakeError(ErrorCode::kCorruption,
                      "app snapshot: unsupported version " + std::to_string(version));
   }
   AppState app;
+  In in{reader, &app.interner_};
   // The ledger first: the programs and the scheduler point into it (its address is
   // stable, app.ledger_ is on the heap).
   *app.ledger_ = std::move(ledger);
@@ -265,24 +271,21 @@ Result<AppState> AppState::Decode(std::string_view bytes, ledger::Ledger ledger)
   if (job_count > 0 && app.scheduler_ == nullptr) return Corrupt("jobs without a cluster");
   for (uint32_t i = 0; i < job_count && reader.ok(); ++i) {
     JobRecord job;
+    std::string id;
+    in(id);
     JobFields(in, job);
     if (!reader.ok() || job.sched_id >= app.scheduler_->job_count()) return Corrupt("bad job");
     if (job.sched_id < app.job_by_sched_.size() && app.job_by_sched_[job.sched_id] != nullptr) {
       return Corrupt("bad job");
     }
-    if (!app.jobs_.empty() && !ShortLexLess()(app.jobs_.rbegin()->first, job.id)) {
-      return Corrupt("jobs out of order");
-    }
-    // Ids are "J<n>" (n < next_job_), in order (checked above): the indexes of jobs_
-    // (JobsOfGrant, JobsOfOwner) keep the numbers.
-    if (job.id.size() < 2 || job.id.size() > 11 || job.id[0] != 'J' || job.id[1] == '0' ||
-        job.id.find_first_not_of("0123456789", 1) != std::string::npos ||
-        std::stoull(job.id.substr(1)) >= std::min<uint64_t>(app.next_job_, UINT32_MAX)) {
+    // Ids are "J1", "J2", ... in order, below next_job_: a record's place is its number.
+    job.number = JobNumberOf(id);
+    if (job.number != app.jobs_.size() + 1 || job.number >= app.next_job_) {
       return Corrupt("bad job id");
     }
-    std::string id = job.id;
-    app.IndexJob(app.jobs_.emplace_hint(app.jobs_.end(), std::move(id), std::move(job))->second);
+    app.IndexJob(app.jobs_.Append(std::move(job)));
   }
+  if (reader.ok() && app.next_job_ != app.jobs_.size() + 1) return Corrupt("bad next job number");
   const uint32_t running_count = reader.GetCount(2);
   for (uint32_t i = 0; i < running_count && reader.ok(); ++i) {
     int64_t end_s = 0;

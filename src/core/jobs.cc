@@ -179,7 +179,7 @@ void AppState::CompleteLab(const JobRecord& record, int64_t now_us) {
   if (enrolment.state != program::EnrolmentState::kEnrolled) return;
   // The lab's other jobs end with it (its credits return at once).
   EndEnrolmentJobs(record.program, enrolment, now_us);
-  ATRIUM_CHECK(program->second.CompleteEnrolment(record.enrolment, "job:" + record.id, now_us).ok(),
+  ATRIUM_CHECK(program->second.CompleteEnrolment(record.enrolment, "job:" + record.id(), now_us).ok(),
                "completing an enrolled lab");
 }
 
@@ -242,6 +242,46 @@ JobIdList::const_iterator JobIdList::upper_bound(const std::string& id) const {
   return {numbers_.data() + (found - numbers_.begin()), numbers_.data() + numbers_.size()};
 }
 
+uint32_t JobNumberOf(std::string_view id) {
+  if (id.size() < 2 || id.size() > 11 || id[0] != 'J' || id[1] == '0') return 0;
+  uint64_t number = 0;
+  const auto [end, error] = std::from_chars(id.data() + 1, id.data() + id.size(), number);
+  if (error != std::errc() || end != id.data() + id.size() || number > UINT32_MAX) return 0;
+  return static_cast<uint32_t>(number);
+}
+
+JobBook::const_iterator JobBook::upper_bound(std::string_view id) const {
+  // Ids in ShortLexLess order are the numbers in order: the first number whose id is
+  // above `id`, by binary search.
+  size_t low = 0;
+  size_t high = records_.size();
+  while (low < high) {
+    const size_t mid = low + (high - low) / 2;
+    if (ShortLexLess()(id, "J" + std::to_string(mid + 1))) {
+      high = mid;
+    } else {
+      low = mid + 1;
+    }
+  }
+  return {&records_, low};
+}
+
+const JobRecord* JobBook::Find(std::string_view id) const {
+  const uint32_t number = JobNumberOf(id);
+  return number == 0 || number > records_.size() ? nullptr : &records_[number - 1];
+}
+
+const JobRecord& JobBook::at(std::string_view id) const {
+  const JobRecord* record = Find(id);
+  ATRIUM_CHECK(record != nullptr, "a job the state names exists");
+  return *record;
+}
+
+JobRecord& JobBook::Append(JobRecord record) {
+  ATRIUM_CHECK(record.number == records_.size() + 1, "job numbers run 1, 2, ...");
+  return records_.push_back(std::move(record));
+}
+
 const JobIdList* AppState::JobsOfGrant(const std::string& program, const std::string& grant) const {
   const auto found = jobs_by_grant_.find(SchedGrantName(program, grant));
   return found == jobs_by_grant_.end() ? nullptr : &found->second;
@@ -256,10 +296,7 @@ JobIdList AppState::ActiveJobs(sched::JobState state) const {
   std::vector<uint32_t> numbers;
   const auto add = [&](sched::JobId sched_id) {
     if (sched_id >= job_by_sched_.size() || job_by_sched_[sched_id] == nullptr) return;
-    const std::string& id = job_by_sched_[sched_id]->id;
-    uint32_t number = 0;
-    const auto [end, error] = std::from_chars(id.data() + 1, id.data() + id.size(), number);
-    if (error == std::errc() && end == id.data() + id.size()) numbers.push_back(number);
+    numbers.push_back(job_by_sched_[sched_id]->number);
   };
   if (state == sched::JobState::kPending) {
     for (const sched::JobId sched_id : scheduler_->waiting()) add(sched_id);
@@ -275,10 +312,9 @@ JobIdList AppState::ActiveJobs(sched::JobState state) const {
 void AppState::IndexJob(JobRecord& record) {
   if (job_by_sched_.size() <= record.sched_id) job_by_sched_.resize(record.sched_id + size_t{1});
   job_by_sched_[record.sched_id] = &record;
-  // Ids are "J<n>" with n = next_job_ when submitted: rising.
-  const auto number = static_cast<uint32_t>(std::stoul(record.id.substr(1)));
-  jobs_by_grant_[SchedGrantName(record.program, record.grant)].Append(number);
-  jobs_by_owner_[record.owner].Append(number);
+  // Numbers are next_job_ when submitted: rising.
+  jobs_by_grant_[SchedGrantName(record.program, record.grant)].Append(record.number);
+  jobs_by_owner_[record.owner].Append(record.number);
 }
 
 namespace {
@@ -306,11 +342,12 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   ATRIUM_TRY(RequireRole(actor, {Role::kAdmin, Role::kOfficer, Role::kResearcher, Role::kStudent}));
   if (!cluster_) return Error{ErrorCode::kInvalidState, "no cluster is loaded", ""};
   const Fields fields(command, "");
+  // The record's ids are interned only once every check passed (an interner keeps what it
+  // is given): until then they are plain strings.
   JobRecord record;
-  ATRIUM_ASSIGN_OR_RETURN(record.program, fields.Id("program"));
-  const program::ProgramState* program = FindProgram(record.program);
-  if (program == nullptr)
-    return Error{ErrorCode::kNotFound, "no program " + record.program, "program"};
+  ATRIUM_ASSIGN_OR_RETURN(const std::string program_id, fields.Id("program"));
+  const program::ProgramState* program = FindProgram(program_id);
+  if (program == nullptr) return Error{ErrorCode::kNotFound, "no program " + program_id, "program"};
   // A lab's job (docs/training.md): the learner's enrolment in the lab names the grant,
   // and the lab's template gives the defaults and the most the job may ask.
   ATRIUM_ASSIGN_OR_RETURN(const std::string lab, fields.Id("lab", false, false));
@@ -327,18 +364,17 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
     if (enrolment == nullptr || enrolment->state != program::EnrolmentState::kEnrolled) {
       return Error{ErrorCode::kNotEnrolled, "you are not enrolled in lab " + lab, "lab"};
     }
-    record.enrolment = enrolment->id;
   }
-  ATRIUM_ASSIGN_OR_RETURN(record.grant, fields.Id("grant", false, enrolment == nullptr));
+  ATRIUM_ASSIGN_OR_RETURN(std::string grant_id, fields.Id("grant", false, enrolment == nullptr));
   if (enrolment != nullptr) {
-    if (record.grant.empty()) record.grant = enrolment->grant;
-    if (record.grant != enrolment->grant) {
+    if (grant_id.empty()) grant_id = enrolment->grant;
+    if (grant_id != enrolment->grant) {
       return Invalid("lab " + lab + " is taken through grant " + enrolment->grant, "grant");
     }
   }
-  const auto grant = program->grants().find(record.grant);
+  const auto grant = program->grants().find(grant_id);
   if (grant == program->grants().end() || !CanSeeGrant(actor, grant->second)) {
-    return Error{ErrorCode::kNotFound, "no grant " + record.grant, "grant"};
+    return Error{ErrorCode::kNotFound, "no grant " + grant_id, "grant"};
   }
   // A frozen (sanctioned) grant takes jobs, which wait (reason grant_frozen) until it
   // thaws; an expired or closed one takes none.
@@ -346,7 +382,7 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
       grant->second.status != program::GrantStatus::kFrozen) {
     return Error{
         ErrorCode::kGrantNotActive,
-        "grant " + record.grant + " is " + std::string(program::ToString(grant->second.status)),
+        "grant " + grant_id + " is " + std::string(program::ToString(grant->second.status)),
         "grant"};
   }
   const auto template_int = [&](int64_t value) {
@@ -381,7 +417,7 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
     return Error{ErrorCode::kTooLong, "argv is longer than 16 KiB", "argv"};
   }
   ATRIUM_ASSIGN_OR_RETURN(record.datasets, fields.Strings("datasets", true));
-  ATRIUM_TRY(CheckJobDatasets(*program, record.grant, record.datasets));
+  ATRIUM_TRY(CheckJobDatasets(*program, grant_id, record.datasets));
   const program::Track* track = program->FindTrack(grant->second.track);
   cluster::JobClass job_class = track != nullptr && track->kind == program::TrackKind::kEducation
                                     ? cluster::JobClass::kEducation
@@ -417,6 +453,7 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   const bool course = job_class == cluster::JobClass::kEducation ||
                       (track != nullptr && track->kind == program::TrackKind::kEducation);
   const auto student = grant->second.students.find(actor.person);
+  std::string student_id;
   if (enrolment != nullptr && enrolment->account != 0) {
     // A lab with credits runs on the enrolment's allocation, as a student on theirs.
     const cluster::JobShape shape = *cluster_->Shape(accelerator, chips);  // checked above
@@ -431,7 +468,7 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
                    "walltime_s"};
     }
   } else if (student != grant->second.students.end() && !actor.person.empty()) {
-    record.student = actor.person;
+    student_id = actor.person;
     const cluster::JobShape shape = *cluster_->Shape(accelerator, chips);  // checked above
     const Credits price =
         cluster_->accelerators()[cluster_->pools()[shape.pool].accelerator].price_per_chip_hour;
@@ -445,19 +482,25 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
     }
   } else if (actor.role == Role::kStudent && course) {
     return Error{ErrorCode::kStudentLimit,
-                 "you have no allocation on grant " + record.grant + "; ask its instructor",
+                 "you have no allocation on grant " + grant_id + "; ask its instructor",
                  "grant"};
   }
-  record.id = "J" + std::to_string(next_job_);
-  record.owner = actor.person;
-  record.submitted_us = now_us;
   ATRIUM_ASSIGN_OR_RETURN(
       const uint32_t sched_grant,
-      EnsureSchedGrant(record.program, record.grant, record.student,
+      EnsureSchedGrant(program_id, grant_id, student_id,
                        enrolment != nullptr && enrolment->account != 0 ? enrolment : nullptr));
+  ATRIUM_CHECK(next_job_ == jobs_.size() + 1 && next_job_ <= UINT32_MAX, "job numbers are dense");
+  record.number = static_cast<uint32_t>(next_job_);
+  const std::string id = record.id();
+  record.program = interner_.Intern(program_id);
+  record.grant = interner_.Intern(grant_id);
+  record.owner = interner_.Intern(actor.person);
+  record.student = interner_.Intern(student_id);
+  if (enrolment != nullptr) record.enrolment = interner_.Intern(enrolment->id);
+  record.submitted_us = now_us;
   const int64_t now_s = now_us / kMicrosPerSecond;
   record.sched_id =
-      scheduler_->Submit(sched::JobSpec{.id = record.id,
+      scheduler_->Submit(sched::JobSpec{.id = id,
                                         .grant = scheduler_->grants()[sched_grant].name,
                                         .job_class = job_class,
                                         .accelerator = accelerator,
@@ -470,8 +513,7 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   ATRIUM_CHECK(job.state != sched::JobState::kRejected, "a checked job was rejected");
   ++next_job_;
   programs_.at(record.program).NoteDatasetUse(record.grant, record.datasets);
-  const std::string id = record.id;
-  IndexJob(jobs_.emplace(id, std::move(record)).first->second);
+  IndexJob(jobs_.Append(std::move(record)));
   // An empty queue gets its pass at once; a longer one waits for the clock's next tick
   // (one pass serves every job submitted meanwhile, as in Slurm's main scheduler).
   if (scheduler_->waiting_count() == 1) Schedule(now_us);
@@ -482,11 +524,11 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
 Result<json> AppState::FinishJob(const json& command, const Actor& actor, int64_t now_us) {
   const Fields fields(command, "");
   ATRIUM_ASSIGN_OR_RETURN(const std::string id, fields.Id("job"));
-  const auto found = jobs_.find(id);
-  if (found == jobs_.end() || !CanSeeJob(*this, actor, found->second)) {
+  JobRecord* found = jobs_.Find(id);
+  if (found == nullptr || !CanSeeJob(*this, actor, *found)) {
     return Error{ErrorCode::kNotFound, "no job " + id, "job"};
   }
-  JobRecord& record = found->second;
+  JobRecord& record = *found;
   const bool cancel = command.at("op") == "job_cancel";
   if (cancel) {
     const bool owner_or_pi = [&] {
@@ -546,20 +588,20 @@ std::string_view AppState::JobStateText(const JobRecord& record) const {
 namespace {
 
 // The run a report names, if it is the job's current run and still running.
-Result<JobRecord*> ReportedRun(JobMap& jobs, const sched::Scheduler& scheduler,
+Result<JobRecord*> ReportedRun(JobBook& jobs, const sched::Scheduler& scheduler,
                                const json& command) {
   const Fields fields(command, "");
   ATRIUM_ASSIGN_OR_RETURN(const std::string id, fields.Id("job"));
-  const auto found = jobs.find(id);
-  if (found == jobs.end()) return Error{ErrorCode::kNotFound, "no job " + id, "job"};
+  JobRecord* found = jobs.Find(id);
+  if (found == nullptr) return Error{ErrorCode::kNotFound, "no job " + id, "job"};
   ATRIUM_ASSIGN_OR_RETURN(const int64_t run, fields.Int("run", 1, UINT32_MAX));
-  const sched::Job& job = scheduler.job(found->second.sched_id);
+  const sched::Job& job = scheduler.job(found->sched_id);
   if (job.state != sched::JobState::kRunning || job.runs != static_cast<uint64_t>(run)) {
     return Error{ErrorCode::kInvalidState,
                  "run " + std::to_string(run) + " of job " + id + " is not running (settled)",
                  "run"};
   }
-  return &found->second;
+  return found;
 }
 
 }  // namespace
@@ -575,8 +617,8 @@ Result<json> AppState::RunStarted(const json& command, int64_t /*now_us*/) {
   record->run_ended_us = -1;
   record->exit_code = -1;
   record->term_signal = 0;
-  record->end_state.clear();
-  return json{{"job", record->id}, {"run", record->reported_run}, {"state", "running"}};
+  record->end_state = Interned();
+  return json{{"job", record->id()}, {"run", record->reported_run}, {"state", "running"}};
 }
 
 Result<json> AppState::RunEnded(const json& command, int64_t now_us) {
@@ -622,13 +664,13 @@ Result<json> AppState::RunEnded(const json& command, int64_t now_us) {
   record->run_ended_us = ended_us;
   record->exit_code = exit_code;
   record->term_signal = signal;
-  record->end_state = std::move(end_state);
+  record->end_state = interner_.Intern(end_state);
   NoteCharge(*record, before);
   if (how == "exited" && exit_code == 0 && signal == 0) CompleteLab(*record, now_us);
   Schedule(now_us);
   const sched::Job& after = scheduler_->job(sched_id);
   return json{
-      {"job", record->id}, {"state", JobStateText(*record)}, {"charged", after.charged.ToString()}};
+      {"job", record->id()}, {"state", JobStateText(*record)}, {"charged", after.charged.ToString()}};
 }
 
 bool AppState::TickDue(int64_t now_us) const {

@@ -71,8 +71,8 @@ void AppUsage::CatchUp(const core::AppState& app) {
     return true;
   };
   for (auto it = open_.begin(); it != open_.end();) {
-    const auto record = app.jobs().find(*it);
-    if (record == app.jobs().end() || index_ended(record->second)) {
+    const core::JobRecord* record = app.jobs().Find(*it);
+    if (record == nullptr || index_ended(*record)) {
       it = open_.erase(it);
     } else {
       ++it;
@@ -80,8 +80,8 @@ void AppUsage::CatchUp(const core::AppState& app) {
   }
   auto it = last_job_.empty() ? app.jobs().begin() : app.jobs().upper_bound(last_job_);
   for (; it != app.jobs().end(); ++it) {
-    if (!index_ended(it->second)) open_.insert(it->first);
-    last_job_ = it->first;
+    if (!index_ended(*it)) open_.insert(it->id());
+    last_job_ = it->id();
   }
 }
 
@@ -92,7 +92,7 @@ Result<nlohmann::json> AppUsage::Report(const core::AppState& app, const UsageQu
   const int64_t now_s = app.last_now_us() / 1'000'000;
   if (app.scheduler() != nullptr) {
     for (const std::string& id : open_) {
-      const core::JobRecord& record = app.jobs().find(id)->second;
+      const core::JobRecord& record = app.jobs().at(id);
       const sched::Job& job = app.scheduler()->job(record.sched_id);
       if (job.first_start_s < 0) continue;  // waiting, never ran
       AppendJobRuns(*app.scheduler(), job, now_s, LabelsOf(app, record), &extra);

@@ -147,7 +147,7 @@ json JobView(const core::AppState& app, const core::JobRecord& record) {
   for (const sched::Alloc& alloc : job.placement) {
     placement.push_back(app.cluster()->nodes()[alloc.node].name);
   }
-  return {{"id", record.id},
+  return {{"id", record.id()},
           {"program", record.program},
           {"grant", record.grant},
           {"owner", record.owner},
@@ -642,13 +642,13 @@ json ListJobIds(const core::AppState& app, const std::vector<const JobIds*>& sou
     for (auto& [at, end] : heads) {
       if (at != end && *at == id) ++at;
     }
-    const auto found = app.jobs().find(id);
-    if (found == app.jobs().end() || !keep(found->second)) continue;
+    const core::JobRecord* found = app.jobs().Find(id);
+    if (found == nullptr || !keep(*found)) continue;
     if (items.size() == page.limit) {
       more = true;
       break;
     }
-    items.push_back(view(found->second));
+    items.push_back(view(*found));
     last = id;
   }
   return {{"items", std::move(items)}, {"next", more ? json(last) : json(nullptr)}};
@@ -695,17 +695,30 @@ Result<json> ListJobs(const ReadRequest& request) {
         app.ActiveJobs(state == "pending" ? sched::JobState::kPending : sched::JobState::kRunning);
     return ListJobIds(app, {&active}, page, keep, view);
   }
-  return ListMap(app.jobs(), page, keep, view);
+  // Every job, in submission order from the cursor.
+  json items = json::array();
+  bool more = false;
+  std::string last;
+  for (auto it = page.after.empty() ? app.jobs().begin() : app.jobs().upper_bound(page.after);
+       it != app.jobs().end(); ++it) {
+    if (!keep(*it)) continue;
+    if (items.size() == page.limit) {
+      more = true;
+      break;
+    }
+    items.push_back(view(*it));
+    last = it->id();
+  }
+  return json{{"items", std::move(items)}, {"next", more ? json(last) : json(nullptr)}};
 }
 
 Result<json> ShowJob(const ReadRequest& request) {
   const std::string& id = request.params.at("job");
-  const auto found = request.app.jobs().find(id);
-  if (found == request.app.jobs().end() ||
-      !core::CanSeeJob(request.app, request.actor, found->second)) {
+  const core::JobRecord* found = request.app.jobs().Find(id);
+  if (found == nullptr || !core::CanSeeJob(request.app, request.actor, *found)) {
     return Error{ErrorCode::kNotFound, "no job " + id, "job"};
   }
-  return JobView(request.app, found->second);
+  return JobView(request.app, *found);
 }
 
 // GET /v1/jobs/{job}/logs?stream=stdout|stderr&offset=&length=: a byte range of the
@@ -714,9 +727,8 @@ Result<json> ShowJob(const ReadRequest& request) {
 // says no more output will come (the job is neither pending nor running).
 Result<json> JobLogs(const ReadRequest& request) {
   const std::string& id = request.params.at("job");
-  const auto found = request.app.jobs().find(id);
-  if (found == request.app.jobs().end() ||
-      !core::CanSeeJob(request.app, request.actor, found->second)) {
+  const core::JobRecord* found = request.app.jobs().Find(id);
+  if (found == nullptr || !core::CanSeeJob(request.app, request.actor, *found)) {
     return Error{ErrorCode::kNotFound, "no job " + id, "job"};
   }
   std::string stream = QueryValue(request, "stream");
@@ -743,7 +755,7 @@ Result<json> JobLogs(const ReadRequest& request) {
   const std::string jobs_dir = (std::filesystem::path(request.data_dir) / "jobs").string();
   ATRIUM_ASSIGN_OR_RETURN(exec::LogChunk chunk,
                           exec::ReadJobLog(jobs_dir, id, stream, offset, length));
-  const sched::JobState state = request.app.scheduler()->job(found->second.sched_id).state;
+  const sched::JobState state = request.app.scheduler()->job(found->sched_id).state;
   const auto read = static_cast<int64_t>(chunk.data.size());
   // Output is bytes; the JSON string carries it with invalid UTF-8 replaced (U+FFFD).
   const std::string text =

@@ -1,0 +1,17 @@
+#include "base/interned.h"
+
+namespace atrium {
+
+const std::string& Interned::Empty() {
+  static const std::string kEmpty;
+  return kEmpty;
+}
+
+Interned Interner::Intern(std::string_view text) {
+  if (text.empty()) return Interned();
+  auto found = strings_.find(text);
+  if (found == strings_.end()) found = strings_.emplace(text).first;
+  return Interned(&*found);
+}
+
+}  // namespace atrium
