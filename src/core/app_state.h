@@ -39,6 +39,7 @@
 
 #include "base/error.h"
 #include "base/interned.h"
+#include "base/packed_strings.h"
 #include "base/segmented_vector.h"
 #include "cluster/cluster.h"
 #include "core/app_state_idempotency.h"
@@ -103,7 +104,7 @@ struct JobRecord {
   Interned grant;
   Interned owner;  // person id of the submitter
   std::string name;
-  std::vector<std::string> argv;
+  PackedStrings argv;  // the command (argv.Unpack())
   sched::JobId sched_id = 0;
   bool cancelled = false;
   int64_t submitted_us = 0;

@@ -82,6 +82,7 @@ struct Out {
   ByteWriter& w;
   void put(const std::string& v) { w.PutBytes(v); }
   void put(const Interned& v) { w.PutBytes(v.str()); }
+  void put(const PackedStrings& v) { put(v.Unpack()); }
   void put(bool v) { w.Put<uint8_t>(v ? 1 : 0); }
   void put(int64_t v) { w.PutZigzag(v); }
   void put(uint64_t v) { w.PutVarint<uint64_t>(v); }
@@ -101,6 +102,11 @@ struct In {
   Interner* interner = nullptr;  // where the records' ids are interned
   void get(std::string& v) { v = std::string(r.GetBytes()); }
   void get(Interned& v) { v = interner->Intern(r.GetBytes()); }
+  void get(PackedStrings& v) {
+    std::vector<std::string> items;
+    get(items);
+    v = PackedStrings(items);
+  }
   void get(bool& v) {
     const auto byte = r.Get<uint8_t>();
     if (byte > 1) r.Fail();

@@ -396,7 +396,7 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
                                      template_int(lab_item ? lab_item->lab.walltime_s : 0)));
   ATRIUM_ASSIGN_OR_RETURN(std::string accelerator, fields.Id("accelerator", false, false));
   ATRIUM_ASSIGN_OR_RETURN(record.name, fields.Text("name", 200, false));
-  ATRIUM_ASSIGN_OR_RETURN(record.argv, fields.Strings("argv", false));
+  ATRIUM_ASSIGN_OR_RETURN(std::vector<std::string> argv, fields.Strings("argv", false));
   if (lab_item != nullptr) {
     if (chips > lab_item->lab.chips) {
       return Invalid(
@@ -409,13 +409,14 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
           "walltime_s");
     }
     if (accelerator.empty()) accelerator = lab_item->lab.accelerator;
-    if (record.argv.empty()) record.argv = lab_item->lab.argv;
+    if (argv.empty()) argv = lab_item->lab.argv;
   }
   size_t argv_bytes = 0;
-  for (const std::string& arg : record.argv) argv_bytes += arg.size();
+  for (const std::string& arg : argv) argv_bytes += arg.size();
   if (argv_bytes > kArgvBytesMax) {
     return Error{ErrorCode::kTooLong, "argv is longer than 16 KiB", "argv"};
   }
+  record.argv = PackedStrings(argv);
   ATRIUM_ASSIGN_OR_RETURN(record.datasets, fields.Strings("datasets", true));
   ATRIUM_TRY(CheckJobDatasets(*program, grant_id, record.datasets));
   const program::Track* track = program->FindTrack(grant->second.track);

@@ -59,33 +59,30 @@ std::string_view ToString(StartedAhead ahead);
 enum class RunEnd : uint8_t { kCompleted, kWalltime, kPreempted };
 std::string_view ToString(RunEnd end);
 
+// Fields are ordered by size, so that a job carries no padding (224 bytes; the service
+// keeps one per job ever submitted).
 struct Job {
   std::string id;
-  uint32_t grant = 0;
-  cluster::JobClass job_class = cluster::JobClass::kResearch;
+  Id128 hold_id = kIdNone;  // the current run's hold
   cluster::JobShape shape;
   int64_t submit_s = 0;
   int64_t duration_s = 0;
   int64_t walltime_s = 0;
 
-  JobState state = JobState::kPending;
-  // Rejected: why. Pending: kInsufficientCredits while its grant cannot hold its cost.
-  ErrorCode reason = ErrorCode::kOk;
-  std::string reason_text;
-
   int64_t first_start_s = -1;
   int64_t end_s = -1;
   int64_t ran_s = 0;  // total over finished runs
-  uint32_t runs = 0;
   Credits charged;
 
   // The current run (or the last one, once finished).
   int64_t run_start_s = -1;
   int64_t run_limit_s = 0;    // this run's walltime: walltime_s - ran_s at its start
   int64_t preempt_at_s = -1;  // set when the job was told to yield
-  Id128 hold_id = kIdNone;
+  int64_t preempt_retry_s = -1;  // no new preemption for this job before then
   std::vector<Alloc> placement;
 
+  uint32_t grant = 0;
+  uint32_t runs = 0;
   uint32_t waiting_pos = UINT32_MAX;  // position in the waiting list
   uint32_t shape_class = UINT32_MAX;  // its queue: pool and shape (while waiting)
   uint32_t group = UINT32_MAX;        // its group in that queue (grant and class)
@@ -94,10 +91,15 @@ struct Job {
   // booking's owner inside its window (booking_owner: free of charge), or before its
   // window (ending by its start).
   int32_t booking = -1;
+
+  cluster::JobClass job_class = cluster::JobClass::kResearch;
+  JobState state = JobState::kPending;
+  // Rejected: why (the text: Scheduler::rejection_text). Pending: kInsufficientCredits
+  // while its grant cannot hold its cost.
+  ErrorCode reason = ErrorCode::kOk;
   StartedAhead ahead = StartedAhead::kNo;  // of its last start
   bool preempt_under_way = false;          // its last attempt asked jobs to yield
   bool booking_owner = false;
-  int64_t preempt_retry_s = -1;  // no new preemption for this job before then
 
   // When the current run will end at the latest, as far as the scheduler knows.
   int64_t expected_end_s() const {

@@ -194,7 +194,7 @@ JobId Scheduler::Submit(JobSpec spec, int64_t now_s) {
   auto reject = [&](const Error& error) {
     job.state = JobState::kRejected;
     job.reason = error.code;
-    job.reason_text = error.message;
+    rejection_texts_[id] = error.message;
     job.end_s = now_s;
     return id;
   };

@@ -191,6 +191,12 @@ class Scheduler {
   Status SetNodeState(uint32_t node, cluster::NodeState state);
 
   const Job& job(JobId job) const { return jobs_[job]; }
+  // Why a rejected job was refused, in words ("" for any other job). Kept beside the jobs:
+  // few are rejected, and every job would otherwise carry an empty string.
+  std::string_view rejection_text(JobId job) const {
+    const auto found = rejection_texts_.find(job);
+    return found == rejection_texts_.end() ? std::string_view() : found->second;
+  }
   size_t job_count() const { return jobs_.size(); }
   size_t waiting_count() const { return waiting_.size(); }
   // The jobs waiting now / running now, in no particular order (indexes for lists that
@@ -407,6 +413,7 @@ class Scheduler {
   uint64_t pass_count_ = 0;
 
   JobTable jobs_;  // chunked: no copy of every job when the table grows
+  absl::flat_hash_map<JobId, std::string> rejection_texts_;
   std::vector<JobId> waiting_;
   std::vector<ShapeClass> classes_;
   absl::btree_set<AgeKey> research_by_age_;  // waiting research jobs (preemption only)

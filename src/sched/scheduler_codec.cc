@@ -208,7 +208,8 @@ void Scheduler::Encode(std::string* out) const {
 
   // Jobs.
   writer.Put<uint32_t>(static_cast<uint32_t>(jobs_.size()));
-  for (const Job& job : jobs_) {
+  for (JobId id = 0; id < jobs_.size(); ++id) {
+    const Job& job = jobs_[id];
     writer.PutBytes(job.id);
     writer.PutVarint<uint32_t>(job.grant);
     writer.Put<uint8_t>(static_cast<uint8_t>(job.job_class));
@@ -218,7 +219,7 @@ void Scheduler::Encode(std::string* out) const {
     writer.PutZigzag(job.walltime_s);
     writer.Put<uint8_t>(static_cast<uint8_t>(job.state));
     writer.PutBytes(ToString(job.reason));
-    writer.PutBytes(job.reason_text);
+    writer.PutBytes(rejection_text(id));
     writer.PutZigzag(job.first_start_s);
     writer.PutZigzag(job.end_s);
     writer.PutZigzag(job.ran_s);
@@ -429,7 +430,9 @@ Result<std::unique_ptr<Scheduler>> Scheduler::Decode(std::string_view bytes,
     job.walltime_s = reader.GetZigzag();
     const auto state = reader.Get<uint8_t>();
     const bool reason_ok = ErrorCodeFromString(reader.GetBytes(), &job.reason);
-    job.reason_text = std::string(reader.GetBytes());
+    if (const std::string_view text = reader.GetBytes(); !text.empty()) {
+      s.rejection_texts_[id] = std::string(text);
+    }
     job.first_start_s = reader.GetZigzag();
     job.end_s = reader.GetZigzag();
     job.ran_s = reader.GetZigzag();

@@ -158,7 +158,7 @@ TEST_F(SchedulerTest, RejectsBadJobsWithReasons) {
     const JobId id = sched_->Submit(bad.spec, 0);
     EXPECT_EQ(sched_->job(id).state, JobState::kRejected) << bad.spec.id;
     EXPECT_EQ(sched_->job(id).reason, bad.code) << bad.spec.id;
-    EXPECT_FALSE(sched_->job(id).reason_text.empty());
+    EXPECT_FALSE(sched_->rejection_text(id).empty());
   }
   EXPECT_EQ(sched_->waiting_count(), 0u);
 }

@@ -152,7 +152,7 @@ json JobView(const core::AppState& app, const core::JobRecord& record) {
           {"grant", record.grant},
           {"owner", record.owner},
           {"name", record.name},
-          {"argv", record.argv},
+          {"argv", record.argv.Unpack()},
           {"chips", job.shape.chips},
           {"class", cluster::ToString(job.job_class)},
           {"walltime_s", job.walltime_s},

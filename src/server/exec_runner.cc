@@ -145,7 +145,7 @@ bool ExecRunner::Pass() {
         const core::JobRecord& record = app.jobs().at(job.id);
         exec::RunSpec spec{.job = job.id,
                            .run = job.runs,
-                           .argv = record.argv,
+                           .argv = record.argv.Unpack(),
                            .grant = record.program + "/" + record.grant,
                            .chips = job.shape.chips,
                            .walltime_s = job.run_limit_s,

@@ -91,7 +91,7 @@ Status OutputWriter::Finish(const Simulator& simulator, const Summary& summary) 
     std::string_view state = sched::ToString(job.state);
     std::string reason;
     if (job.state == sched::JobState::kRejected) {
-      reason = fmt::format("{}: {}", ToString(job.reason), job.reason_text);
+      reason = fmt::format("{}: {}", ToString(job.reason), sched.rejection_text(id));
     } else if (job.state == sched::JobState::kPending || job.state == sched::JobState::kRunning) {
       // The run ended with the job never finished: no resources or credits ever came.
       state = "rejected";
