@@ -14,4 +14,9 @@ Interned Interner::Intern(std::string_view text) {
   return Interned(&*found);
 }
 
+Interned Interner::Find(std::string_view text) const {
+  const auto found = strings_.find(text);
+  return found == strings_.end() ? Interned() : Interned(&*found);
+}
+
 }  // namespace atrium

@@ -28,6 +28,9 @@ class Interned {
   size_t size() const { return str().size(); }
   const char* data() const { return str().data(); }
   const char* c_str() const { return str().c_str(); }
+  // A hash of its identity: O(1), and equal values of one Interner hash alike (for maps
+  // keyed by interned values).
+  size_t hash() const { return std::hash<const std::string*>()(text_); }
 
   friend bool operator==(const Interned& a, const Interned& b) {
     return a.text_ == b.text_ || a.str() == b.str();
@@ -65,6 +68,8 @@ class Interner {
 
   // The one Interned for this text ("" is the empty Interned).
   Interned Intern(std::string_view text);
+  // The Interned for this text if it is kept, else the empty Interned (nothing is added).
+  Interned Find(std::string_view text) const;
   // Distinct values kept.
   size_t size() const { return strings_.size(); }
 

@@ -27,6 +27,15 @@ TEST(InternedTest, OneCopyPerValueThatReadsAsAString) {
   EXPECT_EQ(a.size(), 7u);
 }
 
+TEST(InternedTest, FindAddsNothing) {
+  Interner interner;
+  const Interned kept = interner.Intern("kept");
+  EXPECT_TRUE(interner.Find("other").empty());
+  EXPECT_EQ(interner.size(), 1u);
+  EXPECT_EQ(&interner.Find("kept").str(), &kept.str());
+  EXPECT_EQ(interner.Find("kept").hash(), kept.hash());
+}
+
 TEST(InternedTest, EmptyIsTheDefaultAndIsNotStored) {
   Interner interner;
   EXPECT_TRUE(interner.Intern("").empty());

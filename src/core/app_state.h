@@ -37,6 +37,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/container/flat_hash_map.h"
 #include "base/error.h"
 #include "base/interned.h"
 #include "base/packed_strings.h"
@@ -398,8 +399,17 @@ class AppState {
   std::map<std::string, SchedGrant> sched_grants_;
   std::string policy_name_;
   // Indexes of jobs_ for filtered lists and grant ends: "program/grant" -> ids; owner -> ids.
-  std::map<std::string, JobIdList> jobs_by_grant_;
-  std::map<std::string, JobIdList> jobs_by_owner_;
+  // Keyed by interned values (hashed by identity: no string built or compared per job).
+  struct InternedPairHash {
+    size_t operator()(const std::pair<Interned, Interned>& key) const {
+      return key.first.hash() * 31 + key.second.hash();
+    }
+  };
+  struct InternedHash {
+    size_t operator()(const Interned& key) const { return key.hash(); }
+  };
+  absl::flat_hash_map<std::pair<Interned, Interned>, JobIdList, InternedPairHash> jobs_by_grant_;
+  absl::flat_hash_map<Interned, JobIdList, InternedHash> jobs_by_owner_;
   // Adds a new record (the highest number so far) to job_by_sched_ and the lists above.
   void IndexJob(JobRecord& record);
   uint64_t next_job_ = 1;

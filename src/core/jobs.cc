@@ -128,10 +128,10 @@ void AppState::Schedule(int64_t now_us) {
 void AppState::StopGrantJobs(const std::string& program, const std::string& grant, int64_t now_us) {
   if (!scheduler_) return;
   StopGrantBookings(program, grant, now_us);
-  const auto found = jobs_by_grant_.find(SchedGrantName(program, grant));
-  if (found == jobs_by_grant_.end()) return;
+  const JobIdList* jobs = JobsOfGrant(program, grant);
+  if (jobs == nullptr) return;
   const int64_t now_s = now_us / kMicrosPerSecond;
-  for (const std::string& id : found->second) StopJob(jobs_.at(id), now_s);
+  for (const std::string& id : *jobs) StopJob(jobs_.at(id), now_s);
 }
 
 void AppState::StopJob(JobRecord& record, int64_t now_s) {
@@ -283,12 +283,17 @@ JobRecord& JobBook::Append(JobRecord record) {
 }
 
 const JobIdList* AppState::JobsOfGrant(const std::string& program, const std::string& grant) const {
-  const auto found = jobs_by_grant_.find(SchedGrantName(program, grant));
+  const Interned program_id = interner_.Find(program);
+  const Interned grant_id = interner_.Find(grant);
+  if (program_id.empty() || grant_id.empty()) return nullptr;
+  const auto found = jobs_by_grant_.find(std::pair(program_id, grant_id));
   return found == jobs_by_grant_.end() ? nullptr : &found->second;
 }
 
 const JobIdList* AppState::JobsOfOwner(const std::string& owner) const {
-  const auto found = jobs_by_owner_.find(owner);
+  const Interned owner_id = interner_.Find(owner);
+  if (owner_id.empty() && !owner.empty()) return nullptr;
+  const auto found = jobs_by_owner_.find(owner_id);
   return found == jobs_by_owner_.end() ? nullptr : &found->second;
 }
 
@@ -313,7 +318,7 @@ void AppState::IndexJob(JobRecord& record) {
   if (job_by_sched_.size() <= record.sched_id) job_by_sched_.resize(record.sched_id + size_t{1});
   job_by_sched_[record.sched_id] = &record;
   // Numbers are next_job_ when submitted: rising.
-  jobs_by_grant_[SchedGrantName(record.program, record.grant)].Append(record.number);
+  jobs_by_grant_[std::pair(record.program, record.grant)].Append(record.number);
   jobs_by_owner_[record.owner].Append(record.number);
 }
 
