@@ -15,23 +15,24 @@
 namespace atrium::program {
 namespace {
 
-nlohmann::json Body(const LogEntry& entry) {
-  return nlohmann::json{{"seq", entry.seq},
-                        {"at_us", entry.at_us},
-                        {"type", entry.type},
-                        {"data", entry.data},
-                        {"prev", entry.prev}};
+// The entry's canonical JSON without its hash, written directly (the data is already
+// canonical text): keys in nlohmann's sorted order, strings escaped by nlohmann. `hash`,
+// when given, is added in its sorted place (the exported line).
+std::string Canonical(const LogEntry& entry, const std::string* hash) {
+  std::string out = "{\"at_us\":" + std::to_string(entry.at_us) + ",\"data\":";
+  out += entry.data.text();
+  if (hash != nullptr) out += ",\"hash\":" + nlohmann::json(*hash).dump();
+  out += ",\"prev\":" + nlohmann::json(entry.prev).dump();
+  out += ",\"seq\":" + std::to_string(entry.seq);
+  out += ",\"type\":" + nlohmann::json(entry.type).dump() + "}";
+  return out;
 }
 
 std::string HashBody(const std::string& prev, const std::string& canonical_body) {
   return Sha256Hex(prev + "\n" + canonical_body);
 }
 
-std::string Line(const LogEntry& entry) {
-  nlohmann::json full = Body(entry);
-  full["hash"] = entry.hash;
-  return full.dump();
-}
+std::string Line(const LogEntry& entry) { return Canonical(entry, &entry.hash); }
 
 // One commitment seen in the log, by its ref.
 struct SealSeen {
@@ -51,8 +52,7 @@ std::string SealKind(const std::string& type) {
 // Follows commitments and reveals; returns an empty string or why the entry is wrong.
 class SealChecker {
  public:
-  std::string Check(const LogEntry& entry) {
-    const nlohmann::json& data = entry.data;
+  std::string Check(const LogEntry& entry, const nlohmann::json& data) {
     if (!data.is_object()) return "";
     const std::string kind = SealKind(entry.type);
     if (!kind.empty() && data.contains("commitment")) {
@@ -127,8 +127,7 @@ class SealChecker {
 // after its call's decision_committed, which counts them.
 class OverrideChecker {
  public:
-  std::string Check(const LogEntry& entry) {
-    const nlohmann::json& data = entry.data;
+  std::string Check(const LogEntry& entry, const nlohmann::json& data) {
     if (!data.is_object()) return "";
     const auto text = [&](const char* key) {
       const auto found = data.find(key);
@@ -196,8 +195,7 @@ class OverrideChecker {
 // aside in its program_created entry.
 class AppealChecker {
  public:
-  std::string Check(const LogEntry& entry) {
-    const nlohmann::json& data = entry.data;
+  std::string Check(const LogEntry& entry, const nlohmann::json& data) {
     if (!data.is_object()) return "";
     const auto text = [&](const char* key) {
       const auto found = data.find(key);
@@ -341,14 +339,30 @@ std::string Sha256Hex(std::string_view bytes) {
   return out;
 }
 
+nlohmann::json LogData::parsed() const {
+  nlohmann::json value = nlohmann::json::parse(text_, nullptr, /*allow_exceptions=*/false);
+  return value.is_discarded() ? nlohmann::json() : value;
+}
+
+nlohmann::json LogData::operator[](const char* key) const {
+  if (!is_object()) return nullptr;
+  nlohmann::json value = parsed();
+  const auto found = value.find(key);
+  return found == value.end() ? nlohmann::json() : std::move(*found);
+}
+
+bool LogData::contains(const char* key) const { return is_object() && parsed().contains(key); }
+
+void to_json(nlohmann::json& json, const LogData& data) { json = data.parsed(); }
+
 const LogEntry& DecisionLog::Append(int64_t at_us, std::string type, nlohmann::json data) {
   LogEntry entry;
   entry.seq = static_cast<int64_t>(entries_.size()) + 1;
   entry.at_us = at_us;
   entry.type = std::move(type);
-  entry.data = std::move(data);
+  entry.data = LogData(data);
   entry.prev = head();
-  const std::string body = Body(entry).dump();
+  const std::string body = Canonical(entry, nullptr);
   ATRIUM_ASSERT(body.size() <= kEntryBytesMax, "log entry too large");
   entry.hash = HashBody(entry.prev, body);
   entries_.push_back(std::move(entry));
@@ -404,7 +418,7 @@ LogVerification VerifyLog(std::string_view exported) {
       entry.seq = parsed.at("seq").get<int64_t>();
       entry.at_us = parsed.at("at_us").get<int64_t>();
       entry.type = parsed.at("type").get<std::string>();
-      entry.data = parsed.at("data");
+      entry.data = LogData(parsed.at("data"));
       entry.prev = parsed.at("prev").get<std::string>();
       entry.hash = parsed.at("hash").get<std::string>();
       if (parsed.dump() != line) return broken("not in canonical form");
@@ -413,12 +427,13 @@ LogVerification VerifyLog(std::string_view exported) {
     }
     if (entry.seq != line_number) return broken("sequence number out of order");
     if (entry.prev != prev) return broken("previous-hash link does not match");
-    if (HashBody(entry.prev, Body(entry).dump()) != entry.hash) {
+    if (HashBody(entry.prev, Canonical(entry, nullptr)) != entry.hash) {
       return broken("hash does not match the entry's content");
     }
-    if (std::string why = seals.Check(entry); !why.empty()) return broken(std::move(why));
-    if (std::string why = overrides.Check(entry); !why.empty()) return broken(std::move(why));
-    if (std::string why = appeals.Check(entry); !why.empty()) return broken(std::move(why));
+    const nlohmann::json& data = parsed.at("data");  // present: read above
+    if (std::string why = seals.Check(entry, data); !why.empty()) return broken(std::move(why));
+    if (std::string why = overrides.Check(entry, data); !why.empty()) return broken(std::move(why));
+    if (std::string why = appeals.Check(entry, data); !why.empty()) return broken(std::move(why));
     prev = entry.hash;
     result.entries = line_number;
   }

@@ -29,17 +29,45 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace atrium::program {
 
+// An entry's data as canonical JSON text (nlohmann's dump: keys sorted, no spaces), the
+// form its hash covers. Kept as text, not as a JSON tree: a program's log holds an entry
+// per decision event for years, and a tree costs several times the memory and is parsed
+// again at every restart. Reading parses it.
+class LogData {
+ public:
+  LogData() = default;
+  explicit LogData(const nlohmann::json& value) : text_(value.dump()) {}
+  // Text that is already canonical JSON (checked by whoever read it: the snapshot decoder).
+  static LogData FromCanonical(std::string text) {
+    LogData data;
+    data.text_ = std::move(text);
+    return data;
+  }
+  const std::string& text() const { return text_; }
+  nlohmann::json parsed() const;
+  // parsed()'s member `key` (null when absent or when the data is not an object).
+  nlohmann::json operator[](const char* key) const;
+  bool contains(const char* key) const;
+  bool is_object() const { return !text_.empty() && text_.front() == '{'; }
+
+ private:
+  std::string text_ = "null";
+};
+// JSON output (nlohmann's to_json, found by argument-dependent lookup): the parsed data.
+void to_json(nlohmann::json& json, const LogData& data);
+
 struct LogEntry {
   int64_t seq = 0;  // 1-based
   int64_t at_us = 0;
   std::string type;
-  nlohmann::json data;
+  LogData data;
   std::string prev;  // hex SHA-256 of the previous entry; 64 zeros for the first
   std::string hash;  // hex SHA-256 of this entry
 };

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace atrium::program {
 namespace {
@@ -38,6 +41,40 @@ TEST(DecisionLogTest, ChainsAndVerifies) {
   EXPECT_EQ(verification.entries, 7);
   EXPECT_EQ(verification.head, log.head());
   EXPECT_TRUE(VerifyLog("").ok);
+}
+
+// Entries keep their data as canonical text and write their lines directly: each line and
+// hash must be exactly what nlohmann writes for the whole entry as a JSON object (the form
+// logs published before were hashed in), escapes and non-ASCII text included.
+TEST(DecisionLogTest, LinesAndHashesAreNlohmannsCanonicalJson) {
+  DecisionLog log;
+  const std::vector<std::pair<std::string, nlohmann::json>> events = {
+      {"program_created", {{"program", "bot"}, {"total_budget", "110000000"}}},
+      {"quote\"back\\slash\ttab", {{"z", nullptr}, {"a", {1, -2, 3.5, true}}}},
+      {"école", {{"nested", {{"b", {{"c", "ünïcödé \x01"}}}, {"a", nlohmann::json::array()}}}}},
+      {"empty", nlohmann::json::object()},
+      {"scalar", "just text"},
+      {"null", nullptr},
+  };
+  int64_t at_us = -5;
+  for (const auto& [type, data] : events) log.Append(at_us += 1'000'000'000'007, type, data);
+  std::string expected_export;
+  std::string prev = GenesisHash();
+  for (size_t idx = 0; idx < events.size(); ++idx) {
+    const LogEntry& entry = log.entries()[idx];
+    nlohmann::json body = {{"seq", entry.seq},
+                           {"at_us", entry.at_us},
+                           {"type", events[idx].first},
+                           {"data", events[idx].second},
+                           {"prev", prev}};
+    EXPECT_EQ(entry.hash, Sha256Hex(prev + "\n" + body.dump())) << idx;
+    EXPECT_EQ(entry.data.parsed(), events[idx].second) << idx;
+    body["hash"] = entry.hash;
+    expected_export += body.dump() + "\n";
+    prev = entry.hash;
+  }
+  EXPECT_EQ(log.Export(), expected_export);
+  EXPECT_TRUE(VerifyLog(log.Export()).ok);
 }
 
 TEST(DecisionLogTest, SameEventsSameHashes) {

@@ -420,7 +420,7 @@ TEST_F(GovernanceTest, ATamperedAppealEntryIsCaught) {
   for (size_t idx = 0; idx < state().log().entries().size(); ++idx) {
     const LogEntry& entry = state().log().entries()[idx];
     if (entry.type == "appeal_filed") filed = idx;
-    if (entry.type == "grant_created" && entry.data.value("from", "") == "appeals_reserve") {
+    if (entry.type == "grant_created" && entry.data.parsed().value("from", "") == "appeals_reserve") {
       grant = idx;
     }
     if (entry.type == "appeal_decided") decided = idx;
@@ -562,7 +562,7 @@ TEST_F(GovernanceTest, SponsorTiesAreMarkedAndCompared) {
   bool marked = false;
   for (const LogEntry& entry : state().log().entries()) {
     if (entry.type == "proposal_decided" && entry.data["proposal"] == "A") {
-      marked = entry.data.value("sponsor_tie", "") == "funding";
+      marked = entry.data.parsed().value("sponsor_tie", "") == "funding";
     }
   }
   EXPECT_TRUE(marked);

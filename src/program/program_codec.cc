@@ -221,6 +221,7 @@ struct Out {
   void put(double v) { w.Put<uint64_t>(std::bit_cast<uint64_t>(v)); }
   void put(Credits v) { w.PutZigzag(v.micro()); }
   void put(const nlohmann::json& v) { w.PutBytes(v.dump()); }
+  void put(const LogData& v) { w.PutBytes(v.text()); }
   template <class E>
   requires std::is_enum_v<E>
   void put(E v) { w.Put<uint8_t>(static_cast<uint8_t>(v)); }
@@ -287,6 +288,16 @@ struct In {
     }
     v = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
     if (v.is_discarded()) r.Fail();
+  }
+  // A log entry's data stays text: checked to be JSON (SAX, no tree built), not parsed.
+  void get(LogData& v) {
+    const std::string_view text = r.GetBytes();
+    if (!r.ok()) return;
+    if (!JsonDepthWithin(text, kJsonDepthMax) || !nlohmann::json::accept(text)) {
+      r.Fail();
+      return;
+    }
+    v = LogData::FromCanonical(std::string(text));
   }
   // An enum whose values run 0..last. A new enum type needs its line here.
   template <class E>

@@ -677,7 +677,7 @@ TEST_F(SealedLogTest, ConflictedReviewerSeesOnlyCountsUntilTheDecision) {
         skipped = true;
         continue;
       }
-      rebuilt.Append(entry.at_us, entry.type, entry.data);
+      rebuilt.Append(entry.at_us, entry.type, entry.data.parsed());
     }
     dropped = rebuilt.Export();
   }
@@ -783,7 +783,7 @@ TEST_F(ProgramStateTest, TrainingCatalogEnrolmentsAndCertificates) {
   EXPECT_EQ(entry.data["item"], "intro");
   EXPECT_EQ(entry.data["holder"], state().CertificateHolder(learner));
   EXPECT_NE(state().CertificateHolder(learner), state().CertificateHolder(Person(1)));
-  EXPECT_EQ(entry.data.dump().find(learner), std::string::npos) << "the person is in the log";
+  EXPECT_EQ(entry.data.text().find(learner), std::string::npos) << "the person is in the log";
   EXPECT_EQ(done->certificate_seq, entry.seq);
   EXPECT_EQ(state().training().by_certificate.at(done->certificate), "E-1");
   EXPECT_TRUE(VerifyLog(state().log().Export()).ok);
