@@ -585,7 +585,8 @@ TEST(CrossLedgerTest, HoldsFreezeCloseAndStudents) {
                              Actor("student", student));
   EXPECT_EQ(second["state"], "pending");
   run.Ok({{"op", "tick"}}, Actor("admin"));
-  EXPECT_EQ(run.core_.app().WaitReason(run.core_.app().jobs().at(second["job"].get<std::string>())), "student_limit");
+  EXPECT_EQ(run.core_.app().WaitReason(run.core_.app().jobs().at(second["job"].get<std::string>())),
+            "student_limit");
   const uint64_t student_account = program.grants().at(course).students.at(student);
   EXPECT_EQ(program.AccountAvailable(student_account), *Credits::Parse("4.625"));
   run.CheckVerify("students");
@@ -742,7 +743,8 @@ TEST(CrossLedgerTest, LabsCreditsCompletionAndCertificates) {
   const json second = run.Ok(lab_job, as_student);
   EXPECT_EQ(second["state"], "pending");
   run.Ok({{"op", "tick"}}, Actor("admin"));
-  EXPECT_EQ(run.core_.app().WaitReason(run.core_.app().jobs().at(second["job"].get<std::string>())), "student_limit");
+  EXPECT_EQ(run.core_.app().WaitReason(run.core_.app().jobs().at(second["job"].get<std::string>())),
+            "student_limit");
   const core::JobRecord& record = run.core_.app().jobs().at(first["job"].get<std::string>());
   EXPECT_EQ(record.argv.Unpack(), std::vector<std::string>{"true"});
   EXPECT_EQ(record.enrolment, enrolment_id);
@@ -759,8 +761,9 @@ TEST(CrossLedgerTest, LabsCreditsCompletionAndCertificates) {
   EXPECT_EQ(program.AccountBalance(pool),
             *pool_before.CheckedSub(*Credits::Parse("2.6875")));  // only what ran is gone
   const auto& scheduler = *run.core_.app().scheduler();
-  EXPECT_EQ(scheduler.job(run.core_.app().jobs().at(second["job"].get<std::string>()).sched_id).state,
-            sched::JobState::kCancelled);
+  EXPECT_EQ(
+      scheduler.job(run.core_.app().jobs().at(second["job"].get<std::string>()).sched_id).state,
+      sched::JobState::kCancelled);
   // The grant paid nothing for its student's lab.
   EXPECT_TRUE(program.grants().at(course).spent.is_zero());
   run.CheckVerify("lab completed");

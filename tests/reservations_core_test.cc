@@ -264,7 +264,8 @@ TEST_F(ReservationsCoreTest, BookingIsHeldChargedAtTheStartAndFreeForTheOwnersJo
   // A job of another grant that needs the booked nodes waits, and says why.
   const json other = Ok(Submit("G-P1", 96, 600), Actor("researcher", pis_[1]));
   EXPECT_EQ(other["state"], "pending");
-  EXPECT_EQ(core_.app().WaitReason(core_.app().jobs().at(other["job"].get<std::string>())), "capacity_reservation");
+  EXPECT_EQ(core_.app().WaitReason(core_.app().jobs().at(other["job"].get<std::string>())),
+            "capacity_reservation");
   // Cancelled after the start: the nodes return at once, the charge stays.
   const json cancelled = Ok(Cancel("G-P0", "R1"), Actor("researcher", pis_[0]));
   EXPECT_EQ(cancelled["state"], "ended");
@@ -373,7 +374,8 @@ TEST_F(ReservationsCoreTest, MaintenanceKeepsNodesEmptyAndCostsNothing) {
   // The other nodes: 5 of 6; a 6-node job waits for the maintenance.
   const json wide = Ok(Submit("G-P2", 96, 600), Actor("researcher", pis_[2]));
   EXPECT_EQ(wide["state"], "pending");
-  EXPECT_EQ(core_.app().WaitReason(core_.app().jobs().at(wide["job"].get<std::string>())), "capacity_reservation");
+  EXPECT_EQ(core_.app().WaitReason(core_.app().jobs().at(wide["job"].get<std::string>())),
+            "capacity_reservation");
   EXPECT_EQ(
       Refused({{"op", "maintenance_cancel"}, {"reservation", "R1"}}, Actor("researcher", pis_[0]))
           .first,

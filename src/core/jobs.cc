@@ -179,8 +179,9 @@ void AppState::CompleteLab(const JobRecord& record, int64_t now_us) {
   if (enrolment.state != program::EnrolmentState::kEnrolled) return;
   // The lab's other jobs end with it (its credits return at once).
   EndEnrolmentJobs(record.program, enrolment, now_us);
-  ATRIUM_CHECK(program->second.CompleteEnrolment(record.enrolment, "job:" + record.id(), now_us).ok(),
-               "completing an enrolled lab");
+  ATRIUM_CHECK(
+      program->second.CompleteEnrolment(record.enrolment, "job:" + record.id(), now_us).ok(),
+      "completing an enrolled lab");
 }
 
 Status AppState::CloseGrant(program::ProgramState& program, const std::string& grant_id,
@@ -488,8 +489,7 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
     }
   } else if (actor.role == Role::kStudent && course) {
     return Error{ErrorCode::kStudentLimit,
-                 "you have no allocation on grant " + grant_id + "; ask its instructor",
-                 "grant"};
+                 "you have no allocation on grant " + grant_id + "; ask its instructor", "grant"};
   }
   ATRIUM_ASSIGN_OR_RETURN(
       const uint32_t sched_grant,
@@ -675,8 +675,9 @@ Result<json> AppState::RunEnded(const json& command, int64_t now_us) {
   if (how == "exited" && exit_code == 0 && signal == 0) CompleteLab(*record, now_us);
   Schedule(now_us);
   const sched::Job& after = scheduler_->job(sched_id);
-  return json{
-      {"job", record->id()}, {"state", JobStateText(*record)}, {"charged", after.charged.ToString()}};
+  return json{{"job", record->id()},
+              {"state", JobStateText(*record)},
+              {"charged", after.charged.ToString()}};
 }
 
 bool AppState::TickDue(int64_t now_us) const {

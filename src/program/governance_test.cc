@@ -420,7 +420,8 @@ TEST_F(GovernanceTest, ATamperedAppealEntryIsCaught) {
   for (size_t idx = 0; idx < state().log().entries().size(); ++idx) {
     const LogEntry& entry = state().log().entries()[idx];
     if (entry.type == "appeal_filed") filed = idx;
-    if (entry.type == "grant_created" && entry.data.parsed().value("from", "") == "appeals_reserve") {
+    if (entry.type == "grant_created" &&
+        entry.data.parsed().value("from", "") == "appeals_reserve") {
       grant = idx;
     }
     if (entry.type == "appeal_decided") decided = idx;

@@ -76,8 +76,8 @@ struct Job {
 
   // The current run (or the last one, once finished).
   int64_t run_start_s = -1;
-  int64_t run_limit_s = 0;    // this run's walltime: walltime_s - ran_s at its start
-  int64_t preempt_at_s = -1;  // set when the job was told to yield
+  int64_t run_limit_s = 0;       // this run's walltime: walltime_s - ran_s at its start
+  int64_t preempt_at_s = -1;     // set when the job was told to yield
   int64_t preempt_retry_s = -1;  // no new preemption for this job before then
   std::vector<Alloc> placement;
 
