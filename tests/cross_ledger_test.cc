@@ -746,7 +746,7 @@ TEST(CrossLedgerTest, LabsCreditsCompletionAndCertificates) {
   EXPECT_EQ(run.core_.app().WaitReason(run.core_.app().jobs().at(second["job"].get<std::string>())),
             "student_limit");
   const core::JobRecord& record = run.core_.app().jobs().at(first["job"].get<std::string>());
-  EXPECT_EQ(record.argv.Unpack(), std::vector<std::string>{"true"});
+  EXPECT_EQ(record.argv(), std::vector<std::string>{"true"});
   EXPECT_EQ(record.enrolment, enrolment_id);
   run.CheckVerify("lab running");
 

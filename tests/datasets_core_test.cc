@@ -275,7 +275,7 @@ TEST_F(DatasetsCoreTest, StorageAndDatasetsKeepTheLedgerWholeForMonths) {
   EXPECT_EQ(again, bytes);
   EXPECT_TRUE(decoded->Verify().ok());
   const core::JobRecord& first = *decoded->app().jobs().begin();
-  EXPECT_FALSE(first.datasets.empty());
+  EXPECT_FALSE(first.datasets().empty());
 }
 
 }  // namespace

@@ -99,16 +99,19 @@ struct TokenRecord {
 // A job as the service knows it: the scheduler's record plus who submitted it and what
 // it runs. Kept compact (a million finished jobs stay resident): the ids it names are
 // interned in the state's Interner, and its own id is its number.
+// A job's texts, unpacked (JobRecord::texts).
+struct JobTexts {
+  std::string name;
+  std::vector<std::string> argv;
+  std::vector<std::string> datasets;
+};
+
 struct JobRecord {
-  uint32_t number = 0;  // the id is "J<number>"; numbers run 1, 2, ... in submission order
+  uint32_t number = 0;        // the id is "J<number>"; numbers run 1, 2, ... in submission order
+  uint32_t reported_run = 0;  // the run (1, 2, ... as sched::Job::runs) an executor reported on
   Interned program;
   Interned grant;
-  Interned owner;  // person id of the submitter
-  std::string name;
-  PackedStrings argv;  // the command (argv.Unpack())
-  sched::JobId sched_id = 0;
-  bool cancelled = false;
-  int64_t submitted_us = 0;
+  Interned owner;    // person id of the submitter
   Interned student;  // a course's student whose allocation the job draws on, if any
   // A lab's job (docs/training.md): the enrolment it belongs to; with the lab's credits it
   // draws on the enrolment's account, and its success completes the enrolment.
@@ -116,17 +119,27 @@ struct JobRecord {
   // What an executor reported of the job's last run (docs/executors.md); -1 / 0 / ""
   // until it reports. `end_state` overrides the scheduler's state where it says more:
   // "failed" (nonzero exit or a signal), "node_failed" (the run was lost), "preempted".
-  uint32_t reported_run = 0;  // the run (1, 2, ... as sched::Job::runs) reported on
+  Interned end_state;
+  // The job's name, its command and the datasets it reads (docs/datasets.md: admitted only
+  // if its grant may use each; executors expose those still usable when a run starts),
+  // packed in one string: [name, dataset..., "", arg...] (dataset ids are never empty).
+  // A short job's texts fit the string's inline buffer.
+  PackedStrings texts;
+  int64_t submitted_us = 0;
   int64_t run_started_us = -1;
   int64_t run_ended_us = -1;
-  int64_t exit_code = -1;
-  int64_t term_signal = 0;
-  Interned end_state;
-  // The datasets the job reads (docs/datasets.md): admitted only if its grant may use each;
-  // executors expose those still usable when a run starts.
-  std::vector<std::string> datasets;
+  sched::JobId sched_id = 0;
+  int32_t exit_code = -1;
+  int32_t term_signal = 0;
+  bool cancelled = false;
 
   std::string id() const { return "J" + std::to_string(number); }
+  JobTexts UnpackTexts() const;
+  std::string name() const { return UnpackTexts().name; }
+  std::vector<std::string> argv() const { return UnpackTexts().argv; }
+  std::vector<std::string> datasets() const { return UnpackTexts().datasets; }
+  void SetTexts(const std::string& name, const std::vector<std::string>& argv,
+                const std::vector<std::string>& datasets);
 };
 
 // The number of a job id "J<n>" (n from 1 to 4294967295 without leading zeros), or 0.

@@ -6,10 +6,10 @@
 // jobs_by_grant_, jobs_by_owner_) are rebuilt. Every count is bounded by the bytes left
 // and every reference is checked: hostile bytes give kCorruption.
 //
-// To add a field to JobRecord or TokenRecord: append it to JobFields / TokenFields (one
-// line; the same list writes and reads). To add a member to AppState: a line in Encode
-// and the same at the same place in Decode. Then bump kAppVersion and
-// Core::kSnapshotVersion (docs/snapshots.md, "Adding a field").
+// To add a field to JobRecord: append it to PutJob and GetJob; to TokenRecord: to
+// TokenFields (one line; the same list writes and reads). To add a member to AppState: a line in
+// Encode and the same at the same place in Decode. Then bump kAppVersion and Core::kSnapshotVersion
+// (docs/snapshots.md, "Adding a field").
 #include <cstdint>
 #include <string_view>
 
@@ -128,12 +128,30 @@ struct In {
   }
 };
 
-// The fields of a job record and of a token record, in encoding order.
-template <class Io, class V>
-void JobFields(Io& io, V& job) {
-  io(job.program, job.grant, job.owner, job.name, job.argv, job.sched_id, job.cancelled,
+// A job record's fields, in encoding order. The texts (name, argv, datasets) are kept
+// packed in the record (JobRecord::texts) and written as separate fields.
+void PutJob(Out& o, const JobRecord& job) {
+  const JobTexts texts = job.UnpackTexts();
+  o(job.program, job.grant, job.owner, texts.name, texts.argv, job.sched_id, job.cancelled,
+    job.submitted_us, job.student, job.reported_run, job.run_started_us, job.run_ended_us,
+    int64_t{job.exit_code}, int64_t{job.term_signal}, job.end_state, job.enrolment, texts.datasets);
+}
+bool GetJob(In& in, JobRecord& job) {
+  JobTexts texts;
+  int64_t exit_code = 0;
+  int64_t term_signal = 0;
+  in(job.program, job.grant, job.owner, texts.name, texts.argv, job.sched_id, job.cancelled,
      job.submitted_us, job.student, job.reported_run, job.run_started_us, job.run_ended_us,
-     job.exit_code, job.term_signal, job.end_state, job.enrolment, job.datasets);
+     exit_code, term_signal, job.end_state, job.enrolment, texts.datasets);
+  // The bounds of job_run_ended's fields.
+  if (exit_code < -1 || exit_code > 255 || term_signal < 0 || term_signal > 64) return false;
+  for (const std::string& dataset : texts.datasets) {
+    if (dataset.empty()) return false;
+  }
+  job.exit_code = static_cast<int32_t>(exit_code);
+  job.term_signal = static_cast<int32_t>(term_signal);
+  job.SetTexts(texts.name, texts.argv, texts.datasets);
+  return true;
 }
 template <class Io, class V>
 void TokenFields(Io& io, V& token) {
@@ -177,7 +195,7 @@ void AppState::Encode(std::string* out) const {
   writer.Put<uint32_t>(static_cast<uint32_t>(jobs_.size()));
   for (const JobRecord& job : jobs_) {
     o(job.id());
-    JobFields(o, job);
+    PutJob(o, job);
   }
   writer.Put<uint32_t>(static_cast<uint32_t>(running_by_end_.size()));
   for (const auto& [end_s, sched_id] : running_by_end_) o(end_s, sched_id);
@@ -279,8 +297,9 @@ Result<AppState> AppState::Decode(std::string_view bytes, ledger::Ledger ledger)
     JobRecord job;
     std::string id;
     in(id);
-    JobFields(in, job);
-    if (!reader.ok() || job.sched_id >= app.scheduler_->job_count()) return Corrupt("bad job");
+    const bool fields_ok = GetJob(in, job);
+    if (!reader.ok() || !fields_ok || job.sched_id >= app.scheduler_->job_count())
+      return Corrupt("bad job");
     if (job.sched_id < app.job_by_sched_.size() && app.job_by_sched_[job.sched_id] != nullptr) {
       return Corrupt("bad job");
     }

@@ -94,6 +94,36 @@ TEST(AppStateCodec, RoundTripKeepsTokensIdempotencyAndCluster) {
   EXPECT_EQ(Encoded(live), Encoded(*decoded));
 }
 
+// A job's name, argv and datasets share one packed string: every split survives, empty
+// argv items included, and a record stays within 128 bytes (issue 14's memory budget).
+TEST(JobRecordTexts, NameArgvAndDatasetsComeBackAsGiven) {
+  static_assert(sizeof(JobRecord) <= 128, "a job record grew past 128 bytes");
+  const std::vector<JobTexts> cases = {
+      {},
+      {.name = "", .argv = {""}, .datasets = {}},
+      {.name = "job", .argv = {"train"}, .datasets = {}},
+      {.name = "", .argv = {}, .datasets = {"ehr"}},
+      {.name = "a name well past the inline buffer",
+       .argv = {"python", "", "--flag", std::string(300, 'x'), ""},
+       .datasets = {"ehr", "imagenet-2012"}},
+  };
+  for (const JobTexts& given : cases) {
+    JobRecord record;
+    record.SetTexts(given.name, given.argv, given.datasets);
+    const JobTexts back = record.UnpackTexts();
+    EXPECT_EQ(back.name, given.name);
+    EXPECT_EQ(back.argv, given.argv);
+    EXPECT_EQ(back.datasets, given.datasets);
+    EXPECT_EQ(record.name(), given.name);
+    EXPECT_EQ(record.argv(), given.argv);
+    EXPECT_EQ(record.datasets(), given.datasets);
+  }
+  // A default record reads as empty texts.
+  EXPECT_EQ(JobRecord().name(), "");
+  EXPECT_TRUE(JobRecord().argv().empty());
+  EXPECT_TRUE(JobRecord().datasets().empty());
+}
+
 TEST(AppStateCodec, OlderAndUnknownVersionsAreRefusedByName) {
   std::string bytes = Encoded(Sample());
   for (const uint32_t version : {1u, 2u, 3u, 4u, 6u}) {

@@ -243,6 +243,34 @@ JobIdList::const_iterator JobIdList::upper_bound(const std::string& id) const {
   return {numbers_.data() + (found - numbers_.begin()), numbers_.data() + numbers_.size()};
 }
 
+JobTexts JobRecord::UnpackTexts() const {
+  std::vector<std::string> items = texts.Unpack();
+  JobTexts out;
+  if (items.empty()) return out;
+  out.name = std::move(items[0]);
+  const auto separator = std::find(items.begin() + 1, items.end(), "");
+  out.datasets.assign(std::make_move_iterator(items.begin() + 1),
+                      std::make_move_iterator(separator));
+  if (separator != items.end()) {
+    out.argv.assign(std::make_move_iterator(separator + 1), std::make_move_iterator(items.end()));
+  }
+  return out;
+}
+
+void JobRecord::SetTexts(const std::string& name, const std::vector<std::string>& argv,
+                         const std::vector<std::string>& datasets) {
+  std::vector<std::string> items;
+  items.reserve(2 + datasets.size() + argv.size());
+  items.push_back(name);
+  for (const std::string& dataset : datasets) {
+    ATRIUM_CHECK(!dataset.empty(), "a dataset id is never empty");
+    items.push_back(dataset);
+  }
+  items.emplace_back();
+  items.insert(items.end(), argv.begin(), argv.end());
+  texts = PackedStrings(items);
+}
+
 uint32_t JobNumberOf(std::string_view id) {
   if (id.size() < 2 || id.size() > 11 || id[0] != 'J' || id[1] == '0') return 0;
   uint64_t number = 0;
@@ -401,7 +429,7 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
                           fields.Int("walltime_s", 1, kWalltimeMaxS,
                                      template_int(lab_item ? lab_item->lab.walltime_s : 0)));
   ATRIUM_ASSIGN_OR_RETURN(std::string accelerator, fields.Id("accelerator", false, false));
-  ATRIUM_ASSIGN_OR_RETURN(record.name, fields.Text("name", 200, false));
+  ATRIUM_ASSIGN_OR_RETURN(const std::string name, fields.Text("name", 200, false));
   ATRIUM_ASSIGN_OR_RETURN(std::vector<std::string> argv, fields.Strings("argv", false));
   if (lab_item != nullptr) {
     if (chips > lab_item->lab.chips) {
@@ -422,9 +450,10 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   if (argv_bytes > kArgvBytesMax) {
     return Error{ErrorCode::kTooLong, "argv is longer than 16 KiB", "argv"};
   }
-  record.argv = PackedStrings(argv);
-  ATRIUM_ASSIGN_OR_RETURN(record.datasets, fields.Strings("datasets", true));
-  ATRIUM_TRY(CheckJobDatasets(*program, grant_id, record.datasets));
+  ATRIUM_ASSIGN_OR_RETURN(const std::vector<std::string> datasets,
+                          fields.Strings("datasets", true));
+  ATRIUM_TRY(CheckJobDatasets(*program, grant_id, datasets));
+  record.SetTexts(name, argv, datasets);
   const program::Track* track = program->FindTrack(grant->second.track);
   cluster::JobClass job_class = track != nullptr && track->kind == program::TrackKind::kEducation
                                     ? cluster::JobClass::kEducation
@@ -518,7 +547,7 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   const sched::Job& job = scheduler_->job(record.sched_id);
   ATRIUM_CHECK(job.state != sched::JobState::kRejected, "a checked job was rejected");
   ++next_job_;
-  programs_.at(record.program).NoteDatasetUse(record.grant, record.datasets);
+  programs_.at(record.program).NoteDatasetUse(record.grant, record.datasets());
   IndexJob(jobs_.Append(std::move(record)));
   // An empty queue gets its pass at once; a longer one waits for the clock's next tick
   // (one pass serves every job submitted meanwhile, as in Slurm's main scheduler).
@@ -668,8 +697,8 @@ Result<json> AppState::RunEnded(const json& command, int64_t now_us) {
   record->reported_run = scheduler_->job(sched_id).runs;
   record->run_started_us = started_us;
   record->run_ended_us = ended_us;
-  record->exit_code = exit_code;
-  record->term_signal = signal;
+  record->exit_code = static_cast<int32_t>(exit_code);  // bounded above: -1..255
+  record->term_signal = static_cast<int32_t>(signal);   // 0..64
   record->end_state = interner_.Intern(end_state);
   NoteCharge(*record, before);
   if (how == "exited" && exit_code == 0 && signal == 0) CompleteLab(*record, now_us);

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "base/credits.h"
 #include "base/error.h"
 #include "base/id.h"
@@ -59,6 +60,10 @@ std::string_view ToString(StartedAhead ahead);
 enum class RunEnd : uint8_t { kCompleted, kWalltime, kPreempted };
 std::string_view ToString(RunEnd end);
 
+// Where a run's chips are: one Alloc per node, kept inline for a job of one node or less
+// (most jobs), so such a job's placement takes no heap block.
+using Placement = absl::InlinedVector<Alloc, 1>;
+
 // Fields are ordered by size, so that a job carries no padding (224 bytes; the service
 // keeps one per job ever submitted).
 struct Job {
@@ -79,7 +84,7 @@ struct Job {
   int64_t run_limit_s = 0;       // this run's walltime: walltime_s - ran_s at its start
   int64_t preempt_at_s = -1;     // set when the job was told to yield
   int64_t preempt_retry_s = -1;  // no new preemption for this job before then
-  std::vector<Alloc> placement;
+  Placement placement;
 
   uint32_t grant = 0;
   uint32_t runs = 0;

@@ -26,7 +26,7 @@ void Scheduler::MarkNodeStale(uint32_t node) {
   }
 }
 
-void Scheduler::MarkUnitsStale(const std::vector<Alloc>& allocs) {
+void Scheduler::MarkUnitsStale(absl::Span<const Alloc> allocs) {
   for (const Alloc& alloc : allocs) MarkNodeStale(alloc.node);
 }
 

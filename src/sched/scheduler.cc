@@ -790,7 +790,7 @@ void Scheduler::Start(JobId id, std::vector<Alloc> allocs, int64_t now_s, Credit
     holder_[alloc.node]->Update(alloc.node);
     node_jobs_[alloc.node].push_back(id);
   }
-  job.placement = std::move(allocs);
+  job.placement.assign(allocs.begin(), allocs.end());
   job.state = JobState::kRunning;
   job.reason = ErrorCode::kOk;
   job.run_start_s = now_s;

@@ -46,6 +46,7 @@
 
 #include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/types/span.h"
 #include "base/credits.h"
 #include "base/error.h"
 #include "cluster/cluster.h"
@@ -371,7 +372,7 @@ class Scheduler {
   // Reservations (reservation.cc).
   bool CreateReservation(JobId id, int64_t now_s);
   // Marks the nodes' entries of unit_free_at stale (their jobs or expected ends changed).
-  void MarkUnitsStale(const std::vector<Alloc>& allocs);
+  void MarkUnitsStale(absl::Span<const Alloc> allocs);
   void MarkNodeStale(uint32_t node);
   // The pool's sorted unit times for the block size, refreshed.
   const std::vector<int64_t>& SortedUnitTimes(uint32_t pool, size_t block);

@@ -25,7 +25,7 @@ Status WriteWhole(const std::string& path, const std::string& text) {
 }  // namespace
 
 std::string FormatPlacement(const cluster::Cluster& cluster,
-                            const std::vector<sched::Alloc>& placement) {
+                            absl::Span<const sched::Alloc> placement) {
   std::string out;
   for (const sched::Alloc& alloc : placement) {
     if (!out.empty()) out.push_back(';');

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <string>
 
+#include "absl/types/span.h"
 #include "base/error.h"
 #include "sim/metrics.h"
 #include "sim/simulator.h"
@@ -18,7 +19,7 @@ namespace atrium::sim {
 
 // "node:chips" pairs joined by ';'.
 std::string FormatPlacement(const cluster::Cluster& cluster,
-                            const std::vector<sched::Alloc>& placement);
+                            absl::Span<const sched::Alloc> placement);
 
 class OutputWriter final : public RunObserver {
  public:
