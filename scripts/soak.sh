@@ -67,7 +67,7 @@ balance="http://127.0.0.1:$port/v1/programs/$program/grants/$grant/balance"
 summarize() {
   awk 'function ms(v) { if (v ~ /us$/) {sub(/us/,"",v); return v/1000} if (v ~ /ms$/) {sub(/ms/,"",v); return v+0} sub(/s/,"",v); return v*1000 }
        /Requests\/sec/ {rps=$2} /^ +50%/ {p50=ms($2)} /^ +90%/ {p90=ms($2)} /^ +99%/ {p99=ms($2)}
-       /Non-2xx/ {bad+=$4} /Socket errors/ {bad+=0}
+       /Non-2xx or 3xx responses:/ {bad+=$5}
        END {printf "%s %s %s %s %d\n", rps, p50, p90, p99, bad}'
 }
 # One phase: reads and writes at once, then a metrics scrape; prints a JSON object.
@@ -82,7 +82,7 @@ phase() {
   local rss=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
   local rss_peak=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
   local waiting=$(curl -s -H "Authorization: Bearer $admin" "http://127.0.0.1:$port/metrics" |
-    awk '/^atrium_jobs_waiting/ {print $2}')
+    awk '/^atrium_cluster_jobs_waiting / {print $2}')
   printf '{"t_s": %d, "rss_kb": %s, "rss_peak_kb": %s, "jobs_waiting": %s, "get": {"rps": %s, "p50_ms": %s, "p90_ms": %s, "p99_ms": %s, "non_2xx": %s}, "post": {"rps": %s, "p50_ms": %s, "p90_ms": %s, "p99_ms": %s, "non_2xx": %s}}' \
     $(($(date +%s) - soak_start)) "$rss" "$rss_peak" "${waiting:-0}" "$g_rps" "$g_p50" "$g_p90" \
     "$g_p99" "$g_bad" "$p_rps" "$p_p50" "$p_p90" "$p_p99" "$p_bad"

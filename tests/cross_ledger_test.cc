@@ -8,7 +8,9 @@
 //
 // A failing run prints its seed; ATRIUM_SEED=<n> replays it (ATRIUM_STEPS=<n> for length).
 #include <cstdlib>
+#include <functional>
 #include <map>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -124,8 +126,13 @@ class CrossLedgerRun {
 
   core::AppAnswer Op(json command, const json& actor) {
     command["actor"] = actor;
-    const core::CommandResult result =
-        core_.Apply(core::AppCommand{.now_us = now_us_, .json = command.dump()});
+    core::AppCommand applied{.now_us = now_us_, .json = command.dump()};
+    const core::CommandResult result = core_.Apply(applied);
+    // As a journal would keep it: with the results an op journals (a draft's solver answers).
+    if (result.changed) {
+      if (!result.app->journal_json.empty()) applied.json = result.app->journal_json;
+      journaled_.push_back(std::move(applied));
+    }
     return *result.app;
   }
   json Ok(json command, const json& actor) {
@@ -429,6 +436,7 @@ class CrossLedgerRun {
 
   core::Core core_;
   int64_t now_us_ = 0;
+  std::vector<core::AppCommand> journaled_;  // every command that changed the state
   std::mt19937_64 rng_;
   std::vector<std::string> pis_, reviewers_, students_, grants_;
   std::string instructor_;
@@ -791,6 +799,73 @@ TEST(CrossLedgerTest, LabsCreditsCompletionAndCertificates) {
   std::string again;
   decoded->Encode(&again);
   EXPECT_EQ(again, bytes);
+}
+
+// A draft's solver answers are journaled with its command, and a replay of that command
+// takes them instead of solving again: a replica fed the journaled commands reaches the
+// same state; one fed an altered answer follows it (CheckSolution still holds it to the
+// budget, caps and floors); an answer for another problem is refused.
+TEST(CrossLedgerTest, DraftsJournalTheirSolverAnswersAndReplaysTakeThem) {
+  CrossLedgerRun run(1);
+  run.SetUp();
+  size_t draft_at = run.journaled_.size();
+  size_t drafts = 0;
+  for (size_t i = 0; i < run.journaled_.size(); ++i) {
+    const json command = json::parse(run.journaled_[i].json);
+    if (command["op"] != "decision_draft") continue;
+    ++drafts;
+    ASSERT_TRUE(command.contains("solver_answers")) << command.dump();
+    ASSERT_EQ(command["solver_answers"].size(), 1u);
+    EXPECT_EQ(command["solver_answers"][0]["problem_sha256"].get<std::string>().size(), 64u);
+    if (command["call"] == "c1") draft_at = i;
+  }
+  EXPECT_EQ(drafts, 2u);
+  ASSERT_LT(draft_at, run.journaled_.size());
+
+  core::Core replica;
+  for (const core::AppCommand& command : run.journaled_) {
+    const core::CommandResult result = replica.Apply(command);
+    ASSERT_TRUE(result.app->status.ok()) << command.json;
+  }
+  std::string live_bytes;
+  std::string replica_bytes;
+  run.core_.Encode(&live_bytes);
+  replica.Encode(&replica_bytes);
+  EXPECT_EQ(replica_bytes, live_bytes);
+
+  // Up to c1's draft, with its answer altered: nothing awarded.
+  auto replay_draft = [&](const std::function<void(json&)>& alter) {
+    auto altered = std::make_unique<core::Core>();
+    for (size_t i = 0; i < draft_at; ++i) altered->Apply(run.journaled_[i]);
+    json draft = json::parse(run.journaled_[draft_at].json);
+    alter(draft);
+    const core::CommandResult result = altered->Apply(
+        core::AppCommand{.now_us = run.journaled_[draft_at].now_us, .json = draft.dump()});
+    return std::make_pair(std::move(altered), *result.app);
+  };
+  const Credits live_total = run.Program().decisions().at("c1").total_awarded;
+  ASSERT_FALSE(live_total.is_zero());
+  {
+    auto [altered, answer] = replay_draft([](json& draft) {
+      for (json& amount : draft["solver_answers"][0]["awarded_micro"]) amount = 0;
+    });
+    ASSERT_TRUE(answer.status.ok()) << answer.status.error().message;
+    EXPECT_TRUE(altered->app().FindProgram(kProgram)->decisions().at("c1").total_awarded.is_zero());
+  }
+  {
+    auto [altered, answer] = replay_draft(
+        [](json& draft) { draft["solver_answers"][0]["problem_sha256"] = std::string(64, '0'); });
+    EXPECT_EQ(answer.status.code(), ErrorCode::kInvariantViolated);
+  }
+  {
+    // More than the budget: refused by the solution check, never applied.
+    auto [altered, answer] = replay_draft([](json& draft) {
+      for (json& amount : draft["solver_answers"][0]["awarded_micro"]) {
+        amount = int64_t{1'000'000'000'000'000};
+      }
+    });
+    EXPECT_FALSE(answer.status.ok());
+  }
 }
 
 }  // namespace

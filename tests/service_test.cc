@@ -667,6 +667,11 @@ TEST_F(ServiceTest, BadInputIsRefusedAndChangesNothing) {
   // The seal secret of a program is drawn by the server, never supplied.
   expect(Post("/v1/programs", admin_token_, {{"toml", "x"}, {"seal_secret", std::string(64, 'a')}}),
          422, "unknown_field");
+  // So are a draft's solver answers, journaled with it by the core: a client that could
+  // send them would choose the awards.
+  expect(Post("/v1/programs/build-on-trainium-2026/calls/c/decision/draft", admin_token_,
+              {{"solver_answers", json::array()}}),
+         422, "unknown_field");
   expect(Get("/v1/jobs?limit=0", researcher), 422, "invalid_argument");
   expect(Get("/v1/no/such/route", researcher), 404, "not_found");
   // Training (docs/training.md): every route's bad input refused with its code.

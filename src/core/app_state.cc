@@ -55,13 +55,15 @@ Status CheckShape(const std::string& op, const json& command) {
 
 // What makes two requests the same for an Idempotency-Key: the command without the
 // fields the service draws afresh for every request (a new token's id, salt and hash; a
-// new program's seal secret).
+// new program's seal secret) and those an op journals with its results (a draft's solver
+// answers): every drawn field of the op.
 std::string Fingerprint(const json& command) {
   json copy = command;
-  for (const char* drawn : {"token_id", "salt", "hash"}) {
-    if (copy.value("op", "") == "token_create") copy.erase(drawn);
+  if (const OpSpec* spec = FindOp(copy.value("op", ""))) {
+    for (const FieldSpec& field : spec->fields) {
+      if (field.drawn) copy.erase(std::string(field.name));
+    }
   }
-  if (copy.value("op", "") == "program_create") copy.erase("seal_secret");
   const std::string text = copy.dump();
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
@@ -187,9 +189,10 @@ AppAnswer AppState::Apply(const json& command, int64_t now_us) {
     }
   }
 
+  json journaled = json::object();
   Result<json> result = [&]() -> Result<json> {
     try {
-      return Dispatch(op, command, *actor, now_us);
+      return Dispatch(op, command, *actor, now_us, &journaled);
     } catch (const std::exception& e) {
       // Reached only by a defect (every field is checked before use). The op may have
       // changed part of the state, which the journal would not replay: stop here, and
@@ -202,6 +205,11 @@ AppAnswer AppState::Apply(const json& command, int64_t now_us) {
   answer.changed = true;
   if (op == "tick") {
     answer.changed = answer.result.value("changed", false);
+  }
+  if (answer.changed && !journaled.empty()) {
+    json as_journaled = command;
+    for (auto& [field, value] : journaled.items()) as_journaled[field] = std::move(value);
+    answer.journal_json = as_journaled.dump();
   }
   if (answer.changed) {
     last_now_us_ = now_us;
@@ -228,7 +236,7 @@ Result<program::ProgramState*> AppState::MutableProgram(const json& command) {
 }
 
 Result<json> AppState::Dispatch(const std::string& op, const json& command, const Actor& actor,
-                                int64_t now_us) {
+                                int64_t now_us, json* journaled) {
   const OpSpec* spec = FindOp(op);
   if (spec == nullptr) return Invalid("unknown op " + op, "op");
   if ((spec->roles & RoleIn(actor.role)) == 0) {
@@ -240,7 +248,8 @@ Result<json> AppState::Dispatch(const std::string& op, const json& command, cons
   return spec->handler(*this, OpRequest{.command = command,
                                         .actor = actor,
                                         .now_us = now_us,
-                                        .args = OpArgs(command, spec->fields)});
+                                        .args = OpArgs(command, spec->fields),
+                                        .journaled = journaled});
 }
 
 }  // namespace atrium::core

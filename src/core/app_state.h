@@ -258,6 +258,9 @@ struct AppAnswer {
   nlohmann::json result;  // null on error
   bool changed = false;   // whether the state changed (then the command is journaled)
   bool replayed = false;  // a retry answered from the idempotency record
+  // The command as it is to be journaled when the op added results to it (the solver's
+  // answers of a draft: OpRequest::journaled); empty: the command as given.
+  std::string journal_json;
 };
 
 class AppState {
@@ -352,8 +355,9 @@ class AppState {
   // The op table's handlers (ops.cc) change the state below.
   friend class OpHandlers;
   // Finds the op in the table (ops.h), checks its roles and fields, runs its handler.
+  // `journaled` collects the fields the handler adds to the command as journaled.
   Result<nlohmann::json> Dispatch(const std::string& op, const nlohmann::json& command,
-                                  const Actor& actor, int64_t now_us);
+                                  const Actor& actor, int64_t now_us, nlohmann::json* journaled);
   Result<program::ProgramState*> MutableProgram(const nlohmann::json& command);
   Result<nlohmann::json> SubmitJob(const nlohmann::json& command, const Actor& actor,
                                    int64_t now_us);

@@ -547,7 +547,7 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   const sched::Job& job = scheduler_->job(record.sched_id);
   ATRIUM_CHECK(job.state != sched::JobState::kRejected, "a checked job was rejected");
   ++next_job_;
-  programs_.at(record.program).NoteDatasetUse(record.grant, record.datasets());
+  programs_.at(record.program).NoteDatasetUse(record.grant, datasets);
   IndexJob(jobs_.Append(std::move(record)));
   // An empty queue gets its pass at once; a longer one waits for the clock's next tick
   // (one pass serves every job submitted meanwhile, as in Slurm's main scheduler).

@@ -2,6 +2,7 @@
 #include "core/ops_internal.h"
 
 #include <algorithm>
+#include <charconv>
 #include <limits>
 
 #include <fmt/format.h>
@@ -614,6 +615,69 @@ Result<json> OpHandlers::NodeState(AppState& app, const OpRequest& request,
 
 namespace {
 
+// The solver answers a command carries (drawn: set when it first applied, never by a
+// client), or an empty tape that records the answers of this first apply.
+Result<program::SolverTape> TapeOf(const OpRequest& request) {
+  program::SolverTape tape;
+  if (!request.args.Has("solver_answers")) return tape;
+  tape.replaying = true;
+  for (const OpArgs& item : request.args.Objects("solver_answers")) {
+    program::SolverTapeEntry& entry = tape.entries.emplace_back();
+    entry.problem_sha256 = item.Text("problem_sha256");
+    entry.solution.policy = item.Text("policy");
+    entry.solution.optimal = item.Bool("optimal");
+    entry.solution.note = item.Text("note");
+    for (const int64_t micro : item.Ints("awarded_micro")) {
+      if (micro < 0) return Invalid("an award is never negative", "solver_answers");
+      entry.solution.awarded.push_back(Credits::FromMicro(micro));
+    }
+    for (auto [name, into] : {std::pair{"objective", &entry.solution.objective},
+                              std::pair{"bound", &entry.solution.bound}}) {
+      const std::string text = item.Text(name);
+      const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *into);
+      if (error != std::errc() || end != text.data() + text.size()) {
+        return Invalid(std::string("solver_answers.") + name + " is not a number",
+                       "solver_answers");
+      }
+    }
+  }
+  return tape;
+}
+
+// Journals a first apply's solver answers with its command (objective and bound as their
+// shortest exact decimal text), so a replay takes them instead of solving again.
+void JournalTape(const program::SolverTape& tape, const OpRequest& request) {
+  if (tape.replaying || tape.entries.empty() || request.journaled == nullptr) return;
+  json answers = json::array();
+  for (const program::SolverTapeEntry& entry : tape.entries) {
+    json awarded = json::array();
+    for (Credits amount : entry.solution.awarded) awarded.push_back(amount.micro());
+    answers.push_back({{"problem_sha256", entry.problem_sha256},
+                       {"policy", entry.solution.policy},
+                       {"awarded_micro", std::move(awarded)},
+                       {"objective", fmt::format("{}", entry.solution.objective)},
+                       {"bound", fmt::format("{}", entry.solution.bound)},
+                       {"optimal", entry.solution.optimal},
+                       {"note", entry.solution.note}});
+  }
+  (*request.journaled)["solver_answers"] = std::move(answers);
+}
+
+FieldSpec SolverAnswersField() {
+  return Drawn({.name = "solver_answers",
+                .kind = FieldKind::kObjectList,
+                .help = "the solver's answers, journaled with the command by the service",
+                .max_items = 4,
+                .fields = {TextField("problem_sha256", 64, true),
+                           TextField("policy", 16, true),
+                           ListField("awarded_micro", FieldKind::kInts,
+                                     program::ProgramState::kProposalsMax, true),
+                           TextField("objective", 40, true),
+                           TextField("bound", 40, true),
+                           {.name = "optimal", .kind = FieldKind::kBool},
+                           TextField("note", 1000, false)}});
+}
+
 program::Institution ToInstitution(const OpArgs& in) {
   return {.id = in.Text("id"),
           .name = in.Text("name"),
@@ -1067,9 +1131,12 @@ std::vector<OpSpec> OpHandlers::Table() {
                   if (program->FindCall(call) == nullptr) {
                     return Error{ErrorCode::kNotFound, "no call " + call, "call"};
                   }
+                  ATRIUM_ASSIGN_OR_RETURN(program::SolverTape tape, TapeOf(request));
                   ATRIUM_ASSIGN_OR_RETURN(
                       const program::Decision decision,
-                      program->DraftDecision(call, request.now_us, request.args.Text("policy")));
+                      program->DraftDecision(call, request.now_us, request.args.Text("policy"),
+                                             {.tape = &tape}));
+                  JournalTape(tape, request);
                   return json{{"call", call},
                               {"policy", decision.policy},
                               {"optimal", decision.optimal},
@@ -1081,6 +1148,7 @@ std::vector<OpSpec> OpHandlers::Table() {
                  {"total_awarded", "amount", ""}});
     draft.fields.push_back(
         TextField("policy", 16, false, "mip or greedy (default: the program's)"));
+    draft.fields.push_back(SolverAnswersField());
     draft.cli_group = "decision";
     ops.push_back(std::move(draft));
   }
@@ -1117,7 +1185,8 @@ std::vector<OpSpec> OpHandlers::Table() {
                   .max_bytes = 8,
                   .values = {"veto", "add"}},
                  TextField("reason", 64, true, "one of the program's published reason codes"),
-                 TextField("text", 4000, true, "the public explanation")},
+                 TextField("text", 4000, true, "the public explanation"),
+                 SolverAnswersField()},
       .result = {{"override", "id", "<call>:override-N"},
                  {"kind", "string", ""},
                  {"proposal", "id", ""},
@@ -1135,11 +1204,13 @@ std::vector<OpSpec> OpHandlers::Table() {
         const program::OverrideKind kind = request.args.Text("kind") == "veto"
                                                ? program::OverrideKind::kVeto
                                                : program::OverrideKind::kAdd;
+        ATRIUM_ASSIGN_OR_RETURN(program::SolverTape tape, TapeOf(request));
         ATRIUM_ASSIGN_OR_RETURN(
             const program::SponsorOverride made,
             program->OverrideDecision(call, request.args.Text("proposal"), kind,
                                       request.args.Text("reason"), request.args.Text("text"),
-                                      request.actor.person, request.now_us));
+                                      request.actor.person, request.now_us, &tape));
+        JournalTape(tape, request);
         return json{{"override", made.id},
                     {"kind", program::ToString(made.kind)},
                     {"proposal", made.proposal},

@@ -119,6 +119,10 @@ struct OpRequest {
   const Actor& actor;
   int64_t now_us;
   OpArgs args;
+  // Fields the handler adds to the command as journaled (results it computed, such as the
+  // solver's answers, so a replay applies them instead of computing again); none when the
+  // caller journals nothing.
+  nlohmann::json* journaled = nullptr;
 };
 
 using OpHandler = Result<nlohmann::json> (*)(AppState& app, const OpRequest& request);

@@ -115,7 +115,16 @@ Result<PreparedGroup> DurableCore::Prepare(std::span<const core::Command> comman
     if (!group.results.back().changed) continue;
     StoredEntry& entry = group.entries.emplace_back();
     entry.seq = ++last_seq_;
-    core::EncodeCommand(command, &entry.payload);
+    const core::CommandResult& result = group.results.back();
+    if (result.app && !result.app->journal_json.empty()) {
+      // The command with the results it computed (the solver's answers of a draft): a
+      // replay applies them instead of computing again.
+      core::EncodeCommand(
+          core::AppCommand{.now_us = core::CommandTime(command), .json = result.app->journal_json},
+          &entry.payload);
+    } else {
+      core::EncodeCommand(command, &entry.payload);
+    }
     entry.hash = ChainHash(last_hash_, entry.seq, entry.payload);
     last_hash_ = entry.hash;
     bytes_since_snapshot_ += entry.payload.size();

@@ -1,8 +1,11 @@
 #include "program/award_policy.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 
 #include "base/assert.h"
+#include "program/decision_log.h"
 
 namespace atrium::program {
 
@@ -15,6 +18,67 @@ Result<std::unique_ptr<AwardPolicy>> MakeAwardPolicy(std::string_view name,
   if (name == "mip") return MakeMipPolicy(options);
   return MakeError(ErrorCode::kInvalidArgument,
                    "unknown award policy '" + std::string(name) + "' (mip, greedy)", "policy");
+}
+
+std::string ProblemDigest(const AwardProblem& problem) {
+  // Length-prefixed fields in a fixed order: two problems share a digest only if every
+  // field is equal.
+  std::string bytes;
+  auto put_int = [&bytes](int64_t value) {
+    bytes.append(reinterpret_cast<const char*>(&value), sizeof value);
+  };
+  auto put_text = [&](const std::string& text) {
+    put_int(static_cast<int64_t>(text.size()));
+    bytes.append(text);
+  };
+  put_int(problem.budget.micro());
+  put_int(static_cast<int64_t>(problem.institution_room.size()));
+  for (Credits room : problem.institution_room) put_int(room.micro());
+  put_int(static_cast<int64_t>(problem.floors.size()));
+  for (const AwardFloor& floor : problem.floors) {
+    put_text(floor.name);
+    put_int(floor.share_bp);
+  }
+  put_int(static_cast<int64_t>(problem.candidates.size()));
+  for (const AwardCandidate& candidate : problem.candidates) {
+    put_text(candidate.id);
+    put_int(std::bit_cast<int64_t>(candidate.merit));
+    put_int(candidate.requested.micro());
+    put_int(static_cast<int64_t>(candidate.levels.size()));
+    for (Credits level : candidate.levels) put_int(level.micro());
+    put_int(candidate.institution);
+    put_int(static_cast<int64_t>(candidate.in_floor.size()));
+    for (const bool member : candidate.in_floor) put_int(member ? 1 : 0);
+    put_int((candidate.fixed ? 1 : 0) | (candidate.excluded ? 2 : 0));
+  }
+  return Sha256Hex(bytes);
+}
+
+Result<AwardSolution> SolveOnTape(const AwardPolicy& policy, const AwardProblem& problem,
+                                  SolverTape* tape) {
+  if (tape == nullptr) return policy.Solve(problem);
+  const std::string digest = ProblemDigest(problem);
+  if (tape->replaying) {
+    if (tape->next >= tape->entries.size()) {
+      return MakeError(ErrorCode::kInvariantViolated,
+                       "the command carries fewer solver answers than it solves", "solver_answers");
+    }
+    const SolverTapeEntry& entry = tape->entries[tape->next++];
+    if (entry.problem_sha256 != digest) {
+      return MakeError(ErrorCode::kInvariantViolated,
+                       "a journaled solver answer is for another problem: the state has diverged",
+                       "solver_answers");
+    }
+    if (entry.solution.awarded.size() != problem.candidates.size()) {
+      return MakeError(ErrorCode::kInvariantViolated,
+                       "a journaled solver answer has the wrong number of awards",
+                       "solver_answers");
+    }
+    return entry.solution;
+  }
+  ATRIUM_ASSIGN_OR_RETURN(AwardSolution solution, policy.Solve(problem));
+  tape->entries.push_back({.problem_sha256 = digest, .solution = solution});
+  return solution;
 }
 
 Status ValidateProblem(const AwardProblem& problem) {

@@ -69,6 +69,22 @@ struct AwardSolution {
   double gap() const { return bound > 0 ? (bound - objective) / bound : 0; }
 };
 
+// The solver's answers of one command, journaled with it (docs/journal.md, "Results, not
+// requests to recompute"): when a command that drafts awards first applies, each solve
+// is recorded with the SHA-256 of its problem; when the journal is replayed, the command
+// carries them and each solve takes the next one instead of running the solver again,
+// after checking that it answers the same problem. A replay then costs no CBC time and
+// cannot depend on a solver's safety-net time limit.
+struct SolverTapeEntry {
+  std::string problem_sha256;  // ProblemDigest of the problem it answers
+  AwardSolution solution;
+};
+struct SolverTape {
+  bool replaying = false;                // take answers from `entries` (else record them)
+  std::vector<SolverTapeEntry> entries;  // recorded, or given for the replay
+  size_t next = 0;                       // the next entry a replay takes
+};
+
 struct AwardOptions {
   // CBC stops after this many branch-and-bound nodes (a node limit keeps runs
   // deterministic, where a time limit would not) and the greedy answer stands if better.
@@ -77,6 +93,8 @@ struct AwardOptions {
   int mip_variables_max = 60'000;
   // A safety net only: a run that reaches it is reported as not optimal.
   double mip_seconds_max = 8.0;
+  // Where solves are recorded or replayed from; none: always solve.
+  SolverTape* tape = nullptr;
 };
 
 class AwardPolicy {
@@ -85,6 +103,15 @@ class AwardPolicy {
   virtual std::string_view name() const = 0;
   virtual Result<AwardSolution> Solve(const AwardProblem& problem) const = 0;
 };
+
+// The SHA-256 (hex) of a problem's every field, merits by their exact bits.
+std::string ProblemDigest(const AwardProblem& problem);
+
+// policy.Solve(problem), recorded on `tape` or, when the tape replays, its next answer
+// after checking that it was given for this problem (kInvariantViolated if the tape has
+// no answer left or its answer is for another problem). No tape: solves.
+Result<AwardSolution> SolveOnTape(const AwardPolicy& policy, const AwardProblem& problem,
+                                  SolverTape* tape);
 
 // "mip" or "greedy"; kInvalidArgument for another name.
 Result<std::unique_ptr<AwardPolicy>> MakeAwardPolicy(std::string_view name,

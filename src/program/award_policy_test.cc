@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <memory>
 #include <random>
 
 namespace atrium::program {
@@ -68,6 +70,65 @@ double BruteForce(const AwardProblem& problem) {
     if (position == count) break;
   }
   return best;
+}
+
+// A policy that counts its solves (what a replay must not do).
+class CountingPolicy : public AwardPolicy {
+ public:
+  explicit CountingPolicy(std::unique_ptr<AwardPolicy> inner) : inner_(std::move(inner)) {}
+  std::string_view name() const override { return inner_->name(); }
+  Result<AwardSolution> Solve(const AwardProblem& problem) const override {
+    ++solves;
+    return inner_->Solve(problem);
+  }
+  mutable int solves = 0;
+
+ private:
+  std::unique_ptr<AwardPolicy> inner_;
+};
+
+TEST(SolverTapeTest, DigestChangesWithEveryField) {
+  const AwardProblem base = RandomProblem(7, 6);
+  EXPECT_EQ(ProblemDigest(base), ProblemDigest(RandomProblem(7, 6)));
+  EXPECT_EQ(ProblemDigest(base).size(), 64u);
+  std::vector<AwardProblem> changed(7, base);
+  changed[0].budget = Credits::FromMicro(base.budget.micro() + 1);
+  changed[1].candidates[0].merit = std::nextafter(base.candidates[0].merit, 1e9);
+  changed[2].candidates[1].fixed = !base.candidates[1].fixed;
+  changed[3].candidates[1].excluded = !base.candidates[1].excluded;
+  changed[4].candidates[0].id += "x";
+  changed[5].institution_room.push_back(Credits::FromWhole(1));
+  changed[6].candidates.pop_back();
+  for (size_t i = 0; i < changed.size(); ++i) {
+    EXPECT_NE(ProblemDigest(changed[i]), ProblemDigest(base)) << "change " << i;
+  }
+}
+
+TEST(SolverTapeTest, RecordsThenReplaysWithoutSolving) {
+  const AwardProblem first = RandomProblem(11, 8);
+  const AwardProblem second = RandomProblem(12, 8);
+  CountingPolicy policy(*MakeAwardPolicy("greedy", {}));
+  SolverTape tape;
+  const Result<AwardSolution> a = SolveOnTape(policy, first, &tape);
+  const Result<AwardSolution> b = SolveOnTape(policy, second, &tape);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(tape.entries.size(), 2u);
+  EXPECT_EQ(policy.solves, 2);
+
+  SolverTape replay{.replaying = true, .entries = tape.entries};
+  const Result<AwardSolution> again = SolveOnTape(policy, first, &replay);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->awarded, a->awarded);
+  EXPECT_EQ(again->objective, a->objective);
+  EXPECT_EQ(policy.solves, 2);  // taken from the tape
+  // The second answer is for `second`: asked with `first`, the replay refuses.
+  EXPECT_EQ(SolveOnTape(policy, first, &replay).error().code, ErrorCode::kInvariantViolated);
+  // Past the tape's end.
+  SolverTape short_tape{.replaying = true, .entries = {}};
+  EXPECT_EQ(SolveOnTape(policy, first, &short_tape).error().code, ErrorCode::kInvariantViolated);
+  // No tape: a plain solve.
+  EXPECT_TRUE(SolveOnTape(policy, first, nullptr).ok());
+  EXPECT_EQ(policy.solves, 3);
 }
 
 TEST(AwardPolicyTest, FactoryKnowsItsPolicies) {

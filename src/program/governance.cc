@@ -87,7 +87,7 @@ Result<SponsorOverride> ProgramState::OverrideDecision(const std::string& call_i
                                                        const std::string& proposal_id,
                                                        OverrideKind kind, std::string reason,
                                                        std::string text, std::string sponsor,
-                                                       int64_t now_us) {
+                                                       int64_t now_us, SolverTape* tape) {
   const CallDefinition* call = FindCall(call_id);
   if (call == nullptr) return MakeError(ErrorCode::kNotFound, "unknown call", "call");
   const OverrideRules& rules = definition_.governance.overrides;
@@ -194,8 +194,8 @@ Result<SponsorOverride> ProgramState::OverrideDecision(const std::string& call_i
       }
     }
   }
-  ATRIUM_ASSIGN_OR_RETURN(Decision decision,
-                          SolveWithOverrides(call_id, draft->second.policy, {}, next, now_us));
+  ATRIUM_ASSIGN_OR_RETURN(Decision decision, SolveWithOverrides(call_id, draft->second.policy,
+                                                                {.tape = tape}, next, now_us));
 
   // Accepted. While the call is under review the log says only that an override was
   // made; its proposal, text and effects are published when the decision is committed.

@@ -1056,7 +1056,7 @@ Result<Decision> ProgramState::SolveDecision(const std::string& call_id,
   ATRIUM_ASSIGN_OR_RETURN(AwardProblem problem,
                           BuildProblem(call_id, &candidate_ids, &merit, what_if, overrides));
   if (budget != nullptr) *budget = problem.budget;
-  ATRIUM_ASSIGN_OR_RETURN(AwardSolution solution, policy->Solve(problem));
+  ATRIUM_ASSIGN_OR_RETURN(AwardSolution solution, SolveOnTape(*policy, problem, options.tape));
   const Status check = CheckSolution(problem, solution.awarded);
   if (!check.ok() && overrides != nullptr && !overrides->empty()) {
     return MakeError(check.error().code,

@@ -166,7 +166,8 @@ class ProgramState {
   Result<SponsorOverride> OverrideDecision(const std::string& call_id,
                                            const std::string& proposal_id, OverrideKind kind,
                                            std::string reason, std::string text,
-                                           std::string sponsor, int64_t now_us);
+                                           std::string sponsor, int64_t now_us,
+                                           SolverTape* tape = nullptr);
   // A declined applicant's appeal, within the program's window after the commit, on a
   // published ground; assigned to reviewers who did not review the proposal and have no
   // conflict with it. kAppealNotAllowed (no appeals, not declined, ground not published,

@@ -147,12 +147,13 @@ json JobView(const core::AppState& app, const core::JobRecord& record) {
   for (const sched::Alloc& alloc : job.placement) {
     placement.push_back(app.cluster()->nodes()[alloc.node].name);
   }
+  core::JobTexts texts = record.UnpackTexts();
   return {{"id", record.id()},
           {"program", record.program},
           {"grant", record.grant},
           {"owner", record.owner},
-          {"name", record.name()},
-          {"argv", record.argv()},
+          {"name", std::move(texts.name)},
+          {"argv", std::move(texts.argv)},
           {"chips", job.shape.chips},
           {"class", cluster::ToString(job.job_class)},
           {"walltime_s", job.walltime_s},

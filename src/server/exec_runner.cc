@@ -143,16 +143,17 @@ bool ExecRunner::Pass() {
         if (job.preempt_at_s >= 0) yielding.insert(key);
         if (executor->Tracks(key.first, key.second)) continue;
         const core::JobRecord& record = app.jobs().at(job.id);
+        core::JobTexts texts = record.UnpackTexts();
         exec::RunSpec spec{.job = job.id,
                            .run = job.runs,
-                           .argv = record.argv(),
+                           .argv = std::move(texts.argv),
                            .grant = record.program + "/" + record.grant,
                            .chips = job.shape.chips,
                            .walltime_s = job.run_limit_s,
                            .kill_grace_s = pool.kill_grace_s};
         // Only the datasets its grant may still use (access can be revoked meanwhile).
         if (const program::ProgramState* program = app.FindProgram(record.program)) {
-          for (const std::string& dataset : record.datasets()) {
+          for (const std::string& dataset : texts.datasets) {
             if (!program->CheckDatasetUse(record.grant, dataset).ok()) continue;
             spec.datasets.emplace(dataset, program->dataset_book().datasets.at(dataset).location);
           }

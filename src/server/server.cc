@@ -27,6 +27,7 @@
 #include "base/nesting.h"
 #include "cluster/config.h"
 #include "core/core.h"
+#include "core/ops.h"
 #include "journal/committer.h"
 #include "journal/journal.h"
 #include "journal/mutex.h"
@@ -625,10 +626,18 @@ struct Server::Impl {
     if (!route.body_field.empty()) {
       command[std::string(route.body_field)] = std::move(body);
     } else {
+      // Drawn fields (a token's secret, a program's seal secret, a draft's solver answers)
+      // are set by the service, never by a client.
+      const core::OpSpec* spec = core::FindOp(route.op);
+      const auto drawn = [spec](const std::string& key) {
+        return spec != nullptr && std::any_of(spec->fields.begin(), spec->fields.end(),
+                                              [&](const core::FieldSpec& field) {
+                                                return field.drawn && field.name == key;
+                                              });
+      };
       for (auto& [key, value] : body.items()) {
         if (key == "op" || key == "actor" || key == "idempotency_key" || params.contains(key) ||
-            (route.op == "token_create" && (key == "token_id" || key == "salt" || key == "hash")) ||
-            (route.op == "program_create" && key == "seal_secret")) {
+            drawn(key)) {
           return ReplyError(Error{ErrorCode::kUnknownField, "unknown field " + key, key});
         }
         command[key] = value;
