@@ -53,7 +53,7 @@ export ATRIUM_BENCH_RATE=$post_rate ATRIUM_BENCH_RATE_CONNECTIONS=$paced_connect
 summarize() {
   awk '/Requests\/sec/ {rps=$2}
        /^ +99%/ {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; p99=v}
-       /Non-2xx/ {bad=$4}
+       /Non-2xx or 3xx responses:/ {bad=$5}
        END {printf "%s %s %s\n", rps, p99, (bad == "" ? 0 : bad)}'
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }

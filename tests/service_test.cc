@@ -361,6 +361,10 @@ TEST_F(ServiceTest, ProgramCycleThroughTheCliClient) {
   DecideProgram([&] {
     const Reply draft = Get("/v1/programs/svc-test/calls/c1/decision", officer_);
     ASSERT_EQ(draft.status, 200) << draft.raw;
+    // Solved on the request's thread, its answers journaled with the command.
+    const std::string scraped = Get("/metrics", admin_token_).raw;
+    EXPECT_NE(scraped.find("atrium_award_solves_total{thread=\"request\"} 1\n"), std::string::npos)
+        << scraped;
     const int64_t log_before = Get("/v1/programs/svc-test", officer_).body["log_entries"];
     for (const auto& [query, field] :
          std::vector<std::pair<std::string, std::string>>{{"budget=abc", "budget"},
@@ -784,6 +788,13 @@ reserve = 50000
          "veto", "--reason", "eligibility", "--text", "Not eligible under rule 4.2 of the call"},
         sponsor);
     EXPECT_EQ(made["override"], "c1:override-1");
+    // The draft and the override were both solved on request threads, none on the apply
+    // thread, and refused overrides count nowhere.
+    const std::string scraped = Get("/metrics", admin_token_).raw;
+    EXPECT_NE(scraped.find("atrium_award_solves_total{thread=\"request\"} 2\n"), std::string::npos)
+        << scraped;
+    EXPECT_NE(scraped.find("atrium_award_solves_total{thread=\"apply\"} 0\n"), std::string::npos)
+        << scraped;
     bad = veto;
     bad["proposal"] = displaced;  // funded now, by the re-solve
     refused(Post(overrides, sponsor, bad), 422, "override_limit", "call");  // one per call

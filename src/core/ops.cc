@@ -644,23 +644,11 @@ Result<program::SolverTape> TapeOf(const OpRequest& request) {
   return tape;
 }
 
-// Journals a first apply's solver answers with its command (objective and bound as their
-// shortest exact decimal text), so a replay takes them instead of solving again.
+// Journals a first apply's solver answers with its command, so a replay takes them
+// instead of solving again.
 void JournalTape(const program::SolverTape& tape, const OpRequest& request) {
   if (tape.replaying || tape.entries.empty() || request.journaled == nullptr) return;
-  json answers = json::array();
-  for (const program::SolverTapeEntry& entry : tape.entries) {
-    json awarded = json::array();
-    for (Credits amount : entry.solution.awarded) awarded.push_back(amount.micro());
-    answers.push_back({{"problem_sha256", entry.problem_sha256},
-                       {"policy", entry.solution.policy},
-                       {"awarded_micro", std::move(awarded)},
-                       {"objective", fmt::format("{}", entry.solution.objective)},
-                       {"bound", fmt::format("{}", entry.solution.bound)},
-                       {"optimal", entry.solution.optimal},
-                       {"note", entry.solution.note}});
-  }
-  (*request.journaled)["solver_answers"] = std::move(answers);
+  (*request.journaled)["solver_answers"] = SolverAnswersJson(tape);
 }
 
 FieldSpec SolverAnswersField() {
@@ -677,6 +665,28 @@ FieldSpec SolverAnswersField() {
                            {.name = "optimal", .kind = FieldKind::kBool},
                            TextField("note", 1000, false)}});
 }
+
+}  // namespace
+
+// Objective and bound as their shortest exact decimal text: parsed back, they are the
+// same bits.
+json SolverAnswersJson(const program::SolverTape& tape) {
+  json answers = json::array();
+  for (const program::SolverTapeEntry& entry : tape.entries) {
+    json awarded = json::array();
+    for (Credits amount : entry.solution.awarded) awarded.push_back(amount.micro());
+    answers.push_back({{"problem_sha256", entry.problem_sha256},
+                       {"policy", entry.solution.policy},
+                       {"awarded_micro", std::move(awarded)},
+                       {"objective", fmt::format("{}", entry.solution.objective)},
+                       {"bound", fmt::format("{}", entry.solution.bound)},
+                       {"optimal", entry.solution.optimal},
+                       {"note", entry.solution.note}});
+  }
+  return answers;
+}
+
+namespace {
 
 program::Institution ToInstitution(const OpArgs& in) {
   return {.id = in.Text("id"),

@@ -152,6 +152,10 @@ const std::vector<OpSpec>& Ops();
 // nullptr for an unknown op.
 const OpSpec* FindOp(std::string_view name);
 
+// A tape's answers as a command's `solver_answers` field (decision_draft and
+// decision_override; docs/journal.md "Results, not requests to recompute").
+nlohmann::json SolverAnswersJson(const program::SolverTape& tape);
+
 // The fields an op accepts besides op, actor and idempotency_key; nullptr for an unknown
 // op.
 const std::vector<FieldSpec>* OpFieldSpecs(std::string_view op);

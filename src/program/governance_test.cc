@@ -205,6 +205,89 @@ TEST_F(GovernanceTest, VetoResolvesAndDisplacedProposalsSaySo) {
   EXPECT_EQ(state().decisions().at("r1").total_awarded, Whole(450000));
 }
 
+// The service solves a draft off its apply thread: DraftProblems gives the problems
+// DraftDecision solves, in its order (the call's, then with the overrides), so answers
+// solved elsewhere are taken by the draft as its own.
+TEST_F(GovernanceTest, DraftProblemsAreTheProblemsADraftSolves) {
+  Build(kRules);
+  ASSERT_TRUE(Override("A", OverrideKind::kVeto, "eligibility").ok());
+  Result<std::vector<AwardProblem>> problems = state().DraftProblems("r1");
+  ASSERT_TRUE(problems.ok()) << problems.error().ToString();
+  ASSERT_EQ(problems->size(), 2u);
+  auto policy = MakeAwardPolicy(state().definition().award_policy, {});
+  ASSERT_TRUE(policy.ok());
+  SolverTape elsewhere;
+  for (const AwardProblem& problem : *problems) {
+    ASSERT_TRUE(SolveOnTape(**policy, problem, &elsewhere).ok());
+  }
+  SolverTape recorded;
+  Result<Decision> solved = state().DraftDecision("r1", At("2026-03-12"), "", {.tape = &recorded});
+  ASSERT_TRUE(solved.ok()) << solved.error().ToString();
+  ASSERT_EQ(recorded.entries.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(recorded.entries[i].problem_sha256, elsewhere.entries[i].problem_sha256) << i;
+    EXPECT_EQ(recorded.entries[i].solution.awarded, elsewhere.entries[i].solution.awarded) << i;
+  }
+  SolverTape given{.replaying = true, .entries = elsewhere.entries};
+  Result<Decision> taken = state().DraftDecision("r1", At("2026-03-12"), "", {.tape = &given});
+  ASSERT_TRUE(taken.ok()) << taken.error().ToString();
+  EXPECT_EQ(given.next, 2u);
+  EXPECT_EQ(taken->total_awarded, solved->total_awarded);
+  ASSERT_EQ(taken->outcomes.size(), solved->outcomes.size());
+  for (size_t i = 0; i < taken->outcomes.size(); ++i) {
+    EXPECT_EQ(taken->outcomes[i].awarded, solved->outcomes[i].awarded);
+    EXPECT_EQ(taken->outcomes[i].rationale, solved->outcomes[i].rationale);
+  }
+  // Not closed, or unknown: refused like a draft.
+  EXPECT_EQ(state().DraftProblems("nope").error().code, ErrorCode::kNotFound);
+}
+
+// The same for a sponsor's override: OverrideProblems gives the problems OverrideDecision
+// solves (the call's, then with every override including the new one), so the override
+// takes answers solved elsewhere, and refuses answers to another override's problems.
+TEST_F(GovernanceTest, OverrideProblemsAreTheProblemsAnOverrideSolves) {
+  Build(kRules);
+  auto policy = MakeAwardPolicy(state().decisions().at("r1").policy, {});
+  ASSERT_TRUE(policy.ok());
+  const auto solve = [&](const std::vector<AwardProblem>& problems) {
+    SolverTape tape;
+    for (const AwardProblem& problem : problems) {
+      EXPECT_TRUE(SolveOnTape(**policy, problem, &tape).ok());
+    }
+    return SolverTape{.replaying = true, .entries = tape.entries};
+  };
+  Result<std::vector<AwardProblem>> add = state().OverrideProblems("r1", "E", OverrideKind::kAdd);
+  ASSERT_TRUE(add.ok()) << add.error().ToString();
+  ASSERT_EQ(add->size(), 2u);
+  Result<std::vector<AwardProblem>> veto = state().OverrideProblems("r1", "A", OverrideKind::kVeto);
+  ASSERT_TRUE(veto.ok()) << veto.error().ToString();
+  // Answers to the veto's problems are not the addition's: refused, nothing changed.
+  SolverTape wrong = solve(*veto);
+  Result<SponsorOverride> refused =
+      state().OverrideDecision("r1", "E", OverrideKind::kAdd, "strategic", "public text",
+                               Person(200), At("2026-03-11"), &wrong);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, ErrorCode::kInvariantViolated);
+  EXPECT_EQ(refused.error().field, "solver_answers");
+  EXPECT_FALSE(state().overrides().contains("r1"));
+  // Its own answers are taken, and the outcome is the one the override solves itself
+  // (AdditionIsFixedInAndTheCapStillHolds).
+  SolverTape given = solve(*add);
+  Result<SponsorOverride> made =
+      state().OverrideDecision("r1", "E", OverrideKind::kAdd, "strategic", "public text",
+                               Person(200), At("2026-03-11"), &given);
+  ASSERT_TRUE(made.ok()) << made.error().ToString();
+  EXPECT_EQ(given.next, 2u);
+  EXPECT_EQ(Outcome("E").awarded, Whole(100000));
+  EXPECT_EQ(Outcome("E").rationale, Rationale::kAddedByOverride);
+  EXPECT_TRUE(Outcome("A").awarded.is_zero());
+  // Unknown call or proposal: refused like the override.
+  EXPECT_EQ(state().OverrideProblems("nope", "E", OverrideKind::kAdd).error().code,
+            ErrorCode::kNotFound);
+  EXPECT_EQ(state().OverrideProblems("r1", "nope", OverrideKind::kAdd).error().code,
+            ErrorCode::kNotFound);
+}
+
 TEST_F(GovernanceTest, VetoKeepsTheFloor) {
   Build(kRules);
   // Vetoing B, the best theory proposal: E outranks D, but the 20% theory floor needs D.

@@ -1133,6 +1133,58 @@ Result<Decision> ProgramState::DraftDecision(const std::string& call_id, int64_t
   return decision;
 }
 
+Result<std::vector<AwardProblem>> ProgramState::DraftProblems(const std::string& call_id) const {
+  const CallDefinition* call = FindCall(call_id);
+  if (call == nullptr) return MakeError(ErrorCode::kNotFound, "unknown call", "call");
+  if (call_state(call_id) != CallState::kClosed) {
+    return MakeError(ErrorCode::kInvalidState, "a decision is drafted for a closed, undecided call",
+                     "call");
+  }
+  const auto call_overrides = overrides_.find(call_id);
+  return ProblemsWith(call_id, call_overrides == overrides_.end() ? std::vector<SponsorOverride>{}
+                                                                  : call_overrides->second);
+}
+
+Result<std::vector<AwardProblem>> ProgramState::OverrideProblems(const std::string& call_id,
+                                                                 const std::string& proposal_id,
+                                                                 OverrideKind kind) const {
+  if (FindCall(call_id) == nullptr) return MakeError(ErrorCode::kNotFound, "unknown call", "call");
+  const auto draft = decisions_.find(call_id);
+  if (draft == decisions_.end() || draft->second.committed ||
+      call_state(call_id) != CallState::kClosed) {
+    return MakeError(ErrorCode::kInvalidState,
+                     "overrides apply to a drafted decision before it is committed", "call");
+  }
+  if (!proposals_.contains(proposal_id)) {
+    return MakeError(ErrorCode::kNotFound, "no proposal " + proposal_id + " in the call",
+                     "proposal");
+  }
+  const auto call_overrides = overrides_.find(call_id);
+  std::vector<SponsorOverride> next;
+  if (call_overrides != overrides_.end()) next = call_overrides->second;
+  next.push_back({.call = call_id, .proposal = proposal_id, .kind = kind});
+  return ProblemsWith(call_id, next);
+}
+
+// The call's problem, then (with overrides) the problem with them: the order
+// SolveWithOverrides solves them in.
+Result<std::vector<AwardProblem>> ProgramState::ProblemsWith(
+    const std::string& call_id, const std::vector<SponsorOverride>& overrides) const {
+  std::vector<AwardProblem> problems;
+  std::vector<std::string> candidate_ids;
+  std::map<std::string, double> merit;
+  ATRIUM_ASSIGN_OR_RETURN(AwardProblem base, BuildProblem(call_id, &candidate_ids, &merit));
+  problems.push_back(std::move(base));
+  if (!overrides.empty()) {
+    candidate_ids.clear();
+    merit.clear();
+    ATRIUM_ASSIGN_OR_RETURN(AwardProblem overridden,
+                            BuildProblem(call_id, &candidate_ids, &merit, nullptr, &overrides));
+    problems.push_back(std::move(overridden));
+  }
+  return problems;
+}
+
 Result<WhatIfResult> ProgramState::WhatIf(const std::string& call_id, const WhatIfInput& in) const {
   const CallDefinition* call = FindCall(call_id);
   if (call == nullptr) return MakeError(ErrorCode::kNotFound, "unknown call", "call");

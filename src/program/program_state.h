@@ -154,6 +154,19 @@ class ProgramState {
   // kInvalidArgument for a negative budget ("budget"), an unknown floor or one that does
   // not apply to the call's track, or a share outside 0..10000 bp ("floor").
   Result<WhatIfResult> WhatIf(const std::string& call_id, const WhatIfInput& in) const;
+  // The problems DraftDecision would solve for the call, in the order it solves them: the
+  // call's problem, then (when the sponsor has overridden the draft) the problem with the
+  // overrides. Solved elsewhere onto a SolverTape, they are the answers a draft command
+  // carries (the service solves a draft off its apply thread: docs/journal.md). Refused
+  // like DraftDecision for an unknown or not-closed call. Changes nothing.
+  Result<std::vector<AwardProblem>> DraftProblems(const std::string& call_id) const;
+  // The problems OverrideDecision would solve for a sponsor's override of the proposal
+  // (the call's, then with the overrides made so far and this one), for the same use.
+  // Refused like OverrideDecision for an unknown call or proposal, or a call with no
+  // uncommitted draft; the override's other checks are left to it. Changes nothing.
+  Result<std::vector<AwardProblem>> OverrideProblems(const std::string& call_id,
+                                                     const std::string& proposal_id,
+                                                     OverrideKind kind) const;
 
   // Governance (docs/governance.md).
   // A sponsor's veto of a proposal the draft funds or addition of one it declines, with
@@ -320,6 +333,8 @@ class ProgramState {
   Status CheckEligibility(const ProposalInput& input, const Track& track, const Person& pi) const;
   std::vector<ProposalProfile> ProposalProfiles(const std::string& call_id) const;
   std::vector<ReviewerProfile> ReviewerProfiles() const;
+  Result<std::vector<AwardProblem>> ProblemsWith(
+      const std::string& call_id, const std::vector<SponsorOverride>& overrides) const;
   Result<AwardProblem> BuildProblem(const std::string& call_id,
                                     std::vector<std::string>* candidate_ids,
                                     std::map<std::string, double>* merit,

@@ -67,6 +67,14 @@ std::string Metrics::Render(size_t queue_depth, int64_t chips_busy, int64_t jobs
   out += "# HELP atrium_cluster_jobs_waiting Jobs waiting in the queue.\n";
   out += "# TYPE atrium_cluster_jobs_waiting gauge\n";
   out += fmt::format("atrium_cluster_jobs_waiting {}\n", jobs_waiting);
+  out +=
+      "# HELP atrium_award_solves_total Award drafts and overrides solved, by the thread "
+      "that ran the solver.\n";
+  out += "# TYPE atrium_award_solves_total counter\n";
+  out += fmt::format("atrium_award_solves_total{{thread=\"request\"}} {}\n",
+                     solves_off_apply_.load(std::memory_order_relaxed));
+  out += fmt::format("atrium_award_solves_total{{thread=\"apply\"}} {}\n",
+                     solves_on_apply_.load(std::memory_order_relaxed));
   return out;
 }
 

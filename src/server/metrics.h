@@ -1,9 +1,11 @@
 // Request metrics in Prometheus' text format: requests by operation and status, request
 // latency histograms by operation, and the gauges the server reads when scraped (journal
-// queue length, chips busy, jobs waiting, durable-append latency).
+// queue length, chips busy, jobs waiting, durable-append latency), and where award
+// solves ran.
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -21,6 +23,13 @@ class Metrics {
                                                       0.05,   0.1,   0.25,  0.5,   1.0};
   // Safe from any thread.
   void Observe(std::string_view operation, int status, double seconds) ABSL_LOCKS_EXCLUDED(mutex_);
+  // An award draft or override whose solver ran on a request thread (its answers entered
+  // with the command), or on the apply thread (the fallback when the call changed twice
+  // while it was being solved).
+  void CountSolve(bool off_apply_thread) {
+    (off_apply_thread ? solves_off_apply_ : solves_on_apply_)
+        .fetch_add(1, std::memory_order_relaxed);
+  }
   std::string Render(size_t queue_depth, int64_t chips_busy, int64_t jobs_waiting,
                      const journal::CommitterStats& committer) const ABSL_LOCKS_EXCLUDED(mutex_);
 
@@ -30,6 +39,8 @@ class Metrics {
     double sum = 0;
     uint64_t count = 0;
   };
+  std::atomic<uint64_t> solves_off_apply_{0};
+  std::atomic<uint64_t> solves_on_apply_{0};
   mutable journal::Mutex mutex_;
   struct PerOperation {
     std::map<int, uint64_t> requests_by_status;

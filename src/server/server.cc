@@ -244,6 +244,74 @@ struct Server::Impl {
     return std::move(*result->app);
   }
 
+  // A draft or a sponsor's override is solved here, on the request's thread with no lock
+  // held (docs/journal.md, "Results, not requests to recompute"): the call's problems come
+  // from one consistent read of the state, their answers go into the command as
+  // `solver_answers`, and the apply thread only checks each answer against the problem it
+  // builds and records the outcome. If the call changed in between (the apply refuses the
+  // answers with kInvariantViolated on `solver_answers`), it is solved once more, then
+  // left to the apply thread.
+  Result<core::AppAnswer> SubmitSolved(const json& command) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      std::optional<json> solved = WithSolverAnswers(command);
+      if (!solved) break;
+      Result<core::AppAnswer> answer = Submit(*solved);
+      const bool stale = answer.ok() && !answer->status.ok() &&
+                         answer->status.error().code == ErrorCode::kInvariantViolated &&
+                         answer->status.error().field == "solver_answers";
+      if (!stale) {
+        if (answer.ok() && answer->status.ok()) metrics.CountSolve(/*off_apply_thread=*/true);
+        return answer;
+      }
+    }
+    Result<core::AppAnswer> answer = Submit(command);
+    if (answer.ok() && answer->status.ok()) metrics.CountSolve(/*off_apply_thread=*/false);
+    return answer;
+  }
+
+  // The command with the answers to its problems, or nothing when they cannot be built
+  // here (the apply then refuses the command with its own error, or solves).
+  std::optional<json> WithSolverAnswers(const json& command) const {
+    const auto text = [&](const char* field) {
+      const auto found = command.find(field);
+      return found != command.end() && found->is_string() ? found->get<std::string>()
+                                                          : std::string();
+    };
+    const std::string op = text("op");
+    const std::string call = text("call");
+    if (call.empty()) return std::nullopt;
+    std::vector<program::AwardProblem> problems;
+    std::string policy;
+    (void)committer->Read([&](const core::Core& core) {
+      const program::ProgramState* program = core.app().FindProgram(text("program"));
+      if (program == nullptr) return;
+      Result<std::vector<program::AwardProblem>> built = Error{ErrorCode::kInvalidArgument, "", ""};
+      if (op == "decision_draft") {
+        built = program->DraftProblems(call);
+        policy = text("policy");
+        if (policy.empty()) policy = program->definition().award_policy;
+      } else {
+        const std::string kind = text("kind");
+        if (kind != "veto" && kind != "add") return;
+        built = program->OverrideProblems(
+            call, text("proposal"),
+            kind == "veto" ? program::OverrideKind::kVeto : program::OverrideKind::kAdd);
+        if (built.ok()) policy = program->decisions().at(call).policy;
+      }
+      if (built.ok()) problems = std::move(*built);
+    });
+    if (problems.empty()) return std::nullopt;
+    auto solver = program::MakeAwardPolicy(policy, {});
+    if (!solver.ok()) return std::nullopt;
+    program::SolverTape tape;
+    for (const program::AwardProblem& problem : problems) {
+      if (!program::SolveOnTape(**solver, problem, &tape).ok()) return std::nullopt;
+    }
+    json solved = command;
+    solved["solver_answers"] = core::SolverAnswersJson(tape);
+    return solved;
+  }
+
   // A `cluster_load` is journaled with the policy it resolves to (its field, else the
   // cluster file's, else the default), so a replay under a later default still schedules
   // as the service did.
@@ -668,7 +736,9 @@ struct Server::Impl {
       if (!command.contains("role")) command["role"] = core::ToString(actor.role);
       if (!command.contains("person") && !actor.person.empty()) command["person"] = actor.person;
     }
-    auto answer = Submit(command);
+    auto answer = route.op == "decision_draft" || route.op == "decision_override"
+                      ? SubmitSolved(command)
+                      : Submit(command);
     if (!answer.ok()) {
       HttpAnswer refused = ReplyError(answer.error());
       if (answer.error().code == ErrorCode::kUnavailable) {

@@ -16,6 +16,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   constexpr size_t kLinesMax = 16;
   const std::string_view input(reinterpret_cast<const char*>(data), size);
   atrium::core::AppState state;
+  // The state's snapshot encoding (the ledger of record and the rest). Between two ops
+  // the state does not change, so one op's "after" is the next one's "before": one
+  // encoding per op.
+  const auto encoded = [&state] {
+    std::string bytes;
+    state.ledger().Encode(&bytes);
+    state.Encode(&bytes);
+    return bytes;
+  };
+  std::string before;
+  bool encoded_before = false;
   int64_t now_us = 1'767'225'600'000'000;  // 2026-01-01
   size_t position = 0;
   for (size_t line_idx = 0; line_idx < kLinesMax && position < input.size(); ++line_idx) {
@@ -26,17 +37,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!atrium::JsonDepthWithin(line, atrium::kJsonDepthMax)) continue;
     const nlohmann::json command = nlohmann::json::parse(line, nullptr, false);
     if (command.is_discarded()) continue;
-    // The state's snapshot encoding (the ledger of record and the rest) before and after.
-    const auto encoded = [&state] {
-      std::string bytes;
-      state.ledger().Encode(&bytes);
-      state.Encode(&bytes);
-      return bytes;
-    };
-    const std::string before = encoded();
+    if (!encoded_before) {
+      before = encoded();
+      encoded_before = true;
+    }
     const atrium::core::AppAnswer answer = state.Apply(command, now_us);
-    const std::string after = encoded();
+    std::string after = encoded();
     ATRIUM_CHECK(answer.status.ok() || after == before, "a refused op changed the state");
+    before = std::move(after);
     now_us += 60'000'000;
   }
   return 0;
