@@ -1,6 +1,10 @@
 #include "journal/journal.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdint>
+#include <memory>
 
 #include "base/bytes.h"
 
@@ -178,12 +182,32 @@ Status DurableCore::Snapshot() {
   return WriteSnapshot(std::move(snapshot));
 }
 
+namespace {
+
+// Asks the kernel to back a large buffer with transparent huge pages where it allows them
+// ("madvise" mode): one fault per 2 MiB instead of per 4 KiB while the snapshot is
+// encoded. Only a hint; nothing depends on it.
+void AdviseHugePages(std::string& buffer) {
+  constexpr size_t kHugeBytes = size_t{2} << 20;
+  void* first = buffer.data();
+  size_t space = buffer.capacity();
+  if (std::align(kHugeBytes, kHugeBytes, first, space) == nullptr) return;
+  (void)madvise(first, space & ~(kHugeBytes - 1), MADV_HUGEPAGE);
+}
+
+}  // namespace
+
 Result<StoredSnapshot> DurableCore::CaptureSnapshot() {
   if (poisoned_) return MakeError(ErrorCode::kJournalPoisoned, "reopen the journal first");
   ATRIUM_ASSERT(durable_seq_ == last_seq_, "snapshot of a state ahead of the journal");
   StoredSnapshot snapshot;
   snapshot.seq = last_seq_;
   snapshot.chain_hash = last_hash_;
+  // One buffer, sized from the last snapshot plus what the journal added since: growing a
+  // string of hundreds of megabytes by doubling copies it again at every step and touches
+  // twice its pages, all while the apply thread waits.
+  snapshot.state.reserve(last_snapshot_bytes_ + last_snapshot_bytes_ / 8 + bytes_since_snapshot_);
+  AdviseHugePages(snapshot.state);
   core_.Encode(&snapshot.state);
   // The policy counts from here: entries prepared while the bytes are written count
   // toward the next snapshot. A write that fails loses nothing (the journal is complete);
