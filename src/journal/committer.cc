@@ -119,35 +119,53 @@ void Committer::ApplyLoop() {
 }
 
 void Committer::WriteLoop() {
+  // The snapshot being stored, one part between groups (only this thread touches it).
+  std::optional<DurableCore::SnapshotWrite> snapshot;
+  const auto write_part = [&] {
+    const Result<bool> stored =
+        durable_->WriteSnapshotPart(*snapshot, options_.snapshot_part_bytes);
+    // A failed part loses nothing (the journal is complete); the next one is taken when
+    // due, and the head of a later snapshot prunes the stray chunks.
+    if (!stored.ok() || *stored) snapshot.reset();
+  };
   for (;;) {
     InFlight flight;
+    bool group = false;
     {
       MutexLock lock(&flight_mutex_);
-      while (!applier_done_ && in_flight_.empty()) flight_changed_.Wait(&flight_mutex_);
-      if (in_flight_.empty()) return;
-      flight = std::move(in_flight_.front());
-      in_flight_.pop_front();
-      // Groups applied while the last one was written join this transaction (one fsync
-      // for all of them): when the journal is the slower stage its groups grow, instead
-      // of each waiting a whole fsync behind the one before. A snapshot is stored on its
-      // own, in its place in the order: nothing folds into it, and folding stops at it.
-      while (!flight.snapshot && !in_flight_.empty() && !in_flight_.front().snapshot) {
-        InFlight& next = in_flight_.front();
-        std::move(next.group.results.begin(), next.group.results.end(),
-                  std::back_inserter(flight.group.results));
-        std::move(next.group.entries.begin(), next.group.entries.end(),
-                  std::back_inserter(flight.group.entries));
-        std::move(next.promises.begin(), next.promises.end(), std::back_inserter(flight.promises));
+      while (!applier_done_ && in_flight_.empty() && !snapshot)
+        flight_changed_.Wait(&flight_mutex_);
+      if (in_flight_.empty() && !snapshot) return;
+      if (!in_flight_.empty()) {
+        flight = std::move(in_flight_.front());
         in_flight_.pop_front();
+        group = !flight.snapshot;
+        // Groups applied while the last one was written join this transaction (one fsync
+        // for all of them): when the journal is the slower stage its groups grow,
+        // instead of each waiting a whole fsync behind the one before. A snapshot is
+        // taken on its own, in its place in the order: nothing folds into it, and
+        // folding stops at it.
+        while (group && !in_flight_.empty() && !in_flight_.front().snapshot) {
+          InFlight& next = in_flight_.front();
+          std::move(next.group.results.begin(), next.group.results.end(),
+                    std::back_inserter(flight.group.results));
+          std::move(next.group.entries.begin(), next.group.entries.end(),
+                    std::back_inserter(flight.group.entries));
+          std::move(next.promises.begin(), next.promises.end(),
+                    std::back_inserter(flight.promises));
+          in_flight_.pop_front();
+        }
+        writing_ = group;
+        if (group) flight_changed_.SignalAll();  // the applier may prepare the next group
       }
-      writing_ = true;
-      flight_changed_.SignalAll();  // the applier may prepare the next group meanwhile
     }
-    if (flight.snapshot) {
-      (void)durable_->WriteSnapshot(std::move(*flight.snapshot));  // lost: taken when due
-      MutexLock lock(&flight_mutex_);
-      writing_ = false;
-      flight_changed_.SignalAll();
+    if (!group) {
+      if (flight.snapshot) {
+        // A newer snapshot: the one being stored is finished first.
+        while (snapshot) write_part();
+        snapshot.emplace(std::move(*flight.snapshot));
+      }
+      write_part();  // nothing else waits: the next part now
       continue;
     }
     const auto commit_started = std::chrono::steady_clock::now();
@@ -182,6 +200,7 @@ void Committer::WriteLoop() {
       writing_ = false;
       flight_changed_.SignalAll();
     }
+    if (snapshot) write_part();  // one part between groups
   }
 }
 

@@ -7,8 +7,10 @@
 // on two cores throughput approaches the slower of the two stages rather than their sum.
 //
 // Snapshots (when DurableCore::snapshot_due) are encoded by the apply thread as a reader
-// (other readers go on; only groups wait) and digested and stored by the write thread,
-// in order with the groups, so neither the digest nor the store write holds up applying.
+// (other readers go on; only groups wait) and digested and stored by the write thread in
+// parts (snapshot_part_bytes), each in a transaction of its own with the groups that
+// arrive meanwhile appended between them, so neither the digest nor the store write
+// holds up applying or acknowledging for longer than one part.
 //
 // The queue is bounded: when queue_depth_max commands are waiting, Submit answers
 // kUnavailable at once (the service turns it into 503 with Retry-After), instead of
@@ -50,6 +52,9 @@ struct CommitterOptions {
   size_t queue_depth_max = 65'536;    // commands waiting; beyond it Submit refuses
   size_t group_commands_max = 8'192;  // commands in one durable transaction
   size_t groups_in_flight_max = 2;    // groups applied but not yet written
+  // A snapshot is stored in parts of this size, with the groups that arrive meanwhile
+  // appended between them: a group waits for one part, not for the whole snapshot.
+  size_t snapshot_part_bytes = 1 << 20;
   // (Both maxima are at least 1; a zero is taken as 1.)
 };
 

@@ -224,6 +224,23 @@ Status DurableCore::WriteSnapshot(StoredSnapshot snapshot) {
   return store_->PutSnapshot(snapshot);
 }
 
+Result<bool> DurableCore::WriteSnapshotPart(SnapshotWrite& write, uint64_t part_bytes) {
+  if (poisoned_) return MakeError(ErrorCode::kJournalPoisoned, "reopen the journal first");
+  const std::string_view state = write.snapshot.state;
+  if (write.written_bytes < state.size()) {
+    const std::string_view part = state.substr(
+        write.written_bytes, std::clamp<uint64_t>(part_bytes, 1, kSnapshotChunkBytesMax));
+    ATRIUM_TRY(store_->PutSnapshotChunk(write.snapshot.seq, write.chunks, part));
+    write.digest.Update(part);
+    write.written_bytes += part.size();
+    ++write.chunks;
+    return false;
+  }
+  write.snapshot.state_digest = write.digest.Finish();
+  ATRIUM_TRY(store_->PutSnapshotHead(write.snapshot, state.size(), write.chunks));
+  return true;
+}
+
 Result<VerifyReport> VerifyStore(JournalStore& store) {
   ATRIUM_ASSIGN_OR_RETURN(std::vector<StoredSnapshot> snapshots, store.SnapshotIndex());
   // Snapshots of an older format (an earlier build's) are checked against their digest

@@ -87,6 +87,19 @@ class DurableCore {
   // next groups are prepared.
   Result<StoredSnapshot> CaptureSnapshot();
   Status WriteSnapshot(StoredSnapshot snapshot);
+  // WriteSnapshot in parts, for a pipeline that appends groups between them (Committer):
+  // each call stores the next chunk of `write`'s state (at most part_bytes) in a
+  // transaction of its own and digests it; the call after the last chunk stores the head
+  // that makes the snapshot readable. Answers whether the snapshot is now stored. Like
+  // WriteSnapshot it touches nothing Prepare does.
+  struct SnapshotWrite {
+    explicit SnapshotWrite(StoredSnapshot captured) : snapshot(std::move(captured)) {}
+    StoredSnapshot snapshot;
+    uint64_t written_bytes = 0;
+    uint64_t chunks = 0;
+    Sha256 digest;
+  };
+  Result<bool> WriteSnapshotPart(SnapshotWrite& write, uint64_t part_bytes);
   // Entries since the last snapshot (or since the start).
   uint64_t entries_since_snapshot() const { return entries_since_snapshot_; }
 

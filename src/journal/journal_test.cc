@@ -237,6 +237,59 @@ TEST_F(JournalTest, SnapshotShortensRecoveryToTheSameState) {
   EXPECT_EQ(report->snapshots_checked, 1u);
 }
 
+// A snapshot stored in parts (the Committer's way): unread until its head is written,
+// then the one recovery starts from; the chunks of a write cut short before its head are
+// never read and go with the next snapshot's head.
+TEST_F(JournalTest, ASnapshotStoredInPartsIsReadOnlyOnceItsHeadIsWritten) {
+  std::string at_two;
+  std::string before;
+  {
+    auto durable = OpenDurable();
+    ASSERT_TRUE(durable->Submit(Accounts(1)).ok());
+    ASSERT_TRUE(durable->Submit(Fund(10, 5, 2)).ok());
+    at_two = State(*durable);
+    auto captured = durable->CaptureSnapshot();
+    ASSERT_TRUE(captured.ok());
+    DurableCore::SnapshotWrite write(std::move(*captured));
+    int parts = 0;
+    for (;;) {
+      auto stored = durable->WriteSnapshotPart(write, 16);
+      ASSERT_TRUE(stored.ok()) << stored.error().ToString();
+      if (*stored) break;
+      ++parts;
+      if (parts == 2) {
+        // Two chunks and no head: nothing to recover from yet.
+        auto store = backend_->Open(OpenMode::kReadOnly);
+        ASSERT_TRUE(store.ok());
+        auto latest = (*store)->LatestSnapshot();
+        ASSERT_TRUE(latest.ok());
+        EXPECT_FALSE(latest->has_value());
+      }
+    }
+    EXPECT_EQ(static_cast<size_t>(parts), (at_two.size() + 15) / 16);
+    // A later snapshot whose write stops after three chunks, as a crash would stop it.
+    ASSERT_TRUE(durable->Submit(Fund(11, 7, 3)).ok());
+    auto later = durable->CaptureSnapshot();
+    ASSERT_TRUE(later.ok());
+    DurableCore::SnapshotWrite cut(std::move(*later));
+    for (int part = 0; part < 3; ++part) ASSERT_TRUE(durable->WriteSnapshotPart(cut, 16).ok());
+    before = State(*durable);
+  }
+  auto reopened = OpenDurable();
+  EXPECT_EQ(reopened->recovered_from_seq(), 2u);
+  EXPECT_EQ(reopened->last_seq(), 3u);
+  EXPECT_EQ(State(*reopened), before);
+  auto report = Verify();
+  ASSERT_TRUE(report.ok()) << report.error().ToString();
+  EXPECT_EQ(report->snapshots_checked, 1u);
+  // A whole snapshot of the same seq (one chunk) leaves none of the stray chunks behind.
+  ASSERT_TRUE(reopened->Snapshot().ok());
+  auto again = OpenDurable();
+  EXPECT_EQ(again->recovered_from_seq(), 3u);
+  EXPECT_EQ(State(*again), before);
+  ASSERT_TRUE(Verify().ok());
+}
+
 TEST_F(JournalTest, AnOlderSnapshotVersionIsPassedOverAndTheJournalReplayed) {
   std::string before;
   {

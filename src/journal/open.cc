@@ -77,6 +77,13 @@ class LockedStore final : public JournalStore {
   Status PutSnapshot(const StoredSnapshot& snapshot) override {
     return store_->PutSnapshot(snapshot);
   }
+  Status PutSnapshotChunk(uint64_t seq, uint64_t chunk, std::string_view data) override {
+    return store_->PutSnapshotChunk(seq, chunk, data);
+  }
+  Status PutSnapshotHead(const StoredSnapshot& head, uint64_t state_bytes,
+                         uint64_t chunks) override {
+    return store_->PutSnapshotHead(head, state_bytes, chunks);
+  }
   Result<std::optional<StoredSnapshot>> LatestSnapshot() override {
     return store_->LatestSnapshot();
   }

@@ -166,32 +166,74 @@ Result<std::optional<StoredEntry>> PgStore::LastEntry() {
   });
 }
 
+namespace {
+
+void InsertChunk(pqxx::work& write, uint64_t seq, uint64_t chunk, std::string_view data) {
+  write.exec_params0(
+      "INSERT INTO atrium_snapshot_chunks (seq, chunk, data) VALUES ($1, $2, $3)"
+      " ON CONFLICT (seq, chunk) DO UPDATE SET data = EXCLUDED.data",
+      AsInt(seq), AsInt(chunk), Blob(data));
+}
+
+// The head names the snapshot; then only the newest snapshots are kept (the entries
+// themselves are never pruned), and chunks no head names go.
+void InsertHead(pqxx::work& write, const StoredSnapshot& head, uint64_t state_bytes,
+                uint64_t chunks) {
+  write.exec_params0(
+      "INSERT INTO atrium_snapshots (seq, chain_hash, state_digest, state_bytes, chunks)"
+      " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO UPDATE SET chain_hash ="
+      " EXCLUDED.chain_hash, state_digest = EXCLUDED.state_digest, state_bytes ="
+      " EXCLUDED.state_bytes, chunks = EXCLUDED.chunks",
+      AsInt(head.seq), Blob(head.chain_hash), Blob(head.state_digest), AsInt(state_bytes),
+      AsInt(chunks));
+  // Chunks beyond its count are of an earlier write of the same seq cut short.
+  write.exec_params0("DELETE FROM atrium_snapshot_chunks WHERE seq = $1 AND chunk >= $2",
+                     AsInt(head.seq), AsInt(chunks));
+  write.exec_params0(
+      "DELETE FROM atrium_snapshots WHERE seq NOT IN"
+      " (SELECT seq FROM atrium_snapshots ORDER BY seq DESC LIMIT $1)",
+      static_cast<int64_t>(PgStore::kSnapshotsKept));
+  write.exec0(
+      "DELETE FROM atrium_snapshot_chunks WHERE seq NOT IN (SELECT seq FROM atrium_snapshots)");
+}
+
+}  // namespace
+
 Status PgStore::PutSnapshot(const StoredSnapshot& snapshot) {
   if (read_only_) return MakeError(ErrorCode::kInvalidArgument, "journal opened read-only");
   return Guard("writing a snapshot", [&]() -> Status {
     const size_t chunks = (snapshot.state.size() + kChunkBytesMax - 1) / kChunkBytesMax;
     pqxx::work write(connection_->connection);
     write.exec_params0("DELETE FROM atrium_snapshot_chunks WHERE seq = $1", AsInt(snapshot.seq));
-    write.exec_params0(
-        "INSERT INTO atrium_snapshots (seq, chain_hash, state_digest, state_bytes, chunks)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (seq) DO UPDATE SET chain_hash ="
-        " EXCLUDED.chain_hash, state_digest = EXCLUDED.state_digest, state_bytes ="
-        " EXCLUDED.state_bytes, chunks = EXCLUDED.chunks",
-        AsInt(snapshot.seq), Blob(snapshot.chain_hash), Blob(snapshot.state_digest),
-        AsInt(snapshot.state.size()), AsInt(chunks));
     for (size_t chunk_idx = 0; chunk_idx < chunks; ++chunk_idx) {
-      write.exec_params0(
-          "INSERT INTO atrium_snapshot_chunks (seq, chunk, data) VALUES ($1, $2, $3)",
-          AsInt(snapshot.seq), AsInt(chunk_idx),
-          Blob(
-              std::string_view(snapshot.state).substr(chunk_idx * kChunkBytesMax, kChunkBytesMax)));
+      InsertChunk(
+          write, snapshot.seq, chunk_idx,
+          std::string_view(snapshot.state).substr(chunk_idx * kChunkBytesMax, kChunkBytesMax));
     }
-    write.exec_params0(
-        "DELETE FROM atrium_snapshots WHERE seq NOT IN"
-        " (SELECT seq FROM atrium_snapshots ORDER BY seq DESC LIMIT $1)",
-        static_cast<int64_t>(kSnapshotsKept));
-    write.exec0(
-        "DELETE FROM atrium_snapshot_chunks WHERE seq NOT IN (SELECT seq FROM atrium_snapshots)");
+    InsertHead(write, snapshot, snapshot.state.size(), chunks);
+    write.commit();
+    return OkStatus();
+  });
+}
+
+Status PgStore::PutSnapshotChunk(uint64_t seq, uint64_t chunk, std::string_view data) {
+  if (read_only_) return MakeError(ErrorCode::kInvalidArgument, "journal opened read-only");
+  if (data.size() > kChunkBytesMax) {
+    return MakeError(ErrorCode::kInvalidArgument, "a snapshot chunk above the store's bound");
+  }
+  return Guard("writing a snapshot chunk", [&]() -> Status {
+    pqxx::work write(connection_->connection);
+    InsertChunk(write, seq, chunk, data);
+    write.commit();
+    return OkStatus();
+  });
+}
+
+Status PgStore::PutSnapshotHead(const StoredSnapshot& head, uint64_t state_bytes, uint64_t chunks) {
+  if (read_only_) return MakeError(ErrorCode::kInvalidArgument, "journal opened read-only");
+  return Guard("writing a snapshot", [&]() -> Status {
+    pqxx::work write(connection_->connection);
+    InsertHead(write, head, state_bytes, chunks);
     write.commit();
     return OkStatus();
   });

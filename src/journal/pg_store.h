@@ -19,7 +19,7 @@ struct PgConnection;  // wraps libpqxx's connection, kept out of this header
 
 class PgStore final : public JournalStore {
  public:
-  static constexpr size_t kChunkBytesMax = 64 << 20;
+  static constexpr size_t kChunkBytesMax = kSnapshotChunkBytesMax;
   static constexpr size_t kSnapshotsKept = 2;
   static constexpr size_t kScanPageEntries = 4096;
 
@@ -32,6 +32,9 @@ class PgStore final : public JournalStore {
   Status Scan(uint64_t after_seq, const std::function<Status(const StoredEntry&)>& visit) override;
   Result<std::optional<StoredEntry>> LastEntry() override;
   Status PutSnapshot(const StoredSnapshot& snapshot) override;
+  Status PutSnapshotChunk(uint64_t seq, uint64_t chunk, std::string_view data) override;
+  Status PutSnapshotHead(const StoredSnapshot& head, uint64_t state_bytes,
+                         uint64_t chunks) override;
   Result<StoredSnapshot> ReadSnapshot(uint64_t seq) override;
   Result<std::optional<StoredSnapshot>> LatestSnapshot() override;
   Result<std::vector<StoredSnapshot>> SnapshotIndex() override;

@@ -247,48 +247,82 @@ Status SqliteStore::PutSnapshot(const StoredSnapshot& snapshot) {
   const size_t chunks = (snapshot.state.size() + kChunkBytesMax - 1) / kChunkBytesMax;
   ATRIUM_TRY(Exec("BEGIN IMMEDIATE"));
   bool ok = true;
-  {
-    Statement head(db_,
-                   "INSERT OR REPLACE INTO snapshots (seq, chain_hash, state_digest, state_bytes,"
-                   " chunks) VALUES (?, ?, ?, ?, ?)");
-    ok = head.ok();
-    if (ok) {
-      head.BindInt(1, snapshot.seq);
-      head.BindBlob(2, AsBytes(snapshot.chain_hash));
-      head.BindBlob(3, AsBytes(snapshot.state_digest));
-      head.BindInt(4, snapshot.state.size());
-      head.BindInt(5, chunks);
-      ok = head.Step() == SQLITE_DONE;
-    }
-    Statement chunk(db_,
-                    "INSERT OR REPLACE INTO snapshot_chunks (seq, chunk, data) VALUES (?, ?, ?)");
-    ok = ok && chunk.ok();
-    for (size_t chunk_idx = 0; ok && chunk_idx < chunks; ++chunk_idx) {
-      chunk.BindInt(1, snapshot.seq);
-      chunk.BindInt(2, chunk_idx);
-      chunk.BindBlob(
-          3, std::string_view(snapshot.state).substr(chunk_idx * kChunkBytesMax, kChunkBytesMax));
-      ok = chunk.Step() == SQLITE_DONE;
-      chunk.Reset();
-    }
-    // Keep the newest snapshots only; the entries themselves are never pruned.
-    Statement prune(db_,
-                    "DELETE FROM snapshots WHERE seq NOT IN"
-                    " (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)");
-    ok = ok && prune.ok();
-    if (ok) {
-      prune.BindInt(1, kSnapshotsKept);
-      ok = prune.Step() == SQLITE_DONE;
-    }
-    ok =
-        ok && Exec("DELETE FROM snapshot_chunks WHERE seq NOT IN (SELECT seq FROM snapshots)").ok();
+  for (size_t chunk_idx = 0; ok && chunk_idx < chunks; ++chunk_idx) {
+    ok = InsertChunk(
+        snapshot.seq, chunk_idx,
+        std::string_view(snapshot.state).substr(chunk_idx * kChunkBytesMax, kChunkBytesMax));
   }
+  ok = ok && InsertHead(snapshot, snapshot.state.size(), chunks);
   if (!ok) {
     Error error = Failure("writing a snapshot");
     (void)Exec("ROLLBACK");
     return error;
   }
   return Commit();
+}
+
+Status SqliteStore::PutSnapshotChunk(uint64_t seq, uint64_t chunk, std::string_view data) {
+  if (read_only_) return MakeError(ErrorCode::kInvalidArgument, "journal opened read-only");
+  if (data.size() > kChunkBytesMax) {
+    return MakeError(ErrorCode::kInvalidArgument, "a snapshot chunk above the store's bound");
+  }
+  ATRIUM_TRY(Exec("BEGIN IMMEDIATE"));
+  if (!InsertChunk(seq, chunk, data)) {
+    Error error = Failure("writing a snapshot chunk");
+    (void)Exec("ROLLBACK");
+    return error;
+  }
+  return Commit();
+}
+
+Status SqliteStore::PutSnapshotHead(const StoredSnapshot& head, uint64_t state_bytes,
+                                    uint64_t chunks) {
+  if (read_only_) return MakeError(ErrorCode::kInvalidArgument, "journal opened read-only");
+  ATRIUM_TRY(Exec("BEGIN IMMEDIATE"));
+  if (!InsertHead(head, state_bytes, chunks)) {
+    Error error = Failure("writing a snapshot");
+    (void)Exec("ROLLBACK");
+    return error;
+  }
+  return Commit();
+}
+
+bool SqliteStore::InsertChunk(uint64_t seq, uint64_t chunk, std::string_view data) {
+  Statement insert(db_,
+                   "INSERT OR REPLACE INTO snapshot_chunks (seq, chunk, data) VALUES (?, ?, ?)");
+  if (!insert.ok()) return false;
+  insert.BindInt(1, seq);
+  insert.BindInt(2, chunk);
+  insert.BindBlob(3, data);
+  return insert.Step() == SQLITE_DONE;
+}
+
+// The head names the snapshot; then only the newest snapshots are kept (the entries
+// themselves are never pruned), and chunks no head names go.
+bool SqliteStore::InsertHead(const StoredSnapshot& head, uint64_t state_bytes, uint64_t chunks) {
+  Statement insert(db_,
+                   "INSERT OR REPLACE INTO snapshots (seq, chain_hash, state_digest, state_bytes,"
+                   " chunks) VALUES (?, ?, ?, ?, ?)");
+  if (!insert.ok()) return false;
+  insert.BindInt(1, head.seq);
+  insert.BindBlob(2, AsBytes(head.chain_hash));
+  insert.BindBlob(3, AsBytes(head.state_digest));
+  insert.BindInt(4, state_bytes);
+  insert.BindInt(5, chunks);
+  if (insert.Step() != SQLITE_DONE) return false;
+  // Chunks beyond its count are of an earlier write of the same seq cut short.
+  Statement beyond(db_, "DELETE FROM snapshot_chunks WHERE seq = ? AND chunk >= ?");
+  if (!beyond.ok()) return false;
+  beyond.BindInt(1, head.seq);
+  beyond.BindInt(2, chunks);
+  if (beyond.Step() != SQLITE_DONE) return false;
+  Statement prune(db_,
+                  "DELETE FROM snapshots WHERE seq NOT IN"
+                  " (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)");
+  if (!prune.ok()) return false;
+  prune.BindInt(1, kSnapshotsKept);
+  if (prune.Step() != SQLITE_DONE) return false;
+  return Exec("DELETE FROM snapshot_chunks WHERE seq NOT IN (SELECT seq FROM snapshots)").ok();
 }
 
 Result<std::vector<StoredSnapshot>> SqliteStore::SnapshotIndex() {

@@ -21,7 +21,7 @@ enum class OpenMode {
 
 class SqliteStore final : public JournalStore {
  public:
-  static constexpr size_t kChunkBytesMax = 64 << 20;
+  static constexpr size_t kChunkBytesMax = kSnapshotChunkBytesMax;
   static constexpr size_t kSnapshotsKept = 2;
 
   // kNotFound if the file is missing (and may not be created); kCorruption if it is not
@@ -35,6 +35,9 @@ class SqliteStore final : public JournalStore {
   Status Scan(uint64_t after_seq, const std::function<Status(const StoredEntry&)>& visit) override;
   Result<std::optional<StoredEntry>> LastEntry() override;
   Status PutSnapshot(const StoredSnapshot& snapshot) override;
+  Status PutSnapshotChunk(uint64_t seq, uint64_t chunk, std::string_view data) override;
+  Status PutSnapshotHead(const StoredSnapshot& head, uint64_t state_bytes,
+                         uint64_t chunks) override;
   Result<std::optional<StoredSnapshot>> LatestSnapshot() override;
   Result<StoredSnapshot> ReadSnapshot(uint64_t seq) override;
   Result<std::vector<StoredSnapshot>> SnapshotIndex() override;
@@ -47,6 +50,10 @@ class SqliteStore final : public JournalStore {
   Status Prepare(OpenMode mode);
   Status CheckMeta();
   Status Commit();  // COMMIT, rolling back if it fails
+  // Inside a transaction: one chunk of a snapshot's state; a snapshot's head, then the
+  // pruning of older snapshots and of chunks no head names.
+  bool InsertChunk(uint64_t seq, uint64_t chunk, std::string_view data);
+  bool InsertHead(const StoredSnapshot& head, uint64_t state_bytes, uint64_t chunks);
 
   sqlite3* db_;
   bool read_only_;

@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "base/error.h"
 #include "journal/sha256.h"
@@ -31,6 +32,9 @@ struct StoredSnapshot {
   std::string state;      // core::Core::Encode
 };
 
+// The largest chunk of a snapshot's state a store takes in one row.
+inline constexpr size_t kSnapshotChunkBytesMax = size_t{64} << 20;
+
 class JournalStore {
  public:
   virtual ~JournalStore() = default;
@@ -42,7 +46,18 @@ class JournalStore {
                       const std::function<Status(const StoredEntry&)>& visit) = 0;
   // The last entry's seq and hash, or nullopt for an empty journal.
   virtual Result<std::optional<StoredEntry>> LastEntry() = 0;
+  // Writes a snapshot (its head and its state's chunks) in one transaction, and prunes
+  // older snapshots.
   virtual Status PutSnapshot(const StoredSnapshot& snapshot) = 0;
+  // A snapshot written in parts, for a pipeline that appends entries between them
+  // (Committer): PutSnapshotChunk writes chunk `chunk` of snapshot `seq`'s state in a
+  // transaction of its own; nothing reads it until PutSnapshotHead names the snapshot
+  // (seq, hashes, the state's size and its chunk count; `head.state` is not read) once
+  // every chunk is written. The head prunes older snapshots and stray chunks, such as
+  // those of a write a crash cut short. Chunks may be of any size up to the store's bound.
+  virtual Status PutSnapshotChunk(uint64_t seq, uint64_t chunk, std::string_view data) = 0;
+  virtual Status PutSnapshotHead(const StoredSnapshot& head, uint64_t state_bytes,
+                                 uint64_t chunks) = 0;
   virtual Result<std::optional<StoredSnapshot>> LatestSnapshot() = 0;
   // The snapshot at seq, with its state; kNotFound if there is none.
   virtual Result<StoredSnapshot> ReadSnapshot(uint64_t seq) = 0;

@@ -28,6 +28,13 @@ class FailingStore final : public JournalStore {
   Status PutSnapshot(const StoredSnapshot& snapshot) override {
     return inner_->PutSnapshot(snapshot);
   }
+  Status PutSnapshotChunk(uint64_t seq, uint64_t chunk, std::string_view data) override {
+    return inner_->PutSnapshotChunk(seq, chunk, data);
+  }
+  Status PutSnapshotHead(const StoredSnapshot& head, uint64_t state_bytes,
+                         uint64_t chunks) override {
+    return inner_->PutSnapshotHead(head, state_bytes, chunks);
+  }
   Result<StoredSnapshot> ReadSnapshot(uint64_t seq) override { return inner_->ReadSnapshot(seq); }
   Result<std::optional<StoredSnapshot>> LatestSnapshot() override {
     return inner_->LatestSnapshot();
