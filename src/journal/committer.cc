@@ -156,7 +156,9 @@ void Committer::WriteLoop() {
           in_flight_.pop_front();
         }
         writing_ = group;
-        if (group) flight_changed_.SignalAll();  // the applier may prepare the next group
+        // The applier may prepare the next group (it waits for room in the flight, and a
+        // snapshot taken from it makes room as a group does).
+        flight_changed_.SignalAll();
       }
     }
     if (!group) {
