@@ -243,44 +243,37 @@ Result<std::optional<StoredEntry>> SqliteStore::LastEntry() {
 }
 
 Status SqliteStore::PutSnapshot(const StoredSnapshot& snapshot) {
-  if (read_only_) return MakeError(ErrorCode::kInvalidArgument, "journal opened read-only");
   const size_t chunks = (snapshot.state.size() + kChunkBytesMax - 1) / kChunkBytesMax;
-  ATRIUM_TRY(Exec("BEGIN IMMEDIATE"));
-  bool ok = true;
-  for (size_t chunk_idx = 0; ok && chunk_idx < chunks; ++chunk_idx) {
-    ok = InsertChunk(
-        snapshot.seq, chunk_idx,
-        std::string_view(snapshot.state).substr(chunk_idx * kChunkBytesMax, kChunkBytesMax));
-  }
-  ok = ok && InsertHead(snapshot, snapshot.state.size(), chunks);
-  if (!ok) {
-    Error error = Failure("writing a snapshot");
-    (void)Exec("ROLLBACK");
-    return error;
-  }
-  return Commit();
+  return InWriteTransaction("writing a snapshot", [&] {
+    bool ok = true;
+    for (size_t chunk_idx = 0; ok && chunk_idx < chunks; ++chunk_idx) {
+      ok = InsertChunk(
+          snapshot.seq, chunk_idx,
+          std::string_view(snapshot.state).substr(chunk_idx * kChunkBytesMax, kChunkBytesMax));
+    }
+    return ok && InsertHead(snapshot, snapshot.state.size(), chunks);
+  });
 }
 
 Status SqliteStore::PutSnapshotChunk(uint64_t seq, uint64_t chunk, std::string_view data) {
-  if (read_only_) return MakeError(ErrorCode::kInvalidArgument, "journal opened read-only");
   if (data.size() > kChunkBytesMax) {
     return MakeError(ErrorCode::kInvalidArgument, "a snapshot chunk above the store's bound");
   }
-  ATRIUM_TRY(Exec("BEGIN IMMEDIATE"));
-  if (!InsertChunk(seq, chunk, data)) {
-    Error error = Failure("writing a snapshot chunk");
-    (void)Exec("ROLLBACK");
-    return error;
-  }
-  return Commit();
+  return InWriteTransaction("writing a snapshot chunk",
+                            [&] { return InsertChunk(seq, chunk, data); });
 }
 
 Status SqliteStore::PutSnapshotHead(const StoredSnapshot& head, uint64_t state_bytes,
                                     uint64_t chunks) {
+  return InWriteTransaction("writing a snapshot",
+                            [&] { return InsertHead(head, state_bytes, chunks); });
+}
+
+Status SqliteStore::InWriteTransaction(const char* what, const std::function<bool()>& body) {
   if (read_only_) return MakeError(ErrorCode::kInvalidArgument, "journal opened read-only");
   ATRIUM_TRY(Exec("BEGIN IMMEDIATE"));
-  if (!InsertHead(head, state_bytes, chunks)) {
-    Error error = Failure("writing a snapshot");
+  if (!body()) {
+    Error error = Failure(what);
     (void)Exec("ROLLBACK");
     return error;
   }

@@ -50,6 +50,8 @@ class SqliteStore final : public JournalStore {
   Status Prepare(OpenMode mode);
   Status CheckMeta();
   Status Commit();  // COMMIT, rolling back if it fails
+  // BEGIN IMMEDIATE, then `body` (false: its statement failed, rolled back as `what`).
+  Status InWriteTransaction(const char* what, const std::function<bool()>& body);
   // Inside a transaction: one chunk of a snapshot's state; a snapshot's head, then the
   // pruning of older snapshots and of chunks no head names.
   bool InsertChunk(uint64_t seq, uint64_t chunk, std::string_view data);
