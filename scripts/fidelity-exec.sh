@@ -8,8 +8,14 @@
 # and whether every job started within the tolerance:
 #     |real - sim| <= TOLERANCE_S + DRIFT_S x (the job's rank in its pool's start order)
 # (the scheduler counts whole seconds, a real run lasts D plus a few milliseconds of
-# launch and report, and those add up along a pool's chain of runs). Exit 1 if the order
-# differs or a start is out of tolerance.
+# launch and report, and those add up along a pool's chain of runs). The order is compared
+# to within ORDER_SLACK_S (1 s): the simulator ends and starts a second's jobs in one pass,
+# while the real run sees them a few milliseconds apart in passes of their own, so a node's
+# chips can be placed differently and a job may start up to a second before a job the
+# simulator started a second earlier (seen in CI: real 5.28 s, simulated 6 s, under a job
+# simulated at 5 s that really started later). swaps_within_slack counts those. Exit 1 if
+# the order differs beyond the slack or a start is out of tolerance.
+# ROWS=FILE writes every job's real and simulated start, one JSON line each.
 #
 #   scripts/fidelity-exec.sh [JOBS]     (default 200, about 45 s; POLICY=fifo SEED=1)
 #   ATRIUM=build/dev/src/cli/atrium scripts/fidelity-exec.sh 40    (what CI runs)
@@ -21,6 +27,7 @@ policy=${POLICY:-fifo}
 seed=${SEED:-1}
 tolerance_s=${TOLERANCE_S:-1.0}
 drift_s=${DRIFT_S:-0.05}
+order_slack_s=${ORDER_SLACK_S:-1.0}
 atrium=${ATRIUM:-}
 if [[ -z $atrium ]]; then
   cmake --preset release >/dev/null
@@ -79,10 +86,11 @@ program=$(sed -n 's/.*program=\([^ ]*\).*/\1/p' <<<"$setup")
 token=$(cat "$(sed -n 's/.*researcher_token=\([^ ]*\).*/\1/p' <<<"$setup")")
 
 python3 - "$port" "$program" "$token" "$work/trace.csv" "$work/sim/jobs.csv" "$policy" \
-  "$tolerance_s" "$drift_s" "${BENCH:-fidelity-exec}" <<'PY'
-import csv, http.client, json, statistics, sys, time
+  "$tolerance_s" "$drift_s" "${BENCH:-fidelity-exec}" "$order_slack_s" <<'PY'
+import csv, http.client, json, os, statistics, sys, time
 port, program, token, trace_path, sim_path, policy = sys.argv[1:7]
 tolerance_s, drift_s = float(sys.argv[7]), float(sys.argv[8])
+order_slack_s = float(sys.argv[10])
 bench = sys.argv[9]
 trace = list(csv.DictReader(open(trace_path)))
 sim = {row["job_id"]: row for row in csv.DictReader(open(sim_path))}
@@ -137,9 +145,10 @@ for row in trace:
                  "sim_start_s": float(s["start_s"])})
 # The same order: jobs the simulator starts at the same second form a group (their order
 # within it is the scheduler's within one pass); every job of a group must really start
-# after every job of the groups before it.
+# after every job of the groups before it, less the slack.
 order_same = {}
 first_difference = {}
+swaps_within_slack = 0
 rank = {}
 pools = sorted({r["pool"] for r in rows})
 for pool in pools:
@@ -156,11 +165,18 @@ for pool in pools:
             group_start, group_latest = r["sim_start_s"], r["real_start_s"]
         else:
             group_latest = max(group_latest, r["real_start_s"])
-        if latest_before is not None and r["real_start_s"] < latest_before and order_same[pool]:
+        if latest_before is not None and r["real_start_s"] < latest_before:
+            swaps_within_slack += 1
+        if (latest_before is not None and r["real_start_s"] < latest_before - order_slack_s
+                and order_same[pool]):
             order_same[pool] = False
             first_difference[pool] = {"rank": i, "job": r["job"],
                                       "real_start_s": round(r["real_start_s"], 3),
                                       "sim_start_s": r["sim_start_s"]}
+if os.environ.get("ROWS"):
+    with open(os.environ["ROWS"], "w") as dump:
+        for r in sorted(rows, key=lambda r: r["real_start_s"]):
+            dump.write(json.dumps(r) + "\n")
 diffs = [r["real_start_s"] - r["sim_start_s"] for r in rows]
 late = [r for r in rows
         if abs(r["real_start_s"] - r["sim_start_s"]) > tolerance_s + drift_s * rank[r["job"]]]
@@ -170,7 +186,8 @@ out = {
     "bench": bench, "jobs": len(rows), "policy": policy,
     "tolerance": "|real - sim| <= %.2f s + %.3f s x rank in the pool's start order"
                  % (tolerance_s, drift_s),
-    "order_same_per_pool": order_same, "first_difference": first_difference,
+    "order_slack_s": order_slack_s, "order_same_per_pool": order_same,
+    "first_difference": first_difference, "swaps_within_slack": swaps_within_slack,
     "start_diff_s": {"mean": round(statistics.mean(diffs), 3),
                      "median": round(statistics.median(diffs), 3),
                      "p95_abs": round(absd[int(0.95 * (len(absd) - 1))], 3),
