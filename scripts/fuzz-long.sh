@@ -55,7 +55,7 @@ long_one() {
   inputs=$(find "$out/$target.corpus" -type f | wc -l)
   cpu_s=${cpu_s:-0}
   local per_cpu_s
-  per_cpu_s=$(awk -v e="${executions:-0}" -v c="$cpu_s" 'BEGIN {printf "%d", c > 0 ? e / c : 0}')
+  per_cpu_s=$(awk -v e="${executions:-0}" -v c="$cpu_s" 'BEGIN {printf "%d", (c > 0 ? e / c : 0)}')
   printf '{"target": "%s", "executions": %s, "crashes": %s, "seconds": %s, "cpu_seconds": %s, "exec_per_s": %s, "exec_per_cpu_s": %s, "max_len": %s, "corpus_inputs": %s}\n' \
     "$target" "${executions:-0}" "$crashes" "$elapsed" "$cpu_s" \
     "$(( ${executions:-0} / (elapsed > 0 ? elapsed : 1) ))" \
