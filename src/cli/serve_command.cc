@@ -38,6 +38,7 @@ struct ServeArgs {
   int64_t rate_per_token = -1;
   bool no_examples = false;
   bool access_log = false;
+  std::string snapshot_encode;
   bool routes_markdown = false;
   bool print_openapi = false;
   std::string clock;
@@ -187,6 +188,7 @@ int Serve(const ServeArgs& args) {
     options.bootstrap_cluster = path;
   }
   if (args.access_log) options.access_log = true;
+  if (!args.snapshot_encode.empty()) options.snapshot_encode = args.snapshot_encode;
   if (!args.clock.empty()) options.clock = args.clock;
   options.allow_test_clock = args.allow_test_clock;
   std::error_code exe_error;
@@ -286,6 +288,11 @@ void RegisterServeCommand(CLI::App& app) {
   serve->add_option("--job-cgroup-parent", args->job_cgroup_parent,
                     "cgroup v2 directory for the runs' cgroups (default: found; none: rlimits)");
   serve->add_flag("--access-log", args->access_log, "log each request to stderr");
+  serve
+      ->add_option("--snapshot-encode", args->snapshot_encode,
+                   "where state snapshots are encoded: child (default: a forked process, "
+                   "the apply thread pauses for the fork only) or apply_thread")
+      ->check(CLI::IsMember({"child", "apply_thread"}));
   serve->add_option("--clock", args->clock,
                     "system (default), or manual: a test clock moved by POST /testing/clock, "
                     "refused without --allow-test-clock (docs/service.md)");

@@ -16,7 +16,7 @@ CommitterOptions Sane(CommitterOptions options) {
 }  // namespace
 
 Committer::Committer(std::unique_ptr<DurableCore> durable, CommitterOptions options)
-    : durable_(std::move(durable)), options_(Sane(options)) {
+    : durable_(std::move(durable)), options_(Sane(std::move(options))) {
   {
     MutexLock lock(&gate_mutex_);
     applied_seq_ = durable_->last_seq();
@@ -33,7 +33,7 @@ Committer::~Committer() {
     stopping_ = true;
   }
   queue_ready_.SignalAll();
-  applier_.join();  // applies what was accepted, then marks itself done
+  applier_.join();  // applies what was accepted, hands over its snapshot, marks itself done
   writer_.join();   // writes what was applied, then sees the applier done
 }
 
@@ -96,25 +96,65 @@ void Committer::ApplyLoop() {
       flight_changed_.SignalAll();
     }
     ExitApply(applied_seq);
-    if (durable_->snapshot_due()) {
-      // A snapshot needs the state to equal the journal: let the writes catch up first.
-      // It is encoded as a reader, so other readers go on meanwhile (only groups wait);
-      // the write thread digests and stores it.
-      WaitForWrites();
-      EnterRead();
-      Result<StoredSnapshot> captured = durable_->CaptureSnapshot();
-      ExitRead();
-      if (captured.ok()) {  // a failed snapshot loses nothing; taken again when due
-        MutexLock flight_lock(&flight_mutex_);
-        in_flight_.push_back(InFlight{.snapshot = std::move(*captured)});
-        flight_changed_.SignalAll();
-      }
-    }
+    if (durable_->snapshot_due()) TakeSnapshot();
   }
+  // The snapshot's child dies with the thread that forked it (PR_SET_PDEATHSIG): this
+  // one stays until the child's bytes are handed over.
+  if (collector_.joinable()) collector_.join();
   {
     MutexLock lock(&flight_mutex_);
     applier_done_ = true;
     flight_changed_.SignalAll();
+  }
+}
+
+void Committer::TakeSnapshot() {
+  {
+    // One child at a time: a snapshot still being encoded is the one due.
+    MutexLock lock(&flight_mutex_);
+    if (collecting_) return;
+  }
+  // The previous collector has handed its snapshot over; it only has to end.
+  if (collector_.joinable()) collector_.join();
+  // A snapshot needs the state to equal the journal: let the writes catch up first. It is
+  // taken as a reader, so other readers go on meanwhile (only groups wait).
+  WaitForWrites();
+  const auto pause_started = std::chrono::steady_clock::now();
+  EnterRead();
+  Result<DurableCore::ForkedSnapshot> forked =
+      options_.snapshot_in_child
+          ? durable_->ForkSnapshot(options_.in_snapshot_child)
+          : Result<DurableCore::ForkedSnapshot>(MakeError(ErrorCode::kUnavailable, "in process"));
+  std::optional<Result<StoredSnapshot>> captured;
+  if (!forked.ok()) captured = durable_->CaptureSnapshot();
+  ExitRead();
+  const double pause_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - pause_started).count();
+  MutexLock lock(&flight_mutex_);
+  stats_.snapshot_pause_seconds_sum += pause_s;
+  stats_.snapshot_pause_seconds_max = std::max(stats_.snapshot_pause_seconds_max, pause_s);
+  if (forked.ok()) {
+    ++stats_.snapshots_forked;
+    collecting_ = true;
+    collector_ = std::thread([this, child = *forked] {
+      Result<StoredSnapshot> collected = durable_->CollectSnapshot(child);
+      MutexLock collector_lock(&flight_mutex_);
+      // A failed child loses nothing (the journal is complete); taken again when due.
+      if (collected.ok()) {
+        ++stats_.snapshots_in_child;
+        in_flight_.push_back(InFlight{.snapshot = std::move(*collected)});
+      } else {
+        ++stats_.snapshot_failures;
+      }
+      collecting_ = false;
+      flight_changed_.SignalAll();
+    });
+  } else if (captured->ok()) {  // a failed snapshot loses nothing; taken again when due
+    ++stats_.snapshots_in_process;
+    in_flight_.push_back(InFlight{.snapshot = std::move(**captured)});
+    flight_changed_.SignalAll();
+  } else {
+    ++stats_.snapshot_failures;
   }
 }
 
@@ -133,7 +173,8 @@ void Committer::WriteLoop() {
     bool group = false;
     {
       MutexLock lock(&flight_mutex_);
-      while (!applier_done_ && in_flight_.empty() && !snapshot)
+      // Until the applier is done and no snapshot's child is still encoding.
+      while ((!applier_done_ || collecting_) && in_flight_.empty() && !snapshot)
         flight_changed_.Wait(&flight_mutex_);
       if (in_flight_.empty() && !snapshot) return;
       if (!in_flight_.empty()) {

@@ -6,11 +6,14 @@
 // fulfils the futures. While one group is being written the next is being applied, so
 // on two cores throughput approaches the slower of the two stages rather than their sum.
 //
-// Snapshots (when DurableCore::snapshot_due) are encoded by the apply thread as a reader
-// (other readers go on; only groups wait) and digested and stored by the write thread in
-// parts (snapshot_part_bytes), each in a transaction of its own with the groups that
-// arrive meanwhile appended between them, so neither the digest nor the store write
-// holds up applying or acknowledging for longer than one part.
+// Snapshots (when DurableCore::snapshot_due) are encoded in a child process forked by
+// the apply thread (copy-on-write keeps the child's state as it was at the fork; the
+// apply thread pauses only for the fork), collected by a collector thread, and digested
+// and stored by the write thread in parts (snapshot_part_bytes), each in a transaction of
+// its own with the groups that arrive meanwhile appended between them, so neither the
+// encode, the digest nor the store write holds up applying or acknowledging for longer
+// than one part. Where fork fails, the apply thread encodes as a reader (other readers go
+// on; only groups wait).
 //
 // The queue is bounded: when queue_depth_max commands are waiting, Submit answers
 // kUnavailable at once (the service turns it into 503 with Retry-After), instead of
@@ -55,6 +58,12 @@ struct CommitterOptions {
   // A snapshot is stored in parts of this size, with the groups that arrive meanwhile
   // appended between them: a group waits for one part, not for the whole snapshot.
   size_t snapshot_part_bytes = 1 << 20;
+  // The snapshot's encode runs in a child process (DurableCore::ForkSnapshot): the apply
+  // thread pauses for the fork only, not for the encode. If the fork fails, or this is
+  // false, the apply thread encodes (CaptureSnapshot).
+  bool snapshot_in_child = true;
+  // Runs in the snapshot's child process before it encodes (tests hold the child there).
+  std::function<void()> in_snapshot_child;
   // (Both maxima are at least 1; a zero is taken as 1.)
 };
 
@@ -69,6 +78,15 @@ struct CommitterStats {
   // kCommitLatencyBoundsS, cumulative as Prometheus expects, plus the +Inf bucket.
   std::array<uint64_t, kCommitLatencyBoundsS.size() + 1> commit_latency_le{};
   double commit_seconds_sum = 0;
+  // Snapshots: children forked to encode one, snapshots handed to the write thread by
+  // where they were encoded, encodes that failed (a child's, or the apply thread's), and
+  // how long the apply thread paused for them (the fork, or the whole encode in process).
+  uint64_t snapshots_forked = 0;
+  uint64_t snapshots_in_child = 0;
+  uint64_t snapshots_in_process = 0;
+  uint64_t snapshot_failures = 0;
+  double snapshot_pause_seconds_sum = 0;
+  double snapshot_pause_seconds_max = 0;
 };
 
 class Committer {
@@ -117,6 +135,8 @@ class Committer {
 
   void ApplyLoop() ABSL_LOCKS_EXCLUDED(queue_mutex_, gate_mutex_, flight_mutex_, state_);
   void WriteLoop() ABSL_LOCKS_EXCLUDED(flight_mutex_, gate_mutex_);
+  // Takes a snapshot (the policy found one due): forks its encode or runs it here.
+  void TakeSnapshot() ABSL_LOCKS_EXCLUDED(flight_mutex_, gate_mutex_, state_);
   // Until nothing is in flight.
   void WaitForWrites() const ABSL_LOCKS_EXCLUDED(flight_mutex_);
 
@@ -177,10 +197,14 @@ class Committer {
   std::deque<InFlight> in_flight_ ABSL_GUARDED_BY(flight_mutex_);
   bool writing_ ABSL_GUARDED_BY(flight_mutex_) = false;
   bool applier_done_ ABSL_GUARDED_BY(flight_mutex_) = false;
+  // A snapshot's child process is encoding; collector_ waits for it and then hands the
+  // bytes to the write thread (which keeps going until it has them).
+  bool collecting_ ABSL_GUARDED_BY(flight_mutex_) = false;
   CommitterStats stats_ ABSL_GUARDED_BY(flight_mutex_);
 
   std::thread writer_;
   std::thread applier_;
+  std::thread collector_;  // started by the applier, joined by it or by the destructor
 };
 
 }  // namespace atrium::journal

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -80,7 +81,7 @@ void ConcurrentClientsLoseNothing(CommitterTest& test, Options options,
   ASSERT_TRUE(durable->Submit(core::CreateAccounts{.now_us = 1, .accounts = accounts}).ok());
   CommitterStats stats;
   {
-    Committer committer(std::move(durable), committer_options);
+    Committer committer(std::move(durable), std::move(committer_options));
     std::atomic<int> failures = 0;
     std::vector<std::thread> clients;
     clients.reserve(kThreads);
@@ -117,7 +118,7 @@ void ConcurrentClientsLoseNothing(CommitterTest& test, Options options,
   // Everything acknowledged is in the journal after a restart (from the last snapshot
   // stored, when one was due).
   auto reopened = test.Open();
-  if (options.snapshot_entries > 0 && options.snapshot_entries < kThreads * kPerThread) {
+  if (options.snapshot_entries > 0 && options.snapshot_entries < uint64_t{kThreads} * kPerThread) {
     EXPECT_GT(reopened->recovered_from_seq(), 0U);
   }
   EXPECT_EQ(reopened->core().ledger().transfer_count(), static_cast<size_t>(kThreads * kPerThread));
@@ -535,6 +536,67 @@ TEST_F(CommitterTest, AGroupDoesNotWaitForAWholeSnapshot) {
   auto reopened = Open();
   EXPECT_EQ(reopened->recovered_from_seq(), snapshot_seq);
   EXPECT_EQ(reopened->core().ledger().transfer_count(), 3U);
+}
+
+// The snapshot's encode runs in a child process: while the child is held (before it
+// encodes), groups go on being applied and acknowledged, and nothing of the snapshot is
+// stored. Released, the child encodes the state as it was at the fork (entry 3), not the
+// state the parent has since moved on to: VerifyStore replays the journal and checks the
+// snapshot's digest against the state at its seq.
+// (AddressSanitizer builds encode in process; CI runs this test in the tsan preset.)
+TEST_F(CommitterTest, GroupsGoOnWhileTheSnapshotIsEncodedInAChild) {
+  if (!DurableCore::kCanForkSnapshot) GTEST_SKIP() << "no fork-safe allocator in this build";
+  auto sqlite = SqliteStore::Open(path_, OpenMode::kReadWriteCreate);
+  ASSERT_TRUE(sqlite.ok());
+  auto store = std::make_shared<StoreRecord>();
+  auto recording = std::make_unique<RecordingStore>(std::move(*sqlite), store);
+  auto durable = DurableCore::Open(std::move(recording), Options{.snapshot_entries = 3});
+  ASSERT_TRUE(durable.ok());
+  int hold[2];
+  ASSERT_EQ(pipe(hold), 0);
+  constexpr int kAfter = 20;
+  {
+    CommitterOptions options{.snapshot_part_bytes = 64};
+    options.in_snapshot_child = [read_end = hold[0]] {
+      char byte = 0;
+      while (read(read_end, &byte, 1) < 0 && errno == EINTR) {
+      }
+    };
+    Committer committer(std::move(*durable), options);
+    ASSERT_TRUE(committer
+                    .Submit(core::CreateAccounts{
+                        .now_us = 1,
+                        .accounts = {{.id = 1, .kind = ledger::AccountKind::kSponsor},
+                                     {.id = 2, .kind = ledger::AccountKind::kGrant}}})
+                    .get()
+                    .ok());
+    for (Id128 id = 10; id < 12; ++id) ASSERT_TRUE(committer.Submit(OneTransfer(id)).get().ok());
+    // Three entries: the snapshot is due and forked; its child waits on the pipe.
+    for (Id128 id = 100; id < 100 + kAfter; ++id) {
+      ASSERT_TRUE(committer.Submit(OneTransfer(id)).get().ok());
+    }
+    const CommitterStats held = committer.stats();
+    EXPECT_EQ(held.snapshots_forked, 1U);
+    EXPECT_EQ(held.snapshots_in_child + held.snapshots_in_process, 0U);
+    const std::vector<std::string> calls = store->Calls();
+    EXPECT_EQ(std::count(calls.begin(), calls.end(), std::string("chunk")), 0);
+    EXPECT_EQ(std::count(calls.begin(), calls.end(), std::string("head")), 0);
+    EXPECT_GE(std::count(calls.begin(), calls.end(), std::string("append")), 3 + kAfter);
+    ASSERT_EQ(write(hold[1], "x", 1), 1);
+  }  // the committer waits for the child, then stores its snapshot
+  close(hold[0]);
+  close(hold[1]);
+  const std::vector<std::string> calls = store->Calls();
+  EXPECT_EQ(std::count(calls.begin(), calls.end(), std::string("head")), 1);
+  auto reopened = Open();
+  EXPECT_EQ(reopened->recovered_from_seq(), 3U);
+  EXPECT_EQ(reopened->core().ledger().transfer_count(), static_cast<size_t>(2 + kAfter));
+  auto check = SqliteStore::Open(path_, OpenMode::kReadOnly);
+  ASSERT_TRUE(check.ok());
+  auto report = VerifyStore(**check);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_EQ(report->snapshots_checked, 1U);
+  EXPECT_EQ(report->entries, static_cast<uint64_t>(3 + kAfter));
 }
 
 TEST_F(CommitterTest, AFullQueueRefusesAtOnce) {

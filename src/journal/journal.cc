@@ -1,11 +1,19 @@
 #include "journal/journal.h"
 
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 
+#include "absl/cleanup/cleanup.h"
 #include "base/bytes.h"
 
 namespace atrium::journal {
@@ -214,6 +222,97 @@ Result<StoredSnapshot> DurableCore::CaptureSnapshot() {
   // the next snapshot is then taken when due again.
   entries_since_snapshot_ = 0;
   bytes_since_snapshot_ = 0;
+  last_snapshot_bytes_ = snapshot.state.size();
+  return snapshot;
+}
+
+Result<DurableCore::ForkedSnapshot> DurableCore::ForkSnapshot(
+    const std::function<void()>& in_child) {
+  if (poisoned_) return MakeError(ErrorCode::kJournalPoisoned, "reopen the journal first");
+  ATRIUM_ASSERT(durable_seq_ == last_seq_, "snapshot of a state ahead of the journal");
+  if constexpr (!kCanForkSnapshot) {
+    return MakeError(ErrorCode::kUnavailable,
+                     "this build's allocator cannot allocate in a forked child");
+  }
+  ForkedSnapshot forked{.seq = last_seq_, .chain_hash = last_hash_};
+  forked.fd = memfd_create("atrium-snapshot", MFD_CLOEXEC);
+  if (forked.fd < 0) {
+    return MakeError(ErrorCode::kIoError, std::string("memfd_create: ") + strerror(errno));
+  }
+  const size_t reserve_bytes =
+      last_snapshot_bytes_ + last_snapshot_bytes_ / 8 + bytes_since_snapshot_;
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) {
+    const int fork_errno = errno;
+    close(forked.fd);
+    return MakeError(ErrorCode::kUnavailable, std::string("fork: ") + strerror(fork_errno));
+  }
+  if (pid == 0) {
+    // The child: one thread (the caller's), a copy of the state frozen at the fork. It
+    // only encodes and writes, then leaves with _exit (no destructors, no atexit, nothing
+    // flushed twice); it dies with the thread that forked it (the Committer's applier
+    // waits for it before it ends), so a killed service leaves no child behind.
+    (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(3);
+    try {
+      if (in_child) in_child();
+      std::string state;
+      state.reserve(reserve_bytes);
+      AdviseHugePages(state);
+      core_.Encode(&state);
+      size_t written = 0;
+      while (written < state.size()) {
+        const ssize_t n = write(forked.fd, state.data() + written, state.size() - written);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) _exit(2);
+        written += static_cast<size_t>(n);
+      }
+    } catch (...) {
+      _exit(4);
+    }
+    _exit(0);
+  }
+  forked.pid = pid;
+  // As in CaptureSnapshot: the policy counts from the fork.
+  entries_since_snapshot_ = 0;
+  bytes_since_snapshot_ = 0;
+  return forked;
+}
+
+Result<StoredSnapshot> DurableCore::CollectSnapshot(ForkedSnapshot forked) {
+  const auto close_fd = absl::MakeCleanup([&] { close(forked.fd); });
+  int status = 0;
+  while (waitpid(forked.pid, &status, 0) < 0) {
+    if (errno != EINTR) {
+      return MakeError(ErrorCode::kInternal, std::string("waitpid: ") + strerror(errno));
+    }
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return MakeError(ErrorCode::kInternal,
+                     "the snapshot's child process failed (" +
+                         (WIFEXITED(status) ? "exit " + std::to_string(WEXITSTATUS(status))
+                                            : "signal " + std::to_string(WTERMSIG(status))) +
+                         ")");
+  }
+  struct stat file {};
+  if (fstat(forked.fd, &file) != 0) {
+    return MakeError(ErrorCode::kIoError, std::string("fstat: ") + strerror(errno));
+  }
+  StoredSnapshot snapshot;
+  snapshot.seq = forked.seq;
+  snapshot.chain_hash = forked.chain_hash;
+  snapshot.state.resize(static_cast<size_t>(file.st_size));
+  size_t read_bytes = 0;
+  while (read_bytes < snapshot.state.size()) {
+    const ssize_t n = pread(forked.fd, snapshot.state.data() + read_bytes,
+                            snapshot.state.size() - read_bytes, static_cast<off_t>(read_bytes));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return MakeError(ErrorCode::kIoError, "the snapshot's file ended early");
+    }
+    read_bytes += static_cast<size_t>(n);
+  }
   last_snapshot_bytes_ = snapshot.state.size();
   return snapshot;
 }

@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <vector>
@@ -100,6 +101,39 @@ class DurableCore {
     Sha256 digest;
   };
   Result<bool> WriteSnapshotPart(SnapshotWrite& write, uint64_t part_bytes);
+  // CaptureSnapshot with the encode in a child process, so the state's owner goes on
+  // applying meanwhile (the way Redis saves: fork, and copy-on-write keeps the child's
+  // view of the state as it was at the fork). ForkSnapshot has CaptureSnapshot's
+  // preconditions and costs only the fork (copying the page tables); the child encodes
+  // the state into an anonymous file (memfd) and exits. CollectSnapshot waits for the
+  // child and reads the bytes; it touches nothing Prepare does, so any thread may call
+  // it. `in_child` runs in the child before the encode (a test holds the child there).
+  // If the fork fails (or !kCanForkSnapshot) the caller may fall back to CaptureSnapshot; if the
+  // child fails nothing is lost (the journal is complete) and the next snapshot is taken when due.
+  // Whether this build can encode in a child. AddressSanitizer's allocator (GCC 12, clang
+  // 14) is not fork-safe: a lock another thread held at the fork stays held in the child,
+  // whose first allocation then waits forever. glibc's malloc (release builds) and
+  // ThreadSanitizer's runtime take their locks around fork, so the child allocates freely.
+  static constexpr bool kCanForkSnapshot =
+#if defined(__SANITIZE_ADDRESS__)
+      false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+      false;
+#else
+      true;
+#endif
+#else
+      true;
+#endif
+  struct ForkedSnapshot {
+    int pid = -1;
+    int fd = -1;
+    uint64_t seq = 0;
+    Digest chain_hash{};
+  };
+  Result<ForkedSnapshot> ForkSnapshot(const std::function<void()>& in_child = {});
+  Result<StoredSnapshot> CollectSnapshot(ForkedSnapshot forked);
   // Entries since the last snapshot (or since the start).
   uint64_t entries_since_snapshot() const { return entries_since_snapshot_; }
 
@@ -123,7 +157,8 @@ class DurableCore {
   uint64_t recovered_from_seq_ = 0;
   uint64_t bytes_since_snapshot_ = 0;
   uint64_t entries_since_snapshot_ = 0;
-  uint64_t last_snapshot_bytes_ = 0;
+  // Read by the apply thread (the policy, the encode buffer's size), set by a collector.
+  std::atomic<uint64_t> last_snapshot_bytes_ = 0;
   std::atomic<uint64_t> durable_seq_ = 0;
   std::atomic<bool> poisoned_ = false;
 };

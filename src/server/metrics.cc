@@ -61,6 +61,25 @@ std::string Metrics::Render(size_t queue_depth, int64_t chips_busy, int64_t jobs
   }
   out += fmt::format("atrium_journal_fsync_seconds_sum {}\n", committer.commit_seconds_sum);
   out += fmt::format("atrium_journal_fsync_seconds_count {}\n", committer.groups);
+  out +=
+      "# HELP atrium_journal_snapshots_total State snapshots taken, by where they were "
+      "encoded (a forked child, or the apply thread).\n";
+  out += "# TYPE atrium_journal_snapshots_total counter\n";
+  out += fmt::format("atrium_journal_snapshots_total{{encode=\"child\"}} {}\n",
+                     committer.snapshots_in_child);
+  out += fmt::format("atrium_journal_snapshots_total{{encode=\"apply_thread\"}} {}\n",
+                     committer.snapshots_in_process);
+  out += "# HELP atrium_journal_snapshot_failures_total Snapshot encodes that failed.\n";
+  out += "# TYPE atrium_journal_snapshot_failures_total counter\n";
+  out += fmt::format("atrium_journal_snapshot_failures_total {}\n", committer.snapshot_failures);
+  out +=
+      "# HELP atrium_journal_snapshot_pause_seconds How long the apply thread paused for "
+      "snapshots (the fork, or the whole encode): total and longest.\n";
+  out += "# TYPE atrium_journal_snapshot_pause_seconds gauge\n";
+  out += fmt::format("atrium_journal_snapshot_pause_seconds{{stat=\"sum\"}} {}\n",
+                     committer.snapshot_pause_seconds_sum);
+  out += fmt::format("atrium_journal_snapshot_pause_seconds{{stat=\"max\"}} {}\n",
+                     committer.snapshot_pause_seconds_max);
   out += "# HELP atrium_cluster_chips_busy Chips running jobs.\n";
   out += "# TYPE atrium_cluster_chips_busy gauge\n";
   out += fmt::format("atrium_cluster_chips_busy {}\n", chips_busy);

@@ -191,6 +191,10 @@ Status LoadServerConfig(const std::string& path, ServerOptions* options) {
     } else if (name == "access_log") {
       if (!value.is_boolean()) return bad();
       options->access_log = *value.value<bool>();
+    } else if (name == "snapshot_encode") {
+      const std::optional<std::string> where = value.value<std::string>();
+      if (!where || (*where != "child" && *where != "apply_thread")) return bad();
+      options->snapshot_encode = *where;
     } else {
       return MakeError(ErrorCode::kConfigInvalid, fmt::format("{}: unknown key {}", path, name),
                        name);
@@ -892,7 +896,9 @@ Status Server::Start() {
     s.clock_source = s.manual_clock;
   }
   s.committer = std::make_unique<journal::Committer>(
-      std::move(durable), journal::CommitterOptions{.queue_depth_max = s.options.queue_depth_max});
+      std::move(durable),
+      journal::CommitterOptions{.queue_depth_max = s.options.queue_depth_max,
+                                .snapshot_in_child = s.options.snapshot_encode != "apply_thread"});
   s.LoadTokens();
   ATRIUM_TRY(s.Bootstrap());
   // Before the clock ticks: runs that ended while the service was down are settled first.

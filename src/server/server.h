@@ -49,6 +49,9 @@ struct ServerOptions {
   // The local executor's limits and supervisor (jobs_dir is <data_dir>/jobs, set by Start).
   exec::LocalExecutorOptions local_executor;
   bool access_log = false;  // one JSON line per request on stderr (never a secret)
+  // Where state snapshots are encoded: "child" (a forked process; the apply thread pauses
+  // for the fork only; falls back to the apply thread where fork fails) or "apply_thread".
+  std::string snapshot_encode = "child";
   // Timeouts, header and connection limits (workers, body_bytes_max and access_log are
   // taken from the fields above).
   TransportOptions transport;
