@@ -74,37 +74,45 @@ Result<TraceImport> ParsePhilly(std::string_view json_text, std::string_view sou
   if (!root.is_array()) return Invalid(source_name, 1, "cluster_job_log must be a JSON array");
   TraceImport import;
   int64_t index = 0;
-  for (const nlohmann::json& job : root) {
-    ++index;
-    if (!job.is_object() || !job.contains("jobid") || !job.contains("attempts")) {
-      return Invalid(source_name, 1, fmt::format("job {} lacks jobid or attempts", index));
-    }
-    const std::string id = job.value("jobid", "");
-    const std::string grant = job.value("vc", job.value("user", "unknown"));
-    const auto submit = ParseTime(job.value("submitted_time", ""));
-    int64_t chips = 0;
-    int64_t duration_s = 0;
-    bool usable = submit.has_value() && job["attempts"].is_array() && !job["attempts"].empty();
-    for (const nlohmann::json& attempt : job["attempts"]) {
-      if (!usable) break;
-      const auto start = ParseTime(attempt.value("start_time", ""));
-      const auto end = ParseTime(attempt.value("end_time", ""));
-      if (!start || !end || *end < *start) {
-        usable = false;
-        break;
+  // A field of the wrong type (an end_time that is an array, a gpus list that is a
+  // number) makes nlohmann::json throw type_error from value(): the job is refused by
+  // its number (found by tests/fuzz/public_trace_fuzzer).
+  try {
+    for (const nlohmann::json& job : root) {
+      ++index;
+      if (!job.is_object() || !job.contains("jobid") || !job.contains("attempts")) {
+        return Invalid(source_name, 1, fmt::format("job {} lacks jobid or attempts", index));
       }
-      duration_s += *end - *start;
-      int64_t attempt_chips = 0;
-      for (const nlohmann::json& detail : attempt.value("detail", nlohmann::json::array())) {
-        attempt_chips += static_cast<int64_t>(detail.value("gpus", nlohmann::json::array()).size());
+      const std::string id = job.value("jobid", "");
+      const std::string grant = job.value("vc", job.value("user", "unknown"));
+      const auto submit = ParseTime(job.value("submitted_time", ""));
+      int64_t chips = 0;
+      int64_t duration_s = 0;
+      bool usable = submit.has_value() && job["attempts"].is_array() && !job["attempts"].empty();
+      for (const nlohmann::json& attempt : job["attempts"]) {
+        if (!usable) break;
+        const auto start = ParseTime(attempt.value("start_time", ""));
+        const auto end = ParseTime(attempt.value("end_time", ""));
+        if (!start || !end || *end < *start) {
+          usable = false;
+          break;
+        }
+        duration_s += *end - *start;
+        int64_t attempt_chips = 0;
+        for (const nlohmann::json& detail : attempt.value("detail", nlohmann::json::array())) {
+          attempt_chips +=
+              static_cast<int64_t>(detail.value("gpus", nlohmann::json::array()).size());
+        }
+        chips = std::max(chips, attempt_chips);
       }
-      chips = std::max(chips, attempt_chips);
+      if (!usable || chips == 0) {
+        ++import.skipped;
+        continue;
+      }
+      import.workload.jobs.push_back(MakeSpec(id, grant, chips, *submit, duration_s));
     }
-    if (!usable || chips == 0) {
-      ++import.skipped;
-      continue;
-    }
-    import.workload.jobs.push_back(MakeSpec(id, grant, chips, *submit, duration_s));
+  } catch (const nlohmann::json::exception& error) {
+    return Invalid(source_name, 1, fmt::format("job {}: {}", index, error.what()));
   }
   Normalize(&import);
   return import;

@@ -72,6 +72,27 @@ TEST(TracesTest, MalformedInputNamesTheLine) {
   EXPECT_NE(no_gpu_column.error().message.find("gpu_num"), std::string::npos);
   EXPECT_EQ(ParsePhilly("{\"not\": \"an array\"}", "p.json").code(), ErrorCode::kTraceInvalid);
   EXPECT_EQ(ParsePhilly("[{]", "p.json").code(), ErrorCode::kTraceInvalid);
+  // Fields of the wrong type are refused with the job's number, not thrown (the fuzzer
+  // found an end_time that was an array); the second job's vc is a number.
+  const auto wrong_type = ParsePhilly(
+      R"([{"jobid": "a", "vc": "v", "submitted_time": "2017-10-03 03:00:30",
+           "attempts": [{"start_time": "2017-10-03 02:53:09", "end_time": [{"gpus": ["g"]}]}]}])",
+      "p.json");
+  ASSERT_FALSE(wrong_type.ok());
+  EXPECT_EQ(wrong_type.code(), ErrorCode::kTraceInvalid);
+  EXPECT_NE(wrong_type.error().message.find("job 1"), std::string::npos)
+      << wrong_type.error().message;
+  const auto vc_number = ParsePhilly(
+      R"([{"jobid": "a", "vc": "v", "attempts": []}, {"jobid": "b", "vc": 7, "attempts": []}])",
+      "p.json");
+  ASSERT_FALSE(vc_number.ok());
+  EXPECT_NE(vc_number.error().message.find("job 2"), std::string::npos)
+      << vc_number.error().message;
+  EXPECT_EQ(
+      ParsePhilly(R"([{"jobid": "a", "submitted_time": "2017-10-03 03:00:30", "attempts": [7]}])",
+                  "p.json")
+          .code(),
+      ErrorCode::kTraceInvalid);
   EXPECT_EQ(ParsePai("a,b\n", "", "pai").code(), ErrorCode::kTraceInvalid);
   EXPECT_EQ(ReadPublicTrace("slurm", Data("helios_cluster_log.csv"), "").code(),
             ErrorCode::kInvalidArgument);
