@@ -10,7 +10,7 @@
 # Targets (issue 9): GET of a grant's balance >= 0.6x nginx's requests/s with p99 < 5 ms;
 # the same GET while job submissions arrive at POST_RATE (2,000/s; wrk with a pacing Lua
 # script, scripts/bench/job_submit_paced.lua, as Debian has no wrk2) keeps p99 < 10 ms;
-# POST of job submissions, durable, >= 0.3x nginx's requests/s.
+# POST of job submissions, durable and all accepted, >= 0.3x nginx's requests/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
@@ -36,9 +36,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# research-40k: bookkeeping only (the default local cluster would run each job).
+# research-40k: bookkeeping only (the default local cluster would run each job). Its
+# waiting queue is raised from the default 200,000 so that every submission of the runs
+# is accepted: a refusal costs less than a submission and would flatter the figure.
+{ echo "jobs_waiting_max = 5000000"; cat examples/clusters/research-40k.toml; } >"$work/cluster.toml"
 "$atrium" serve --data "$work/data" --listen 127.0.0.1:$port --rate-limit 0 ${SERVE_ARGS:-} \
-  --bootstrap-cluster examples/clusters/research-40k.toml >"$work/serve.log" 2>&1 &
+  --bootstrap-cluster "$work/cluster.toml" >"$work/serve.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do grep -q 'listening on' "$work/serve.log" && break; sleep 0.1; done
 setup=$(scripts/service-demo.sh "http://127.0.0.1:$port" "$work/data/admin.token" "$atrium" | tail -n 1)
@@ -149,7 +152,8 @@ cat <<JSON
   "post_job_submit": {"requests_per_s": $m_post, "p99_ms": $m_post_p99, "ratio_to_nginx": $post_ratio,
                       "non_2xx": $(median "${post_bad[@]}"), "runs_requests_per_s": $(list "${post_rps[@]}"),
                       "runs_p99_ms": $(list "${post_p99[@]}"),
-                      "target": "ratio >= 0.3", "met": $(atleast "$post_ratio" 0.3)},
+                      "target": "ratio >= 0.3, every submission accepted",
+                      "met": $( [[ $(atleast "$post_ratio" 0.3) == true && $(median "${post_bad[@]}") == 0 ]] && echo true || echo false)},
   "journal": {"commands": $commands, "transactions": $groups, "commit_seconds_total": $fsync_sum},
   "server_peak_rss_kb": $rss_kb
 }

@@ -84,9 +84,10 @@ class Runner {
 
  private:
   // Runs one file's lines against the state; {"include": "_name.jsonl"} runs a fragment
-  // of the same directory in place.
+  // of the same directory in place, and with {"override": {"op": {fields}}} sets those
+  // fields on each of its lines (and its fragments' lines) of that op.
   void RunFile(const fs::path& file, const std::string& from, std::vector<Seen>* seen,
-               std::vector<std::string>* failures) {
+               std::vector<std::string>* failures, const json& overrides = json::object()) {
     std::ifstream in(file);
     if (!in) {
       failures->push_back("cannot read " + file.string() + from);
@@ -107,9 +108,16 @@ class Runner {
         continue;
       }
       if (line.contains("include")) {
+        json inner = overrides;
+        inner.update(line.value("override", json::object()));
         RunFile(file.parent_path() / line.at("include").get<std::string>(),
-                " (included from " + where + ")" + from, seen, failures);
+                " (included from " + where + ")" + from, seen, failures, inner);
         continue;
+      }
+      if (const auto op = line.find("op"); op != line.end() && op->is_string()) {
+        if (const auto found = overrides.find(op->get<std::string>()); found != overrides.end()) {
+          line.update(*found);
+        }
       }
       std::string problem;
       try {

@@ -151,6 +151,10 @@ struct JobShape {
   uint32_t whole_nodes = 0;  // > 0 for a job of one node or more
 };
 
+// The cluster file's `jobs_waiting_max`: its default and its bounds.
+inline constexpr int64_t kJobsWaitingMaxDefault = 200'000;
+inline constexpr int64_t kJobsWaitingMaxLimit = 10'000'000;
+
 class Cluster {
  public:
   const std::string& name() const { return name_; }
@@ -162,6 +166,9 @@ class Cluster {
   const std::vector<Group>& groups() const { return groups_; }
   const std::vector<Block>& blocks() const { return blocks_; }
   uint32_t default_accelerator() const { return default_accelerator_; }
+  // Jobs that may wait at once (like Slurm's MaxJobCount, for the waiting ones): a
+  // submission beyond it is refused with limit_exceeded. Each job costs about 0.5 KB.
+  int64_t jobs_waiting_max() const { return jobs_waiting_max_; }
 
   std::optional<uint32_t> FindAccelerator(std::string_view name) const;
   std::optional<uint32_t> FindNode(std::string_view name) const;
@@ -183,6 +190,7 @@ class Cluster {
 
   std::string name_;
   uint32_t default_accelerator_ = 0;
+  int64_t jobs_waiting_max_ = kJobsWaitingMaxDefault;
   std::vector<AcceleratorType> accelerators_;
   std::vector<NodeType> node_types_;
   std::vector<Partition> partitions_;
@@ -208,6 +216,7 @@ class ClusterBuilder {
   // length, or a Slurm node named twice).
   Status SetSlurm(SlurmPool slurm);
   void SetDefaultAccelerator(uint32_t accelerator) { cluster_.default_accelerator_ = accelerator; }
+  void SetJobsWaitingMax(int64_t jobs) { cluster_.jobs_waiting_max_ = jobs; }
   Result<Cluster> Build() &&;
 
  private:

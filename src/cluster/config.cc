@@ -378,6 +378,10 @@ Result<Cluster> ParseClusterToml(std::string_view text, std::string_view source_
                     fmt::format("unknown accelerator '{}'", default_accel));
   }
   builder.SetDefaultAccelerator(static_cast<uint32_t>(found - accelerators.begin()));
+  ATRIUM_ASSIGN_OR_RETURN(
+      const int64_t jobs_waiting_max,
+      ctx.Int(root, "", "jobs_waiting_max", 1, kJobsWaitingMaxLimit, kJobsWaitingMaxDefault));
+  builder.SetJobsWaitingMax(jobs_waiting_max);
   auto built = std::move(builder).Build();
   if (!built.ok()) return ctx.Fail(&root, built.error().field, built.error().message);
   return built;

@@ -59,6 +59,11 @@ TEST(ConfigTest, LaysOutPartialGroupsAndBlocks) {
   EXPECT_EQ(cluster->nodes()[9].group, 2u);
   EXPECT_EQ(cluster->nodes()[9].block, 1u);
   EXPECT_EQ(cluster->nodes()[9].name, "trn-n0009");
+  EXPECT_EQ(cluster->jobs_waiting_max(), kJobsWaitingMaxDefault);
+  auto capped =
+      ParseClusterToml("jobs_waiting_max = 5000000\n" + std::string(kSmall), "small.toml");
+  ASSERT_TRUE(capped.ok()) << capped.error().ToString();
+  EXPECT_EQ(capped->jobs_waiting_max(), 5'000'000);
 }
 
 struct BadCase {
@@ -81,6 +86,10 @@ TEST(ConfigTest, BadConfigurationNamesFileLineAndKey) {
        "small.toml:4: accelerators.trn1.price_per_chip_hour"},
       {"price_per_chip_hour = \"1.34375\"", "vendor = 3",
        "accelerators.trn1.vendor: must be a non-empty string"},
+      {"name = \"small\"", "name = \"small\"\njobs_waiting_max = 0",
+       "small.toml:3: jobs_waiting_max: must be an integer from 1 to 10000000"},
+      {"name = \"small\"", "name = \"small\"\njobs_waiting_max = 10000001",
+       "small.toml:3: jobs_waiting_max: must be an integer"},
   };
   for (const BadCase& bad : cases) {
     std::string text(kSmall);

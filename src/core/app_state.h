@@ -276,7 +276,6 @@ class AppState {
   static constexpr int64_t kRevokedTokenKeepUs = 24LL * 3600 * 1'000'000;
   static constexpr size_t kIdempotencyMax = 1'000'000;
   static constexpr int64_t kIdempotencyKeepUs = 24LL * 3600 * 1'000'000;
-  static constexpr size_t kWaitingJobsMax = 200'000;
   static constexpr size_t kJobsMax = 20'000'000;
   static constexpr size_t kIdBytesMax = 128;
   static constexpr size_t kArgvBytesMax = 16 * 1024;

@@ -472,7 +472,8 @@ Result<json> AppState::SubmitJob(const json& command, const Actor& actor, int64_
   } else if (lab_item != nullptr) {
     job_class = cluster::JobClass::kEducation;  // labs are teaching: the education partition
   }
-  if (scheduler_->waiting_count() >= kWaitingJobsMax || scheduler_->job_count() >= kJobsMax) {
+  if (scheduler_->waiting_count() >= static_cast<size_t>(cluster_->jobs_waiting_max()) ||
+      scheduler_->job_count() >= kJobsMax) {
     return Error{ErrorCode::kLimitExceeded, "the job queue is full; retry later", ""};
   }
   if (auto shape = cluster_->Shape(accelerator, chips); !shape.ok()) {

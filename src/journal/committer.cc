@@ -38,29 +38,41 @@ Committer::~Committer() {
 }
 
 std::future<Result<core::CommandResult>> Committer::Submit(core::Command command) {
-  Promise promise;
+  std::promise<Result<core::CommandResult>> promise;
   auto future = promise.get_future();
+  Submit(std::move(command),
+         [promise = std::move(promise)](Result<core::CommandResult> result) mutable {
+           promise.set_value(std::move(result));
+         });
+  return future;
+}
+
+void Committer::Submit(core::Command command, Completion done) {
+  std::optional<Error> refused;
   {
     MutexLock lock(&queue_mutex_);
     if (stopping_) {
-      promise.set_value(MakeError(ErrorCode::kUnavailable, "the journal is shutting down"));
-      return future;
+      refused = Error{ErrorCode::kUnavailable, "the journal is shutting down", ""};
+    } else if (queue_.size() >= options_.queue_depth_max) {
+      refused = Error{ErrorCode::kUnavailable,
+                      "too many commands waiting for the journal; retry shortly", ""};
+    } else {
+      queue_.push_back(Pending{std::move(command), std::move(done)});
     }
-    if (queue_.size() >= options_.queue_depth_max) {
-      promise.set_value(MakeError(ErrorCode::kUnavailable,
-                                  "too many commands waiting for the journal; retry shortly"));
-      return future;
-    }
-    queue_.push_back(Pending{std::move(command), std::move(promise)});
+  }
+  if (refused) {
+    // Outside the lock: the completion may submit again. (`done` was moved only when the
+    // command was queued, never on this path.)
+    done(std::move(*refused));  // NOLINT(bugprone-use-after-move)
+    return;
   }
   queue_ready_.Signal();
-  return future;
 }
 
 void Committer::ApplyLoop() {
   std::vector<core::Command> commands;
   for (;;) {
-    std::vector<Promise> promises;
+    std::vector<Completion> completions;
     commands.clear();
     {
       MutexLock lock(&queue_mutex_);
@@ -69,7 +81,7 @@ void Committer::ApplyLoop() {
       const size_t take = std::min(queue_.size(), options_.group_commands_max);
       for (size_t taken = 0; taken < take; ++taken) {
         commands.push_back(std::move(queue_.front().command));
-        promises.push_back(std::move(queue_.front().promise));
+        completions.push_back(std::move(queue_.front().done));
         queue_.pop_front();
       }
     }
@@ -87,12 +99,12 @@ void Committer::ApplyLoop() {
     const uint64_t applied_seq = StateForApply().last_seq();
     if (!prepared.ok()) {
       ExitApply(applied_seq);
-      for (Promise& promise : promises) promise.set_value(prepared.error());
+      for (Completion& done : completions) done(prepared.error());
       continue;
     }
     {
       MutexLock flight_lock(&flight_mutex_);
-      in_flight_.push_back(InFlight{std::move(*prepared), std::move(promises)});
+      in_flight_.push_back(InFlight{std::move(*prepared), std::move(completions)});
       flight_changed_.SignalAll();
     }
     ExitApply(applied_seq);
@@ -192,8 +204,8 @@ void Committer::WriteLoop() {
                     std::back_inserter(flight.group.results));
           std::move(next.group.entries.begin(), next.group.entries.end(),
                     std::back_inserter(flight.group.entries));
-          std::move(next.promises.begin(), next.promises.end(),
-                    std::back_inserter(flight.promises));
+          std::move(next.completions.begin(), next.completions.end(),
+                    std::back_inserter(flight.completions));
           in_flight_.pop_front();
         }
         writing_ = group;
@@ -216,11 +228,11 @@ void Committer::WriteLoop() {
     const double commit_s =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_started).count();
     {
-      // Counted before the futures are fulfilled, so a caller that saw its result also
+      // Counted before the completions are called, so a caller that saw its result also
       // sees it counted.
       MutexLock lock(&flight_mutex_);
       ++stats_.groups;
-      stats_.commands += flight.promises.size();
+      stats_.commands += flight.completions.size();
       stats_.commit_seconds_sum += commit_s;
       for (size_t bucket = 0; bucket < stats_.commit_latency_le.size(); ++bucket) {
         if (bucket == kCommitLatencyBoundsS.size() || commit_s <= kCommitLatencyBoundsS[bucket]) {
@@ -228,14 +240,14 @@ void Committer::WriteLoop() {
         }
       }
     }
-    // Readers may see the group from now on: before its futures are fulfilled, so a
+    // Readers may see the group from now on: before its completions are called, so a
     // client that has its answer reads its own write.
     NoteDurable(durable_->durable_seq(), durable_->poisoned());
-    for (size_t command_idx = 0; command_idx < flight.promises.size(); ++command_idx) {
+    for (size_t command_idx = 0; command_idx < flight.completions.size(); ++command_idx) {
       if (written.ok()) {
-        flight.promises[command_idx].set_value(std::move(flight.group.results[command_idx]));
+        flight.completions[command_idx](std::move(flight.group.results[command_idx]));
       } else {
-        flight.promises[command_idx].set_value(written.error());
+        flight.completions[command_idx](written.error());
       }
     }
     {

@@ -46,6 +46,7 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "journal/journal.h"
 #include "journal/mutex.h"
 
@@ -97,7 +98,15 @@ class Committer {
   Committer(const Committer&) = delete;
   Committer& operator=(const Committer&) = delete;
 
+  // Called once with a command's result: after its group is durable (or with the error
+  // that refused it). Runs on the committer's write thread (or on the applier's, or on the
+  // caller's for a command refused at once) and must not block: hand the result on.
+  using Completion = absl::AnyInvocable<void(Result<core::CommandResult>)>;
+
   std::future<Result<core::CommandResult>> Submit(core::Command command);
+  // Submit's callback form, for callers that must not wait (the HTTP event loop): no
+  // thread sleeps on a future for each command.
+  void Submit(core::Command command, Completion done);
 
   // Runs `read` on a state that holds exactly the durable commands (read-your-writes: a
   // command acknowledged before Read began is in it). Waits, holding no lock, for the
@@ -115,16 +124,15 @@ class Committer {
   uint64_t durable_seq() const { return durable_->durable_seq(); }
 
  private:
-  using Promise = std::promise<Result<core::CommandResult>>;
   struct Pending {
     core::Command command;
-    Promise promise;
+    Completion done;
   };
   // A group to append, or (snapshot set) a snapshot captured by the apply thread for the
   // write thread to digest and store.
   struct InFlight {
     PreparedGroup group;
-    std::vector<Promise> promises;
+    std::vector<Completion> completions;
     std::optional<StoredSnapshot> snapshot;
   };
   // The state as a capability for clang's thread-safety analysis (no lock of its own):

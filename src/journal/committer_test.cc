@@ -604,6 +604,48 @@ TEST_F(CommitterTest, AFullQueueRefusesAtOnce) {
   Committer committer(std::move(durable), {.queue_depth_max = 0});
   auto result = committer.Submit(core::Tick{.now_us = 1}).get();
   EXPECT_EQ(result.code(), ErrorCode::kUnavailable);
+  // The callback form is told at once, on the caller's thread, before Submit returns.
+  bool told = false;
+  committer.Submit(core::Tick{.now_us = 1}, [&](Result<core::CommandResult> refused) {
+    EXPECT_EQ(refused.code(), ErrorCode::kUnavailable);
+    told = true;
+  });
+  EXPECT_TRUE(told);
+}
+
+// The callback form (what the HTTP event loop uses): each completion runs once, in
+// submission order, off the submitting thread, and only once its command is durable.
+TEST_F(HeldCommitterTest, CompletionsRunOnceEachAfterTheirCommandIsDurable) {
+  constexpr int kCommands = 200;
+  const uint64_t base = committer_->durable_seq();
+  const std::thread::id submitter = std::this_thread::get_id();
+  std::mutex mutex;
+  std::condition_variable all_told;
+  std::vector<int> order;
+  bool off_thread = true;
+  bool durable_first = true;
+  for (int index = 0; index < kCommands; ++index) {
+    committer_->Submit(OneTransfer(Id128{1000} + static_cast<Id128>(index)),
+                       [&, index](Result<core::CommandResult> result) {
+                         const bool durable =
+                             committer_->durable_seq() >= base + static_cast<uint64_t>(index) + 1;
+                         std::lock_guard lock(mutex);
+                         EXPECT_TRUE(result.ok()) << result.error().message;
+                         off_thread = off_thread && std::this_thread::get_id() != submitter;
+                         durable_first = durable_first && durable;
+                         order.push_back(index);
+                         all_told.notify_all();
+                       });
+  }
+  std::unique_lock lock(mutex);
+  ASSERT_TRUE(all_told.wait_for(lock, std::chrono::seconds(30),
+                                [&] { return order.size() == static_cast<size_t>(kCommands); }));
+  EXPECT_TRUE(off_thread);
+  EXPECT_TRUE(durable_first);
+  for (size_t index = 0; index < order.size(); ++index)
+    EXPECT_EQ(order[index], static_cast<int>(index));
+  lock.unlock();
+  EXPECT_EQ(committer_->durable_seq(), base + kCommands);
 }
 
 }  // namespace

@@ -156,6 +156,14 @@ struct HttpTransport::Impl {
   void StopOnLoop();
 };
 
+struct Responder::State {
+  std::shared_ptr<Session> session;
+  net::executor_work_guard<net::io_context::executor_type> work;  // the loop runs until then
+  std::string method;
+  std::string path;
+  std::string request_id;
+};
+
 // One connection: reads a request, hands it to a worker, writes the answer, and again
 // while the client keeps the connection alive. Every step runs on the connection's strand.
 class Session : public std::enable_shared_from_this<Session> {
@@ -180,6 +188,17 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   net::any_io_executor executor() { return stream_.get_executor(); }
+
+  // An answer from another thread (a Responder): written on the connection's strand.
+  static void PostAnswer(std::shared_ptr<Session> self, HttpAnswer answer, std::string method,
+                         std::string path, std::string request_id) {
+    auto executor = self->executor();
+    net::post(executor,
+              [self = std::move(self), answer = std::move(answer), method = std::move(method),
+               path = std::move(path), id = std::move(request_id)]() mutable {
+                self->Write(std::move(answer), method, path, id);
+              });
+  }
 
  private:
   using Parser = http::request_parser<http::string_body>;
@@ -305,13 +324,22 @@ class Session : public std::enable_shared_from_this<Session> {
     request.request_id = NewRequestId();
     if (server_->on_loop) {
       std::optional<HttpAnswer> answer;
+      bool deferred = false;
+      const DeferFn defer = [&]() -> Responder {
+        deferred = true;
+        return Responder(std::make_unique<Responder::State>(
+            Responder::State{shared_from_this(), net::make_work_guard(server_->ioc), request.method,
+                             request.path, request.request_id}));
+      };
       try {
-        answer = server_->on_loop(request);
+        answer = server_->on_loop(request, defer);
       } catch (const std::exception& e) {
         LogEvent(LogLevel::kError, "internal_error",
                  {{"request_id", request.request_id}, {"detail", e.what()}});
-        answer = ErrorAnswer(500, ErrorCode::kInternal, "internal error");
+        // A Responder already taken answers 500 itself when it is dropped.
+        if (!deferred) answer = ErrorAnswer(500, ErrorCode::kInternal, "internal error");
       }
+      if (deferred) return;
       if (answer)
         return Write(std::move(*answer), request.method, request.path, request.request_id);
     }
@@ -423,6 +451,34 @@ class Session : public std::enable_shared_from_this<Session> {
   bool stopping_ = false;
   size_t drained_ = 0;
 };
+
+Responder::Responder(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Responder::Responder(Responder&& other) noexcept = default;
+Responder& Responder::operator=(Responder&& other) noexcept {
+  if (this != &other) {
+    if (state_) Answer(ErrorAnswer(500, ErrorCode::kInternal, "internal error"));
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+Responder::~Responder() {
+  if (!state_) return;
+  // Nothing may escape a destructor; out of memory here leaves the connection to its
+  // write timeout.
+  try {
+    Answer(ErrorAnswer(500, ErrorCode::kInternal, "internal error"));
+  } catch (...) {  // NOLINT(bugprone-empty-catch)
+  }
+}
+
+void Responder::Answer(HttpAnswer answer) {
+  if (!state_) return;
+  std::unique_ptr<State> state = std::move(state_);
+  Session::PostAnswer(std::move(state->session), std::move(answer), std::move(state->method),
+                      std::move(state->path), std::move(state->request_id));
+  // The work guard goes with `state`, after the answer is queued on the loop.
+}
 
 void HttpTransport::Impl::Accept() {
   acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {

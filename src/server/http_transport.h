@@ -57,11 +57,38 @@ struct HttpAnswer {
 };
 
 using HttpHandler = std::function<HttpAnswer(const HttpRequest&)>;
+
+// A request's answer given later, from any thread: Answer is called at most once. A
+// Responder dropped unanswered (a handler that threw after taking it) answers 500, so
+// no connection waits forever.
+class Responder {
+ public:
+  struct State;
+  Responder() = default;
+  explicit Responder(std::unique_ptr<State> state);
+  Responder(Responder&& other) noexcept;
+  Responder& operator=(Responder&& other) noexcept;
+  Responder(const Responder&) = delete;
+  Responder& operator=(const Responder&) = delete;
+  ~Responder();
+
+  void Answer(HttpAnswer answer);
+
+ private:
+  std::unique_ptr<State> state_;
+};
+
 // Optional: runs on the event loop before a request goes to a worker, and must never
 // block. It answers what it can answer at once (a read whose state is readable now) and
 // returns nullopt for the rest, which then go to a worker as if it had not run. It
 // saves a read two thread hand-offs, which on two cores cost more than the read.
-using LoopHandler = std::function<std::optional<HttpAnswer>(const HttpRequest&)>;
+// A handler that can start work without waiting and be told its outcome later (a change
+// submitted to the journal with a completion) calls `defer` for the request's Responder
+// and returns nullopt: the request then waits for that Responder, no thread waits for
+// it, and it never goes to a worker.
+using DeferFn = std::function<Responder()>;
+using LoopHandler =
+    std::function<std::optional<HttpAnswer>(const HttpRequest&, const DeferFn& defer)>;
 
 struct TransportOptions {
   size_t workers = 32;

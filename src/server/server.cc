@@ -24,6 +24,8 @@
 #include <toml++/toml.h>
 #include <nlohmann/json.hpp>
 
+#include "absl/functional/any_invocable.h"
+
 #include "base/nesting.h"
 #include "cluster/config.h"
 #include "core/core.h"
@@ -207,6 +209,15 @@ struct Server::Impl {
   explicit Impl(ServerOptions opts) : options(std::move(opts)), limiter(options.rate_per_token) {
     if (!options.web_root.empty()) assets = std::make_unique<StaticAssets>(options.web_root);
   }
+  ~Impl() {
+    // Commands still in the journal's pipeline answer through the transport's Responders
+    // and count in `metrics` (changes deferred on the loop): the runner stops submitting,
+    // then the committer drains, while the transport and the metrics still exist.
+    exec.reset();
+    committer.reset();
+  }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
   ServerOptions options;
   std::unique_ptr<journal::Committer> committer;
@@ -242,7 +253,20 @@ struct Server::Impl {
   Result<core::AppAnswer> Submit(const json& command) {
     auto future = committer->Submit(core::AppCommand{.now_us = clock_source->NowUs(),
                                                      .json = WithResolvedPolicy(command).dump()});
-    Result<core::CommandResult> result = future.get();
+    return AppAnswerOf(future.get());
+  }
+
+  // Submit without waiting: `done` runs on the committer's write thread once the command
+  // is durable (or refused), and must hand its answer on without blocking.
+  void SubmitThen(const json& command, absl::AnyInvocable<void(Result<core::AppAnswer>)> done) {
+    committer->Submit(core::AppCommand{.now_us = clock_source->NowUs(),
+                                       .json = WithResolvedPolicy(command).dump()},
+                      [done = std::move(done)](Result<core::CommandResult> result) mutable {
+                        done(AppAnswerOf(std::move(result)));
+                      });
+  }
+
+  static Result<core::AppAnswer> AppAnswerOf(Result<core::CommandResult> result) {
     if (!result.ok()) return result.error();
     if (!result->app) return MakeError(ErrorCode::kInternal, "no answer");
     return std::move(*result->app);
@@ -473,16 +497,33 @@ struct Server::Impl {
   // Every request comes here on a worker thread (the transport's handler).
   HttpAnswer Dispatch(const HttpRequest& req) { return *Answer(req, /*on_loop=*/false); }
 
-  // The transport's loop handler: /healthz and quick reads whose state is readable now;
-  // nullopt for everything else, which then comes to Dispatch on a worker.
-  std::optional<HttpAnswer> DispatchOnLoop(const HttpRequest& req) {
-    if (req.method != "GET") return std::nullopt;
-    return Answer(req, /*on_loop=*/true);
+  // The transport's loop handler: /healthz, quick reads whose state is readable now, and
+  // changes that only submit a command (deferred: answered when it is durable, with no
+  // thread waiting for it); nullopt for everything else, which then comes to Dispatch on
+  // a worker.
+  std::optional<HttpAnswer> DispatchOnLoop(const HttpRequest& req, const DeferFn& defer) {
+    if (req.method == "GET") return Answer(req, /*on_loop=*/true);
+    if (req.body.size() > kLoopBodyBytesMax) return std::nullopt;
+    return Answer(req, /*on_loop=*/true, &defer);
+  }
+
+  // A change's body is parsed on the loop only up to this size (a job submission is a
+  // few hundred bytes; a program's definition can be a megabyte, parsed on a worker).
+  static constexpr size_t kLoopBodyBytesMax = size_t{16} * 1024;
+
+  // Changes answered on the loop: every op whose handling here ends with submitting its
+  // command. Drafts and overrides solve first (CBC, on a worker); token creation and
+  // revocation change the service's token cache after the answer.
+  static bool LoopChange(const Route& route) {
+    return route.read == nullptr && route.op != "decision_draft" &&
+           route.op != "decision_override" && route.op != "token_create" &&
+           route.op != "token_revoke";
   }
 
   // Fixed answers first, then the API's routes; what matches nothing is 404. On the loop
   // (on_loop) nothing may wait: what would is left for a worker (nullopt).
-  std::optional<HttpAnswer> Answer(const HttpRequest& req, bool on_loop) {
+  std::optional<HttpAnswer> Answer(const HttpRequest& req, bool on_loop,
+                                   const DeferFn* defer = nullptr) {
     // A path with a "." or ".." segment (after percent-decoding) never names a resource.
     for (size_t start = 0; start <= req.path.size();) {
       size_t end = req.path.find('/', start);
@@ -525,10 +566,11 @@ struct Server::Impl {
       if (compiled.route->method != req.method) continue;
       match.clear();
       if (!MatchPath(compiled.route->path, req.path, &match)) continue;
-      if (on_loop && !QuickRead(*compiled.route)) return std::nullopt;
+      const bool deferrable = defer != nullptr && LoopChange(*compiled.route);
+      if (on_loop && !QuickRead(*compiled.route) && !deferrable) return std::nullopt;
       const auto started = std::chrono::steady_clock::now();
-      std::optional<HttpAnswer> maybe =
-          HandleRoute(*compiled.route, compiled.names, match, req, on_loop);
+      std::optional<HttpAnswer> maybe = HandleRoute(*compiled.route, compiled.names, match, req,
+                                                    on_loop, deferrable ? defer : nullptr);
       if (!maybe) return std::nullopt;
       HttpAnswer& answer = *maybe;
       answer.operation = std::string(compiled.route->name);
@@ -553,9 +595,10 @@ struct Server::Impl {
   // clients that accept it: a page of 1,000 proposals is about 320 KB of JSON.
   static constexpr size_t kGzipBytesMin = 1024;
   static void CompressIfAccepted(const HttpRequest& req, HttpAnswer* answer) {
-    if (answer->body.size() < kGzipBytesMin || !AcceptsGzip(req.header("Accept-Encoding"))) {
-      return;
-    }
+    CompressIfAccepted(req.header("Accept-Encoding"), answer);
+  }
+  static void CompressIfAccepted(std::string_view accept_encoding, HttpAnswer* answer) {
+    if (answer->body.size() < kGzipBytesMin || !AcceptsGzip(accept_encoding)) return;
     std::string packed = Gzip(answer->body, 1);
     if (packed.empty() || packed.size() >= answer->body.size()) return;
     answer->body = std::move(packed);
@@ -613,7 +656,8 @@ struct Server::Impl {
   // nullopt only on the loop, for a read that would have to wait for its window.
   std::optional<HttpAnswer> HandleRoute(const Route& route, const std::vector<std::string>& names,
                                         const std::vector<std::string_view>& match,
-                                        const HttpRequest& req, bool on_loop) {
+                                        const HttpRequest& req, bool on_loop,
+                                        const DeferFn* defer = nullptr) {
     auto actor = Authenticate(req);
     if (!actor.ok()) return ReplyError(actor.error());
     if ((route.roles & RoleBit(actor->role)) == 0) {
@@ -634,8 +678,9 @@ struct Server::Impl {
       return answer;
     };
     // On the loop the limiter is asked after the read, so that a read passed on to a
-    // worker (its state was not readable) is counted once, there.
-    if (!on_loop && !limiter.Allow(limit_key)) return rate_limited();
+    // worker (its state was not readable) is counted once, there. A change on the loop
+    // never goes to a worker: it is counted now.
+    if ((!on_loop || defer != nullptr) && !limiter.Allow(limit_key)) return rate_limited();
     std::map<std::string, std::string> params;
     for (size_t i = 0; i < names.size(); ++i) {
       const std::string_view value = match[i];
@@ -652,7 +697,7 @@ struct Server::Impl {
       if (on_loop && answer && !limiter.Allow(limit_key)) return rate_limited();
       return answer;
     }
-    return HandleChange(route, *actor, params, req);
+    return HandleChange(route, *actor, params, req, defer);
   }
 
   // On the loop, only if the state is readable now (nullopt otherwise).
@@ -674,9 +719,11 @@ struct Server::Impl {
     return Reply(200, *answer);
   }
 
-  HttpAnswer HandleChange(const Route& route, const core::Actor& actor,
-                          const std::map<std::string, std::string>& params,
-                          const HttpRequest& req) {
+  // With `defer` (on the loop): submits the command and answers through the request's
+  // Responder once it is durable; returns nullopt then, unless refused before submitting.
+  std::optional<HttpAnswer> HandleChange(const Route& route, const core::Actor& actor,
+                                         const std::map<std::string, std::string>& params,
+                                         const HttpRequest& req, const DeferFn* defer = nullptr) {
     json body = json::object();
     if (!req.body.empty()) {
       // Bounded before the parser recurses: a deep document would overflow its stack.
@@ -740,9 +787,31 @@ struct Server::Impl {
       if (!command.contains("role")) command["role"] = core::ToString(actor.role);
       if (!command.contains("person") && !actor.person.empty()) command["person"] = actor.person;
     }
+    if (defer != nullptr) {
+      const std::string accept_encoding(req.header("Accept-Encoding"));
+      SubmitThen(command, [this, route = &route, respond = (*defer)(), accept_encoding,
+                           started = std::chrono::steady_clock::now()](
+                              Result<core::AppAnswer> answer) mutable {
+        // (No token route comes here: the path's parameters are not needed.)
+        HttpAnswer reply = ChangeReply(*route, {}, std::move(answer), std::nullopt);
+        reply.operation = std::string(route->name);
+        CompressIfAccepted(accept_encoding, &reply);
+        metrics.Observe(
+            route->name, reply.status,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        respond.Answer(std::move(reply));
+      });
+      return std::nullopt;
+    }
     auto answer = route.op == "decision_draft" || route.op == "decision_override"
                       ? SubmitSolved(command)
                       : Submit(command);
+    return ChangeReply(route, params, std::move(answer), issued);
+  }
+
+  // The answer to a change from its command's outcome.
+  HttpAnswer ChangeReply(const Route& route, const std::map<std::string, std::string>& params,
+                         Result<core::AppAnswer> answer, const std::optional<IssuedToken>& issued) {
     if (!answer.ok()) {
       HttpAnswer refused = ReplyError(answer.error());
       if (answer.error().code == ErrorCode::kUnavailable) {
@@ -918,7 +987,9 @@ Status Server::Start() {
   transport.access_log = s.options.access_log;
   s.http = std::make_unique<HttpTransport>(
       transport, [&s](const HttpRequest& request) { return s.Dispatch(request); },
-      [&s](const HttpRequest& request) { return s.DispatchOnLoop(request); });
+      [&s](const HttpRequest& request, const DeferFn& defer) {
+        return s.DispatchOnLoop(request, defer);
+      });
   ATRIUM_TRY(s.http->Listen(s.options.listen_host, s.options.port));
   s.bound_port = s.http->port();
   s.clock = std::thread([&s] { s.ClockLoop(); });

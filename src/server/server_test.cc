@@ -49,6 +49,8 @@ class InProcessServer {
   bool Start() {
     if (!server_->Start().ok()) return false;
     runner_ = std::thread([this] { server_->Run(); });
+    // Only the first start of a store writes its admin token (to a file).
+    if (server_->admin_token_path().empty()) return true;
     std::ifstream in(server_->admin_token_path());
     std::getline(in, admin_token_);
     return !admin_token_.empty();
@@ -481,6 +483,130 @@ budget = 1000
   EXPECT_EQ(open.body["policy"], "approval");
   EXPECT_FALSE(open.body.contains("location"));
   EXPECT_EQ(Call(client, "GET", base + "/dataset-requests", steward).body["items"].size(), 0u);
+}
+
+// The example program, padded past the size the event loop parses (16 KiB), so its
+// creation goes through a worker while the institutions below are answered from the loop.
+std::string PaddedProgramToml() {
+  std::ifstream in(std::string(ATRIUM_SOURCE_DIR) + "/examples/programs/build-on-trainium.toml");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string toml = text.str();
+  while (toml.size() < 20 * 1024) toml += "# padding past the loop's body limit\n";
+  return toml;
+}
+
+json Institution(const std::string& id) {
+  return {{"id", id}, {"name", id}, {"type", "r1"}, {"country", "US"}};
+}
+
+// Changes are answered from the event loop once their command is durable, with no worker
+// waiting: each is counted once in the metrics, and every change acknowledged before a
+// Stop that cuts into a stream of them is there after the restart.
+TEST_F(ServerConcurrencyTest, ChangesAnsweredFromTheLoopAreCountedAndSurviveAStop) {
+  constexpr int kClients = 4;
+  constexpr int kEach = 25;
+  std::mutex acked_mutex;
+  std::set<std::string> acked;
+  std::string admin;  // the store's bootstrap admin, written to a file on the first start
+  {
+    InProcessServer service(dir_);
+    ASSERT_TRUE(service.Start());
+    const std::string url = "http://127.0.0.1:" + std::to_string(service.port());
+    httplib::Client admin_client(url);
+    admin = service.admin_token();
+    const std::string toml = PaddedProgramToml();
+    ASSERT_GT(toml.size(), 16u * 1024);
+    const Answer created = Call(admin_client, "POST", "/v1/programs", admin, {{"toml", toml}});
+    ASSERT_EQ(created.status, 201) << created.body;
+    // One token each: the limiter counts per token.
+    std::vector<std::string> tokens;
+    for (int i = 0; i < kClients; ++i) {
+      tokens.push_back(Call(admin_client, "POST", "/v1/tokens", admin, {{"role", "admin"}})
+                           .body.value("token", ""));
+      ASSERT_FALSE(tokens.back().empty());
+    }
+
+    // Concurrent changes, each answered once with its own result.
+    std::atomic<int> wrong = 0;
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c) {
+      clients.emplace_back([&, c] {
+        httplib::Client client(url);
+        for (int i = 0; i < kEach; ++i) {
+          const std::string id = "i" + std::to_string(c) + "-" + std::to_string(i);
+          const Answer answer =
+              Call(client, "POST", "/v1/programs/build-on-trainium-2026/institutions",
+                   tokens[static_cast<size_t>(c)], Institution(id));
+          if (answer.status != 201 || answer.body.value("institution", "") != id) ++wrong;
+        }
+        // The same id again is refused: its first answer was durable state, not a guess.
+        const std::string first = "i" + std::to_string(c) + "-0";
+        if (Call(client, "POST", "/v1/programs/build-on-trainium-2026/institutions",
+                 tokens[static_cast<size_t>(c)], Institution(first))
+                .status != 409) {
+          ++wrong;
+        }
+      });
+    }
+    for (std::thread& client : clients) client.join();
+    clients.clear();
+    EXPECT_EQ(wrong.load(), 0);
+    httplib::Headers auth = {{"Authorization", "Bearer " + admin}};
+    const httplib::Result metrics = admin_client.Get("/metrics", auth);
+    ASSERT_TRUE(metrics);
+    EXPECT_NE(metrics->body.find("atrium_http_requests_total{operation=\"institution_add\",status="
+                                 "\"201\"} " +
+                                 std::to_string(kClients * kEach) + "\n"),
+              std::string::npos)
+        << metrics->body;
+    EXPECT_NE(metrics->body.find(
+                  "atrium_http_requests_total{operation=\"institution_add\",status=\"409\"} " +
+                  std::to_string(kClients) + "\n"),
+              std::string::npos);
+
+    // A stream of changes, and a Stop in the middle of it.
+    std::atomic<bool> done = false;
+    std::atomic<int> answered = 0;
+    for (int c = 0; c < kClients; ++c) {
+      clients.emplace_back([&, c] {
+        httplib::Client client(url);
+        for (int i = 0; !done && i < 100000; ++i) {
+          const std::string id = "s" + std::to_string(c) + "-" + std::to_string(i);
+          const Answer answer =
+              Call(client, "POST", "/v1/programs/build-on-trainium-2026/institutions",
+                   tokens[static_cast<size_t>(c)], Institution(id));
+          if (answer.status == 201) {
+            std::lock_guard lock(acked_mutex);
+            acked.insert(id);
+            ++answered;
+          } else if (answer.status == 0) {
+            return;  // the service is gone
+          } else if (answer.status != 429 && answer.status != 503) {
+            ++wrong;
+          }
+        }
+      });
+    }
+    while (answered < 40) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    service.Stop();
+    done = true;
+    for (std::thread& client : clients) client.join();
+    EXPECT_EQ(wrong.load(), 0);
+  }
+  ASSERT_GE(acked.size(), 40u);
+  InProcessServer again(dir_);
+  ASSERT_TRUE(again.Start());
+  httplib::Client client("http://127.0.0.1:" + std::to_string(again.port()));
+  int missing = 0;
+  for (const std::string& id : acked) {
+    if (Call(client, "POST", "/v1/programs/build-on-trainium-2026/institutions", admin,
+             Institution(id))
+            .status != 409) {
+      ++missing;
+    }
+  }
+  EXPECT_EQ(missing, 0) << "acknowledged changes lost in a Stop";
 }
 
 }  // namespace
