@@ -792,14 +792,21 @@ struct Server::Impl {
       SubmitThen(command, [this, route = &route, respond = (*defer)(), accept_encoding,
                            started = std::chrono::steady_clock::now()](
                               Result<core::AppAnswer> answer) mutable {
-        // (No token route comes here: the path's parameters are not needed.)
-        HttpAnswer reply = ChangeReply(*route, {}, std::move(answer), std::nullopt);
-        reply.operation = std::string(route->name);
-        CompressIfAccepted(accept_encoding, &reply);
-        metrics.Observe(
-            route->name, reply.status,
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-        respond.Answer(std::move(reply));
+        // This runs on the committer's write thread, which nothing may throw into: a
+        // failure is logged, and `respond`, dropped unanswered, answers 500.
+        try {
+          // (No token route comes here: the path's parameters are not needed.)
+          HttpAnswer reply = ChangeReply(*route, {}, std::move(answer), std::nullopt);
+          reply.operation = std::string(route->name);
+          CompressIfAccepted(accept_encoding, &reply);
+          metrics.Observe(
+              route->name, reply.status,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+          respond.Answer(std::move(reply));
+        } catch (const std::exception& e) {
+          LogEvent(LogLevel::kError, "internal_error",
+                   {{"operation", std::string(route->name)}, {"detail", e.what()}});
+        }
       });
       return std::nullopt;
     }
