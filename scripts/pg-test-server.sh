@@ -10,6 +10,11 @@ action=${1:?start or stop}
 dir=${2:?data directory}
 port=${3:-55432}
 bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+# The `postgres` user must be able to enter the working directory, and a checkout in a
+# private directory (mktemp -d is mode 0700) is not one it can: work from / instead.
+dir=$(realpath -m "$dir")
+self=$(realpath "$0")
+cd /
 
 as_owner() {
   if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -25,7 +30,7 @@ show_logs() {
 case "$action" in
   start)
     trap show_logs ERR
-    if [[ -f "$dir/data/postmaster.pid" ]]; then "$0" stop "$dir" || true; fi
+    if [[ -f "$dir/data/postmaster.pid" ]]; then "$self" stop "$dir" || true; fi
     rm -rf "$dir"
     mkdir -p "$dir"
     if [[ $(id -u) -eq 0 ]]; then chown postgres:postgres "$dir"; fi
