@@ -454,13 +454,6 @@ class Session : public std::enable_shared_from_this<Session> {
 
 Responder::Responder(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Responder::Responder(Responder&& other) noexcept = default;
-Responder& Responder::operator=(Responder&& other) noexcept {
-  if (this != &other) {
-    if (state_) Answer(ErrorAnswer(500, ErrorCode::kInternal, "internal error"));
-    state_ = std::move(other.state_);
-  }
-  return *this;
-}
 
 Responder::~Responder() {
   if (!state_) return;

@@ -67,7 +67,9 @@ class Responder {
   Responder() = default;
   explicit Responder(std::unique_ptr<State> state);
   Responder(Responder&& other) noexcept;
-  Responder& operator=(Responder&& other) noexcept;
+  // Not assignable: replacing an unanswered Responder would have to answer it, which may
+  // throw (it allocates) where a move may not.
+  Responder& operator=(Responder&& other) = delete;
   Responder(const Responder&) = delete;
   Responder& operator=(const Responder&) = delete;
   ~Responder();
