@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -39,6 +40,8 @@ struct ServeArgs {
   bool no_examples = false;
   bool access_log = false;
   std::string snapshot_encode;
+  std::optional<uint64_t> snapshot_entries;
+  std::optional<uint64_t> snapshot_state_bytes_per_entry;
   bool routes_markdown = false;
   bool print_openapi = false;
   std::string clock;
@@ -189,6 +192,10 @@ int Serve(const ServeArgs& args) {
   }
   if (args.access_log) options.access_log = true;
   if (!args.snapshot_encode.empty()) options.snapshot_encode = args.snapshot_encode;
+  if (args.snapshot_entries) options.snapshot_entries = *args.snapshot_entries;
+  if (args.snapshot_state_bytes_per_entry) {
+    options.snapshot_state_bytes_per_entry = *args.snapshot_state_bytes_per_entry;
+  }
   if (!args.clock.empty()) options.clock = args.clock;
   options.allow_test_clock = args.allow_test_clock;
   std::error_code exe_error;
@@ -293,6 +300,12 @@ void RegisterServeCommand(CLI::App& app) {
                    "where state snapshots are encoded: child (default: a forked process, "
                    "the apply thread pauses for the fork only) or apply_thread")
       ->check(CLI::IsMember({"child", "apply_thread"}));
+  serve->add_option("--snapshot-entries", args->snapshot_entries,
+                    "a snapshot is due after at least this many journal entries (default "
+                    "100000; 0: never by count, docs/snapshots.md)");
+  serve->add_option("--snapshot-state-bytes-per-entry", args->snapshot_state_bytes_per_entry,
+                    "the entry count grows to the last snapshot's bytes over this (default "
+                    "512; 0: fixed)");
   serve->add_option("--clock", args->clock,
                     "system (default), or manual: a test clock moved by POST /testing/clock, "
                     "refused without --allow-test-clock (docs/service.md)");

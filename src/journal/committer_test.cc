@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -554,10 +555,15 @@ TEST_F(CommitterTest, GroupsGoOnWhileTheSnapshotIsEncodedInAChild) {
   ASSERT_TRUE(durable.ok());
   int hold[2];
   ASSERT_EQ(pipe(hold), 0);
+  int told[2];  // the child tells its nice value
+  ASSERT_EQ(pipe(told), 0);
   constexpr int kAfter = 20;
   {
     CommitterOptions options{.snapshot_part_bytes = 64};
-    options.in_snapshot_child = [read_end = hold[0]] {
+    options.in_snapshot_child = [read_end = hold[0], write_end = told[1]] {
+      errno = 0;
+      const int child_nice = getpriority(PRIO_PROCESS, 0);
+      (void)!write(write_end, &child_nice, sizeof child_nice);
       char byte = 0;
       while (read(read_end, &byte, 1) < 0 && errno == EINTR) {
       }
@@ -582,10 +588,15 @@ TEST_F(CommitterTest, GroupsGoOnWhileTheSnapshotIsEncodedInAChild) {
     EXPECT_EQ(std::count(calls.begin(), calls.end(), std::string("chunk")), 0);
     EXPECT_EQ(std::count(calls.begin(), calls.end(), std::string("head")), 0);
     EXPECT_GE(std::count(calls.begin(), calls.end(), std::string("append")), 3 + kAfter);
+    // The child encodes below the service's priority.
+    int child_nice = 0;
+    ASSERT_EQ(read(told[0], &child_nice, sizeof child_nice),
+              static_cast<ssize_t>(sizeof child_nice));
+    EXPECT_EQ(child_nice,
+              std::min(getpriority(PRIO_PROCESS, 0) + DurableCore::kSnapshotChildNice, 19));
     ASSERT_EQ(write(hold[1], "x", 1), 1);
   }  // the committer waits for the child, then stores its snapshot
-  close(hold[0]);
-  close(hold[1]);
+  for (const int fd : {hold[0], hold[1], told[0], told[1]}) close(fd);
   const std::vector<std::string> calls = store->Calls();
   EXPECT_EQ(std::count(calls.begin(), calls.end(), std::string("head")), 1);
   auto reopened = Open();

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <memory>
 
 #include "absl/cleanup/cleanup.h"
@@ -158,13 +159,24 @@ Status DurableCore::Commit(const PreparedGroup& group) {
   return OkStatus();
 }
 
+uint64_t DurableCore::snapshot_due_entries() const {
+  if (options_.snapshot_entries == 0) return 0;
+  const uint64_t scaled = options_.snapshot_state_bytes_per_entry == 0
+                              ? 0
+                              : last_snapshot_bytes_ / options_.snapshot_state_bytes_per_entry;
+  return std::max(options_.snapshot_entries, scaled);
+}
+
 bool DurableCore::snapshot_due() const {
   if (!options_.auto_snapshot || entries_since_snapshot_ == 0) return false;
-  if (options_.snapshot_entries > 0 && entries_since_snapshot_ >= options_.snapshot_entries) {
-    return true;
+  const uint64_t due_entries = snapshot_due_entries();
+  if (due_entries > 0 && entries_since_snapshot_ >= due_entries) return true;
+  // Saturating: a growth factor times a large snapshot never wraps to a small bound.
+  uint64_t grown = 0;
+  if (__builtin_mul_overflow(options_.snapshot_growth_factor, last_snapshot_bytes_.load(), &grown)) {
+    grown = std::numeric_limits<uint64_t>::max();
   }
-  return bytes_since_snapshot_ >= std::max(options_.snapshot_bytes_min,
-                                           options_.snapshot_growth_factor * last_snapshot_bytes_);
+  return bytes_since_snapshot_ >= std::max(options_.snapshot_bytes_min, grown);
 }
 
 Result<std::vector<core::CommandResult>> DurableCore::Submit(
@@ -255,6 +267,10 @@ Result<DurableCore::ForkedSnapshot> DurableCore::ForkSnapshot(
     // waits for it before it ends), so a killed service leaves no child behind.
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(3);
+    // Below the service's threads: on a busy machine the encode takes longer instead of
+    // taking a core from the threads that answer (a child is a process of its own, so
+    // this leaves the parent's priority alone).
+    (void)nice(kSnapshotChildNice);
     try {
       if (in_child) in_child();
       std::string state;

@@ -340,6 +340,47 @@ TEST_F(JournalTest, SnapshotsAreDueByEntriesSinceTheLast) {
   EXPECT_EQ(reopened->last_seq(), 25u);
 }
 
+TEST_F(JournalTest, SnapshotEntryCountGrowsWithTheLastSnapshot) {
+  // Every transfer grows the state, so the gap between snapshots must grow with it: after
+  // a snapshot of S bytes the next is due max(4, S / 16) entries later, never sooner.
+  Options options{.snapshot_entries = 4,
+                  .snapshot_state_bytes_per_entry = 16,
+                  .snapshot_bytes_min = 1 << 30};
+  auto durable = OpenDurable(options);
+  ASSERT_TRUE(durable->Submit(Accounts(1)).ok());
+  uint64_t expected_gap = 4;
+  uint64_t since = 1;
+  std::vector<uint64_t> gaps;
+  for (uint32_t transfer_idx = 0; transfer_idx < 600; ++transfer_idx) {
+    ASSERT_TRUE(durable->Submit(Fund(100 + transfer_idx, 1, 2 + transfer_idx)).ok());
+    ++since;
+    if (durable->entries_since_snapshot() != 0) {
+      ASSERT_LT(since, expected_gap) << "no snapshot when one was due";
+      continue;
+    }
+    EXPECT_EQ(since, expected_gap);
+    gaps.push_back(since);
+    const uint64_t snapshot_bytes = State(*durable).size();
+    expected_gap = std::max<uint64_t>(4, snapshot_bytes / 16);
+    EXPECT_EQ(durable->snapshot_due_entries(), expected_gap);
+    since = 0;
+  }
+  ASSERT_GE(gaps.size(), 3u);
+  EXPECT_EQ(gaps.front(), 4u);
+  EXPECT_GT(gaps.back(), 4u * 4);  // the gap grew with the state
+
+  // Reopened, the count is taken from the snapshot it starts from.
+  const uint64_t due = durable->snapshot_due_entries();
+  durable.reset();
+  auto reopened = OpenDurable(options);
+  EXPECT_EQ(reopened->snapshot_due_entries(), due);
+  // Without scaling the count stays at snapshot_entries whatever the state's size.
+  Options fixed = options;
+  fixed.snapshot_state_bytes_per_entry = 0;
+  reopened.reset();
+  EXPECT_EQ(OpenDurable(fixed)->snapshot_due_entries(), 4u);
+}
+
 TEST_F(JournalTest, AutomaticSnapshotsFollowTheJournalsGrowth) {
   Options options{.snapshot_bytes_min = 256};
   {

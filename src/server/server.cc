@@ -193,6 +193,11 @@ Status LoadServerConfig(const std::string& path, ServerOptions* options) {
     } else if (name == "access_log") {
       if (!value.is_boolean()) return bad();
       options->access_log = *value.value<bool>();
+    } else if (name == "snapshot_entries" || name == "snapshot_state_bytes_per_entry") {
+      if (!value.is_integer() || *value.value<int64_t>() < 0) return bad();
+      const auto number = static_cast<uint64_t>(*value.value<int64_t>());
+      (name == "snapshot_entries" ? options->snapshot_entries
+                                  : options->snapshot_state_bytes_per_entry) = number;
     } else if (name == "snapshot_encode") {
       const std::optional<std::string> where = value.value<std::string>();
       if (!where || (*where != "child" && *where != "apply_thread")) return bad();
@@ -963,7 +968,11 @@ Status Server::Start() {
   // instance, or `atrium ledger --db` on this store, is refused with kLocked.
   ATRIUM_ASSIGN_OR_RETURN(
       auto store, journal::OpenJournalStore(s.location, journal::OpenMode::kReadWriteCreate));
-  ATRIUM_ASSIGN_OR_RETURN(auto durable, journal::DurableCore::Open(std::move(store), {}));
+  ATRIUM_ASSIGN_OR_RETURN(auto durable, journal::DurableCore::Open(
+                       std::move(store),
+                       journal::Options{.snapshot_entries = s.options.snapshot_entries,
+                                        .snapshot_state_bytes_per_entry =
+                                            s.options.snapshot_state_bytes_per_entry}));
   if (s.options.clock == "manual") {
     // A test clock starts at the later of now and the store's last command, so time never
     // runs backwards in the journal across restarts.

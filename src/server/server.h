@@ -23,6 +23,7 @@
 
 #include "base/error.h"
 #include "exec/local_executor.h"
+#include "journal/journal.h"
 #include "server/http_transport.h"
 
 namespace atrium::server {
@@ -52,6 +53,11 @@ struct ServerOptions {
   // Where state snapshots are encoded: "child" (a forked process; the apply thread pauses
   // for the fork only; falls back to the apply thread where fork fails) or "apply_thread".
   std::string snapshot_encode = "child";
+  // The snapshot policy's entry count (journal::Options, docs/snapshots.md): a snapshot
+  // is due after the larger of snapshot_entries and the last snapshot's size over
+  // snapshot_state_bytes_per_entry (0: fixed at snapshot_entries).
+  uint64_t snapshot_entries = journal::Options{}.snapshot_entries;
+  uint64_t snapshot_state_bytes_per_entry = journal::Options{}.snapshot_state_bytes_per_entry;
   // Timeouts, header and connection limits (workers, body_bytes_max and access_log are
   // taken from the fields above).
   TransportOptions transport;

@@ -609,5 +609,29 @@ TEST_F(ServerConcurrencyTest, ChangesAnsweredFromTheLoopAreCountedAndSurviveASto
   EXPECT_EQ(missing, 0) << "acknowledged changes lost in a Stop";
 }
 
+TEST(ServerConfigTest, SnapshotPolicyIsReadFromTheConfigFileAndChecked) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("atrium-config-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "serve.toml").string();
+  ServerOptions options;
+  EXPECT_EQ(options.snapshot_entries, journal::Options{}.snapshot_entries);
+  EXPECT_EQ(options.snapshot_state_bytes_per_entry,
+            journal::Options{}.snapshot_state_bytes_per_entry);
+  std::ofstream(path) << "snapshot_entries = 250000\nsnapshot_state_bytes_per_entry = 0\n";
+  ASSERT_TRUE(LoadServerConfig(path, &options).ok());
+  EXPECT_EQ(options.snapshot_entries, 250'000U);
+  EXPECT_EQ(options.snapshot_state_bytes_per_entry, 0U);
+  for (const char* bad : {"snapshot_entries = -1\n", "snapshot_state_bytes_per_entry = \"1k\"\n",
+                          "snapshot_entries = 1.5\n"}) {
+    std::ofstream(path, std::ios::trunc) << bad;
+    const Status loaded = LoadServerConfig(path, &options);
+    EXPECT_EQ(loaded.code(), ErrorCode::kConfigInvalid) << bad;
+    EXPECT_EQ(options.snapshot_entries, 250'000U) << bad;
+    EXPECT_EQ(options.snapshot_state_bytes_per_entry, 0U) << bad;
+  }
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace atrium::server
