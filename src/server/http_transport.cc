@@ -190,6 +190,22 @@ class Session : public std::enable_shared_from_this<Session> {
   net::any_io_executor executor() { return stream_.get_executor(); }
 
   // An answer from another thread (a Responder): written on the connection's strand.
+  static void PostMake(std::shared_ptr<Session> self, absl::AnyInvocable<HttpAnswer()> make,
+                       std::string method, std::string path, std::string request_id) {
+    auto executor = self->executor();
+    net::post(executor, [self = std::move(self), make = std::move(make), method = std::move(method),
+                         path = std::move(path), id = std::move(request_id)]() mutable {
+      HttpAnswer answer;
+      try {
+        answer = make();
+      } catch (const std::exception& e) {
+        LogEvent(LogLevel::kError, "internal_error", {{"request_id", id}, {"detail", e.what()}});
+        answer = ErrorAnswer(500, ErrorCode::kInternal, "internal error");
+      }
+      self->Write(std::move(answer), method, path, id);
+    });
+  }
+
   static void PostAnswer(std::shared_ptr<Session> self, HttpAnswer answer, std::string method,
                          std::string path, std::string request_id) {
     auto executor = self->executor();
@@ -471,6 +487,13 @@ void Responder::Answer(HttpAnswer answer) {
   Session::PostAnswer(std::move(state->session), std::move(answer), std::move(state->method),
                       std::move(state->path), std::move(state->request_id));
   // The work guard goes with `state`, after the answer is queued on the loop.
+}
+
+void Responder::AnswerWith(absl::AnyInvocable<HttpAnswer()> make) {
+  if (!state_) return;
+  std::unique_ptr<State> state = std::move(state_);
+  Session::PostMake(std::move(state->session), std::move(make), std::move(state->method),
+                    std::move(state->path), std::move(state->request_id));
 }
 
 void HttpTransport::Impl::Accept() {

@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "base/error.h"
 
 namespace atrium::server {
@@ -75,6 +76,12 @@ class Responder {
   ~Responder();
 
   void Answer(HttpAnswer answer);
+  // Answers with what `make` returns, called on one of the loop threads (the
+  // connection's strand) instead of the caller's thread: a completion on the journal's write thread hands the work of building
+  // the answer (JSON, compression, metrics) on rather than delaying the next group. If
+  // `make` throws, the error is logged with the request id and the answer is 500. If the
+  // transport stops first, `make` is dropped uncalled.
+  void AnswerWith(absl::AnyInvocable<HttpAnswer()> make);
 
  private:
   std::unique_ptr<State> state_;

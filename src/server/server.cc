@@ -216,8 +216,10 @@ struct Server::Impl {
   }
   ~Impl() {
     // Commands still in the journal's pipeline answer through the transport's Responders
-    // and count in `metrics` (changes deferred on the loop): the runner stops submitting,
-    // then the committer drains, while the transport and the metrics still exist.
+    // (changes deferred on the loop): the runner stops submitting, then the committer
+    // drains, while the transport still exists. Their answers are built on the loop
+    // (Responder::AnswerWith), which has stopped by now (Server::Run returned): the makers
+    // are dropped uncalled with the transport, so none touches this object.
     exec.reset();
     committer.reset();
   }
@@ -797,17 +799,24 @@ struct Server::Impl {
       SubmitThen(command, [this, route = &route, respond = (*defer)(), accept_encoding,
                            started = std::chrono::steady_clock::now()](
                               Result<core::AppAnswer> answer) mutable {
-        // This runs on the committer's write thread, which nothing may throw into: a
-        // failure is logged, and `respond`, dropped unanswered, answers 500.
+        // This runs on the committer's write thread, which nothing may throw into and
+        // whose next group waits for it: the answer is built on the connection's loop
+        // thread. A failure to hand it on is logged, and `respond`, dropped unanswered,
+        // answers 500. The transport stops before the server is destroyed, so `this`
+        // outlives every call of the maker (Server::Impl::~Impl).
         try {
-          // (No token route comes here: the path's parameters are not needed.)
-          HttpAnswer reply = ChangeReply(*route, {}, std::move(answer), std::nullopt);
-          reply.operation = std::string(route->name);
-          CompressIfAccepted(accept_encoding, &reply);
-          metrics.Observe(
-              route->name, reply.status,
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-          respond.Answer(std::move(reply));
+          respond.AnswerWith([this, route, answer = std::move(answer),
+                              accept_encoding, started]() mutable {
+            // (No token route comes here: the path's parameters are not needed.)
+            HttpAnswer reply = ChangeReply(*route, {}, std::move(answer), std::nullopt);
+            reply.operation = std::string(route->name);
+            CompressIfAccepted(accept_encoding, &reply);
+            metrics.Observe(route->name, reply.status,
+                            std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                                          started)
+                                .count());
+            return reply;
+          });
         } catch (const std::exception& e) {
           LogEvent(LogLevel::kError, "internal_error",
                    {{"operation", std::string(route->name)}, {"detail", e.what()}});

@@ -391,6 +391,89 @@ TEST(TransportLogTest, EveryInternalErrorIsLoggedWithItsRequestId) {
   EXPECT_TRUE(by_id[fine_id].empty()) << log;
 }
 
+// A deferred answer given from another thread (as the journal's write thread does) with
+// AnswerWith is built on one of the transport's loop threads, not the giver's; a maker that
+// throws answers 500 and logs its cause with the request id; a Responder dropped
+// unanswered answers 500.
+TEST(TransportLogTest, DeferredAnswersAreBuiltOnTheLoop) {
+  TransportOptions options;
+  options.workers = 2;
+  std::mutex mutex;
+  std::vector<std::thread> givers;
+  std::set<std::thread::id> loop_threads;
+  std::set<std::thread::id> giver_threads;
+  std::set<std::thread::id> maker_threads;
+  const LoopHandler on_loop = [&](const HttpRequest& request,
+                                  const DeferFn& defer) -> std::optional<HttpAnswer> {
+    {
+      std::lock_guard lock(mutex);
+      loop_threads.insert(std::this_thread::get_id());
+    }
+    Responder respond = defer();
+    const std::string path = request.path;
+    std::lock_guard lock(mutex);
+    givers.emplace_back([&, path, respond = std::move(respond)]() mutable {
+      {
+        std::lock_guard inner(mutex);
+        giver_threads.insert(std::this_thread::get_id());
+      }
+      if (path == "/dropped") return;  // dropped unanswered
+      respond.AnswerWith([&, path]() -> HttpAnswer {
+        {
+          std::lock_guard inner(mutex);
+          maker_threads.insert(std::this_thread::get_id());
+        }
+        if (path == "/throw") throw std::runtime_error("the maker broke: no JSON today");
+        HttpAnswer answer;
+        answer.status = 201;
+        answer.body = R"({"built":"on the loop"})";
+        return answer;
+      });
+    });
+    return std::nullopt;
+  };
+  HttpTransport transport(
+      options, [](const HttpRequest&) { return HttpAnswer{.status = 299}; }, on_loop);
+  ASSERT_TRUE(transport.Listen("127.0.0.1", 0).ok());
+  std::thread runner([&] { transport.Run(); });
+  ::testing::internal::CaptureStderr();
+  httplib::Client client("127.0.0.1", transport.port());
+  const httplib::Result built = client.Post("/built", "{}", "application/json");
+  const httplib::Result thrown = client.Post("/throw", "{}", "application/json");
+  const httplib::Result dropped = client.Post("/dropped", "{}", "application/json");
+  transport.Stop();
+  runner.join();
+  for (std::thread& giver : givers) giver.join();
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(built && thrown && dropped);
+  EXPECT_EQ(built->status, 201);
+  EXPECT_EQ(built->body, R"({"built":"on the loop"})");
+  EXPECT_EQ(thrown->status, 500);
+  EXPECT_EQ(thrown->body.find("no JSON today"), std::string::npos) << "a cause reached the client";
+  EXPECT_EQ(dropped->status, 500);
+  // Both makers ran on the transport's loop threads (two serve every connection), never
+  // on the threads that gave the answers.
+  ASSERT_FALSE(maker_threads.empty());
+  std::set<std::thread::id> loop_or_maker = loop_threads;
+  loop_or_maker.insert(maker_threads.begin(), maker_threads.end());
+  EXPECT_LE(loop_or_maker.size(), 2U) << "an answer was built off the loop threads";
+  for (const std::thread::id maker : maker_threads) {
+    EXPECT_EQ(giver_threads.count(maker), 0U) << "an answer was built by its giver";
+    EXPECT_NE(maker, std::this_thread::get_id());
+  }
+  const std::string thrown_id = thrown->get_header_value("X-Request-Id");
+  bool cause_logged = false;
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    const json event = json::parse(line, nullptr, false);
+    if (event.is_object() && event.value("request_id", "") == thrown_id &&
+        event.value("event", "") == "internal_error") {
+      cause_logged = event.value("detail", "").find("no JSON today") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(cause_logged) << log;
+}
+
 // Datasets over HTTP (docs/datasets.md): the new routes' roles and bad input, each refused
 // with its code and nothing changed; the public sees the catalog without the location of
 // data that is not open.
