@@ -93,20 +93,40 @@ CommandResult Core::Apply(const Command& command) {
             result.changed = result.expired > 0;
           },
           [&](const AppCommand& typed) {
-            const nlohmann::json document =
-                nlohmann::json::parse(typed.json, nullptr, /*allow_exceptions=*/false);
-            if (document.is_discarded()) {
-              AppAnswer answer;
-              answer.status = MakeError(ErrorCode::kParseError, "the command is not JSON");
-              result.app = std::move(answer);
-              return;
-            }
-            result.app = app_.Apply(document, typed.now_us);
-            result.changed = result.app->changed;
+            ApplyApp(typed, nlohmann::json::parse(typed.json, nullptr, /*allow_exceptions=*/false),
+                     result);
           },
       },
       command);
   return result;
+}
+
+Core::ParsedCommand Core::Parse(Command command) {
+  ParsedCommand parsed{.command = std::move(command), .document = nullptr};
+  if (const auto* app = std::get_if<AppCommand>(&parsed.command)) {
+    parsed.document = nlohmann::json::parse(app->json, nullptr, /*allow_exceptions=*/false);
+  }
+  return parsed;
+}
+
+CommandResult Core::Apply(const ParsedCommand& parsed) {
+  const auto* app = std::get_if<AppCommand>(&parsed.command);
+  if (app == nullptr) return Apply(parsed.command);
+  CommandResult result;
+  ApplyApp(*app, parsed.document, result);
+  return result;
+}
+
+void Core::ApplyApp(const AppCommand& command, const nlohmann::json& document,
+                    CommandResult& result) {
+  if (document.is_discarded()) {
+    AppAnswer answer;
+    answer.status = MakeError(ErrorCode::kParseError, "the command is not JSON");
+    result.app = std::move(answer);
+    return;
+  }
+  result.app = app_.Apply(document, command.now_us);
+  result.changed = result.app->changed;
 }
 
 Status Core::Verify() const {
@@ -374,7 +394,7 @@ Result<uint32_t> Core::SnapshotVersion(std::string_view bytes) {
   return version;
 }
 
-Result<Core> Core::Decode(std::string_view bytes) {
+Result<Core::SnapshotParts> Core::SplitSnapshot(std::string_view bytes) {
   ATRIUM_ASSIGN_OR_RETURN(const uint32_t version, SnapshotVersion(bytes));
   if (version != kStateVersion) {
     return MakeError(ErrorCode::kCorruption,
@@ -383,14 +403,35 @@ Result<Core> Core::Decode(std::string_view bytes) {
                          "; the journal is replayed from its start instead)");
   }
   ByteReader reader(bytes.substr(8));
-  const std::string_view ledger_bytes = reader.GetRaw(reader.Get<uint64_t>());
-  const std::string_view app_bytes = reader.GetRaw(reader.Get<uint64_t>());
+  SnapshotParts parts;
+  parts.ledger = reader.GetRaw(reader.Get<uint64_t>());
+  parts.app = reader.GetRaw(reader.Get<uint64_t>());
   if (!reader.ok() || !reader.at_end()) {
     return MakeError(ErrorCode::kCorruption, "state snapshot: bad length");
   }
-  ATRIUM_ASSIGN_OR_RETURN(ledger::Ledger ledger, ledger::Ledger::Decode(ledger_bytes));
+  return parts;
+}
+
+Result<ledger::Ledger> Core::DecodeLedger(std::string_view ledger_part) {
+  return ledger::Ledger::Decode(ledger_part);
+}
+
+Result<Core> Core::DecodeWithoutLedger(std::string_view app_part) {
   Core core;
-  ATRIUM_ASSIGN_OR_RETURN(core.app_, AppState::Decode(app_bytes, std::move(ledger)));
+  ATRIUM_ASSIGN_OR_RETURN(core.app_, AppState::Decode(app_part, ledger::Ledger()));
+  return core;
+}
+
+void Core::AttachLedger(ledger::Ledger ledger) {
+  // Assigned into the ledger the programs and the scheduler point at: its address stays.
+  app_.mutable_ledger() = std::move(ledger);
+}
+
+Result<Core> Core::Decode(std::string_view bytes) {
+  ATRIUM_ASSIGN_OR_RETURN(const SnapshotParts parts, SplitSnapshot(bytes));
+  ATRIUM_ASSIGN_OR_RETURN(ledger::Ledger ledger, DecodeLedger(parts.ledger));
+  ATRIUM_ASSIGN_OR_RETURN(Core core, DecodeWithoutLedger(parts.app));
+  core.AttachLedger(std::move(ledger));
   return core;
 }
 

@@ -20,6 +20,7 @@
 #include "core/app_state.h"
 #include "core/command.h"
 #include "ledger/ledger.h"
+#include "nlohmann/json.hpp"
 
 namespace atrium::core {
 
@@ -39,6 +40,18 @@ class Core {
  public:
   CommandResult Apply(const Command& command);
 
+  // A command with an AppCommand's JSON parsed already, so that parsing can happen on
+  // another thread than the apply (a restart parses the journal's tail on its reader
+  // thread: docs/journal.md, "Restart on two threads"). Apply(command) is
+  // Apply(Parse(command)).
+  struct ParsedCommand {
+    Command command;
+    // An AppCommand's document (discarded if its text is not JSON); null otherwise.
+    nlohmann::json document;
+  };
+  static ParsedCommand Parse(Command command);
+  CommandResult Apply(const ParsedCommand& parsed);
+
   const ledger::Ledger& ledger() const { return app_.ledger(); }
   const AppState& app() const { return app_; }
 
@@ -53,12 +66,28 @@ class Core {
   // Decode refuses malformed bytes and other versions with kCorruption.
   void Encode(std::string* out) const;
   static Result<Core> Decode(std::string_view bytes);
+  // Decode in halves that may run at once, on two threads (a restart decodes the ledger
+  // beside the rest): Decode is SplitSnapshot, then DecodeLedger and DecodeWithoutLedger,
+  // then AttachLedger. Nothing in the rest reads the ledger while it decodes (the
+  // programs and the scheduler only keep its address), so the result is the same state.
+  struct SnapshotParts {
+    std::string_view ledger;
+    std::string_view app;
+  };
+  static Result<SnapshotParts> SplitSnapshot(std::string_view bytes);
+  static Result<ledger::Ledger> DecodeLedger(std::string_view ledger_part);
+  // The state with an empty ledger: apply, read and verify nothing until AttachLedger
+  // gives it the ledger of the same snapshot.
+  static Result<Core> DecodeWithoutLedger(std::string_view app_part);
+  void AttachLedger(ledger::Ledger ledger);
   // The format version of a snapshot's bytes (kCorruption if they are not a snapshot).
   static Result<uint32_t> SnapshotVersion(std::string_view bytes);
   // 5: training, datasets, capacity reservations (program 4, app 4, scheduler 4)
   static constexpr uint32_t kSnapshotVersion = 5;
 
  private:
+  void ApplyApp(const AppCommand& command, const nlohmann::json& document, CommandResult& result);
+
   AppState app_;
 };
 

@@ -11,11 +11,16 @@
 #include <csignal>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "base/bytes.h"
+#include "journal/mutex.h"
 
 namespace atrium::journal {
 namespace {
@@ -41,6 +46,199 @@ Result<core::Command> Follow(const StoredEntry& entry, uint64_t expected_seq,
   return command;
 }
 
+// A restart's second thread (docs/journal.md, "Restart on two threads"). It checks the
+// snapshot's digest and decodes the snapshot's ledger while the opening thread decodes the
+// rest; then it reads the entries after the snapshot, checks each against the chain,
+// decodes it and parses its JSON, and hands them over in batches, so the opening thread
+// only applies.
+// Until it is joined the store is this thread's alone.
+class RestartReader {
+ public:
+  struct Entry {
+    uint64_t seq = 0;
+    Digest hash{};
+    uint64_t payload_bytes = 0;
+    core::Core::ParsedCommand command;
+  };
+
+  // Reads from the entry after `snapshot` (or from the start, if there is none); the
+  // snapshot is read until TakeLedger returns.
+  RestartReader(JournalStore* store, const StoredSnapshot* snapshot)
+      : store_(store),
+        snapshot_(snapshot),
+        from_seq_(snapshot != nullptr ? snapshot->seq : 0),
+        from_hash_(snapshot != nullptr ? snapshot->chain_hash : Digest{}),
+        thread_([this] {
+          // What the store or an allocation throws ends the restart with an error, not
+          // the process.
+          try {
+            Run();
+          } catch (const std::exception& thrown) {
+            Fail(thrown.what());
+          }
+        }) {}
+  ~RestartReader() {
+    {
+      MutexLock lock(&mutex_);
+      stopped_ = true;
+    }
+    changed_.SignalAll();
+    thread_.join();
+  }
+  RestartReader(const RestartReader&) = delete;
+  RestartReader& operator=(const RestartReader&) = delete;
+
+  // The snapshot's ledger, decoded once its digest matched (waits for it).
+  Result<ledger::Ledger> TakeLedger() {
+    MutexLock lock(&mutex_);
+    while (!ledger_.has_value()) changed_.Wait(&mutex_);
+    return std::move(*ledger_);
+  }
+
+  // The next entries in order; empty at the end of the journal or at the first problem
+  // (then status() says which).
+  std::vector<Entry> NextBatch() {
+    std::vector<Entry> batch;
+    MutexLock lock(&mutex_);
+    while (batches_.empty() && !finished_) changed_.Wait(&mutex_);
+    if (!batches_.empty()) {
+      batch = std::move(batches_.front());
+      batches_.pop_front();
+      changed_.SignalAll();
+    }
+    return batch;
+  }
+  // Gives an applied batch back: the reader thread frees it (its parsed documents are
+  // many small blocks, and freeing them is work the applying thread need not do).
+  void Recycle(std::vector<Entry> batch) {
+    MutexLock lock(&mutex_);
+    spent_.push_back(std::move(batch));
+  }
+  // Once NextBatch came back empty: the first problem met, and the store's last entry as
+  // last seen (for the opening thread's check that the replay reached it).
+  Status status() {
+    MutexLock lock(&mutex_);
+    return status_;
+  }
+  std::optional<StoredEntry> last() {
+    MutexLock lock(&mutex_);
+    return last_;
+  }
+
+ private:
+  static constexpr size_t kBatchEntries = 256;
+  static constexpr size_t kBatchesQueued = 8;
+
+  void Run() {
+    if (snapshot_ != nullptr) {
+      Result<ledger::Ledger> ledger = DecodeSnapshotLedger(*snapshot_);
+      snapshot_ = nullptr;
+      const bool decoded = ledger.ok();
+      {
+        MutexLock lock(&mutex_);
+        ledger_ = std::move(ledger);
+      }
+      changed_.SignalAll();
+      if (!decoded) return Finish(OkStatus(), std::nullopt);
+    }
+    uint64_t seq = from_seq_;
+    Digest hash = from_hash_;
+    std::vector<Entry> batch;
+    std::optional<StoredEntry> last;
+    Status status = OkStatus();
+    // Another process may be appending while this one reads (a reader beside the
+    // service): entries that appear during a scan are read by another scan.
+    for (;;) {
+      status = store_->Scan(seq, [&](const StoredEntry& entry) -> Status {
+        ATRIUM_ASSIGN_OR_RETURN(core::Command command, Follow(entry, seq + 1, hash));
+        seq = entry.seq;
+        hash = entry.hash;
+        batch.push_back(Entry{.seq = entry.seq,
+                              .hash = entry.hash,
+                              .payload_bytes = entry.payload.size(),
+                              .command = core::Core::Parse(std::move(command))});
+        if (batch.size() < kBatchEntries) return OkStatus();
+        if (!Hand(std::move(batch))) {
+          return MakeError(ErrorCode::kUnavailable, "the restart stopped reading");
+        }
+        batch = {};
+        return OkStatus();
+      });
+      if (!status.ok()) break;
+      Result<std::optional<StoredEntry>> stored_last = store_->LastEntry();
+      if (!stored_last.ok()) {
+        status = stored_last.error();
+        break;
+      }
+      last = std::move(*stored_last);
+      if (!last.has_value() || last->seq <= seq) break;
+    }
+    if (!batch.empty()) Hand(std::move(batch));
+    Finish(std::move(status), std::move(last));
+  }
+
+  static Result<ledger::Ledger> DecodeSnapshotLedger(const StoredSnapshot& snapshot) {
+    if (Sha256Of(snapshot.state) != snapshot.state_digest) {
+      return MakeError(ErrorCode::kCorruption,
+                       "snapshot " + std::to_string(snapshot.seq) + " does not match its digest");
+    }
+    ATRIUM_ASSIGN_OR_RETURN(const core::Core::SnapshotParts parts,
+                            core::Core::SplitSnapshot(snapshot.state));
+    return core::Core::DecodeLedger(parts.ledger);
+  }
+
+  // Queues a batch, waiting for room; false once the opening thread stopped listening.
+  // Frees the batches given back meanwhile, outside the lock.
+  bool Hand(std::vector<Entry> batch) {
+    std::deque<std::vector<Entry>> spent;
+    {
+      MutexLock lock(&mutex_);
+      while (batches_.size() >= kBatchesQueued && !stopped_) changed_.Wait(&mutex_);
+      if (stopped_) return false;
+      batches_.push_back(std::move(batch));
+      spent.swap(spent_);
+    }
+    changed_.SignalAll();
+    return true;
+  }
+
+  void Fail(const char* what) {
+    {
+      MutexLock lock(&mutex_);
+      const Error error = MakeError(ErrorCode::kInternal, std::string("restart: ") + what);
+      if (!ledger_.has_value()) ledger_ = error;
+      status_ = error;
+      finished_ = true;
+    }
+    changed_.SignalAll();
+  }
+
+  void Finish(Status status, std::optional<StoredEntry> last) {
+    {
+      MutexLock lock(&mutex_);
+      status_ = std::move(status);
+      last_ = std::move(last);
+      finished_ = true;
+    }
+    changed_.SignalAll();
+  }
+
+  JournalStore* const store_;
+  const StoredSnapshot* snapshot_;  // the reader thread's, until the ledger is decoded
+  const uint64_t from_seq_;
+  const Digest from_hash_;
+  Mutex mutex_;
+  CondVar changed_;
+  std::optional<Result<ledger::Ledger>> ledger_ ABSL_GUARDED_BY(mutex_);
+  std::deque<std::vector<Entry>> batches_ ABSL_GUARDED_BY(mutex_);
+  std::deque<std::vector<Entry>> spent_ ABSL_GUARDED_BY(mutex_);
+  bool finished_ ABSL_GUARDED_BY(mutex_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mutex_) = false;
+  Status status_ ABSL_GUARDED_BY(mutex_) = OkStatus();
+  std::optional<StoredEntry> last_ ABSL_GUARDED_BY(mutex_);
+  std::thread thread_;  // last: started once everything above is set
+};
+
 }  // namespace
 
 Digest ChainHash(const Digest& previous, uint64_t seq, std::string_view payload) {
@@ -63,43 +261,48 @@ Result<std::unique_ptr<DurableCore>> DurableCore::Open(std::unique_ptr<JournalSt
 Status DurableCore::Recover() {
   ATRIUM_ASSIGN_OR_RETURN(std::optional<StoredSnapshot> snapshot, store_->LatestSnapshot());
   if (snapshot.has_value()) {
-    if (Sha256Of(snapshot->state) != snapshot->state_digest) {
-      return MakeError(ErrorCode::kCorruption,
-                       "snapshot " + std::to_string(snapshot->seq) + " does not match its digest");
-    }
-    ATRIUM_ASSIGN_OR_RETURN(const uint32_t version, core::Core::SnapshotVersion(snapshot->state));
-    if (version < core::Core::kSnapshotVersion) {
-      // Written by an earlier build: replay the journal from its start instead.
-      snapshot.reset();
-    } else {
-      ATRIUM_ASSIGN_OR_RETURN(core_, core::Core::Decode(snapshot->state));
-      // Check the snapshot's state before anything is replayed on top of it.
-      ATRIUM_TRY(core_.Verify());
-      last_seq_ = snapshot->seq;
-      last_hash_ = snapshot->chain_hash;
-      recovered_from_seq_ = snapshot->seq;
-      last_snapshot_bytes_ = snapshot->state.size();
-    }
+    // Written by an earlier build: replay the journal from its start instead. (Bytes that
+    // are no snapshot at all are refused below, by their digest or their decoding.)
+    const Result<uint32_t> version = core::Core::SnapshotVersion(snapshot->state);
+    if (version.ok() && *version < core::Core::kSnapshotVersion) snapshot.reset();
   }
-  snapshot.reset();
-  // Replay, then make sure the end was reached. Another process may be appending while
-  // this one reads (a reader beside the service): entries that appear during the scan
-  // are read by another pass, so only a journal that ends before what was replayed, or
-  // differs from it, is broken.
-  std::optional<StoredEntry> last;
+  // The reader thread checks the digest and decodes the ledger while this one decodes the
+  // rest of the snapshot; then it reads the tail while this one applies it.
+  RestartReader reader(store_.get(), snapshot.has_value() ? &*snapshot : nullptr);
+  if (snapshot.has_value()) {
+    Result<core::Core> decoded = [&]() -> Result<core::Core> {
+      ATRIUM_ASSIGN_OR_RETURN(const core::Core::SnapshotParts parts,
+                              core::Core::SplitSnapshot(snapshot->state));
+      return core::Core::DecodeWithoutLedger(parts.app);
+    }();
+    Result<ledger::Ledger> ledger = reader.TakeLedger();
+    if (!ledger.ok()) return ledger.error();  // a digest that does not match comes first
+    if (!decoded.ok()) return decoded.error();
+    core_ = std::move(*decoded);
+    core_.AttachLedger(std::move(*ledger));
+    // Check the snapshot's state before anything is replayed on top of it.
+    ATRIUM_TRY(core_.Verify());
+    last_seq_ = snapshot->seq;
+    last_hash_ = snapshot->chain_hash;
+    recovered_from_seq_ = snapshot->seq;
+    last_snapshot_bytes_ = snapshot->state.size();
+    snapshot.reset();
+  }
   for (;;) {
-    ATRIUM_TRY(store_->Scan(last_seq_, [this](const StoredEntry& entry) -> Status {
-      ATRIUM_ASSIGN_OR_RETURN(core::Command command, Follow(entry, last_seq_ + 1, last_hash_));
-      (void)core_.Apply(command);
+    std::vector<RestartReader::Entry> batch = reader.NextBatch();
+    if (batch.empty()) break;
+    for (const RestartReader::Entry& entry : batch) {
+      (void)core_.Apply(entry.command);
       last_seq_ = entry.seq;
       last_hash_ = entry.hash;
-      bytes_since_snapshot_ += entry.payload.size();
+      bytes_since_snapshot_ += entry.payload_bytes;
       ++entries_since_snapshot_;
-      return OkStatus();
-    }));
-    ATRIUM_ASSIGN_OR_RETURN(last, store_->LastEntry());
-    if (!last.has_value() || last->seq <= last_seq_) break;
+    }
+    reader.Recycle(std::move(batch));
   }
+  ATRIUM_TRY(reader.status());
+  // Only a journal that ends before what was replayed, or differs from it, is broken.
+  const std::optional<StoredEntry> last = reader.last();
   if (last.has_value() && (last->seq != last_seq_ || last->hash != last_hash_)) {
     return Broken(last->seq, "the snapshot does not belong to this journal");
   }
@@ -173,7 +376,8 @@ bool DurableCore::snapshot_due() const {
   if (due_entries > 0 && entries_since_snapshot_ >= due_entries) return true;
   // Saturating: a growth factor times a large snapshot never wraps to a small bound.
   uint64_t grown = 0;
-  if (__builtin_mul_overflow(options_.snapshot_growth_factor, last_snapshot_bytes_.load(), &grown)) {
+  if (__builtin_mul_overflow(options_.snapshot_growth_factor, last_snapshot_bytes_.load(),
+                             &grown)) {
     grown = std::numeric_limits<uint64_t>::max();
   }
   return bytes_since_snapshot_ >= std::max(options_.snapshot_bytes_min, grown);

@@ -343,9 +343,8 @@ TEST_F(JournalTest, SnapshotsAreDueByEntriesSinceTheLast) {
 TEST_F(JournalTest, SnapshotEntryCountGrowsWithTheLastSnapshot) {
   // Every transfer grows the state, so the gap between snapshots must grow with it: after
   // a snapshot of S bytes the next is due max(4, S / 16) entries later, never sooner.
-  Options options{.snapshot_entries = 4,
-                  .snapshot_state_bytes_per_entry = 16,
-                  .snapshot_bytes_min = 1 << 30};
+  Options options{
+      .snapshot_entries = 4, .snapshot_state_bytes_per_entry = 16, .snapshot_bytes_min = 1 << 30};
   auto durable = OpenDurable(options);
   ASSERT_TRUE(durable->Submit(Accounts(1)).ok());
   uint64_t expected_gap = 4;
@@ -451,6 +450,68 @@ TEST_F(JournalTest, AlteredSnapshotIsDetected) {
     ASSERT_TRUE(durable->Snapshot().ok());
   }
   backend_->TamperSnapshots();
+  EXPECT_EQ(OpenStatus().code(), ErrorCode::kCorruption);
+  EXPECT_EQ(Verify().code(), ErrorCode::kCorruption);
+}
+
+// Restart reads the tail on a second thread and hands it over in batches of a bounded
+// queue (docs/journal.md, "Restart on two threads"). A tail many times longer than that
+// queue: replayed in order to the same state; a break deep in it is named at its entry.
+TEST_F(JournalTest, ALongTailIsReplayedInOrderAndABreakDeepInItIsNamed) {
+  constexpr uint32_t kTail = 6000;
+  std::string before;
+  {
+    auto durable = OpenDurable();
+    ASSERT_TRUE(durable->Submit(Accounts(1)).ok());
+    ASSERT_TRUE(durable->Submit(Fund(10, 5, 2)).ok());
+    ASSERT_TRUE(durable->Snapshot().ok());
+    std::vector<Command> group;
+    for (uint32_t i = 0; i < kTail; ++i) {
+      group.push_back(Fund(100 + i, 1, 3 + i));
+      if (group.size() == 1000) {
+        ASSERT_TRUE(durable->Submit(group).ok());
+        group.clear();
+      }
+    }
+    before = State(*durable);
+  }
+  {
+    auto reopened = OpenDurable();
+    EXPECT_EQ(reopened->recovered_from_seq(), 2u);
+    EXPECT_EQ(reopened->last_seq(), 2u + kTail);
+    EXPECT_EQ(reopened->entries_since_snapshot(), kTail);
+    EXPECT_EQ(State(*reopened), before);
+    EXPECT_EQ(reopened->core().ledger().FindAccount(2)->balance(),
+              Credits::FromWhole(5 + int64_t{kTail}));
+  }
+  backend_->TamperEntry(4321);
+  const Status opened = OpenStatus();
+  EXPECT_EQ(opened.code(), ErrorCode::kChainBroken);
+  EXPECT_NE(opened.error().message.find("entry 4321"), std::string::npos) << opened.error().message;
+}
+
+// A snapshot whose digest matches but whose state does not decode, ahead of a tail the
+// reader thread is still handing over: the open fails with kCorruption and stops the
+// reader (no hang, no half-opened core).
+TEST_F(JournalTest, ASnapshotThatDoesNotDecodeStopsTheTailsReader) {
+  {
+    auto durable = OpenDurable();
+    ASSERT_TRUE(durable->Submit(Accounts(1)).ok());
+    ASSERT_TRUE(durable->Submit(Fund(10, 5, 2)).ok());
+    auto captured = durable->CaptureSnapshot();
+    ASSERT_TRUE(captured.ok());
+    // The state: magic and version (8 bytes), the ledger part and the rest, each
+    // length-prefixed. One byte of the rest's magic changes; the digest follows it.
+    ByteReader reader(std::string_view(captured->state).substr(8));
+    const auto ledger_bytes = reader.Get<uint64_t>();
+    ASSERT_TRUE(reader.ok());
+    captured->state[8 + 8 + ledger_bytes + 8] ^= 0x5A;
+    captured->state_digest = Sha256Of(captured->state);
+    ASSERT_TRUE(durable->WriteSnapshot(std::move(*captured)).ok());
+    std::vector<Command> group;
+    for (uint32_t i = 0; i < 6000; ++i) group.push_back(Fund(100 + i, 1, 3 + i));
+    ASSERT_TRUE(durable->Submit(group).ok());
+  }
   EXPECT_EQ(OpenStatus().code(), ErrorCode::kCorruption);
   EXPECT_EQ(Verify().code(), ErrorCode::kCorruption);
 }
