@@ -305,7 +305,7 @@ void RegisterServeCommand(CLI::App& app) {
                     "100000; 0: never by count, docs/snapshots.md)");
   serve->add_option("--snapshot-state-bytes-per-entry", args->snapshot_state_bytes_per_entry,
                     "the entry count grows to the last snapshot's bytes over this (default "
-                    "512; 0: fixed)");
+                    "4096; 0: fixed)");
   serve->add_option("--clock", args->clock,
                     "system (default), or manual: a test clock moved by POST /testing/clock, "
                     "refused without --allow-test-clock (docs/service.md)");
