@@ -335,7 +335,9 @@ class AppState {
   // cluster, scheduler, jobs, tokens, idempotency records); the ledger of record is not
   // in them (Core encodes it once). Decode takes the decoded ledger, which it moves into
   // the state before the programs and the scheduler are pointed at it; it refuses
-  // malformed bytes with kCorruption. No op history is kept.
+  // malformed bytes with kCorruption. No op history is kept. Decode must not read the
+  // ledger's contents (only keep its address): a restart decodes with an empty ledger
+  // while another thread decodes the real one, moved in afterwards (Core::AttachLedger).
   void Encode(std::string* out) const;
   static Result<AppState> Decode(std::string_view bytes, ledger::Ledger ledger);
 
