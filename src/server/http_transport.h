@@ -77,10 +77,11 @@ class Responder {
 
   void Answer(HttpAnswer answer);
   // Answers with what `make` returns, called on one of the loop threads (the
-  // connection's strand) instead of the caller's thread: a completion on the journal's write thread hands the work of building
-  // the answer (JSON, compression, metrics) on rather than delaying the next group. If
-  // `make` throws, the error is logged with the request id and the answer is 500. If the
-  // transport stops first, `make` is dropped uncalled.
+  // connection's strand) instead of the caller's thread: a completion on the journal's
+  // write thread hands the work of building the answer (JSON, compression, metrics) on
+  // rather than delaying the next group. If `make` throws, the error is logged with the
+  // request id and the answer is 500. If the transport stops first, `make` is dropped
+  // uncalled.
   void AnswerWith(absl::AnyInvocable<HttpAnswer()> make);
 
  private:

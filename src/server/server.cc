@@ -805,16 +805,15 @@ struct Server::Impl {
         // answers 500. The transport stops before the server is destroyed, so `this`
         // outlives every call of the maker (Server::Impl::~Impl).
         try {
-          respond.AnswerWith([this, route, answer = std::move(answer),
-                              accept_encoding, started]() mutable {
+          respond.AnswerWith([this, route, answer = std::move(answer), accept_encoding,
+                              started]() mutable {
             // (No token route comes here: the path's parameters are not needed.)
             HttpAnswer reply = ChangeReply(*route, {}, std::move(answer), std::nullopt);
             reply.operation = std::string(route->name);
             CompressIfAccepted(accept_encoding, &reply);
-            metrics.Observe(route->name, reply.status,
-                            std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                          started)
-                                .count());
+            metrics.Observe(
+                route->name, reply.status,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
             return reply;
           });
         } catch (const std::exception& e) {
@@ -977,11 +976,12 @@ Status Server::Start() {
   // instance, or `atrium ledger --db` on this store, is refused with kLocked.
   ATRIUM_ASSIGN_OR_RETURN(
       auto store, journal::OpenJournalStore(s.location, journal::OpenMode::kReadWriteCreate));
-  ATRIUM_ASSIGN_OR_RETURN(auto durable, journal::DurableCore::Open(
-                       std::move(store),
-                       journal::Options{.snapshot_entries = s.options.snapshot_entries,
-                                        .snapshot_state_bytes_per_entry =
-                                            s.options.snapshot_state_bytes_per_entry}));
+  ATRIUM_ASSIGN_OR_RETURN(
+      auto durable,
+      journal::DurableCore::Open(std::move(store),
+                                 journal::Options{.snapshot_entries = s.options.snapshot_entries,
+                                                  .snapshot_state_bytes_per_entry =
+                                                      s.options.snapshot_state_bytes_per_entry}));
   if (s.options.clock == "manual") {
     // A test clock starts at the later of now and the store's last command, so time never
     // runs backwards in the journal across restarts.
