@@ -20,9 +20,13 @@ NodeIndex::NodeIndex(const cluster::Cluster& cluster, uint32_t pool,
   full_ = FullMask(chips_);
   sizes_ = cluster.node_types()[p.node_type].allocation_sizes;
   if (lookup_table && chips_ <= kLookupChipsMax) {
-    largest_of_.resize(size_t{1} << chips_);
-    for (uint64_t mask = 0; mask < largest_of_.size(); ++mask) {
-      largest_of_[mask] = static_cast<uint8_t>(ComputeLargestBlockOf(mask));
+    // Each mask from the one without its lowest free chip: only the blocks around that chip
+    // are new (one test per size, not a scan of every aligned block; the table is built
+    // at every cluster load and every snapshot decode).
+    largest_of_.assign(size_t{1} << chips_, 0);
+    for (uint64_t mask = 1; mask < largest_of_.size(); ++mask) {
+      largest_of_[mask] = static_cast<uint8_t>(
+          LargestGrownBy(mask, std::countr_zero(mask), largest_of_[mask & (mask - 1)]));
     }
   }
   member_.assign(p.node_count, 0);
@@ -48,6 +52,21 @@ NodeIndex::NodeIndex(const cluster::Cluster& cluster, uint32_t pool,
 int NodeIndex::LargestBlockOf(uint64_t mask) const {
   if (!largest_of_.empty()) return largest_of_[mask & full_];
   return ComputeLargestBlockOf(mask);
+}
+
+int NodeIndex::LargestGrownBy(uint64_t mask, int chip, int largest_without) const {
+  if (mask == full_) return chips_;
+  if (sizes_.empty()) return largest_without + 1;  // any size: the free chips
+  // The blocks the mask has and the one without the chip lacks are those that hold the
+  // chip: one aligned block per size.
+  int largest = largest_without;
+  for (const int size : sizes_) {
+    const int offset = chip / size * size;
+    if (offset + size > chips_) continue;
+    const uint64_t block = FullMask(size) << offset;
+    if ((mask & block) == block) largest = std::max(largest, size);
+  }
+  return largest;
 }
 
 int NodeIndex::ComputeLargestBlockOf(uint64_t mask) const {

@@ -80,6 +80,9 @@ class NodeIndex {
   static constexpr int kLookupChipsMax = 16;
 
   int ComputeLargestBlockOf(uint64_t mask) const;
+  // LargestBlockOf(mask), given LargestBlockOf of the mask without `chip` (one of its
+  // bits).
+  int LargestGrownBy(uint64_t mask, int chip, int largest_without) const;
 
   uint32_t Local(uint32_t node) const { return node - first_node_; }
   size_t Bucket(int largest, int free_chips) const {

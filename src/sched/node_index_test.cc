@@ -99,6 +99,36 @@ TEST_F(NodeIndexTest, NonMembersAreNeverChosen) {
 }
 
 // Random takes and releases against a brute-force model of what must fit.
+// The precomputed table (built mask by mask from smaller masks) agrees with the direct
+// computation for every mask, for chains of sizes, sizes that do not divide the node and
+// no sizes.
+TEST(NodeIndexTableTest, LookupTableAgreesWithTheDirectComputation) {
+  const std::vector<std::vector<int>> size_sets = {{1, 4, 8}, {1, 2, 4, 8, 16}, {4}, {16},
+                                                   {},        {3, 6},           {5}, {2, 12}};
+  for (const std::vector<int>& sizes : size_sets) {
+    const cluster::Cluster cluster = MakeCluster(sizes);
+    std::vector<uint64_t> masks(32, FullMask(16));
+    const NodeIndex direct(cluster, 0, &masks, /*lookup_table=*/false);
+    const NodeIndex table(cluster, 0, &masks, /*lookup_table=*/true);
+    int mismatches = 0;
+    for (uint64_t mask = 0; mask <= FullMask(16); ++mask) {
+      if (direct.LargestBlockOf(mask) != table.LargestBlockOf(mask)) ++mismatches;
+    }
+    EXPECT_EQ(mismatches, 0) << "sizes " << testing::PrintToString(sizes);
+    // Spot checks against hand-worked answers.
+    if (sizes == std::vector<int>{1, 4, 8}) {
+      EXPECT_EQ(table.LargestBlockOf(0x00F0), 4);
+      EXPECT_EQ(table.LargestBlockOf(0x0078), 1);  // 4 free chips, not aligned
+      EXPECT_EQ(table.LargestBlockOf(0xFF00), 8);
+      EXPECT_EQ(table.LargestBlockOf(0xFFFF), 16);
+      EXPECT_EQ(table.LargestBlockOf(0), 0);
+    }
+    if (sizes.empty()) {
+      EXPECT_EQ(table.LargestBlockOf(0x0F0F), 8);  // any size: the free chips
+    }
+  }
+}
+
 TEST(NodeIndexRandomTest, AgreesWithBruteForce) {
   for (const bool sized : {true, false}) {
     const cluster::Cluster cluster = sized ? MakeCluster() : MakeCluster({});
