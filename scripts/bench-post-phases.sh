@@ -5,7 +5,8 @@
 # phase prints one JSON line (requests/s, p99 and max latency in ms, non-2xx answers);
 # the last line gives the server's snapshot figures from /metrics: snapshots by where
 # they were encoded and how long the apply thread paused for them, and how many durable
-# appends (one transaction each) took over 25 and over 100 ms. The cluster fills in
+# appends (one transaction each) took over 25 and over 100 ms, the longest step of storing
+# a snapshot between groups (a part, a head or a pruned chunk) and the chunks pruned. The cluster fills in
 # about 5 s; the waiting bound is raised to 5,000,000 jobs, so every submission is
 # accepted; a snapshot is due every 100,000 entries.
 #
@@ -21,7 +22,8 @@ dpkg-query -W -f='${Status}' wrk 2>/dev/null | grep -q 'install ok installed' ||
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends wrk >/dev/null
 cmake --preset release >/dev/null
 cmake --build --preset release --target atrium >/dev/null
-atrium=$PWD/build/release/src/cli/atrium
+# ATRIUM: another build's binary (an earlier commit's, for a before/after pair).
+atrium=${ATRIUM:-$PWD/build/release/src/cli/atrium}
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 server_pid=
@@ -70,5 +72,7 @@ curl -s -H "Authorization: Bearer $(cat "$work/data/admin.token")" "http://127.0
     /^atrium_journal_fsync_seconds_bucket\{le="0.025"\}/ {le25 = $2}
     /^atrium_journal_fsync_seconds_bucket\{le="0.1"\}/ {le100 = $2}
     /^atrium_journal_fsync_seconds_count/ {appends = $2}
-    END {printf "{\"commands\": %d, \"appends\": %d, \"appends_over_25ms\": %d, \"appends_over_100ms\": %d, \"snapshots_child\": %d, \"snapshots_apply_thread\": %d, \"snapshot_pause_ms_sum\": %.1f, \"snapshot_pause_ms_max\": %.1f}\n",
-         commands, appends, appends - le25, appends - le100, child, apply, sum * 1000, max * 1000}'
+    /^atrium_journal_snapshot_write_step_seconds_max/ {step = $2}
+    /^atrium_journal_snapshot_chunks_pruned_total/ {pruned = $2}
+    END {printf "{\"commands\": %d, \"appends\": %d, \"appends_over_25ms\": %d, \"appends_over_100ms\": %d, \"snapshots_child\": %d, \"snapshots_apply_thread\": %d, \"snapshot_pause_ms_sum\": %.1f, \"snapshot_pause_ms_max\": %.1f, \"snapshot_write_step_ms_max\": %.1f, \"snapshot_chunks_pruned\": %d}\n",
+         commands, appends, appends - le25, appends - le100, child, apply, sum * 1000, max * 1000, step * 1000, pruned}'

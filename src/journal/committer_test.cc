@@ -1,8 +1,8 @@
 #include "journal/committer.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -253,6 +253,9 @@ class HeldStore final : public JournalStore {
                          uint64_t chunks) override {
     return inner_->PutSnapshotHead(head, state_bytes, chunks);
   }
+  Result<uint64_t> PruneSnapshotChunks(uint64_t chunks_max) override {
+    return inner_->PruneSnapshotChunks(chunks_max);
+  }
   Result<StoredSnapshot> ReadSnapshot(uint64_t seq) override { return inner_->ReadSnapshot(seq); }
   Result<std::optional<StoredSnapshot>> LatestSnapshot() override {
     return inner_->LatestSnapshot();
@@ -430,6 +433,7 @@ struct StoreRecord {
   std::mutex mutex;
   std::condition_variable changed;
   std::vector<std::string> calls;
+  uint64_t chunks_pruned = 0;
   uint64_t held_chunk = UINT64_MAX;
   bool holding = false;
 };
@@ -468,6 +472,15 @@ class RecordingStore final : public JournalStore {
                          uint64_t chunks) override {
     Record("head");
     return inner_->PutSnapshotHead(head, state_bytes, chunks);
+  }
+  Result<uint64_t> PruneSnapshotChunks(uint64_t chunks_max) override {
+    auto pruned = inner_->PruneSnapshotChunks(chunks_max);
+    if (pruned.ok()) {
+      std::lock_guard lock(record_->mutex);
+      record_->chunks_pruned += *pruned;
+      record_->calls.emplace_back(*pruned == 0 ? "prune_none" : "prune");
+    }
+    return pruned;
   }
   Result<StoredSnapshot> ReadSnapshot(uint64_t seq) override { return inner_->ReadSnapshot(seq); }
   Result<std::optional<StoredSnapshot>> LatestSnapshot() override {
@@ -537,6 +550,70 @@ TEST_F(CommitterTest, AGroupDoesNotWaitForAWholeSnapshot) {
   auto reopened = Open();
   EXPECT_EQ(reopened->recovered_from_seq(), snapshot_seq);
   EXPECT_EQ(reopened->core().ledger().transfer_count(), 3U);
+}
+
+// The chunks of snapshots no longer kept are deleted by the write thread after the head
+// that dropped them, one chunk per transaction, not inside the head's transaction; none
+// is left once the thread has nothing else to do.
+TEST_F(CommitterTest, DroppedSnapshotsArePrunedAChunkAtATimeAfterTheirSuccessorsHead) {
+  auto sqlite = SqliteStore::Open(path_, OpenMode::kReadWriteCreate);
+  ASSERT_TRUE(sqlite.ok());
+  auto store = std::make_shared<StoreRecord>();
+  auto recording = std::make_unique<RecordingStore>(std::move(*sqlite), store);
+  auto durable = DurableCore::Open(std::move(recording), Options{.snapshot_entries = 3});
+  ASSERT_TRUE(durable.ok());
+  {
+    Committer committer(std::move(*durable), {.snapshot_part_bytes = 32});
+    ASSERT_TRUE(committer
+                    .Submit(core::CreateAccounts{
+                        .now_us = 1,
+                        .accounts = {{.id = 1, .kind = ledger::AccountKind::kSponsor},
+                                     {.id = 2, .kind = ledger::AccountKind::kGrant}}})
+                    .get()
+                    .ok());
+    // One entry at a time, each waiting for the snapshot taken after it to be stored, so
+    // that snapshots are due at entries 3, 6, 9 and 12 and none is skipped.
+    const auto heads = [&] {
+      const std::vector<std::string> calls = store->Calls();
+      return std::count(calls.begin(), calls.end(), std::string("head"));
+    };
+    for (Id128 id = 10; id < 21; ++id) {
+      ASSERT_TRUE(committer.Submit(OneTransfer(id)).get().ok());
+      const auto wanted = static_cast<std::ptrdiff_t>((id - 10 + 2) / 3);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (heads() < wanted && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+      ASSERT_EQ(heads(), wanted) << "entry " << static_cast<uint64_t>(id - 8);
+    }
+    // Then the write thread, idle, prunes until nothing is left.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    for (;;) {
+      const std::vector<std::string> calls = store->Calls();
+      const auto last_head = std::find(calls.rbegin(), calls.rend(), std::string("head"));
+      if (std::find(calls.rbegin(), last_head, std::string("prune_none")) != last_head) break;
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no prune after the last head";
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  const std::vector<std::string> calls = store->Calls();
+  // Nothing is pruned before a third head drops the first snapshot.
+  const auto first_prune = std::find(calls.begin(), calls.end(), std::string("prune"));
+  ASSERT_NE(first_prune, calls.end());
+  EXPECT_EQ(std::count(calls.begin(), first_prune, std::string("head")), 3);
+  // Two snapshots dropped (of four), each of more than one chunk, each chunk on its own.
+  EXPECT_GT(store->chunks_pruned, 2U);
+  EXPECT_EQ(static_cast<uint64_t>(std::count(calls.begin(), calls.end(), std::string("prune"))),
+            store->chunks_pruned);
+  auto reopened_store = SqliteStore::Open(path_, OpenMode::kReadWrite);
+  ASSERT_TRUE(reopened_store.ok());
+  auto left = (*reopened_store)->PruneSnapshotChunks(1000);
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(*left, 0U);
+  auto index = (*reopened_store)->SnapshotIndex();
+  ASSERT_TRUE(index.ok());
+  ASSERT_EQ(index->size(), 2U);
+  EXPECT_EQ(index->back().seq, 12U);
 }
 
 // The snapshot's encode runs in a child process: while the child is held (before it

@@ -560,6 +560,11 @@ Result<bool> DurableCore::WriteSnapshotPart(SnapshotWrite& write, uint64_t part_
   return true;
 }
 
+Result<uint64_t> DurableCore::PruneSnapshotChunks(uint64_t chunks_max) {
+  if (poisoned_) return MakeError(ErrorCode::kJournalPoisoned, "reopen the journal first");
+  return store_->PruneSnapshotChunks(chunks_max);
+}
+
 Result<VerifyReport> VerifyStore(JournalStore& store) {
   ATRIUM_ASSIGN_OR_RETURN(std::vector<StoredSnapshot> snapshots, store.SnapshotIndex());
   // Snapshots of an older format (an earlier build's) are checked against their digest

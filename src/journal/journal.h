@@ -114,6 +114,11 @@ class DurableCore {
     Sha256 digest;
   };
   Result<bool> WriteSnapshotPart(SnapshotWrite& write, uint64_t part_bytes);
+  // Deletes at most chunks_max chunks of snapshots no longer kept (JournalStore::
+  // PruneSnapshotChunks); how many it deleted. A stored head leaves its elders' chunks to
+  // this, so that freeing them is spread out like writing them. Touches nothing Prepare
+  // does.
+  Result<uint64_t> PruneSnapshotChunks(uint64_t chunks_max);
   // CaptureSnapshot with the encode in a child process, so the state's owner goes on
   // applying meanwhile (the way Redis saves: fork, and copy-on-write keeps the child's
   // view of the state as it was at the fork). ForkSnapshot has CaptureSnapshot's

@@ -239,7 +239,7 @@ TEST_F(JournalTest, SnapshotShortensRecoveryToTheSameState) {
 
 // A snapshot stored in parts (the Committer's way): unread until its head is written,
 // then the one recovery starts from; the chunks of a write cut short before its head are
-// never read and go with the next snapshot's head.
+// never read and go once a later snapshot is stored.
 TEST_F(JournalTest, ASnapshotStoredInPartsIsReadOnlyOnceItsHeadIsWritten) {
   std::string at_two;
   std::string before;
@@ -288,6 +288,65 @@ TEST_F(JournalTest, ASnapshotStoredInPartsIsReadOnlyOnceItsHeadIsWritten) {
   EXPECT_EQ(again->recovered_from_seq(), 3u);
   EXPECT_EQ(State(*again), before);
   ASSERT_TRUE(Verify().ok());
+}
+
+// A head drops the heads of snapshots no longer kept but leaves their chunks, which are
+// then pruned a few at a time (the Committer prunes one between groups): only chunks older
+// than the newest head, never those of a snapshot still being written.
+TEST_F(JournalTest, ChunksOfDroppedSnapshotsArePrunedApartFromTheHead) {
+  std::string before;
+  {
+    auto durable = OpenDurable();
+    ASSERT_TRUE(durable->Submit(Accounts(1)).ok());
+    // Snapshots at entries 2, 3 and 4, each in parts of 16 bytes.
+    std::vector<uint64_t> chunk_counts;
+    for (Id128 id = 10; id < 13; ++id) {
+      ASSERT_TRUE(durable->Submit(Fund(id, 5, static_cast<int64_t>(id))).ok());
+      auto captured = durable->CaptureSnapshot();
+      ASSERT_TRUE(captured.ok());
+      DurableCore::SnapshotWrite write(std::move(*captured));
+      for (;;) {
+        auto stored = durable->WriteSnapshotPart(write, 16);
+        ASSERT_TRUE(stored.ok()) << stored.error().ToString();
+        if (*stored) break;
+      }
+      chunk_counts.push_back(write.chunks);
+    }
+    ASSERT_GT(chunk_counts[0], 2u);
+    // A fourth snapshot, written only in part: its chunks are the newest and unnamed.
+    ASSERT_TRUE(durable->Submit(Fund(13, 5, 13)).ok());
+    auto unfinished = durable->CaptureSnapshot();
+    ASSERT_TRUE(unfinished.ok());
+    DurableCore::SnapshotWrite cut(std::move(*unfinished));
+    for (int part = 0; part < 2; ++part) ASSERT_TRUE(durable->WriteSnapshotPart(cut, 16).ok());
+    // Two kept (entries 3 and 4): the first snapshot's chunks go, one per call, and no more.
+    uint64_t pruned = 0;
+    for (int call = 0; call < 1000; ++call) {
+      auto one = durable->PruneSnapshotChunks(1);
+      ASSERT_TRUE(one.ok()) << one.error().ToString();
+      if (*one == 0) break;
+      EXPECT_EQ(*one, 1u);
+      pruned += *one;
+    }
+    EXPECT_EQ(pruned, chunk_counts[0]);
+    // The unfinished snapshot's chunks survived: it completes and is the one recovered.
+    for (;;) {
+      auto stored = durable->WriteSnapshotPart(cut, 16);
+      ASSERT_TRUE(stored.ok()) << stored.error().ToString();
+      if (*stored) break;
+    }
+    // Its head dropped the second snapshot's head; a bounded prune takes all its chunks.
+    auto rest = durable->PruneSnapshotChunks(1000);
+    ASSERT_TRUE(rest.ok());
+    EXPECT_EQ(*rest, chunk_counts[1]);
+    before = State(*durable);
+  }
+  auto reopened = OpenDurable();
+  EXPECT_EQ(reopened->recovered_from_seq(), 5u);
+  EXPECT_EQ(State(*reopened), before);
+  auto report = Verify();
+  ASSERT_TRUE(report.ok()) << report.error().ToString();
+  EXPECT_EQ(report->snapshots_checked, 2u);  // entries 4 and 5, both whole
 }
 
 TEST_F(JournalTest, AnOlderSnapshotVersionIsPassedOverAndTheJournalReplayed) {

@@ -84,6 +84,9 @@ class LockedStore final : public JournalStore {
                          uint64_t chunks) override {
     return store_->PutSnapshotHead(head, state_bytes, chunks);
   }
+  Result<uint64_t> PruneSnapshotChunks(uint64_t chunks_max) override {
+    return store_->PruneSnapshotChunks(chunks_max);
+  }
   Result<std::optional<StoredSnapshot>> LatestSnapshot() override {
     return store_->LatestSnapshot();
   }

@@ -175,8 +175,8 @@ void InsertChunk(pqxx::work& write, uint64_t seq, uint64_t chunk, std::string_vi
       AsInt(seq), AsInt(chunk), Blob(data));
 }
 
-// The head names the snapshot; then only the newest snapshots are kept (the entries
-// themselves are never pruned), and chunks no head names go.
+// The head names the snapshot; then only the newest snapshots' heads are kept (the entries
+// themselves are never pruned). Chunks no head names are left to PruneSnapshotChunks.
 void InsertHead(pqxx::work& write, const StoredSnapshot& head, uint64_t state_bytes,
                 uint64_t chunks) {
   write.exec_params0(
@@ -193,8 +193,6 @@ void InsertHead(pqxx::work& write, const StoredSnapshot& head, uint64_t state_by
       "DELETE FROM atrium_snapshots WHERE seq NOT IN"
       " (SELECT seq FROM atrium_snapshots ORDER BY seq DESC LIMIT $1)",
       static_cast<int64_t>(PgStore::kSnapshotsKept));
-  write.exec0(
-      "DELETE FROM atrium_snapshot_chunks WHERE seq NOT IN (SELECT seq FROM atrium_snapshots)");
 }
 
 }  // namespace
@@ -211,6 +209,9 @@ Status PgStore::PutSnapshot(const StoredSnapshot& snapshot) {
           std::string_view(snapshot.state).substr(chunk_idx * kChunkBytesMax, kChunkBytesMax));
     }
     InsertHead(write, snapshot, snapshot.state.size(), chunks);
+    // Written whole (offline): the older snapshots' chunks go in the same transaction.
+    write.exec0(
+        "DELETE FROM atrium_snapshot_chunks WHERE seq NOT IN (SELECT seq FROM atrium_snapshots)");
     write.commit();
     return OkStatus();
   });
@@ -236,6 +237,20 @@ Status PgStore::PutSnapshotHead(const StoredSnapshot& head, uint64_t state_bytes
     InsertHead(write, head, state_bytes, chunks);
     write.commit();
     return OkStatus();
+  });
+}
+
+Result<uint64_t> PgStore::PruneSnapshotChunks(uint64_t chunks_max) {
+  if (read_only_) return MakeError(ErrorCode::kInvalidArgument, "journal opened read-only");
+  return Guard("pruning snapshot chunks", [&]() -> Result<uint64_t> {
+    pqxx::work write(connection_->connection);
+    const pqxx::result pruned = write.exec_params(
+        "DELETE FROM atrium_snapshot_chunks WHERE (seq, chunk) IN (SELECT seq, chunk FROM"
+        " atrium_snapshot_chunks WHERE seq NOT IN (SELECT seq FROM atrium_snapshots)"
+        " AND seq < (SELECT max(seq) FROM atrium_snapshots) ORDER BY seq, chunk LIMIT $1)",
+        static_cast<int64_t>(std::min<uint64_t>(chunks_max, INT64_MAX)));
+    write.commit();
+    return static_cast<uint64_t>(pruned.affected_rows());
   });
 }
 

@@ -251,7 +251,9 @@ Status SqliteStore::PutSnapshot(const StoredSnapshot& snapshot) {
           snapshot.seq, chunk_idx,
           std::string_view(snapshot.state).substr(chunk_idx * kChunkBytesMax, kChunkBytesMax));
     }
-    return ok && InsertHead(snapshot, snapshot.state.size(), chunks);
+    // Written whole (offline): the older snapshots' chunks go in the same transaction.
+    return ok && InsertHead(snapshot, snapshot.state.size(), chunks) &&
+           Exec("DELETE FROM snapshot_chunks WHERE seq NOT IN (SELECT seq FROM snapshots)").ok();
   });
 }
 
@@ -290,8 +292,8 @@ bool SqliteStore::InsertChunk(uint64_t seq, uint64_t chunk, std::string_view dat
   return insert.Step() == SQLITE_DONE;
 }
 
-// The head names the snapshot; then only the newest snapshots are kept (the entries
-// themselves are never pruned), and chunks no head names go.
+// The head names the snapshot; then only the newest snapshots' heads are kept (the entries
+// themselves are never pruned). Chunks no head names are left to PruneSnapshotChunks.
 bool SqliteStore::InsertHead(const StoredSnapshot& head, uint64_t state_bytes, uint64_t chunks) {
   Statement insert(db_,
                    "INSERT OR REPLACE INTO snapshots (seq, chain_hash, state_digest, state_bytes,"
@@ -314,8 +316,23 @@ bool SqliteStore::InsertHead(const StoredSnapshot& head, uint64_t state_bytes, u
                   " (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?)");
   if (!prune.ok()) return false;
   prune.BindInt(1, kSnapshotsKept);
-  if (prune.Step() != SQLITE_DONE) return false;
-  return Exec("DELETE FROM snapshot_chunks WHERE seq NOT IN (SELECT seq FROM snapshots)").ok();
+  return prune.Step() == SQLITE_DONE;
+}
+
+Result<uint64_t> SqliteStore::PruneSnapshotChunks(uint64_t chunks_max) {
+  uint64_t pruned = 0;
+  ATRIUM_TRY(InWriteTransaction("pruning snapshot chunks", [&] {
+    Statement prune(db_,
+                    "DELETE FROM snapshot_chunks WHERE rowid IN (SELECT rowid FROM snapshot_chunks"
+                    " WHERE seq NOT IN (SELECT seq FROM snapshots)"
+                    " AND seq < (SELECT max(seq) FROM snapshots) ORDER BY seq, chunk LIMIT ?)");
+    if (!prune.ok()) return false;
+    prune.BindInt(1, std::min<uint64_t>(chunks_max, INT64_MAX));
+    if (prune.Step() != SQLITE_DONE) return false;
+    pruned = static_cast<uint64_t>(sqlite3_changes(db_));
+    return true;
+  }));
+  return pruned;
 }
 
 Result<std::vector<StoredSnapshot>> SqliteStore::SnapshotIndex() {

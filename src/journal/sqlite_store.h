@@ -38,6 +38,7 @@ class SqliteStore final : public JournalStore {
   Status PutSnapshotChunk(uint64_t seq, uint64_t chunk, std::string_view data) override;
   Status PutSnapshotHead(const StoredSnapshot& head, uint64_t state_bytes,
                          uint64_t chunks) override;
+  Result<uint64_t> PruneSnapshotChunks(uint64_t chunks_max) override;
   Result<std::optional<StoredSnapshot>> LatestSnapshot() override;
   Result<StoredSnapshot> ReadSnapshot(uint64_t seq) override;
   Result<std::vector<StoredSnapshot>> SnapshotIndex() override;

@@ -80,6 +80,19 @@ std::string Metrics::Render(size_t queue_depth, int64_t chips_busy, int64_t jobs
                      committer.snapshot_pause_seconds_sum);
   out += fmt::format("atrium_journal_snapshot_pause_seconds{{stat=\"max\"}} {}\n",
                      committer.snapshot_pause_seconds_max);
+  out +=
+      "# HELP atrium_journal_snapshot_write_step_seconds_max The longest step the write "
+      "thread took to store snapshots between groups (a part, a head, or a pruned chunk of an "
+      "older snapshot): the most a group waited for one.\n";
+  out += "# TYPE atrium_journal_snapshot_write_step_seconds_max gauge\n";
+  out += fmt::format("atrium_journal_snapshot_write_step_seconds_max {}\n",
+                     committer.snapshot_step_seconds_max);
+  out +=
+      "# HELP atrium_journal_snapshot_chunks_pruned_total Chunks of snapshots no longer "
+      "kept, deleted between groups.\n";
+  out += "# TYPE atrium_journal_snapshot_chunks_pruned_total counter\n";
+  out += fmt::format("atrium_journal_snapshot_chunks_pruned_total {}\n",
+                     committer.snapshot_chunks_pruned);
   out += "# HELP atrium_cluster_chips_busy Chips running jobs.\n";
   out += "# TYPE atrium_cluster_chips_busy gauge\n";
   out += fmt::format("atrium_cluster_chips_busy {}\n", chips_busy);

@@ -35,6 +35,9 @@ class FailingStore final : public JournalStore {
                          uint64_t chunks) override {
     return inner_->PutSnapshotHead(head, state_bytes, chunks);
   }
+  Result<uint64_t> PruneSnapshotChunks(uint64_t chunks_max) override {
+    return inner_->PruneSnapshotChunks(chunks_max);
+  }
   Result<StoredSnapshot> ReadSnapshot(uint64_t seq) override { return inner_->ReadSnapshot(seq); }
   Result<std::optional<StoredSnapshot>> LatestSnapshot() override {
     return inner_->LatestSnapshot();
