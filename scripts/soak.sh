@@ -4,9 +4,15 @@
 # queued, run and finished by the clock's ticks: job churn), metrics scrapes, and a
 # restart (SIGTERM, then start again on the same store) every RESTART_S seconds. Prints
 # one JSON object: RSS (now and peak), latency percentiles (p50, p90, p99) of reads and
-# writes in the first and the last 10 s phase, and every restart's time from exec to
-# listening (the first and last named). Every phase goes to SOAK_PHASES (default
-# build/release/soak-phases.jsonl).
+# writes in the first and the last 10 s phase, the writes accepted and refused over the
+# whole run, and every restart's time from exec to listening (the first and last named).
+# Every phase goes to SOAK_PHASES (default build/release/soak-phases.jsonl).
+#
+# Reads go as fast as the server answers them. Writes are paced at SOAK_POST_RATE
+# submissions a second (default 500; jobs of 1 chip for 60 s, so research-40k runs about
+# 30,000 chips and its queue stays short): unpaced, the writers fill the 200,000-job
+# waiting bound within a minute, after which nearly every write is a refusal and the run
+# measures refusals rather than the journal (session 30).
 #
 #   scripts/soak.sh [DURATION_S] [RESTART_S] [CONNECTIONS]    (defaults: 1800, 300, 32)
 set -euo pipefail
@@ -15,6 +21,7 @@ duration=${1:-1800}
 restart_every=${2:-300}
 connections=${3:-32}
 phase_s=10
+post_rate=${SOAK_POST_RATE:-500}
 for pkg in wrk curl jq; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$pkg" >/dev/null
@@ -61,31 +68,32 @@ grant=$(sed -n 's/.*grant=\([^ ]*\).*/\1/p' <<<"$setup")
 token=$(cat "$(sed -n 's/.*researcher_token=\([^ ]*\).*/\1/p' <<<"$setup")")
 admin=$(cat "$work/data/admin.token")
 export ATRIUM_BENCH_TOKEN=$token ATRIUM_BENCH_PROGRAM=$program ATRIUM_BENCH_GRANT=$grant
+export ATRIUM_BENCH_RATE=$post_rate ATRIUM_BENCH_RATE_CONNECTIONS=$((connections / 2))
 balance="http://127.0.0.1:$port/v1/programs/$program/grants/$grant/balance"
 
-# wrk --latency -> "rps p50_ms p90_ms p99_ms errors"
+# wrk --latency -> "rps p50_ms p90_ms p99_ms errors requests"
 summarize() {
   awk 'function ms(v) { if (v ~ /us$/) {sub(/us/,"",v); return v/1000} if (v ~ /ms$/) {sub(/ms/,"",v); return v+0} sub(/s/,"",v); return v*1000 }
        /Requests\/sec/ {rps=$2} /^ +50%/ {p50=ms($2)} /^ +90%/ {p90=ms($2)} /^ +99%/ {p99=ms($2)}
-       /Non-2xx or 3xx responses:/ {bad+=$5}
-       END {printf "%s %s %s %s %d\n", rps, p50, p90, p99, bad}'
+       /Non-2xx or 3xx responses:/ {bad+=$5} / requests in / {n=$1}
+       END {printf "%s %s %s %s %d %d\n", rps, p50, p90, p99, bad, n}'
 }
 # One phase: reads and writes at once, then a metrics scrape; prints a JSON object.
 phase() {
   wrk -t1 -c$((connections / 2)) -d${phase_s}s --latency -H "Authorization: Bearer $token" \
     "$balance" | summarize >"$work/get.txt" &
-  wrk -t1 -c$((connections / 2)) -d${phase_s}s --latency -s scripts/bench/job_submit.lua \
+  wrk -t1 -c$((connections / 2)) -d${phase_s}s --latency -s scripts/bench/job_submit_paced.lua \
     "http://127.0.0.1:$port/v1/jobs" | summarize >"$work/post.txt"
   wait
-  read -r g_rps g_p50 g_p90 g_p99 g_bad <"$work/get.txt"
-  read -r p_rps p_p50 p_p90 p_p99 p_bad <"$work/post.txt"
+  read -r g_rps g_p50 g_p90 g_p99 g_bad _ <"$work/get.txt"
+  read -r p_rps p_p50 p_p90 p_p99 p_bad p_n <"$work/post.txt"
   local rss=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
   local rss_peak=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
   local waiting=$(curl -s -H "Authorization: Bearer $admin" "http://127.0.0.1:$port/metrics" |
     awk '/^atrium_cluster_jobs_waiting / {print $2}')
-  printf '{"t_s": %d, "rss_kb": %s, "rss_peak_kb": %s, "jobs_waiting": %s, "get": {"rps": %s, "p50_ms": %s, "p90_ms": %s, "p99_ms": %s, "non_2xx": %s}, "post": {"rps": %s, "p50_ms": %s, "p90_ms": %s, "p99_ms": %s, "non_2xx": %s}}' \
+  printf '{"t_s": %d, "rss_kb": %s, "rss_peak_kb": %s, "jobs_waiting": %s, "get": {"rps": %s, "p50_ms": %s, "p90_ms": %s, "p99_ms": %s, "non_2xx": %s}, "post": {"rps": %s, "p50_ms": %s, "p90_ms": %s, "p99_ms": %s, "non_2xx": %s, "requests": %s}}' \
     $(($(date +%s) - soak_start)) "$rss" "$rss_peak" "${waiting:-0}" "$g_rps" "$g_p50" "$g_p90" \
-    "$g_p99" "$g_bad" "$p_rps" "$p_p50" "$p_p90" "$p_p99" "$p_bad"
+    "$g_p99" "$g_bad" "$p_rps" "$p_p50" "$p_p90" "$p_p99" "$p_bad" "$p_n"
 }
 
 soak_start=$(date +%s)
@@ -114,11 +122,21 @@ if ((${#restarts[@]} > 0)); then
   restart_last=${restarts[-1]}
 fi
 # Every phase, for a look at the middle of the run.
-printf '%s\n' "${phases[@]}" >"${SOAK_PHASES:-build/release/soak-phases.jsonl}"
+phases_file=${SOAK_PHASES:-build/release/soak-phases.jsonl}
+printf '%s\n' "${phases[@]}" >"$phases_file"
+# Writes over the whole run: sent, refused (any non-2xx answer), and the phases whose
+# read or write p99 went above 50 ms.
+read -r posts_sent posts_refused slow_phases < <(jq -s -r \
+  '[(map(.post.requests) | add), (map(.post.non_2xx) | add),
+    (map(select(.get.p99_ms > 50 or .post.p99_ms > 50)) | length)] | @tsv' "$phases_file")
 cat <<JSON
 {
   "machine": {"cores": $(nproc), "connections": $connections, "duration_s": $duration,
-              "restart_every_s": $restart_every, "phase_s": $phase_s, "phases": ${#phases[@]}},
+              "restart_every_s": $restart_every, "phase_s": $phase_s, "phases": ${#phases[@]},
+              "post_rate": $post_rate},
+  "posts_sent": $posts_sent,
+  "posts_refused": $posts_refused,
+  "phases_p99_over_50ms": $slow_phases,
   "first_start_ms": $first_start_ms,
   "start": ${phases[0]},
   "end": ${phases[${#phases[@]}-1]},
