@@ -70,6 +70,13 @@ TEST_F(CommitterTest, SnapshotsStoredInPartsBetweenGroupsLoseNothing) {
       CommitterOptions{.groups_in_flight_max = 1, .snapshot_part_bytes = 4096});
 }
 
+// The sponsor (1) and grant (2) accounts that OneTransfer moves credits between.
+core::CreateAccounts SponsorAndGrant() {
+  return core::CreateAccounts{.now_us = 1,
+                              .accounts = {{.id = 1, .kind = ledger::AccountKind::kSponsor},
+                                           {.id = 2, .kind = ledger::AccountKind::kGrant}}};
+}
+
 void ConcurrentClientsLoseNothing(CommitterTest& test, Options options,
                                   CommitterOptions committer_options) {
   constexpr int kThreads = 8;
@@ -138,10 +145,7 @@ TEST_F(CommitterTest, AfterAFailedAppendNothingReadsOrCommits) {
   auto durable = DurableCore::Open(std::move(failing));
   ASSERT_TRUE(durable.ok());
   Committer committer(std::move(*durable), {});
-  const auto accounts =
-      core::CreateAccounts{.now_us = 1,
-                           .accounts = {{.id = 1, .kind = ledger::AccountKind::kSponsor},
-                                        {.id = 2, .kind = ledger::AccountKind::kGrant}}};
+  const auto accounts = SponsorAndGrant();
   ASSERT_TRUE(committer.Submit(accounts).get().ok());
   store->set_fail_appends(true);
   const auto transfer = core::CreateTransfers{.now_us = 2,
@@ -160,12 +164,7 @@ TEST_F(CommitterTest, AfterAFailedAppendNothingReadsOrCommits) {
 
 TEST_F(CommitterTest, ReadersNeverSeeACommandBeforeItIsDurable) {
   auto durable = Open();
-  ASSERT_TRUE(durable
-                  ->Submit(core::CreateAccounts{
-                      .now_us = 1,
-                      .accounts = {{.id = 1, .kind = ledger::AccountKind::kSponsor},
-                                   {.id = 2, .kind = ledger::AccountKind::kGrant}}})
-                  .ok());
+  ASSERT_TRUE(durable->Submit(SponsorAndGrant()).ok());
   Committer committer(std::move(durable), {.group_commands_max = 4});
   std::atomic<bool> done = false;
   std::atomic<int> violations = 0;
@@ -290,13 +289,7 @@ class HeldCommitterTest : public CommitterTest {
     auto durable = DurableCore::Open(std::move(held));
     ASSERT_TRUE(durable.ok());
     committer_ = std::make_unique<Committer>(std::move(*durable), CommitterOptions{});
-    ASSERT_TRUE(committer_
-                    ->Submit(core::CreateAccounts{
-                        .now_us = 1,
-                        .accounts = {{.id = 1, .kind = ledger::AccountKind::kSponsor},
-                                     {.id = 2, .kind = ledger::AccountKind::kGrant}}})
-                    .get()
-                    .ok());
+    ASSERT_TRUE(committer_->Submit(SponsorAndGrant()).get().ok());
   }
   void TearDown() override {
     store_->Release();
@@ -512,13 +505,7 @@ TEST_F(CommitterTest, AGroupDoesNotWaitForAWholeSnapshot) {
   uint64_t snapshot_seq = 0;
   {
     Committer committer(std::move(*durable), {.snapshot_part_bytes = 32});
-    ASSERT_TRUE(committer
-                    .Submit(core::CreateAccounts{
-                        .now_us = 1,
-                        .accounts = {{.id = 1, .kind = ledger::AccountKind::kSponsor},
-                                     {.id = 2, .kind = ledger::AccountKind::kGrant}}})
-                    .get()
-                    .ok());
+    ASSERT_TRUE(committer.Submit(SponsorAndGrant()).get().ok());
     for (Id128 id = 10; id < 12; ++id) {
       ASSERT_TRUE(committer.Submit(OneTransfer(id)).get().ok());
     }
@@ -564,13 +551,7 @@ TEST_F(CommitterTest, DroppedSnapshotsArePrunedAChunkAtATimeAfterTheirSuccessors
   ASSERT_TRUE(durable.ok());
   {
     Committer committer(std::move(*durable), {.snapshot_part_bytes = 32});
-    ASSERT_TRUE(committer
-                    .Submit(core::CreateAccounts{
-                        .now_us = 1,
-                        .accounts = {{.id = 1, .kind = ledger::AccountKind::kSponsor},
-                                     {.id = 2, .kind = ledger::AccountKind::kGrant}}})
-                    .get()
-                    .ok());
+    ASSERT_TRUE(committer.Submit(SponsorAndGrant()).get().ok());
     // One entry at a time, each waiting for the snapshot taken after it to be stored, so
     // that snapshots are due at entries 3, 6, 9 and 12 and none is skipped.
     const auto heads = [&] {
@@ -646,13 +627,7 @@ TEST_F(CommitterTest, GroupsGoOnWhileTheSnapshotIsEncodedInAChild) {
       }
     };
     Committer committer(std::move(*durable), options);
-    ASSERT_TRUE(committer
-                    .Submit(core::CreateAccounts{
-                        .now_us = 1,
-                        .accounts = {{.id = 1, .kind = ledger::AccountKind::kSponsor},
-                                     {.id = 2, .kind = ledger::AccountKind::kGrant}}})
-                    .get()
-                    .ok());
+    ASSERT_TRUE(committer.Submit(SponsorAndGrant()).get().ok());
     for (Id128 id = 10; id < 12; ++id) ASSERT_TRUE(committer.Submit(OneTransfer(id)).get().ok());
     // Three entries: the snapshot is due and forked; its child waits on the pipe.
     for (Id128 id = 100; id < 100 + kAfter; ++id) {
