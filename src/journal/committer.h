@@ -88,9 +88,8 @@ struct CommitterStats {
   uint64_t snapshot_failures = 0;
   double snapshot_pause_seconds_sum = 0;
   double snapshot_pause_seconds_max = 0;
-  // The write thread's steps that store snapshots between groups (a part, a head, a
-  // pruned chunk): how many, and the longest, which is the most a group waited for one.
-  uint64_t snapshot_steps = 0;
+  // The longest step the write thread took to store snapshots between groups (a part, a
+  // head, a pruned chunk): the most a group waited for one.
   double snapshot_step_seconds_max = 0;
   uint64_t snapshot_chunks_pruned = 0;
 };

@@ -491,15 +491,22 @@ class RecordingStore final : public JournalStore {
   std::shared_ptr<StoreRecord> record_;
 };
 
+// A durable core on the test's SQLite file through a RecordingStore that reports to
+// `store`, with a snapshot due every 3 entries.
+Result<std::unique_ptr<DurableCore>> OpenRecorded(const std::shared_ptr<StoreRecord>& store,
+                                                  const std::string& path) {
+  auto sqlite = SqliteStore::Open(path, OpenMode::kReadWriteCreate);
+  if (!sqlite.ok()) return sqlite.error();
+  return DurableCore::Open(std::make_unique<RecordingStore>(std::move(*sqlite), store),
+                           Options{.snapshot_entries = 3});
+}
+
 // A group that arrives while a snapshot is being stored waits for one part of it, not for
 // the whole: its append comes before the snapshot's head. The snapshot stored in parts is
 // the one a restart starts from.
 TEST_F(CommitterTest, AGroupDoesNotWaitForAWholeSnapshot) {
-  auto sqlite = SqliteStore::Open(path_, OpenMode::kReadWriteCreate);
-  ASSERT_TRUE(sqlite.ok());
   auto store = std::make_shared<StoreRecord>();
-  auto recording = std::make_unique<RecordingStore>(std::move(*sqlite), store);
-  auto durable = DurableCore::Open(std::move(recording), Options{.snapshot_entries = 3});
+  auto durable = OpenRecorded(store, path_);
   ASSERT_TRUE(durable.ok());
   store->HoldChunk(1);
   uint64_t snapshot_seq = 0;
@@ -543,11 +550,8 @@ TEST_F(CommitterTest, AGroupDoesNotWaitForAWholeSnapshot) {
 // that dropped them, one chunk per transaction, not inside the head's transaction; none
 // is left once the thread has nothing else to do.
 TEST_F(CommitterTest, DroppedSnapshotsArePrunedAChunkAtATimeAfterTheirSuccessorsHead) {
-  auto sqlite = SqliteStore::Open(path_, OpenMode::kReadWriteCreate);
-  ASSERT_TRUE(sqlite.ok());
   auto store = std::make_shared<StoreRecord>();
-  auto recording = std::make_unique<RecordingStore>(std::move(*sqlite), store);
-  auto durable = DurableCore::Open(std::move(recording), Options{.snapshot_entries = 3});
+  auto durable = OpenRecorded(store, path_);
   ASSERT_TRUE(durable.ok());
   {
     Committer committer(std::move(*durable), {.snapshot_part_bytes = 32});
@@ -605,11 +609,8 @@ TEST_F(CommitterTest, DroppedSnapshotsArePrunedAChunkAtATimeAfterTheirSuccessors
 // (AddressSanitizer builds encode in process; CI runs this test in the tsan preset.)
 TEST_F(CommitterTest, GroupsGoOnWhileTheSnapshotIsEncodedInAChild) {
   if (!DurableCore::kCanForkSnapshot) GTEST_SKIP() << "no fork-safe allocator in this build";
-  auto sqlite = SqliteStore::Open(path_, OpenMode::kReadWriteCreate);
-  ASSERT_TRUE(sqlite.ok());
   auto store = std::make_shared<StoreRecord>();
-  auto recording = std::make_unique<RecordingStore>(std::move(*sqlite), store);
-  auto durable = DurableCore::Open(std::move(recording), Options{.snapshot_entries = 3});
+  auto durable = OpenRecorded(store, path_);
   ASSERT_TRUE(durable.ok());
   int hold[2];
   ASSERT_EQ(pipe(hold), 0);
