@@ -121,7 +121,15 @@ std::unique_ptr<DurableCore> OpenStore(const std::string& path, OpenMode mode) {
         std::string(kDefaultDb) + "); to read a live service's store, use its API";
     Fail(error);
   }
-  return Unwrap(DurableCore::Open(Unwrap(std::move(store))));
+  std::unique_ptr<DurableCore> durable = Unwrap(DurableCore::Open(Unwrap(std::move(store))));
+  for (const DurableCore::SkippedSnapshot& skipped : durable->skipped_snapshots()) {
+    fmt::print(stderr, "warning: snapshot {} passed over ({}); the state was rebuilt from {}\n",
+               skipped.seq, skipped.reason,
+               durable->recovered_from_seq() == 0
+                   ? std::string("the journal")
+                   : "snapshot " + std::to_string(durable->recovered_from_seq()));
+  }
+  return durable;
 }
 
 std::string FlagNames(uint16_t flags) {

@@ -259,34 +259,77 @@ Result<std::unique_ptr<DurableCore>> DurableCore::Open(std::unique_ptr<JournalSt
 }
 
 Status DurableCore::Recover() {
-  ATRIUM_ASSIGN_OR_RETURN(std::optional<StoredSnapshot> snapshot, store_->LatestSnapshot());
-  if (snapshot.has_value()) {
-    // Written by an earlier build: replay the journal from its start instead. (Bytes that
-    // are no snapshot at all are refused below, by their digest or their decoding.)
-    const Result<uint32_t> version = core::Core::SnapshotVersion(snapshot->state);
-    if (version.ok() && *version < core::Core::kSnapshotVersion) snapshot.reset();
+  // Snapshots are a cache of the journal: a damaged one (its state does not match its
+  // digest, does not decode, or breaks the core's invariants) is passed over for the one
+  // before it, and then for the journal from its start, which yields the same state. The
+  // journal itself must still reach the newest snapshot's entry: a snapshot proves its
+  // entries were written, so a journal that ends before it has lost some.
+  ATRIUM_ASSIGN_OR_RETURN(std::vector<StoredSnapshot> index, store_->SnapshotIndex());
+  const uint64_t newest_seq = index.empty() ? 0 : index.back().seq;
+  for (auto it = index.rbegin(); it != index.rend(); ++it) {
+    Result<StoredSnapshot> read = store_->ReadSnapshot(it->seq);
+    if (!read.ok() && read.code() != ErrorCode::kCorruption) return read.error();
+    if (!read.ok()) {  // its chunks do not add up to its head
+      skipped_snapshots_.push_back({.seq = it->seq, .reason = read.error().message});
+      continue;
+    }
+    StoredSnapshot& snapshot = *read;
+    // Written by an earlier build: this one and every older one are passed over for the
+    // journal from its start. (Bytes that are no snapshot at all are damaged, below.)
+    const Result<uint32_t> version = core::Core::SnapshotVersion(snapshot.state);
+    if (version.ok() && *version < core::Core::kSnapshotVersion) break;
+    bool damaged = false;
+    Status recovered = RecoverFrom(&snapshot, &damaged);
+    if (recovered.ok() || !damaged) return recovered;
+    skipped_snapshots_.push_back({.seq = snapshot.seq, .reason = recovered.error().message});
+    ResetForRecovery();
   }
+  bool damaged = false;
+  ATRIUM_TRY(RecoverFrom(nullptr, &damaged));
+  if (last_seq_ < newest_seq) {
+    return MakeError(ErrorCode::kCorruption, "the journal ends at entry " +
+                                                 std::to_string(last_seq_) + ", before snapshot " +
+                                                 std::to_string(newest_seq) +
+                                                 " (which was passed over as damaged)");
+  }
+  return OkStatus();
+}
+
+void DurableCore::ResetForRecovery() {
+  core_ = core::Core();
+  last_seq_ = 0;
+  last_hash_ = Digest{};
+  recovered_from_seq_ = 0;
+  bytes_since_snapshot_ = 0;
+  entries_since_snapshot_ = 0;
+  last_snapshot_bytes_ = 0;
+}
+
+Status DurableCore::RecoverFrom(const StoredSnapshot* snapshot, bool* snapshot_damaged) {
   // The reader thread checks the digest and decodes the ledger while this one decodes the
   // rest of the snapshot; then it reads the tail while this one applies it.
-  RestartReader reader(store_.get(), snapshot.has_value() ? &*snapshot : nullptr);
-  if (snapshot.has_value()) {
+  RestartReader reader(store_.get(), snapshot);
+  if (snapshot != nullptr) {
     Result<core::Core> decoded = [&]() -> Result<core::Core> {
       ATRIUM_ASSIGN_OR_RETURN(const core::Core::SnapshotParts parts,
                               core::Core::SplitSnapshot(snapshot->state));
       return core::Core::DecodeWithoutLedger(parts.app);
     }();
     Result<ledger::Ledger> ledger = reader.TakeLedger();
+    // Whatever goes wrong before an entry is replayed is the snapshot's fault (a store
+    // that cannot be read fails the same way on the next attempt).
+    *snapshot_damaged = true;
     if (!ledger.ok()) return ledger.error();  // a digest that does not match comes first
     if (!decoded.ok()) return decoded.error();
     core_ = std::move(*decoded);
     core_.AttachLedger(std::move(*ledger));
     // Check the snapshot's state before anything is replayed on top of it.
     ATRIUM_TRY(core_.Verify());
+    *snapshot_damaged = false;
     last_seq_ = snapshot->seq;
     last_hash_ = snapshot->chain_hash;
     recovered_from_seq_ = snapshot->seq;
     last_snapshot_bytes_ = snapshot->state.size();
-    snapshot.reset();
   }
   for (;;) {
     std::vector<RestartReader::Entry> batch = reader.NextBatch();

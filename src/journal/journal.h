@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/core.h"
@@ -163,11 +164,24 @@ class DurableCore {
   const Digest& last_hash() const { return last_hash_; }
   // The seq of the snapshot Open started from (0: replayed from the beginning).
   uint64_t recovered_from_seq() const { return recovered_from_seq_; }
+  // Snapshots Open passed over as damaged, newest first, each with what was wrong; the
+  // state came from an older snapshot or the journal alone instead.
+  struct SkippedSnapshot {
+    uint64_t seq = 0;
+    std::string reason;
+  };
+  const std::vector<SkippedSnapshot>& skipped_snapshots() const { return skipped_snapshots_; }
 
  private:
   DurableCore(std::unique_ptr<JournalStore> store, Options options)
       : store_(std::move(store)), options_(options) {}
   Status Recover();
+  // Recover from `snapshot` (or from the journal's start) and the entries after it.
+  // `snapshot_damaged` says whether a failure was the snapshot's own (its digest, its
+  // decoding or its invariants), found before any entry was replayed.
+  Status RecoverFrom(const StoredSnapshot* snapshot, bool* snapshot_damaged);
+  // Back to an empty core before another attempt.
+  void ResetForRecovery();
 
   std::unique_ptr<JournalStore> store_;
   Options options_;
@@ -175,6 +189,7 @@ class DurableCore {
   uint64_t last_seq_ = 0;
   Digest last_hash_{};
   uint64_t recovered_from_seq_ = 0;
+  std::vector<SkippedSnapshot> skipped_snapshots_;
   uint64_t bytes_since_snapshot_ = 0;
   uint64_t entries_since_snapshot_ = 0;
   // Read by the apply thread (the policy, the encode buffer's size), set by a collector.

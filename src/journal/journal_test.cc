@@ -35,7 +35,8 @@ class Backend {
   virtual Result<std::unique_ptr<JournalStore>> Open(OpenMode mode) = 0;
   virtual void TamperEntry(uint64_t seq) = 0;  // change one byte inside its payload
   virtual void DeleteEntry(uint64_t seq) = 0;
-  virtual void TamperSnapshots() = 0;  // change one byte of every snapshot
+  // Changes one byte of snapshot `seq`'s state (every snapshot's if 0).
+  virtual void TamperSnapshots(uint64_t seq = 0) = 0;
 };
 
 class SqliteBackend final : public Backend {
@@ -53,8 +54,9 @@ class SqliteBackend final : public Backend {
   void DeleteEntry(uint64_t seq) override {
     Sql("DELETE FROM entries WHERE seq = " + std::to_string(seq));
   }
-  void TamperSnapshots() override {
-    Sql("UPDATE snapshot_chunks SET data = substr(data, 1, 30) || x'01' || substr(data, 32)");
+  void TamperSnapshots(uint64_t seq = 0) override {
+    Sql("UPDATE snapshot_chunks SET data = substr(data, 1, 30) || x'01' || substr(data, 32)" +
+        (seq == 0 ? std::string() : " WHERE seq = " + std::to_string(seq)));
   }
   void Sql(const std::string& statement) {
     sqlite3* db = nullptr;
@@ -89,9 +91,10 @@ class PgBackend final : public Backend {
   void DeleteEntry(uint64_t seq) override {
     Sql("DELETE FROM atrium_entries WHERE seq = " + std::to_string(seq));
   }
-  void TamperSnapshots() override {
+  void TamperSnapshots(uint64_t seq = 0) override {
     Sql("UPDATE atrium_snapshot_chunks SET data = overlay(data placing '\\x01'::bytea from 31"
-        " for 1)");
+        " for 1)" +
+        (seq == 0 ? std::string() : " WHERE seq = " + std::to_string(seq)));
   }
   void Sql(const std::string& statement) {
     pqxx::connection connection(url_);
@@ -501,16 +504,75 @@ TEST_F(JournalTest, TruncatedTailAfterASnapshotIsDetected) {
   EXPECT_FALSE(Verify().ok());
 }
 
-TEST_F(JournalTest, AlteredSnapshotIsDetected) {
+// A snapshot is a cache of the journal: a damaged one is passed over, and the state comes
+// from the journal alone, the same as before; `verify` still reports the damage.
+TEST_F(JournalTest, AlteredSnapshotIsPassedOverForTheJournal) {
+  std::string before;
   {
     auto durable = OpenDurable();
     ASSERT_TRUE(durable->Submit(Accounts(1)).ok());
     ASSERT_TRUE(durable->Submit(Fund(10, 5, 2)).ok());
     ASSERT_TRUE(durable->Snapshot().ok());
+    ASSERT_TRUE(durable->Submit(Fund(11, 7, 3)).ok());
+    before = State(*durable);
   }
   backend_->TamperSnapshots();
-  EXPECT_EQ(OpenStatus().code(), ErrorCode::kCorruption);
+  {
+    auto reopened = OpenDurable();
+    ASSERT_NE(reopened, nullptr);
+    EXPECT_EQ(reopened->recovered_from_seq(), 0u);
+    EXPECT_EQ(reopened->last_seq(), 3u);
+    EXPECT_EQ(State(*reopened), before);
+    ASSERT_EQ(reopened->skipped_snapshots().size(), 1u);
+    EXPECT_EQ(reopened->skipped_snapshots()[0].seq, 2u);
+    EXPECT_NE(reopened->skipped_snapshots()[0].reason.find("digest"), std::string::npos)
+        << reopened->skipped_snapshots()[0].reason;
+    // Appends go on from the replayed state.
+    ASSERT_TRUE(reopened->Submit(Fund(12, 1, 4)).ok());
+  }
   EXPECT_EQ(Verify().code(), ErrorCode::kCorruption);
+}
+
+// Two snapshots kept, the newer damaged: the older one and the entries after it.
+TEST_F(JournalTest, ADamagedNewestSnapshotFallsBackToTheOneBefore) {
+  std::string before;
+  {
+    auto durable = OpenDurable();
+    ASSERT_TRUE(durable->Submit(Accounts(1)).ok());
+    ASSERT_TRUE(durable->Submit(Fund(10, 5, 2)).ok());
+    ASSERT_TRUE(durable->Snapshot().ok());
+    ASSERT_TRUE(durable->Submit(Fund(11, 7, 3)).ok());
+    ASSERT_TRUE(durable->Snapshot().ok());
+    ASSERT_TRUE(durable->Submit(Fund(12, 1, 4)).ok());
+    before = State(*durable);
+  }
+  backend_->TamperSnapshots(3);
+  auto reopened = OpenDurable();
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(reopened->recovered_from_seq(), 2u);
+  EXPECT_EQ(reopened->entries_since_snapshot(), 2u);
+  EXPECT_EQ(reopened->last_seq(), 4u);
+  EXPECT_EQ(State(*reopened), before);
+  ASSERT_EQ(reopened->skipped_snapshots().size(), 1u);
+  EXPECT_EQ(reopened->skipped_snapshots()[0].seq, 3u);
+}
+
+// A damaged snapshot still proves that its entries were written: a journal that ends
+// before it has lost acknowledged entries and is refused, not opened short.
+TEST_F(JournalTest, ADamagedSnapshotDoesNotHideATruncatedJournal) {
+  {
+    auto durable = OpenDurable();
+    ASSERT_TRUE(durable->Submit(Accounts(1)).ok());
+    ASSERT_TRUE(durable->Submit(Fund(10, 5, 2)).ok());
+    ASSERT_TRUE(durable->Submit(Fund(11, 7, 3)).ok());
+    ASSERT_TRUE(durable->Snapshot().ok());
+  }
+  backend_->TamperSnapshots();
+  backend_->DeleteEntry(3);
+  const Status opened = OpenStatus();
+  EXPECT_EQ(opened.code(), ErrorCode::kCorruption);
+  EXPECT_NE(opened.error().message.find("ends at entry 2, before snapshot 3"), std::string::npos)
+      << opened.error().message;
 }
 
 // Restart reads the tail on a second thread and hands it over in batches of a bounded
@@ -550,9 +612,10 @@ TEST_F(JournalTest, ALongTailIsReplayedInOrderAndABreakDeepInItIsNamed) {
 }
 
 // A snapshot whose digest matches but whose state does not decode, ahead of a tail the
-// reader thread is still handing over: the open fails with kCorruption and stops the
-// reader (no hang, no half-opened core).
+// reader thread is still handing over: the reader is stopped (no hang, no half-opened
+// core) and the journal is replayed from its start instead; `verify` reports the snapshot.
 TEST_F(JournalTest, ASnapshotThatDoesNotDecodeStopsTheTailsReader) {
+  std::string before;
   {
     auto durable = OpenDurable();
     ASSERT_TRUE(durable->Submit(Accounts(1)).ok());
@@ -570,8 +633,16 @@ TEST_F(JournalTest, ASnapshotThatDoesNotDecodeStopsTheTailsReader) {
     std::vector<Command> group;
     for (uint32_t i = 0; i < 6000; ++i) group.push_back(Fund(100 + i, 1, 3 + i));
     ASSERT_TRUE(durable->Submit(group).ok());
+    before = State(*durable);
   }
-  EXPECT_EQ(OpenStatus().code(), ErrorCode::kCorruption);
+  {
+    auto reopened = OpenDurable();
+    ASSERT_NE(reopened, nullptr);
+    EXPECT_EQ(reopened->recovered_from_seq(), 0u);
+    EXPECT_EQ(State(*reopened), before);
+    ASSERT_EQ(reopened->skipped_snapshots().size(), 1u);
+    EXPECT_EQ(reopened->skipped_snapshots()[0].seq, 2u);
+  }
   EXPECT_EQ(Verify().code(), ErrorCode::kCorruption);
 }
 

@@ -982,6 +982,12 @@ Status Server::Start() {
                                  journal::Options{.snapshot_entries = s.options.snapshot_entries,
                                                   .snapshot_state_bytes_per_entry =
                                                       s.options.snapshot_state_bytes_per_entry}));
+  for (const journal::DurableCore::SkippedSnapshot& skipped : durable->skipped_snapshots()) {
+    LogEvent(LogLevel::kWarn, "snapshot_passed_over",
+             {{"snapshot_seq", skipped.seq},
+              {"reason", skipped.reason},
+              {"recovered_from_seq", durable->recovered_from_seq()}});
+  }
   if (s.options.clock == "manual") {
     // A test clock starts at the later of now and the store's last command, so time never
     // runs backwards in the journal across restarts.
