@@ -217,7 +217,7 @@ struct ClientOptions {
   throw CLI::RuntimeError(exit_code);
 }
 
-std::string EnvOr(const char* name, std::string fallback) {
+std::string EnvOr(const char* name, const std::string& fallback) {
   const char* value = std::getenv(name);
   return value != nullptr && *value != '\0' ? std::string(value) : fallback;
 }
@@ -483,6 +483,7 @@ void PrintHuman(const json& body) {
       fmt::print("{}\n", line);
     };
     std::vector<std::string> header;
+    header.reserve(columns.size());
     for (const std::string& column : columns) header.push_back(Header(column));
     print_row(header);
     for (const auto& row : rows) print_row(row);
@@ -777,7 +778,6 @@ void RegisterClientCommands(CLI::App& app) {
   auto options = std::make_shared<ClientOptions>();
   std::map<std::string, CLI::App*> groups;
   for (const ClientSpec& spec : ClientSpecs()) {
-    CLI::App* parent = &app;
     const std::string group = spec.group;
     CLI::App* command = nullptr;
     if (spec.name.empty()) {
@@ -796,8 +796,7 @@ void RegisterClientCommands(CLI::App& app) {
                 : app.add_subcommand(group, fmt::format("{} (from the service)", group));
         if (existing == nullptr) groups[group]->require_subcommand(1);
       }
-      parent = groups[group];
-      command = parent->add_subcommand(spec.name, spec.help);
+      command = groups[group]->add_subcommand(spec.name, spec.help);
     }
     auto bound = std::make_shared<Bound>();
     bound->spec = &spec;

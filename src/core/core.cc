@@ -285,7 +285,7 @@ Status Core::Verify() const {
   for (const auto& [id, program] : app_.programs()) {
     __int128 spent_total = 0;
     for (const auto& [grant_id, grant] : program.grants()) {
-      const std::string name = "program " + id + " grant " + grant_id;
+      const std::string name = fmt::format("program {} grant {}", id, grant_id);
       std::vector<Id128> accounts = {program.AccountId(grant.account)};
       for (const auto& [student, account] : grant.students) {
         accounts.push_back(program.AccountId(account));
@@ -335,7 +335,7 @@ Status Core::Verify() const {
     // Lab enrolments (docs/training.md): credits in = moved from the track, spent = their
     // jobs' charges, returned = moved back; the balance is what is left.
     for (const auto& [enrolment_id, enrolment] : program.training().enrolments) {
-      const std::string name = "program " + id + " enrolment " + enrolment_id;
+      const std::string name = fmt::format("program {} enrolment {}", id, enrolment_id);
       if (enrolment.account == 0) {
         if (!enrolment.credits.is_zero() || !enrolment.spent.is_zero()) {
           return Breach(name + ": credits without an account");

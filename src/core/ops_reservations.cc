@@ -16,7 +16,7 @@ using namespace ops_internal;  // NOLINT: the table's helpers
 namespace {
 
 constexpr int64_t kSecondsPerHour = 3600;
-constexpr int64_t kSecondsPerDay = 24 * 3600;
+constexpr int64_t kSecondsPerDay = int64_t{24} * 3600;
 constexpr int64_t kBasisPoints = 10'000;
 // Windows start and end within this many seconds of the epoch (year 2200).
 constexpr int64_t kTimeSMax = 7'258'118'400;

@@ -149,7 +149,8 @@ std::string ResolveProgram(const std::string& name, const std::string& path_env)
   std::stringstream dirs(path_env);
   for (std::string dir; std::getline(dirs, dir, ':');) {
     if (dir.empty()) dir = ".";
-    const std::string candidate = dir + "/" + name;
+    std::string candidate = dir;
+    candidate.append("/").append(name);
     if (access(candidate.c_str(), X_OK) == 0 && !fs::is_directory(candidate)) return candidate;
   }
   return name;
@@ -318,7 +319,8 @@ std::vector<std::string> LocalExecutor::JobEnvironment(const RunSpec& spec) {
       const auto byte = static_cast<unsigned char>(c);
       name += std::isalnum(byte) != 0 ? static_cast<char>(std::toupper(byte)) : '_';
     }
-    env.push_back(name + "=" + location);
+    name.append("=").append(location);
+    env.push_back(std::move(name));
     dataset_ids += (dataset_ids.empty() ? "" : ",") + id;
   }
   if (!spec.datasets.empty()) env.push_back("ATRIUM_DATASETS=" + dataset_ids);

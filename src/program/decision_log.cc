@@ -109,8 +109,10 @@ class SealChecker {
       if (seen.revealed) continue;
       for (const auto& [call, seq] : decided_) {
         if (call == seen.call && seq > seen.seq) {
-          return {seen.seq, "the commitment of " + ref + " (call " + call +
-                                ") is never revealed although the call is decided"};
+          std::string why = "the commitment of ";
+          why.append(ref).append(" (call ").append(call);
+          why += ") is never revealed although the call is decided";
+          return {seen.seq, std::move(why)};
         }
       }
     }
@@ -355,7 +357,7 @@ bool LogData::contains(const char* key) const { return is_object() && parsed().c
 
 void to_json(nlohmann::json& json, const LogData& data) { json = data.parsed(); }
 
-const LogEntry& DecisionLog::Append(int64_t at_us, std::string type, nlohmann::json data) {
+const LogEntry& DecisionLog::Append(int64_t at_us, std::string type, const nlohmann::json& data) {
   LogEntry entry;
   entry.seq = static_cast<int64_t>(entries_.size()) + 1;
   entry.at_us = at_us;

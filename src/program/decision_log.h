@@ -79,7 +79,7 @@ class DecisionLog {
   // Bounds one entry's canonical size; larger payloads are a programmer error.
   static constexpr size_t kEntryBytesMax = 1 << 20;
 
-  const LogEntry& Append(int64_t at_us, std::string type, nlohmann::json data);
+  const LogEntry& Append(int64_t at_us, std::string type, const nlohmann::json& data);
   const std::vector<LogEntry>& entries() const { return entries_; }
   size_t size() const { return entries_.size(); }
   // The hash of the last entry (the genesis hash when empty).

@@ -49,6 +49,7 @@ Result<Decision> ProgramState::SolveWithOverrides(const std::string& call_id,
   std::map<std::string, const ProposalOutcome*> before;
   for (const ProposalOutcome& outcome : base.outcomes) before[outcome.proposal] = &outcome;
   std::vector<std::string> all_ids;
+  all_ids.reserve(overrides.size());
   for (const SponsorOverride& entry : overrides) all_ids.push_back(entry.id);
   for (ProposalOutcome& outcome : decision.outcomes) {
     const auto old = before.find(outcome.proposal);
@@ -443,7 +444,7 @@ Result<Appeal> ProgramState::DecideAppeal(const std::string& appeal_id, bool uph
     entry["grant"] = grant_id;
     entry["funded"] = Money(proposal.requested);
   }
-  log_.Append(now_us, "appeal_decided", std::move(entry));
+  log_.Append(now_us, "appeal_decided", entry);
   return appeal;
 }
 

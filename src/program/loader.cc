@@ -2,10 +2,12 @@
 
 #include <toml++/toml.h>
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <system_error>
 
 namespace atrium::program {
 namespace {
@@ -264,14 +266,22 @@ int64_t DaysFromCivil(int64_t year, int64_t month, int64_t day) {
 
 Result<int64_t> ParseTimeUs(std::string_view text) {
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  char tail = 0;
+  // Digits only at their places: no sign, no spaces.
+  const auto digits = [text](size_t at, size_t count, int* out) {
+    for (size_t i = at; i < at + count; ++i) {
+      if (text[i] < '0' || text[i] > '9') return false;
+    }
+    return std::from_chars(text.data() + at, text.data() + at + count, *out).ec == std::errc();
+  };
+  const auto date = [&] {
+    return digits(0, 4, &year) && text[4] == '-' && digits(5, 2, &month) && text[7] == '-' &&
+           digits(8, 2, &day);
+  };
+  const bool date_only = text.size() == 10 && date();
+  const bool date_time = text.size() == 20 && date() && text[10] == 'T' && digits(11, 2, &hour) &&
+                         text[13] == ':' && digits(14, 2, &minute) && text[16] == ':' &&
+                         digits(17, 2, &second) && text[19] == 'Z';
   const std::string copy(text);
-  const bool date_only =
-      copy.size() == 10 && std::sscanf(copy.c_str(), "%4d-%2d-%2d", &year, &month, &day) == 3;
-  const bool date_time = copy.size() == 20 &&
-                         std::sscanf(copy.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &year, &month, &day,
-                                     &hour, &minute, &second, &tail) == 7 &&
-                         tail == 'Z';
   if ((!date_only && !date_time) || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 ||
       minute > 59 || second > 60) {
     return MakeError(ErrorCode::kParseError,
@@ -308,7 +318,7 @@ std::optional<int64_t> ParseRelativeUs(std::string_view text) {
     if (c < '0' || c > '9') return std::nullopt;
     count = count * 10 + (c - '0');
   }
-  constexpr int64_t kMaxUs = 100 * 366 * kMicrosPerDay;
+  constexpr int64_t kMaxUs = int64_t{100} * 366 * kMicrosPerDay;
   if (count > kMaxUs / unit_us) return std::nullopt;
   return (text.front() == '-' ? -count : count) * unit_us;
 }
@@ -429,7 +439,7 @@ Result<ProgramDefinition> ParseProgramToml(std::string_view text, std::optional<
       }
     }
     rules.max_chips = bounded("max_chips", 0, 1'000'000'000);
-    rules.max_hours = bounded("max_hours", 0, 24 * 3660);
+    rules.max_hours = bounded("max_hours", 0, int64_t{24} * 3660);
     rules.max_ahead_days = bounded("max_ahead_days", 0, 3660);
     rules.max_share_bp = bounded("max_share_bp", 10'000, 10'000);
     rules.cancel_fee_bp = bounded("cancel_fee_bp", 0, 10'000);

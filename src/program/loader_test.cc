@@ -12,6 +12,13 @@ TEST(LoaderTest, TimesRoundTrip) {
   EXPECT_EQ(FormatTimeUs(*ParseTimeUs("2028-02-29T23:59:59Z")), "2028-02-29T23:59:59Z");
   EXPECT_EQ(ParseTimeUs("2026-13-01").code(), ErrorCode::kParseError);
   EXPECT_EQ(ParseTimeUs("yesterday").code(), ErrorCode::kParseError);
+  // Digits only, each at its place: no sign, space or short field inside a date.
+  EXPECT_EQ(ParseTimeUs("+026-01-15").code(), ErrorCode::kParseError);
+  EXPECT_EQ(ParseTimeUs("2026-1-015").code(), ErrorCode::kParseError);
+  EXPECT_EQ(ParseTimeUs("2026-01- 5").code(), ErrorCode::kParseError);
+  EXPECT_EQ(ParseTimeUs("2026-01-15T09:30:0xZ").code(), ErrorCode::kParseError);
+  EXPECT_EQ(ParseTimeUs("2026-01-15T09:30:00+").code(), ErrorCode::kParseError);
+  EXPECT_EQ(ParseTimeUs("2026-01-15 09:30:00Z").code(), ErrorCode::kParseError);
 }
 
 TEST(LoaderTest, ErrorsNameTheField) {

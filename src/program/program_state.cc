@@ -347,7 +347,7 @@ Result<ProgramState> ProgramState::Create(ProgramDefinition definition, int64_t 
                                {"reserve", Money(governance.appeals.reserve)}}},
                              {"sponsor_ties", ties}};
   }
-  state.log_.Append(now_us, "program_created", std::move(created));
+  state.log_.Append(now_us, "program_created", created);
   return state;
 }
 
@@ -625,7 +625,7 @@ Status ProgramState::SubmitProposal(ProposalInput input, int64_t now_us) {
   }
   sealed["proposals"] = in_call;
   seal.committed_in =
-      log_.Append(now_us, edit ? "proposal_edited" : "proposal_submitted", std::move(sealed)).seq;
+      log_.Append(now_us, edit ? "proposal_edited" : "proposal_submitted", sealed).seq;
   return OkStatus();
 }
 
@@ -1356,7 +1356,7 @@ Status ProgramState::CommitDecision(const std::string& call_id, int64_t now_us) 
   const auto call_overrides = overrides_.find(call_id);
   const bool overridden = call_overrides != overrides_.end() && !call_overrides->second.empty();
   if (overridden) committed["overrides"] = static_cast<int64_t>(call_overrides->second.size());
-  log_.Append(now_us, "decision_committed", std::move(committed));
+  log_.Append(now_us, "decision_committed", committed);
   RevealSeals(call_id, now_us);
   LogOverrides(decision, now_us);
   for (const ProposalOutcome& outcome : decision.outcomes) {
@@ -1377,7 +1377,7 @@ Status ProgramState::CommitDecision(const std::string& call_id, int64_t now_us) 
       decided["overrides"] = outcome.overrides;
     }
     if (const std::string tie = SponsorTieOf(proposal); !tie.empty()) decided["sponsor_tie"] = tie;
-    log_.Append(now_us, "proposal_decided", std::move(decided));
+    log_.Append(now_us, "proposal_decided", decided);
   }
   for (Grant& grant : grants) {
     institution_awarded_[grant.institution] =
@@ -1637,7 +1637,7 @@ void ProgramState::LogObligation(const Obligation& obligation, int64_t now_us) {
                {"due_us", obligation.due_us}};
   if (!obligation.reference.empty()) data["reference"] = obligation.reference;
   if (!obligation.license.empty()) data["license"] = obligation.license;
-  log_.Append(now_us, "obligation_changed", std::move(data));
+  log_.Append(now_us, "obligation_changed", data);
 }
 
 bool ProgramState::HasOverdue(const std::string& grant_id) const {

@@ -87,7 +87,7 @@ Status ProgramState::AddTrainingItem(TrainingItem item, int64_t now_us) {
                {"prerequisites", item.prerequisites},
                {"track", item.track},
                {"credits", item.credits.ToString()}};
-  log_.Append(now_us, "training_added", std::move(data));
+  log_.Append(now_us, "training_added", data);
   const std::string id = item.id;
   training_.items.emplace(id, std::move(item));
   return OkStatus();

@@ -133,7 +133,7 @@ bool IsOsiLicense(std::string_view spdx_id) {
 }
 
 Status ValidateRepository(std::string_view url, std::string_view license) {
-  const auto bad = [&](std::string why) {
+  const auto bad = [&](const std::string& why) {
     return MakeError(ErrorCode::kInvalidRepository,
                      "repository must be https://<public forge>/<owner>/<name>: " + why,
                      "reference");

@@ -400,6 +400,7 @@ json ProgramReportJson(const ProgramState& state) {
     per_institution[grant.institution] += static_cast<double>(grant.awarded.micro()) / 1e6;
   }
   std::vector<double> institution_credits;
+  institution_credits.reserve(per_institution.size());
   for (const auto& [institution, credits] : per_institution) institution_credits.push_back(credits);
 
   // Grants paid from the appeals reserve count in their track's `committed` (they are

@@ -87,7 +87,7 @@ bool ParseStep(std::string_view text, int64_t* step_s) {
         unit = 86'400;
         break;
       case 'w':
-        unit = 7 * 86'400;
+        unit = int64_t{7} * 86'400;
         break;
       default:
         unit = 0;
@@ -511,7 +511,7 @@ Status WriteSimulationUsage(const sched::Scheduler& scheduler, const std::string
   }
   if (from_s == INT64_MAX) from_s = to_s = 0;
   UsageQuery query;
-  query.step_s = to_s - from_s < 2 * 86'400 ? 3'600 : 86'400;
+  query.step_s = to_s - from_s < int64_t{2} * 86'400 ? 3'600 : 86'400;
   query.from_s = from_s / query.step_s * query.step_s;
   query.to_s = std::max(query.from_s + query.step_s,
                         (to_s + query.step_s - 1) / query.step_s * query.step_s);

@@ -86,7 +86,9 @@ Result<UsageQuery> ParseUsageQuery(const std::multimap<std::string, std::string>
 // "2026-11-01T00:00:00Z"
 std::string FormatUtc(int64_t unix_s);
 
-class UsageIndex {
+// (bugprone-reserved-identifier: clang-tidy reads the loop variable of the implicit copy of
+// the array members below, `__i0`, as a declaration of ours.)
+class UsageIndex {  // NOLINT(bugprone-reserved-identifier)
  public:
   explicit UsageIndex(int64_t chips_total = 0) : chips_total_(chips_total) {}
 

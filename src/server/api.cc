@@ -752,7 +752,8 @@ Result<json> JobLogs(const ReadRequest& request) {
   constexpr int64_t kLengthMax = 1 << 20;
   ATRIUM_ASSIGN_OR_RETURN(const int64_t offset,
                           number("offset", 0, 0, std::numeric_limits<int64_t>::max() / 2));
-  ATRIUM_ASSIGN_OR_RETURN(const int64_t length, number("length", 64 * 1024, 1, kLengthMax));
+  ATRIUM_ASSIGN_OR_RETURN(const int64_t length,
+                          number("length", int64_t{64} * 1024, 1, kLengthMax));
   const std::string jobs_dir = (std::filesystem::path(request.data_dir) / "jobs").string();
   ATRIUM_ASSIGN_OR_RETURN(exec::LogChunk chunk,
                           exec::ReadJobLog(jobs_dir, id, stream, offset, length));
