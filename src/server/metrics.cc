@@ -93,6 +93,18 @@ std::string Metrics::Render(size_t queue_depth, int64_t chips_busy, int64_t jobs
   out += "# TYPE atrium_journal_snapshot_chunks_pruned_total counter\n";
   out += fmt::format("atrium_journal_snapshot_chunks_pruned_total {}\n",
                      committer.snapshot_chunks_pruned);
+  out +=
+      "# HELP atrium_journal_recovered_from_seq The snapshot this start recovered from (0: "
+      "the journal alone).\n";
+  out += "# TYPE atrium_journal_recovered_from_seq gauge\n";
+  out += fmt::format("atrium_journal_recovered_from_seq {}\n",
+                     recovered_from_seq_.load(std::memory_order_relaxed));
+  out +=
+      "# HELP atrium_journal_snapshots_passed_over Damaged snapshots this start passed over "
+      "for an older one or the journal alone (each is logged as snapshot_passed_over).\n";
+  out += "# TYPE atrium_journal_snapshots_passed_over gauge\n";
+  out += fmt::format("atrium_journal_snapshots_passed_over {}\n",
+                     snapshots_passed_over_.load(std::memory_order_relaxed));
   out += "# HELP atrium_cluster_chips_busy Chips running jobs.\n";
   out += "# TYPE atrium_cluster_chips_busy gauge\n";
   out += fmt::format("atrium_cluster_chips_busy {}\n", chips_busy);

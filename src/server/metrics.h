@@ -30,6 +30,12 @@ class Metrics {
     (off_apply_thread ? solves_off_apply_ : solves_on_apply_)
         .fetch_add(1, std::memory_order_relaxed);
   }
+  // What the store's open found: the snapshot it started from (0: the journal alone) and
+  // the damaged snapshots it passed over (docs/journal.md, "Recovery").
+  void SetRecovery(uint64_t recovered_from_seq, uint64_t snapshots_passed_over) {
+    recovered_from_seq_.store(recovered_from_seq, std::memory_order_relaxed);
+    snapshots_passed_over_.store(snapshots_passed_over, std::memory_order_relaxed);
+  }
   std::string Render(size_t queue_depth, int64_t chips_busy, int64_t jobs_waiting,
                      const journal::CommitterStats& committer) const ABSL_LOCKS_EXCLUDED(mutex_);
 
@@ -41,6 +47,8 @@ class Metrics {
   };
   std::atomic<uint64_t> solves_off_apply_{0};
   std::atomic<uint64_t> solves_on_apply_{0};
+  std::atomic<uint64_t> recovered_from_seq_{0};
+  std::atomic<uint64_t> snapshots_passed_over_{0};
   mutable journal::Mutex mutex_;
   struct PerOperation {
     std::map<int, uint64_t> requests_by_status;

@@ -982,6 +982,7 @@ Status Server::Start() {
                                  journal::Options{.snapshot_entries = s.options.snapshot_entries,
                                                   .snapshot_state_bytes_per_entry =
                                                       s.options.snapshot_state_bytes_per_entry}));
+  s.metrics.SetRecovery(durable->recovered_from_seq(), durable->skipped_snapshots().size());
   for (const journal::DurableCore::SkippedSnapshot& skipped : durable->skipped_snapshots()) {
     LogEvent(LogLevel::kWarn, "snapshot_passed_over",
              {{"snapshot_seq", skipped.seq},

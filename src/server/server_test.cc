@@ -7,6 +7,7 @@
 #include "server/server.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -22,6 +23,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "journal/journal.h"
+#include "journal/open.h"
 #include "server/http_transport.h"
 
 namespace atrium::server {
@@ -690,6 +693,61 @@ TEST_F(ServerConcurrencyTest, ChangesAnsweredFromTheLoopAreCountedAndSurviveASto
     }
   }
   EXPECT_EQ(missing, 0) << "acknowledged changes lost in a Stop";
+}
+
+// A damaged snapshot does not keep the service down: it starts from the journal alone, with
+// every acknowledged change, and says so in /metrics (docs/journal.md, "Recovery").
+TEST_F(ServerConcurrencyTest, ADamagedSnapshotIsPassedOverAtStart) {
+  constexpr int kInstitutions = 10;
+  std::string admin;
+  {
+    InProcessServer service(dir_);
+    ASSERT_TRUE(service.Start());
+    admin = service.admin_token();
+    httplib::Client client("http://127.0.0.1:" + std::to_string(service.port()));
+    ASSERT_EQ(Call(client, "POST", "/v1/programs", admin, {{"toml", PaddedProgramToml()}}).status,
+              201);
+    for (int i = 0; i < kInstitutions; ++i) {
+      ASSERT_EQ(Call(client, "POST", "/v1/programs/build-on-trainium-2026/institutions", admin,
+                     Institution("d" + std::to_string(i)))
+                    .status,
+                201);
+    }
+  }
+  const std::string db = (dir_ / "atrium.db").string();
+  {
+    auto store = journal::OpenJournalStore(db, journal::OpenMode::kReadWrite);
+    ASSERT_TRUE(store.ok()) << store.error().ToString();
+    auto durable = journal::DurableCore::Open(std::move(*store));
+    ASSERT_TRUE(durable.ok()) << durable.error().ToString();
+    ASSERT_TRUE((*durable)->Snapshot().ok());
+  }
+  {
+    sqlite3* handle = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &handle), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(handle,
+                           "UPDATE snapshot_chunks SET data = substr(data, 1, 30) || x'01' ||"
+                           " substr(data, 32)",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    EXPECT_GT(sqlite3_changes(handle), 0);
+    sqlite3_close(handle);
+  }
+  InProcessServer again(dir_);
+  ASSERT_TRUE(again.Start());
+  httplib::Client client("http://127.0.0.1:" + std::to_string(again.port()));
+  for (int i = 0; i < kInstitutions; ++i) {
+    EXPECT_EQ(Call(client, "POST", "/v1/programs/build-on-trainium-2026/institutions", admin,
+                   Institution("d" + std::to_string(i)))
+                  .status,
+              409);
+  }
+  const httplib::Result metrics =
+      client.Get("/metrics", httplib::Headers{{"Authorization", "Bearer " + admin}});
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("atrium_journal_snapshots_passed_over 1\n"), std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("atrium_journal_recovered_from_seq 0\n"), std::string::npos);
 }
 
 TEST(ServerConfigTest, SnapshotPolicyIsReadFromTheConfigFileAndChecked) {
