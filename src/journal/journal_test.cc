@@ -680,10 +680,10 @@ TEST_F(JournalTest, ForeignAndMissingFilesAreRefused) {
 }
 #else
 TEST_F(JournalTest, MissingOrForeignJournalIsRefused) {
-  EXPECT_EQ(PgStore::Open(std::getenv("ATRIUM_TEST_PG_URL"), OpenMode::kReadWrite).code(),
-            ErrorCode::kNotFound);
-  EXPECT_EQ(PgStore::Open(std::getenv("ATRIUM_TEST_PG_URL"), OpenMode::kReadOnly).code(),
-            ErrorCode::kNotFound);
+  const char* url = std::getenv("ATRIUM_TEST_PG_URL");
+  ASSERT_NE(url, nullptr);  // (SetUp checked it too)
+  EXPECT_EQ(PgStore::Open(url, OpenMode::kReadWrite).code(), ErrorCode::kNotFound);
+  EXPECT_EQ(PgStore::Open(url, OpenMode::kReadOnly).code(), ErrorCode::kNotFound);
   { ASSERT_TRUE(OpenDurable()->Submit(Accounts(1)).ok()); }
   static_cast<PgBackend*>(backend_.get())
       ->Sql("UPDATE atrium_meta SET value = 'something-else' WHERE key = 'format'");
