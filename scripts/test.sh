@@ -31,6 +31,6 @@ mapfile -t rest < <(printf '%s\n' "${sources[@]}" | grep -Ev '^src/(base|ledger|
 mapfile -t changed < <(git diff --name-only HEAD~1 HEAD -- 'src/*.cc' 2>/dev/null |
                        grep -Fx -f <(printf '%s\n' "${rest[@]}") || true)
 mapfile -t rotating < <(printf '%s\n' "${rest[@]}" |
-                        awk -v n=${#rest[@]} -v day=$(( $(date +%s) / 86400 )) -v k=${TIDY_SAMPLE:-6} \
+                        awk -v n=${#rest[@]} -v day=$(( $(date +%s) / 86400 )) -v k=${TIDY_SAMPLE:-3} \
                             '{ if (((NR + day * k) % n) < k) print }')
 scripts/tidy.sh $(printf '%s\n' "${always[@]}" "${changed[@]}" "${rotating[@]}" | grep . | sort -u)
