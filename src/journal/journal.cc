@@ -273,19 +273,18 @@ Status DurableCore::Recover() {
       skipped_snapshots_.push_back({.seq = it->seq, .reason = read.error().message});
       continue;
     }
-    StoredSnapshot& snapshot = *read;
     // Written by an earlier build: this one and every older one are passed over for the
     // journal from its start. (Bytes that are no snapshot at all are damaged, below.)
-    const Result<uint32_t> version = core::Core::SnapshotVersion(snapshot.state);
+    const Result<uint32_t> version = core::Core::SnapshotVersion(read->state);
     if (version.ok() && *version < core::Core::kSnapshotVersion) break;
     bool damaged = false;
-    Status recovered = RecoverFrom(&snapshot, &damaged);
+    Status recovered = RecoverFrom(std::move(*read), &damaged);
     if (recovered.ok() || !damaged) return recovered;
-    skipped_snapshots_.push_back({.seq = snapshot.seq, .reason = recovered.error().message});
+    skipped_snapshots_.push_back({.seq = it->seq, .reason = recovered.error().message});
     ResetForRecovery();
   }
   bool damaged = false;
-  ATRIUM_TRY(RecoverFrom(nullptr, &damaged));
+  ATRIUM_TRY(RecoverFrom(std::nullopt, &damaged));
   if (last_seq_ < newest_seq) {
     return MakeError(ErrorCode::kCorruption, "the journal ends at entry " +
                                                  std::to_string(last_seq_) + ", before snapshot " +
@@ -305,11 +304,11 @@ void DurableCore::ResetForRecovery() {
   last_snapshot_bytes_ = 0;
 }
 
-Status DurableCore::RecoverFrom(const StoredSnapshot* snapshot, bool* snapshot_damaged) {
+Status DurableCore::RecoverFrom(std::optional<StoredSnapshot> snapshot, bool* snapshot_damaged) {
   // The reader thread checks the digest and decodes the ledger while this one decodes the
   // rest of the snapshot; then it reads the tail while this one applies it.
-  RestartReader reader(store_.get(), snapshot);
-  if (snapshot != nullptr) {
+  RestartReader reader(store_.get(), snapshot.has_value() ? &*snapshot : nullptr);
+  if (snapshot.has_value()) {
     Result<core::Core> decoded = [&]() -> Result<core::Core> {
       ATRIUM_ASSIGN_OR_RETURN(const core::Core::SnapshotParts parts,
                               core::Core::SplitSnapshot(snapshot->state));
@@ -330,6 +329,7 @@ Status DurableCore::RecoverFrom(const StoredSnapshot* snapshot, bool* snapshot_d
     last_hash_ = snapshot->chain_hash;
     recovered_from_seq_ = snapshot->seq;
     last_snapshot_bytes_ = snapshot->state.size();
+    snapshot.reset();  // the reader is done with it: the tail replays without its bytes
   }
   for (;;) {
     std::vector<RestartReader::Entry> batch = reader.NextBatch();

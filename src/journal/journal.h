@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -176,10 +177,11 @@ class DurableCore {
   DurableCore(std::unique_ptr<JournalStore> store, Options options)
       : store_(std::move(store)), options_(options) {}
   Status Recover();
-  // Recover from `snapshot` (or from the journal's start) and the entries after it.
+  // Recover from `snapshot` (or from the journal's start) and the entries after it; the
+  // snapshot's bytes are freed once its state is loaded.
   // `snapshot_damaged` says whether a failure was the snapshot's own (its digest, its
   // decoding or its invariants), found before any entry was replayed.
-  Status RecoverFrom(const StoredSnapshot* snapshot, bool* snapshot_damaged);
+  Status RecoverFrom(std::optional<StoredSnapshot> snapshot, bool* snapshot_damaged);
   // Back to an empty core before another attempt.
   void ResetForRecovery();
 
